@@ -1,0 +1,100 @@
+"""Questions asked of an AttentionResult: which token is the focus, where does it attend.
+
+Pure NumPy on the result object; no torch, no tokenizer.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+from .attention import AttentionResult
+from .errors import AttnvizError
+
+ENGLISH_PRONOUNS = frozenset(
+    "it its he him his she her hers they them their theirs".split())
+# Korean third-person and demonstrative pronouns; in text they carry a particle ("그것은", "그가").
+KOREAN_PRONOUNS = ("그녀", "그것", "그들", "이것", "저것", "그분", "그", "걔", "얘")
+KOREAN_PARTICLES = frozenset(
+    "은 는 이 가 을 를 의 에게 에게서 도 와 과 랑 이랑 만 에 에서 로 으로 한테 께서".split()) | {""}
+
+
+@dataclass(frozen=True)
+class Focus:
+    index: int           # token index in the result
+    label: str
+    note: str | None = None  # e.g. "'it' occurs 2 times; using the first (token 9)"
+
+
+@dataclass(frozen=True)
+class HeadTargets:
+    layer: int
+    head: int
+    targets: list[tuple[int, float]]   # (key token index, weight), strongest first
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFC", text).casefold().strip()
+
+
+def word_spans(result: AttentionResult) -> list[tuple[str, list[int]]]:
+    """Each word's original text and its token indices, in order (special tokens excluded)."""
+    groups: dict[int, list[int]] = {}
+    for i, w in enumerate(result.word_ids):
+        if w is not None:
+            groups.setdefault(w, []).append(i)
+    spans = []
+    for indices in groups.values():
+        start, end = result.offsets[indices[0]][0], result.offsets[indices[-1]][1]
+        spans.append((result.text[start:end], indices))
+    return spans
+
+
+def resolve_focus(result: AttentionResult, query: str) -> Focus:
+    """A token index ("9"), or a word matched case-insensitively against tokens, then words.
+
+    A word split into several tokens is represented by its first token.
+    """
+    labels = result.labels
+    text = query.strip()
+    if text.isdigit():
+        index = int(text)
+        if index >= len(labels):
+            raise AttnvizError(f"focus token {index} is out of range: the sentence has {len(labels)} tokens (0-{len(labels) - 1})")
+        return Focus(index, labels[index])
+    wanted = _fold(text)
+    if not wanted:
+        raise AttnvizError("the focus word is empty; give a word of the sentence or a token index")
+    matches = [i for i, label in enumerate(labels) if not result.special[i] and _fold(label) == wanted]
+    if not matches:
+        matches = [indices[0] for word, indices in word_spans(result) if _fold(word) == wanted]
+    if not matches:
+        raise AttnvizError(f"focus word {query!r} is not in the sentence; give one of its words or a token index 0-{len(labels) - 1}")
+    note = None
+    if len(matches) > 1:
+        note = (f"{query!r} occurs {len(matches)} times; using the first (token {matches[0]}); "
+                f"pass a token index ({', '.join(map(str, matches))}) to pick another")
+    return Focus(matches[0], labels[matches[0]], note)
+
+
+def find_pronoun(result: AttentionResult) -> Focus | None:
+    """The first common English or Korean pronoun of the sentence, if any."""
+    for word, indices in word_spans(result):
+        folded = _fold(word)
+        if folded in ENGLISH_PRONOUNS or any(
+                folded.startswith(p) and folded[len(p):] in KOREAN_PARTICLES for p in KOREAN_PRONOUNS):
+            return Focus(indices[0], result.labels[indices[0]])
+    return None
+
+
+def top_targets(result: AttentionResult, index: int, k: int = 3) -> list[HeadTargets]:
+    """Per layer and head, the `k` keys that token `index` attends to most (ties: earlier token)."""
+    rows = result.weights[:, :, index, :]                                            # [L, H, T]
+    order = np.argsort(-rows, axis=-1, kind="stable")[..., :k]
+    out = []
+    for li, layer in enumerate(result.layers):
+        for hi, head in enumerate(result.heads):
+            out.append(HeadTargets(layer, head, [(int(j), float(rows[li, hi, j])) for j in order[li, hi]]))
+    return out

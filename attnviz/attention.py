@@ -1,0 +1,156 @@
+"""The attention result: the one object that flows from the encoder to analysis and renderers.
+
+Holds NumPy arrays only (no torch), so renderers, analysis and exports stay light.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .config import EncoderConfig
+from .errors import AttnvizError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What produced the weights, for headers, titles and JSON."""
+
+    source: str                  # "random", a checkpoint path, or a named model
+    config: EncoderConfig
+    seed: int | None = None      # random models only
+    learned: bool = False        # False: random weights, patterns mean nothing
+    tokenizer: str = ""
+    kind: str = "random"         # "random", "attnviz", or a family such as "bert"
+
+    @property
+    def name(self) -> str:
+        return f"random (seed {self.seed})" if self.kind == "random" else self.source
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "source": self.source, "kind": self.kind, "seed": self.seed,
+                "learned": self.learned, "tokenizer": self.tokenizer, "config": self.config.to_dict()}
+
+
+@dataclass(frozen=True)
+class AttentionResult:
+    """Attention of one text: weights[i, j] is layer layers[i], head heads[j], shape [T, T].
+
+    Rows are queries, columns keys; every row sums to one.
+    """
+
+    text: str
+    tokens: list[str]
+    offsets: list[tuple[int, int]]
+    word_ids: list[int | None]
+    special: list[bool]
+    weights: np.ndarray          # float32 [len(layers), len(heads), T, T]
+    layers: list[int]
+    heads: list[int]
+    model: ModelInfo
+    truncated: bool = False
+    view: str = "attention"
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        T = len(self.tokens)
+        expected = (len(self.layers), len(self.heads), T, T)
+        if self.weights.shape != expected:
+            raise ValueError(f"weights shape {self.weights.shape} != {expected}")
+
+    @property
+    def labels(self) -> list[str]:
+        """What the user wrote for each token (specials keep their token string), made printable."""
+        out = []
+        for token, (start, end), special in zip(self.tokens, self.offsets, self.special):
+            piece = token if special or end <= start else self.text[start:end]
+            out.append(printable(piece))
+        return out
+
+    def head(self, layer: int, head: int) -> np.ndarray:
+        """[T, T] weights of model layer `layer`, head `head` (model indices, not positions)."""
+        return self.weights[self.layers.index(layer), self.heads.index(head)]
+
+    def select(self, layers: list[int] | None = None, heads: list[int] | None = None) -> "AttentionResult":
+        layers = self.layers if layers is None else layers
+        heads = self.heads if heads is None else heads
+        li = [self.layers.index(i) for i in layers]
+        hi = [self.heads.index(i) for i in heads]
+        return replace(self, weights=self.weights[np.ix_(li, hi)], layers=list(layers), heads=list(heads))
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "tokens": self.tokens,
+            "labels": self.labels,
+            "offsets": [list(o) for o in self.offsets],
+            "word_ids": self.word_ids,
+            "special": self.special,
+            "truncated": self.truncated,
+            "view": self.view,
+            "model": self.model.to_dict(),
+            "layers": self.layers,
+            "heads": self.heads,
+            # float32 -> Python float is exact, and JSON's shortest repr of that double reads back
+            # to the same float32: weights round-trip bit for bit.
+            "weights": self.weights.astype(np.float32).tolist(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    def npz_arrays(self) -> dict[str, np.ndarray]:
+        """The same content as to_dict, as arrays for np.savez (word_ids: -1 for None)."""
+        return {
+            "weights": self.weights.astype(np.float32),
+            "tokens": np.array(self.tokens, dtype=str),
+            "labels": np.array(self.labels, dtype=str),
+            "offsets": np.array(self.offsets, dtype=np.int64).reshape(-1, 2),
+            "word_ids": np.array([-1 if w is None else w for w in self.word_ids], dtype=np.int64),
+            "special": np.array(self.special, dtype=bool),
+            "layers": np.array(self.layers, dtype=np.int64),
+            "heads": np.array(self.heads, dtype=np.int64),
+            "text": np.array(self.text),
+            "view": np.array(self.view),
+            "model": np.array(json.dumps(self.model.to_dict(), ensure_ascii=False)),
+        }
+
+
+def printable(text: str) -> str:
+    """Make a token safe to print: control, format (ZWJ, bidi overrides) and other invisible
+    characters become visible escapes, so no token can move the cursor or reorder a line."""
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat[0] == "C" or cat in ("Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"<U+{ord(ch):04X}>")
+        elif ch == "\t" or cat == "Zs":
+            out.append("␣")
+        else:
+            out.append(ch)
+    return "".join(out) or "∅"
+
+
+def parse_indices(spec: str | None, count: int, what: str) -> list[int]:
+    """Parse "0,2", "1-3", "all" (or None) into sorted unique indices below `count`.
+
+    `what` names the thing ("layer", "head") for the error message.
+    """
+    if spec is None or spec.strip().lower() in ("", "all"):
+        return list(range(count))
+    chosen: set[int] = set()
+    for part in spec.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match or (match[2] is not None and int(match[2]) < int(match[1])):
+            raise AttnvizError(f"invalid {what} selection {spec!r}: use indices and ranges such as 0,2 or 1-3")
+        lo = int(match[1])
+        hi = lo if match[2] is None else int(match[2])
+        for v in range(lo, hi + 1):
+            if v >= count:
+                raise AttnvizError(f"invalid {what} {v}: the model has {count} {what}s (0-{count - 1})")
+            chosen.add(v)
+    return sorted(chosen)

@@ -1,0 +1,61 @@
+"""The `attnviz` command line: parse, call the library, print. No math here.
+
+Each command lives in its own module and is registered below; heavy imports (torch, matplotlib)
+happen inside the command functions, so `attnviz --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .. import __version__
+from .common import STATE, fail
+from .show import show
+
+app = typer.Typer(
+    name="attnviz",
+    help="See what the heads of a transformer encoder attend to, in the terminal or as images.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command(no_args_is_help=True)(show)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"attnviz {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of unexpected errors."),
+) -> None:
+    STATE.debug = debug
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: usage errors become one line on stderr with exit status 2."""
+    import click
+
+    try:
+        rv = app(args=argv, prog_name="attnviz", standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (see 'attnviz {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else " (see 'attnviz --help')"
+        return fail(exc.format_message().replace("\n", " ") + hint, 2)
+    except click.ClickException as exc:
+        return fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        return fail("interrupted", 130)
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

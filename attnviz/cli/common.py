@@ -1,0 +1,100 @@
+"""What every command shares: error handling, model options, output writing."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import AttnvizError
+
+
+class _State:
+    debug = bool(os.environ.get("ATTNVIZ_DEBUG"))
+
+
+STATE = _State()
+
+
+def fail(message: str, code: int = 2) -> int:
+    """Print one line on stderr (never a traceback) and return the exit status."""
+    line = " ".join(str(message).split()) or "unknown error"
+    print(f"attnviz: error: {line}", file=sys.stderr)
+    return code
+
+
+def handles_errors(command):
+    """Turn AttnvizError into exit 2 and unexpected exceptions into exit 1, one line each."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except AttnvizError as exc:
+            raise typer.Exit(fail(str(exc), 2)) from None
+        except BrokenPipeError:
+            # `attnviz show ... | head`: the reader left; that is not an error of ours.
+            sys.stderr.close()
+            raise typer.Exit(0) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(fail("interrupted", 130)) from None
+        except Exception as exc:
+            if STATE.debug:
+                raise
+            raise typer.Exit(fail(f"internal error: {type(exc).__name__}: {exc} "
+                                  "(rerun with --debug for the traceback and report it)", 1)) from None
+
+    return wrapper
+
+
+class Positional(str, enum.Enum):
+    sinusoidal = "sinusoidal"
+    learned = "learned"
+    none = "none"
+
+
+class NormPlacement(str, enum.Enum):
+    post = "post"
+    pre = "pre"
+
+
+class Activation(str, enum.Enum):
+    gelu = "gelu"
+    gelu_tanh = "gelu_tanh"
+    relu = "relu"
+    silu = "silu"
+
+
+# Options shared by every command that builds a model. Random-model flags default to None so we
+# can tell "not given" from the default and refuse them for checkpoints.
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'random' (default), a checkpoint folder or file, or a named model.")]
+TokenizerOpt = Annotated[Optional[Path], typer.Option("--tokenizer", help="Use this tokenizer.json (or a folder holding one) instead of the model's.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random model's weights.")]
+NumLayersOpt = Annotated[Optional[int], typer.Option("--num-layers", help="Random model: number of encoder layers [default: 2].")]
+NumHeadsOpt = Annotated[Optional[int], typer.Option("--num-heads", help="Random model: attention heads per layer [default: 4].")]
+DModelOpt = Annotated[Optional[int], typer.Option("--d-model", help="Random model: hidden size, divisible by --num-heads [default: 64].")]
+DFfOpt = Annotated[Optional[int], typer.Option("--d-ff", help="Random model: feed-forward size [default: 256].")]
+MaxLenOpt = Annotated[Optional[int], typer.Option("--max-len", help="Random model: longest input in tokens [default: 256].")]
+PositionalOpt = Annotated[Optional[Positional], typer.Option("--positional", help="Random model: positional encoding [default: sinusoidal].")]
+NormOpt = Annotated[Optional[NormPlacement], typer.Option("--norm-placement", help="Random model: LayerNorm after each sub-block (post, the textbook block) or before it (pre) [default: post].")]
+ActivationOpt = Annotated[Optional[Activation], typer.Option("--activation", help="Random model: feed-forward activation [default: gelu].")]
+
+
+def build_model(model: str, tokenizer: Path | None, seed: int, **config_flags):
+    """Resolve --model with the random-model flags (those not given are None)."""
+    from ..checkpoints import load_model
+    from ..config import EncoderConfig
+
+    given = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in config_flags.items() if v is not None}
+    if model != "random" and given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise AttnvizError(f"{flags} set the shape of a random model; a checkpoint brings its own config")
+    config = EncoderConfig(**given) if model == "random" else None
+    return load_model(model, config=config, seed=seed, tokenizer=str(tokenizer) if tokenizer else None)

@@ -1,0 +1,112 @@
+"""`attnviz show TEXT`: attention of one sentence as terminal tables, JSON or NPZ."""
+
+from __future__ import annotations
+
+import enum
+import io
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import AttnvizError
+from .common import (ActivationOpt, DFfOpt, DModelOpt, MaxLenOpt, ModelOpt, NormOpt, NumHeadsOpt,
+                     NumLayersOpt, PositionalOpt, SeedOpt, TokenizerOpt, build_model, handles_errors)
+
+# Above this many heads in total, the tables show one layer unless --layer/--head say otherwise
+# (the focus summary, one line per head, still covers the whole model).
+MAX_DEFAULT_TABLES = 8
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    json = "json"
+    npz = "npz"
+
+
+@handles_errors
+def show(
+    text: Annotated[str, typer.Argument(help="The sentence to visualise.", show_default=False)],
+    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layers to show: indices and ranges such as 0,2 or 1-3, or 'all'.")] = None,
+    head: Annotated[Optional[str], typer.Option("--head", help="Heads to show, like --layer.")] = None,
+    focus: Annotated[Optional[str], typer.Option("--focus", "-f", help="A word of the sentence (or a token index): list where it attends in every head.")] = None,
+    top: Annotated[int, typer.Option("--top", min=1, max=10, help="How many targets the focus summary lists per head.")] = 3,
+    fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output; npz: arrays in --output.")] = Format.table,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output if it exists.")] = False,
+    truncate: Annotated[bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")] = False,
+    model: ModelOpt = "random",
+    tokenizer: TokenizerOpt = None,
+    seed: SeedOpt = 0,
+    num_layers: NumLayersOpt = None,
+    num_heads: NumHeadsOpt = None,
+    d_model: DModelOpt = None,
+    d_ff: DFfOpt = None,
+    max_len: MaxLenOpt = None,
+    positional: PositionalOpt = None,
+    norm_placement: NormOpt = None,
+    activation: ActivationOpt = None,
+) -> None:
+    """Show how every token attends to every other token, per head.
+
+    Example: attnviz show "The animal didn't cross the street because it was too tired." --focus it
+    """
+    from ..analysis import find_pronoun, resolve_focus, top_targets
+    from ..attention import parse_indices
+    from ..io import atomic_write, check_writable
+    from ..pipeline import run_attention
+
+    if fmt is Format.npz and output is None:
+        raise AttnvizError("--format npz writes a file: give it with --output FILE.npz")
+    if output is not None:
+        check_writable(output, overwrite)  # fail before the slow part
+    if not text.strip():
+        raise AttnvizError("the text is empty; give a sentence to visualise")
+
+    loaded = build_model(model, tokenizer, seed, num_layers=num_layers, num_heads=num_heads,
+                         d_model=d_model, d_ff=d_ff, max_len=max_len, positional=positional,
+                         norm_placement=norm_placement, activation=activation)
+    config = loaded.config
+    layers = parse_indices(layer, config.num_layers, "layer")
+    heads = parse_indices(head, config.num_heads, "head")
+    result = run_attention(loaded, text, truncate=truncate)
+    focus_at = resolve_focus(result, focus) if focus is not None else None
+
+    if fmt is not Format.table:
+        selected = result.select(layers, heads)
+        if fmt is Format.json:
+            payload = selected.to_json() + "\n"
+            if output is None:
+                typer.echo(payload, nl=False)
+            else:
+                atomic_write(output, payload, overwrite)
+        else:
+            import numpy as np
+
+            buffer = io.BytesIO()
+            np.savez(buffer, **selected.npz_arrays())
+            atomic_write(output, buffer.getvalue(), overwrite)
+        return
+
+    if layer is None and head is None and config.num_layers * config.num_heads > MAX_DEFAULT_TABLES:
+        layers = [0]
+        result.notes.append(f"Tables show layer 0 of {config.num_layers}; choose others with --layer/--head "
+                            "(e.g. --layer all).")
+    if focus_at is None:
+        focus_at = find_pronoun(result)
+    # The focus summary is one line per head: it covers the whole model unless a selection was given.
+    summary = result.select(layers if layer is not None else None, heads if head is not None else None)
+
+    from rich.console import Console
+
+    sink = io.StringIO() if output is not None else None
+    console = Console(file=sink, width=100 if sink else None, highlight=False, soft_wrap=False,
+                      no_color=sink is not None)
+    from ..render.terminal import render_focus, render_header, render_heads
+
+    render_header(console, result)
+    render_heads(console, result.select(layers, heads))
+    if focus_at is not None:
+        render_focus(console, result, focus_at, top_targets(summary, focus_at.index, top))
+    if sink is not None:
+        atomic_write(output, sink.getvalue(), overwrite)

@@ -1,0 +1,95 @@
+"""The encoder's configuration: a plain dataclass, validated on creation, free of torch.
+
+Kept apart from `encoder.py` so the CLI, checkpoints and renderers can read and describe a
+model without importing torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .errors import AttnvizError
+
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
+POSITIONAL = ("sinusoidal", "learned", "none")
+NORM_PLACEMENTS = ("post", "pre")
+CONFIG_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Shape and behaviour of an attnviz encoder.
+
+    The defaults describe the small random model of `attnviz show`. BERT-family checkpoints map
+    onto it by setting the family-specific fields (embedding LayerNorm, token types, position
+    offset, activation variant).
+    """
+
+    vocab_size: int = 34394
+    num_layers: int = 2
+    num_heads: int = 4
+    d_model: int = 64
+    d_ff: int = 256
+    max_len: int = 256
+    activation: str = "gelu"
+    dropout: float = 0.1            # only active in training mode; attnviz always runs eval()
+    norm_placement: str = "post"    # "post": x = LN(x + f(x)) as in the paper and BERT; "pre": x + f(LN(x))
+    positional: str = "sinusoidal"
+    layer_norm_eps: float = 1e-12
+    type_vocab_size: int = 0        # 0: no token-type (segment) embeddings
+    embedding_layernorm: bool = True
+    position_offset: int = 0        # RoBERTa counts positions from padding_idx + 1
+    embedding_size: int | None = None  # ELECTRA: embeddings narrower than d_model, then projected
+    pad_token_id: int = 0
+    extra: dict = field(default_factory=dict, compare=False)  # free-form provenance, not validated
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "num_layers", "num_heads", "d_model", "d_ff", "max_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise AttnvizError(f"invalid config: {name} must be a positive integer, got {value!r}")
+        if self.d_model % self.num_heads:
+            raise AttnvizError(
+                f"invalid config: d_model ({self.d_model}) must be divisible by num_heads "
+                f"({self.num_heads})")
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("positional", self.positional, POSITIONAL)
+        _choice("norm_placement", self.norm_placement, NORM_PLACEMENTS)
+        if not 0.0 <= self.dropout < 1.0:
+            raise AttnvizError(f"invalid config: dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.layer_norm_eps > 0:
+            raise AttnvizError(f"invalid config: layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
+        for name in ("type_vocab_size", "position_offset", "pad_token_id"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise AttnvizError(f"invalid config: {name} must be a non-negative integer, got {value!r}")
+        if self.embedding_size is not None and (not isinstance(self.embedding_size, int) or self.embedding_size <= 0):
+            raise AttnvizError(f"invalid config: embedding_size must be a positive integer, got {self.embedding_size!r}")
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.num_heads
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        if not data["extra"]:
+            del data["extra"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "EncoderConfig":
+        """Build from a dict, refusing unknown keys (a typo must not silently become a default)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known - {"format_version", "attnviz_format"})
+        if unknown:
+            raise AttnvizError(f"{source}: unknown config key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def describe(self) -> str:
+        return f"{self.num_layers} layers x {self.num_heads} heads x d_model {self.d_model}"
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise AttnvizError(f"invalid config: {name} must be one of {', '.join(allowed)}, got {value!r}")

@@ -1,0 +1,243 @@
+"""A configurable Transformer encoder that returns the attention probabilities it used.
+
+Shapes: B batch, T tokens, D d_model, H heads, Dh = D / H, K kept layers.
+
+The block is the textbook one (Vaswani et al. 2017; BERT): per layer, multi-head self-attention
+softmax(Q K^T / sqrt(Dh) + mask) V, output projection, residual + LayerNorm, position-wise
+feed-forward, residual + LayerNorm ("post"), or the same with LayerNorm moved in front of each
+sub-block and one final LayerNorm ("pre").
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import EncoderConfig
+
+_ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),                         # exact erf GELU (BERT "gelu")
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),  # "gelu_new" / "gelu_pytorch_tanh"
+    "relu": F.relu,
+    "silu": F.silu,
+}
+
+
+def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
+    """[length, dim] sin/cos positional table of the original Transformer (sin on even dims)."""
+    position = torch.arange(length, dtype=torch.float64)[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float64) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(position * div)
+    table[:, 1::2] = torch.cos(position * div)[:, : dim // 2]
+    return table.float()
+
+
+class Embeddings(nn.Module):
+    """Token (+ position) (+ token type) embeddings, optional LayerNorm, optional projection."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        width = config.embedding_size or config.d_model
+        self.word = nn.Embedding(config.vocab_size, width)
+        self.position = None
+        if config.positional == "learned":
+            self.position = nn.Embedding(config.max_len + config.position_offset, width)
+        elif config.positional == "sinusoidal":
+            # Not a parameter and not saved: it is a function of the config.
+            self.register_buffer("sinusoid", sinusoidal_table(config.max_len, width), persistent=False)
+        self.token_type = nn.Embedding(config.type_vocab_size, width) if config.type_vocab_size else None
+        self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps) if config.embedding_layernorm else None
+        self.project = nn.Linear(width, config.d_model) if width != config.d_model else None
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        T = input_ids.shape[1]
+        x = self.word(input_ids)                                                   # [B, T, E]
+        if self.position is not None:
+            positions = torch.arange(T, device=input_ids.device) + self.config.position_offset
+            x = x + self.position(positions)[None]
+        elif self.config.positional == "sinusoidal":
+            x = x + self.sinusoid[:T][None]
+        if self.token_type is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(input_ids)
+            x = x + self.token_type(token_type_ids)
+        if self.norm is not None:
+            x = self.norm(x)
+        x = self.dropout(x)
+        if self.project is not None:
+            x = self.project(x)                                                    # [B, T, D]
+        return x
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        D = config.d_model
+        self.num_heads, self.d_head = config.num_heads, config.d_head
+        self.query, self.key, self.value, self.out = (nn.Linear(D, D) for _ in range(4))
+        self.dropout_p = config.dropout
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.num_heads, self.d_head).transpose(1, 2)           # [B, H, T, Dh]
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x [B, T, D]; mask additive [B, 1, 1, T] (0 keep, -inf-ish drop) or None.
+
+        Returns the output [B, T, D] and, if asked, the probabilities [B, H, T, T].
+        """
+        B, T, D = x.shape
+        q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
+        dropout = self.dropout_p if self.training else 0.0
+        if need_weights:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)              # [B, H, T, T]
+            if mask is not None:
+                scores = scores + mask
+            probs = scores.softmax(dim=-1)
+            context = F.dropout(probs, dropout, self.training) @ v                  # [B, H, T, Dh]
+        else:
+            # Nobody looks at this layer's weights: let the fused kernel skip materialising them.
+            probs = None
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        context = context.transpose(1, 2).reshape(B, T, D)
+        return self.out(context), probs
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.up = nn.Linear(config.d_model, config.d_ff)
+        self.down = nn.Linear(config.d_ff, config.d_model)
+        self.act = _ACTIVATIONS[config.activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.act(self.up(x)))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.pre_norm = config.norm_placement == "pre"
+        self.attention = MultiHeadAttention(config)
+        self.attention_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.ffn = FeedForward(config)
+        self.ffn_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.pre_norm:
+            attended, probs = self.attention(self.attention_norm(x), mask, need_weights)
+            x = x + self.dropout(attended)
+            x = x + self.dropout(self.ffn(self.ffn_norm(x)))
+        else:
+            attended, probs = self.attention(x, mask, need_weights)
+            x = self.attention_norm(x + self.dropout(attended))
+            x = self.ffn_norm(x + self.dropout(self.ffn(x)))
+        return x, probs
+
+
+@dataclass
+class EncoderOutput:
+    attentions: torch.Tensor   # [B, K, H, T, T] for the kept layers, in order
+    layers: list[int]          # which layers `attentions` holds
+    hidden: torch.Tensor | None  # [B, T, D] after the last layer; None if the pass stopped early
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_layers))
+        self.final_norm = (nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+                           if config.norm_placement == "pre" else None)
+        self.eval()  # dropout is for training; attnviz only ever looks
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, keep_layers: list[int] | None = None
+                ) -> EncoderOutput:
+        """input_ids [B, T]; attention_mask [B, T], 1 for real tokens and 0 for padding.
+
+        keep_layers: the layers whose attention to return (default: all). Layers after the last
+        kept one are not computed at all, and `hidden` is then None.
+        """
+        n = self.config.num_layers
+        kept = list(range(n)) if keep_layers is None else sorted(set(keep_layers))
+        if any(not 0 <= i < n for i in kept):
+            raise IndexError(f"keep_layers {kept} out of range for {n} layers")
+        mask = None
+        if attention_mask is not None:
+            # Additive mask [B, 1, 1, T]: padded keys get the most negative float, so exp() is 0.
+            mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        x = self.embeddings(input_ids, token_type_ids)
+        collected = []
+        last = kept[-1] if kept else -1
+        for i, layer in enumerate(self.layers):
+            if i > last:
+                return EncoderOutput(_stack(collected, input_ids), kept, None)
+            x, probs = layer(x, mask, need_weights=i in kept)
+            if probs is not None:
+                collected.append(probs)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return EncoderOutput(_stack(collected, input_ids), kept, x)
+
+
+def _stack(collected: list[torch.Tensor], input_ids: torch.Tensor) -> torch.Tensor:
+    if not collected:
+        B, T = input_ids.shape
+        return torch.zeros(B, 0, 0, T, T)
+    return torch.stack(collected, dim=1)                                            # [B, K, H, T, T]
+
+
+# Random initialisation --------------------------------------------------------------------------
+
+# Std of the attention logits QK^T/sqrt(Dh) that the random Q/K weights aim for. With the usual
+# small init (std 0.02) logits are ~0 and every row is a flat 1/T: nothing to see. At std 3 the
+# softmax is peaked, so each random head has a few clear favourites per token, visibly different
+# from head to head, while rows still spread some weight (std 10 would be one-hot).
+RANDOM_LOGIT_STD = 3.0
+
+
+def init_random(model: Encoder, seed: int) -> Encoder:
+    """Fill `model` with weights that depend only on its config, the seed and each parameter's name.
+
+    Every parameter draws from its own NumPy PCG64 stream seeded with (seed, crc32(name)), so
+    values are identical on every run and machine (no dependence on torch's RNG, thread count or
+    CPU features), and adding a layer leaves the existing layers' weights unchanged.
+
+    Scheme (inputs to every sub-block are LayerNormed, so unit variance per feature):
+      embeddings ~ N(0, 1); query/key weights ~ N(0, RANDOM_LOGIT_STD / D) so the logits have std
+      RANDOM_LOGIT_STD (var of q.k/sqrt(Dh) is (D * sigma^2)^2); value, output and feed-forward
+      weights ~ N(0, 1 / fan_in) to keep activations at unit scale; biases 0; LayerNorm 1 and 0.
+    """
+    D = model.config.d_model
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            owner, leaf = model.get_submodule(name.rsplit(".", 1)[0]), name.rsplit(".", 1)[-1]
+            if isinstance(owner, nn.LayerNorm):
+                param.fill_(1.0 if leaf == "weight" else 0.0)
+                continue
+            if leaf == "bias":
+                param.zero_()
+                continue
+            if isinstance(owner, nn.Embedding):
+                std = 1.0
+            elif name.endswith(("query.weight", "key.weight")):
+                std = math.sqrt(RANDOM_LOGIT_STD / D)
+            else:
+                std = 1.0 / math.sqrt(param.shape[1])
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+            param.copy_(torch.from_numpy(rng.standard_normal(tuple(param.shape), dtype=np.float32) * np.float32(std)))
+    return model

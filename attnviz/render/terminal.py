@@ -1,0 +1,145 @@
+"""Rich terminal views of an AttentionResult: header, per-head heatmap tables, focus summary.
+
+Layout adapts to the console width: a normal layout with two-decimal cells, a compact one with
+weights as percentages when that does not fit, and, for sentences too long even for that, the
+key columns split into blocks, so a table never wraps into noise.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from ..analysis import Focus, HeadTargets
+from ..attention import AttentionResult
+
+# matplotlib's viridis (perceptually uniform) sampled at 17 points, so the terminal view needs no
+# matplotlib import; values in between are interpolated linearly.
+VIRIDIS = [(68, 1, 84), (72, 24, 106), (71, 45, 123), (66, 64, 134), (59, 82, 139), (51, 99, 141),
+           (44, 114, 142), (38, 130, 142), (33, 145, 140), (31, 160, 136), (40, 174, 128),
+           (63, 188, 115), (94, 201, 98), (132, 212, 75), (173, 220, 48), (216, 226, 25), (253, 231, 37)]
+
+ROW_LABEL_WIDTH = 12
+MARK = "*"
+
+
+def viridis(value: float) -> tuple[int, int, int]:
+    x = min(max(value, 0.0), 1.0) * (len(VIRIDIS) - 1)
+    i = min(int(x), len(VIRIDIS) - 2)
+    t = x - i
+    return tuple(round(a + (b - a) * t) for a, b in zip(VIRIDIS[i], VIRIDIS[i + 1]))
+
+
+def _cell_style(value: float, is_max: bool) -> str:
+    r, g, b = viridis(value)
+    ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 128 else "white"
+    return f"{'bold ' if is_max else ''}{ink} on rgb({r},{g},{b})"
+
+
+def _fit(label: str, width: int) -> Text:
+    text = Text(label, no_wrap=True, overflow="ellipsis")
+    text.truncate(width, overflow="ellipsis")
+    return text
+
+
+def render_header(console: Console, result: AttentionResult) -> None:
+    info = result.model
+    console.print(Text.assemble(("attnviz", "bold"), " · ", (info.name, "bold cyan"), " · ",
+                                info.config.describe(), " · tokenizer: ", info.tokenizer))
+    if not info.learned:
+        console.print(Text("Random weights: these patterns are not learned. They show how attention "
+                           "works, not what a trained model knows.", style="yellow"))
+    tokens = Text("tokens: ")
+    for i, label in enumerate(result.labels):
+        tokens.append(f"{i}", style="dim")
+        tokens.append(f" {label}  ")
+    console.print(tokens)
+    if result.truncated:
+        console.print(Text(f"The text was truncated to {len(result.tokens)} tokens (--truncate).", style="yellow"))
+    for note in result.notes:
+        console.print(Text(note, style="yellow"))
+
+
+def _layout(n_tokens: int, width: int) -> tuple[str, int]:
+    """Choose "normal" or "compact" cells and how many key columns fit per block."""
+    normal = ROW_LABEL_WIDTH + 1 + n_tokens * 6
+    if normal <= width:
+        return "normal", n_tokens
+    per_block = max(1, (width - ROW_LABEL_WIDTH - 1) // 3)
+    return "compact", min(n_tokens, per_block)
+
+
+def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Group:
+    """One head's heatmap as a Group of tables (several when keys are split into blocks)."""
+    weights = result.head(layer, head)                                              # [T, T]
+    labels = result.labels
+    T = len(labels)
+    mode, per_block = _layout(T, width)
+    row_max = weights.argmax(axis=1)
+    blocks = []
+    for start in range(0, T, per_block):
+        keys = range(start, min(T, start + per_block))
+        title = f"layer {layer} · head {head}"
+        if per_block < T:
+            title += f" · keys {keys.start}-{keys.stop - 1}"
+        table = Table(title=title, title_justify="left", box=None, show_edge=False,
+                      padding=(0, 1 if mode == "normal" else 0), pad_edge=False, collapse_padding=True)
+        table.add_column("query", no_wrap=True, width=ROW_LABEL_WIDTH, overflow="ellipsis")
+        for j in keys:
+            header = f"{j}" if mode == "compact" else Text(f"{j}\n") + _fit(labels[j], 5)
+            table.add_column(header, justify="right", no_wrap=True, width=5 if mode == "normal" else 3)
+        for i in range(T):
+            cells = [_fit(f"{i:>{len(str(T - 1))}} {labels[i]}", ROW_LABEL_WIDTH)]
+            for j in keys:
+                v = float(weights[i, j])
+                is_max = j == row_max[i]
+                if mode == "normal":
+                    body = f"{v:.2f}" + (MARK if is_max else " ")
+                else:
+                    body = (MARK if is_max else " ") + f"{min(round(v * 100), 99):02d}"
+                cells.append(Text(body, style=_cell_style(v, is_max)))
+            table.add_row(*cells)
+        blocks.append(table)
+    return Group(*blocks)
+
+
+def render_heads(console: Console, result: AttentionResult) -> None:
+    mode, _ = _layout(len(result.tokens), console.width)
+    scale = "weights x100, " if mode == "compact" else ""
+    console.print(Text(f"rows: query tokens · columns: key tokens · {scale}{MARK} marks each row's "
+                       "maximum · colour: viridis from 0 (dark) to 1 (bright)", style="dim"))
+    for layer in result.layers:
+        for head in result.heads:
+            console.print()
+            console.print(head_table(result, layer, head, console.width))
+
+
+def render_focus(console: Console, result: AttentionResult, focus: Focus, per_head: list[HeadTargets]) -> None:
+    """One row per layer/head: the tokens the focus token attends to most, strongest first."""
+    labels = result.labels
+    console.print()
+    if focus.note:
+        console.print(Text(focus.note, style="yellow"))
+    k = len(per_head[0].targets) if per_head else 0
+    table = Table(title=f"where {focus.label!r} (token {focus.index}) attends, per head",
+                  title_justify="left", box=None, padding=(0, 1), pad_edge=False)
+    table.add_column("layer", justify="right")
+    table.add_column("head", justify="right")
+    for rank in range(k):
+        table.add_column(("1st", "2nd", "3rd")[rank] if rank < 3 else f"{rank + 1}th", no_wrap=True)
+    for row in per_head:
+        cells = [str(row.layer), str(row.head)]
+        for rank, (j, w) in enumerate(row.targets):
+            cell = Text.assemble(_fit(labels[j], 12), f" {w:.2f}")
+            if rank == 0:
+                cell.stylize(_cell_style(w, True))
+            cells.append(cell)
+        table.add_row(*cells)
+    console.print(table)
+    winners = Counter(row.targets[0][0] for row in per_head if row.targets)
+    if winners:
+        summary = ", ".join(f"{labels[j]!r} (token {j}) in {n}" for j, n in winners.most_common(3))
+        console.print(Text(f"top target over {len(per_head)} heads: {summary}", style="dim"))

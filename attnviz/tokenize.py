@@ -1,0 +1,124 @@
+"""Tokenization: the default tokenizer, loading any `tokenizer.json`, and word alignment.
+
+Every token keeps its character offsets into the original text (so views can always show what
+the user wrote, even for [UNK] or lowercased pieces) and the index of the word it belongs to (so
+views can merge subword pieces back into words).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import AttnvizError
+
+DEFAULT_TOKENIZER = "default_tokenizer.json"
+
+
+@dataclass(frozen=True)
+class Encoding:
+    ids: list[int]
+    tokens: list[str]                 # the tokenizer's own strings ("##'t", "[CLS]", "Ġit")
+    offsets: list[tuple[int, int]]    # character [start, end) in the text; (0, 0) for added specials
+    word_ids: list[int | None]        # word index per token; None for special tokens
+    special: list[bool]
+    type_ids: list[int]
+    truncated: bool = False
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class TextTokenizer:
+    """A `tokenizers.Tokenizer` with attnviz's expectations: no padding, no silent truncation."""
+
+    def __init__(self, tokenizer, source: str):
+        self._tok = tokenizer
+        self.source = source
+        # Checkpoints often ship tokenizers that pad or truncate everything to a fixed length
+        # (MiniLM's pads to 128): attnviz decides about length itself.
+        self._tok.no_padding()
+        self._tok.no_truncation()
+
+    @classmethod
+    def default(cls) -> "TextTokenizer":
+        text = resources.files("attnviz.data").joinpath(DEFAULT_TOKENIZER).read_text(encoding="utf-8")
+        return cls.from_str(text, "attnviz default")
+
+    @classmethod
+    def from_str(cls, text: str, source: str) -> "TextTokenizer":
+        from tokenizers import Tokenizer
+
+        try:
+            return cls(Tokenizer.from_str(text), source)
+        except Exception as exc:  # tokenizers raises its own Exception subclass with long messages
+            raise AttnvizError(f"{source}: not a valid tokenizer.json ({_first_line(exc)})") from exc
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "TextTokenizer":
+        path = Path(path)
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise AttnvizError(f"tokenizer file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AttnvizError(f"cannot read tokenizer {path}: {_first_line(exc)}") from None
+        return cls.from_str(text, str(path))
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=True)
+
+    def to_str(self) -> str:
+        return self._tok.to_str(pretty=True)
+
+    def encode(self, text: str, max_len: int | None = None, truncate: bool = False) -> Encoding:
+        """Tokenize `text`; with `max_len`, refuse longer inputs unless `truncate` is set."""
+        if not text or not text.strip():
+            raise AttnvizError("the text is empty; give a sentence to visualise")
+        enc = self._tok.encode(text)
+        truncated = False
+        if max_len is not None and len(enc.ids) > max_len:
+            if not truncate:
+                raise AttnvizError(
+                    f"the text has {len(enc.ids)} tokens but the model takes at most {max_len}; "
+                    f"shorten it or pass --truncate")
+            self._tok.enable_truncation(max_len)
+            try:
+                enc = self._tok.encode(text)
+            finally:
+                self._tok.no_truncation()
+            truncated = True
+        special = [bool(s) for s in enc.special_tokens_mask]
+        if all(special):
+            raise AttnvizError("the text has no tokens the tokenizer can read; give a sentence to visualise")
+        offsets = [tuple(o) for o in enc.offsets]
+        word_ids = list(enc.word_ids)
+        if all(w is None for w, s in zip(word_ids, special) if not s):
+            word_ids = _words_from_offsets(offsets, special)
+        word_ids = [None if s else w for w, s in zip(word_ids, special)]
+        return Encoding(list(enc.ids), list(enc.tokens), offsets, word_ids, special,
+                        list(enc.type_ids), truncated)
+
+
+def _words_from_offsets(offsets: list[tuple[int, int]], special: list[bool]) -> list[int | None]:
+    """Fallback for tokenizers without a pre-tokenizer: a new word starts after any gap."""
+    words: list[int | None] = []
+    current, last_end = -1, None
+    for (start, end), is_special in zip(offsets, special):
+        if is_special:
+            words.append(None)
+            continue
+        if last_end is None or start != last_end:
+            current += 1
+        words.append(current)
+        last_end = end
+    return words
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
