@@ -51,7 +51,7 @@ def show(
 
     Example: attnviz show "The animal didn't cross the street because it was too tired." --focus it
     """
-    from ..analysis import find_pronoun, resolve_focus, top_targets
+    from ..analysis.focus import find_pronoun, resolve_focus, top_targets
     from ..attention import parse_indices
     from ..io import atomic_write, check_writable
     from ..pipeline import run_attention

@@ -13,7 +13,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..analysis import Focus, HeadTargets
+from ..analysis.focus import Focus, HeadTargets
 from ..attention import AttentionResult
 
 # matplotlib's viridis (perceptually uniform) sampled at 17 points, so the terminal view needs no

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .attention import AttentionResult
-from .errors import AttnvizError
+from ..attention import AttentionResult
+from ..errors import AttnvizError
 
 ENGLISH_PRONOUNS = frozenset(
     "it its he him his she her hers they them their theirs".split())
