@@ -41,21 +41,31 @@ def _root(
     STATE.debug = debug
 
 
+def _click_exceptions():
+    """Recent typer vendors its own copy of click; older ones use click itself."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: usage errors become one line on stderr with exit status 2."""
-    import click
-
+    ex = _click_exceptions()
     try:
         rv = app(args=argv, prog_name="attnviz", standalone_mode=False)
-    except click.UsageError as exc:
-        hint = f" (see 'attnviz {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else " (see 'attnviz --help')"
-        return fail(exc.format_message().replace("\n", " ") + hint, 2)
-    except click.ClickException as exc:
+    except ex.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `attnviz show` alone: the help, as is
+            print(exc.format_message())
+            return 2
+        command = exc.ctx.command_path if exc.ctx else "attnviz"
+        return fail(f"{exc.format_message()} (see '{command} --help')", 2)
+    except ex.ClickException as exc:
         return fail(exc.format_message(), exc.exit_code)
-    except click.Abort:
+    except ex.Abort:
         return fail("interrupted", 130)
     return rv if isinstance(rv, int) else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
