@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"{exc.format_message()} (see '{command} --help')", 2)
     except ex.ClickException as exc:
         return fail(exc.format_message(), exc.exit_code)
-    except ex.Abort:
+    except typer.Abort:  # Ctrl-C inside a prompt or progress bar
         return fail("interrupted", 130)
     return rv if isinstance(rv, int) else 0
 

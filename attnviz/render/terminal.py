@@ -52,11 +52,15 @@ def render_header(console: Console, result: AttentionResult) -> None:
     if not info.learned:
         console.print(Text("Random weights: these patterns are not learned. They show how attention "
                            "works, not what a trained model knows.", style="yellow"))
-    tokens = Text("tokens: ")
+    # Wrapped by hand so that an index never ends a line without its token.
+    line = Text("tokens:")
     for i, label in enumerate(result.labels):
-        tokens.append(f"{i}", style="dim")
-        tokens.append(f" {label}  ")
-    console.print(tokens)
+        item = Text.assemble("  ", (str(i), "dim"), " ", label)
+        if line.cell_len + item.cell_len > console.width and line.plain.strip():
+            console.print(line, overflow="ellipsis", no_wrap=True)
+            line = Text("       ")
+        line.append_text(item)
+    console.print(line, overflow="ellipsis", no_wrap=True)
     if result.truncated:
         console.print(Text(f"The text was truncated to {len(result.tokens)} tokens (--truncate).", style="yellow"))
     for note in result.notes:
@@ -82,7 +86,7 @@ def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Gr
     blocks = []
     for start in range(0, T, per_block):
         keys = range(start, min(T, start + per_block))
-        title = f"layer {layer} · head {head}"
+        title = f"layer {layer} · " + (f"head {head}" if head >= 0 else "heads averaged (rollout)")
         if per_block < T:
             title += f" · keys {keys.start}-{keys.stop - 1}"
         table = Table(title=title, title_justify="left", box=None, show_edge=False,
@@ -124,14 +128,15 @@ def render_focus(console: Console, result: AttentionResult, focus: Focus, per_he
     if focus.note:
         console.print(Text(focus.note, style="yellow"))
     k = len(per_head[0].targets) if per_head else 0
-    table = Table(title=f"where {focus.label!r} (token {focus.index}) attends, per head",
-                  title_justify="left", box=None, padding=(0, 1), pad_edge=False)
+    # The title is a line of its own: as a table title it would wrap to the (narrow) table width.
+    console.print(Text(f"where {focus.label!r} (token {focus.index}) attends, per head", style="bold"))
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
     table.add_column("layer", justify="right")
     table.add_column("head", justify="right")
     for rank in range(k):
         table.add_column(("1st", "2nd", "3rd")[rank] if rank < 3 else f"{rank + 1}th", no_wrap=True)
     for row in per_head:
-        cells = [str(row.layer), str(row.head)]
+        cells = [str(row.layer), str(row.head) if row.head >= 0 else "mean"]
         for rank, (j, w) in enumerate(row.targets):
             cell = Text.assemble(_fit(labels[j], 12), f" {w:.2f}")
             if rank == 0:
@@ -143,3 +148,42 @@ def render_focus(console: Console, result: AttentionResult, focus: Focus, per_he
     if winners:
         summary = ", ".join(f"{labels[j]!r} (token {j}) in {n}" for j, n in winners.most_common(3))
         console.print(Text(f"top target over {len(per_head)} heads: {summary}", style="dim"))
+
+
+def render_candidates(console: Console, result: AttentionResult, scores) -> None:
+    """Per head, the weight from the focus word to each candidate (winner marked), then a count.
+
+    `scores` is an analysis.candidates.CandidateScores.
+    """
+    from ..analysis.candidates import NO_WINNER, candidate_label
+
+    console.print()
+    for note in scores.notes:
+        console.print(Text(note, style="yellow"))
+    names = [candidate_label(c) for c in scores.candidates]
+    console.print(Text("word level: the weight to a candidate sums its pieces, the focus's pieces are "
+                       f"averaged; {MARK} marks the winner", style="dim"))
+    table = Table(title=f"weight from {candidate_label(scores.focus)!r} to each candidate, per head",
+                  title_justify="left", box=None, padding=(0, 1), pad_edge=False)
+    table.add_column("layer", justify="right")
+    table.add_column("head", justify="right")
+    for name in names:
+        table.add_column(_fit(name, 14), justify="right", no_wrap=True)
+    table.add_column("winner", no_wrap=True)
+    won = scores.winners
+    for li, layer in enumerate(scores.layers):
+        for hi, head in enumerate(scores.heads):
+            cells = [str(layer), str(head) if head >= 0 else "mean"]
+            for c in range(len(names)):
+                w = float(scores.weights[li, hi, c])
+                is_win = won[li, hi] == c
+                cells.append(Text(f"{w:.3f}" + (MARK if is_win else " "), style=_cell_style(w, is_win)))
+            cells.append(Text("tie", style="dim") if won[li, hi] == NO_WINNER else _fit(names[won[li, hi]], 14))
+            table.add_row(*cells)
+    console.print(table)
+    counts = scores.counts()
+    total = won.size
+    parts = [f"{name!r} wins {n} head{'s' if n != 1 else ''}" for name, n in zip(names, counts)]
+    if scores.ties():
+        parts.append(f"{scores.ties()} tied")
+    console.print(Text(f"over {total} heads: " + ", ".join(parts), style="bold"))
