@@ -152,6 +152,7 @@ class EncoderOutput:
     attentions: torch.Tensor   # [B, K, H, T, T] for the kept layers, in order
     layers: list[int]          # which layers `attentions` holds
     hidden: torch.Tensor | None  # [B, T, D] after the last layer; None if the pass stopped early
+    values: torch.Tensor | None = None  # [B, K, T, D] value vectors x W_v + b_v of the kept layers (keep_values)
 
 
 class Encoder(nn.Module):
@@ -165,12 +166,13 @@ class Encoder(nn.Module):
         self.eval()  # dropout is for training; attnviz only ever looks
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, keep_layers: list[int] | None = None
-                ) -> EncoderOutput:
+                token_type_ids: torch.Tensor | None = None, keep_layers: list[int] | None = None,
+                keep_values: bool = False) -> EncoderOutput:
         """input_ids [B, T]; attention_mask [B, T], 1 for real tokens and 0 for padding.
 
         keep_layers: the layers whose attention to return (default: all). Layers after the last
         kept one are not computed at all, and `hidden` is then None.
+        keep_values: also return the kept layers' value vectors (for the norm view).
         """
         n = self.config.num_layers
         kept = list(range(n)) if keep_layers is None else sorted(set(keep_layers))
@@ -181,17 +183,25 @@ class Encoder(nn.Module):
             # Additive mask [B, 1, 1, T]: padded keys get the most negative float, so exp() is 0.
             mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
         x = self.embeddings(input_ids, token_type_ids)
-        collected = []
+        collected, values = [], []
         last = kept[-1] if kept else -1
         for i, layer in enumerate(self.layers):
             if i > last:
-                return EncoderOutput(_stack(collected, input_ids), kept, None)
+                return EncoderOutput(_stack(collected, input_ids), kept, None, _values(values, keep_values))
+            if keep_values and i in kept:
+                # What this layer's attention reads (LayerNormed first in pre-LN), through W_v + b_v.
+                seen = layer.attention_norm(x) if layer.pre_norm else x
+                values.append(layer.attention.value(seen))                          # [B, T, D]
             x, probs = layer(x, mask, need_weights=i in kept)
             if probs is not None:
                 collected.append(probs)
         if self.final_norm is not None:
             x = self.final_norm(x)
-        return EncoderOutput(_stack(collected, input_ids), kept, x)
+        return EncoderOutput(_stack(collected, input_ids), kept, x, _values(values, keep_values))
+
+
+def _values(values: list[torch.Tensor], keep: bool) -> torch.Tensor | None:
+    return torch.stack(values, dim=1) if keep and values else None                 # [B, K, T, D]
 
 
 def _stack(collected: list[torch.Tensor], input_ids: torch.Tensor) -> torch.Tensor:

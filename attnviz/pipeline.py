@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from .attention import AttentionResult
+from .errors import AttnvizError
 from .checkpoints import LoadedModel
 
 
 def run_attention(model: LoadedModel, text: str, layers: list[int] | None = None,
-                  heads: list[int] | None = None, truncate: bool = False) -> AttentionResult:
+                  heads: list[int] | None = None, truncate: bool = False,
+                  view: str = "attention") -> AttentionResult:
     """Attention of `text` for the given layers and heads (default: all).
 
     Raises AttnvizError for empty text or text longer than the model's maximum (unless
     `truncate`). Layers after the last selected one are never computed.
+
+    view: "attention" (the probabilities), "rollout" (one map per layer, mixing the given heads
+    of every layer up to it; its head index is -1) or "norm" (each weight times the norm of the
+    transformed value vector, Kobayashi et al. 2020). See analysis/views.py.
     """
     import torch
+
+    if view != "attention":
+        return _other_view(model, text, layers, heads, truncate, view)
 
     config = model.config
     layers = list(range(config.num_layers)) if layers is None else list(layers)
@@ -27,3 +36,46 @@ def run_attention(model: LoadedModel, text: str, layers: list[int] | None = None
     return AttentionResult(text=text, tokens=enc.tokens, offsets=enc.offsets, word_ids=enc.word_ids,
                            special=enc.special, weights=weights, layers=out.layers, heads=heads,
                            model=model.info, truncated=enc.truncated)
+
+
+def _other_view(model: LoadedModel, text: str, layers: list[int] | None, heads: list[int] | None,
+                truncate: bool, view: str) -> AttentionResult:
+    import numpy as np
+    import torch
+
+    from .analysis import views
+
+    if view not in views.VIEWS:
+        raise AttnvizError(f"unknown view {view!r}: choose one of {', '.join(views.VIEWS)}")
+    config = model.config
+    layers = list(range(config.num_layers)) if layers is None else sorted(set(layers))
+    heads = list(range(config.num_heads)) if heads is None else list(heads)
+    enc = model.tokenizer.encode(text, max_len=config.max_len, truncate=truncate)
+    ids = torch.tensor([enc.ids])                                                  # [1, T]
+    type_ids = torch.tensor([enc.type_ids]) if config.type_vocab_size else None
+    # Rollout through layer l needs every layer up to l, with all their heads.
+    keep = list(range(layers[-1] + 1)) if view == "rollout" else layers
+    with torch.inference_mode():
+        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=keep, keep_values=view == "norm")
+    probs = out.attentions[0].double().numpy()                                     # [K, H, T, T]
+    notes = []
+    if view == "rollout":
+        rolled = views.rollout(probs[:, heads])                                    # [K, T, T]
+        weights = rolled[[keep.index(i) for i in layers]][:, None]                 # [L, 1, T, T]
+        out_heads = [views.ROLLOUT_HEAD]
+        which = "all heads" if len(heads) == config.num_heads else "heads " + ",".join(map(str, heads))
+        notes.append(f"Rollout view: one map per layer, the mean of {which} mixed with the residual "
+                     "(0.5 A + 0.5 I) and multiplied through the layers below (Abnar & Zuidema 2020).")
+    else:
+        values = out.values[0].double().numpy()                                    # [K, T, D]
+        weights = np.stack([
+            views.norm_view(probs[k], values[k],
+                            model.encoder.layers[layer].attention.out.weight.detach().double().numpy())
+            for k, layer in enumerate(out.layers)])[:, heads]                      # [L, H', T, T]
+        out_heads = heads
+        notes.append("Norm view: each weight times the norm of the value vector it carries, after the "
+                     "output projection (||alpha f(x)||, Kobayashi et al. 2020); rows do not sum to one.")
+    return AttentionResult(text=text, tokens=enc.tokens, offsets=enc.offsets, word_ids=enc.word_ids,
+                           special=enc.special, weights=weights.astype(np.float32), layers=layers,
+                           heads=out_heads, model=model.info, truncated=enc.truncated, view=view,
+                           notes=notes)

@@ -24,6 +24,12 @@ class Format(str, enum.Enum):
     npz = "npz"
 
 
+class View(str, enum.Enum):
+    attention = "attention"
+    rollout = "rollout"
+    norm = "norm"
+
+
 @handles_errors
 def show(
     text: Annotated[str, typer.Argument(help="The sentence to visualise.", show_default=False)],
@@ -31,6 +37,9 @@ def show(
     head: Annotated[Optional[str], typer.Option("--head", help="Heads to show, like --layer.")] = None,
     focus: Annotated[Optional[str], typer.Option("--focus", "-f", help="A word of the sentence (or a token index): list where it attends in every head.")] = None,
     top: Annotated[int, typer.Option("--top", min=1, max=10, help="How many targets the focus summary lists per head.")] = 3,
+    words: Annotated[bool, typer.Option("--words", help="Merge subword pieces into words: attention to a word is the sum over its pieces, from a word the mean (Clark et al. 2019).")] = False,
+    view: Annotated[View, typer.Option("--view", help="attention: the weights; rollout: attention flow through the layers below (Abnar & Zuidema 2020), one map per layer; norm: weights times the norm of the value they carry (Kobayashi et al. 2020).")] = View.attention,
+    candidates: Annotated[Optional[str], typer.Option("--candidates", "-c", help="Comma-separated words the focus word may refer to, e.g. \"animal,street\": per head, the weight from the focus to each and the winner.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output; npz: arrays in --output.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output if it exists.")] = False,
@@ -69,13 +78,38 @@ def show(
     config = loaded.config
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
-    result = run_attention(loaded, text, truncate=truncate)
+    # Rollout mixes the chosen heads of every layer into one map per layer (head index -1).
+    result = run_attention(loaded, text, truncate=truncate, view=view.value,
+                           heads=heads if view is View.rollout else None)
+    if view is View.rollout:
+        heads = list(result.heads)
+    if words:
+        from ..analysis.words import to_words
+
+        result = to_words(result)
     focus_at = resolve_focus(result, focus) if focus is not None else None
+    scores = None
+    if candidates is not None:
+        from ..analysis.candidates import focus_span, parse_candidates, resolve_candidates, score_candidates
+
+        phrases = parse_candidates(candidates)
+        if focus_at is None:
+            focus_at = find_pronoun(result)
+            if focus_at is None:
+                raise AttnvizError("--candidates needs a focus word: give it with --focus (e.g. --focus it)")
+        span = focus_span(result, focus_at.index)
+        scores = score_candidates(result.select(layers if layer is not None else None,
+                                                heads if head is not None else None),
+                                  span, resolve_candidates(result, phrases, span))
 
     if fmt is not Format.table:
         selected = result.select(layers, heads)
         if fmt is Format.json:
             payload = selected.to_json() + "\n"
+            if scores is not None:
+                import json
+
+                payload = json.dumps({**selected.to_dict(), "candidates": scores.to_dict()}, ensure_ascii=False) + "\n"
             if output is None:
                 typer.echo(payload, nl=False)
             else:
@@ -88,7 +122,7 @@ def show(
             atomic_write(output, buffer.getvalue(), overwrite)
         return
 
-    if layer is None and head is None and config.num_layers * config.num_heads > MAX_DEFAULT_TABLES:
+    if layer is None and head is None and config.num_layers * len(heads) > MAX_DEFAULT_TABLES:
         layers = [0]
         result.notes.append(f"Tables show layer 0 of {config.num_layers}; choose others with --layer/--head "
                             "(e.g. --layer all).")
@@ -108,5 +142,9 @@ def show(
     render_heads(console, result.select(layers, heads))
     if focus_at is not None:
         render_focus(console, result, focus_at, top_targets(summary, focus_at.index, top))
+    if scores is not None:
+        from ..render.terminal import render_candidates
+
+        render_candidates(console, result, scores)
     if sink is not None:
         atomic_write(output, sink.getvalue(), overwrite)
