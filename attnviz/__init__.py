@@ -17,6 +17,13 @@ def load_model(spec: str = "random", **kwargs):
     return _load(spec, **kwargs)
 
 
+def save_model(model, folder, **kwargs):
+    """Write a loaded model as an attnviz checkpoint folder; see `attnviz.checkpoints.save_model`."""
+    from .checkpoints import save_model as _save
+
+    return _save(model, folder, **kwargs)
+
+
 def attention(model, text: str, **kwargs) -> AttentionResult:
     """Run `text` through a loaded model; see `attnviz.pipeline.run_attention`."""
     from .pipeline import run_attention
@@ -24,5 +31,5 @@ def attention(model, text: str, **kwargs) -> AttentionResult:
     return run_attention(model, text, **kwargs)
 
 
-__all__ = ["AttentionResult", "AttnvizError", "EncoderConfig", "ModelInfo", "attention", "load_model",
+__all__ = ["AttentionResult", "AttnvizError", "EncoderConfig", "ModelInfo", "attention", "load_model", "save_model",
            "__version__"]

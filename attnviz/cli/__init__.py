@@ -12,6 +12,8 @@ import typer
 
 from .. import __version__
 from .common import STATE, fail
+from .inspect import inspect
+from .init import init
 from .show import show
 
 app = typer.Typer(
@@ -24,6 +26,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command(no_args_is_help=True)(show)
+app.command()(inspect)
+app.command(no_args_is_help=True)(init)
 
 
 def _version(value: bool) -> None:

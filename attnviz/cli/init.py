@@ -1,0 +1,42 @@
+"""`attnviz init DIR`: write a random model as an attnviz checkpoint folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import (ActivationOpt, DFfOpt, DModelOpt, MaxLenOpt, NormOpt, NumHeadsOpt, NumLayersOpt,
+                     PositionalOpt, SeedOpt, TokenizerOpt, build_model, handles_errors)
+
+
+@handles_errors
+def init(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="The checkpoint folder to create (config.json, model.safetensors, tokenizer.json).", show_default=False)],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into DIR even if it is not empty (its checkpoint files are replaced, others kept).")] = False,
+    tokenizer: TokenizerOpt = None,
+    seed: SeedOpt = 0,
+    num_layers: NumLayersOpt = None,
+    num_heads: NumHeadsOpt = None,
+    d_model: DModelOpt = None,
+    d_ff: DFfOpt = None,
+    max_len: MaxLenOpt = None,
+    positional: PositionalOpt = None,
+    norm_placement: NormOpt = None,
+    activation: ActivationOpt = None,
+) -> None:
+    """Create a checkpoint folder holding a seeded random model, to load later with --model DIR.
+
+    Example: attnviz init my-model --num-layers 4 --num-heads 8 --d-model 128 --seed 7
+    """
+    from ..checkpoints import save_model
+    from ..checkpoints.native import check_target
+
+    check_target(folder, overwrite)  # fail before building the model
+    loaded = build_model("random", tokenizer, seed, num_layers=num_layers, num_heads=num_heads,
+                         d_model=d_model, d_ff=d_ff, max_len=max_len, positional=positional,
+                         norm_placement=norm_placement, activation=activation)
+    save_model(loaded, folder, overwrite=overwrite)
+    typer.echo(f"wrote {folder}: random model (seed {seed}), {loaded.config.describe()}, "
+               f"vocabulary {loaded.config.vocab_size}; use it with --model {folder}")
