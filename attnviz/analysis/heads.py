@@ -1,0 +1,314 @@
+"""Per-head statistics over a probe set of sentences, and a role for each head.
+
+NumPy only: takes AttentionResult objects (one per sentence, all from the same model, the same
+layers and heads) and returns numbers. No torch, no tokenizer.
+
+Which rows count
+----------------
+A sentence of T tokens gives, per head, a [T, T] matrix `a` whose row i (the query) is a
+probability distribution over the keys j. Every token of an AttentionResult is real (attnviz
+runs one sentence at a time, so there is no padding). The statistics average over *query rows*
+of the non-special tokens only ([CLS] and [SEP] rows behave differently and have no meaningful
+"previous token"); keys are all T tokens, specials included. Rows of all sentences are pooled:
+every query row of the probe set weighs the same. If a tokenizer adds no special tokens, every
+token is a query. Sentences of a single token say nothing about attention and are skipped.
+
+The statistics (means over the query rows i that have the thing measured)
+-------------------------------------------------------------------------
+- entropy:    H(a_i) / log T, the Shannon entropy of the row normalised by its maximum, so
+              1.0 is uniform attention and 0.0 is all weight on one key.
+- confidence: max_j a_ij, the largest weight of the row.
+- distance:   sum_j a_ij |i - j|, the expected distance in tokens from query to key.
+- self:       a_ii.
+- prev:       a_i,i-1 (rows with a previous token; for the first word that is [CLS]).
+- next:       a_i,i+1 (rows with a next token; for the last word that is [SEP]).
+- special:    sum of a_ij over special tokens j ([CLS], [SEP], <s>, ...).
+- first:      a_i,0, the weight on the sequence's first token (rows other than token 0).
+- punct:      sum of a_ij over punctuation tokens j (non-special tokens made only of Unicode
+              punctuation, such as "." and ","; only sentences that have some).
+- local:      sum of a_ij over |i - j| <= 1 (self, previous and next together).
+
+Roles, with thresholds that scale with sentence length
+------------------------------------------------------
+A raw share means little without the sentence length: uniform attention over 5 tokens already
+gives the previous token 0.2, over 30 tokens only 0.033. So each share s of a row is compared
+with what uniform attention would give that row, b = (number of target keys) / T, as the
+*excess*  e = (s - b) / (1 - b):  e = 0 for uniform attention, e = 1 when all weight is on the
+target, negative when the target is avoided. Excesses are averaged over the same rows as the
+shares (`HeadProfile.excess`). A head's role is the first rule that applies:
+
+1. a positional role, "previous token", "next token", "self", "special-token sink",
+   "first-token sink" (only counted where the first token is not special; where it is, as [CLS]
+   is, "special-token sink" covers it) or "punctuation", when its mean excess is at least
+   ROLE_EXCESS (0.5: at least half-way from uniform to all the weight); the largest excess wins;
+2. "local" when the excess of the window self + previous + next (b = window size / T) is at
+   least ROLE_EXCESS but no single position qualifies;
+3. "broad" when the mean normalised entropy is at least BROAD_ENTROPY (0.85), i.e. the weight
+   is spread about as evenly as over T**0.85 keys or more;
+4. "focused" when the excess of the row's largest weight on a non-special key (against 1/T;
+   `excess["content"]`) is at least ROLE_EXCESS: sharp attention on a word chosen by content
+   rather than by a fixed position (the overall confidence would also count a [CLS] sink);
+5. "mixed" otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..attention import AttentionResult
+from ..errors import AttnvizError
+
+ROLE_EXCESS = 0.5
+BROAD_ENTROPY = 0.85
+
+# Columns of the statistics, in display order.
+STATS = ("entropy", "confidence", "distance", "self", "prev", "next", "special", "first", "punct", "local")
+# Shares whose excess over uniform can make a positional role, with the role's name.
+TARGET_ROLES = {"prev": "previous token", "next": "next token", "self": "self",
+                "special": "special-token sink", "first": "first-token sink", "punct": "punctuation"}
+ROLES = (*TARGET_ROLES.values(), "local", "broad", "focused", "mixed")
+# Short names for the grid.
+ROLE_ABBREVIATIONS = {"previous token": "prev", "next token": "next", "self": "self",
+                      "special-token sink": "sink", "first-token sink": "first", "punctuation": "punct",
+                      "local": "local", "broad": "broad", "focused": "focus", "mixed": "mixed"}
+# Statistics that have an excess over uniform (entropy and distance have none).
+# "content" is the row's largest weight on a non-special key: the excess behind "focused".
+EXCESS_STATS = ("confidence", "content", "self", "prev", "next", "special", "first", "punct", "local")
+
+
+@dataclass(frozen=True)
+class HeadProfile:
+    """Statistics and role of one head (model layer and head indices)."""
+
+    layer: int
+    head: int
+    stats: dict[str, float]      # STATS -> mean over query rows (NaN when no row has it)
+    excess: dict[str, float]     # EXCESS_STATS -> mean excess over uniform (NaN likewise)
+    role: str
+    role_score: float            # the excess (or entropy, for "broad") that decided the role
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "head": self.head, "role": self.role,
+                "role_score": _json_float(self.role_score),
+                "stats": {k: _json_float(v) for k, v in self.stats.items()},
+                "excess": {k: _json_float(v) for k, v in self.excess.items()}}
+
+
+@dataclass(frozen=True)
+class HeadReport:
+    """Profiles of every head over a probe set."""
+
+    profiles: list[HeadProfile]  # layer-major order
+    layers: list[int]
+    heads: list[int]
+    sentences: int               # sentences measured
+    queries: int                 # query rows per head
+    skipped: int                 # sentences of a single token
+    uniform: dict[str, float]    # what uniform attention would give each statistic on this probe set
+
+    def profile(self, layer: int, head: int) -> HeadProfile:
+        return self.profiles[self.layers.index(layer) * len(self.heads) + self.heads.index(head)]
+
+    def grid(self) -> list[list[str]]:
+        """Roles as rows of layers and columns of heads."""
+        return [[self.profile(layer, head).role for head in self.heads] for layer in self.layers]
+
+    def role_counts(self) -> dict[str, int]:
+        counts = {role: 0 for role in ROLES}
+        for p in self.profiles:
+            counts[p.role] += 1
+        return {role: n for role, n in counts.items() if n}
+
+    def to_dict(self) -> dict:
+        return {"sentences": self.sentences, "queries": self.queries, "skipped": self.skipped,
+                "layers": self.layers, "heads": self.heads,
+                "uniform": {k: _json_float(v) for k, v in self.uniform.items()},
+                "thresholds": {"role_excess": ROLE_EXCESS, "broad_entropy": BROAD_ENTROPY},
+                "roles": self.role_counts(), "grid": self.grid(),
+                "profiles": [p.to_dict() for p in self.profiles]}
+
+
+def _json_float(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), 6)
+
+
+def is_punctuation(label: str) -> bool:
+    """True for a token made only of Unicode punctuation ("." "," "?!" "」")."""
+    return bool(label) and all(unicodedata.category(ch).startswith("P") for ch in label)
+
+
+class _Accumulator:
+    """Sums and row counts per statistic, each sum an array [L, H]."""
+
+    def __init__(self, shape: tuple[int, int]):
+        self.shape = shape
+        self.sums: dict[str, np.ndarray] = {}
+        self.counts: dict[str, int] = {}
+        self.uniform_sums: dict[str, float] = {}
+
+    def add(self, name: str, values: np.ndarray, uniform: np.ndarray | None = None) -> None:
+        """values: [L, H, R] for R rows; uniform: [R] what uniform attention gives those rows."""
+        if values.shape[-1] == 0:
+            return
+        self.sums[name] = self.sums.get(name, np.zeros(self.shape)) + values.sum(axis=-1)
+        self.counts[name] = self.counts.get(name, 0) + values.shape[-1]
+        if uniform is not None:
+            self.uniform_sums[name] = self.uniform_sums.get(name, 0.0) + float(uniform.sum())
+
+    def mean(self, name: str) -> np.ndarray:
+        if not self.counts.get(name):
+            return np.full(self.shape, np.nan)
+        return self.sums[name] / self.counts[name]
+
+    def uniform_mean(self, name: str) -> float:
+        return self.uniform_sums[name] / self.counts[name] if self.counts.get(name) else math.nan
+
+
+def _share_and_excess(acc: _Accumulator, name: str, share: np.ndarray, baseline: np.ndarray) -> None:
+    """share: [L, H, R] weights on a target; baseline: [R] uniform share b of those rows (< 1)."""
+    acc.add(name, share, baseline)
+    acc.add(name + "_excess", (share - baseline) / (1.0 - baseline))
+
+
+def _measure(acc: _Accumulator, result: AttentionResult) -> int:
+    """Add one sentence's query rows to the sums; returns how many rows it had."""
+    w = result.weights.astype(np.float64)                                     # [L, H, T, T]
+    T = w.shape[-1]
+    special = np.array(result.special, dtype=bool)                             # [T]
+    q = np.flatnonzero(~special) if (~special).any() else np.arange(T)         # query rows [R]
+    rows = w[:, :, q, :]                                                       # [L, H, R, T]
+    R = len(q)
+    uniform = np.full(R, 1.0 / T)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(rows > 0, rows * np.log(rows), 0.0)
+    acc.add("entropy", -plogp.sum(axis=-1) / math.log(T), np.ones(R))
+    _share_and_excess(acc, "confidence", rows.max(axis=-1), uniform)
+    acc.add("content_excess", (rows[..., ~special].max(axis=-1) - uniform) / (1.0 - uniform))
+    dist = np.abs(q[:, None] - np.arange(T)[None, :])                          # [R, T]
+    acc.add("distance", (rows * dist).sum(axis=-1), dist.mean(axis=-1))
+    _share_and_excess(acc, "self", rows[:, :, np.arange(R), q], uniform)
+
+    has_prev = q > 0
+    _share_and_excess(acc, "prev", rows[:, :, np.flatnonzero(has_prev), q[has_prev] - 1], uniform[has_prev])
+    has_next = q < T - 1
+    _share_and_excess(acc, "next", rows[:, :, np.flatnonzero(has_next), q[has_next] + 1], uniform[has_next])
+
+    n_special = int(special.sum())
+    _share_and_excess(acc, "special", rows[..., special].sum(axis=-1), np.full(R, n_special / T))
+    not_first = q > 0
+    first_share = rows[:, :, np.flatnonzero(not_first), 0]
+    if special[0]:
+        acc.add("first", first_share, uniform[not_first])  # a raw share only: "special" covers it
+    else:
+        _share_and_excess(acc, "first", first_share, uniform[not_first])
+
+    punct = np.array([not s and is_punctuation(label) for s, label in zip(result.special, result.labels)])
+    n_punct = int(punct.sum())
+    if 0 < n_punct < T:
+        _share_and_excess(acc, "punct", rows[..., punct].sum(axis=-1), np.full(R, n_punct / T))
+
+    window = dist <= 1                                                         # [R, T]
+    local_base = window.sum(axis=-1) / T
+    keep = local_base < 1.0  # in a sentence of <= 3 tokens the window may be everything
+    _share_and_excess(acc, "local", (rows * window).sum(axis=-1)[..., keep], local_base[keep])
+    return R
+
+
+def assign_role(stats: dict[str, float], excess: dict[str, float]) -> tuple[str, float]:
+    """The role of a head from its statistics (see the module docstring for the rules)."""
+    candidates = [(excess[k], TARGET_ROLES[k]) for k in TARGET_ROLES
+                  if not math.isnan(excess.get(k, math.nan)) and excess[k] >= ROLE_EXCESS]
+    if candidates:
+        # Largest excess wins; ties go to the earlier role in TARGET_ROLES (max keeps the first).
+        score, role = max(candidates, key=lambda c: c[0])
+        return role, score
+    local = excess.get("local", math.nan)
+    if not math.isnan(local) and local >= ROLE_EXCESS:
+        return "local", local
+    if stats["entropy"] >= BROAD_ENTROPY:
+        return "broad", stats["entropy"]
+    if excess["content"] >= ROLE_EXCESS:
+        return "focused", excess["content"]
+    best = max((v for v in excess.values() if not math.isnan(v)), default=math.nan)
+    return "mixed", best
+
+
+def profile_heads(results: list[AttentionResult]) -> HeadReport:
+    """Statistics and roles of every head in `results` (one result per probe sentence)."""
+    if not results:
+        raise AttnvizError("no sentences to measure the heads on; give some with --text or --file")
+    layers, heads = list(results[0].layers), list(results[0].heads)
+    for r in results[1:]:
+        if list(r.layers) != layers or list(r.heads) != heads:
+            raise ValueError("all results must hold the same layers and heads")
+    acc = _Accumulator((len(layers), len(heads)))
+    queries = skipped = 0
+    for r in results:
+        if len(r.tokens) < 2:
+            skipped += 1
+            continue
+        queries += _measure(acc, r)
+    if not queries:
+        raise AttnvizError("every probe sentence is a single token; give longer sentences")
+
+    means = {name: acc.mean(name) for name in STATS}
+    excesses = {name: acc.mean(name + "_excess") for name in EXCESS_STATS}
+    profiles = []
+    for li, layer in enumerate(layers):
+        for hi, head in enumerate(heads):
+            stats = {name: float(means[name][li, hi]) for name in STATS}
+            excess = {name: float(excesses[name][li, hi]) for name in EXCESS_STATS}
+            role, score = assign_role(stats, excess)
+            profiles.append(HeadProfile(layer, head, stats, excess, role, score))
+    uniform = {name: acc.uniform_mean(name) for name in STATS}
+    uniform["entropy"] = 1.0 if acc.counts.get("entropy") else math.nan
+    return HeadReport(profiles, layers, heads, len(results) - skipped, queries, skipped, uniform)
+
+
+# Columns `sort_profiles` accepts: numbers sort largest first, layer/head/role in order.
+SORT_COLUMNS = ("layer", "head", "role", "score", *STATS)
+
+
+def deltas(report: HeadReport, baseline: HeadReport) -> dict[tuple[int, int], dict[str, float]]:
+    """Per head, each statistic of `report` minus the same head's in `baseline` (same shape)."""
+    if report.layers != baseline.layers or report.heads != baseline.heads:
+        raise ValueError("the baseline must have the same layers and heads")
+    out = {}
+    for p in report.profiles:
+        b = baseline.profile(p.layer, p.head)
+        out[(p.layer, p.head)] = {k: p.stats[k] - b.stats[k] for k in STATS}
+    return out
+
+
+def sort_profiles(profiles: list[HeadProfile], column: str, reverse: bool = False,
+                  delta: dict[tuple[int, int], dict[str, float]] | None = None) -> list[HeadProfile]:
+    """Heads ordered by `column` (one of SORT_COLUMNS); ties and NaN keep layer/head order, NaN last.
+
+    Statistics sort largest first (`reverse` flips that), by their difference from the baseline
+    when `delta` is given. "layer", "head" and "role" sort in increasing order (roles in the
+    order of ROLES).
+    """
+    if column not in SORT_COLUMNS:
+        raise AttnvizError(f"unknown sort column {column!r}; choose one of: {', '.join(SORT_COLUMNS)}")
+    canonical = sorted(profiles, key=lambda p: (p.layer, p.head))
+    if column in ("layer", "head", "role"):
+        def key(p: HeadProfile):
+            main = ROLES.index(p.role) if column == "role" else getattr(p, column)
+            return (main, p.layer, p.head) if column != "head" else (p.head, p.layer)
+        ordered = sorted(canonical, key=key)
+        return ordered[::-1] if reverse else ordered
+
+    def value(p: HeadProfile) -> float:
+        if column == "score":
+            return p.role_score
+        return delta[(p.layer, p.head)][column] if delta is not None else p.stats[column]
+
+    known = [p for p in canonical if not math.isnan(value(p))]
+    unknown = [p for p in canonical if math.isnan(value(p))]
+    # sorted() is stable: equal values stay in layer/head order.
+    return sorted(known, key=value, reverse=not reverse) + unknown

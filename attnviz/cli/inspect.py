@@ -1,0 +1,167 @@
+"""`attnviz inspect MODEL`: config, parameter counts, and what every head does over a probe set."""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import AttnvizError
+from .common import (ActivationOpt, DFfOpt, DModelOpt, MaxLenOpt, NormOpt, NumHeadsOpt, NumLayersOpt,
+                     PositionalOpt, SeedOpt, TokenizerOpt, build_model, handles_errors)
+
+SORT_HELP = ("Order the table by: layer, head, role, score, entropy, confidence, distance, self, prev, "
+             "next, special, first, punct, local. Statistics sort largest first (by the difference "
+             "from the random model with --baseline).")
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+def probe_texts(text: list[str] | None, files: list[str] | None) -> tuple[list[str], str]:
+    """The probe sentences and a description of where they came from."""
+    from ..samples import default_probe_sentences, read_sentences, resolve_text_file
+
+    texts = [t.strip() for t in text or []]
+    if any(not t for t in texts):
+        raise AttnvizError("--text is empty; give a sentence")
+    sources = [f"{len(texts)} --text sentence{'s' if len(texts) != 1 else ''}"] if texts else []
+    for spec in files or []:
+        path = spec if spec == "-" else resolve_text_file(spec)
+        texts += read_sentences(path)
+        sources.append("standard input" if spec == "-" else str(path))
+    if not texts:
+        return default_probe_sentences(), "the sample sentences"
+    return texts, ", ".join(sources)
+
+
+def run_probe(loaded, texts: list[str], label: str):
+    """Attention of every probe sentence (truncated to the model's maximum), then head profiles."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ..analysis.heads import profile_heads
+    from ..pipeline import run_attention
+
+    results = []
+    with Progress(transient=True, disable=not sys.stderr.isatty(),
+                  console=Console(stderr=True)) as progress:
+        task = progress.add_task(label, total=len(texts))
+        for text in texts:
+            results.append(run_attention(loaded, text, truncate=True))
+            progress.advance(task)
+    truncated = sum(r.truncated for r in results)
+    return profile_heads(results), truncated
+
+
+@handles_errors
+def inspect(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="'random', a checkpoint folder or file, or a named model such as minilm.")] = "random",
+    text: Annotated[Optional[list[str]], typer.Option("--text", "-t", metavar="TEXT", help="A probe sentence; repeat for several. Default: the sentences shipped in sample_texts/.")] = None,
+    file: Annotated[Optional[list[str]], typer.Option("--file", metavar="FILE", help="A text file of probe sentences, one per line (# comments skipped), '-' for standard input, or a sample name (classic, winograd, ambiguous_words, korean); repeatable.")] = None,
+    sort: Annotated[str, typer.Option("--sort", metavar="COLUMN", help=SORT_HELP)] = "layer",
+    reverse: Annotated[bool, typer.Option("--reverse", help="Reverse the --sort order.")] = False,
+    baseline: Annotated[bool, typer.Option("--baseline", help="Also profile a random model of the same shape and show each statistic as the difference from it, to tell learned heads from architectural ones.")] = False,
+    baseline_seed: Annotated[Optional[int], typer.Option("--baseline-seed", help="Seed of the --baseline model [default: --seed, plus one when MODEL is random].")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: one object on stdout or --output.")] = Format.table,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output if it exists.")] = False,
+    tokenizer: TokenizerOpt = None,
+    seed: SeedOpt = 0,
+    num_layers: NumLayersOpt = None,
+    num_heads: NumHeadsOpt = None,
+    d_model: DModelOpt = None,
+    d_ff: DFfOpt = None,
+    max_len: MaxLenOpt = None,
+    positional: PositionalOpt = None,
+    norm_placement: NormOpt = None,
+    activation: ActivationOpt = None,
+) -> None:
+    """Describe a model and what each of its heads does.
+
+    Prints the config, parameter counts per part, then per-head statistics over a probe set (the
+    shipped sample sentences unless --text/--file give others), averaged over the query rows of
+    real (non-special) tokens: normalised entropy (1 = uniform), confidence (mean largest
+    weight), distance (mean tokens from query to key), and the share of attention to the token
+    itself, the previous and next token, special tokens, the first token, punctuation, and the
+    local window (self + neighbours).
+
+    Each head gets a role: 'previous token', 'next token', 'self', 'special-token sink',
+    'first-token sink' or 'punctuation' when that share is at least half-way from uniform
+    attention (1/T per token, so the bar scales with sentence length T) to all the weight;
+    otherwise 'local' (the window likewise), 'broad' (entropy >= 0.85), 'focused' (sharp on one
+    word chosen by content), or 'mixed'.
+
+    Example: attnviz inspect minilm --sort prev --baseline
+    """
+    from ..analysis.heads import SORT_COLUMNS, deltas, sort_profiles
+    from ..analysis.params import parameter_counts
+    from ..io import atomic_write, check_writable
+
+    if sort not in SORT_COLUMNS:  # before loading anything
+        raise AttnvizError(f"unknown sort column {sort!r}; choose one of: {', '.join(SORT_COLUMNS)}")
+    if output is not None:
+        check_writable(output, overwrite)
+    texts, probe = probe_texts(text, file)
+
+    loaded = build_model(model, tokenizer, seed, num_layers=num_layers, num_heads=num_heads,
+                         d_model=d_model, d_ff=d_ff, max_len=max_len, positional=positional,
+                         norm_placement=norm_placement, activation=activation)
+    params = parameter_counts(((n, tuple(p.shape)) for n, p in loaded.encoder.named_parameters()),
+                              loaded.config.num_layers)
+    report, truncated = run_probe(loaded, texts, "profiling heads")
+
+    base = delta = None
+    base_info = None
+    if baseline:
+        from ..checkpoints import random_model
+
+        bseed = baseline_seed if baseline_seed is not None else seed + (loaded.info.kind == "random")
+        base_model = random_model(loaded.config, bseed, loaded.tokenizer)
+        base_info = base_model.info
+        base, _ = run_probe(base_model, texts, "profiling the random baseline")
+        delta = deltas(report, base)
+    profiles = sort_profiles(report.profiles, sort, reverse, delta)
+
+    if fmt is Format.json:
+        payload = {
+            "model": loaded.info.to_dict(),
+            "parameters": params.to_dict(),
+            "probe": {"source": probe, "texts": texts, "truncated": truncated},
+            "sort": {"column": sort, "reverse": reverse},
+            "heads": {**report.to_dict(), "profiles": [p.to_dict() for p in profiles]},
+            "baseline": None if base is None else {
+                "model": base_info.to_dict(),
+                "heads": base.to_dict(),
+                "delta": [{"layer": p.layer, "head": p.head,
+                           "stats": {k: (None if v != v else round(v, 6)) for k, v in delta[(p.layer, p.head)].items()}}
+                          for p in profiles],
+            },
+        }
+        data = json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
+        if output is None:
+            typer.echo(data, nl=False)
+        else:
+            atomic_write(output, data, overwrite)
+        return
+
+    from rich.console import Console
+
+    from ..render.inspect_view import render_heads, render_model
+
+    sink = io.StringIO() if output is not None else None
+    console = Console(file=sink, width=120 if sink else None, highlight=False, soft_wrap=False,
+                      no_color=sink is not None)
+    render_model(console, loaded.info, params)
+    if truncated:
+        console.print(f"[yellow]{truncated} probe sentence(s) were cut to the model's {loaded.config.max_len} tokens.[/]")
+    render_heads(console, report, profiles, sort, probe, base, delta)
+    if sink is not None:
+        atomic_write(output, sink.getvalue(), overwrite)

@@ -1,0 +1,168 @@
+"""Rich terminal view of `attnviz inspect`: config, parameter counts, a layers x heads grid of
+roles and a detailed per-head table (or, with a baseline, differences from a random model)."""
+
+from __future__ import annotations
+
+import math
+
+from rich.columns import Columns
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..analysis.heads import BROAD_ENTROPY, ROLE_ABBREVIATIONS, ROLE_EXCESS, STATS, HeadProfile, HeadReport
+from ..analysis.params import ParameterCounts, human
+from ..attention import ModelInfo
+
+ROLE_STYLES = {"previous token": "bold cyan", "next token": "bold blue", "self": "bold magenta",
+               "special-token sink": "bold yellow", "first-token sink": "yellow", "punctuation": "bold green",
+               "local": "cyan", "broad": "dim", "focused": "bold red", "mixed": ""}
+# Short column headers of the detailed table.
+HEADERS = {"entropy": "ent", "confidence": "conf", "distance": "dist", "self": "self", "prev": "prev",
+           "next": "next", "special": "spec", "first": "first", "punct": "punct", "local": "local"}
+
+
+def render_model(console: Console, info: ModelInfo, params: ParameterCounts) -> None:
+    """The header, the config and the parameter counts."""
+    console.print(Text.assemble(("attnviz inspect", "bold"), " · ", (info.name, "bold cyan"), " · ",
+                                info.config.describe(), " · tokenizer: ", info.tokenizer))
+    if not info.learned:
+        console.print(Text("Random weights: these patterns are not learned; the roles below come from "
+                           "the architecture and the seed alone.", style="yellow"))
+    console.print()
+    config = {k: v for k, v in info.config.to_dict().items() if k != "extra"}
+    grid = Table(title="config", title_justify="left", box=None, padding=(0, 1), pad_edge=False)
+    for _ in range(3):
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(no_wrap=True)
+    items = list(config.items())
+    rows = math.ceil(len(items) / 3)
+    for r in range(rows):
+        cells = []
+        for c in range(3):
+            i = c * rows + r
+            cells += [items[i][0], str(items[i][1])] if i < len(items) else ["", ""]
+        grid.add_row(*cells)
+    console.print(grid)
+    console.print()
+    console.print(parameter_table(params))
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" + (f" ({human(n)})" if n >= 1000 else "")
+
+
+def parameter_table(params: ParameterCounts) -> Table:
+    table = Table(title="parameters", title_justify="left", box=None, padding=(0, 1), pad_edge=False)
+    table.add_column("part", no_wrap=True)
+    table.add_column("each layer", justify="right", no_wrap=True)
+    table.add_column("total", justify="right", no_wrap=True)
+    names = {"word": "word embeddings", "position": "position embeddings", "token_type": "token-type embeddings",
+             "norm": "embedding LayerNorm", "project": "embedding projection"}
+    for part, n in params.embeddings.items():
+        table.add_row(names.get(part, f"embeddings.{part}"), "", _count(n))
+    table.add_row(Text("embeddings", style="bold"), "", Text(_count(params.embeddings_total), style="bold"))
+    L = len(params.layers)
+    labels = {"attention": "attention (Q, K, V, out)", "feed_forward": "feed-forward", "norms": "LayerNorms",
+              "other": "other"}
+    for part, label in labels.items():
+        per_layer = {layer[part] for layer in params.layers}
+        if part == "other" and per_layer <= {0}:
+            continue
+        each = _count(per_layer.pop()) if len(per_layer) == 1 else "varies"
+        table.add_row(label, each, _count(params.part_total(part)))
+    totals = {params.layer_total(i) for i in range(L)}
+    table.add_row(Text(f"{L} layers", style="bold"), _count(totals.pop()) if len(totals) == 1 else "varies",
+                  Text(_count(sum(params.layer_total(i) for i in range(L))), style="bold"))
+    if params.final_norm:
+        table.add_row("final LayerNorm", "", _count(params.final_norm))
+    if params.other:
+        table.add_row("other", "", _count(params.other))
+    table.add_row(Text("total", style="bold"), "", Text(_count(params.total), style="bold"))
+    return table
+
+
+def role_grid(report: HeadReport, title: str) -> Table:
+    """Layers as rows, heads as columns, each cell the head's role in short."""
+    table = Table(title=title, title_justify="left", box=None, padding=(0, 1), pad_edge=False,
+                  collapse_padding=True)
+    table.add_column("layer", justify="right", style="dim")
+    for head in report.heads:
+        table.add_column(str(head), justify="center", no_wrap=True)
+    for layer, roles in zip(report.layers, report.grid()):
+        table.add_row(str(layer), *(Text(ROLE_ABBREVIATIONS[r], style=ROLE_STYLES[r]) for r in roles))
+    return table
+
+
+def _number(value: float, column: str, signed: bool = False) -> Text:
+    if math.isnan(value):
+        return Text("-", style="dim")
+    digits = 1 if column == "distance" else 2
+    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    style = ""
+    if signed and round(value, digits) != 0:
+        style = "green" if value > 0 else "red"
+    return Text(text, style=style)
+
+
+def detail_table(profiles: list[HeadProfile], report: HeadReport, sort: str,
+                 baseline: HeadReport | None = None,
+                 delta: dict[tuple[int, int], dict[str, float]] | None = None) -> Table:
+    """One row per head in the given order; with a baseline, each statistic minus the baseline's.
+
+    Sized to fit 80 columns: short headers and, with a baseline, short role names.
+    """
+    title = f"per head (L layer, H head), sorted by {sort}"
+    if baseline is not None:
+        title += "; statistics as model minus random baseline"
+    table = Table(title=title, title_justify="left", box=None, padding=(0, 1), pad_edge=False,
+                  collapse_padding=True)
+    table.add_column("L", justify="right", no_wrap=True)
+    table.add_column("H", justify="right", no_wrap=True)
+    table.add_column("role", no_wrap=True)
+    if baseline is not None:
+        table.add_column("random", no_wrap=True)
+    for column in STATS:
+        table.add_column(HEADERS[column], justify="right", no_wrap=True)
+    for p in profiles:
+        if baseline is None:
+            cells = [str(p.layer), str(p.head), Text(p.role, style=ROLE_STYLES[p.role])]
+            cells += [_number(p.stats[c], c) for c in STATS]
+        else:
+            b = baseline.profile(p.layer, p.head)
+            cells = [str(p.layer), str(p.head), Text(ROLE_ABBREVIATIONS[p.role], style=ROLE_STYLES[p.role]),
+                     Text(ROLE_ABBREVIATIONS[b.role], style=ROLE_STYLES[b.role])]
+            cells += [_number(delta[(p.layer, p.head)][c], c, signed=True) for c in STATS]
+        table.add_row(*cells)
+    if baseline is None:
+        table.add_row("", "", Text("uniform attention", style="dim italic"),
+                      *(Text(_number(report.uniform[c], c).plain, style="dim italic") for c in STATS))
+    return table
+
+
+def render_heads(console: Console, report: HeadReport, profiles: list[HeadProfile], sort: str,
+                 probe: str, baseline: HeadReport | None = None,
+                 delta: dict[tuple[int, int], dict[str, float]] | None = None) -> None:
+    console.print()
+    console.print(Text(f"head statistics over {probe}: {report.sentences} sentences, {report.queries} query "
+                       "tokens per head (special tokens are keys, not queries)", style="dim"))
+    console.print()
+    grids = [role_grid(report, "roles")]
+    if baseline is not None:
+        grids.append(role_grid(baseline, "roles of the random baseline"))
+    console.print(Columns(grids, padding=(0, 4)) if len(grids) > 1 else grids[0])
+    present = {p.role for r in ([report] if baseline is None else [report, baseline]) for p in r.profiles}
+    legend = Text("")
+    for role, short in ROLE_ABBREVIATIONS.items():
+        if role in present and short != role:
+            legend.append(short, style=ROLE_STYLES[role] or "bold")
+            legend.append(f" = {role}  ", style="dim")
+    if legend.plain:
+        console.print(legend)
+    counts = ", ".join(f"{role} {n}" for role, n in report.role_counts().items())
+    console.print(Text(f"{len(report.profiles)} heads: {counts}"))
+    console.print(Text(f"A role needs its target's share at least {ROLE_EXCESS:g} of the way from uniform "
+                       f"attention (1/T per token) to all the weight; broad: normalised entropy >= "
+                       f"{BROAD_ENTROPY:g}. See 'attnviz inspect --help'.", style="dim"))
+    console.print()
+    console.print(detail_table(profiles, report, sort, baseline, delta))
