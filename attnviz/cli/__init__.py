@@ -12,6 +12,7 @@ import typer
 
 from .. import __version__
 from .common import STATE, fail
+from .compare import compare
 from .inspect import inspect
 from .init import init
 from .show import show
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.command(no_args_is_help=True)(show)
 app.command()(inspect)
 app.command(no_args_is_help=True)(init)
+app.command(no_args_is_help=True)(compare)
 
 
 def _version(value: bool) -> None:

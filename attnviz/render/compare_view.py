@@ -1,0 +1,130 @@
+"""Rich terminal view of a comparison: twin sentences (flips) or twin models (divergence)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..analysis.candidates import NO_WINNER
+from ..analysis.compare import Comparison, head_name
+from .terminal import MARK, _cell_style, _fit
+
+FLIP = "⇄"
+
+
+def _num(w: float) -> str:
+    """Weights in 3-4 characters: .02, .87, 1.00 (norm-view weights can exceed one: 12.4)."""
+    text = f"{w:.2f}"
+    return text[1:] if text.startswith("0.") else (text if w < 10 else f"{w:.1f}")
+
+
+def _winner(side, li: int, hi: int) -> Text:
+    won = int(side.scores.winners[li, hi])
+    if won == NO_WINNER:
+        return Text("tie", style="dim")
+    return _fit(side.scores.candidates[won].label, 10)
+
+
+def render_comparison(console: Console, comp: Comparison, top_n: int = 5) -> None:
+    a, b = comp.a, comp.b
+    info = a.result.model
+    if comp.kind == "sentences":
+        console.print(Text.assemble(("attnviz compare", "bold"), " · ", (info.name, "bold cyan"), " · ",
+                                    info.config.describe(), " · view: ", a.result.view))
+        if not info.learned:
+            console.print(Text("Random weights: these patterns are not learned.", style="yellow"))
+        for side in (a, b):
+            console.print(Text.assemble((f"{side.name}: ", "bold"), side.result.text,
+                                        (f"   focus {side.focus.label!r}", "dim")))
+    else:
+        console.print(Text.assemble(("attnviz compare", "bold"), " · two models on one sentence · view: ",
+                                    a.result.view))
+        for side in (a, b):
+            m = side.result.model
+            console.print(Text.assemble((f"{side.name}: ", "bold"), (m.name, "bold cyan"), " · ",
+                                        m.config.describe(), "" if m.learned else " (random weights)"))
+        console.print(Text.assemble(("text: ", "bold"), a.result.text))
+    for side in (a, b):
+        if side.scores is not None:
+            for note in side.scores.notes:
+                console.print(Text(f"{side.name}: {note}", style="yellow"))
+
+    with_cands = a.scores is not None and b.scores is not None
+    what = "focus row" if a.focus.units else "whole maps"
+    table = Table(title="per head: where the focus goes in each" + (", winning candidate and flips" if with_cands else ""),
+                  title_justify="left", box=None, padding=(0, 1), pad_edge=False)
+    table.add_column("head", no_wrap=True, min_width=5)
+    table.add_column(f"{a.name} top", no_wrap=True)
+    table.add_column(f"{b.name} top", no_wrap=True)
+    if with_cands:
+        for side in (a, b):
+            table.add_column(f"{side.name} cands", no_wrap=True, min_width=5 * len(side.scores.candidates))
+        table.add_column(f"winner {a.name}→{b.name}", no_wrap=True)
+    table.add_column("JSD", justify="right")
+    flips = comp.flips
+    for li, layer in enumerate(comp.layers):
+        for hi, head in enumerate(comp.heads):
+            cells = [head_name(layer, head)]
+            for side in (a, b):
+                j, w = side.top(li, hi)
+                cells.append(Text.assemble(_fit(side.result.labels[j], 8), f" {_num(w)}"))
+            if with_cands:
+                for side in (a, b):
+                    won = int(side.scores.winners[li, hi])
+                    cell = Text()
+                    for c in range(len(side.scores.candidates)):
+                        w = float(side.scores.weights[li, hi, c])
+                        if c:
+                            cell.append(" ")
+                        cell.append(_num(w) + (MARK if won == c else " "), style=_cell_style(w, won == c))
+                    cells.append(cell)
+                wa, wb = _winner(a, li, hi), _winner(b, li, hi)
+                if flips[li, hi]:
+                    cells.append(Text.assemble(wa, "→", wb, f" {FLIP}", style="bold magenta"))
+                else:
+                    cells.append(wa if wa.plain == wb.plain else Text.assemble(wa, "→", wb))
+            cells.append(f"{comp.jsd[li, hi]:.3f}")
+            table.add_row(*cells)
+    console.print()
+    console.print(table)
+    if with_cands:
+        names = " / ".join(repr(c.label) for c in a.scores.candidates)
+        console.print(Text(f"cands: weight from the focus to {names} (word level), {MARK} the winner; "
+                           f"{FLIP} a head whose winner differs between {a.name} and {b.name}", style="dim"))
+    console.print(Text(f"JSD: Jensen-Shannon divergence (bits, 0 same to 1 disjoint) between {a.name} and "
+                       f"{b.name} of the {what}" + (", on words aligned across the twins" if comp.kind == "sentences" else ""),
+                       style="dim"))
+    console.print()
+    render_summary(console, comp, top_n)
+
+
+def render_summary(console: Console, comp: Comparison, top_n: int = 5) -> None:
+    a, b = comp.a, comp.b
+    total = len(comp.layers) * len(comp.heads)
+    if a.scores is not None and b.scores is not None:
+        for side in (a, b):
+            counts = side.scores.counts()
+            parts = [f"{c.label!r} {n}" for c, n in zip(side.scores.candidates, counts)]
+            if side.scores.ties():
+                parts.append(f"tied {side.scores.ties()}")
+            console.print(Text(f"{side.name}: heads won per candidate: " + ", ".join(parts)))
+        flips = comp.flips
+        names = [head_name(layer, head) for li, layer in enumerate(comp.layers)
+                 for hi, head in enumerate(comp.heads) if flips[li, hi]]
+        if names:
+            shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+            between = "twins" if comp.kind == "sentences" else "two models"
+            console.print(Text(f"{len(names)} of {total} heads flip their winning candidate between the "
+                               f"{between} ({FLIP}): {shown}", style="bold"))
+        elif comp.kind == "sentences":
+            console.print(Text(f"No head flips: all {total} heads keep the same winning candidate (or tie) in "
+                               "both sentences, so none of them follows the change in meaning.", style="bold"))
+        else:
+            console.print(Text(f"No head flips: all {total} heads pick the same candidate (or tie) in both models.",
+                               style="bold"))
+    order = sorted(((float(comp.jsd[li, hi]), -li, -hi) for li in range(len(comp.layers))
+                    for hi in range(len(comp.heads))), reverse=True)[:top_n]
+    parts = [f"{head_name(comp.layers[-li], comp.heads[-hi])} {d:.3f}" for d, li, hi in order]
+    console.print(Text(f"largest divergence: {', '.join(parts)} · mean over {total} heads "
+                       f"{float(comp.jsd.mean()):.3f}", style="dim" if comp.kind == "sentences" else "bold"))

@@ -1,0 +1,198 @@
+"""`attnviz compare`: flips between twin sentences, JSD between models, the figure."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from attnviz.analysis.candidates import NO_WINNER
+from attnviz.analysis.compare import align_units, compare_models, compare_sentences, jensen_shannon
+from attnviz.analysis.words import to_words
+from attnviz.attention import ModelInfo
+from attnviz.checkpoints import LoadedModel, random_model, save_model
+from attnviz.cli import app
+from attnviz.config import EncoderConfig
+from attnviz.encoder import Encoder
+from attnviz.errors import AttnvizError
+from attnviz.pipeline import run_attention
+from attnviz.tokenize import TextTokenizer
+
+runner = CliRunner()
+A = "The cat saw the dog and it ran."
+B = "The dog saw the cat and it ran."
+SHARP = 20.0   # query size: scores of 20*1/sqrt(2) ~ 14 make the softmax all but one-hot
+
+
+def hand_set_model():
+    """One layer, two heads, d_model 4, attention known by construction.
+
+    Every query is the same vector (a bias), so each head attends wherever its keys light up:
+    head 0 reads feature 0, which only the word "cat" has (it follows the word: no flip when the
+    twins swap cat and dog); head 1 reads feature 2, which only position 2 has (the word right
+    after "The": it follows the position, so its winner flips between the twins).
+    """
+    tok = TextTokenizer.default()
+    config = EncoderConfig(vocab_size=tok.vocab_size, num_layers=1, num_heads=2, d_model=4, d_ff=4,
+                           max_len=32, positional="learned", embedding_layernorm=False)
+    enc = Encoder(config)
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.zero_()
+        cat = tok.encode("cat").ids[1]
+        enc.embeddings.word.weight[cat, 0] = 1.0
+        enc.embeddings.position.weight[2, 2] = 1.0
+        att = enc.layers[0].attention
+        att.query.bias.copy_(torch.tensor([SHARP, 0.0, SHARP, 0.0]))
+        att.key.weight[0, 0] = 1.0   # head 0 key dim 0 <- feature 0 ("cat")
+        att.key.weight[2, 2] = 1.0   # head 1 key dim 0 <- feature 2 (position 2)
+    info = ModelInfo(source="hand-set", config=config, learned=True, tokenizer=tok.source, kind="attnviz")
+    return LoadedModel(enc, tok, info)
+
+
+def test_jensen_shannon_against_hand_values():
+    assert jensen_shannon([1.0, 0.0], [0.0, 1.0]) == pytest.approx(1.0)
+    assert jensen_shannon([0.3, 0.7], [0.3, 0.7]) == pytest.approx(0.0, abs=1e-12)
+    # M = [0.75, 0.25]; KL(p||M) = 0.5 log2(0.5/0.75) + 0.5 log2(0.5/0.25); KL(q||M) = log2(1/0.75).
+    kl_p = 0.5 * np.log2(0.5 / 0.75) + 0.5 * np.log2(2.0)
+    kl_q = np.log2(1 / 0.75)
+    assert jensen_shannon([0.5, 0.5], [1.0, 0.0]) == pytest.approx(0.5 * kl_p + 0.5 * kl_q)
+    # Unnormalised rows (norm view) are normalised first.
+    assert jensen_shannon([2.0, 2.0], [4.0, 0.0]) == pytest.approx(0.5 * kl_p + 0.5 * kl_q)
+
+
+def test_hand_set_model_has_the_attention_we_built():
+    model = hand_set_model()
+    words = to_words(run_attention(model, A))
+    it = words.labels.index("it")
+    assert words.weights[0, 0, it, words.labels.index("cat")] > 0.999
+    assert words.weights[0, 1, it, 2] > 0.999 and words.labels[2] == "cat"
+
+
+def test_flip_detection_on_hand_set_model():
+    model = hand_set_model()
+    comp = compare_sentences(to_words(run_attention(model, A)), to_words(run_attention(model, B)),
+                             "it", ["cat", "dog"])
+    # Head 0 follows the word "cat" in both; head 1 follows position 2: cat in A, dog in B.
+    assert comp.a.scores.winners.tolist() == [[0, 0]]
+    assert comp.b.scores.winners.tolist() == [[0, 1]]
+    assert comp.flips.tolist() == [[False, True]]
+    assert [comp.a.result.labels[comp.a.top(0, h)[0]] for h in range(2)] == ["cat", "cat"]
+    assert [comp.b.result.labels[comp.b.top(0, h)[0]] for h in range(2)] == ["cat", "dog"]
+    data = comp.to_dict()
+    assert data["n_flips"] == 1 and [h["flip"] for h in data["heads"]] == [False, True]
+
+
+def test_compare_cli_end_to_end_on_hand_set_model(tmp_path):
+    folder = save_model(hand_set_model(), tmp_path / "hand")
+    out = runner.invoke(app, ["compare", A, B, "--model", str(folder), "--focus", "it",
+                              "--candidates", "cat,dog", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["n_flips"] == 1
+    assert [(h["head"], h["flip"], h["A"]["winner"], h["B"]["winner"]) for h in data["heads"]] == [
+        (0, False, 0, 0), (1, True, 0, 1)]
+    table = runner.invoke(app, ["compare", A, B, "--model", str(folder), "--focus", "it", "--candidates", "cat,dog"])
+    assert table.exit_code == 0, table.output
+    assert "1 of 2 heads flip their winning candidate between the twins" in table.stdout
+    assert "L0 H1" in table.stdout and "cat→dog" in table.stdout
+
+
+def test_no_flip_is_said_plainly(tmp_path):
+    folder = save_model(hand_set_model(), tmp_path / "hand")
+    out = runner.invoke(app, ["compare", A, B, "--model", str(folder), "--head", "0", "--focus", "it",
+                              "--candidates", "cat,dog"])
+    assert out.exit_code == 0, out.output
+    assert "No head flips" in out.stdout
+
+
+def test_align_units_pairs_replaced_words(small_model):
+    a = to_words(run_attention(small_model, "The animal was too tired."))
+    b = to_words(run_attention(small_model, "The animal was much too wide."))
+    cols = align_units(a, b)
+    pairs = [(None if c.a is None else a.labels[c.a], None if c.b is None else b.labels[c.b]) for c in cols]
+    assert ("animal", "animal") in pairs and ("tired", "wide") in pairs
+    assert ("[SEP]", "[SEP]") in pairs and (None, "much") in pairs
+    assert [c.a for c in cols if c.a is not None] == list(range(len(a.labels)))
+    assert [c.b for c in cols if c.b is not None] == list(range(len(b.labels)))
+
+
+def test_sentence_jsd_matches_direct_computation(small_model):
+    ta = "The animal didn't cross the street because it was too tired."
+    tb = "The animal didn't cross the street because it was too wide."
+    wa, wb = to_words(run_attention(small_model, ta)), to_words(run_attention(small_model, tb))
+    comp = compare_sentences(wa, wb, "it", ["animal", "street"])
+    ia, ib = wa.labels.index("it"), wb.labels.index("it")
+    # Same number of words, differing in "tired"/"wide" only: columns line up position by position.
+    assert len(wa.labels) == len(wb.labels)
+    for li in range(2):
+        for hi in range(4):
+            p, q = wa.weights[li, hi, ia].astype(float), wb.weights[li, hi, ib].astype(float)
+            m = (p + q) / 2
+            direct = 0.5 * sum(x * np.log2(x / y) for x, y in zip(p, m) if x > 0) + \
+                0.5 * sum(x * np.log2(x / y) for x, y in zip(q, m) if x > 0)
+            assert comp.jsd[li, hi] == pytest.approx(direct, abs=1e-6)
+    flips_direct = [[(wa.weights[l, h, ia, wa.labels.index("animal")] > wa.weights[l, h, ia, wa.labels.index("street")])
+                     != (wb.weights[l, h, ib, wb.labels.index("animal")] > wb.weights[l, h, ib, wb.labels.index("street")])
+                     for h in range(4)] for l in range(2)]
+    assert comp.flips.tolist() == flips_direct
+
+
+def test_compare_models_jsd(small_model):
+    text = "The animal didn't cross the street because it was too tired."
+    other = random_model(EncoderConfig(), seed=7)
+    a, b = to_words(run_attention(small_model, text)), to_words(run_attention(other, text))
+    same = compare_models(a, a, "it")
+    np.testing.assert_allclose(same.jsd, 0.0, atol=1e-12)
+    comp = compare_models(a, b, "it", ["animal", "street"])
+    it = a.labels.index("it")
+    np.testing.assert_allclose(comp.jsd, jensen_shannon(a.weights[:, :, it], b.weights[:, :, it]), atol=1e-12)
+    whole = compare_models(a, b, None)
+    np.testing.assert_allclose(whole.jsd, jensen_shannon(a.weights, b.weights).mean(-1), atol=1e-12)
+    bigger = to_words(run_attention(random_model(EncoderConfig(num_layers=3)), text))
+    with pytest.raises(AttnvizError, match="different shapes"):
+        compare_models(a, bigger, "it")
+
+
+def test_compare_models_cli_json_and_errors():
+    text = "The animal didn't cross the street because it was too tired."
+    out = runner.invoke(app, ["compare", text, "--model-b", "random", "--seed-b", "0", "--focus", "it", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["kind"] == "models" and len(data["comparisons"]) == 1
+    assert all(h["jsd"] == pytest.approx(0.0, abs=1e-9) for h in data["comparisons"][0]["heads"])
+    diff = runner.invoke(app, ["compare", text, "--model-b", "random", "--focus", "it"])
+    assert diff.exit_code == 0 and "random (seed 1)" in diff.stdout and "largest divergence" in diff.stdout
+    missing = runner.invoke(app, ["compare", text, "--focus", "it"])
+    assert missing.exit_code == 2 and "give two sentences" in missing.stderr
+    bad = runner.invoke(app, ["compare", A, B, "--candidates", "cat,zebra"])
+    assert bad.exit_code == 2 and "'zebra' is not a word" in bad.stderr
+
+
+def test_compare_png_is_deterministic_and_metadata_free(tmp_path):
+    from PIL import Image
+
+    args = ["compare", "The animal didn't cross the street because it was too tired.",
+            "동물은 너무 피곤해서 길을 건너지 않았다. 그것은 지쳤다.", "--focus", "0", "--format", "json"]
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    r1 = runner.invoke(app, args + ["--png", str(first)])
+    r2 = runner.invoke(app, args + ["--png", str(second)])
+    assert r1.exit_code == 0 and r2.exit_code == 0, r1.output
+    assert first.read_bytes() == second.read_bytes()
+    image = Image.open(io.BytesIO(first.read_bytes()))
+    assert image.format == "PNG" and image.width > image.height > 100
+    assert "Software" not in image.info and not any("date" in k.lower() for k in image.info)
+    again = runner.invoke(app, args + ["--png", str(first)])
+    assert again.exit_code == 2 and "exists" in again.stderr
+    wrong = runner.invoke(app, args + ["--png", str(tmp_path / "x.jpg")])
+    assert wrong.exit_code == 2 and ".png" in wrong.stderr
+
+
+def test_tie_is_not_a_flip():
+    import numpy as np
+    from attnviz.analysis.candidates import winners
+
+    w = np.array([[[0.2, 0.2], [0.3, 0.1]]])
+    assert winners(w).tolist() == [[NO_WINNER, 0]]
