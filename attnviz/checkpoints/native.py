@@ -83,8 +83,8 @@ def checkpoint_files(model: "LoadedModel", learned: bool | None = None) -> dict[
 
     info = model.info
     learned = info.learned if learned is None else learned
-    meta = {FORMAT_KEY: CONFIG_FORMAT_VERSION, "learned": bool(learned),
-            "seed": info.seed if info.kind == "random" or not info.learned else None}
+    # seed: the random initialisation the weights started from (None for imported models).
+    meta = {FORMAT_KEY: CONFIG_FORMAT_VERSION, "learned": bool(learned), "seed": info.seed}
     if info.kind not in ("random", "attnviz"):
         # An imported model saved in attnviz's format remembers where it came from.
         extra = {**model.config.extra, "imported_from": info.source, "family": info.kind}

@@ -11,6 +11,7 @@ check off (it only changes the default). A refused file becomes a one-line Attnv
 from __future__ import annotations
 
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -31,16 +32,21 @@ def load_state_dict(path: str | Path) -> dict:
     try:
         # mmap keeps a 400 MB checkpoint out of RAM until its tensors are copied into the model;
         # it needs the zip format (torch >= 1.6), older files are read whole.
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols: the error says enough
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except FileNotFoundError:
         raise AttnvizError(f"{path}: file not found") from None
     except pickle.UnpicklingError as exc:
-        wanted = re.search(r"GLOBAL (\S+)", str(exc))
-        detail = f" (it asks for {wanted.group(1)})" if wanted else ""
-        raise AttnvizError(
-            f"{path}: refused: the file needs arbitrary code to unpickle{detail}; attnviz loads "
-            "state dicts only with torch.load(weights_only=True). If you trust it, re-save it as "
-            "safetensors or as a plain state dict") from None
+        message = str(exc)
+        wanted = re.search(r"GLOBAL (\S+)", message)
+        if wanted:  # the pickle asks to call or build something that is not plain data
+            raise AttnvizError(
+                f"{path}: refused: the file needs arbitrary code to unpickle (it asks for "
+                f"{wanted.group(1)}); attnviz loads state dicts only with torch.load(weights_only=True). "
+                "If you trust it, re-save it as safetensors or as a plain state dict") from None
+        raise AttnvizError(f"{path}: not a readable PyTorch state dict (the weights-only unpickler "
+                           f"stops at: {_unpickler_reason(message)})") from None
     except Exception as exc:  # truncated zip, bad magic number, ...: torch raises many types
         raise AttnvizError(f"{path}: not a readable PyTorch state dict ({_first_line(exc)})") from None
     return _flatten(data, path)
@@ -62,6 +68,13 @@ def _flatten(data, path: Path) -> dict:
         if not isinstance(value, torch.Tensor):
             raise AttnvizError(f"{path}: {key} is a {type(value).__name__}, not a tensor")
     return data
+
+
+def _unpickler_reason(message: str) -> str:
+    """The useful line of torch's long weights-only error ("Unsupported operand 149")."""
+    tail = message.split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[0][:160] if lines else "unknown"
 
 
 def _first_line(exc: BaseException) -> str:
