@@ -32,7 +32,7 @@ def probe_texts(text: list[str] | None, files: list[str] | None) -> tuple[list[s
     texts = [t.strip() for t in text or []]
     if any(not t for t in texts):
         raise AttnvizError("--text is empty; give a sentence")
-    sources = [f"{len(texts)} --text sentence{'s' if len(texts) != 1 else ''}"] if texts else []
+    sources = ["--text"] if texts else []
     for spec in files or []:
         path = spec if spec == "-" else resolve_text_file(spec)
         texts += read_sentences(path)

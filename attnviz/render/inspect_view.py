@@ -144,12 +144,13 @@ def render_heads(console: Console, report: HeadReport, profiles: list[HeadProfil
                  probe: str, baseline: HeadReport | None = None,
                  delta: dict[tuple[int, int], dict[str, float]] | None = None) -> None:
     console.print()
-    console.print(Text(f"head statistics over {probe}: {report.sentences} sentences, {report.queries} query "
-                       "tokens per head (special tokens are keys, not queries)", style="dim"))
+    n = report.sentences
+    console.print(Text(f"head statistics over {probe}: {n} sentence{'s' if n != 1 else ''}, {report.queries} "
+                       "query tokens per head (special tokens are keys, not queries)", style="dim"))
     console.print()
     grids = [role_grid(report, "roles")]
     if baseline is not None:
-        grids.append(role_grid(baseline, "roles of the random baseline"))
+        grids.append(role_grid(baseline, "random baseline"))
     console.print(Columns(grids, padding=(0, 4)) if len(grids) > 1 else grids[0])
     present = {p.role for r in ([report] if baseline is None else [report, baseline]) for p in r.profiles}
     legend = Text("")
@@ -161,6 +162,9 @@ def render_heads(console: Console, report: HeadReport, profiles: list[HeadProfil
         console.print(legend)
     counts = ", ".join(f"{role} {n}" for role, n in report.role_counts().items())
     console.print(Text(f"{len(report.profiles)} heads: {counts}"))
+    if baseline is not None:
+        counts = ", ".join(f"{role} {n}" for role, n in baseline.role_counts().items())
+        console.print(Text(f"random baseline: {counts}", style="dim"))
     console.print(Text(f"A role needs its target's share at least {ROLE_EXCESS:g} of the way from uniform "
                        f"attention (1/T per token) to all the weight; broad: normalised entropy >= "
                        f"{BROAD_ENTROPY:g}. See 'attnviz inspect --help'.", style="dim"))
