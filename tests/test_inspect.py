@@ -405,3 +405,44 @@ def test_minilm_has_previous_token_and_sink_heads():
     base_roles = [p["role"] for p in data["baseline"]["heads"]["profiles"]]
     assert "previous token" not in base_roles and "special-token sink" not in base_roles
     assert data["model"]["learned"] is True and data["baseline"]["model"]["learned"] is False
+
+
+def test_cli_on_an_imported_roberta_folder_matches_transformers(tmp_path):
+    """inspect on a BERT-family folder: statistics equal those computed from transformers' own
+    eager attention of the same sentences."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    from attnviz.tokenize import TextTokenizer
+
+    tok = TextTokenizer.default()
+    config = transformers.RobertaConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                        num_attention_heads=4, intermediate_size=48, max_position_embeddings=66,
+                                        type_vocab_size=1, layer_norm_eps=1e-5)
+    torch.manual_seed(0)
+    model = transformers.RobertaModel(config)
+    with torch.no_grad():  # peaked attention instead of transformers' flat tiny init
+        gen = torch.Generator().manual_seed(1)
+        for name, param in model.named_parameters():
+            if "LayerNorm" not in name and not name.endswith("bias"):
+                param.copy_(0.3 * torch.randn(param.shape, generator=gen))
+    folder = tmp_path / "roberta"
+    model.save_pretrained(folder)
+    (folder / "tokenizer.json").write_text(tok.to_str(), encoding="utf-8")
+    ref = transformers.RobertaModel.from_pretrained(folder, attn_implementation="eager").eval()
+
+    texts = ["The animal didn't cross the street because it was too tired.", "All is well."]
+    data = run_json(str(folder), "--text", texts[0], "--text", texts[1])
+    assert data["model"]["kind"] == "roberta"
+    prev, special = [], []
+    for text in texts:
+        enc = tok.encode(text, max_len=64, truncate=False)
+        with torch.no_grad():
+            attn = ref(torch.tensor([enc.ids]), output_attentions=True).attentions[1][0, 2].numpy()  # [T, T]
+        for i in range(len(enc.ids)):
+            if not enc.special[i]:
+                prev.append(attn[i, i - 1])
+                special.append(sum(attn[i, j] for j in range(len(enc.ids)) if enc.special[j]))
+    profile = next(p for p in data["heads"]["profiles"] if (p["layer"], p["head"]) == (1, 2))
+    assert profile["stats"]["prev"] == pytest.approx(float(np.mean(prev)), abs=1e-5)
+    assert profile["stats"]["special"] == pytest.approx(float(np.mean(special)), abs=1e-5)

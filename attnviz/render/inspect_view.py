@@ -72,7 +72,7 @@ def parameter_table(params: ParameterCounts) -> Table:
         each = _count(per_layer.pop()) if len(per_layer) == 1 else "varies"
         table.add_row(label, each, _count(params.part_total(part)))
     totals = {params.layer_total(i) for i in range(L)}
-    table.add_row(Text(f"{L} layers", style="bold"), _count(totals.pop()) if len(totals) == 1 else "varies",
+    table.add_row(Text(f"{L} layer{'s' if L != 1 else ''}", style="bold"), _count(totals.pop()) if len(totals) == 1 else "varies",
                   Text(_count(sum(params.layer_total(i) for i in range(L))), style="bold"))
     if params.final_norm:
         table.add_row("final LayerNorm", "", _count(params.final_norm))
