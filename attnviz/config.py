@@ -87,7 +87,10 @@ class EncoderConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def describe(self) -> str:
-        return f"{self.num_layers} layers x {self.num_heads} heads x d_model {self.d_model}"
+        def plural(n: int, word: str) -> str:
+            return f"{n} {word}{'' if n == 1 else 's'}"
+
+        return f"{plural(self.num_layers, 'layer')} x {plural(self.num_heads, 'head')} x d_model {self.d_model}"
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
