@@ -13,6 +13,7 @@ import typer
 from .. import __version__
 from .common import STATE, fail
 from .compare import compare
+from .export import export
 from .inspect import inspect
 from .init import init
 from .show import show
@@ -30,6 +31,7 @@ app.command(no_args_is_help=True)(show)
 app.command()(inspect)
 app.command(no_args_is_help=True)(init)
 app.command(no_args_is_help=True)(compare)
+app.command(no_args_is_help=True)(export)
 
 
 def _version(value: bool) -> None:

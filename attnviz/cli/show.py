@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
+from .export import AnnotateOpt, CmapOpt, DpiOpt, PresetOpt, SizeOpt, TransparentOpt
 from .common import (ActivationOpt, DFfOpt, DModelOpt, MaxLenOpt, ModelOpt, NormOpt, NumHeadsOpt,
                      NumLayersOpt, PositionalOpt, SeedOpt, TokenizerOpt, build_model, handles_errors)
 
@@ -42,8 +43,15 @@ def show(
     candidates: Annotated[Optional[str], typer.Option("--candidates", "-c", help="Comma-separated words the focus word may refer to, e.g. \"animal,street\": per head, the weight from the focus to each and the winner.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output; npz: arrays in --output.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output if it exists.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output / --png if they exist.")] = False,
     truncate: Annotated[bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")] = False,
+    png: Annotated[Optional[Path], typer.Option("--png", help="Draw a heatmap into this file instead of the terminal tables (.png, .svg or .pdf by extension): one head, one layer's heads, the whole model, or with --focus where the focus word attends in every head.")] = None,
+    cmap: CmapOpt = "viridis",
+    annotate: AnnotateOpt = False,
+    dpi: DpiOpt = None,
+    size: SizeOpt = None,
+    preset: PresetOpt = None,
+    transparent: TransparentOpt = False,
     model: ModelOpt = "random",
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
@@ -69,6 +77,13 @@ def show(
         raise AttnvizError("--format npz writes a file: give it with --output FILE.npz")
     if output is not None:
         check_writable(output, overwrite)  # fail before the slow part
+    if png is not None:
+        from ..render.image import format_for
+        from .export import image_options
+
+        format_for(png)
+        check_writable(png, overwrite)
+        image_opts = image_options(cmap, annotate, dpi, size, preset, transparent)
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
 
@@ -101,6 +116,16 @@ def show(
         scores = score_candidates(result.select(layers if layer is not None else None,
                                                 heads if head is not None else None),
                                   span, resolve_candidates(result, phrases, span))
+
+    if png is not None:
+        # The image replaces the terminal tables; --format json/npz and --output still work alongside.
+        from .export import write_show_image
+
+        message = write_show_image(png, result.select(layers, heads),
+                                   focus_at.index if focus_at is not None else None, image_opts, overwrite)
+        typer.echo(message, err=True)
+        if fmt is Format.table and output is None:
+            return
 
     if fmt is not Format.table:
         selected = result.select(layers, heads)

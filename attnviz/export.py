@@ -1,0 +1,542 @@
+"""Batch export: many sentences in, a folder of heatmaps, a manifest and a contact sheet out.
+
+    OUTDIR/
+      001-the-cat-sat-on-the-mat/model.png      whole model, layers x heads
+      001-the-cat-sat-on-the-mat/L0.png         one layer's heads
+      001-the-cat-sat-on-the-mat/L0-H03.png     one head
+      001-the-cat-sat-on-the-mat/focus.png      where the focus word (default: a pronoun) attends
+      index.json                                 every sentence: text, tokens, files, model
+      index.html                                 a contact sheet of every image, works offline
+
+Names are predictable: the sentence's position among all inputs, then a short Unicode-aware slug
+of its first words (`003-the-animal-didnt-cross`, `012-그-동물은-길을`). Every file is written
+atomically (temporary name, then rename), so an interrupted export leaves only whole files; a
+rerun skips images that exist unless `overwrite`, so it resumes where the last one stopped.
+
+Attention is computed in this process (it is cheap); images are drawn by `jobs` worker processes,
+each keeping its own reusable figures (see render/image.py). torch is never imported by workers.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import struct
+import sys
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+from urllib.parse import quote
+
+from .attention import AttentionResult
+from .errors import AttnvizError
+from .render.image import ImageOptions
+
+LAYOUTS = ("model", "layers", "heads", "focus")   # export names: one file, one per layer, one per head
+DEFAULT_LAYOUTS = ("model", "layers", "focus")
+SLUG_CHARS = 24
+MANIFEST = "index.json"
+CONTACT_SHEET = "index.html"
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sentence:
+    index: int      # 1-based position among all inputs: the number in its folder name
+    text: str
+    source: str     # where it came from, for messages: "notes.txt, line 3", "argument 2", "stdin, line 1"
+
+
+def _read_lines(path: str | Path) -> list[str]:
+    """Sentences of a file (or "-" for standard input): one a line, blank lines and # comments skipped."""
+    from .samples import read_sentences
+
+    return read_sentences(path, allow_empty=True)
+
+
+def collect_sentences(inputs: Iterable[str]) -> list[Sentence]:
+    """Expand INPUTS: "-" reads standard input, a file gives its lines, a folder its `*.txt` files
+    (sorted by name, not recursive), anything else is a sentence itself.
+
+    An input that looks like a path (ends in .txt, or contains a path separator and no spaces) but
+    does not exist is an error rather than a sentence: it is almost certainly a typo.
+    """
+    found: list[tuple[str, str]] = []
+    stdin_used = False
+    for position, spec in enumerate(inputs, start=1):
+        path = Path(spec)
+        if spec == "-":
+            if stdin_used:
+                raise AttnvizError("'-' (standard input) is given twice; give it once")
+            stdin_used = True
+            found += [(text, f"stdin, sentence {k}") for k, text in enumerate(_read_lines("-"), start=1)]
+        elif spec.strip() and path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".txt" and p.is_file())
+            if not files:
+                raise AttnvizError(f"folder {spec} holds no .txt files; give text files with one sentence a line")
+            for file in files:
+                found += [(text, f"{file}, sentence {k}") for k, text in enumerate(_read_lines(file), start=1)]
+        elif spec.strip() and path.is_file():
+            found += [(text, f"{path}, sentence {k}") for k, text in enumerate(_read_lines(path), start=1)]
+        elif _looks_like_path(spec):
+            raise AttnvizError(f"no such file or folder: {spec}; give text files, folders of .txt files, "
+                               "'-' for standard input, or sentences")
+        else:
+            found.append((spec, f"argument {position}"))
+    if not found:
+        raise AttnvizError("no sentences to export: the inputs hold only blank lines and # comments")
+    return [Sentence(i, text, source) for i, (text, source) in enumerate(found, start=1)]
+
+
+def _looks_like_path(spec: str) -> bool:
+    s = spec.strip()
+    return bool(s) and (s.lower().endswith(".txt") or (("/" in s or os.sep in s) and " " not in s))
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+def slugify(text: str, limit: int = SLUG_CHARS) -> str:
+    """The first words of `text`, lower case, joined by '-': safe in file names on every system.
+
+    Letters and digits of any script survive (NFKC-normalised and case-folded), apostrophes vanish
+    ("didn't" -> "didnt"), everything else separates words. Whole words are kept up to `limit`
+    characters; a text without letters or digits gives "text".
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    folded = re.sub(r"['’ʼ‘`´]", "", folded)
+    words = re.findall(r"[^\W_]+", folded)
+    slug = ""
+    for word in words:
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > limit:
+            break
+        slug = candidate
+    if not slug and words:
+        slug = words[0][:limit]
+    return unicodedata.normalize("NFC", slug) or "text"
+
+
+def sentence_folder(sentence: Sentence, count: int) -> str:
+    width = max(3, len(str(count)))
+    return f"{sentence.index:0{width}d}-{slugify(sentence.text)}"
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image to draw: which layout of which layer/head, and its path relative to OUTDIR."""
+
+    layout: str              # render layout: head, layer, model, focus
+    path: str                # POSIX, relative to OUTDIR
+    layer: int | None = None
+    head: int | None = None
+
+
+def plan_images(folder: str, layouts: Iterable[str], layers: list[int], heads: list[int],
+                num_layers: int, num_heads: int, fmt: str, focus: int | None) -> list[ImageJob]:
+    """The files of one sentence, in a fixed order. Layer numbers are padded to the model's width,
+    head numbers to at least two digits (L2-H05), so names sort in order."""
+    lw = len(str(max(num_layers - 1, 0)))
+    hw = max(2, len(str(max(num_heads - 1, 0))))
+    jobs: list[ImageJob] = []
+    for layout in layouts:
+        if layout == "model":
+            jobs.append(ImageJob("model", f"{folder}/model.{fmt}"))
+        elif layout == "layers":
+            jobs += [ImageJob("layer", f"{folder}/L{l:0{lw}d}.{fmt}", layer=l) for l in layers]
+        elif layout == "heads":
+            jobs += [ImageJob("head", f"{folder}/L{l:0{lw}d}-H{h:0{hw}d}.{fmt}", layer=l, head=h)
+                     for l in layers for h in heads]
+        elif layout == "focus":
+            if focus is not None:
+                jobs.append(ImageJob("focus", f"{folder}/focus.{fmt}"))
+        else:
+            raise AttnvizError(f"unknown layout {layout!r}: use {', '.join(LAYOUTS)}")
+    return jobs
+
+
+def parse_layouts(spec: str | None) -> tuple[str, ...]:
+    """'model,layers' -> ("model", "layers"); 'all' -> every layout; None -> the default."""
+    if spec is None:
+        return DEFAULT_LAYOUTS
+    names = [part.strip().lower() for part in spec.split(",") if part.strip()]
+    if names == ["all"]:
+        return LAYOUTS
+    aliases = {"layer": "layers", "head": "heads"}
+    names = [aliases.get(n, n) for n in names]
+    bad = [n for n in names if n not in LAYOUTS]
+    if bad or not names:
+        raise AttnvizError(f"unknown layout {', '.join(bad) or repr(spec)}: use a comma list of "
+                           f"{', '.join(LAYOUTS)}, or all")
+    return tuple(dict.fromkeys(names))
+
+
+# --- drawing (runs in worker processes) -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RenderTask:
+    result: AttentionResult
+    jobs: tuple[ImageJob, ...]
+    outdir: str
+    fmt: str
+    options: ImageOptions
+    overwrite: bool
+    focus: int | None
+
+
+def render_task(task: RenderTask) -> list[tuple[str, bool]]:
+    """Draw and write the images of one sentence; (path, written) per image, False = already there."""
+    from .io import atomic_write
+    from .render.image import render_image
+
+    done = []
+    for job in task.jobs:
+        target = Path(task.outdir) / job.path
+        if target.exists() and not task.overwrite:
+            done.append((job.path, False))
+            continue
+        data = render_image(task.result, job.layout, task.options, fmt=task.fmt, layer=job.layer, head=job.head,
+                            focus=task.focus)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, data, overwrite=True)
+        done.append((job.path, True))
+    return done
+
+
+# --- the export -------------------------------------------------------------------------------------
+
+@dataclass
+class SentenceRecord:
+    sentence: Sentence
+    folder: str
+    result: AttentionResult | None = None
+    focus: int | None = None
+    jobs: list[ImageJob] = field(default_factory=list)
+    written: int = 0
+    kept: int = 0
+    error: str | None = None
+
+
+@dataclass
+class ExportReport:
+    records: list[SentenceRecord]
+    outdir: Path
+
+    @property
+    def failed(self) -> list[SentenceRecord]:
+        return [r for r in self.records if r.error is not None]
+
+    @property
+    def succeeded(self) -> list[SentenceRecord]:
+        return [r for r in self.records if r.error is None]
+
+    @property
+    def written(self) -> int:
+        return sum(r.written for r in self.records)
+
+    @property
+    def kept(self) -> int:
+        return sum(r.kept for r in self.records)
+
+    def summary(self) -> str:
+        ok, bad = len(self.succeeded), len(self.failed)
+        images = f"{self.written} image{'s' if self.written != 1 else ''} written"
+        if self.kept:
+            images += f", {self.kept} already there"
+        return (f"exported {ok} of {ok + bad} sentence{'s' if ok + bad != 1 else ''} to {self.outdir} "
+                f"({images}); {bad} failed")
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Iterable[str] = DEFAULT_LAYOUTS,
+           fmt: str = "png", options: ImageOptions = ImageOptions(), layers: list[int] | None = None,
+           heads: list[int] | None = None, focus: str | None = None, truncate: bool = False,
+           overwrite: bool = False, jobs: int = 1,
+           on_progress: Callable[[int, int], None] | None = None,
+           on_failure: Callable[[SentenceRecord], None] | None = None) -> ExportReport:
+    """Export every sentence; a sentence that fails (too long, focus word missing, ...) is recorded
+    and skipped. Writes the manifest and the contact sheet last, so they list what is on disk.
+
+    `on_progress(done_images, total_images)` is called as images finish; the total grows as
+    sentences are tokenized.
+    """
+    from .analysis.focus import find_pronoun, resolve_focus
+    from .pipeline import run_attention
+
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise AttnvizError(f"{outdir} is a file; give a folder for the export")
+    outdir.mkdir(parents=True, exist_ok=True)
+    layouts = tuple(layouts)
+    config = model.config
+    layers = list(range(config.num_layers)) if layers is None else list(layers)
+    heads = list(range(config.num_heads)) if heads is None else list(heads)
+    records = [SentenceRecord(s, sentence_folder(s, len(sentences))) for s in sentences]
+    progress = _Progress(on_progress)
+
+    def prepare(record: SentenceRecord) -> RenderTask | None:
+        try:
+            if not record.sentence.text.strip():
+                raise AttnvizError("the sentence is empty")
+            result = run_attention(model, record.sentence.text, layers=layers, heads=heads, truncate=truncate)
+            if "focus" in layouts:
+                found = resolve_focus(result, focus) if focus is not None else find_pronoun(result)
+                record.focus = None if found is None else found.index
+            record.result = result
+            record.jobs = plan_images(record.folder, layouts, layers, heads, config.num_layers,
+                                      config.num_heads, fmt, record.focus)
+        except AttnvizError as exc:
+            _fail(record, str(exc), on_failure)
+            return None
+        _remove_stale_parts(outdir / record.folder)
+        progress.add(len(record.jobs))
+        return RenderTask(result, tuple(record.jobs), str(outdir), fmt, options, overwrite, record.focus)
+
+    def finish(record: SentenceRecord, outcome: list[tuple[str, bool]] | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, Exception):   # KeyboardInterrupt and the like: stop
+                raise outcome
+            message = str(outcome)
+            if not isinstance(outcome, (AttnvizError, OSError)):  # a bug: report it, go on with the rest
+                message = f"internal error while drawing: {type(outcome).__name__}: {outcome}"
+            _fail(record, message, on_failure)
+            progress.step(len(record.jobs))
+            return
+        record.written = sum(1 for _, written in outcome if written)
+        record.kept = len(outcome) - record.written
+        progress.step(len(outcome))
+
+    if jobs <= 1 or len(records) <= 1:
+        for record in records:
+            task = prepare(record)
+            if task is not None:
+                try:
+                    outcome = render_task(task)
+                except Exception as exc:  # noqa: BLE001 - finish() reports it as this sentence's failure
+                    outcome = exc
+                finish(record, outcome)
+    else:
+        _run_parallel(records, prepare, finish, jobs)
+
+    write_manifest(outdir, records, model, layouts, fmt, options)
+    write_contact_sheet(outdir, records, model)
+    return ExportReport(records, outdir)
+
+
+def _run_parallel(records, prepare, finish, jobs: int) -> None:
+    """Tokenize and run the model here while `jobs` worker processes draw; at most a few sentences
+    wait in the queue, so memory stays flat however many sentences there are."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # spawn: a forked child would inherit torch's thread pools (a known deadlock); workers only
+    # import numpy, matplotlib and attnviz's renderer.
+    context = multiprocessing.get_context("spawn")
+    window = jobs * 3
+    pending: dict = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        try:
+            for record in records:
+                task = prepare(record)
+                if task is None:
+                    continue
+                pending[pool.submit(render_task, task)] = record
+                while len(pending) >= window:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        _collect(future, pending.pop(future), finish)
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    _collect(future, pending.pop(future), finish)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _collect(future, record, finish) -> None:
+    try:
+        outcome = future.result()
+    except BaseException as exc:  # noqa: BLE001 - handed to finish, which re-raises the unexpected
+        outcome = exc
+    finish(record, outcome)
+
+
+class _Progress:
+    def __init__(self, callback) -> None:
+        self.callback = callback
+        self.done = 0
+        self.total = 0
+
+    def add(self, n: int) -> None:
+        self.total += n
+        if self.callback:
+            self.callback(self.done, self.total)
+
+    def step(self, n: int) -> None:
+        self.done += n
+        if self.callback:
+            self.callback(self.done, self.total)
+
+
+def _fail(record: SentenceRecord, message: str, on_failure) -> None:
+    record.error = " ".join(message.split())
+    if on_failure:
+        on_failure(record)
+
+
+_PART = re.compile(r"^\..+\.part$")
+
+
+def _remove_stale_parts(folder: Path) -> None:
+    """Temporary files left by an export that was killed mid-write (atomic_write's `.NAME.*.part`)."""
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if _PART.match(entry.name) and entry.is_file():
+                entry.unlink(missing_ok=True)
+
+
+# --- manifest and contact sheet ------------------------------------------------------------------------
+
+def png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, without decoding it."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def manifest_entries(outdir: Path, records: list[SentenceRecord]) -> list[dict]:
+    entries = []
+    for record in records:
+        entry: dict = {
+            "index": record.sentence.index,
+            "id": record.folder,
+            "source": record.sentence.source,
+            "text": record.sentence.text,
+            "status": "failed" if record.error else "ok",
+        }
+        if record.error:
+            entry["error"] = record.error
+            entry["files"] = []
+        else:
+            result = record.result
+            entry.update({
+                "tokens": result.tokens,
+                "labels": result.labels,
+                "truncated": result.truncated,
+                "model": result.model.name,
+                "focus": None if record.focus is None else {"index": record.focus,
+                                                            "label": result.labels[record.focus]},
+                "files": [],
+            })
+            for job in record.jobs:
+                file: dict = {"path": job.path, "layout": job.layout}
+                if job.layer is not None:
+                    file["layer"] = job.layer
+                if job.head is not None:
+                    file["head"] = job.head
+                size = png_size(outdir / job.path) if job.path.endswith(".png") else None
+                if size:
+                    file["width"], file["height"] = size
+                entry["files"].append(file)
+        entries.append(entry)
+    return entries
+
+
+def write_manifest(outdir: Path, records, model, layouts, fmt: str, options: ImageOptions) -> Path:
+    from .io import atomic_write
+
+    payload = {
+        "format": "attnviz-export/1",
+        "model": model.info.to_dict(),
+        "layouts": list(layouts),
+        "image_format": fmt,
+        "image_options": {"preset": options.preset, "cmap": options.cmap, "annotate": options.annotate,
+                          "dpi": options.style().dpi, "size": list(options.size) if options.size else None,
+                          "transparent": options.transparent},
+        "counts": {"sentences": len(records), "failed": sum(1 for r in records if r.error),
+                   "images": sum(len(r.jobs) for r in records if not r.error)},
+        "sentences": manifest_entries(outdir, records),
+    }
+    return atomic_write(outdir / MANIFEST, json.dumps(payload, ensure_ascii=False, indent=1) + "\n", overwrite=True)
+
+
+_CSS = """
+:root { color-scheme: light dark; --fg: #1d1d1f; --muted: #6e6e73; --bg: #fbfbfd; --card: #fff; --line: #d2d2d7; }
+@media (prefers-color-scheme: dark) { :root { --fg: #f5f5f7; --muted: #a1a1a6; --bg: #111; --card: #1c1c1e; --line: #3a3a3c; } }
+* { box-sizing: border-box; }
+body { margin: 0; padding: 1.5rem; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "Noto Sans KR", "Malgun Gothic", sans-serif; color: var(--fg); background: var(--bg); }
+header { margin-bottom: 1.5rem; }
+h1 { font-size: 1.4rem; margin: 0 0 .25rem; }
+.meta, .source, figcaption { color: var(--muted); font-size: .85rem; }
+nav { display: flex; flex-wrap: wrap; gap: .3rem .8rem; margin: .8rem 0; font-size: .85rem; }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 1rem 1.2rem; margin: 0 0 1.2rem; }
+section h2 { font-size: 1.05rem; font-weight: 600; margin: 0 0 .2rem; }
+.num { color: var(--muted); font-variant-numeric: tabular-nums; margin-right: .4rem; }
+.tokens { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .8rem; color: var(--muted); margin: .3rem 0 .8rem; word-break: break-word; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1rem; }
+figure { margin: 0; }
+figure img { width: 100%; height: auto; display: block; border: 1px solid var(--line); border-radius: 4px; background: #fff; }
+.failed { border-color: #d70015; }
+.failed p { color: #d70015; margin: .3rem 0 0; }
+a { color: inherit; }
+"""
+
+
+def write_contact_sheet(outdir: Path, records, model) -> Path:
+    """index.html: every image with its sentence; inline CSS, relative links, no script, no network."""
+    from .io import atomic_write
+
+    ok = [r for r in records if not r.error]
+    failed = [r for r in records if r.error]
+    e = html.escape
+    parts = ["<!doctype html>", '<html lang="und"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>attnviz export: {len(records)} sentences</title>", f"<style>{_CSS}</style></head><body>",
+             "<header>", f"<h1>Attention heatmaps of {len(records)} sentence{'s' if len(records) != 1 else ''}</h1>",
+             f'<div class="meta">model: {e(model.info.name)}'
+             + ("" if model.info.learned else " (random weights: the patterns are not learned)")
+             + f" · {sum(len(r.jobs) for r in ok)} images"
+             + (f" · {len(failed)} failed" if failed else "") + ' · <a href="index.json">index.json</a></div>']
+    if len(records) > 1:
+        parts.append("<nav>" + "".join(f'<a href="#s{r.sentence.index}">{r.sentence.index}</a>' for r in records)
+                     + "</nav>")
+    parts.append("</header>")
+    for record in records:
+        s = record.sentence
+        if record.error:
+            parts.append(f'<section id="s{s.index}" class="failed"><h2><span class="num">{s.index}</span>'
+                         f'{e(s.text)}</h2><div class="source">{e(s.source)}</div>'
+                         f"<p>not exported: {e(record.error)}</p></section>")
+            continue
+        tokens = " · ".join(e(t) for t in record.result.labels)
+        parts.append(f'<section id="s{s.index}"><h2><span class="num">{s.index}</span>{e(s.text)}</h2>'
+                     f'<div class="source">{e(s.source)} · {e(record.folder)}/</div>'
+                     f'<div class="tokens">{tokens}</div><div class="grid">')
+        for job in record.jobs:
+            href = quote(job.path)
+            caption = e(job.path.rsplit("/", 1)[-1])
+            if job.path.endswith(".pdf"):
+                parts.append(f'<figure><a href="{href}">{caption}</a></figure>')
+                continue
+            size = png_size(outdir / job.path) if job.path.endswith(".png") else None
+            dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
+            parts.append(f'<figure><a href="{href}"><img src="{href}"{dims} alt="{e(job.layout)} heatmap of '
+                         f'sentence {s.index}" decoding="async"></a><figcaption>{caption}</figcaption></figure>')
+        parts.append("</div></section>")
+    parts.append("</body></html>")
+    return atomic_write(outdir / CONTACT_SHEET, "\n".join(parts) + "\n", overwrite=True)
