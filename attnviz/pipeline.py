@@ -79,3 +79,44 @@ def _other_view(model: LoadedModel, text: str, layers: list[int] | None, heads: 
                            special=enc.special, weights=weights.astype(np.float32), layers=layers,
                            heads=out_heads, model=model.info, truncated=enc.truncated, view=view,
                            notes=notes)
+
+
+def run_attention_batch(model: LoadedModel, texts: list[str], truncate: bool = False,
+                        view: str = "attention", batch_size: int = 32) -> list[AttentionResult | AttnvizError]:
+    """run_attention for many texts (all layers and heads): one result per text, or the
+    AttnvizError that text raised (empty, too long). Texts of the attention view run in padded
+    batches (an additive mask gives padded keys exactly zero weight, and padding sits after the
+    real tokens, so positions are unchanged); other views run one by one."""
+    import torch
+
+    out: list[AttentionResult | AttnvizError | None] = [None] * len(texts)
+    config = model.config
+    encoded = []
+    for i, text in enumerate(texts):
+        try:
+            if view != "attention":
+                out[i] = run_attention(model, text, truncate=truncate, view=view)
+            else:
+                encoded.append((i, model.tokenizer.encode(text, max_len=config.max_len, truncate=truncate)))
+        except AttnvizError as exc:
+            out[i] = exc
+    # Similar lengths together: less padding. Sorting is stable, so the order is deterministic.
+    encoded.sort(key=lambda pair: len(pair[1].ids))
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start:start + batch_size]
+        T = max(len(enc.ids) for _, enc in chunk)
+        pad = config.pad_token_id
+        ids = torch.tensor([enc.ids + [pad] * (T - len(enc.ids)) for _, enc in chunk])              # [B, T]
+        mask = torch.tensor([[1] * len(enc.ids) + [0] * (T - len(enc.ids)) for _, enc in chunk])    # [B, T]
+        type_ids = (torch.tensor([enc.type_ids + [0] * (T - len(enc.ids)) for _, enc in chunk])
+                    if config.type_vocab_size else None)
+        with torch.inference_mode():
+            result = model.encoder(ids, attention_mask=mask, token_type_ids=type_ids)
+        for b, (i, enc) in enumerate(chunk):
+            n = len(enc.ids)
+            weights = result.attentions[b, :, :, :n, :n].numpy()                                   # [L, H, n, n]
+            out[i] = AttentionResult(text=texts[i], tokens=enc.tokens, offsets=enc.offsets,
+                                     word_ids=enc.word_ids, special=enc.special, weights=weights.copy(),
+                                     layers=result.layers, heads=list(range(config.num_heads)),
+                                     model=model.info, truncated=enc.truncated)
+    return out

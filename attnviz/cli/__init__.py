@@ -16,6 +16,7 @@ from .compare import compare
 from .export import export
 from .inspect import inspect
 from .init import init
+from .probe import probe_app
 from .show import show
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.command()(inspect)
 app.command(no_args_is_help=True)(init)
 app.command(no_args_is_help=True)(compare)
 app.command(no_args_is_help=True)(export)
+app.add_typer(probe_app, name="probe")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,110 @@
+"""`attnviz probe coref FILE.jsonl`: score every head of a model on annotated pronouns."""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import AttnvizError
+from .common import (ActivationOpt, DFfOpt, DModelOpt, MaxLenOpt, ModelOpt, NormOpt, NumHeadsOpt,
+                     NumLayersOpt, PositionalOpt, SeedOpt, TokenizerOpt, build_model, handles_errors)
+
+probe_app = typer.Typer(
+    help="Score every head of a model on an annotated task.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+class View(str, enum.Enum):
+    attention = "attention"
+    rollout = "rollout"
+    norm = "norm"
+
+
+@probe_app.command("coref", no_args_is_help=True)
+@handles_errors
+def coref(
+    file: Annotated[Path, typer.Argument(help="JSONL, one object a line: {\"text\", \"pronoun\", \"candidates\", \"answer\"[, \"group\"]}; pronoun and candidates as strings or {\"text\", \"start\", \"end\"}.", show_default=False)],
+    view: Annotated[View, typer.Option("--view", help="attention (default), rollout or norm: which weights the heads pick with.")] = View.attention,
+    top: Annotated[int, typer.Option("--top", min=1, max=100, help="How many of the best heads to list.")] = 10,
+    fmt: Annotated[Format, typer.Option("--format", help="table: grids and rankings; json: one object on stdout or --output.")] = Format.table,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (atomically).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output if it exists.")] = False,
+    truncate: Annotated[bool, typer.Option("--truncate", help="Cut texts longer than the model's maximum instead of skipping them.")] = False,
+    model: ModelOpt = "random",
+    tokenizer: TokenizerOpt = None,
+    seed: SeedOpt = 0,
+    num_layers: NumLayersOpt = None,
+    num_heads: NumHeadsOpt = None,
+    d_model: DModelOpt = None,
+    d_ff: DFfOpt = None,
+    max_len: MaxLenOpt = None,
+    positional: PositionalOpt = None,
+    norm_placement: NormOpt = None,
+    activation: ActivationOpt = None,
+) -> None:
+    """Which heads send a pronoun to its antecedent? Accuracy of every head, best heads, baselines.
+
+    Example: attnviz probe coref sample_texts/coref_twins.jsonl --model minilm
+    """
+    from ..analysis.probe import read_items, run_probe
+    from ..io import atomic_write, check_writable
+    from ..pipeline import run_attention_batch
+
+    if output is not None:
+        check_writable(output, overwrite)
+    items, skipped = read_items(file)
+    if not items and not skipped:
+        raise AttnvizError(f"{file} has no items; write one JSON object a line")
+    loaded = build_model(model, tokenizer, seed, num_layers=num_layers, num_heads=num_heads, d_model=d_model,
+                         d_ff=d_ff, max_len=max_len, positional=positional, norm_placement=norm_placement,
+                         activation=activation)
+
+    def attention(texts):
+        return run_attention_batch(loaded, texts, truncate=truncate, view=view.value)
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    err = Console(stderr=True)
+    if err.is_terminal:
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task(f"scoring {len(items)} items", total=len(items))
+            result = run_probe(items, attention, skipped, progress=lambda n: bar.advance(task, n))
+    else:
+        result = run_probe(items, attention, skipped)
+    result.source = str(file)
+    for s in result.skipped:
+        print(f"attnviz: warning: {file} line {s.line} skipped: {' '.join(s.reason.split())}", file=sys.stderr)
+    if not result.n_items:
+        raise AttnvizError(f"no item of {file} could be scored ({len(result.skipped)} skipped; see the lines above)")
+
+    if fmt is Format.json:
+        payload = json.dumps(result.to_dict(top), ensure_ascii=False) + "\n"
+        if output is None:
+            typer.echo(payload, nl=False)
+        else:
+            atomic_write(output, payload, overwrite)
+        return
+    from ..render.probe_view import render_probe
+
+    sink = io.StringIO() if output is not None else None
+    console = Console(file=sink, width=100 if sink else None, highlight=False, soft_wrap=False,
+                      no_color=sink is not None)
+    render_probe(console, result, top)
+    if sink is not None:
+        atomic_write(output, sink.getvalue(), overwrite)
