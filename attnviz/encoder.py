@@ -90,20 +90,26 @@ class MultiHeadAttention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, self.num_heads, self.d_head).transpose(1, 2)           # [B, H, T, Dh]
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool,
+                weights_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x [B, T, D]; mask additive [B, 1, 1, T] (0 keep, -inf-ish drop) or None.
 
-        Returns the output [B, T, D] and, if asked, the probabilities [B, H, T, T].
+        Returns the output [B, T, D] and, if asked, the probabilities [B, H, T, T] (written into
+        `weights_out`, a contiguous [B, H, T, T] tensor, when one is given).
         """
         B, T, D = x.shape
         q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
         dropout = self.dropout_p if self.training else 0.0
         if need_weights:
-            scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)              # [B, H, T, T]
+            # Scale q [B, H, T, Dh] rather than the scores [B, H, T, T]: same logits, T/Dh times
+            # less work on long inputs; the mask is added in place into our own temporary.
+            scores = (q * self.d_head ** -0.5) @ k.transpose(-1, -2)               # [B, H, T, T]
             if mask is not None:
-                scores = scores + mask
-            probs = scores.softmax(dim=-1)
+                scores += mask
+            if weights_out is None:
+                probs = scores.softmax(dim=-1)
+            else:
+                probs = torch.softmax(scores, dim=-1, out=weights_out)
             context = F.dropout(probs, dropout, self.training) @ v                  # [B, H, T, Dh]
         else:
             # Nobody looks at this layer's weights: let the fused kernel skip materialising them.
@@ -134,14 +140,14 @@ class EncoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool,
+                weights_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.pre_norm:
-            attended, probs = self.attention(self.attention_norm(x), mask, need_weights)
+            attended, probs = self.attention(self.attention_norm(x), mask, need_weights, weights_out)
             x = x + self.dropout(attended)
             x = x + self.dropout(self.ffn(self.ffn_norm(x)))
         else:
-            attended, probs = self.attention(x, mask, need_weights)
+            attended, probs = self.attention(x, mask, need_weights, weights_out)
             x = self.attention_norm(x + self.dropout(attended))
             x = self.ffn_norm(x + self.dropout(self.ffn(x)))
         return x, probs
@@ -183,32 +189,40 @@ class Encoder(nn.Module):
             # Additive mask [B, 1, 1, T]: padded keys get the most negative float, so exp() is 0.
             mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
         x = self.embeddings(input_ids, token_type_ids)
+        # One buffer for all kept layers, [K, B, H, T, T]: each layer's softmax writes straight into
+        # its slot, so keeping K layers holds K maps and no more (stacking a list at the end would
+        # briefly hold two copies). Returned as [B, K, H, T, T] (a strided view when B > 1).
+        # With autograd on (softmax(out=) has no gradient) the maps are collected and stacked.
+        B, T = input_ids.shape
+        buffer = None if torch.is_grad_enabled() else x.new_empty((len(kept), B, self.config.num_heads, T, T))
         collected, values = [], []
         last = kept[-1] if kept else -1
         for i, layer in enumerate(self.layers):
             if i > last:
-                return EncoderOutput(_stack(collected, input_ids), kept, None, _values(values, keep_values))
+                return EncoderOutput(_attentions(buffer, collected, B, T), kept, None, _values(values, keep_values))
             if keep_values and i in kept:
                 # What this layer's attention reads (LayerNormed first in pre-LN), through W_v + b_v.
                 seen = layer.attention_norm(x) if layer.pre_norm else x
                 values.append(layer.attention.value(seen))                          # [B, T, D]
-            x, probs = layer(x, mask, need_weights=i in kept)
-            if probs is not None:
+            slot = buffer[kept.index(i)] if buffer is not None and i in kept else None  # [B, H, T, T]
+            x, probs = layer(x, mask, need_weights=i in kept, weights_out=slot)
+            if buffer is None and probs is not None:
                 collected.append(probs)
         if self.final_norm is not None:
             x = self.final_norm(x)
-        return EncoderOutput(_stack(collected, input_ids), kept, x, _values(values, keep_values))
+        return EncoderOutput(_attentions(buffer, collected, B, T), kept, x, _values(values, keep_values))
+
+
+def _attentions(buffer: torch.Tensor | None, collected: list[torch.Tensor], B: int, T: int) -> torch.Tensor:
+    if buffer is not None and len(buffer):
+        return buffer.transpose(0, 1)                                               # [B, K, H, T, T]
+    if collected:
+        return torch.stack(collected, dim=1)                                        # [B, K, H, T, T]
+    return torch.zeros(B, 0, 0, T, T)
 
 
 def _values(values: list[torch.Tensor], keep: bool) -> torch.Tensor | None:
     return torch.stack(values, dim=1) if keep and values else None                 # [B, K, T, D]
-
-
-def _stack(collected: list[torch.Tensor], input_ids: torch.Tensor) -> torch.Tensor:
-    if not collected:
-        B, T = input_ids.shape
-        return torch.zeros(B, 0, 0, T, T)
-    return torch.stack(collected, dim=1)                                            # [B, K, H, T, T]
 
 
 # Random initialisation --------------------------------------------------------------------------

@@ -94,7 +94,9 @@ def checkpoint_files(model: "LoadedModel", learned: bool | None = None) -> dict[
     config_json = json.dumps({**meta, **config_dict}, indent=2) + "\n"
     # [name] -> contiguous CPU float tensors; safetensors refuses views and shared storage.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.encoder.state_dict().items()}
-    weights = save(tensors, metadata={"format": "pt", FORMAT_KEY: str(CONFIG_FORMAT_VERSION)})
+    # One metadata key only: safetensors writes metadata in hash-map order, so two keys would make
+    # the bytes differ from run to run. config.json carries the format version.
+    weights = save(tensors, metadata={"format": "pt"})
     return {"model.safetensors": weights, "tokenizer.json": model.tokenizer.to_str().encode("utf-8"),
             "config.json": config_json.encode("utf-8")}
 
