@@ -15,9 +15,9 @@ def _grid(console: Console, title: str, values: np.ndarray, result: ProbeResult,
           low: float, high: float) -> None:
     """layers x heads, percentages; colour from `low` (dark) to `high` (bright); cells above
     `threshold` bold with a mark."""
-    wide = console.width >= 6 + len(result.heads) * 7
+    wide = console.width >= 7 + len(result.heads) * 6
     console.print(Text(title, style="italic"))
-    table = Table(box=None, padding=(0, 1 if wide else 0), pad_edge=False)
+    table = Table(box=None, padding=(0, 1), pad_edge=False, collapse_padding=True)
     table.add_column("layer", justify="right", no_wrap=True)
     for head in result.heads:
         table.add_column(f"h{head}" if head >= 0 else "mean", justify="right", no_wrap=True, min_width=5 if wide else 3)
@@ -26,7 +26,7 @@ def _grid(console: Console, title: str, values: np.ndarray, result: ProbeResult,
         for hi in range(len(result.heads)):
             v = float(values[li, hi])
             above = v > threshold
-            body = f"{100 * v:.1f}" if wide else f"{min(round(100 * v), 99):2d}"
+            body = f"{100 * v:.1f}" if wide else f"{round(100 * v):2d}"
             shade = (v - low) / (high - low) if high > low else 0.5
             cells.append(Text(body + ("+" if above else " "), style=_cell_style(shade, above)))
         table.add_row(*cells)
