@@ -169,6 +169,8 @@ def test_compare_models_cli_json_and_errors():
     assert missing.exit_code == 2 and "give two sentences" in missing.stderr
     bad = runner.invoke(app, ["compare", A, B, "--candidates", "cat,zebra"])
     assert bad.exit_code == 2 and "'zebra' is not a word" in bad.stderr
+    no_focus = runner.invoke(app, ["compare", A, "The dog saw the cat and he sat.", "--focus", "it"])
+    assert no_focus.exit_code == 2 and "sentence B: focus word 'it' is not a word" in no_focus.stderr
 
 
 def test_compare_png_is_deterministic_and_metadata_free(tmp_path):

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..attention import AttentionResult, printable
+from ..attention import AttentionResult
 from ..errors import AttnvizError
-from .candidates import NO_WINNER, CandidateScores, Span, find_span, focus_span, span_weights
+from .candidates import NO_WINNER, CandidateScores, Span, find_span, focus_span
 
 
 def resolve_focus_span(result: AttentionResult, query: str | None) -> Span:
@@ -200,8 +200,11 @@ def compare_sentences(a: AttentionResult, b: AttentionResult, focus: str | None,
         raise ValueError("both results must hold the same layers and heads")
     sides = []
     for name, result in (("A", a), ("B", b)):
-        span = resolve_focus_span(result, focus)
-        sides.append(Side(name, result, span, focus_rows(result, span), _scores(result, span, candidates)))
+        try:
+            span = resolve_focus_span(result, focus)
+            sides.append(Side(name, result, span, focus_rows(result, span), _scores(result, span, candidates)))
+        except AttnvizError as exc:
+            raise AttnvizError(f"sentence {name}: {exc}") from None
     columns = align_units(a, b)
     ra = aligned(sides[0].rows, columns, "a")
     rb = aligned(sides[1].rows, columns, "b")
@@ -242,9 +245,5 @@ def head_name(layer: int, head: int) -> str:
     return f"L{layer} H{head}" if head >= 0 else f"L{layer} mean"
 
 
-def label(text: str) -> str:
-    return printable(text)
-
-
 __all__ = ["Comparison", "Column", "Side", "align_units", "aligned", "compare_models", "compare_sentences",
-           "focus_rows", "head_name", "jensen_shannon", "resolve_focus_span", "span_weights"]
+           "focus_rows", "head_name", "jensen_shannon", "resolve_focus_span"]

@@ -52,8 +52,7 @@ def render_comparison(console: Console, comp: Comparison, top_n: int = 5) -> Non
 
     with_cands = a.scores is not None and b.scores is not None
     what = "focus row" if a.focus.units else "whole maps"
-    table = Table(title="per head: where the focus goes in each" + (", winning candidate and flips" if with_cands else ""),
-                  title_justify="left", box=None, padding=(0, 1), pad_edge=False)
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
     table.add_column("head", no_wrap=True, min_width=5)
     table.add_column(f"{a.name} top", no_wrap=True)
     table.add_column(f"{b.name} top", no_wrap=True)
@@ -87,6 +86,8 @@ def render_comparison(console: Console, comp: Comparison, top_n: int = 5) -> Non
             cells.append(f"{comp.jsd[li, hi]:.3f}")
             table.add_row(*cells)
     console.print()
+    console.print(Text("per head: where the focus goes in each" + (", winning candidate and flips" if with_cands else ""),
+                       style="italic"))
     console.print(table)
     if with_cands:
         names = " / ".join(repr(c.label) for c in a.scores.candidates)

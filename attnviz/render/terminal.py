@@ -163,8 +163,8 @@ def render_candidates(console: Console, result: AttentionResult, scores) -> None
     names = [candidate_label(c) for c in scores.candidates]
     console.print(Text("word level: the weight to a candidate sums its pieces, the focus's pieces are "
                        f"averaged; {MARK} marks the winner", style="dim"))
-    table = Table(title=f"weight from {candidate_label(scores.focus)!r} to each candidate, per head",
-                  title_justify="left", box=None, padding=(0, 1), pad_edge=False)
+    console.print(Text(f"weight from {candidate_label(scores.focus)!r} to each candidate, per head", style="italic"))
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
     table.add_column("layer", justify="right")
     table.add_column("head", justify="right")
     for name in names:
