@@ -67,10 +67,10 @@ STYLES = {
     # On screen, in notebooks, in reports: sized to the sentence.
     None: Style("default", dpi=120, font=10, title=12, small=9, min_font=6),
     # 16:9 at 2000x1125 pixels, type readable from the back of a room.
-    "slide": Style("slide", dpi=150, font=16, title=22, small=14, min_font=9, width=40 / 3, height=7.5,
+    "slide": Style("slide", dpi=150, font=16, title=22, small=14, min_font=8, width=40 / 3, height=7.5,
                    pad=0.2, gap=0.14, cbar=0.22, label_chars=18),
     # A journal column (3.5 in; grids take the text width, 7 in); small type, vector output friendly.
-    "paper": Style("paper", dpi=300, font=7, title=8, small=6.5, min_font=4.5, width=3.5, grid_width=7.0,
+    "paper": Style("paper", dpi=300, font=7, title=8, small=6.5, min_font=4, width=3.5, grid_width=7.0,
                    max_height=9.0, pad=0.05, gap=0.05, cbar=0.08, label_chars=14, subtitle=False),
 }
 
@@ -478,7 +478,7 @@ class _Scene:
             self.cax.set_visible(True)
             frames.append(page.cbar)
             tick = max(0.03, style.small / 250)
-            for value in _nice_ticks(self.norm.vmax):
+            for value in _nice_ticks(self.norm.vmax, h / (style.small * 1.6 / 72)):
                 ty = y + h * value / self.norm.vmax
                 ticks_x += [x + w, x + w + tick, np.nan]
                 ticks_y += [ty, ty, np.nan]
@@ -521,13 +521,18 @@ class _Scene:
                 text.set_visible(False)
 
 
-def _nice_ticks(vmax: float) -> list[float]:
-    """Colour-bar ticks: 0, vmax and 2-4 round values between."""
-    raw = vmax / 4
+def _nice_ticks(vmax: float, room: float = 6.0) -> list[float]:
+    """Colour-bar ticks: 0, round values, and vmax itself; at most `room` labels fit the bar."""
+    if room < 3:
+        return [0.0, vmax]
+    raw = vmax / min(4.0, room - 1)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw), default=raw)
     ticks = [i * step for i in range(int(vmax / step + 1e-9) + 1)]
     if vmax - ticks[-1] > step * 0.35:
+        # vmax says how strong the strongest weight is: keep it, drop a round tick too close to it.
+        if (vmax - ticks[-1]) / vmax * room < 1.0 and len(ticks) > 1:
+            ticks.pop()
         ticks.append(vmax)
     return ticks
 

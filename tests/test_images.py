@@ -1,0 +1,406 @@
+"""Heatmap images: sizes, layouts, the pixels themselves, labels, Korean glyphs, determinism."""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import os
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from attnviz.attention import AttentionResult
+from attnviz.checkpoints import random_model
+from attnviz.cli import app
+from attnviz.config import EncoderConfig
+from attnviz.errors import AttnvizError
+from attnviz.pipeline import run_attention
+from attnviz.render import image as img
+from attnviz.render.fonts import HANGUL_FONT, coverage, drawable, font_files
+
+SENTENCE = "The animal didn't cross the street because it was too tired."
+KOREAN = "그 동물은 너무 피곤해서 길을 건너지 않았다. 그것은 지쳤다."
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def result(small_model):
+    return run_attention(small_model, SENTENCE)
+
+
+@pytest.fixture(scope="module")
+def korean(small_model):
+    return run_attention(small_model, KOREAN)
+
+
+def synthetic(T: int, layers: int = 2, heads: int = 3, word: str = "tok") -> AttentionResult:
+    """A result with T tokens and known weights (rows are softmaxes of fixed logits)."""
+    rng = np.random.default_rng(T)
+    logits = rng.normal(size=(layers, heads, T, T)) * 2
+    weights = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    words = [f"{word}{i}" for i in range(T)]
+    text = " ".join(words)
+    offsets, pos = [], 0
+    for w in words:
+        offsets.append((pos, pos + len(w)))
+        pos += len(w) + 1
+    model = random_model(EncoderConfig(num_layers=layers, num_heads=heads, d_model=heads * 4, d_ff=8), 0).info
+    return AttentionResult(text=text, tokens=words, offsets=offsets, word_ids=list(range(T)), special=[False] * T,
+                           weights=weights.astype(np.float32), layers=list(range(layers)), heads=list(range(heads)),
+                           model=model)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    return Image.open(io.BytesIO(data)).size
+
+
+# --- sizes and layouts ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", img.LAYOUTS)
+def test_slide_preset_is_2000_by_1125_pixels(result, layout):
+    data = img.render_image(result, layout, img.ImageOptions(preset="slide"), focus=9)
+    assert png_size(data) == (2000, 1125)
+
+
+def test_size_and_dpi_set_the_pixel_size(result):
+    options = img.ImageOptions(size=(4.0, 3.0), dpi=100)
+    assert png_size(img.render_image(result.select([0], [1]), "head", options)) == (400, 300)
+    options = img.ImageOptions(size=img.parse_size("1600x900px", dpi=200), dpi=200)
+    assert png_size(img.render_image(result, "model", options)) == (1600, 900)
+
+
+def test_paper_preset_is_a_column_wide_at_300_dpi(result):
+    width, height = png_size(img.render_image(result.select([0], [0]), "head", img.ImageOptions(preset="paper")))
+    assert width == 1050 and 0 < height <= 9 * 300
+    width, _ = png_size(img.render_image(result, "model", img.ImageOptions(preset="paper")))
+    assert width == 2100   # grids take the text width, 7 in
+
+
+def test_parse_size_units():
+    assert img.parse_size("8x4.5") == (8.0, 4.5)
+    assert img.parse_size("254x127mm") == pytest.approx((10.0, 5.0))
+    assert img.parse_size("20x10cm") == pytest.approx((20 / 2.54, 10 / 2.54))
+    assert img.parse_size("1200x600px", dpi=300) == (4.0, 2.0)
+    for bad in ("8", "8x", "x4", "8by4", "-1x2", "8x4furlongs"):
+        with pytest.raises(AttnvizError):
+            img.parse_size(bad)
+
+
+def svg_images(svg: bytes) -> list[np.ndarray]:
+    """The raster images embedded in an SVG, decoded: one per drawn AxesImage."""
+    found = re.findall(rb'xlink:href="data:image/png;base64,([^"]+)"', svg)
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("RGBA")) for b in found]
+
+
+@pytest.mark.parametrize("layout, panels", [("head", 1), ("layer", 4), ("model", 8), ("focus", 1)])
+def test_each_layout_draws_its_panels_and_one_colour_bar(result, layout, panels):
+    svg = img.render_image(result, layout, img.ImageOptions(), fmt="svg", focus=9, layer=1, head=2)
+    assert len(svg_images(svg)) == panels + 1
+
+
+def viridis_of(values: np.ndarray, vmax: float) -> np.ndarray:
+    import matplotlib
+
+    return (matplotlib.colormaps["viridis"](np.clip(values / vmax, 0, 1)) * 255).round().astype(int)
+
+
+def test_head_pixels_are_the_weights_in_viridis_scaled_to_the_maximum(result):
+    weights = result.head(1, 2)                                                     # [T, T]
+    svg = img.render_image(result, "head", img.ImageOptions(), fmt="svg", layer=1, head=2)
+    panel = svg_images(svg)[0]
+    assert panel.shape[:2] == weights.shape      # interpolation "none": one pixel per cell
+    expected = viridis_of(weights, weights.max())
+    assert np.abs(panel.astype(int) - expected).max() <= 1
+
+
+def test_layer_grid_shares_one_colour_scale(result):
+    weights = result.weights[result.layers.index(1)]                                 # [H, T, T]
+    svg = img.render_image(result, "layer", img.ImageOptions(), fmt="svg", layer=1)
+    panels = svg_images(svg)[:-1]
+    vmax = weights.max()                          # the largest weight of the whole layer
+    for h, panel in enumerate(panels):
+        assert np.abs(panel.astype(int) - viridis_of(weights[h], vmax)).max() <= 1
+
+
+def test_focus_map_rows_are_where_the_focus_token_attends(result):
+    rows = result.weights[:, :, 9, :].reshape(-1, len(result.tokens))                  # [L*H, T]
+    svg = img.render_image(result, "focus", img.ImageOptions(), fmt="svg", focus=9)
+    panel = svg_images(svg)[0]
+    assert panel.shape[:2] == rows.shape
+    assert np.abs(panel.astype(int) - viridis_of(rows, rows.max())).max() <= 1
+
+
+def test_cmap_option_changes_the_colours(result):
+    weights = result.head(0, 0)
+    svg = img.render_image(result, "head", img.ImageOptions(cmap="magma"), fmt="svg", layer=0, head=0)
+    import matplotlib
+
+    expected = (matplotlib.colormaps["magma"](weights / weights.max()) * 255).round().astype(int)
+    assert np.abs(svg_images(svg)[0].astype(int) - expected).max() <= 1
+    with pytest.raises(AttnvizError, match="colormap"):
+        img.validate_options(img.ImageOptions(cmap="no-such-map"))
+
+
+# --- labels ----------------------------------------------------------------------------------------
+
+def drawn_texts(layout, result, options, **kw):
+    """Render, then return the visible texts of the scene with their pixel boxes."""
+    img.render_image(result, layout, options, **kw)
+    scene = next(reversed(img._SCENES.values()))
+    renderer = scene.fig.canvas.get_renderer()
+    return [(t.get_text(), t.get_fontsize(), t.get_window_extent(renderer))
+            for t in scene.texts if t.get_visible() and t.get_text()]
+
+
+@pytest.mark.parametrize("preset", [None, "slide", "paper"])
+@pytest.mark.parametrize("layout", ["head", "focus"])
+def test_all_40_token_labels_are_drawn_readable_and_never_overlap(preset, layout):
+    res = synthetic(40, layers=2, heads=4)
+    texts = drawn_texts(layout, res, img.ImageOptions(preset=preset), layer=1, head=3, focus=7)
+    style = img.STYLES[preset]
+    token_texts = [(t, size, box) for t, size, box in texts if re.fullmatch(r"tok\d+", t)]
+    # Every token labelled (twice on a head map: keys and queries), none below the readable size.
+    assert {t for t, _, _ in token_texts} == {f"tok{i}" for i in range(40)}
+    assert all(size >= style.min_font for _, size, _ in token_texts)
+    for (a, _, box_a), (b, _, box_b) in itertools.combinations(texts, 2):
+        assert not box_a.overlaps(box_b) or box_a.intersection(box_a, box_b).width * \
+            box_a.intersection(box_a, box_b).height < 1.0, (a, b)
+
+
+@pytest.mark.parametrize("preset", [None, "slide", "paper"])
+def test_grids_draw_only_labels_that_fit_and_they_never_overlap(preset):
+    res = synthetic(40, layers=3, heads=6)
+    style = img.STYLES[preset]
+    for layout in ("layer", "model"):
+        texts = drawn_texts(layout, res, img.ImageOptions(preset=preset), layer=0)
+        assert all(size >= style.min_font * 0.8 for _, size, _ in texts)
+        for (a, _, box_a), (b, _, box_b) in itertools.combinations(texts, 2):
+            inter = box_a.intersection(box_a, box_b)
+            assert inter is None or inter.width * inter.height < 1.0, (layout, a, b)
+
+
+def test_model_grid_leaves_out_unreadable_token_labels_and_says_so():
+    res = synthetic(30, layers=6, heads=12)
+    texts = drawn_texts("model", res, img.ImageOptions(preset="slide"))
+    assert not [t for t, _, _ in texts if re.fullmatch(r"tok\d+", t)]
+    assert {f"L{i}" for i in range(6)} | {f"H{j}" for j in range(12)} <= {t for t, _, _ in texts}
+    assert any("too small" in note for note in img.last_notes())
+
+
+def test_annotate_writes_each_weight_in_its_cell():
+    res = synthetic(6, layers=1, heads=1)
+    weights = res.head(0, 0)
+    texts = drawn_texts("head", res, img.ImageOptions(annotate=True, preset="slide"))
+    values = [t for t, _, _ in texts if re.fullmatch(r"1|\.\d\d", t)]
+    expected = ["1" if w >= 0.995 else f"{w:.2f}".lstrip("0") for w in weights.ravel()]
+    assert values == expected
+
+
+def test_annotate_is_left_out_with_a_note_when_cells_are_tiny():
+    res = synthetic(40, layers=1, heads=1)
+    texts = drawn_texts("head", res, img.ImageOptions(annotate=True, preset="paper"))
+    assert not [t for t, _, _ in texts if re.fullmatch(r"\.\d\d", t)]
+    assert any("--annotate" in note for note in img.last_notes())
+
+
+def test_cached_glyphs_draw_exactly_the_pixels_matplotlib_draws(korean, monkeypatch):
+    options = img.ImageOptions(preset="slide")
+    fast = [img.render_image(korean, layout, options, focus=16) for layout in ("head", "focus")]
+    fast_again = [img.render_image(korean, layout, options, focus=16) for layout in ("head", "focus")]
+    monkeypatch.setattr(img, "FAST_TEXT", False)
+    slow = [img.render_image(korean, layout, options, focus=16) for layout in ("head", "focus")]
+    assert fast == fast_again == slow
+
+
+# --- Korean and other scripts ------------------------------------------------------------------------
+
+def glyph_warnings(fn) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+    return [str(w.message) for w in caught if "missing" in str(w.message).lower() or "glyph" in str(w.message).lower()]
+
+
+def test_the_check_would_catch_boxes_for_hangul():
+    """Control: matplotlib's own default font has no Hangul and warns; our check sees that."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def draw():
+        with matplotlib.rc_context({"font.family": ["DejaVu Sans"]}):
+            fig = Figure()
+            FigureCanvasAgg(fig)
+            fig.text(0.1, 0.5, "그것은")
+            fig.canvas.draw()
+
+    assert glyph_warnings(draw)
+
+
+@pytest.mark.parametrize("fmt", img.FORMATS)
+def test_korean_renders_without_missing_glyph_warnings(korean, fmt):
+    options = img.ImageOptions(preset="slide")
+    for layout in img.LAYOUTS:
+        assert glyph_warnings(lambda: img.render_image(korean, layout, options, fmt=fmt, focus=16)) == []
+
+
+def test_hangul_comes_from_the_shipped_font_registered_by_path():
+    files = [os.fspath(f) for f in font_files()]
+    assert Path(files[1]).resolve() == HANGUL_FONT.resolve()
+    assert all(ord(ch) in coverage() for ch in KOREAN.replace(" ", ""))
+
+
+def test_characters_no_font_has_become_visible_escapes(small_model):
+    assert 0x1F9E0 not in coverage() and 0x6F22 not in coverage()
+    assert drawable("it 그것 漢🧠") == "it 그것 <U+6F22><U+1F9E0>"
+    # Decomposed Hangul (NFD, as macOS file names have it) is composed, not escaped.
+    assert drawable("\u1100\u1161") == "가"
+    res = run_attention(small_model, "漢字 and 🧠 then 그것")
+    assert glyph_warnings(lambda: img.render_image(res, "head", img.ImageOptions(), layer=0, head=0)) == []
+
+
+def test_fresh_font_cache_still_finds_the_hangul_font(tmp_path):
+    """A matplotlib font cache built without our font (a new MPLCONFIGDIR) cannot hide it."""
+    code = (
+        "import warnings, sys\n"
+        "warnings.simplefilter('error')\n"
+        "from attnviz.checkpoints import random_model\n"
+        "from attnviz.pipeline import run_attention\n"
+        "from attnviz.render.image import render_image, ImageOptions\n"
+        f"r = run_attention(random_model(), {KOREAN!r})\n"
+        "sys.stdout.buffer.write(render_image(r, 'focus', ImageOptions(), focus=16)[:8])\n"
+    )
+    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mplconfig")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == b"\x89PNG\r\n\x1a\n"
+    assert b"missing" not in done.stderr
+
+
+# --- determinism ------------------------------------------------------------------------------------
+
+def png_chunks(data: bytes) -> list[bytes]:
+    chunks, pos = [], 8
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        chunks.append(data[pos + 4:pos + 8])
+        pos += 12 + length
+    return chunks
+
+
+def test_png_carries_no_metadata_but_its_resolution(result):
+    data = img.render_image(result, "model", img.ImageOptions())
+    assert set(png_chunks(data)) == {b"IHDR", b"pHYs", b"IDAT", b"IEND"}
+
+
+@pytest.mark.parametrize("fmt", ["svg", "pdf"])
+def test_vector_files_carry_no_date_or_software(result, fmt):
+    import matplotlib
+
+    data = img.render_image(result, "layer", img.ImageOptions(), fmt=fmt, layer=0)
+    for marker in (b"matplotlib", b"Matplotlib", matplotlib.__version__.encode(), b"CreationDate", b"Producer",
+                   b"<dc:date>"):
+        assert marker not in data
+
+
+def test_user_rc_settings_do_not_change_the_bytes(result):
+    import matplotlib
+
+    before = img.render_image(result, "focus", img.ImageOptions(), focus=9)
+    with matplotlib.rc_context({"figure.facecolor": "red", "font.size": 30, "image.cmap": "magma",
+                                "svg.hashsalt": None, "lines.linewidth": 5}):
+        during = img.render_image(result, "focus", img.ImageOptions(), focus=9)
+    assert before == during
+
+
+def test_same_command_writes_identical_files_in_separate_processes(tmp_path):
+    """Two fresh processes (fresh caches, random SVG ids otherwise), byte-identical PNG, SVG and PDF."""
+    code = (
+        "import sys\n"
+        "from attnviz.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    outputs = []
+    for run in ("a", "b"):
+        folder = tmp_path / run
+        folder.mkdir()
+        for name, extra in (("m.png", []), ("f.svg", ["--focus", "그것은"]), ("l.pdf", ["--layer", "1"])):
+            done = subprocess.run([sys.executable, "-c", code, "show", KOREAN, "--png", str(folder / name), *extra],
+                                  capture_output=True, timeout=300)
+            assert done.returncode == 0, done.stderr.decode()
+        outputs.append({p.name: p.read_bytes() for p in folder.iterdir()})
+    assert outputs[0] == outputs[1]
+    assert outputs[0]["f.svg"].startswith(b"<?xml")
+    assert outputs[0]["l.pdf"].startswith(b"%PDF")
+
+
+# --- the command line --------------------------------------------------------------------------------
+
+def test_show_png_writes_the_image_instead_of_tables(tmp_path):
+    target = tmp_path / "it.png"
+    done = runner.invoke(app, ["show", SENTENCE, "--png", str(target), "--preset", "slide", "--focus", "it"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout == ""
+    assert f"wrote {target} (focus layout)" in done.stderr
+    assert png_size(target.read_bytes()) == (2000, 1125)
+
+
+def test_show_png_picks_the_layout_from_the_selection(tmp_path):
+    cases = {("--layer", "1", "--head", "2"): "head", ("--layer", "1"): "layer", (): "model"}
+    for args, layout in cases.items():
+        target = tmp_path / f"{layout}.svg"
+        done = runner.invoke(app, ["show", SENTENCE, "--png", str(target), *args])
+        assert done.exit_code == 0, done.output
+        assert f"({layout} layout)" in done.stderr
+        panels = {"head": 1, "layer": 4, "model": 8}[layout]
+        assert len(svg_images(target.read_bytes())) == panels + 1
+
+
+def test_show_png_with_json_still_prints_json(tmp_path):
+    done = runner.invoke(app, ["show", SENTENCE, "--png", str(tmp_path / "x.png"), "--format", "json"])
+    assert done.exit_code == 0
+    assert done.stdout.startswith("{") and (tmp_path / "x.png").is_file()
+
+
+def test_transparent_background(tmp_path):
+    for flag, mode in (([], "RGB"), (["--transparent"], "RGBA")):
+        target = tmp_path / f"t{len(flag)}.png"
+        assert runner.invoke(app, ["show", SENTENCE, "--png", str(target), *flag]).exit_code == 0
+        picture = Image.open(target)
+        assert picture.mode == mode
+        if mode == "RGBA":
+            assert picture.getpixel((0, 0))[3] == 0
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--png", "x.jpg"], "end the name with .png, .svg or .pdf"),
+    (["--png", "x.png", "--cmap", "rainbowz"], "unknown colormap"),
+    (["--png", "x.png", "--size", "big"], "invalid --size"),
+    (["--png", "x.png", "--dpi", "5"], "--dpi 5 is out of range"),
+    (["--png", "x.png", "--preset", "poster"], "poster"),
+])
+def test_bad_image_options_are_one_line_errors(tmp_path, args, fragment, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    done = runner.invoke(app, ["show", SENTENCE, *args])
+    assert done.exit_code == 2
+    assert fragment in done.output
+    assert "Traceback" not in done.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_show_png_refuses_to_overwrite_without_the_flag(tmp_path):
+    target = tmp_path / "x.png"
+    target.write_bytes(b"keep")
+    done = runner.invoke(app, ["show", SENTENCE, "--png", str(target)])
+    assert done.exit_code == 2 and "--overwrite" in done.stderr
+    assert target.read_bytes() == b"keep"
+    assert runner.invoke(app, ["show", SENTENCE, "--png", str(target), "--overwrite"]).exit_code == 0
+    assert target.read_bytes().startswith(b"\x89PNG")
