@@ -141,3 +141,20 @@ def test_show_views_in_json_and_terminal(view):
     assert ("Rollout view" if view == "rollout" else "Norm view") in table.stdout
     if view == "rollout":
         assert "heads averaged" in table.stdout
+
+
+@pytest.mark.parametrize("view", ["rollout", "norm"])
+def test_show_views_as_images(tmp_path, view):
+    from PIL import Image
+
+    path = tmp_path / f"{view}.png"
+    out = runner.invoke(app, ["show", TEXT, "--view", view, "--words", "--png", str(path)])
+    assert out.exit_code == 0, out.output
+    image = Image.open(path)
+    assert image.format == "PNG" and image.width > 100
+    # Rollout has one map per layer: its model layout is a single column of panels, narrower
+    # than the norm view's four heads side by side.
+    other = tmp_path / "attention.png"
+    assert runner.invoke(app, ["show", TEXT, "--words", "--png", str(other)]).exit_code == 0
+    if view == "rollout":
+        assert image.width < Image.open(other).width

@@ -112,3 +112,15 @@ def test_show_words_json_and_table():
     table = runner.invoke(app, ["show", text, "--words", "--layer", "0", "--head", "0"])
     assert table.exit_code == 0, table.output
     assert "didn't" in table.stdout and "Word level" in table.stdout
+
+
+def test_show_words_image_has_word_columns(tmp_path):
+    from PIL import Image
+
+    text = "The animal didn't cross the street because it was too tired."
+    words, tokens = tmp_path / "words.png", tmp_path / "tokens.png"
+    for path, extra in ((words, ["--words"]), (tokens, [])):
+        out = runner.invoke(app, ["show", text, "--layer", "0", "--head", "0", "--png", str(path), *extra])
+        assert out.exit_code == 0, out.output
+    # One fewer column and row ("didn" + "'t" -> "didn't"): the images differ.
+    assert Image.open(words).tobytes() != Image.open(tokens).tobytes()
