@@ -40,8 +40,10 @@ def init(tmp_path, *args, name="ckpt"):
 
 # Save and load ------------------------------------------------------------------------------------
 
-def test_save_then_load_gives_identical_weights_and_attention(tmp_path):
-    model = random_model(CONFIG, seed=11)
+@pytest.mark.parametrize("config", [CONFIG, EncoderConfig(positional="sinusoidal", num_layers=1)],
+                         ids=["learned-pre-ln", "sinusoidal"])
+def test_save_then_load_gives_identical_weights_and_attention(tmp_path, config):
+    model = random_model(config, seed=11)
     attnviz.save_model(model, tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors",
                                                                  "tokenizer.json"]

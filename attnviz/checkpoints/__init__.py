@@ -164,10 +164,24 @@ def check_vocab(model: LoadedModel) -> None:
 
 
 def build_encoder(config: EncoderConfig) -> "Encoder":
-    """An Encoder whose parameters are about to be overwritten by a checkpoint."""
-    from ..encoder import Encoder
+    """An Encoder whose parameters a checkpoint is about to supply (see `weights.fill_encoder`).
 
-    return Encoder(config)
+    Built on the meta device: shapes only, no memory, no wasted random initialisation. The
+    buffers that are functions of the config (not stored in checkpoints) are computed for real.
+    """
+    import torch
+
+    from ..encoder import Encoder, sinusoidal_table
+
+    with torch.device("meta"):
+        encoder = Encoder(config)
+    if config.positional == "sinusoidal":
+        embeddings = encoder.embeddings
+        embeddings.sinusoid = sinusoidal_table(config.max_len, embeddings.word.embedding_dim)
+    leftover = [name for name, buf in encoder.named_buffers() if buf.is_meta]
+    if leftover:  # a new buffer in Encoder that this function does not know how to compute
+        raise RuntimeError(f"internal: buffers {leftover} have no value outside a checkpoint")
+    return encoder
 
 
 def save_model(model: LoadedModel, folder: str | Path, *, overwrite: bool = False,
