@@ -253,3 +253,25 @@ def test_vocab_txt_fallback_tokenizer(tmp_path):
     enc = loaded.tokenizer.encode(SENTENCES[1])
     assert enc.tokens == TOKENIZER.encode(SENTENCES[1]).tokens
     assert enc.ids == TOKENIZER.encode(SENTENCES[1]).ids
+
+
+def test_sharded_safetensors(tmp_path):
+    """A model saved in several shards (model.safetensors.index.json) loads; a lost shard is named."""
+    config, cls = family_models()["bert"]
+    torch.manual_seed(0)
+    model = cls(config)
+    sharpen(model, seed=1)
+    folder = tmp_path / "sharded"
+    model.save_pretrained(folder, max_shard_size="400KB")
+    (folder / "tokenizer.json").write_text(TOKENIZER.to_str(), encoding="utf-8")
+    shards = sorted(folder.glob("model-*.safetensors"))
+    assert len(shards) > 1 and (folder / "model.safetensors.index.json").is_file()
+    ref = reference_model(folder, cls)
+    loaded = attnviz.load_model(str(folder))
+    enc = loaded.tokenizer.encode(SENTENCES[0])
+    ids, types = torch.tensor([enc.ids]), torch.tensor([enc.type_ids])
+    np.testing.assert_allclose(ours_attention(loaded, ids, type_ids=types), hf_attention(ref, ids, type_ids=types),
+                               rtol=0, atol=TOL)
+    shards[-1].unlink()
+    with pytest.raises(AttnvizError, match=shards[-1].name):
+        attnviz.load_model(str(folder))
