@@ -135,6 +135,13 @@ def memory_child(case: str, length: int) -> None:
     print(json.dumps({"peak_kib": peak - baseline, "kept_bytes": kept}))
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def _status(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -178,12 +185,14 @@ def main() -> None:
 
     ours, theirs = load_both()
     print(f"MiniLM-L6 (6 layers x 12 heads x 384), batch 1, CPU, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {_load()}")
+    print("(on a busy machine, --threads 1 gives steadier numbers: no thread waits on a stolen core)")
     print("\nForward pass returning all layers' attention (median wall time)")
     print(f"{'tokens':>6}  {'attnviz':>10}  {'transformers':>12}  {'ratio':>6}  {'runs':>4}  {'max |diff|':>10}")
     for length, t_ours, t_theirs, reps, diff in time_forward(ours, theirs, lengths, args.repeats):
         print(f"{length:>6}  {t_ours * 1e3:>8.1f}ms  {t_theirs * 1e3:>10.1f}ms  {t_ours / t_theirs:>6.2f}  "
               f"{reps:>4}  {diff:>10.1e}")
+    print(f"load average after timing: {_load()}")
     del ours, theirs
 
     if not os.access("/proc/self/clear_refs", os.W_OK):
