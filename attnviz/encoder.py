@@ -102,14 +102,13 @@ class MultiHeadAttention(nn.Module):
         dropout = self.dropout_p if self.training else 0.0
         if need_weights:
             # Scale q [B, H, T, Dh] rather than the scores [B, H, T, T]: same logits, T/Dh times
-            # less work on long inputs; the mask is added in place into our own temporary.
-            scores = (q * self.d_head ** -0.5) @ k.transpose(-1, -2)               # [B, H, T, T]
+            # less work on long inputs. With `weights_out` the scores are computed in that slot
+            # and normalised there (softmax's row-wise kernel is safe in place; the parity tests
+            # against transformers guard it), so no [B, H, T, T] temporary is ever allocated.
+            scores = torch.matmul(q * self.d_head ** -0.5, k.transpose(-1, -2), out=weights_out)  # [B, H, T, T]
             if mask is not None:
                 scores += mask
-            if weights_out is None:
-                probs = scores.softmax(dim=-1)
-            else:
-                probs = torch.softmax(scores, dim=-1, out=weights_out)
+            probs = scores.softmax(dim=-1) if weights_out is None else torch.softmax(scores, dim=-1, out=scores)
             context = F.dropout(probs, dropout, self.training) @ v                  # [B, H, T, Dh]
         else:
             # Nobody looks at this layer's weights: let the fused kernel skip materialising them.
