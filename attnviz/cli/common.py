@@ -74,7 +74,7 @@ class Activation(str, enum.Enum):
 
 # Options shared by every command that builds a model. Random-model flags default to None so we
 # can tell "not given" from the default and refuse them for checkpoints.
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'random' (default), a checkpoint folder or file, or a named model.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'random' (default), a checkpoint folder or weights file, 'minilm', or a model id already in the local Hugging Face cache.")]
 TokenizerOpt = Annotated[Optional[Path], typer.Option("--tokenizer", help="Use this tokenizer.json (or a folder holding one) instead of the model's.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random model's weights.")]
 NumLayersOpt = Annotated[Optional[int], typer.Option("--num-layers", help="Random model: number of encoder layers [default: 2].")]
