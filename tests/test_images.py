@@ -404,3 +404,22 @@ def test_show_png_refuses_to_overwrite_without_the_flag(tmp_path):
     assert target.read_bytes() == b"keep"
     assert runner.invoke(app, ["show", SENTENCE, "--png", str(target), "--overwrite"]).exit_code == 0
     assert target.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_png_writer_round_trips_every_pixel(channels):
+    rng = np.random.default_rng(channels)
+    pixels = rng.integers(0, 256, size=(37, 53, channels), dtype=np.uint8)
+    pixels[10:20] = pixels[10]                     # repeated rows, as heatmap cells have
+    data = img.png_bytes(pixels, dpi=300)
+    decoded = Image.open(io.BytesIO(data))
+    assert decoded.mode == ("RGBA" if channels == 4 else "RGB")
+    assert np.array_equal(np.asarray(decoded), pixels)
+    assert decoded.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+
+
+def test_png_is_exactly_what_agg_drew(result):
+    data = img.render_image(result, "layer", img.ImageOptions(), layer=0)
+    scene = next(reversed(img._SCENES.values()))
+    drawn = np.asarray(scene.fig.canvas.buffer_rgba())[..., :3]
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), drawn)

@@ -115,10 +115,6 @@ def export(
     layers = parse_indices(layer, loaded.config.num_layers, "layer")
     heads = parse_indices(head, loaded.config.num_heads, "head")
     workers = jobs if jobs is not None else ex.default_jobs()
-    if workers > 1:
-        import torch
-
-        torch.set_num_threads(1)  # leave the cores to the drawing processes
 
     from rich.console import Console
 

@@ -188,23 +188,40 @@ def render_image(result: AttentionResult, layout: str, options: ImageOptions = I
     return buffer.getvalue()
 
 
-# zlib level 1: a third faster than matplotlib's 6, and as the alpha channel goes (RGB unless
-# --transparent) the files come out no larger than matplotlib's own.
+def _save_png(fig, buffer, dpi: float, transparent: bool) -> None:
+    """Draw with Agg and write the PNG ourselves: only IHDR, pHYs (the dpi), IDAT and IEND."""
+    fig.patch.set_alpha(0.0 if transparent else 1.0)
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())                            # [height, width, 4] uint8
+    buffer.write(png_bytes(rgba if transparent else rgba[..., :3], dpi))
+
+
+# zlib level 1 with the "Up" filter on every row: heatmap cells and the white background repeat row
+# after row, so most filtered bytes are zero. A third the time of Pillow's adaptive filtering at
+# the same file size, and the bytes depend only on the pixels (and zlib).
 PNG_COMPRESS_LEVEL = 1
 
 
-def _save_png(fig, buffer, dpi: float, transparent: bool) -> None:
-    """Draw with Agg and encode with Pillow ourselves: no metadata chunks but the resolution."""
-    from PIL import Image
+def png_bytes(pixels: np.ndarray, dpi: float) -> bytes:
+    """A PNG of `pixels` ([height, width, 3] RGB or [height, width, 4] RGBA, uint8)."""
+    import zlib
 
-    fig.patch.set_alpha(0.0 if transparent else 1.0)
-    fig.canvas.draw()
-    width, height = fig.canvas.get_width_height(physical=True)
-    image = Image.frombuffer("RGBA", (width, height), fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    if not transparent:
-        image = image.convert("RGB")
-    image.save(buffer, format="png", compress_level=PNG_COMPRESS_LEVEL,
-                                 dpi=(dpi, dpi))
+    height, width, channels = pixels.shape
+    flat = pixels.reshape(height, width * channels)                        # [H, W*C]
+    rows = np.empty((height, width * channels + 1), np.uint8)
+    rows[:, 0] = 2                                                         # filter type 2: Up
+    rows[0, 1:] = flat[0]                                                  # (the row above the first is zeros)
+    np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])                     # modulo 256, as PNG wants
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (len(data).to_bytes(4, "big") + kind + data
+                + zlib.crc32(kind + data).to_bytes(4, "big"))
+
+    color_type = 6 if channels == 4 else 2
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, color_type, 0, 0, 0])
+    per_metre = round(dpi / 0.0254).to_bytes(4, "big")
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"pHYs", per_metre + per_metre + b"\x01")
+            + chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_COMPRESS_LEVEL)) + chunk(b"IEND", b""))
 
 
 def last_notes() -> list[str]:
