@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 FORMAT_KEY = "attnviz_format"
 # Provenance kept next to the config fields; not part of the encoder's shape.
 META_KEYS = (FORMAT_KEY, "learned", "seed")
-FILES = ("model.safetensors", "tokenizer.json", "config.json")  # config.json last: it marks the folder whole
 
 
 def is_native(config: dict) -> bool:
@@ -97,6 +96,7 @@ def checkpoint_files(model: "LoadedModel", learned: bool | None = None) -> dict[
     # One metadata key only: safetensors writes metadata in hash-map order, so two keys would make
     # the bytes differ from run to run. config.json carries the format version.
     weights = save(tensors, metadata={"format": "pt"})
+    # In writing order: config.json last, so a folder with a new config.json has its new weights.
     return {"model.safetensors": weights, "tokenizer.json": model.tokenizer.to_str().encode("utf-8"),
             "config.json": config_json.encode("utf-8")}
 
