@@ -356,7 +356,7 @@ def _run_parallel(records, prepare, finish, jobs: int) -> None:
     context = multiprocessing.get_context("spawn")
     window = jobs * 3
     pending: dict = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init) as pool:
         try:
             for record in records:
                 task = prepare(record)
@@ -374,6 +374,13 @@ def _run_parallel(records, prepare, finish, jobs: int) -> None:
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _worker_init() -> None:
+    """Ctrl-C is the main process's to handle (it stops the pool); workers finish their image."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _collect(future, record, finish) -> None:

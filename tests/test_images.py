@@ -326,17 +326,18 @@ def test_same_command_writes_identical_files_in_separate_processes(tmp_path):
     code = (
         "import sys\n"
         "from attnviz.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
+        "folder, text = sys.argv[1:]\n"
+        "for name, extra in (('m.png', []), ('f.svg', ['--focus', '그것은']), ('l.pdf', ['--layer', '1'])):\n"
+        "    assert main(['show', text, '--png', f'{folder}/{name}', *extra]) == 0\n"
     )
     outputs = []
     for run in ("a", "b"):
         folder = tmp_path / run
         folder.mkdir()
-        for name, extra in (("m.png", []), ("f.svg", ["--focus", "그것은"]), ("l.pdf", ["--layer", "1"])):
-            done = subprocess.run([sys.executable, "-c", code, "show", KOREAN, "--png", str(folder / name), *extra],
-                                  capture_output=True, timeout=300)
-            assert done.returncode == 0, done.stderr.decode()
+        done = subprocess.run([sys.executable, "-c", code, str(folder), KOREAN], capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr.decode()
         outputs.append({p.name: p.read_bytes() for p in folder.iterdir()})
+    assert sorted(outputs[0]) == ["f.svg", "l.pdf", "m.png"]
     assert outputs[0] == outputs[1]
     assert outputs[0]["f.svg"].startswith(b"<?xml")
     assert outputs[0]["l.pdf"].startswith(b"%PDF")
