@@ -416,6 +416,8 @@ def test_png_writer_round_trips_every_pixel(channels):
     decoded = Image.open(io.BytesIO(data))
     assert decoded.mode == ("RGBA" if channels == 4 else "RGB")
     assert np.array_equal(np.asarray(decoded), pixels)
+    strided = np.concatenate([pixels, pixels[..., :1]], axis=-1)[..., :channels]   # as RGB cut from RGBA
+    assert not strided.flags.c_contiguous and img.png_bytes(strided, dpi=300) == data
     assert decoded.info["dpi"] == pytest.approx((300, 300), abs=0.01)
 
 

@@ -207,8 +207,13 @@ def png_bytes(pixels: np.ndarray, dpi: float) -> bytes:
     import zlib
 
     height, width, channels = pixels.shape
+    if not pixels.flags.c_contiguous:   # RGB taken from Agg's RGBA: one channel at a time is 5x faster
+        packed = np.empty(pixels.shape, np.uint8)
+        for c in range(channels):
+            packed[..., c] = pixels[..., c]
+        pixels = packed
     flat = pixels.reshape(height, width * channels)                        # [H, W*C]
-    rows = np.empty((height, width * channels + 1), np.uint8)
+    rows = np.empty((height, width * channels + 1), np.uint8)              # [H, 1 + W*C]: filter byte, pixels
     rows[:, 0] = 2                                                         # filter type 2: Up
     rows[0, 1:] = flat[0]                                                  # (the row above the first is zeros)
     np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])                     # modulo 256, as PNG wants
