@@ -261,3 +261,15 @@ def test_an_export_killed_part_way_resumes_and_completes_with_whole_files(tmp_pa
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
     assert files_on_disk(out) == manifest_files(out)
     assert len(manifest_files(out)) == 16 * 5
+
+
+def test_export_help_imports_neither_torch_nor_matplotlib():
+    code = ("import sys\n"
+            "from attnviz.cli import main\n"
+            "try:\n    main(['export', '--help'])\nexcept SystemExit:\n    pass\n"
+            "bad = [m for m in ('torch', 'matplotlib', 'transformers') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for option in ("--layout", "--jobs", "--overwrite", "--quiet", "--preset", "--format"):
+        assert option in done.stdout
