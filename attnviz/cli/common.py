@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 import functools
+import inspect
 import os
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -87,12 +89,52 @@ NormOpt = Annotated[Optional[NormPlacement], typer.Option("--norm-placement", he
 ActivationOpt = Annotated[Optional[Activation], typer.Option("--activation", help="Random model: feed-forward activation [default: gelu].")]
 
 
-def build_model(model: str, tokenizer: Path | None, seed: int, **config_flags):
-    """Resolve --model with the random-model flags (those not given are None)."""
+@dataclass(frozen=True)
+class RandomShape:
+    """The random-model flags as given on the command line (None: not given)."""
+
+    num_layers: int | None = None
+    num_heads: int | None = None
+    d_model: int | None = None
+    d_ff: int | None = None
+    max_len: int | None = None
+    positional: Positional | None = None
+    norm_placement: NormPlacement | None = None
+    activation: Activation | None = None
+
+    def given(self) -> dict:
+        return {f.name: (v.value if isinstance(v, enum.Enum) else v)
+                for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+_SHAPE_OPTIONS = {"num_layers": NumLayersOpt, "num_heads": NumHeadsOpt, "d_model": DModelOpt, "d_ff": DFfOpt,
+                  "max_len": MaxLenOpt, "positional": PositionalOpt, "norm_placement": NormOpt,
+                  "activation": ActivationOpt}
+
+
+def with_random_shape(command):
+    """Give `command` the eight random-model flags (--num-layers ... --activation) as one
+    `shape: RandomShape` parameter: Typer sees the options, the command one object."""
+    signature = inspect.signature(command, eval_str=True)
+    visible = [p for p in signature.parameters.values() if p.name != "shape"]
+    visible += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+                for name, annotation in _SHAPE_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        shape = RandomShape(**{name: kwargs.pop(name) for name in _SHAPE_OPTIONS})
+        return command(*args, shape=shape, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=visible)
+    return wrapper
+
+
+def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShape = RandomShape()):
+    """Resolve --model; the random-model flags apply to `random` only."""
     from ..checkpoints import load_model
     from ..config import EncoderConfig
 
-    given = {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in config_flags.items() if v is not None}
+    given = shape.given()
     if model != "random" and given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise AttnvizError(f"{flags} set the shape of a random model; a checkpoint brings its own config")

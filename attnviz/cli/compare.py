@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (ActivationOpt, DFfOpt, DModelOpt, MaxLenOpt, ModelOpt, NormOpt, NumHeadsOpt,
-                     NumLayersOpt, PositionalOpt, SeedOpt, TokenizerOpt, build_model, handles_errors)
+from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
+                     with_random_shape)
 
 
 class Format(str, enum.Enum):
@@ -33,6 +33,7 @@ def _png_paths(png: Path, n: int) -> list[Path]:
 
 
 @handles_errors
+@with_random_shape
 def compare(
     text_a: Annotated[str, typer.Argument(help="The first sentence.", show_default=False)],
     text_b: Annotated[Optional[str], typer.Argument(help="Its twin (e.g. one word changed so the pronoun's referent flips). Optional with --model-b.", show_default=False)] = None,
@@ -52,14 +53,7 @@ def compare(
     model: ModelOpt = "random",
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
-    num_layers: NumLayersOpt = None,
-    num_heads: NumHeadsOpt = None,
-    d_model: DModelOpt = None,
-    d_ff: DFfOpt = None,
-    max_len: MaxLenOpt = None,
-    positional: PositionalOpt = None,
-    norm_placement: NormOpt = None,
-    activation: ActivationOpt = None,
+    shape: RandomShape = RandomShape(),
 ) -> None:
     """Compare where a word attends in twin sentences, or in two models.
 
@@ -84,13 +78,11 @@ def compare(
     for path in ([output] if output else []) + pngs:
         check_writable(path, overwrite)
 
-    flags = dict(num_layers=num_layers, num_heads=num_heads, d_model=d_model, d_ff=d_ff, max_len=max_len,
-                 positional=positional, norm_placement=norm_placement, activation=activation)
-    loaded = build_model(model, tokenizer, seed, **flags)
+    loaded = build_model(model, tokenizer, seed, shape)
     loaded_b = None
     if model_b is not None:
-        b_flags = flags if model_b == "random" else {}
-        loaded_b = build_model(model_b, tokenizer, seed + 1 if seed_b is None else seed_b, **b_flags)
+        loaded_b = build_model(model_b, tokenizer, seed + 1 if seed_b is None else seed_b,
+                               shape if model_b == "random" else RandomShape())
 
     def run(which, text):
         config = which.config

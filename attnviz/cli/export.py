@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (ActivationOpt, DFfOpt, DModelOpt, MaxLenOpt, ModelOpt, NormOpt, NumHeadsOpt,
-                     NumLayersOpt, PositionalOpt, SeedOpt, TokenizerOpt, build_model, handles_errors)
+from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
+                     with_random_shape)
 
 
 class Preset(str, enum.Enum):
@@ -64,6 +64,7 @@ def write_show_image(path: Path, result, focus: int | None, options, overwrite: 
 
 
 @handles_errors
+@with_random_shape
 def export(
     inputs: Annotated[list[str], typer.Argument(help="Sentences, text files (one sentence a line; blank lines and # comments skipped), folders of .txt files, or - for standard input.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="The folder to write into (created if missing).", show_default=False)],
@@ -85,14 +86,7 @@ def export(
     model: ModelOpt = "random",
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
-    num_layers: NumLayersOpt = None,
-    num_heads: NumHeadsOpt = None,
-    d_model: DModelOpt = None,
-    d_ff: DFfOpt = None,
-    max_len: MaxLenOpt = None,
-    positional: PositionalOpt = None,
-    norm_placement: NormOpt = None,
-    activation: ActivationOpt = None,
+    shape: RandomShape = RandomShape(),
 ) -> None:
     """Export heatmaps of many sentences into a folder, with index.json and an index.html contact sheet.
 
@@ -109,9 +103,7 @@ def export(
     if outdir.exists() and not outdir.is_dir():
         raise AttnvizError(f"{outdir} is a file; give a folder for --output")
     sentences = ex.collect_sentences(inputs)
-    loaded = build_model(model, tokenizer, seed, num_layers=num_layers, num_heads=num_heads,
-                         d_model=d_model, d_ff=d_ff, max_len=max_len, positional=positional,
-                         norm_placement=norm_placement, activation=activation)
+    loaded = build_model(model, tokenizer, seed, shape)
     layers = parse_indices(layer, loaded.config.num_layers, "layer")
     heads = parse_indices(head, loaded.config.num_heads, "head")
     workers = jobs if jobs is not None else ex.default_jobs()

@@ -7,24 +7,18 @@ from typing import Annotated
 
 import typer
 
-from .common import (ActivationOpt, DFfOpt, DModelOpt, MaxLenOpt, NormOpt, NumHeadsOpt, NumLayersOpt,
-                     PositionalOpt, SeedOpt, TokenizerOpt, build_model, handles_errors)
+from .common import (RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
+                     with_random_shape)
 
 
 @handles_errors
+@with_random_shape
 def init(
     folder: Annotated[Path, typer.Argument(metavar="DIR", help="The checkpoint folder to create (config.json, model.safetensors, tokenizer.json).", show_default=False)],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into DIR even if it is not empty (its checkpoint files are replaced, others kept).")] = False,
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
-    num_layers: NumLayersOpt = None,
-    num_heads: NumHeadsOpt = None,
-    d_model: DModelOpt = None,
-    d_ff: DFfOpt = None,
-    max_len: MaxLenOpt = None,
-    positional: PositionalOpt = None,
-    norm_placement: NormOpt = None,
-    activation: ActivationOpt = None,
+    shape: RandomShape = RandomShape(),
 ) -> None:
     """Create a checkpoint folder holding a seeded random model, to load later with --model DIR.
 
@@ -34,9 +28,7 @@ def init(
     from ..checkpoints.native import check_target
 
     check_target(folder, overwrite)  # fail before building the model
-    loaded = build_model("random", tokenizer, seed, num_layers=num_layers, num_heads=num_heads,
-                         d_model=d_model, d_ff=d_ff, max_len=max_len, positional=positional,
-                         norm_placement=norm_placement, activation=activation)
+    loaded = build_model("random", tokenizer, seed, shape)
     save_model(loaded, folder, overwrite=overwrite)
     typer.echo(f"wrote {folder}: random model (seed {seed}), {loaded.config.describe()}, "
                f"vocabulary {loaded.config.vocab_size}; use it with --model {folder}")

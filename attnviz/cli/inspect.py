@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (ActivationOpt, DFfOpt, DModelOpt, MaxLenOpt, NormOpt, NumHeadsOpt, NumLayersOpt,
-                     PositionalOpt, SeedOpt, TokenizerOpt, build_model, handles_errors)
+from .common import (RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
+                     with_random_shape)
 
 SORT_HELP = ("Order the table by: layer, head, role, score, entropy, confidence, distance, self, prev, "
              "next, special, first, punct, local. Statistics sort largest first (by the difference "
@@ -62,6 +62,7 @@ def run_probe(loaded, texts: list[str], label: str):
 
 
 @handles_errors
+@with_random_shape
 def inspect(
     model: Annotated[str, typer.Argument(metavar="MODEL", help="'random', a checkpoint folder or file, or a named model such as minilm.")] = "random",
     text: Annotated[Optional[list[str]], typer.Option("--text", "-t", metavar="TEXT", help="A probe sentence; repeat for several. Default: the sentences shipped in sample_texts/.")] = None,
@@ -75,14 +76,7 @@ def inspect(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output if it exists.")] = False,
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
-    num_layers: NumLayersOpt = None,
-    num_heads: NumHeadsOpt = None,
-    d_model: DModelOpt = None,
-    d_ff: DFfOpt = None,
-    max_len: MaxLenOpt = None,
-    positional: PositionalOpt = None,
-    norm_placement: NormOpt = None,
-    activation: ActivationOpt = None,
+    shape: RandomShape = RandomShape(),
 ) -> None:
     """Describe a model and what each of its heads does.
 
@@ -111,9 +105,7 @@ def inspect(
         check_writable(output, overwrite)
     texts, probe = probe_texts(text, file)
 
-    loaded = build_model(model, tokenizer, seed, num_layers=num_layers, num_heads=num_heads,
-                         d_model=d_model, d_ff=d_ff, max_len=max_len, positional=positional,
-                         norm_placement=norm_placement, activation=activation)
+    loaded = build_model(model, tokenizer, seed, shape)
     params = parameter_counts(((n, tuple(p.shape)) for n, p in loaded.encoder.named_parameters()),
                               loaded.config.num_layers)
     report, truncated = run_probe(loaded, texts, "profiling heads")

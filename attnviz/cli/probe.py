@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (ActivationOpt, DFfOpt, DModelOpt, MaxLenOpt, ModelOpt, NormOpt, NumHeadsOpt,
-                     NumLayersOpt, PositionalOpt, SeedOpt, TokenizerOpt, build_model, handles_errors)
+from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
+                     with_random_shape)
 
 probe_app = typer.Typer(
     help="Score every head of a model on an annotated task.",
@@ -37,6 +37,7 @@ class View(str, enum.Enum):
 
 @probe_app.command("coref", no_args_is_help=True)
 @handles_errors
+@with_random_shape
 def coref(
     file: Annotated[Path, typer.Argument(help="JSONL, one object a line: {\"text\", \"pronoun\", \"candidates\", \"answer\"[, \"group\"]}; pronoun and candidates as strings or {\"text\", \"start\", \"end\"}.", show_default=False)],
     view: Annotated[View, typer.Option("--view", help="attention (default), rollout or norm: which weights the heads pick with.")] = View.attention,
@@ -48,14 +49,7 @@ def coref(
     model: ModelOpt = "random",
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
-    num_layers: NumLayersOpt = None,
-    num_heads: NumHeadsOpt = None,
-    d_model: DModelOpt = None,
-    d_ff: DFfOpt = None,
-    max_len: MaxLenOpt = None,
-    positional: PositionalOpt = None,
-    norm_placement: NormOpt = None,
-    activation: ActivationOpt = None,
+    shape: RandomShape = RandomShape(),
 ) -> None:
     """Which heads send a pronoun to its antecedent? Accuracy of every head, best heads, baselines.
 
@@ -70,9 +64,7 @@ def coref(
     items, skipped = read_items(file)
     if not items and not skipped:
         raise AttnvizError(f"{file} has no items; write one JSON object a line")
-    loaded = build_model(model, tokenizer, seed, num_layers=num_layers, num_heads=num_heads, d_model=d_model,
-                         d_ff=d_ff, max_len=max_len, positional=positional, norm_placement=norm_placement,
-                         activation=activation)
+    loaded = build_model(model, tokenizer, seed, shape)
 
     def attention(texts):
         return run_attention_batch(loaded, texts, truncate=truncate, view=view.value)

@@ -11,8 +11,8 @@ import typer
 
 from ..errors import AttnvizError
 from .export import AnnotateOpt, CmapOpt, DpiOpt, PresetOpt, SizeOpt, TransparentOpt
-from .common import (ActivationOpt, DFfOpt, DModelOpt, MaxLenOpt, ModelOpt, NormOpt, NumHeadsOpt,
-                     NumLayersOpt, PositionalOpt, SeedOpt, TokenizerOpt, build_model, handles_errors)
+from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
+                     with_random_shape)
 
 # Above this many heads in total, the tables show one layer unless --layer/--head say otherwise
 # (the focus summary, one line per head, still covers the whole model).
@@ -32,6 +32,7 @@ class View(str, enum.Enum):
 
 
 @handles_errors
+@with_random_shape
 def show(
     text: Annotated[str, typer.Argument(help="The sentence to visualise.", show_default=False)],
     layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layers to show: indices and ranges such as 0,2 or 1-3, or 'all'.")] = None,
@@ -55,14 +56,7 @@ def show(
     model: ModelOpt = "random",
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
-    num_layers: NumLayersOpt = None,
-    num_heads: NumHeadsOpt = None,
-    d_model: DModelOpt = None,
-    d_ff: DFfOpt = None,
-    max_len: MaxLenOpt = None,
-    positional: PositionalOpt = None,
-    norm_placement: NormOpt = None,
-    activation: ActivationOpt = None,
+    shape: RandomShape = RandomShape(),
 ) -> None:
     """Show how every token attends to every other token, per head.
 
@@ -87,9 +81,7 @@ def show(
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
 
-    loaded = build_model(model, tokenizer, seed, num_layers=num_layers, num_heads=num_heads,
-                         d_model=d_model, d_ff=d_ff, max_len=max_len, positional=positional,
-                         norm_placement=norm_placement, activation=activation)
+    loaded = build_model(model, tokenizer, seed, shape)
     config = loaded.config
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
