@@ -24,7 +24,6 @@ import json
 import os
 import re
 import struct
-import sys
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path

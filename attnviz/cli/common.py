@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
+import io
 import inspect
 import os
 import sys
@@ -54,6 +56,38 @@ def handles_errors(command):
                                   "(rerun with --debug for the traceback and report it)", 1)) from None
 
     return wrapper
+
+
+def emit(text: str, output: Path | None, overwrite: bool) -> None:
+    """Machine-readable output: to stdout, or atomically into --output."""
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        from ..io import atomic_write
+
+        atomic_write(output, text, overwrite)
+
+
+@contextlib.contextmanager
+def report_console(output: Path | None, overwrite: bool, width: int = 100):
+    """A rich Console for the terminal or, with --output, for a plain-text file written (atomically)
+    when the block ends; the file is `width` columns wide and has no colour codes."""
+    from rich.console import Console
+
+    sink = io.StringIO() if output is not None else None
+    console = Console(file=sink, width=width if sink else None, highlight=False, soft_wrap=False,
+                      no_color=sink is not None)
+    yield console
+    if sink is not None:
+        from ..io import atomic_write
+
+        atomic_write(output, sink.getvalue(), overwrite)
+
+
+class View(str, enum.Enum):
+    attention = "attention"
+    rollout = "rollout"
+    norm = "norm"
 
 
 class Positional(str, enum.Enum):

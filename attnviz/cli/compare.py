@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import io
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,19 +10,13 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
-                     with_random_shape)
+from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
+                     handles_errors, report_console, with_random_shape)
 
 
 class Format(str, enum.Enum):
     table = "table"
     json = "json"
-
-
-class View(str, enum.Enum):
-    attention = "attention"
-    rollout = "rollout"
-    norm = "norm"
 
 
 def _png_paths(png: Path, n: int) -> list[Path]:
@@ -100,25 +93,15 @@ def compare(
     if fmt is Format.json:
         data = comparisons[0].to_dict() if loaded_b is None else {
             "kind": "models", "comparisons": [c.to_dict() for c in comparisons]}
-        payload = json.dumps(data, ensure_ascii=False) + "\n"
-        if output is None:
-            typer.echo(payload, nl=False)
-        else:
-            atomic_write(output, payload, overwrite)
+        emit(json.dumps(data, ensure_ascii=False) + "\n", output, overwrite)
     else:
-        from rich.console import Console
-
         from ..render.compare_view import render_comparison
 
-        sink = io.StringIO() if output is not None else None
-        console = Console(file=sink, width=120 if sink else None, highlight=False, soft_wrap=False,
-                          no_color=sink is not None)
-        for k, comp in enumerate(comparisons):
-            if k:
-                console.print()
-            render_comparison(console, comp, top)
-        if sink is not None:
-            atomic_write(output, sink.getvalue(), overwrite)
+        with report_console(output, overwrite, width=120) as console:
+            for k, comp in enumerate(comparisons):
+                if k:
+                    console.print()
+                render_comparison(console, comp, top)
     if pngs:
         from ..render.compare_image import render_compare_png
 

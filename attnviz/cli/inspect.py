@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import io
 import json
 import sys
 from pathlib import Path
@@ -12,8 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
-                     with_random_shape)
+from .common import (RandomShape, SeedOpt, TokenizerOpt, build_model, emit, handles_errors,
+                     report_console, with_random_shape)
 
 SORT_HELP = ("Order the table by: layer, head, role, score, entropy, confidence, distance, self, prev, "
              "next, special, first, punct, local. Statistics sort largest first (by the difference "
@@ -97,7 +96,7 @@ def inspect(
     """
     from ..analysis.heads import SORT_COLUMNS, deltas, sort_profiles
     from ..analysis.params import parameter_counts
-    from ..io import atomic_write, check_writable
+    from ..io import check_writable
 
     if sort not in SORT_COLUMNS:  # before loading anything
         raise AttnvizError(f"unknown sort column {sort!r}; choose one of: {', '.join(SORT_COLUMNS)}")
@@ -137,23 +136,13 @@ def inspect(
                           for p in profiles],
             },
         }
-        data = json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
-        if output is None:
-            typer.echo(data, nl=False)
-        else:
-            atomic_write(output, data, overwrite)
+        emit(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", output, overwrite)
         return
-
-    from rich.console import Console
 
     from ..render.inspect_view import render_heads, render_model
 
-    sink = io.StringIO() if output is not None else None
-    console = Console(file=sink, width=120 if sink else None, highlight=False, soft_wrap=False,
-                      no_color=sink is not None)
-    render_model(console, loaded.info, params)
-    if truncated:
-        console.print(f"[yellow]{truncated} probe sentence(s) were cut to the model's {loaded.config.max_len} tokens.[/]")
-    render_heads(console, report, profiles, sort, probe, base, delta)
-    if sink is not None:
-        atomic_write(output, sink.getvalue(), overwrite)
+    with report_console(output, overwrite, width=120) as console:
+        render_model(console, loaded.info, params)
+        if truncated:
+            console.print(f"[yellow]{truncated} probe sentence(s) were cut to the model's {loaded.config.max_len} tokens.[/]")
+        render_heads(console, report, profiles, sort, probe, base, delta)

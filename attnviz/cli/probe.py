@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import io
 import json
 import sys
 from pathlib import Path
@@ -12,8 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
-                     with_random_shape)
+from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
+                     handles_errors, report_console, with_random_shape)
 
 probe_app = typer.Typer(
     help="Score every head of a model on an annotated task.",
@@ -27,12 +26,6 @@ probe_app = typer.Typer(
 class Format(str, enum.Enum):
     table = "table"
     json = "json"
-
-
-class View(str, enum.Enum):
-    attention = "attention"
-    rollout = "rollout"
-    norm = "norm"
 
 
 @probe_app.command("coref", no_args_is_help=True)
@@ -56,7 +49,7 @@ def coref(
     Example: attnviz probe coref sample_texts/coref_twins.jsonl --model minilm
     """
     from ..analysis.probe import read_items, run_probe
-    from ..io import atomic_write, check_writable
+    from ..io import check_writable
     from ..pipeline import run_attention_batch
 
     if output is not None:
@@ -86,17 +79,9 @@ def coref(
         raise AttnvizError(f"no item of {file} could be scored ({len(result.skipped)} skipped; see the lines above)")
 
     if fmt is Format.json:
-        payload = json.dumps(result.to_dict(top), ensure_ascii=False) + "\n"
-        if output is None:
-            typer.echo(payload, nl=False)
-        else:
-            atomic_write(output, payload, overwrite)
+        emit(json.dumps(result.to_dict(top), ensure_ascii=False) + "\n", output, overwrite)
         return
     from ..render.probe_view import render_probe
 
-    sink = io.StringIO() if output is not None else None
-    console = Console(file=sink, width=100 if sink else None, highlight=False, soft_wrap=False,
-                      no_color=sink is not None)
-    render_probe(console, result, top)
-    if sink is not None:
-        atomic_write(output, sink.getvalue(), overwrite)
+    with report_console(output, overwrite) as console:
+        render_probe(console, result, top)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import io
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,8 +12,8 @@ import typer
 
 from ..errors import AttnvizError
 from .export import AnnotateOpt, CmapOpt, DpiOpt, PresetOpt, SizeOpt, TransparentOpt
-from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
-                     with_random_shape)
+from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
+                     handles_errors, report_console, with_random_shape)
 
 # Above this many heads in total, the tables show one layer unless --layer/--head say otherwise
 # (the focus summary, one line per head, still covers the whole model).
@@ -23,12 +24,6 @@ class Format(str, enum.Enum):
     table = "table"
     json = "json"
     npz = "npz"
-
-
-class View(str, enum.Enum):
-    attention = "attention"
-    rollout = "rollout"
-    norm = "norm"
 
 
 @handles_errors
@@ -122,15 +117,10 @@ def show(
     if fmt is not Format.table:
         selected = result.select(layers, heads)
         if fmt is Format.json:
-            payload = selected.to_json() + "\n"
+            data = selected.to_dict()
             if scores is not None:
-                import json
-
-                payload = json.dumps({**selected.to_dict(), "candidates": scores.to_dict()}, ensure_ascii=False) + "\n"
-            if output is None:
-                typer.echo(payload, nl=False)
-            else:
-                atomic_write(output, payload, overwrite)
+                data["candidates"] = scores.to_dict()
+            emit(json.dumps(data, ensure_ascii=False) + "\n", output, overwrite)
         else:
             import numpy as np
 
@@ -148,20 +138,12 @@ def show(
     # The focus summary is one line per head: it covers the whole model unless a selection was given.
     summary = result.select(layers if layer is not None else None, heads if head is not None else None)
 
-    from rich.console import Console
+    from ..render.terminal import render_candidates, render_focus, render_header, render_heads
 
-    sink = io.StringIO() if output is not None else None
-    console = Console(file=sink, width=100 if sink else None, highlight=False, soft_wrap=False,
-                      no_color=sink is not None)
-    from ..render.terminal import render_focus, render_header, render_heads
-
-    render_header(console, result)
-    render_heads(console, result.select(layers, heads))
-    if focus_at is not None:
-        render_focus(console, result, focus_at, top_targets(summary, focus_at.index, top))
-    if scores is not None:
-        from ..render.terminal import render_candidates
-
-        render_candidates(console, result, scores)
-    if sink is not None:
-        atomic_write(output, sink.getvalue(), overwrite)
+    with report_console(output, overwrite) as console:
+        render_header(console, result)
+        render_heads(console, result.select(layers, heads))
+        if focus_at is not None:
+            render_focus(console, result, focus_at, top_targets(summary, focus_at.index, top))
+        if scores is not None:
+            render_candidates(console, result, scores)
