@@ -53,7 +53,8 @@ class AttentionResult:
     heads: list[int]
     model: ModelInfo
     truncated: bool = False
-    view: str = "attention"
+    view: str = "attention"      # "attention", "rollout" (one map per layer, head -1) or "norm"
+    units: str = "tokens"        # "tokens", or "words" after analysis.words.to_words
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -70,6 +71,11 @@ class AttentionResult:
             piece = token if special or end <= start else self.text[start:end]
             out.append(printable(piece))
         return out
+
+    @property
+    def view_label(self) -> str:
+        """"attention", "rollout · words"...: what the numbers are, for titles and headers."""
+        return self.view if self.units == "tokens" else f"{self.view} · {self.units}"
 
     def head(self, layer: int, head: int) -> np.ndarray:
         """[T, T] weights of model layer `layer`, head `head` (model indices, not positions)."""
@@ -92,6 +98,7 @@ class AttentionResult:
             "special": self.special,
             "truncated": self.truncated,
             "view": self.view,
+            "units": self.units,
             "model": self.model.to_dict(),
             "layers": self.layers,
             "heads": self.heads,
@@ -116,6 +123,7 @@ class AttentionResult:
             "heads": np.array(self.heads, dtype=np.int64),
             "text": np.array(self.text),
             "view": np.array(self.view),
+            "units": np.array(self.units),
             "model": np.array(json.dumps(self.model.to_dict(), ensure_ascii=False)),
         }
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from attnviz.analysis.words import base_view, is_word_level, to_words, word_groups
+from attnviz.analysis.words import is_word_level, to_words, word_groups
 from attnviz.attention import AttentionResult, ModelInfo
 from attnviz.cli import app
 from attnviz.config import EncoderConfig
@@ -46,7 +46,7 @@ def test_aggregation_matches_hand_computed_example():
     assert words.offsets == [(0, 0), (0, 3), (4, 5), (0, 0)]
     assert words.word_ids == [None, 0, 1, None]
     assert words.special == [True, False, False, True]
-    assert words.view == "attention+words" and is_word_level(words) and base_view(words) == "attention"
+    assert words.view == "attention" and words.units == "words" and is_word_level(words)
     assert any("Word level" in n for n in words.notes)
     # Idempotent, and the input is untouched.
     assert to_words(words) is words
@@ -84,7 +84,7 @@ def test_real_model_words_match_loop_and_rows_sum_to_one(small_model, text, view
     result = run_attention(small_model, text, view=view)
     words = to_words(result)
     np.testing.assert_allclose(words.weights, loop_words(result), rtol=1e-5, atol=1e-6)
-    assert words.view == view + "+words"
+    assert words.view == view and words.units == "words"
     if view != "norm":
         np.testing.assert_allclose(words.weights.sum(-1), 1.0, atol=1e-5)
     else:  # norms are not probabilities; the row totals are kept by the column sums, averaged by rows
@@ -104,7 +104,7 @@ def test_show_words_json_and_table():
     result = runner.invoke(app, ["show", text, "--words", "--format", "json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["view"] == "attention+words"
+    assert data["view"] == "attention" and data["units"] == "words"
     assert "didn't" in data["tokens"] and "##'t" not in data["tokens"]
     weights = np.array(data["weights"])
     assert weights.shape[-1] == len(data["tokens"]) == 14

@@ -17,18 +17,8 @@ import numpy as np
 
 from ..attention import AttentionResult
 
-# Appended to a result's `view` when its units are words, so JSON, NPZ and image titles say so
-# ("attention+words", "rollout+words", "norm+words").
-WORDS_SUFFIX = "+words"
-
-
 def is_word_level(result: AttentionResult) -> bool:
-    return result.view.endswith(WORDS_SUFFIX)
-
-
-def base_view(result: AttentionResult) -> str:
-    """The view without the units suffix: "attention", "rollout" or "norm"."""
-    return result.view[: -len(WORDS_SUFFIX)] if is_word_level(result) else result.view
+    return result.units == "words"
 
 
 def word_groups(result: AttentionResult) -> list[list[int]]:
@@ -63,7 +53,7 @@ def merge_matrices(groups: list[list[int]], n_tokens: int) -> tuple[np.ndarray, 
 
 
 def to_words(result: AttentionResult) -> AttentionResult:
-    """A new result whose units are words (and special tokens); the view gets "+words".
+    """A new result whose units are words (and special tokens): `units` becomes "words".
 
     weights[l, h] becomes rows @ weights[l, h] @ cols, computed in float64 and stored as float32.
     A result that is already word-level is returned unchanged.
@@ -91,4 +81,4 @@ def to_words(result: AttentionResult) -> AttentionResult:
                  f"({split} split word{'s' if split != 1 else ''}); attention to a word is the sum over "
                  "its pieces, from a word the mean over its pieces.")
     return replace(result, tokens=tokens, offsets=offsets, word_ids=word_ids, special=special,
-                   weights=merged.astype(np.float32), view=result.view + WORDS_SUFFIX, notes=notes)
+                   weights=merged.astype(np.float32), units="words", notes=notes)

@@ -59,7 +59,7 @@ def render_compare_png(comp: Comparison, cmap: str = "viridis", dpi: float = 120
     else:
         titles = ["A", "B", "B − A"]
         lines = [f"A: {comp.a.result.text}", f"B: {comp.b.result.text}",
-                 f"{comp.a.result.model.name} · {comp.a.result.model.config.describe()} · {comp.a.result.view}"]
+                 f"{comp.a.result.model.name} · {comp.a.result.model.config.describe()} · {comp.a.result.view_label}"]
     focus = comp.a.focus.label or "all words (mean over rows)"
     vmax = max(float(ma.max()), float(mb.max()), 1e-12)
     dmax = max(float(np.abs(diff).max()), 1e-12)

@@ -31,7 +31,7 @@ def render_comparison(console: Console, comp: Comparison, top_n: int = 5) -> Non
     info = a.result.model
     if comp.kind == "sentences":
         console.print(Text.assemble(("attnviz compare", "bold"), " · ", (info.name, "bold cyan"), " · ",
-                                    info.config.describe(), " · view: ", a.result.view))
+                                    info.config.describe(), " · view: ", a.result.view_label))
         if not info.learned:
             console.print(Text("Random weights: these patterns are not learned.", style="yellow"))
         for side in (a, b):
@@ -39,7 +39,7 @@ def render_comparison(console: Console, comp: Comparison, top_n: int = 5) -> Non
                                         (f"   focus {side.focus.label!r}", "dim")))
     else:
         console.print(Text.assemble(("attnviz compare", "bold"), " · two models on one sentence · view: ",
-                                    a.result.view))
+                                    a.result.view_label))
         for side in (a, b):
             m = side.result.model
             console.print(Text.assemble((f"{side.name}: ", "bold"), (m.name, "bold cyan"), " · ",

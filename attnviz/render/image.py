@@ -628,7 +628,7 @@ def _cbar_width(style: Style) -> float:
 def _model_title(result: AttentionResult) -> str:
     name = result.model.name
     title = name if result.model.learned else f"{name}, not trained"
-    return title if result.view == "attention" else f"{result.view} · {title}"
+    return title if result.view_label == "attention" else f"{result.view_label} · {title}"
 
 
 def _head_name(head: int) -> str:
