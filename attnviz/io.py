@@ -12,6 +12,25 @@ from pathlib import Path
 from .errors import AttnvizError
 
 
+def read_text(path: str | Path, wanted: str) -> str:
+    """A UTF-8 text file's contents (a byte-order mark dropped), or an AttnvizError that names the
+    file; `wanted` says what the user should give instead, e.g. "a .jsonl file"."""
+    path = Path(path)
+    if path.is_dir():
+        raise AttnvizError(f"{path} is a folder; give {wanted}")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise AttnvizError(f"no such file: {path}; give {wanted}") from None
+    except OSError as exc:
+        raise AttnvizError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise AttnvizError(f"{path} is not UTF-8 text (bad byte at line {line}); save it as UTF-8") from None
+
+
 def check_writable(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise AttnvizError(f"{path} already exists; pass --overwrite to replace it")

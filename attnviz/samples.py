@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .errors import AttnvizError
+from .io import read_text
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_texts"
 COMMENT = "#"
@@ -79,21 +80,8 @@ def read_sentences(path: str | Path, *, allow_empty: bool = False) -> list[str]:
             raise AttnvizError(f"standard input is not UTF-8 text ({exc.reason}); convert it to UTF-8") from None
         name = "standard input"
     else:
-        path = Path(path)
         name = str(path)
-        if path.is_dir():
-            raise AttnvizError(f"{path} is a folder; give a text file with one sentence per line")
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise AttnvizError(f"no such file: {path}; give a text file with one sentence per line") from None
-        except OSError as exc:
-            raise AttnvizError(f"cannot read {path}: {exc.strerror or exc}") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw[:exc.start].count(b"\n") + 1
-            raise AttnvizError(f"{path} is not UTF-8 text (bad byte at line {line}); save it as UTF-8") from None
+        text = read_text(path, "a text file with one sentence per line")
     sentences = parse_sentences(text)
     if not sentences and not allow_empty:
         raise AttnvizError(f"{name} holds no sentences (only blank lines and # comments); "

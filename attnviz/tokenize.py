@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import AttnvizError
+from .io import read_text
 
 DEFAULT_TOKENIZER = "default_tokenizer.json"
 
@@ -60,13 +61,7 @@ class TextTokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / "tokenizer.json"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise AttnvizError(f"tokenizer file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AttnvizError(f"cannot read tokenizer {path}: {_first_line(exc)}") from None
-        return cls.from_str(text, str(path))
+        return cls.from_str(read_text(path, "a tokenizer.json (or a folder holding one)"), str(path))
 
     @property
     def vocab_size(self) -> int:

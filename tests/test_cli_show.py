@@ -134,7 +134,7 @@ def test_truncate_cuts_instead_of_refusing():
     (["show", SENTENCE, "--d-model", "65"], "divisible"),
     (["show", SENTENCE, "--num-layers", "0"], "num_layers"),
     (["show", SENTENCE, "--format", "npz"], "--output"),
-    (["show", SENTENCE, "--tokenizer", "/nonexistent/tokenizer.json"], "not found"),
+    (["show", SENTENCE, "--tokenizer", "/nonexistent/tokenizer.json"], "no such file"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, fragment):
     assert_clean_error(invoke(*args), fragment)

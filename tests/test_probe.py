@@ -120,7 +120,7 @@ def test_probe_table_output(tmp_path):
 
 def test_probe_errors(tmp_path):
     missing = runner.invoke(app, ["probe", "coref", str(tmp_path / "nope.jsonl")])
-    assert missing.exit_code == 2 and "file not found" in missing.stderr
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{}\n[1]\n", encoding="utf-8")
     out = runner.invoke(app, ["probe", "coref", str(bad)])

@@ -87,7 +87,7 @@ def test_loaded_tokenizer_json_never_pads_or_truncates(tmp_path, tok):
 
 
 def test_bad_tokenizer_files_are_clear_errors(tmp_path):
-    with pytest.raises(AttnvizError, match="not found"):
+    with pytest.raises(AttnvizError, match="no such file"):
         TextTokenizer.from_file(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..attention import AttentionResult
 from ..errors import AttnvizError
+from ..io import read_text
 from .candidates import NO_WINNER, Span, find_span, pinned_span, span_weights, winners
 
 SIGNIFICANCE = 0.05
@@ -103,19 +104,7 @@ def parse_item(raw: str, line: int) -> Item:
 
 def read_items(path: str | Path) -> tuple[list[Item], list[Skipped]]:
     """Parse a JSONL file; blank lines are ignored, malformed ones come back as Skipped."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise AttnvizError(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise AttnvizError(f"{path} is a folder; give a .jsonl file") from None
-    except OSError as exc:
-        raise AttnvizError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise AttnvizError(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    text = read_text(path, "a .jsonl file with one item per line")
     items, skipped = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
