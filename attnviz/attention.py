@@ -77,6 +77,11 @@ class AttentionResult:
         """"attention", "rollout · words"...: what the numbers are, for titles and headers."""
         return self.view if self.units == "tokens" else f"{self.view} · {self.units}"
 
+    @property
+    def unit_name(self) -> str:
+        """"token" or "word": what an index into this result counts."""
+        return self.units.removesuffix("s")
+
     def head(self, layer: int, head: int) -> np.ndarray:
         """[T, T] weights of model layer `layer`, head `head` (model indices, not positions)."""
         return self.weights[self.layers.index(layer), self.heads.index(head)]

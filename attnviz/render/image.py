@@ -919,7 +919,7 @@ def _page_focus(result, style, options, *, layer, head, focus) -> _Page:
         if row_font < style.min_font:
             row_font = 0.0   # rows too thin: name the layers only
     page = _Page(width, height)
-    _header(page, result, style, f"where “{_shorten(labels[focus], 20)}” (token {focus}) attends · "
+    _header(page, result, style, f"where “{_shorten(labels[focus], 20)}” ({result.unit_name} {focus}) attends · "
                                  f"{_model_title(result)}")
     block_w = row_w + T * cw
     block_h = bottom + n * ch

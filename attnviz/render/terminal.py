@@ -129,7 +129,7 @@ def render_focus(console: Console, result: AttentionResult, focus: Focus, per_he
         console.print(Text(focus.note, style="yellow"))
     k = len(per_head[0].targets) if per_head else 0
     # The title is a line of its own: as a table title it would wrap to the (narrow) table width.
-    console.print(Text(f"where {focus.label!r} (token {focus.index}) attends, per head", style="bold"))
+    console.print(Text(f"where {focus.label!r} ({result.unit_name} {focus.index}) attends, per head", style="bold"))
     table = Table(box=None, padding=(0, 1), pad_edge=False)
     table.add_column("layer", justify="right")
     table.add_column("head", justify="right")
@@ -146,7 +146,7 @@ def render_focus(console: Console, result: AttentionResult, focus: Focus, per_he
     console.print(table)
     winners = Counter(row.targets[0][0] for row in per_head if row.targets)
     if winners:
-        summary = ", ".join(f"{labels[j]!r} (token {j}) in {n}" for j, n in winners.most_common(3))
+        summary = ", ".join(f"{labels[j]!r} ({result.unit_name} {j}) in {n}" for j, n in winners.most_common(3))
         console.print(Text(f"top target over {len(per_head)} heads: {summary}", style="dim"))
 
 
