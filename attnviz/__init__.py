@@ -5,23 +5,9 @@ Light on import: torch and matplotlib load only when a model runs or an image is
 
 __version__ = "0.1.0"
 
-from typing import TYPE_CHECKING  # noqa: E402
-
+from .attention import AttentionResult, ModelInfo  # noqa: E402  (NumPy only)
 from .config import EncoderConfig  # noqa: E402
 from .errors import AttnvizError  # noqa: E402
-
-if TYPE_CHECKING:
-    from .attention import AttentionResult, ModelInfo
-
-
-def __getattr__(name: str):
-    # The result types need NumPy (0.1 s): imported on first use, so `attnviz --help` stays quick.
-    if name in ("AttentionResult", "ModelInfo"):
-        import importlib
-
-        # Not `from . import attention`: that name is the function below.
-        return getattr(importlib.import_module(".attention", __name__), name)
-    raise AttributeError(f"module 'attnviz' has no attribute {name!r}")
 
 
 def load_model(spec: str = "random", **kwargs):
@@ -38,7 +24,7 @@ def save_model(model, folder, **kwargs):
     return _save(model, folder, **kwargs)
 
 
-def attention(model, text: str, **kwargs) -> "AttentionResult":
+def attention(model, text: str, **kwargs) -> AttentionResult:
     """Run `text` through a loaded model; see `attnviz.pipeline.run_attention`."""
     from .pipeline import run_attention
 
