@@ -5,6 +5,8 @@ Light on import: torch and matplotlib load only when a model runs or an image is
 
 __version__ = "0.1.0"
 
+# Imported here, before the `attention` function below is defined: importing the submodule later
+# would rebind the name `attnviz.attention` from the function to the module.
 from .attention import AttentionResult, ModelInfo  # noqa: E402  (NumPy only)
 from .config import EncoderConfig  # noqa: E402
 from .errors import AttnvizError  # noqa: E402
