@@ -9,23 +9,14 @@ from typer.testing import CliRunner
 from attnviz.analysis.candidates import (NO_WINNER, find_span, focus_span, occurrences, parse_candidates,
                                          pinned_span, resolve_candidates, score_candidates)
 from attnviz.analysis.words import to_words
-from attnviz.attention import AttentionResult, ModelInfo
 from attnviz.cli import app
-from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
 
+from builders import hand_result
+
 runner = CliRunner()
 SENTENCE = "The animal didn't cross the street because it was too tired."
-
-
-def hand_result(weights, tokens, offsets, word_ids, text):
-    weights = np.asarray(weights, dtype=np.float32)
-    L, H = weights.shape[:2]
-    info = ModelInfo(source="random", config=EncoderConfig(num_layers=L, num_heads=H, d_model=4 * H), seed=0)
-    return AttentionResult(text=text, tokens=tokens, offsets=offsets, word_ids=word_ids,
-                           special=[w is None for w in word_ids], weights=weights,
-                           layers=list(range(L)), heads=list(range(H)), model=info)
 
 
 def cat_dog_it():

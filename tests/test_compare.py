@@ -5,51 +5,22 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from attnviz.analysis.candidates import NO_WINNER
 from attnviz.analysis.compare import align_units, compare_models, compare_sentences, jensen_shannon
 from attnviz.analysis.words import to_words
-from attnviz.attention import ModelInfo
-from attnviz.checkpoints import LoadedModel, random_model, save_model
+from attnviz.checkpoints import random_model, save_model
 from attnviz.cli import app
 from attnviz.config import EncoderConfig
-from attnviz.encoder import Encoder
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
-from attnviz.tokenize import TextTokenizer
+
+from builders import hand_set_model
 
 runner = CliRunner()
 A = "The cat saw the dog and it ran."
 B = "The dog saw the cat and it ran."
-SHARP = 20.0   # query size: scores of 20*1/sqrt(2) ~ 14 make the softmax all but one-hot
-
-
-def hand_set_model():
-    """One layer, two heads, d_model 4, attention known by construction.
-
-    Every query is the same vector (a bias), so each head attends wherever its keys light up:
-    head 0 reads feature 0, which only the word "cat" has (it follows the word: no flip when the
-    twins swap cat and dog); head 1 reads feature 2, which only position 2 has (the word right
-    after "The": it follows the position, so its winner flips between the twins).
-    """
-    tok = TextTokenizer.default()
-    config = EncoderConfig(vocab_size=tok.vocab_size, num_layers=1, num_heads=2, d_model=4, d_ff=4,
-                           max_len=32, positional="learned", embedding_layernorm=False)
-    enc = Encoder(config)
-    with torch.no_grad():
-        for p in enc.parameters():
-            p.zero_()
-        cat = tok.encode("cat").ids[1]
-        enc.embeddings.word.weight[cat, 0] = 1.0
-        enc.embeddings.position.weight[2, 2] = 1.0
-        att = enc.layers[0].attention
-        att.query.bias.copy_(torch.tensor([SHARP, 0.0, SHARP, 0.0]))
-        att.key.weight[0, 0] = 1.0   # head 0 key dim 0 <- feature 0 ("cat")
-        att.key.weight[2, 2] = 1.0   # head 1 key dim 0 <- feature 2 (position 2)
-    info = ModelInfo(source="hand-set", config=config, learned=True, tokenizer=tok.source, kind="attnviz")
-    return LoadedModel(enc, tok, info)
 
 
 def test_jensen_shannon_against_hand_values():

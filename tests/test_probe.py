@@ -10,37 +10,15 @@ import torch
 from typer.testing import CliRunner
 
 from attnviz.analysis.probe import mcnemar_one_sided, parse_item, poisson_binomial_tail, read_items, run_probe
-from attnviz.attention import ModelInfo
-from attnviz.checkpoints import LoadedModel, load_model, save_model
+from attnviz.checkpoints import load_model, save_model
 from attnviz.cli import app
-from attnviz.config import EncoderConfig
-from attnviz.encoder import Encoder
 from attnviz.pipeline import run_attention_batch
-from attnviz.tokenize import TextTokenizer
+
+from builders import hand_set_model
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
 WSC = ROOT.parent / "shared" / "data" / "wsc273.jsonl"
-
-
-def hand_set_model():
-    """One layer, two heads whose attention is known by construction (see test_compare.py):
-    every query of head 0 goes to the word "cat", every query of head 1 to position 2."""
-    tok = TextTokenizer.default()
-    config = EncoderConfig(vocab_size=tok.vocab_size, num_layers=1, num_heads=2, d_model=4, d_ff=4,
-                           max_len=32, positional="learned", embedding_layernorm=False)
-    enc = Encoder(config)
-    with torch.no_grad():
-        for p in enc.parameters():
-            p.zero_()
-        enc.embeddings.word.weight[tok.encode("cat").ids[1], 0] = 1.0
-        enc.embeddings.position.weight[2, 2] = 1.0
-        att = enc.layers[0].attention
-        att.query.bias.copy_(torch.tensor([20.0, 0.0, 20.0, 0.0]))
-        att.key.weight[0, 0] = 1.0
-        att.key.weight[2, 2] = 1.0
-    info = ModelInfo(source="hand-set", config=config, learned=True, tokenizer=tok.source, kind="attnviz")
-    return LoadedModel(enc, tok, info)
 
 
 def pin(text, word):

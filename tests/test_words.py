@@ -7,21 +7,12 @@ import pytest
 from typer.testing import CliRunner
 
 from attnviz.analysis.words import is_word_level, to_words, word_groups
-from attnviz.attention import AttentionResult, ModelInfo
 from attnviz.cli import app
-from attnviz.config import EncoderConfig
 from attnviz.pipeline import run_attention
 
+from builders import hand_result
+
 runner = CliRunner()
-
-
-def hand_result(weights, tokens, offsets, word_ids, text):
-    weights = np.asarray(weights, dtype=np.float32)
-    L, H = weights.shape[:2]
-    info = ModelInfo(source="random", config=EncoderConfig(num_layers=L, num_heads=H, d_model=4 * H), seed=0)
-    return AttentionResult(text=text, tokens=tokens, offsets=offsets, word_ids=word_ids,
-                           special=[w is None for w in word_ids], weights=weights,
-                           layers=list(range(L)), heads=list(range(H)), model=info)
 
 
 def test_aggregation_matches_hand_computed_example():

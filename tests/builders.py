@@ -1,0 +1,49 @@
+"""Hand-built attention results and models whose attention is known by construction, shared by
+the analysis tests."""
+
+import numpy as np
+import torch
+
+from attnviz.attention import AttentionResult, ModelInfo
+from attnviz.checkpoints import LoadedModel
+from attnviz.config import EncoderConfig
+from attnviz.encoder import Encoder
+from attnviz.tokenize import TextTokenizer
+
+# Query bias of the hand-set model: large enough that each head's softmax is one-hot in float32.
+SHARP = 20.0
+
+
+def hand_result(weights, tokens, offsets, word_ids, text):
+    weights = np.asarray(weights, dtype=np.float32)
+    L, H = weights.shape[:2]
+    info = ModelInfo(source="random", config=EncoderConfig(num_layers=L, num_heads=H, d_model=4 * H), seed=0)
+    return AttentionResult(text=text, tokens=tokens, offsets=offsets, word_ids=word_ids,
+                           special=[w is None for w in word_ids], weights=weights,
+                           layers=list(range(L)), heads=list(range(H)), model=info)
+
+
+def hand_set_model():
+    """One layer, two heads, d_model 4, attention known by construction.
+
+    Every query is the same vector (a bias), so each head attends wherever its keys light up:
+    head 0 reads feature 0, which only the word "cat" has (it follows the word: no flip when the
+    twins swap cat and dog); head 1 reads feature 2, which only position 2 has (the word right
+    after "The": it follows the position, so its winner flips between the twins).
+    """
+    tok = TextTokenizer.default()
+    config = EncoderConfig(vocab_size=tok.vocab_size, num_layers=1, num_heads=2, d_model=4, d_ff=4,
+                           max_len=32, positional="learned", embedding_layernorm=False)
+    enc = Encoder(config)
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.zero_()
+        cat = tok.encode("cat").ids[1]
+        enc.embeddings.word.weight[cat, 0] = 1.0
+        enc.embeddings.position.weight[2, 2] = 1.0
+        att = enc.layers[0].attention
+        att.query.bias.copy_(torch.tensor([SHARP, 0.0, SHARP, 0.0]))
+        att.key.weight[0, 0] = 1.0   # head 0 key dim 0 <- feature 0 ("cat")
+        att.key.weight[2, 2] = 1.0   # head 1 key dim 0 <- feature 2 (position 2)
+    info = ModelInfo(source="hand-set", config=config, learned=True, tokenizer=tok.source, kind="attnviz")
+    return LoadedModel(enc, tok, info)
