@@ -141,26 +141,69 @@ class RandomShape:
                 for f in fields(self) if (v := getattr(self, f.name)) is not None}
 
 
-_SHAPE_OPTIONS = {"num_layers": NumLayersOpt, "num_heads": NumHeadsOpt, "d_model": DModelOpt, "d_ff": DFfOpt,
-                  "max_len": MaxLenOpt, "positional": PositionalOpt, "norm_placement": NormOpt,
-                  "activation": ActivationOpt}
+def option_group(param: str, group: type, options: dict):
+    """A decorator: Typer sees each of `options` ({name: (annotated type, default)}) as an option
+    of its own, while the command receives them together as one `param: group` object."""
+
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        visible = [p for p in signature.parameters.values() if p.name != param]
+        visible += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+                    for name, (annotation, default) in options.items()]
+
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            kwargs[param] = group(**{name: kwargs.pop(name) for name in options})
+            return command(*args, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=visible)
+        return wrapper
+
+    return decorate
 
 
-def with_random_shape(command):
-    """Give `command` the eight random-model flags (--num-layers ... --activation) as one
-    `shape: RandomShape` parameter: Typer sees the options, the command one object."""
-    signature = inspect.signature(command, eval_str=True)
-    visible = [p for p in signature.parameters.values() if p.name != "shape"]
-    visible += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
-                for name, annotation in _SHAPE_OPTIONS.items()]
+# The eight random-model flags, received as `shape: RandomShape`.
+with_random_shape = option_group("shape", RandomShape, {
+    "num_layers": (NumLayersOpt, None), "num_heads": (NumHeadsOpt, None), "d_model": (DModelOpt, None),
+    "d_ff": (DFfOpt, None), "max_len": (MaxLenOpt, None), "positional": (PositionalOpt, None),
+    "norm_placement": (NormOpt, None), "activation": (ActivationOpt, None)})
 
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        shape = RandomShape(**{name: kwargs.pop(name) for name in _SHAPE_OPTIONS})
-        return command(*args, shape=shape, **kwargs)
 
-    wrapper.__signature__ = signature.replace(parameters=visible)
-    return wrapper
+class Preset(str, enum.Enum):
+    slide = "slide"
+    paper = "paper"
+
+
+@dataclass(frozen=True)
+class ImageFlags:
+    """The figure flags of `show --png` and `export`, as given on the command line."""
+
+    cmap: str = "viridis"
+    annotate: bool = False
+    dpi: float | None = None
+    size: str | None = None
+    preset: Preset | None = None
+    transparent: bool = False
+
+    def options(self):
+        """Validated render.image.ImageOptions (AttnvizError on a bad value)."""
+        from ..render.image import ImageOptions, parse_size, validate_options
+
+        preset = self.preset.value if self.preset is not None else None
+        inches = parse_size(self.size, self.dpi, preset) if self.size is not None else None
+        return validate_options(ImageOptions(cmap=self.cmap, annotate=self.annotate, dpi=self.dpi, size=inches,
+                                             preset=preset, transparent=self.transparent))
+
+
+# The figure flags, received as `image: ImageFlags`.
+with_image_flags = option_group("image", ImageFlags, {
+    "cmap": (Annotated[str, typer.Option("--cmap", help="Colormap: any matplotlib name; viridis (perceptually uniform, colour-blind safe) by default.")], "viridis"),
+    "annotate": (Annotated[bool, typer.Option("--annotate", help="Write each cell's weight in it (when the cells are big enough to read it).")], False),
+    "dpi": (Annotated[Optional[float], typer.Option("--dpi", help="Pixels per inch of PNG output [default: 120; slide 150; paper 300].", show_default=False)], None),
+    "size": (Annotated[Optional[str], typer.Option("--size", help="Figure size WIDTHxHEIGHT in inches (8x4.5), or with a unit: 20x12cm, 160x90mm, 1600x900px [default: fitted to the sentence].", show_default=False)], None),
+    "preset": (Annotated[Optional[Preset], typer.Option("--preset", help="slide: 16:9, 2000x1125 px, large type; paper: 3.5 in column (7 in for grids), small type, 300 dpi, best saved as .pdf or .svg.", show_default=False)], None),
+    "transparent": (Annotated[bool, typer.Option("--transparent", help="Transparent background instead of white.")], False),
+})
 
 
 def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShape = RandomShape()):

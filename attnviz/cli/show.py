@@ -11,9 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .export import AnnotateOpt, CmapOpt, DpiOpt, PresetOpt, SizeOpt, TransparentOpt
-from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
-                     handles_errors, report_console, with_random_shape)
+from .common import (ImageFlags, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
+                     handles_errors, report_console, with_image_flags, with_random_shape)
 
 # Above this many heads in total, the tables show one layer unless --layer/--head say otherwise
 # (the focus summary, one line per head, still covers the whole model).
@@ -28,6 +27,7 @@ class Format(str, enum.Enum):
 
 @handles_errors
 @with_random_shape
+@with_image_flags
 def show(
     text: Annotated[str, typer.Argument(help="The sentence to visualise.", show_default=False)],
     layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layers to show: indices and ranges such as 0,2 or 1-3, or 'all'.")] = None,
@@ -42,12 +42,7 @@ def show(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output / --png if they exist.")] = False,
     truncate: Annotated[bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")] = False,
     png: Annotated[Optional[Path], typer.Option("--png", help="Draw a heatmap into this file instead of the terminal tables (.png, .svg or .pdf by extension): one head, one layer's heads, the whole model, or with --focus where the focus word attends in every head.")] = None,
-    cmap: CmapOpt = "viridis",
-    annotate: AnnotateOpt = False,
-    dpi: DpiOpt = None,
-    size: SizeOpt = None,
-    preset: PresetOpt = None,
-    transparent: TransparentOpt = False,
+    image: ImageFlags = ImageFlags(),
     model: ModelOpt = "random",
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
@@ -68,11 +63,9 @@ def show(
         check_writable(output, overwrite)  # fail before the slow part
     if png is not None:
         from ..render.image import format_for
-        from .export import image_options
-
         format_for(png)
         check_writable(png, overwrite)
-        image_opts = image_options(cmap, annotate, dpi, size, preset, transparent)
+        image_opts = image.options()
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
 
@@ -106,9 +99,7 @@ def show(
 
     if png is not None:
         # The image replaces the terminal tables; --format json/npz and --output still work alongside.
-        from .export import write_show_image
-
-        message = write_show_image(png, result.select(layers, heads),
+        message = _write_image(png, result.select(layers, heads),
                                    focus_at.index if focus_at is not None else None, image_opts, overwrite)
         typer.echo(message, err=True)
         if fmt is Format.table and output is None:
@@ -147,3 +138,17 @@ def show(
             render_focus(console, result, focus_at, top_targets(summary, focus_at.index, top))
         if scores is not None:
             render_candidates(console, result, scores)
+
+
+def _write_image(path: Path, result, focus: int | None, options, overwrite: bool) -> str:
+    """Draw `result` (already narrowed to the chosen layers and heads) into `path`; the format
+    comes from the extension. Returns a one-line description for the terminal."""
+    from ..io import atomic_write
+    from ..render.image import choose_layout, format_for, last_notes, render_image
+
+    fmt = format_for(path)
+    layout = choose_layout(result, focus)
+    data = render_image(result, layout, options, fmt=fmt, focus=focus)
+    atomic_write(path, data, overwrite)
+    notes = "".join(f"; note: {note}" for note in last_notes())
+    return f"wrote {path} ({layout} layout){notes}"
