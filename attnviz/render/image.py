@@ -725,6 +725,16 @@ def _auto_size(style: Style, grid_layout: bool) -> tuple[float | None, float | N
     return width, style.height
 
 
+def _frame(result, style: Style, grid_layout: bool):
+    """What the layer, model and focus layouts start from: token labels and their colours, the
+    requested width and height (None: fit to content), the colour bar's width, and the height the
+    header takes (measured on a scratch page)."""
+    labels, colors = _token_labels(result, style)
+    width, height = _auto_size(style, grid_layout)
+    top = _header(_Page(width or 10.0, height or 100.0), result, style, "x")
+    return labels, colors, width, height, _cbar_width(style), top
+
+
 def _page_head(result, style, options, *, layer, head, focus) -> _Page:
     layer = result.layers[0] if layer is None else layer
     head = result.heads[0] if head is None else head
@@ -786,12 +796,8 @@ def _page_layer(result, style, options, *, layer, head, focus) -> _Page:
     li = result.layers.index(layer)
     data = result.weights[li]                                             # [H, T, T]
     H, T = data.shape[0], data.shape[1]
-    labels, colors = _token_labels(result, style)
-    width, height = _auto_size(style, True)
-    cbar = _cbar_width(style)
+    labels, colors, width, height, cbar, top = _frame(result, style, True)
     kw = dict(axis_names=False, panel_titles=True, headers=False, model_grid=False)
-    probe = _Page(width or 10.0, height or 100.0)
-    top = _header(probe, result, style, "x")
     if width is None:
         rows, cols = _grid_shape(H, None, None, None)
         s_target = min(max(T * style.font * 1.2 / 72, 1.6), 4.5)
@@ -833,12 +839,8 @@ def _page_layer(result, style, options, *, layer, head, focus) -> _Page:
 def _page_model(result, style, options, *, layer, head, focus) -> _Page:
     data = result.weights                                                 # [L, H, T, T]
     L, H, T = data.shape[0], data.shape[1], data.shape[2]
-    labels, colors = _token_labels(result, style)
-    width, height = _auto_size(style, True)
-    cbar = _cbar_width(style)
+    labels, colors, width, height, cbar, top = _frame(result, style, True)
     kw = dict(axis_names=False, panel_titles=False, headers=True, model_grid=True)
-    probe = _Page(width or 10.0, height or 100.0)
-    top = _header(probe, result, style, "x")
     if width is None:
         # Big enough for token labels when the model is small; whole figure within ~13 x 9 in.
         s_target = min(max(min(T * style.font / 72, 13.0 / H, 9.0 / L), 0.6), 3.0)
@@ -883,15 +885,11 @@ def _page_focus(result, style, options, *, layer, head, focus) -> _Page:
     L, H, T = rows_data.shape
     data = rows_data.reshape(L * H, T)                                    # row = (layer, head)
     n = L * H
-    labels, colors = _token_labels(result, style)
+    labels, colors, width, height, cbar, top = _frame(result, style, False)
     colors = list(colors)
     colors[focus] = "#d0021b"
     m = _measure()
-    width, height = _auto_size(style, False)
-    cbar = _cbar_width(style)
     row_names = [f"L{result.layers[i]}" + ("" if result.heads[j] < 0 else f" H{result.heads[j]}") for i in range(L) for j in range(H)]
-    probe = _Page(width or 10.0, height or 100.0)
-    top = _header(probe, result, style, "x")
     label_w_base = m.widest(labels, style.font)
     if width is None:
         cw = min(max(label_w_base + 0.12, style.font * 1.6 / 72), 1.2)
