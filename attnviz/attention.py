@@ -112,9 +112,6 @@ class AttentionResult:
             "weights": self.weights.astype(np.float32).tolist(),
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
-
     def npz_arrays(self) -> dict[str, np.ndarray]:
         """The same content as to_dict, as arrays for np.savez (word_ids: -1 for None)."""
         return {

@@ -59,10 +59,12 @@ def show(
 
     if fmt is Format.npz and output is None:
         raise AttnvizError("--format npz writes a file: give it with --output FILE.npz")
+    # Bad arguments fail here, before the model loads (torch's import alone takes ~2 s).
     if output is not None:
-        check_writable(output, overwrite)  # fail before the slow part
+        check_writable(output, overwrite)
     if png is not None:
         from ..render.image import format_for
+
         format_for(png)
         check_writable(png, overwrite)
         image_opts = image.options()
