@@ -1,37 +1,73 @@
-"""attnviz: see what the heads of a transformer encoder attend to.
+"""attnviz: see what the heads of a transformer attend to.
 
-Light on import: torch and matplotlib load only when a model runs or an image is drawn.
+Light on import: torch and matplotlib load only when a model runs or an image is drawn. The
+names a notebook needs are here: `load_model`, `attention` (alias `run_attention`),
+`render_image`, `ImageOptions`, `AttentionResult`, `save_model`.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-# Imported here, before the `attention` function below is defined: importing the submodule later
-# would rebind the name `attnviz.attention` from the function to the module.
-from .attention import AttentionResult, ModelInfo  # noqa: E402  (NumPy only)
-from .config import EncoderConfig  # noqa: E402
-from .errors import AttnvizError  # noqa: E402
+__version__ = "0.2.0"
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import EncoderConfig
+from .errors import AttnvizError
+from .result import AttentionResult, ModelInfo
+
+if TYPE_CHECKING:  # heavy modules (torch, matplotlib) load on first use, not on import
+    from .checkpoints.loaded import LoadedModel
+    from .render.image import ImageOptions
 
 
-def load_model(spec: str = "random", **kwargs):
-    """Load a model ("random", a checkpoint folder, a named model) with its tokenizer."""
+def load_model(spec: str = "random", *, config: EncoderConfig | None = None, seed: int = 0,
+               tokenizer: str | None = None) -> "LoadedModel":
+    """Load a model ("random", a checkpoint folder or weights file, a named model such as "minilm")
+    with its tokenizer. `config` and `seed` shape a random model; `tokenizer` replaces the model's."""
     from .checkpoints import load_model as _load
 
-    return _load(spec, **kwargs)
+    return _load(spec, config=config, seed=seed, tokenizer=tokenizer)
 
 
-def save_model(model, folder, **kwargs):
+def save_model(model: "LoadedModel", folder: str | Path, *, overwrite: bool = False,
+               learned: bool | None = None) -> Path:
     """Write a loaded model as an attnviz checkpoint folder; see `attnviz.checkpoints.save_model`."""
     from .checkpoints import save_model as _save
 
-    return _save(model, folder, **kwargs)
+    return _save(model, folder, overwrite=overwrite, learned=learned)
 
 
-def attention(model, text: str, **kwargs) -> AttentionResult:
-    """Run `text` through a loaded model; see `attnviz.pipeline.run_attention`."""
-    from .pipeline import run_attention
+def attention(model: "LoadedModel", text: str, layers: list[int] | None = None,
+              heads: list[int] | None = None, truncate: bool = False,
+              view: str = "attention") -> AttentionResult:
+    """Run `text` through a loaded model: the attention of the given layers and heads (default all);
+    view "attention", "rollout" or "norm". See `attnviz.pipeline.run_attention`."""
+    from .pipeline import run_attention as _run
 
-    return run_attention(model, text, **kwargs)
+    return _run(model, text, layers=layers, heads=heads, truncate=truncate, view=view)
 
 
-__all__ = ["AttentionResult", "AttnvizError", "EncoderConfig", "ModelInfo", "attention", "load_model", "save_model",
-           "__version__"]
+run_attention = attention
+
+
+def render_image(result: AttentionResult, layout: str | None = None, options: "ImageOptions | None" = None,
+                 fmt: str = "png", focus: int | None = None) -> bytes:
+    """Draw `result` as image bytes (fmt "png", "svg" or "pdf"). layout: "head", "layer", "model" or
+    "focus" (default: chosen from the result's layers and heads, and `focus`)."""
+    from .render import image as _image
+
+    layout = layout or _image.choose_layout(result, focus)
+    return _image.render_image(result, layout, options or _image.ImageOptions(), fmt=fmt, focus=focus).data
+
+
+def __getattr__(name: str):
+    if name == "ImageOptions":  # matplotlib-free, but kept out of the import of attnviz itself
+        from .render.image import ImageOptions
+
+        return ImageOptions
+    raise AttributeError(f"module 'attnviz' has no attribute {name!r}")
+
+
+__all__ = ["AttentionResult", "AttnvizError", "EncoderConfig", "ImageOptions", "ModelInfo", "attention",
+           "load_model", "render_image", "run_attention", "save_model", "__version__"]

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from .errors import AttnvizError
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
-POSITIONAL = ("sinusoidal", "learned", "none")
+POSITIONAL = ("sinusoidal", "learned", "rope", "none")
+NORMS = ("layer", "rms")
+FFNS = ("standard", "gated")
 NORM_PLACEMENTS = ("post", "pre")
 CONFIG_FORMAT_VERSION = 1
 
@@ -42,6 +44,18 @@ class EncoderConfig:
     position_offset: int = 0        # RoBERTa counts positions from padding_idx + 1
     embedding_size: int | None = None  # ELECTRA: embeddings narrower than d_model, then projected
     pad_token_id: int = 0
+    # Decoder features (GPT-2, LLaMA family). The defaults describe a BERT-style encoder.
+    causal: bool = False            # look-ahead mask: token i attends to keys 0..i only
+    norm: str = "layer"             # "layer": LayerNorm; "rms": RMSNorm (LLaMA), eps = layer_norm_eps
+    num_kv_heads: int | None = None  # grouped-query attention: K/V heads shared by groups of query heads
+    head_dim: int | None = None     # per-head width when not d_model / num_heads (some LLaMA-shaped models)
+    ffn: str = "standard"           # "standard": down(act(up x)); "gated": down(act(gate x) * up x) (SwiGLU)
+    rope_base: float = 10000.0      # positional="rope": rotary base (theta)
+    rotary_dim: int | None = None   # rotary dimensions per head (None: all of head_dim), half-split layout
+    attention_bias: bool = True     # biases on the Q/K/V projections (BERT, GPT-2, Qwen2; not LLaMA)
+    output_bias: bool = True        # bias on the attention output projection (not LLaMA, not Qwen2)
+    ffn_bias: bool = True           # biases in the feed-forward (not LLaMA)
+    final_norm: bool | None = None  # a norm after the last layer (None: only with pre-LN)
     extra: dict = field(default_factory=dict, compare=False)  # free-form provenance, not validated
 
     def __post_init__(self) -> None:
@@ -49,13 +63,31 @@ class EncoderConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise AttnvizError(f"invalid config: {name} must be a positive integer, got {value!r}")
-        if self.d_model % self.num_heads:
+        if self.head_dim is None and self.d_model % self.num_heads:
             raise AttnvizError(
                 f"invalid config: d_model ({self.d_model}) must be divisible by num_heads "
                 f"({self.num_heads})")
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("positional", self.positional, POSITIONAL)
         _choice("norm_placement", self.norm_placement, NORM_PLACEMENTS)
+        _choice("norm", self.norm, NORMS)
+        _choice("ffn", self.ffn, FFNS)
+        for name in ("num_kv_heads", "head_dim", "rotary_dim"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise AttnvizError(f"invalid config: {name} must be a positive integer, got {value!r}")
+        if self.num_kv_heads is not None and self.num_heads % self.num_kv_heads:
+            raise AttnvizError(f"invalid config: num_heads ({self.num_heads}) must be a multiple of "
+                               f"num_kv_heads ({self.num_kv_heads})")
+        if self.rotary_dim is not None and (self.rotary_dim > self.d_head or self.rotary_dim % 2):
+            raise AttnvizError(f"invalid config: rotary_dim ({self.rotary_dim}) must be even and at most "
+                               f"the head width ({self.d_head})")
+        if not (isinstance(self.rope_base, (int, float)) and not isinstance(self.rope_base, bool)
+                and self.rope_base > 0):
+            raise AttnvizError(f"invalid config: rope_base must be positive, got {self.rope_base!r}")
+        for name in ("causal", "attention_bias", "output_bias", "ffn_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise AttnvizError(f"invalid config: {name} must be true or false, got {getattr(self, name)!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise AttnvizError(f"invalid config: dropout must be in [0, 1), got {self.dropout!r}")
         if not self.layer_norm_eps > 0:
@@ -69,7 +101,15 @@ class EncoderConfig:
 
     @property
     def d_head(self) -> int:
-        return self.d_model // self.num_heads
+        return self.head_dim or self.d_model // self.num_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_heads
+
+    @property
+    def has_final_norm(self) -> bool:
+        return self.norm_placement == "pre" if self.final_norm is None else self.final_norm
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -90,7 +130,10 @@ class EncoderConfig:
         def plural(n: int, word: str) -> str:
             return f"{n} {word}{'' if n == 1 else 's'}"
 
-        return f"{plural(self.num_layers, 'layer')} x {plural(self.num_heads, 'head')} x d_model {self.d_model}"
+        shape = f"{plural(self.num_layers, 'layer')} x {plural(self.num_heads, 'head')} x d_model {self.d_model}"
+        if self.num_kv_heads and self.num_kv_heads != self.num_heads:
+            shape += f" ({self.num_kv_heads} KV heads)"
+        return shape + (" · causal" if self.causal else "")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import quote
 
-from .attention import AttentionResult
+from .result import AttentionResult
 from .errors import AttnvizError
 from .render.image import ImageOptions
 

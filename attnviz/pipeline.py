@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .attention import AttentionResult
+from .result import AttentionResult
 from .errors import AttnvizError
 from .checkpoints import LoadedModel
 

@@ -4,7 +4,7 @@ the analysis tests."""
 import numpy as np
 import torch
 
-from attnviz.attention import AttentionResult, ModelInfo
+from attnviz.result import AttentionResult, ModelInfo
 from attnviz.checkpoints import LoadedModel
 from attnviz.config import EncoderConfig
 from attnviz.encoder import Encoder

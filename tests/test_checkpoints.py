@@ -81,7 +81,7 @@ def test_imported_model_saved_in_attnviz_format_remembers_its_origin(tmp_path):
     """A BERT-family model re-saved as attnviz keeps offsets, token types and its provenance."""
     base = random_model(EncoderConfig(num_layers=1, num_heads=2, d_model=16, d_ff=20, positional="learned",
                                       type_vocab_size=2, position_offset=2), seed=1)
-    from attnviz.attention import ModelInfo
+    from attnviz.result import ModelInfo
     from attnviz.checkpoints import LoadedModel
 
     imported = LoadedModel(base.encoder, base.tokenizer,

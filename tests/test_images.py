@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from attnviz.attention import AttentionResult
+from attnviz.result import AttentionResult
 from attnviz.checkpoints import random_model
 from attnviz.cli import app
 from attnviz.config import EncoderConfig

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from attnviz.analysis.heads import (BROAD_ENTROPY, ROLE_EXCESS, SORT_COLUMNS, STATS, assign_role, deltas,
                                     is_punctuation, profile_heads, sort_profiles)
 from attnviz.analysis.params import parameter_counts
-from attnviz.attention import AttentionResult, ModelInfo
+from attnviz.result import AttentionResult, ModelInfo
 from attnviz.cli import app
 from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError

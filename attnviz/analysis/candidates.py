@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..attention import AttentionResult, printable
+from ..result import AttentionResult, printable
 from ..errors import AttnvizError
 from .focus import KOREAN_PARTICLES
 

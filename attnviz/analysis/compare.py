@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..attention import AttentionResult
+from ..result import AttentionResult
 from ..errors import AttnvizError
 from .candidates import NO_WINNER, CandidateScores, Span, find_span, focus_span
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..attention import AttentionResult
+from ..result import AttentionResult
 from ..errors import AttnvizError
 
 ENGLISH_PRONOUNS = frozenset(

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..attention import AttentionResult
+from ..result import AttentionResult
 from ..errors import AttnvizError
 
 ROLE_EXCESS = 0.5

@@ -29,7 +29,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ..attention import AttentionResult
+from ..result import AttentionResult
 from ..errors import AttnvizError
 from ..io import read_text
 from .candidates import NO_WINNER, Span, find_span, pinned_span, span_weights, winners

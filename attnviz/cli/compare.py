@@ -55,7 +55,7 @@ def compare(
     from ..analysis.candidates import parse_candidates
     from ..analysis.compare import compare_models, compare_sentences
     from ..analysis.words import to_words
-    from ..attention import parse_indices
+    from ..result import parse_indices
     from ..io import atomic_write, check_writable
     from ..pipeline import run_attention
 

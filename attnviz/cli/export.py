@@ -53,7 +53,7 @@ def export(
     stderr and skipped), 2 for bad usage.
     """
     from .. import export as ex
-    from ..attention import parse_indices
+    from ..result import parse_indices
 
     options = image.options()
     layouts = ex.parse_layouts(layout)

@@ -53,7 +53,7 @@ def show(
     Example: attnviz show "The animal didn't cross the street because it was too tired." --focus it
     """
     from ..analysis.focus import find_pronoun, resolve_focus, top_targets
-    from ..attention import parse_indices
+    from ..result import parse_indices
     from ..io import atomic_write, check_writable
     from ..pipeline import run_attention
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..attention import AttentionResult
+from ..result import AttentionResult
 from ..errors import AttnvizError
 
 LAYOUTS = ("head", "layer", "model", "focus")

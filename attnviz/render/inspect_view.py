@@ -12,7 +12,7 @@ from rich.text import Text
 
 from ..analysis.heads import BROAD_ENTROPY, ROLE_ABBREVIATIONS, ROLE_EXCESS, STATS, HeadProfile, HeadReport
 from ..analysis.params import ParameterCounts, human
-from ..attention import ModelInfo
+from ..result import ModelInfo
 
 ROLE_STYLES = {"previous token": "bold cyan", "next token": "bold blue", "self": "bold magenta",
                "special-token sink": "bold yellow", "first-token sink": "yellow", "punctuation": "bold green",

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..analysis.focus import Focus, HeadTargets
-from ..attention import AttentionResult
+from ..result import AttentionResult
 
 # matplotlib's viridis (perceptually uniform) sampled at 17 points, so the terminal view needs no
 # matplotlib import; values in between are interpolated linearly.

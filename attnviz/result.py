@@ -55,6 +55,9 @@ class AttentionResult:
     truncated: bool = False
     view: str = "attention"      # "attention", "rollout" (one map per layer, head -1) or "norm"
     units: str = "tokens"        # "tokens", or "words" after analysis.words.to_words
+    # Key tokens left out of rankings (focus, candidates) and colour scales, e.g. the attention
+    # sinks; the weights themselves stay whole. Set by `without_sinks`, said in headers.
+    excluded: tuple[int, ...] = ()
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -82,6 +85,23 @@ class AttentionResult:
         """"token" or "word": what an index into this result counts."""
         return self.units.removesuffix("s")
 
+    @property
+    def causal(self) -> bool:
+        """A decoder's look-ahead mask: row i has weights on keys 0..i only (the rest are masked, not 0)."""
+        return self.model.config.causal
+
+    def sink_indices(self) -> list[int]:
+        """Tokens that soak up attention without meaning: special tokens ([CLS], [SEP], <s>), and
+        in a causal model the first token, which every query can see (the attention sink)."""
+        sinks = {i for i, special in enumerate(self.special) if special}
+        if self.causal and self.tokens:
+            sinks.add(0)
+        return sorted(sinks)
+
+    def without_sinks(self) -> "AttentionResult":
+        """The same result with its sink tokens left out of rankings and colour scales."""
+        return replace(self, excluded=tuple(self.sink_indices()))
+
     def head(self, layer: int, head: int) -> np.ndarray:
         """[T, T] weights of model layer `layer`, head `head` (model indices, not positions)."""
         return self.weights[self.layers.index(layer), self.heads.index(head)]
@@ -104,6 +124,8 @@ class AttentionResult:
             "truncated": self.truncated,
             "view": self.view,
             "units": self.units,
+            "causal": self.causal,
+            "excluded": list(self.excluded),
             "model": self.model.to_dict(),
             "layers": self.layers,
             "heads": self.heads,
@@ -126,6 +148,8 @@ class AttentionResult:
             "text": np.array(self.text),
             "view": np.array(self.view),
             "units": np.array(self.units),
+            "causal": np.array(self.causal),
+            "excluded": np.array(self.excluded, dtype=np.int64),
             "model": np.array(json.dumps(self.model.to_dict(), ensure_ascii=False)),
         }
 
