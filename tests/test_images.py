@@ -249,7 +249,7 @@ def test_the_check_would_catch_boxes_for_hangul():
 def test_korean_renders_without_missing_glyph_warnings(korean, fmt):
     options = img.ImageOptions(preset="slide")
     for layout in img.LAYOUTS:
-        assert glyph_warnings(lambda: img.render_image(korean, layout, options, fmt=fmt, focus=16)) == []
+        assert glyph_warnings(lambda layout=layout: img.render_image(korean, layout, options, fmt=fmt, focus=16)) == []
 
 
 def test_hangul_comes_from_the_shipped_font_registered_by_path():

@@ -172,7 +172,7 @@ def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path):
         with torch.no_grad():
             att = torch.stack(ref(**enc, output_attentions=True).attentions)[:, 0].double().numpy()  # [L, H, T, T]
 
-        def inside(span):
+        def inside(span, offsets=offsets):
             return [i for i, (s, e) in enumerate(offsets) if e > s and span["start"] <= s and e <= span["end"]]
 
         p = inside(item["pronoun"])
