@@ -1,0 +1,224 @@
+"""One self-contained, offline HTML page that explores a result interactively.
+
+The page is a single file: the data (JSON in a non-executed `<script type="application/json">`),
+the script and the style all inline, read from `html_assets/view.js` and `view.css`. A
+Content-Security-Policy meta tag forbids every network access (no connect-src, no remote
+scripts, styles, images or fonts) and allows exactly one script: ours, by its sha256 hash. So the
+same bytes work opened from disk, from a web server and inside a notebook's sandboxed iframe.
+
+Weights are stored quantised to keep pages small: per view and unit level, an integer
+0..2^bits-1 times that block's scale (its largest weight), little-endian, base64. Small pages use
+16 bits, large ones 8 (the page says which); exact values stay available through
+`attnviz show --format json`.
+
+Pure NumPy on result objects; the analysis (word level, focus, candidates) runs here in Python so
+the page shows exactly what the terminal shows.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from ..result import AttentionResult
+
+FORMAT = "attnviz-html/1"
+# Up to this many stored values in the whole page (every view and level), weights keep 16 bits;
+# past it 8 bits halve the size (a 128-token MiniLM page: ~2.5 MB instead of ~5 MB).
+MAX_16BIT_VALUES = 400_000
+# The head view draws every line of at least this strength (weight / colour-scale maximum) ...
+MIN_LINE = 0.02
+# ... and, for sentences longer than this, only each query's TOP_K strongest lines per head, so
+# that a long sentence stays responsive (128 tokens x 12 heads would be 196,608 lines).
+TOP_K_FROM = 40
+TOP_K = 5
+# Heads with a coloured line each in the head view; more heads cycle through the colours.
+HEAD_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a")
+# Views whose rows sum to one: their colour scale is 0-1, as in the images.
+UNIT_VIEWS = ("attention", "rollout")
+
+
+def _asset(name: str) -> str:
+    return resources.files("attnviz.render").joinpath("html_assets", name).read_text(encoding="utf-8")
+
+
+def script_json(data) -> str:
+    """JSON that is safe inside a <script> element: no '<' (so no '</script>' or '<!--'), and no
+    U+2028/2029 (line terminators to old JavaScript parsers)."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def quantise(weights: np.ndarray, bits: int) -> tuple[float, str]:
+    """(scale, base64 of little-endian uint8/uint16 levels): weight ~= level / (2^bits - 1) * scale."""
+    top = float(weights.max()) if weights.size else 0.0
+    scale = top if top > 0 else 1.0
+    levels = np.rint(weights.astype(np.float64) / scale * (2 ** bits - 1))
+    raw = levels.astype("<u2" if bits == 16 else "u1").tobytes()
+    return scale, base64.b64encode(raw).decode("ascii")
+
+
+def dequantise(scale: float, b64: str, bits: int) -> np.ndarray:
+    """The inverse of `quantise`, computed exactly as the page's script does (level * (scale / max))."""
+    raw = base64.b64decode(b64)
+    levels = np.frombuffer(raw, dtype="<u2" if bits == 16 else "u1").astype(np.float64)
+    return levels * (scale / (2 ** bits - 1))
+
+
+@dataclass(frozen=True)
+class _Level:
+    result: AttentionResult          # the attention view at this level (tokens or words)
+    groups: list[list[int]]          # token indices of each unit (tokens: one each)
+
+
+def _levels(result: AttentionResult) -> dict[str, _Level]:
+    from ..analysis.words import to_words, word_groups
+
+    if result.units == "words":     # already merged: the token level is gone
+        return {"words": _Level(result, [[i] for i in range(len(result.tokens))])}
+    return {"tokens": _Level(result, [[i] for i in range(len(result.tokens))]),
+            "words": _Level(to_words(result), word_groups(result))}
+
+
+def _focus_at(token_focus: int | None, groups: list[list[int]]) -> int | None:
+    """The unit holding token `token_focus` (a word holds its pieces)."""
+    if token_focus is None:
+        return None
+    return next(u for u, group in enumerate(groups) if token_focus in group)
+
+
+def page_data(results: dict[str, AttentionResult], *, focus: str | None = None,
+              candidates: list[str] | None = None, level: str | None = None, bits: int | None = None,
+              exclude_sinks: bool | None = None) -> dict:
+    """The JSON the page's script reads. `results`: view name -> result of one text (same tokens),
+    "attention" first. See `render_html`."""
+    from ..analysis.focus import find_pronoun, resolve_focus
+
+    first = next(iter(results.values()))
+    per_view = {name: _levels(r) for name, r in results.items()}
+    base = per_view[next(iter(per_view))]
+    level_names = list(base)
+    # The focus: resolved at the finest level there is, then mapped onto each level's unit.
+    finest = base[level_names[0]].result
+    found = resolve_focus(finest, focus) if focus is not None else find_pronoun(finest)
+    notes = list(dict.fromkeys(note for r in results.values() for note in r.notes
+                               if not note.startswith("Word level")))
+    if found is not None and found.note:
+        notes.append(found.note)
+
+    levels: dict[str, dict] = {}
+    for name in level_names:
+        lv = base[name]
+        r = lv.result
+        index = _focus_at(found.index if found is not None else None,
+                          lv.groups if level_names[0] == "tokens" else [[i] for i in range(len(r.tokens))])
+        levels[name] = {"tokens": r.tokens, "labels": r.labels, "special": r.special,
+                        "sinks": r.sink_indices(), "groups": lv.groups,
+                        "focus": None if index is None else {"index": index, "label": r.labels[index],
+                                                             "auto": focus is None}}
+
+    total = sum(lv.result.weights.size for levs in per_view.values() for lv in levs.values())
+    if bits is None:
+        bits = 16 if total <= MAX_16BIT_VALUES else 8
+    if bits not in (8, 16):
+        raise ValueError("bits must be 8 or 16")
+
+    views: dict[str, dict] = {}
+    for view, levs in per_view.items():
+        some = next(iter(levs.values())).result
+        entry: dict = {"layers": some.layers, "heads": some.heads, "unit_scale": view in UNIT_VIEWS,
+                       "data": {}, "candidates": {}}
+        for name, lv in levs.items():
+            scale, b64 = quantise(lv.result.weights, bits)
+            entry["data"][name] = {"scale": scale, "b64": b64}
+            if candidates and levels[name]["focus"] is not None:
+                entry["candidates"][name] = _candidates(lv.result, levels[name]["focus"]["index"], candidates)
+        views[view] = entry
+
+    T = len(first.tokens)
+    return {
+        "format": FORMAT,
+        "text": first.text,
+        "model": {"name": first.model.name, "kind": first.model.kind, "learned": first.model.learned,
+                  "num_layers": first.model.config.num_layers, "num_heads": first.model.config.num_heads},
+        "causal": first.causal,
+        "truncated": first.truncated,
+        "bits": bits,
+        "levels": levels,
+        "views": views,
+        "initial": {"view": next(iter(views)), "level": level if level in levels else level_names[0],
+                    "sinks_excluded": bool(first.excluded) if exclude_sinks is None else exclude_sinks},
+        "head_view": {"min_line": MIN_LINE, "top_k": TOP_K if T > TOP_K_FROM else None,
+                      "top_k_from": TOP_K_FROM, "colours": list(HEAD_COLOURS)},
+        # Heads known to send pronouns to their antecedent, once attnviz learns them (a slot for now).
+        "pronoun_heads": None,
+        "notes": notes,
+    }
+
+
+def _candidates(result: AttentionResult, index: int, phrases: list[str]) -> dict:
+    from ..analysis.candidates import candidate_label, focus_span, resolve_candidates, score_candidates
+
+    span = focus_span(result, index)
+    scores = score_candidates(result, span, resolve_candidates(result, phrases, span))
+    return {"focus": index, "labels": [candidate_label(c) for c in scores.candidates],
+            "units": [c.units for c in scores.candidates],
+            "weights": np.round(scores.weights, 6).tolist(), "winners": scores.winners.tolist(),
+            "wins": scores.counts(), "ties": scores.ties()}
+
+
+def render_html(results: AttentionResult | dict[str, AttentionResult], *, focus: str | None = None,
+                candidates: list[str] | None = None, level: str | None = None, bits: int | None = None,
+                exclude_sinks: bool | None = None) -> str:
+    """The whole page as a string (same input, same bytes).
+
+    results: one result, or view name -> result for several views of the same text ("attention",
+    "rollout", "norm"), at token level (the page computes the word level too). focus: a word or
+    token index (default: the first pronoun); candidates: words the focus may refer to; level:
+    "tokens" or "words" shown first; bits: 8 or 16 (default by size); exclude_sinks: start with
+    sink tokens out of the colour scale (default: when the result excludes them).
+    """
+    if isinstance(results, AttentionResult):
+        results = {results.view: results}
+    data = page_data(results, focus=focus, candidates=candidates, level=level, bits=bits,
+                     exclude_sinks=exclude_sinks)
+    script = _asset("view.js")
+    if "</script" in script.lower():
+        raise AssertionError("view.js must not contain '</script'")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    # No connect-src, no remote anything: default-src 'none' covers fetch, fonts, frames, media.
+    csp = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "
+           "base-uri 'none'; form-action 'none'")
+    text = data["text"]
+    short = text if len(text) <= 80 else text[:79] + "…"
+    e = html.escape
+    return "".join([
+        "<!doctype html>\n",
+        '<html lang="und"><head><meta charset="utf-8">\n',
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+        f"<title>attnviz: {e(short)}</title>\n",
+        f"<style>{_asset('view.css')}</style>\n",
+        "</head><body>\n",
+        f'<main id="attnviz" aria-label="attention of: {e(short)}">'
+        f'<h1 dir="auto">{e(text)}</h1><noscript>This interactive view needs JavaScript; the same data is '
+        "available with attnviz show --format json.</noscript></main>\n",
+        f'<script type="application/json" id="attnviz-data">{script_json(data)}</script>\n',
+        f"<script>{script}</script>\n",
+        "</body></html>\n",
+    ])
+
+
+def iframe(page: str, height: int = 720) -> str:
+    """The page inside an <iframe srcdoc>, for notebooks: sandboxed (scripts only: no same-origin
+    access, no forms, no top navigation), so several views on one notebook page never clash."""
+    return (f'<iframe srcdoc="{html.escape(page, quote=True)}" sandbox="allow-scripts" '
+            f'style="width: 100%; height: {height}px; border: 1px solid #ccc; border-radius: 6px" '
+            'title="attnviz attention view" loading="lazy"></iframe>')

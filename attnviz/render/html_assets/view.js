@@ -1,0 +1,518 @@
+// attnviz interactive view. Vanilla JavaScript, no library, no network: everything the page needs
+// is in it. Reads the JSON in #attnviz-data (see attnviz/render/html.py for its shape).
+"use strict";
+(function () {
+  const root = document.getElementById("attnviz");
+  function fail(err) {
+    const p = document.createElement("p");
+    p.className = "error";
+    p.textContent = "attnviz view failed: " + err;
+    root.appendChild(p);
+    root.dataset.error = String(err);
+  }
+  let DATA;
+  try {
+    DATA = JSON.parse(document.getElementById("attnviz-data").textContent);
+  } catch (err) { fail(err); return; }
+
+  // matplotlib's viridis, its 256 entries as hex RGB (tests/test_html.py checks them against matplotlib).
+  const VIRIDIS = "44015444025645045745055946075a46085c460a5d460b5e470d60470e6147106347116447136548146748166848176948186a481a6c481b6d481c6e481d6f481f70482071482173482374482475482576482677482878482979472a7a472c7a472d7b472e7c472f7d46307e46327e46337f463480453581453781453882443983443a83443b84433d84433e85423f854240864241864142874144874045884046883f47883f48893e49893e4a893e4c8a3d4d8a3d4e8a3c4f8a3c508b3b518b3b528b3a538b3a548c39558c39568c38588c38598c375a8c375b8d365c8d365d8d355e8d355f8d34608d34618d33628d33638d32648e32658e31668e31678e31688e30698e306a8e2f6b8e2f6c8e2e6d8e2e6e8e2e6f8e2d708e2d718e2c718e2c728e2c738e2b748e2b758e2a768e2a778e2a788e29798e297a8e297b8e287c8e287d8e277e8e277f8e27808e26818e26828e26828e25838e25848e25858e24868e24878e23888e23898e238a8d228b8d228c8d228d8d218e8d218f8d21908d21918c20928c20928c20938c1f948c1f958b1f968b1f978b1f988b1f998a1f9a8a1e9b8a1e9c891e9d891f9e891f9f881fa0881fa1881fa1871fa28720a38620a48621a58521a68522a78522a88423a98324aa8325ab8225ac8226ad8127ad8128ae8029af7f2ab07f2cb17e2db27d2eb37c2fb47c31b57b32b67a34b67935b77937b87838b9773aba763bbb753dbc743fbc7340bd7242be7144bf7046c06f48c16e4ac16d4cc26c4ec36b50c46a52c56954c56856c66758c7655ac8645cc8635ec96260ca6063cb5f65cb5e67cc5c69cd5b6ccd5a6ece5870cf5773d05675d05477d1537ad1517cd2507fd34e81d34d84d44b86d54989d5488bd6468ed64590d74393d74195d84098d83e9bd93c9dd93ba0da39a2da37a5db36a8db34aadc32addc30b0dd2fb2dd2db5de2bb8de29bade28bddf26c0df25c2df23c5e021c8e020cae11fcde11dd0e11cd2e21bd5e21ad8e219dae319dde318dfe318e2e418e5e419e7e419eae51aece51befe51cf1e51df4e61ef6e620f8e621fbe723fde725";
+  const LUT = new Uint8ClampedArray(768);
+  for (let i = 0; i < 768; i++) LUT[i] = parseInt(VIRIDIS.substr(2 * i, 2), 16);
+  const MASK_GREY = "#9a9a9a";
+  const SINK_GREY = "#c8c8c8";
+  const MAXQ = DATA.bits === 16 ? 65535 : 255;
+
+  // --- data ------------------------------------------------------------------------------------
+  const decoded = {};
+  // Weights of one view and level as float64, [layers][heads][T][T] flattened. Same arithmetic
+  // as attnviz.render.html.dequantise, so tests can predict what the page computes.
+  function weights(view, level) {
+    const key = view + "/" + level;
+    if (decoded[key]) return decoded[key];
+    const entry = DATA.views[view].data[level];
+    const bin = atob(entry.b64);
+    const k = entry.scale / MAXQ;
+    const n = DATA.bits === 16 ? bin.length / 2 : bin.length;
+    const out = new Float64Array(n);
+    if (DATA.bits === 16) {
+      for (let i = 0; i < n; i++) out[i] = (bin.charCodeAt(2 * i) | (bin.charCodeAt(2 * i + 1) << 8)) * k;
+    } else {
+      for (let i = 0; i < n; i++) out[i] = bin.charCodeAt(i) * k;
+    }
+    decoded[key] = out;
+    return out;
+  }
+
+  const levelNames = Object.keys(DATA.levels);
+  const viewNames = Object.keys(DATA.views);
+  const state = {
+    view: DATA.initial.view, level: DATA.initial.level, sinks: DATA.initial.sinks_excluded,
+    layer: 0, head: 0, shown: null, tab: "head", hover: null, cell: null, focus: {},
+  };
+  for (const name of levelNames) state.focus[name] = DATA.levels[name].focus ? DATA.levels[name].focus.index : null;
+
+  function cur() {
+    const V = DATA.views[state.view];
+    const lv = DATA.levels[state.level];
+    const T = lv.labels.length;
+    const L = V.layers.length, H = V.heads.length;
+    const w = weights(state.view, state.level);
+    const sinks = new Set(state.sinks ? lv.sinks : []);
+    return { V, lv, T, L, H, w, sinks };
+  }
+  function at(c, li, hi, i, j) { return c.w[((li * c.H + hi) * c.T + i) * c.T + j]; }
+  function masked(i, j) { return DATA.causal && j > i; }
+  // Top of the colour scale for one head: 1 for views whose rows sum to one (as in the images),
+  // else, or with sinks left out, the largest weight among the cells that are coloured.
+  function vmax(c, li, hi) {
+    if (c.V.unit_scale && !c.sinks.size) return 1;
+    let top = 0;
+    for (let i = 0; i < c.T; i++) for (let j = 0; j < c.T; j++) {
+      if (masked(i, j) || c.sinks.has(j)) continue;
+      const v = at(c, li, hi, i, j);
+      if (v > top) top = v;
+    }
+    return top > 0 ? top : 1;
+  }
+  function rgb(v, top) {
+    const k = Math.max(0, Math.min(255, Math.floor((v / top) * 255.999)));
+    return [LUT[3 * k], LUT[3 * k + 1], LUT[3 * k + 2]];
+  }
+  function headName(V, hi) { return V.heads[hi] < 0 ? "all heads (mixed)" : "head " + V.heads[hi]; }
+  function fmt(v) { return v.toFixed(DATA.bits === 16 ? 4 : 3); }
+
+  // --- small DOM helpers -------------------------------------------------------------------------
+  function el(tag, attrs, children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "text") e.textContent = v;
+      else if (k === "class") e.className = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else if (v !== null && v !== undefined && v !== false) e.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children || []) if (c) e.appendChild(c);
+    return e;
+  }
+  function svgEl(tag, attrs) {
+    const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    return e;
+  }
+  function hatch(ctx) {
+    const p = document.createElement("canvas");
+    p.width = p.height = 6;
+    const g = p.getContext("2d");
+    g.fillStyle = "#e4e4e4"; g.fillRect(0, 0, 6, 6);
+    g.strokeStyle = MASK_GREY; g.lineWidth = 1.2;
+    g.beginPath(); g.moveTo(0, 6); g.lineTo(6, 0); g.moveTo(-1, 1); g.lineTo(1, -1); g.moveTo(5, 7); g.lineTo(7, 5); g.stroke();
+    return ctx.createPattern(p, "repeat");
+  }
+
+  // --- page skeleton -----------------------------------------------------------------------------
+  const m = DATA.model;
+  const info = el("p", { class: "meta" });
+  info.textContent = "model: " + m.name + " · " + m.num_layers + " layers × " + m.num_heads + " heads"
+    + (DATA.causal ? " · decoder (causal: a token sees only the tokens before it)" : "")
+    + " · weights stored at " + DATA.bits + " bits (exact values: attnviz show --format json)";
+  root.appendChild(info);
+  if (!m.learned) root.appendChild(el("p", { class: "meta warn", text: "Random weights: these patterns are not learned." }));
+  if (DATA.truncated) root.appendChild(el("p", { class: "meta warn", text: "The text was cut to the model's maximum length." }));
+
+  const controls = el("div", { class: "controls", role: "group", "aria-label": "what to show" });
+  root.appendChild(controls);
+  const tabs = el("div", { class: "tabs", role: "tablist", "aria-label": "views" });
+  root.appendChild(tabs);
+  const panels = {};
+  const TABS = [["head", "Head view"], ["matrix", "Matrix"], ["model", "Model view"], ["focus", "Focus"]];
+  for (const [id, title] of TABS) {
+    tabs.appendChild(el("button", { type: "button", role: "tab", id: "tab-" + id, "aria-controls": "panel-" + id,
+      onclick: () => { state.tab = id; render(); } , text: title }));
+    panels[id] = el("section", { class: "panel", id: "panel-" + id, role: "tabpanel", "aria-labelledby": "tab-" + id });
+    root.appendChild(panels[id]);
+  }
+  const notes = el("ul", { class: "notes" });
+  root.appendChild(notes);
+  const help = "Keys: ← → change head, ↑ ↓ change layer; in the matrix, focus it and use the arrows to move between cells.";
+  for (const note of [...DATA.notes, help]) notes.appendChild(el("li", { text: note }));
+
+  // Controls: view, unit level, sinks, layer, head.
+  function toggle(label, pressed, onclick, attrs) {
+    return el("button", Object.assign({ type: "button", "aria-pressed": pressed ? "true" : "false", onclick, text: label }, attrs || {}));
+  }
+  function buildControls() {
+    controls.textContent = "";
+    const c = cur();
+    if (viewNames.length > 1) {
+      const g = el("span", { class: "group", role: "group", "aria-label": "view" }, [el("span", { text: "view:" })]);
+      for (const v of viewNames) g.appendChild(toggle(v, v === state.view, () => { setView(v); }, { "data-view": v, "data-key": "view-" + v }));
+      controls.appendChild(g);
+    }
+    controls.appendChild(toggle("word level", state.level === "words", () => {
+      const next = state.level === "words" ? "tokens" : "words";
+      if (DATA.levels[next]) { state.level = next; state.hover = null; state.cell = null; render(); }
+    }, { id: "words", disabled: levelNames.length < 2 ? true : null,
+         title: "merge subword pieces into words: attention to a word is the sum over its pieces, from a word the mean" }));
+    controls.appendChild(toggle("leave sinks out of the colour scale", state.sinks, () => { state.sinks = !state.sinks; render(); },
+      { id: "sinks", title: "special tokens" + (DATA.causal ? " and the first token" : "") + ": " + (c.lv.sinks.map((i) => c.lv.labels[i]).join(", ") || "none") }));
+    const layerSel = el("select", { id: "layer", "aria-label": "layer", onchange: (e) => { state.layer = +e.target.value; render(); } });
+    c.V.layers.forEach((l, i) => layerSel.appendChild(el("option", { value: i, text: "layer " + l, selected: i === state.layer })));
+    const headSel = el("select", { id: "head", "aria-label": "head", onchange: (e) => { state.head = +e.target.value; render(); } });
+    c.V.heads.forEach((h, i) => headSel.appendChild(el("option", { value: i, text: headName(c.V, i), selected: i === state.head })));
+    controls.appendChild(el("label", {}, [el("span", { text: "layer" }), layerSel]));
+    controls.appendChild(el("label", {}, [el("span", { text: "head" }), headSel]));
+    controls.appendChild(el("span", { class: "status", id: "status", "aria-live": "polite",
+      text: "layer " + c.V.layers[state.layer] + " · " + headName(c.V, state.head) + " · " + c.T + " " + (state.level === "words" ? "words" : "tokens") }));
+  }
+  function setView(v) {
+    const before = DATA.views[state.view];
+    state.view = v;
+    const V = DATA.views[v];
+    // Keep the same model layer and head where the new view has them (rollout has one map per layer).
+    const l = V.layers.indexOf(before.layers[state.layer]);
+    const h = V.heads.indexOf(before.heads[state.head]);
+    state.layer = l >= 0 ? l : 0;
+    state.head = h >= 0 ? h : 0;
+    state.shown = null;
+    render();
+  }
+  function move(dl, dh) {
+    const c = cur();
+    state.layer = Math.max(0, Math.min(c.L - 1, state.layer + dl));
+    state.head = Math.max(0, Math.min(c.H - 1, state.head + dh));
+    if (state.shown && state.shown.size === 1) state.shown = new Set([state.head]);
+    render();
+  }
+
+  // --- head view ---------------------------------------------------------------------------------
+  function headColour(h) { const cs = DATA.head_view.colours; return cs[h % cs.length]; }
+  // The lines of the selected heads in the current layer: [head, query, key, strength 0-1].
+  function headLines(c) {
+    const out = [];
+    const topK = DATA.head_view.top_k;
+    for (const hi of [...state.shown].sort((a, b) => a - b)) {
+      const top = vmax(c, state.layer, hi);
+      for (let i = 0; i < c.T; i++) {
+        let keys = [];
+        for (let j = 0; j < c.T; j++) {
+          if (masked(i, j) || c.sinks.has(j)) continue;
+          keys.push([j, at(c, state.layer, hi, i, j)]);
+        }
+        if (topK) keys = keys.sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, topK);
+        for (const [j, v] of keys) {
+          const s = Math.min(1, v / top);
+          if (s >= DATA.head_view.min_line) out.push([hi, i, j, s]);
+        }
+      }
+    }
+    return out;
+  }
+  function renderHead(panel) {
+    const c = cur();
+    if (!state.shown) state.shown = new Set(c.V.heads.map((_, i) => i));
+    panel.textContent = "";
+    const chips = el("div", { class: "headchips", role: "group", "aria-label": "heads drawn" });
+    chips.appendChild(el("button", { type: "button", text: "all heads", "data-key": "all-heads", onclick: () => { state.shown = new Set(c.V.heads.map((_, i) => i)); render(); } }));
+    chips.appendChild(el("button", { type: "button", text: "current head only", "data-key": "one-head", onclick: () => { state.shown = new Set([state.head]); render(); } }));
+    c.V.heads.forEach((h, hi) => {
+      const b = toggle(h < 0 ? "mixed" : "H" + h, state.shown.has(hi), () => {
+        if (state.shown.has(hi)) state.shown.delete(hi); else state.shown.add(hi);
+        render();
+      }, { "data-head": hi, "data-key": "chip-" + hi, "aria-label": "draw " + headName(c.V, hi), style: "--chip: " + headColour(hi) });
+      chips.appendChild(b);
+    });
+    panel.appendChild(chips);
+    const row = c.T > 60 ? 16 : 22;
+    const grid = el("div", { class: "headview", style: "--row: " + row + "px; --tokfont: " + (row < 20 ? 11 : 14) + "px" });
+    const qcol = el("div", { class: "col q", role: "group", "aria-label": "queries (attending)" });
+    const kcol = el("div", { class: "col k", role: "group", "aria-label": "keys (attended to)" });
+    const height = row * c.T;
+    const svg = svgEl("svg", { class: "lines", height: height, viewBox: "0 0 200 " + height, preserveAspectRatio: "none",
+      role: "img", "aria-label": "attention lines from queries (left) to keys (right)" });
+    const lines = headLines(c);
+    const buttons = { q: [], k: [] };
+    // Hovering or focusing a token redraws only the lines (not the tokens), so focus stays put.
+    function drawLines() {
+      const hover = state.hover;
+      svg.textContent = "";
+      let drawn = 0;
+      for (const [hi, i, j, s] of lines) {
+        if (hover && !((hover.side === "q" && hover.i === i) || (hover.side === "k" && hover.i === j))) continue;
+        svg.appendChild(svgEl("line", { x1: 0, y1: row * (i + 0.5), x2: 200, y2: row * (j + 0.5), stroke: headColour(hi),
+          "stroke-opacity": s.toFixed(3), "stroke-width": (1 + 2 * s).toFixed(2), "vector-effect": "non-scaling-stroke",
+          "data-h": hi, "data-q": i, "data-k": j }));
+        drawn++;
+      }
+      svg.dataset.lines = drawn;
+      for (const side of ["q", "k"]) buttons[side].forEach((b, i) => b.classList.toggle("active", !!hover && hover.side === side && hover.i === i));
+    }
+    c.lv.labels.forEach((label, i) => {
+      for (const [side, col] of [["q", qcol], ["k", kcol]]) {
+        const cls = "tok" + (c.lv.special[i] ? " special" : "") + (c.sinks.has(i) ? " sink" : "");
+        const b = el("button", { type: "button", class: cls, dir: "auto", "data-i": i, "data-side": side, text: label,
+          "data-key": "tok-" + side + i,
+          "aria-label": (side === "q" ? "lines from " : "lines to ") + (state.level === "words" ? "word " : "token ") + i + ": " + label,
+          title: i + ": " + label });
+        const on = () => { if (!state.hover || state.hover.side !== side || state.hover.i !== i) { state.hover = { side, i }; drawLines(); } };
+        const off = () => { if (state.hover && state.hover.side === side && state.hover.i === i) { state.hover = null; drawLines(); } };
+        b.addEventListener("mouseenter", on);
+        b.addEventListener("focus", on);
+        b.addEventListener("mouseleave", () => { if (document.activeElement !== b) off(); });
+        b.addEventListener("blur", off);
+        buttons[side].push(b);
+        col.appendChild(b);
+      }
+    });
+    drawLines();
+    grid.append(qcol, svg, kcol);
+    panel.appendChild(grid);
+    let say = "Lines from each query (left) to the keys it attends to (right); opacity and width = weight, one colour per head. "
+      + "Hover or focus a token to see only its lines. Lines weaker than " + Math.round(DATA.head_view.min_line * 100) + "% are not drawn.";
+    if (DATA.head_view.top_k) say += " Long text (over " + DATA.head_view.top_k_from + " units): each query draws only its "
+      + DATA.head_view.top_k + " strongest lines per head, to stay responsive; the matrix shows every weight.";
+    panel.appendChild(el("p", { class: "meta", text: say }));
+  }
+
+  // --- matrix view -------------------------------------------------------------------------------
+  function renderMatrix(panel) {
+    const c = cur();
+    panel.textContent = "";
+    const T = c.T;
+    const cell = Math.max(4, Math.min(28, Math.floor(560 / T)));
+    const showLabels = cell >= 9;
+    const canvas = el("canvas", { tabindex: 0, id: "matrix", role: "img", "data-key": "matrix",
+      "aria-label": "heatmap of layer " + c.V.layers[state.layer] + ", " + headName(c.V, state.head) + ": rows are queries, columns keys; focus it and use the arrow keys to read cells" });
+    const ctx = canvas.getContext("2d");
+    const font = Math.min(12, cell - 1) + "px system-ui, sans-serif";
+    ctx.font = font;
+    let lab = 0;
+    if (showLabels) for (const l of c.lv.labels) lab = Math.max(lab, ctx.measureText(l).width);
+    const margin = showLabels ? Math.ceil(lab) + 24 : 4;
+    const ratio = window.devicePixelRatio || 1;
+    const W = margin + T * cell + 2, Ht = margin + T * cell + 2;
+    canvas.width = W * ratio; canvas.height = Ht * ratio;
+    canvas.style.width = W + "px"; canvas.style.height = Ht + "px";
+    ctx.scale(ratio, ratio);
+    ctx.font = font;
+    const top = vmax(c, state.layer, state.head);
+    const pattern = hatch(ctx);
+    for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
+      const x = margin + j * cell, y = margin + i * cell;
+      if (masked(i, j)) ctx.fillStyle = pattern;
+      else if (c.sinks.has(j)) ctx.fillStyle = SINK_GREY;
+      else { const [r, g, b] = rgb(at(c, state.layer, state.head, i, j), top); ctx.fillStyle = "rgb(" + r + "," + g + "," + b + ")"; }
+      ctx.fillRect(x, y, cell, cell);
+    }
+    if (showLabels) {
+      ctx.fillStyle = getComputedStyle(document.body).color;
+      ctx.textBaseline = "middle";
+      c.lv.labels.forEach((l, i) => {
+        ctx.textAlign = "right";
+        ctx.fillText(l, margin - 4, margin + (i + 0.5) * cell);
+        ctx.save();
+        ctx.translate(margin + (i + 0.5) * cell, margin - 4);
+        ctx.rotate(-Math.PI / 2);
+        ctx.textAlign = "left";
+        ctx.fillText(l, 0, 0);
+        ctx.restore();
+      });
+    }
+    if (state.cell) {
+      ctx.strokeStyle = "#ff2d55"; ctx.lineWidth = 2;
+      ctx.strokeRect(margin + state.cell[1] * cell + 1, margin + state.cell[0] * cell + 1, cell - 2, cell - 2);
+    }
+    canvas.dataset.margin = margin;
+    canvas.dataset.cell = cell;
+    canvas.dataset.vmax = top;
+    const tip = el("div", { class: "tooltip", id: "tooltip", role: "status", hidden: true });
+    function show(i, j, x, y) {
+      const q = c.lv.labels[i], k = c.lv.labels[j];
+      const v = at(c, state.layer, state.head, i, j);
+      tip.textContent = "";
+      tip.append(el("span", { text: "query " + i + " " }), el("bdi", { text: q }), el("span", { text: " → key " + j + " " }),
+        el("bdi", { text: k }), el("span", { text: masked(i, j) ? ": masked (after the query)" : ": " + fmt(v) + (c.sinks.has(j) ? " (sink, out of the colour scale)" : "") }));
+      tip.dataset.q = i; tip.dataset.k = j; tip.dataset.w = masked(i, j) ? "masked" : String(v);
+      tip.hidden = false;
+      tip.style.left = (x + 14) + "px"; tip.style.top = (y + 14) + "px";
+    }
+    canvas.addEventListener("mousemove", (e) => {
+      const r = canvas.getBoundingClientRect();
+      const x = e.clientX - r.left, y = e.clientY - r.top;
+      const i = Math.floor((y - margin) / cell), j = Math.floor((x - margin) / cell);
+      if (i < 0 || j < 0 || i >= T || j >= T) { tip.hidden = true; return; }
+      show(i, j, x, y);
+    });
+    canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
+    canvas.addEventListener("focus", () => {
+      if (!state.cell) state.cell = [0, 0];
+      show(state.cell[0], state.cell[1], margin + state.cell[1] * cell, margin + state.cell[0] * cell);
+    });
+    canvas.addEventListener("keydown", (e) => {
+      const d = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] }[e.key];
+      if (!d) return;
+      e.preventDefault(); e.stopPropagation();
+      const [i, j] = state.cell || [0, 0];
+      state.cell = [Math.max(0, Math.min(T - 1, i + d[0])), Math.max(0, Math.min(T - 1, j + d[1]))];
+      render();
+    });
+    const wrap = el("div", { class: "matrixwrap" }, [canvas, tip]);
+    panel.appendChild(el("p", { class: "meta", text: "layer " + c.V.layers[state.layer] + " · " + headName(c.V, state.head)
+      + " · rows: queries · columns: keys · " + state.view }));
+    panel.appendChild(wrap);
+    panel.appendChild(legend(top, c));
+  }
+  function legend(top, c) {
+    const box = el("div", { class: "legend" });
+    const bar = el("canvas", { width: 160, height: 12, "aria-hidden": "true" });
+    const g = bar.getContext("2d");
+    for (let x = 0; x < 160; x++) { const k = Math.floor(x / 160 * 256); g.fillStyle = "rgb(" + LUT[3 * k] + "," + LUT[3 * k + 1] + "," + LUT[3 * k + 2] + ")"; g.fillRect(x, 0, 1, 12); }
+    box.append(el("span", { text: "0" }), bar, el("span", { text: fmt(top) + " (viridis" + (c.V.unit_scale && !c.sinks.size ? ", 0–1" : ", 0 to the largest coloured weight") + ")" }));
+    if (DATA.causal) {
+      const sw = el("canvas", { width: 14, height: 14, "aria-hidden": "true" });
+      const sg = sw.getContext("2d"); sg.fillStyle = hatch(sg); sg.fillRect(0, 0, 14, 14);
+      box.append(el("span", {}, [sw, document.createTextNode(" masked: a key after its query (causal model)")]));
+    }
+    if (c.sinks.size) {
+      const sw = el("canvas", { width: 14, height: 14, "aria-hidden": "true" });
+      const sg = sw.getContext("2d"); sg.fillStyle = SINK_GREY; sg.fillRect(0, 0, 14, 14);
+      box.append(el("span", {}, [sw, document.createTextNode(" sink tokens, left out of the colour scale: "
+        + c.lv.sinks.map((i) => c.lv.labels[i]).join(", "))]));
+    }
+    return box;
+  }
+
+  // --- model view ---------------------------------------------------------------------------------
+  function renderModel(panel) {
+    const c = cur();
+    panel.textContent = "";
+    const T = c.T;
+    const size = Math.max(48, Math.min(96, T * 3));
+    const grid = el("div", { class: "modelgrid", role: "group", "aria-label": "every layer and head; choose one to open it in the matrix",
+      style: "grid-template-columns: auto repeat(" + c.H + ", " + (size + 6) + "px)" });
+    grid.appendChild(el("span", { class: "axis" }));
+    c.V.heads.forEach((h, hi) => grid.appendChild(el("span", { class: "axis", text: h < 0 ? "mixed" : "H" + h })));
+    const tile = document.createElement("canvas");
+    tile.width = tile.height = T;
+    const tg = tile.getContext("2d");
+    const img = tg.createImageData(T, T);
+    c.V.layers.forEach((l, li) => {
+      grid.appendChild(el("span", { class: "axis", text: "L" + l }));
+      c.V.heads.forEach((h, hi) => {
+        const top = vmax(c, li, hi);
+        for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
+          const o = 4 * (i * T + j);
+          let px;
+          if (masked(i, j)) px = [154, 154, 154];
+          else if (c.sinks.has(j)) px = [200, 200, 200];
+          else px = rgb(at(c, li, hi, i, j), top);
+          img.data[o] = px[0]; img.data[o + 1] = px[1]; img.data[o + 2] = px[2]; img.data[o + 3] = 255;
+        }
+        tg.putImageData(img, 0, 0);
+        const cv = el("canvas", { width: size, height: size });
+        const g = cv.getContext("2d");
+        g.imageSmoothingEnabled = false;
+        g.drawImage(tile, 0, 0, size, size);
+        const b = el("button", { type: "button", class: "thumb", "data-layer": li, "data-head": hi, "data-key": "thumb-" + li + "-" + hi,
+          "aria-label": "layer " + l + ", " + headName(c.V, hi) + ": open in the matrix view",
+          "aria-current": li === state.layer && hi === state.head ? "true" : null,
+          onclick: () => { state.layer = li; state.head = hi; state.tab = "matrix"; state.cell = null; render(); } }, [cv]);
+        grid.appendChild(b);
+      });
+    });
+    panel.appendChild(grid);
+    panel.appendChild(el("p", { class: "meta", text: "Each thumbnail is one head's matrix (rows: queries, columns: keys); choose one to open it in the matrix view." }));
+  }
+
+  // --- focus panel ---------------------------------------------------------------------------------
+  function renderFocus(panel) {
+    const c = cur();
+    panel.textContent = "";
+    const sel = el("select", { id: "focus", "aria-label": "focus word", onchange: (e) => {
+      state.focus[state.level] = e.target.value === "" ? null : +e.target.value; render(); } });
+    sel.appendChild(el("option", { value: "", text: "(none)" }));
+    c.lv.labels.forEach((l, i) => sel.appendChild(el("option", { value: i, text: i + ": " + l, selected: state.focus[state.level] === i })));
+    panel.appendChild(el("label", { class: "controls" }, [el("span", { text: "where does this " + (state.level === "words" ? "word" : "token") + " attend?" }), sel]));
+    const f = state.focus[state.level];
+    if (f === null || f === undefined) {
+      panel.appendChild(el("p", { class: "meta", text: "No focus word: the sentence has no common pronoun. Choose one above (or pass --focus)." }));
+      return;
+    }
+    const auto = c.lv.focus && c.lv.focus.index === f && c.lv.focus.auto;
+    const cands = c.V.candidates[state.level];
+    const useCands = cands && cands.focus === f;
+    const head = ["layer", "head", "1st", "2nd", "3rd"];
+    if (useCands) for (const l of cands.labels) head.push("→ " + l);
+    const table = el("table", { class: "focus", id: "focus-table" });
+    table.appendChild(el("thead", {}, [el("tr", {}, head.map((h) => el("th", { scope: "col", dir: "auto", text: h })))]));
+    const body = el("tbody");
+    c.V.layers.forEach((l, li) => c.V.heads.forEach((h, hi) => {
+      const ranked = [];
+      for (let j = 0; j < c.T; j++) if (!masked(f, j) && !c.sinks.has(j)) ranked.push([j, at(c, li, hi, f, j)]);
+      ranked.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+      const tr = el("tr", { "data-layer": li, "data-head": hi }, [
+        el("td", { class: "num", text: l }),
+        el("td", {}, [el("button", { type: "button", text: h < 0 ? "mixed" : String(h), "aria-label": "open layer " + l + " " + headName(c.V, hi) + " in the matrix",
+          onclick: () => { state.layer = li; state.head = hi; state.tab = "matrix"; render(); } })]),
+      ]);
+      for (let r = 0; r < 3; r++) {
+        const t = ranked[r];
+        tr.appendChild(t ? el("td", {}, [el("bdi", { class: "lab", text: c.lv.labels[t[0]] }), document.createTextNode(" " + fmt(t[1]))]) : el("td"));
+      }
+      if (useCands) {
+        const won = cands.winners[li][hi];
+        cands.weights[li][hi].forEach((v, k) => tr.appendChild(el("td", { class: "num" + (won === k ? " win" : ""), text: v.toFixed(4) + (won === k ? " ★" : "") })));
+      }
+      body.appendChild(tr);
+    }));
+    table.appendChild(body);
+    panel.appendChild(el("p", { class: "meta", text: "Where " + JSON.stringify(c.lv.labels[f]) + " (" + (state.level === "words" ? "word " : "token ") + f + ")"
+      + (auto ? ", the first pronoun," : "") + " attends in every head, strongest first"
+      + (c.sinks.size ? ", sinks left out" : "") + "." }));
+    if (useCands) {
+      const wins = cands.labels.map((l, k) => l + " " + cands.wins[k]).join(" · ");
+      panel.appendChild(el("p", { class: "meta", id: "wins", text: "Candidates (weight from the focus word to each; ★ the winner): heads won: " + wins + (cands.ties ? " · ties " + cands.ties : "") }));
+    }
+    panel.appendChild(table);
+  }
+
+  // --- render and keyboard ------------------------------------------------------------------------
+  // A re-render replaces the panel; the element that had keyboard focus (its data-key or id) gets it back.
+  function render() {
+    const had = document.activeElement;
+    const key = had && had !== document.body ? (had.dataset && had.dataset.key ? '[data-key="' + had.dataset.key + '"]' : had.id ? "#" + had.id : null) : null;
+    state.hover = null;
+    try {
+      const c = cur();
+      state.layer = Math.min(state.layer, c.L - 1);
+      state.head = Math.min(state.head, c.H - 1);
+      if (state.cell && (state.cell[0] >= c.T || state.cell[1] >= c.T)) state.cell = null;
+      buildControls();
+      for (const [id] of TABS) {
+        document.getElementById("tab-" + id).setAttribute("aria-selected", id === state.tab ? "true" : "false");
+        panels[id].hidden = id !== state.tab;
+      }
+      const draw = { head: renderHead, matrix: renderMatrix, model: renderModel, focus: renderFocus }[state.tab];
+      draw(panels[state.tab]);
+      if (key) {
+        const target = root.querySelector(key);
+        if (target && document.activeElement !== target) target.focus();
+      }
+      root.dataset.ready = "1";
+      root.dataset.tab = state.tab;
+      root.dataset.layer = state.layer;
+      root.dataset.head = state.head;
+      root.dataset.level = state.level;
+      root.dataset.view = state.view;
+    } catch (err) { fail(err && err.stack || err); }
+  }
+  document.addEventListener("keydown", (e) => {
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
+    const t = e.target;
+    if (t && (t.tagName === "SELECT" || t.tagName === "INPUT" || t.tagName === "TEXTAREA")) return;
+    const d = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] }[e.key];
+    if (!d) return;
+    e.preventDefault();
+    move(d[0], d[1]);
+  });
+  render();
+})();
