@@ -5,6 +5,7 @@
       001-the-cat-sat-on-the-mat/L0.png         one layer's heads
       001-the-cat-sat-on-the-mat/L0-H03.png     one head
       001-the-cat-sat-on-the-mat/focus.png      where the focus word (default: a pronoun) attends
+      001-the-cat-sat-on-the-mat/view.html      with --html: the interactive page (render/html.py)
       index.json                                 every sentence: text, tokens, files, model
       index.html                                 a contact sheet of every image, works offline
 
@@ -38,6 +39,7 @@ LAYOUTS = ("model", "layers", "heads", "focus")   # export names: one file, one 
 DEFAULT_LAYOUTS = ("model", "layers", "focus")
 SLUG_CHARS = 24
 MANIFEST = "index.json"
+HTML_VIEW = "view.html"
 CONTACT_SHEET = "index.html"
 
 
@@ -217,6 +219,7 @@ class SentenceRecord:
     written: int = 0
     kept: int = 0
     error: str | None = None
+    html: str | None = None   # the interactive page, relative to OUTDIR (export --html)
 
 
 @dataclass
@@ -259,7 +262,7 @@ def default_jobs() -> int:
 def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Iterable[str] = DEFAULT_LAYOUTS,
            fmt: str = "png", options: ImageOptions = ImageOptions(), layers: list[int] | None = None,
            heads: list[int] | None = None, focus: str | None = None, truncate: bool = False,
-           overwrite: bool = False, jobs: int = 1,
+           overwrite: bool = False, jobs: int = 1, html: bool = False,
            on_progress: Callable[[int, int], None] | None = None,
            on_failure: Callable[[SentenceRecord], None] | None = None) -> ExportReport:
     """Export every sentence; a sentence that fails (too long, focus word missing, ...) is recorded
@@ -297,6 +300,12 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
             _fail(record, str(exc), on_failure)
             return None
         _remove_stale_parts(outdir / record.folder)
+        if html:
+            try:
+                record.html = _write_page(outdir, record, focus, overwrite)
+            except AttnvizError as exc:
+                _fail(record, str(exc), on_failure)
+                return None
         progress.add(len(record.jobs))
         return RenderTask(result, tuple(record.jobs), str(outdir), fmt, options, overwrite, record.focus)
 
@@ -328,6 +337,20 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
     write_manifest(outdir, records, model, layouts, fmt, options)
     write_contact_sheet(outdir, records, model)
     return ExportReport(records, outdir)
+
+
+def _write_page(outdir: Path, record: SentenceRecord, focus: str | None, overwrite: bool) -> str:
+    """The sentence's interactive page, here in the main process (it needs no drawing; a
+    40-token page takes milliseconds); an existing page is kept unless `overwrite`, as images are."""
+    from .io import atomic_write
+    from .render.html import render_html
+
+    path = f"{record.folder}/{HTML_VIEW}"
+    target = outdir / path
+    if overwrite or not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, render_html(record.result, focus=focus), overwrite=True)
+    return path
 
 
 def _export_all(records, prepare, finish, jobs: int) -> None:
@@ -462,6 +485,8 @@ def manifest_entries(outdir: Path, records: list[SentenceRecord]) -> list[dict]:
                                                             "label": result.labels[record.focus]},
                 "files": [],
             })
+            if record.html:
+                entry["html"] = record.html
             for job in record.jobs:
                 file: dict = {"path": job.path, "layout": job.layout}
                 if job.layer is not None:
@@ -544,7 +569,9 @@ def write_contact_sheet(outdir: Path, records, model) -> Path:
             continue
         tokens = " · ".join(e(t) for t in record.result.labels)
         parts.append(f'<section id="s{s.index}"><h2><span class="num">{s.index}</span>{e(s.text)}</h2>'
-                     f'<div class="source">{e(s.source)} · {e(record.folder)}/</div>'
+                     f'<div class="source">{e(s.source)} · {e(record.folder)}/'
+                     + (f' · <a class="view" href="{quote(record.html)}">interactive view</a>' if record.html else "")
+                     + "</div>"
                      f'<div class="tokens">{tokens}</div><div class="grid">')
         for job in record.jobs:
             href = quote(job.path)

@@ -113,6 +113,13 @@ class AttentionResult:
         hi = [self.heads.index(i) for i in heads]
         return replace(self, weights=self.weights[np.ix_(li, hi)], layers=list(layers), heads=list(heads))
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows a result as the interactive HTML view, offline, in a sandboxed iframe
+        (scripts only), so several views on one notebook page never clash."""
+        from .render.html import iframe, render_html   # here: this module stays NumPy-only
+
+        return iframe(render_html(self))
+
     def to_dict(self) -> dict:
         return {
             "text": self.text,

@@ -35,6 +35,7 @@ def export(
     layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layers to draw: indices and ranges such as 0,2 or 1-3, or 'all'.")] = None,
     head: Annotated[Optional[str], typer.Option("--head", help="Heads to draw, like --layer.")] = None,
     focus: Annotated[Optional[str], typer.Option("--focus", "-f", help="The word (or token index) of the focus map; a sentence without it fails. Default: each sentence's first pronoun, and no focus map when it has none.")] = None,
+    html: Annotated[bool, typer.Option("--html", help="Also write an interactive page per sentence (NNN-slug/view.html), linked from index.html and listed in index.json.")] = False,
     image: ImageFlags = ImageFlags(),
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, max=64, help="Worker processes that draw in parallel [default: the number of CPU cores].", show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redraw images that already exist (by default a rerun skips them and so resumes an interrupted export).")] = False,
@@ -82,12 +83,12 @@ def export(
             task = bar.add_task("export", total=None)
             report = ex.export(loaded, sentences, outdir, layouts=layouts, fmt=image_format.value,
                                options=options, layers=layers, heads=heads, focus=focus, truncate=truncate,
-                               overwrite=overwrite, jobs=workers, on_failure=on_failure,
+                               overwrite=overwrite, jobs=workers, html=html, on_failure=on_failure,
                                on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     else:
         report = ex.export(loaded, sentences, outdir, layouts=layouts, fmt=image_format.value, options=options,
                            layers=layers, heads=heads, focus=focus, truncate=truncate, overwrite=overwrite,
-                           jobs=workers, on_failure=on_failure)
+                           jobs=workers, html=html, on_failure=on_failure)
     if not quiet:
         print(report.summary())
     if report.failed:

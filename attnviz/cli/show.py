@@ -42,6 +42,7 @@ def show(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output / --png if they exist.")] = False,
     truncate: Annotated[bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")] = False,
     png: Annotated[Optional[Path], typer.Option("--png", help="Draw a heatmap into this file instead of the terminal tables (.png, .svg or .pdf by extension): one head, one layer's heads, the whole model, or with --focus where the focus word attends in every head.")] = None,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Write an interactive page into this file instead of the terminal tables: head, matrix and model views, the focus word, word level and sinks toggles; one offline file for browsers and notebooks.")] = None,
     image: ImageFlags = ImageFlags(),
     model: ModelOpt = "random",
     tokenizer: TokenizerOpt = None,
@@ -68,6 +69,8 @@ def show(
         format_for(png)
         check_writable(png, overwrite)
         image_opts = image.options()
+    if html is not None:
+        check_writable(html, overwrite)
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
 
@@ -80,6 +83,7 @@ def show(
                            heads=heads if view is View.rollout else None)
     if view is View.rollout:
         heads = list(result.heads)
+    token_result = result
     if words:
         from ..analysis.words import to_words
 
@@ -98,6 +102,14 @@ def show(
         scores = score_candidates(result.select(layers if layer is not None else None,
                                                 heads if head is not None else None),
                                   span, resolve_candidates(result, phrases, span))
+
+    if html is not None:
+        # Like --png, the page replaces the terminal tables.
+        typer.echo(_write_html(html, loaded, token_result, layers if layer is not None else None,
+                               heads if head is not None else None, truncate, focus, candidates, words,
+                               overwrite), err=True)
+        if png is None and fmt is Format.table and output is None:
+            return
 
     if png is not None:
         # The image replaces the terminal tables; --format json/npz and --output still work alongside.
@@ -154,3 +166,25 @@ def _write_image(path: Path, result, focus: int | None, options, overwrite: bool
     atomic_write(path, data, overwrite)
     notes = "".join(f"; note: {note}" for note in last_notes())
     return f"wrote {path} ({layout} layout){notes}"
+
+
+def _write_html(path: Path, loaded, result, layers: list[int] | None, heads: list[int] | None, truncate: bool,
+                focus: str | None, candidates: str | None, words: bool, overwrite: bool) -> str:
+    """The interactive page of `result` (token level) into `path`; another --view comes with the
+    attention it derives from, so the page can switch between them. Returns a line for the terminal."""
+    from ..analysis.candidates import parse_candidates
+    from ..io import atomic_write
+    from ..pipeline import run_attention
+    from ..render.html import render_html
+
+    results = {}
+    if result.view != "attention":
+        results["attention"] = run_attention(loaded, result.text, layers=layers, heads=heads, truncate=truncate)
+        result = result.select(layers, None)
+    else:
+        result = result.select(layers, heads)
+    results[result.view] = result
+    page = render_html(results, focus=focus, candidates=parse_candidates(candidates) if candidates else None, level="words" if words else None)
+    atomic_write(path, page, overwrite)
+    bits = 16 if '"bits":16' in page else 8
+    return f"wrote {path} (interactive HTML, {len(page.encode('utf-8')) // 1024} KB, weights at {bits} bits)"
