@@ -62,7 +62,9 @@ def to_words(result: AttentionResult) -> AttentionResult:
         return result
     groups = word_groups(result)
     rows, cols = merge_matrices(groups, len(result.tokens))
-    merged = np.einsum("ut,lhts,sv->lhuv", rows, result.weights.astype(np.float64), cols)   # [L, H, U, U]
+    # Two matrix products, not one three-operand einsum: einsum's unoptimised loop took 17 s for
+    # MiniLM at 128 tokens, this takes milliseconds.
+    merged = rows @ result.weights.astype(np.float64) @ cols                        # [L, H, U, U]
     tokens, offsets, word_ids, special = [], [], [], []
     for group in groups:
         first, last = group[0], group[-1]

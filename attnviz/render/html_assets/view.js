@@ -33,13 +33,19 @@
     const entry = DATA.views[view].data[level];
     const bin = atob(entry.b64);
     const k = entry.scale / MAXQ;
-    const n = DATA.bits === 16 ? bin.length / 2 : bin.length;
-    const out = new Float64Array(n);
-    if (DATA.bits === 16) {
-      for (let i = 0; i < n; i++) out[i] = (bin.charCodeAt(2 * i) | (bin.charCodeAt(2 * i + 1) << 8)) * k;
-    } else {
-      for (let i = 0; i < n; i++) out[i] = bin.charCodeAt(i) * k;
+    const wide = DATA.bits === 16;
+    const units = wide ? bin.length / 2 : bin.length;
+    const unit = wide ? (u) => bin.charCodeAt(2 * u) | (bin.charCodeAt(2 * u + 1) << 8) : (u) => bin.charCodeAt(u);
+    const V = DATA.views[view];
+    const T = DATA.levels[level].labels.length;
+    const out = new Float64Array(V.layers.length * V.heads.length * T * T);   // zeros
+    let o = 0;
+    // Zero-run encoding (html.py quantise): a 0 unit is followed by how many zeros it stands for.
+    for (let u = 0; u < units; u++) {
+      const v = unit(u);
+      if (v === 0) { o += unit(u + 1); u++; } else out[o++] = v * k;
     }
+    if (o !== out.length) throw new Error("corrupt weights for " + key + ": " + o + " of " + out.length + " values");
     decoded[key] = out;
     return out;
   }
@@ -386,7 +392,9 @@
     const c = cur();
     panel.textContent = "";
     const T = c.T;
-    const size = Math.max(48, Math.min(96, T * 3));
+    // Thumbnails share the page's width (12 heads of MiniLM fit a laptop screen), 32-96 px each.
+    const room = Math.floor(((root.clientWidth || 900) - 40) / c.H) - 10;
+    const size = Math.max(32, Math.min(96, T * 3, room));
     const grid = el("div", { class: "modelgrid", role: "group", "aria-label": "every layer and head; choose one to open it in the matrix",
       style: "grid-template-columns: auto repeat(" + c.H + ", " + (size + 6) + "px)" });
     grid.appendChild(el("span", { class: "axis" }));
