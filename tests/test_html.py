@@ -208,6 +208,10 @@ def test_show_html_embeds_the_asked_view_beside_attention_and_starts_at_word_lev
     assert data["views"]["rollout"]["heads"] == [-1] and data["views"]["attention"]["heads"] == [0, 1, 2, 3]
     assert data["initial"]["level"] == "words"
     assert data["views"]["rollout"]["candidates"]["words"]["labels"] == ["animal", "street"]
+    norm = tmp_path / "norm.html"
+    assert runner.invoke(app, ["show", SENTENCE, "--html", str(norm), "--view", "norm", "-l", "1", "--head", "1,2"]).exit_code == 0
+    views = page_json(norm.read_text(encoding="utf-8"))["views"]
+    assert {k: (v["layers"], v["heads"]) for k, v in views.items()} == {"attention": ([1], [1, 2]), "norm": ([1], [1, 2])}
 
 
 def test_export_html_writes_linked_listed_pages(tmp_path):

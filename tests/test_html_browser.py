@@ -42,6 +42,8 @@ def pages(tmp_path_factory, small_model):
         return folder / name
 
     write("main.html", render_html(result, candidates=["animal", "street"]))
+    write("views.html", render_html({"attention": result, "norm": run_attention(small_model, SENTENCE, view="norm"),
+                                     "rollout": run_attention(small_model, SENTENCE, view="rollout")}))
     write("long.html", render_html(run_attention(small_model, " ".join(["word", "play"] * 24))))
     # A decoder's attention, built by hand: row i spreads evenly over keys 0..i.
     T = 5
@@ -233,6 +235,13 @@ def test_model_view_thumbnail_opens_that_head(driver, pages):
     assert state == ["matrix", "1", "2"]
     assert "layer 1 · head 2" in driver.find_element("id", "status").text
     assert driver.find_element("id", "panel-matrix").is_displayed()
+    # The same from the keyboard: a thumbnail is a button, Enter opens it.
+    from selenium.webdriver.common.keys import Keys
+
+    driver.find_element("id", "tab-model").click()
+    driver.find_element("css selector", '.thumb[data-layer="0"][data-head="3"]').send_keys(Keys.ENTER)
+    state = js(driver, "const d = document.getElementById('attnviz').dataset; return [d.tab, d.layer, d.head]")
+    assert state == ["matrix", "0", "3"]
 
 
 def test_arrow_keys_change_layer_and_head(driver, pages):
@@ -322,4 +331,23 @@ def test_korean_hebrew_and_arabic_render(driver, pages):
     assert all(g[1] == "auto" and g[3] > 5 for g in got)
     assert [g[2] for g in got] == [False, True, True, False]
     assert driver.find_element("css selector", "h1").text == scripts.text
+    assert severe(driver) == []
+
+
+def test_view_buttons_switch_between_the_embedded_views(driver, pages):
+    from selenium.webdriver.support.ui import Select
+
+    folder = pages[0]
+    data = page_json((folder / "views.html").read_text(encoding="utf-8"))
+    open_page(driver, folder / "views.html")
+    Select(driver.find_element("id", "layer")).select_by_value("1")
+    driver.find_element("css selector", '[data-view="rollout"]').click()
+    assert "layer 1 · all heads (mixed)" in driver.find_element("id", "status").text
+    assert len(driver.find_elements("css selector", '.headchips [data-head]')) == 1
+    driver.find_element("css selector", '[data-view="norm"]').click()
+    driver.find_element("id", "tab-matrix").click()
+    # Norm weights do not sum to one: the colour scale tops at the head's largest weight.
+    top = float(js(driver, "return document.getElementById('matrix').dataset.vmax"))
+    assert abs(top - weights_of(data, "norm", "tokens")[1, 0].max()) < 1e-12
+    assert js(driver, "return document.getElementById('attnviz').dataset.view") == "norm"
     assert severe(driver) == []

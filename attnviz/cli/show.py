@@ -180,10 +180,8 @@ def _write_html(path: Path, loaded, result, layers: list[int] | None, heads: lis
     results = {}
     if result.view != "attention":
         results["attention"] = run_attention(loaded, result.text, layers=layers, heads=heads, truncate=truncate)
-        result = result.select(layers, None)
-    else:
-        result = result.select(layers, heads)
-    results[result.view] = result
+    # Rollout already mixed the chosen heads into one map per layer (head -1).
+    results[result.view] = result.select(layers, None if result.view == "rollout" else heads)
     page = render_html(results, focus=focus, candidates=parse_candidates(candidates) if candidates else None, level="words" if words else None)
     atomic_write(path, page, overwrite)
     bits = 16 if '"bits":16' in page else 8
