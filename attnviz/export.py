@@ -269,7 +269,8 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
     and skipped. Writes the manifest and the contact sheet last, so they list what is on disk.
 
     `on_progress(done_images, total_images)` is called as images finish; the total grows as
-    sentences are tokenized.
+    sentences are tokenized. With `html`, each sentence also gets its interactive page
+    (NNN-slug/view.html, render/html.py), kept on a rerun unless `overwrite`.
     """
     from .analysis.focus import find_pronoun, resolve_focus
     from .pipeline import run_attention

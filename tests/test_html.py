@@ -65,13 +65,13 @@ def test_page_is_one_offline_file_with_a_strict_csp(result):
     # Nothing is fetched: no element with src or href, no CSS url() or @import, no remote text.
     assert not [(t, a) for t, a in parser.tags if "src" in a or "href" in a]
     assert [t for t, _ in parser.tags if t in ("link", "img", "iframe", "object", "embed")] == []
-    assert "url(" not in page and "@import" not in page
+    assert "url(" not in page and "@import" not in page and "@font-face" not in page
     assert set(re.findall(r"https?://[^\s\"']+", page)) <= {"http://www.w3.org/2000/svg"}   # SVG's namespace name
     csp = [a["content"] for t, a in parser.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert len(csp) == 1
     rules = dict(r.strip().split(" ", 1) for r in csp[0].split(";"))
     assert rules["default-src"] == "'none'" and "connect-src" not in rules
-    assert rules["style-src"] == "'unsafe-inline'" and rules["img-src"] == "data:"
+    assert rules["style-src"] == "'unsafe-inline'" and rules["img-src"] == "data:" and "font-src" not in rules
     # The one script allowed is ours, by the hash of its exact text.
     digest = base64.b64encode(hashlib.sha256(inline_script(page).encode("utf-8")).digest()).decode()
     assert rules["script-src"] == f"'sha256-{digest}'"
@@ -261,3 +261,21 @@ def test_size_budgets_with_minilm():
     assert len(small_page) <= 300 * 1024
     assert len(big_page) <= 3 * 1024 * 1024
     assert page_json(big_page.decode())["bits"] == 8 and page_json(small_page.decode())["bits"] == 16
+
+
+def test_korean_pages_embed_just_their_hangul_glyphs(small_model):
+    from fontTools.ttLib import TTFont
+    import io
+
+    text = "개가 배고파서 음식을 먹었다. 그것은 맛있었다."
+    page = render_html(run_attention(small_model, text))
+    assert page == render_html(run_attention(small_model, text))        # the subset is the same bytes too
+    urls = re.findall(r"url\(([^)]*)\)", page)
+    assert len(urls) == 1 and urls[0].startswith("data:font/ttf;base64,")   # nothing remote
+    csp = re.search(r'Content-Security-Policy" content="([^"]+)"', page)[1]
+    assert "font-src data:;" in csp
+    font = TTFont(io.BytesIO(base64.b64decode(urls[0].split(",", 1)[1])))
+    hangul = {ch for ch in text if "\uac00" <= ch <= "\ud7a3"}
+    assert {chr(c) for c in font.getBestCmap() if 0xAC00 <= c <= 0xD7A3} == hangul
+    assert "Open Font License" in page and len(urls[0]) < 40_000
+    assert font["name"].getDebugName(1) == "Attnviz Hangul"

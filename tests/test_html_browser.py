@@ -331,6 +331,18 @@ def test_korean_hebrew_and_arabic_render(driver, pages):
     assert all(g[1] == "auto" and g[3] > 5 for g in got)
     assert [g[2] for g in got] == [False, True, True, False]
     assert driver.find_element("css selector", "h1").text == scripts.text
+    # Hangul is drawn with the glyphs the page embeds, whatever fonts the machine has (this one
+    # has none for Korean: without them the browser drew empty boxes).
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(lambda d: js(d, "return document.getElementById('attnviz').dataset.fonts"))
+    assert js(driver, "return document.getElementById('attnviz').dataset.fonts") == "ready"
+    driver.execute_cdp_cmd("DOM.enable", {})
+    driver.execute_cdp_cmd("CSS.enable", {})
+    root = driver.execute_cdp_cmd("DOM.getDocument", {})["root"]["nodeId"]
+    node = driver.execute_cdp_cmd("DOM.querySelector", {"nodeId": root, "selector": '.col.q .tok[data-i="0"]'})["nodeId"]
+    used = driver.execute_cdp_cmd("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    assert [(f["familyName"], f["isCustomFont"], f["glyphCount"]) for f in used] == [("Attnviz Hangul", True, 2)]
     assert severe(driver) == []
 
 

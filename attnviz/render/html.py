@@ -20,7 +20,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import io
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -43,6 +45,8 @@ HEAD_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
                 "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a")
 # Views whose rows sum to one: their colour scale is 0-1, as in the images.
 UNIT_VIEWS = ("attention", "rollout")
+# Characters the shipped Hangul font covers (see data/fonts/build_hangul_font.py).
+HANGUL = re.compile("[\u3000-\u303f\u3130-\u318f\uac00-\ud7a3\uff01-\uff60]")
 
 
 def _asset(name: str) -> str:
@@ -215,6 +219,34 @@ def _candidates(result: AttentionResult, index: int, phrases: list[str]) -> dict
             "wins": scores.counts(), "ties": scores.ties()}
 
 
+def hangul_font_css(text: str) -> str:
+    """An @font-face holding just the Hangul glyphs `text` uses, from attnviz's own Hangul font
+    (SIL OFL, data/fonts/OFL.txt), as a data: URL: Korean reads on a machine without a Korean
+    font too, for a few KB (the whole font is 0.5 MB). "" when the text has no Hangul."""
+    chars = sorted({ch for ch in text if HANGUL.match(ch)})
+    if not chars:
+        return ""
+    # fontTools comes with matplotlib, an attnviz dependency; imported only for Korean text.
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    source = resources.files("attnviz.data").joinpath("fonts", "AttnvizHangul-Regular.ttf")
+    with source.open("rb") as handle:
+        font = TTFont(handle, recalcTimestamp=False)    # keep the shipped timestamp: same bytes every run
+        options = subset.Options()
+        options.name_IDs = ["*"]                         # keep the copyright and licence names
+        options.hinting = False
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(unicodes=[ord(ch) for ch in chars])
+        subsetter.subset(font)
+        buffer = io.BytesIO()
+        font.save(buffer)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return ("/* Attnviz Hangul: a subset of NanumSquare (NAVER), SIL Open Font License 1.1 */\n"
+            f'@font-face {{ font-family: "Attnviz Hangul"; src: url(data:font/ttf;base64,{data}) format("truetype"); '
+            "unicode-range: U+3000-303F, U+3130-318F, U+AC00-D7A3, U+FF01-FF60; }\n")
+
+
 def render_html(results: AttentionResult | dict[str, AttentionResult], *, focus: str | None = None,
                 candidates: list[str] | None = None, level: str | None = None, bits: int | None = None,
                 exclude_sinks: bool | None = None) -> str:
@@ -235,8 +267,9 @@ def render_html(results: AttentionResult | dict[str, AttentionResult], *, focus:
         raise AssertionError("view.js must not contain '</script'")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     # No connect-src, no remote anything: default-src 'none' covers fetch, fonts, frames, media.
+    font = hangul_font_css(data["text"] + "".join(lab for lv in data["levels"].values() for lab in lv["labels"]))
     csp = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "
-           "base-uri 'none'; form-action 'none'")
+           + ("font-src data:; " if font else "") + "base-uri 'none'; form-action 'none'")
     text = data["text"]
     short = text if len(text) <= 80 else text[:79] + "…"
     e = html.escape
@@ -246,7 +279,7 @@ def render_html(results: AttentionResult | dict[str, AttentionResult], *, focus:
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n',
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
         f"<title>attnviz: {e(short)}</title>\n",
-        f"<style>{_asset('view.css')}</style>\n",
+        f"<style>{font}{_asset('view.css')}</style>\n",
         "</head><body>\n",
         f'<main id="attnviz" aria-label="attention of: {e(short)}">'
         f'<h1 dir="auto">{e(text)}</h1><noscript>This interactive view needs JavaScript; the same data is '

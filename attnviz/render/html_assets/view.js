@@ -289,7 +289,7 @@
     const canvas = el("canvas", { tabindex: 0, id: "matrix", role: "img", "data-key": "matrix",
       "aria-label": "heatmap of layer " + c.V.layers[state.layer] + ", " + headName(c.V, state.head) + ": rows are queries, columns keys; focus it and use the arrow keys to read cells" });
     const ctx = canvas.getContext("2d");
-    const font = Math.min(12, cell - 1) + "px system-ui, sans-serif";
+    const font = Math.min(12, cell - 1) + "px " + getComputedStyle(document.body).fontFamily;
     ctx.font = font;
     let lab = 0;
     if (showLabels) for (const l of c.lv.labels) lab = Math.max(lab, ctx.measureText(l).width);
@@ -523,4 +523,11 @@
     move(d[0], d[1]);
   });
   render();
+  // A canvas draws with the fonts loaded at that moment: once the embedded Hangul font (if any)
+  // has loaded, draw again so the matrix labels use it.
+  const faces = document.fonts ? [...document.fonts].filter((f) => f.family.replace(/"/g, "") === "Attnviz Hangul") : [];
+  if (faces.length) {
+    document.fonts.load('12px "Attnviz Hangul"', DATA.text).then(
+      () => { root.dataset.fonts = "ready"; render(); }, () => { root.dataset.fonts = "failed"; });
+  } else root.dataset.fonts = "ready";
 })();
