@@ -272,7 +272,7 @@ def test_word_level_toggle_changes_the_units(driver, pages):
     assert "14 words" in driver.find_element("id", "status").text
     assert "didn't" in js(driver, "return [...document.querySelectorAll('.col.q .tok')].map(t => t.textContent)")
     driver.find_element("id", "tab-focus").click()
-    assert "heads won: animal" in driver.find_element("id", "wins").text
+    assert "heads won: \u2068animal\u2069" in driver.find_element("id", "wins").text   # isolated: RTL-safe
     assert len(driver.find_elements("css selector", "#focus-table tbody tr")) == 8
     driver.find_element("id", "words").click()
     assert js(driver, "return document.getElementById('attnviz').dataset.level") == "tokens"

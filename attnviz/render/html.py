@@ -162,8 +162,7 @@ def page_data(results: dict[str, AttentionResult], *, focus: str | None = None,
     for name in level_names:
         lv = base[name]
         r = lv.result
-        index = _focus_at(found.index if found is not None else None,
-                          lv.groups if level_names[0] == "tokens" else [[i] for i in range(len(r.tokens))])
+        index = _focus_at(found.index if found is not None else None, lv.groups)
         levels[name] = {"tokens": r.tokens, "labels": r.labels, "special": r.special,
                         "sinks": r.sink_indices(), "groups": lv.groups,
                         "focus": None if index is None else {"index": index, "label": r.labels[index],

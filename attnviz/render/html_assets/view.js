@@ -86,6 +86,9 @@
     return [LUT[3 * k], LUT[3 * k + 1], LUT[3 * k + 2]];
   }
   function headName(V, hi) { return V.heads[hi] < 0 ? "all heads (mixed)" : "head " + V.heads[hi]; }
+  // A label inside running text: first-strong isolates (U+2068 ... U+2069), so a Hebrew or Arabic
+  // token neither reorders the numbers around it nor turns the line right to left.
+  function iso(s) { return "\u2068" + s + "\u2069"; }
   function fmt(v) { return v.toFixed(DATA.bits === 16 ? 4 : 3); }
 
   // --- small DOM helpers -------------------------------------------------------------------------
@@ -160,7 +163,7 @@
     }, { id: "words", disabled: levelNames.length < 2 ? true : null,
          title: "merge subword pieces into words: attention to a word is the sum over its pieces, from a word the mean" }));
     controls.appendChild(toggle("leave sinks out of the colour scale", state.sinks, () => { state.sinks = !state.sinks; render(); },
-      { id: "sinks", title: "special tokens" + (DATA.causal ? " and the first token" : "") + ": " + (c.lv.sinks.map((i) => c.lv.labels[i]).join(", ") || "none") }));
+      { id: "sinks", title: "special tokens" + (DATA.causal ? " and the first token" : "") + ": " + (c.lv.sinks.map((i) => iso(c.lv.labels[i])).join(", ") || "none") }));
     const layerSel = el("select", { id: "layer", "aria-label": "layer", onchange: (e) => { state.layer = +e.target.value; render(); } });
     c.V.layers.forEach((l, i) => layerSel.appendChild(el("option", { value: i, text: "layer " + l, selected: i === state.layer })));
     const headSel = el("select", { id: "head", "aria-label": "head", onchange: (e) => { state.head = +e.target.value; render(); } });
@@ -258,7 +261,7 @@
         const b = el("button", { type: "button", class: cls, dir: "auto", "data-i": i, "data-side": side, text: label,
           "data-key": "tok-" + side + i,
           "aria-label": (side === "q" ? "lines from " : "lines to ") + (state.level === "words" ? "word " : "token ") + i + ": " + label,
-          title: i + ": " + label });
+          title: i + ": " + iso(label) });
         const on = () => { if (!state.hover || state.hover.side !== side || state.hover.i !== i) { state.hover = { side, i }; drawLines(); } };
         const off = () => { if (state.hover && state.hover.side === side && state.hover.i === i) { state.hover = null; drawLines(); } };
         b.addEventListener("mouseenter", on);
@@ -335,8 +338,8 @@
       const q = c.lv.labels[i], k = c.lv.labels[j];
       const v = at(c, state.layer, state.head, i, j);
       tip.textContent = "";
-      tip.append(el("span", { text: "query " + i + " " }), el("bdi", { text: q }), el("span", { text: " → key " + j + " " }),
-        el("bdi", { text: k }), el("span", { text: masked(i, j) ? ": masked (after the query)" : ": " + fmt(v) + (c.sinks.has(j) ? " (sink, out of the colour scale)" : "") }));
+      tip.append(el("span", { dir: "ltr", text: "query " + i + " " }), el("bdi", { text: q }), el("span", { dir: "ltr", text: " → key " + j + " " }),
+        el("bdi", { text: k }), el("span", { dir: "ltr", text: masked(i, j) ? ": masked (after the query)" : ": " + fmt(v) + (c.sinks.has(j) ? " (sink, out of the colour scale)" : "") }));
       tip.dataset.q = i; tip.dataset.k = j; tip.dataset.w = masked(i, j) ? "masked" : String(v);
       tip.hidden = false;
       tip.style.left = (x + 14) + "px"; tip.style.top = (y + 14) + "px";
@@ -382,7 +385,7 @@
       const sw = el("canvas", { width: 14, height: 14, "aria-hidden": "true" });
       const sg = sw.getContext("2d"); sg.fillStyle = SINK_GREY; sg.fillRect(0, 0, 14, 14);
       box.append(el("span", {}, [sw, document.createTextNode(" sink tokens, left out of the colour scale: "
-        + c.lv.sinks.map((i) => c.lv.labels[i]).join(", "))]));
+        + c.lv.sinks.map((i) => iso(c.lv.labels[i])).join(", "))]));
     }
     return box;
   }
@@ -438,7 +441,7 @@
     const sel = el("select", { id: "focus", "aria-label": "focus word", onchange: (e) => {
       state.focus[state.level] = e.target.value === "" ? null : +e.target.value; render(); } });
     sel.appendChild(el("option", { value: "", text: "(none)" }));
-    c.lv.labels.forEach((l, i) => sel.appendChild(el("option", { value: i, text: i + ": " + l, selected: state.focus[state.level] === i })));
+    c.lv.labels.forEach((l, i) => sel.appendChild(el("option", { value: i, text: i + ": " + iso(l), selected: state.focus[state.level] === i })));
     panel.appendChild(el("label", { class: "controls" }, [el("span", { text: "where does this " + (state.level === "words" ? "word" : "token") + " attend?" }), sel]));
     const f = state.focus[state.level];
     if (f === null || f === undefined) {
@@ -449,7 +452,7 @@
     const cands = c.V.candidates[state.level];
     const useCands = cands && cands.focus === f;
     const head = ["layer", "head", "1st", "2nd", "3rd"];
-    if (useCands) for (const l of cands.labels) head.push("→ " + l);
+    if (useCands) for (const l of cands.labels) head.push("→ " + iso(l));
     const table = el("table", { class: "focus", id: "focus-table" });
     table.appendChild(el("thead", {}, [el("tr", {}, head.map((h) => el("th", { scope: "col", dir: "auto", text: h })))]));
     const body = el("tbody");
@@ -464,7 +467,7 @@
       ]);
       for (let r = 0; r < 3; r++) {
         const t = ranked[r];
-        tr.appendChild(t ? el("td", {}, [el("bdi", { class: "lab", text: c.lv.labels[t[0]] }), document.createTextNode(" " + fmt(t[1]))]) : el("td"));
+        tr.appendChild(t ? el("td", {}, [el("bdi", { class: "lab", text: c.lv.labels[t[0]] }), el("span", { dir: "ltr", text: " " + fmt(t[1]) })]) : el("td"));
       }
       if (useCands) {
         const won = cands.winners[li][hi];
@@ -473,11 +476,11 @@
       body.appendChild(tr);
     }));
     table.appendChild(body);
-    panel.appendChild(el("p", { class: "meta", text: "Where " + JSON.stringify(c.lv.labels[f]) + " (" + (state.level === "words" ? "word " : "token ") + f + ")"
+    panel.appendChild(el("p", { class: "meta", text: "Where “" + iso(c.lv.labels[f]) + "” (" + (state.level === "words" ? "word " : "token ") + f + ")"
       + (auto ? ", the first pronoun," : "") + " attends in every head, strongest first"
       + (c.sinks.size ? ", sinks left out" : "") + "." }));
     if (useCands) {
-      const wins = cands.labels.map((l, k) => l + " " + cands.wins[k]).join(" · ");
+      const wins = cands.labels.map((l, k) => iso(l) + " " + cands.wins[k]).join(" · ");
       panel.appendChild(el("p", { class: "meta", id: "wins", text: "Candidates (weight from the focus word to each; ★ the winner): heads won: " + wins + (cands.ties ? " · ties " + cands.ties : "") }));
     }
     panel.appendChild(table);
