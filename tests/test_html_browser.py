@@ -213,6 +213,16 @@ def test_matrix_tooltip_gives_query_key_and_weight(driver, pages):
         assert not hidden and (int(q), int(k)) == (i, j)
         assert abs(float(w) - result.weights[1, 3, i, j]) <= 1 / 65535
         assert f"query {i} {result.labels[i]} → key {j} {result.labels[j]}: {float(w):.4f}" == text
+    # Colours: the images' scale, viridis from 0 to 1, looked up in matplotlib's table.
+    import matplotlib
+
+    pixel = """const c = document.getElementById('matrix'), m = +c.dataset.margin, s = +c.dataset.cell, r = window.devicePixelRatio || 1;
+      return [...c.getContext('2d').getImageData((m + (arguments[1] + 0.5) * s) * r, (m + (arguments[0] + 0.5) * s) * r, 1, 1).data].slice(0, 3)"""
+    viridis = matplotlib.colormaps["viridis"]
+    for i, j in ((9, 2), (0, 0), (5, 11)):
+        w = float(hover_cell(driver, i, j)[3])
+        want = np.round(np.asarray(viridis(min(255, int(w * 255.999))))[:3] * 255)
+        assert js(driver, pixel, i, j) == [int(v) for v in want]
     # From the keyboard: focus the matrix, arrows move the cell (not the head).
     js(driver, "document.getElementById('matrix').focus()")
     from selenium.webdriver.common.action_chains import ActionChains
@@ -276,6 +286,11 @@ def test_word_level_toggle_changes_the_units(driver, pages):
     assert len(driver.find_elements("css selector", "#focus-table tbody tr")) == 8
     driver.find_element("id", "words").click()
     assert js(driver, "return document.getElementById('attnviz').dataset.level") == "tokens"
+    # Sinks out: the rankings skip [CLS] and [SEP].
+    ranked = "return [...document.querySelectorAll('#focus-table bdi')].map(b => b.textContent)"
+    assert "[SEP]" in js(driver, ranked) or "[CLS]" in js(driver, ranked)
+    driver.find_element("id", "sinks").click()
+    assert not {"[CLS]", "[SEP]"} & set(js(driver, ranked))
 
 
 def test_causal_result_shows_masked_cells_as_masked(driver, pages):
@@ -343,6 +358,15 @@ def test_korean_hebrew_and_arabic_render(driver, pages):
     node = driver.execute_cdp_cmd("DOM.querySelector", {"nodeId": root, "selector": '.col.q .tok[data-i="0"]'})["nodeId"]
     used = driver.execute_cdp_cmd("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
     assert [(f["familyName"], f["isCustomFont"], f["glyphCount"]) for f in used] == [("Attnviz Hangul", True, 2)]
+    # In the focus ranking an Arabic label stays left of its weight, in a left-to-right table.
+    from selenium.webdriver.support.ui import Select
+
+    driver.find_element("id", "tab-focus").click()
+    Select(driver.find_element("id", "focus")).select_by_value("3")
+    cells = js(driver, """return [...document.querySelectorAll('#focus-table tbody td:nth-child(n+3)')].map(td =>
+        [...td.children].map(e => [e.textContent.trim(), e.getBoundingClientRect().left]))""")
+    assert cells and all(label[1] < weight[1] for label, weight in cells)
+    assert "مرحبا" in [label[0] for label, _ in cells]
     assert severe(driver) == []
 
 
