@@ -54,8 +54,8 @@ class PronounHeads:
 
     @classmethod
     def from_probe(cls, probe: ProbeResult, probe_set: str) -> "PronounHeads":
-        data = probe.to_dict(top=1)
-        return cls(probe_set, probe.n_items, data["baselines"], probe.head_tests())
+        baselines = {name: float(probe.baseline_right(name).mean()) for name in ("nearest", "farthest")}
+        return cls(probe_set, probe.n_items, {**baselines, "chance": probe.chance()}, probe.head_tests())
 
 
 def cache_dir() -> Path:
