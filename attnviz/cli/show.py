@@ -159,14 +159,13 @@ def _write_image(path: Path, result, focus: int | None, options, overwrite: bool
 
 
 def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
-    """{(layer, head): "★ 94%"} for the heads known to resolve pronouns when the focus is a pronoun
+    """{(layer, head): "★ 94%"} for the heads known to resolve pronouns when the focus is an English pronoun
     (from the cache that `inspect`/`probe coref` fill, or computed now with --resolve). When they
     are not known, the result gets a note saying how to find them."""
-    from ..analysis.focus import ENGLISH_PRONOUNS, find_pronoun
+    from ..analysis.focus import ENGLISH_PRONOUNS
     from ..pronoun_heads import DEFAULT_SET, cached, find
 
-    auto = find_pronoun(result)
-    if focus_at.label.casefold() not in ENGLISH_PRONOUNS and (auto is None or auto.index != focus_at.index):
+    if focus_at.label.casefold() not in ENGLISH_PRONOUNS:  # the probe set is English
         return {}
     heads = find(loaded, DEFAULT_SET)[0] if resolve else cached(loaded, DEFAULT_SET)
     if heads is not None:
