@@ -46,6 +46,7 @@ class Item:
     answer: int
     group: object = None     # str or int; None: not part of a twin group
     id: str | None = None
+    cue: str | None = None   # what decides the answer ("number", "gender", a WSC "kind"...), for per-cue results
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,31 @@ def parse_item(raw: str, line: int) -> Item:
     if group is not None and (isinstance(group, bool) or not isinstance(group, (str, int))):
         raise ValueError("'group' must be a string or an integer")
     ident = data.get("id")
-    return Item(line, text, pronoun, cands, answer, group, ident if isinstance(ident, str) else None)
+    cue = data.get("cue", data.get("kind"))
+    if cue is not None and (not isinstance(cue, str) or not cue.strip()):
+        raise ValueError("'cue' must be a non-empty string")
+    return Item(line, text, pronoun, cands, answer, group, ident if isinstance(ident, str) else None, cue)
+
+
+# Probe sets shipped in the package (attnviz/data/probes; provenance and licences in its README.md).
+PROBE_SETS = {
+    "agreement": "English pronouns decided by number (it/they) or gender (he/she) alone, in twins",
+    "winograd": "the Winograd Schema Challenge (WSC273, CC BY 4.0): decided by world knowledge",
+}
+
+
+def probe_set_path(name: str) -> Path:
+    return Path(__file__).resolve().parent.parent / "data" / "probes" / f"{name}.jsonl"
+
+
+def resolve_probe_file(spec: str | Path) -> tuple[Path, str]:
+    """A built-in set name or a path -> (file, name to show). An existing path wins over a name."""
+    path = Path(spec)
+    if str(spec) in PROBE_SETS and not path.exists():
+        return probe_set_path(str(spec)), str(spec)
+    if not path.exists() and "/" not in str(spec) and not str(spec).endswith((".jsonl", ".json")):
+        raise AttnvizError(f"no probe set or file {str(spec)!r}; built-in sets: {', '.join(PROBE_SETS)}")
+    return path, str(spec)
 
 
 def read_items(path: str | Path) -> tuple[list[Item], list[Skipped]]:
@@ -230,6 +255,49 @@ class ProbeResult:
 
     def chance(self) -> float:
         return float(np.mean([1 / len(s.candidates) for s in self.scores])) if self.scores else 0.0
+
+    # ---- per cue ----
+    def cues(self) -> list[str]:
+        """The cues the scored items carry ("number", "gender", ...), sorted; [] when none do."""
+        return sorted({s.item.cue for s in self.scores if s.item.cue is not None})
+
+    def cue_rows(self, cue: str) -> np.ndarray:
+        return np.array([s.item.cue == cue for s in self.scores], dtype=bool)      # [N]
+
+    def cue_summary(self) -> dict[str, dict]:
+        """Per cue: item count, per-head accuracy [L, H] and the baselines on those items."""
+        right = self.right()
+        out = {}
+        for cue in self.cues():
+            rows = self.cue_rows(cue)
+            out[cue] = {"n_items": int(rows.sum()), "accuracy": right[rows].mean(axis=0),
+                        "baselines": {name: float(self.baseline_right(name)[rows].mean())
+                                      for name in ("nearest", "farthest")}}
+        return out
+
+    # ---- heads that resolve the pronoun ----
+    def head_tests(self) -> list[dict]:
+        """Every head against both position baselines, item by item: exact one-sided McNemar
+        tests, Bonferroni-corrected over the heads. A head "resolves" the pronouns when it beats
+        always-nearest and always-farthest, each significantly: a head that prefers a position
+        can beat at most one of them."""
+        right = self.right()                                                       # [N, L, H]
+        acc, n_heads = self.accuracy(), max(right[0].size if len(right) else 0, 1)
+        by_cue = self.cue_summary()
+        out = []
+        for li, layer in enumerate(self.layers):
+            for hi, head in enumerate(self.heads):
+                entry = {"layer": layer, "head": head, "accuracy": float(acc[li, hi]), "resolves": True,
+                         "by_cue": {cue: float(summary["accuracy"][li, hi]) for cue, summary in by_cue.items()}}
+                for name in ("nearest", "farthest"):
+                    base = self.baseline_right(name)
+                    wins = int((right[:, li, hi] & ~base).sum())
+                    losses = int((~right[:, li, hi] & base).sum())
+                    corrected = min(1.0, mcnemar_one_sided(wins, losses) * n_heads)
+                    entry[f"p_{name}"] = corrected
+                    entry["resolves"] &= bool(acc[li, hi] > base.mean() and corrected < SIGNIFICANCE)
+                out.append(entry)
+        return out
 
     # ---- twins ----
     def groups(self) -> list[list[int]]:
@@ -379,6 +447,13 @@ class ProbeResult:
             "best": self.best(top),
             "verdict": self.verdict(),
         }
+        cues = self.cue_summary()
+        if cues:
+            data["cues"] = {cue: {"n_items": c["n_items"], "accuracy": c["accuracy"].tolist(),
+                                  "baselines": c["baselines"]} for cue, c in cues.items()}
+            for entry in data["best"]:
+                li, hi = self.layers.index(entry["layer"]), self.heads.index(entry["head"])
+                entry["by_cue"] = {cue: float(c["accuracy"][li, hi]) for cue, c in cues.items()}
         both = self.both_right()
         if both is not None:
             data["n_groups"] = len(self.groups())

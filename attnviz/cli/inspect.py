@@ -70,6 +70,8 @@ def inspect(
     reverse: Annotated[bool, typer.Option("--reverse", help="Reverse the --sort order.")] = False,
     baseline: Annotated[bool, typer.Option("--baseline", help="Also profile a random model of the same shape and show each statistic as the difference from it, to tell learned heads from architectural ones.")] = False,
     baseline_seed: Annotated[Optional[int], typer.Option("--baseline-seed", help="Seed of the --baseline model [default: --seed, plus one when MODEL is random].")] = None,
+    pronouns: Annotated[bool, typer.Option("--pronouns/--no-pronouns", help="Find the heads that resolve pronouns on --pronoun-set (cached per model; see 'attnviz probe coref').")] = True,
+    pronoun_set: Annotated[str, typer.Option("--pronoun-set", metavar="SET_OR_FILE", help="The probe set for the pronoun role: agreement (number and gender cues), winograd, or a JSONL file.")] = "agreement",
     fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: one object on stdout or --output.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output if it exists.")] = False,
@@ -103,6 +105,10 @@ def inspect(
     if output is not None:
         check_writable(output, overwrite)
     texts, probe = probe_texts(text, file)
+    if pronouns:
+        from ..analysis.probe import resolve_probe_file
+
+        resolve_probe_file(pronoun_set)  # a bad set name fails before the model loads
 
     loaded = build_model(model, tokenizer, seed, shape)
     params = parameter_counts(((n, tuple(p.shape)) for n, p in loaded.encoder.named_parameters()),
@@ -120,6 +126,11 @@ def inspect(
         base, _ = run_probe(base_model, texts, "profiling the random baseline")
         delta = deltas(report, base)
     profiles = sort_profiles(report.profiles, sort, reverse, delta)
+    pronoun_heads = None
+    if pronouns:
+        from ..pronoun_heads import find
+
+        pronoun_heads, _ = find(loaded, pronoun_set)
 
     if fmt is Format.json:
         payload = {
@@ -127,7 +138,9 @@ def inspect(
             "parameters": params.to_dict(),
             "probe": {"source": probe, "texts": texts, "truncated": truncated},
             "sort": {"column": sort, "reverse": reverse},
-            "heads": {**report.to_dict(), "profiles": [p.to_dict() for p in profiles]},
+            "heads": {**report.to_dict(), "profiles": [_with_pronoun(p.to_dict(), pronoun_heads) for p in profiles]},
+            "pronoun": None if pronoun_heads is None else {
+                **pronoun_heads.to_dict(), "resolving": [(h["layer"], h["head"]) for h in pronoun_heads.resolving()]},
             "baseline": None if base is None else {
                 "model": base_info.to_dict(),
                 "heads": base.to_dict(),
@@ -146,3 +159,16 @@ def inspect(
         if truncated:
             console.print(f"[yellow]{truncated} probe sentence(s) were cut to the model's {loaded.config.max_len} tokens.[/]")
         render_heads(console, report, profiles, sort, probe, base, delta)
+        if pronoun_heads is not None:
+            from ..render.inspect_view import render_pronoun_heads
+
+            render_pronoun_heads(console, pronoun_heads, len(report.profiles))
+
+
+def _with_pronoun(profile: dict, pronoun_heads) -> dict:
+    """A head's JSON profile with its accuracy on the pronoun probe set (None when not run)."""
+    entry = pronoun_heads.lookup(profile["layer"], profile["head"]) if pronoun_heads is not None else None
+    profile["pronoun_accuracy"] = None if entry is None else entry["accuracy"]
+    profile["pronoun_by_cue"] = None if entry is None else entry["by_cue"]
+    profile["pronoun"] = bool(entry and entry["resolves"])
+    return profile

@@ -32,7 +32,7 @@ class Format(str, enum.Enum):
 @handles_errors
 @with_random_shape
 def coref(
-    file: Annotated[Path, typer.Argument(help="JSONL, one object a line: {\"text\", \"pronoun\", \"candidates\", \"answer\"[, \"group\"]}; pronoun and candidates as strings or {\"text\", \"start\", \"end\"}.", show_default=False)],
+    file: Annotated[str, typer.Argument(metavar="SET_OR_FILE", help="A built-in set (agreement: pronouns decided by number or gender; winograd: WSC273) or a JSONL file, one object a line: {\"text\", \"pronoun\", \"candidates\", \"answer\"[, \"group\", \"cue\"]}; pronoun and candidates as strings or {\"text\", \"start\", \"end\"}.", show_default=False)],
     view: Annotated[View, typer.Option("--view", help="attention (default), rollout or norm: which weights the heads pick with.")] = View.attention,
     top: Annotated[int, typer.Option("--top", min=1, max=100, help="How many of the best heads to list.")] = 10,
     fmt: Annotated[Format, typer.Option("--format", help="table: grids and rankings; json: one object on stdout or --output.")] = Format.table,
@@ -48,15 +48,16 @@ def coref(
 
     Example: attnviz probe coref sample_texts/coref_twins.jsonl --model minilm
     """
-    from ..analysis.probe import read_items, run_probe
+    from ..analysis.probe import read_items, resolve_probe_file, run_probe
     from ..io import check_writable
     from ..pipeline import run_attention_batch
 
     if output is not None:
         check_writable(output, overwrite)
+    file, name = resolve_probe_file(file)
     items, skipped = read_items(file)
     if not items and not skipped:
-        raise AttnvizError(f"{file} has no items; write one JSON object a line")
+        raise AttnvizError(f"{name} has no items; write one JSON object a line")
     loaded = build_model(model, tokenizer, seed, shape)
 
     def attention(texts):
@@ -72,12 +73,17 @@ def coref(
             result = run_probe(items, attention, skipped, progress=lambda n: bar.advance(task, n))
     else:
         result = run_probe(items, attention, skipped)
-    result.source = str(file)
+    result.source = name
     for s in result.skipped:
-        print(f"attnviz: warning: {file} line {s.line} skipped: {' '.join(s.reason.split())}", file=sys.stderr)
+        print(f"attnviz: warning: {name} line {s.line} skipped: {' '.join(s.reason.split())}", file=sys.stderr)
     if not result.n_items:
-        raise AttnvizError(f"no item of {file} could be scored ({len(result.skipped)} skipped; see the lines above)")
+        raise AttnvizError(f"no item of {name} could be scored ({len(result.skipped)} skipped; see the lines above)")
 
+    if view.value == "attention":
+        # Remember which heads resolve pronouns on this set, for `show`'s focus summary.
+        from ..pronoun_heads import PronounHeads, store
+
+        store(loaded, PronounHeads.from_probe(result, name), str(file))
     if fmt is Format.json:
         emit(json.dumps(result.to_dict(top), ensure_ascii=False) + "\n", output, overwrite)
         return

@@ -41,6 +41,7 @@ def show(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output / --png if they exist.")] = False,
     truncate: Annotated[bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")] = False,
+    resolve: Annotated[bool, typer.Option("--resolve", help="Find the model's pronoun heads now (the agreement probe set; cached per model) and mark them in the focus summary.")] = False,
     png: Annotated[Optional[Path], typer.Option("--png", help="Draw a heatmap into this file instead of the terminal tables (.png, .svg or .pdf by extension): one head, one layer's heads, the whole model, or with --focus where the focus word attends in every head.")] = None,
     html: Annotated[Optional[Path], typer.Option("--html", help="Write an interactive page into this file instead of the terminal tables: head, matrix and model views, the focus word, word level and sinks toggles; one offline file for browsers and notebooks.")] = None,
     image: ImageFlags = ImageFlags(),
@@ -140,6 +141,7 @@ def show(
                             "(e.g. --layer all).")
     if focus_at is None:
         focus_at = find_pronoun(result)
+    marks = _pronoun_marks(loaded, result, focus_at, resolve, model) if focus_at is not None else {}
     # The focus summary is one line per head: it covers the whole model unless a selection was given.
     summary = result.select(layers if layer is not None else None, heads if head is not None else None)
 
@@ -149,7 +151,7 @@ def show(
         render_header(console, result)
         render_heads(console, result.select(layers, heads))
         if focus_at is not None:
-            render_focus(console, result, focus_at, top_targets(summary, focus_at.index, top))
+            render_focus(console, result, focus_at, top_targets(summary, focus_at.index, top), marks)
         if scores is not None:
             render_candidates(console, result, scores)
 
@@ -186,3 +188,25 @@ def _write_html(path: Path, loaded, result, layers: list[int] | None, heads: lis
     atomic_write(path, page, overwrite)
     bits = 16 if '"bits":16' in page else 8
     return f"wrote {path} (interactive HTML, {len(page.encode('utf-8')) // 1024} KB, weights at {bits} bits)"
+
+
+def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
+    """{(layer, head): "★ 94%"} for the heads known to resolve pronouns when the focus is an English pronoun
+    (from the cache that `inspect`/`probe coref` fill, or computed now with --resolve). When they
+    are not known, the result gets a note saying how to find them."""
+    from ..analysis.focus import ENGLISH_PRONOUNS
+    from ..pronoun_heads import DEFAULT_SET, cached, find
+
+    if focus_at.label.casefold() not in ENGLISH_PRONOUNS:  # the probe set is English
+        return {}
+    heads = find(loaded, DEFAULT_SET)[0] if resolve else cached(loaded, DEFAULT_SET)
+    if heads is not None:
+        result.notes.extend(heads.notes)
+    if heads is None or not heads.heads:
+        result.notes.append(f"Pronoun heads of this model are not known yet: `attnviz inspect {spec}` (or "
+                            "`show --resolve`) finds them once and remembers them.")
+        return {}
+    found = heads.resolving()
+    if not found:
+        result.notes.append(f"No head of this model resolves pronouns on the {heads.probe_set} probe set.")
+    return {(h["layer"], h["head"]): f"★ {100 * h['accuracy']:.0f}%" for h in found}

@@ -170,3 +170,31 @@ def render_heads(console: Console, report: HeadReport, profiles: list[HeadProfil
                        f"{BROAD_ENTROPY:g}. See 'attnviz inspect --help'.", style="dim"))
     console.print()
     console.print(detail_table(profiles, report, sort, baseline, delta))
+
+
+def render_pronoun_heads(console: Console, heads, n_heads: int) -> None:
+    """The heads that resolve pronouns on a probe set (a pronoun_heads.PronounHeads), with accuracy per cue."""
+    console.print()
+    for note in heads.notes:
+        console.print(Text(note, style="yellow"))
+    base = heads.baselines
+    console.print(Text(f"pronoun heads · probe set {heads.probe_set} ({heads.n_items} items): a head resolves "
+                       f"pronouns when it beats always-nearest ({100 * base.get('nearest', 0):.1f}%) and "
+                       f"always-farthest ({100 * base.get('farthest', 0):.1f}%), each by an exact McNemar test "
+                       f"corrected for {n_heads} heads (Bonferroni, p < 0.05)", style="bold"))
+    found = heads.resolving()
+    if not found:
+        best = max(heads.heads, key=lambda h: h["accuracy"], default=None)
+        tail = (f"; the best, layer {best['layer']} head {best['head']}, gets {100 * best['accuracy']:.1f}%"
+                if best else "")
+        console.print(Text(f"no head resolves pronouns{tail}", style="yellow"))
+        return
+    cues = sorted(found[0]["by_cue"])
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
+    for name in ("layer", "head", "acc", *cues, "p nearest", "p farthest"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for h in found:
+        table.add_row(str(h["layer"]), str(h["head"]), f"{100 * h['accuracy']:.1f}%",
+                      *(f"{100 * h['by_cue'][c]:.1f}%" for c in cues), f"{h['p_nearest']:.2g}", f"{h['p_farthest']:.2g}")
+    console.print(table)
+    console.print(Text(f"{len(found)} of {n_heads} heads resolve pronouns", style="dim"))

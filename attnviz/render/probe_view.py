@@ -68,25 +68,34 @@ def render_probe(console: Console, result: ProbeResult, top: int = 10) -> None:
         _grid(console, "both twins right (%) per layer and head", both, result, bb["chance"], 0.0, 0.5)
     console.print()
     table = Table(title=f"best heads of {acc.size}", title_justify="left", box=None, padding=(0, 1), pad_edge=False)
-    for name, justify in (("rank", "right"), ("layer", "right"), ("head", "right"), ("accuracy", "right"),
-                          ("correct", "right")):
-        table.add_column(name, justify=justify, no_wrap=True)
+    # Short headers: with a column per cue the table must still fit 80 columns.
+    for name in ("#", "layer", "head", "acc", "correct"):
+        table.add_column(name, justify="right", no_wrap=True)
+    cues = data.get("cues", {})
+    for cue in cues:
+        table.add_column(cue, justify="right", no_wrap=True)
     if both is not None:
-        table.add_column("both right", justify="right", no_wrap=True)
-    table.add_column("vs baseline +/-", justify="right", no_wrap=True)
-    table.add_column("p (corrected)", justify="right", no_wrap=True)
+        table.add_column("twins", justify="right", no_wrap=True)
+    table.add_column("+/-", justify="right", no_wrap=True)
+    table.add_column("p corr.", justify="right", no_wrap=True)
     for rank, entry in enumerate(data["best"], start=1):
         vs = entry["vs_baseline"]
         cells = [str(rank), str(entry["layer"]), str(entry["head"]) if entry["head"] >= 0 else "mean",
                  f"{100 * entry['accuracy']:.1f}%", f"{entry['correct']}/{result.n_items}"]
+        cells += [f"{100 * entry['by_cue'][cue]:.1f}%" for cue in cues]
         if both is not None:
             cells.append(f"{100 * entry['both_right']:.1f}%")
-        cells += [f"{vs['wins']}/{vs['losses']}", f"{vs['p']:.2g} ({vs['p_corrected']:.2g})"]
+        cells += [f"{vs['wins']}/{vs['losses']}", f"{vs['p_corrected']:.2g}"]
         table.add_row(*cells)
     console.print(table)
     console.print(Text(f"baselines: always the nearest candidate {100 * base['nearest']:.1f}%, always the farthest "
                        f"{100 * base['farthest']:.1f}%, chance {100 * base['chance']:.1f}% · "
-                       "vs baseline: items the head gets and the better baseline misses / the reverse; "
-                       "p: exact one-sided McNemar, corrected for the number of heads (Bonferroni)", style="dim"))
+                       + ("acc per cue; twins: groups with every twin right; " if cues else "")
+                       + "+/-: items the head gets and the better baseline misses / the reverse; "
+                       "p corr.: exact one-sided McNemar, times the number of heads (Bonferroni)", style="dim"))
+    for cue, summary in cues.items():
+        console.print(Text(f"cue {cue}: {summary['n_items']} items; always the nearest "
+                           f"{100 * summary['baselines']['nearest']:.1f}%, always the farthest "
+                           f"{100 * summary['baselines']['farthest']:.1f}%", style="dim"))
     verdict = data["verdict"]
     console.print(Text(verdict["text"], style="bold green" if verdict["beats_baselines"] else "bold"))

@@ -121,8 +121,11 @@ def render_heads(console: Console, result: AttentionResult) -> None:
             console.print(head_table(result, layer, head, console.width))
 
 
-def render_focus(console: Console, result: AttentionResult, focus: Focus, per_head: list[HeadTargets]) -> None:
-    """One row per layer/head: the tokens the focus token attends to most, strongest first."""
+def render_focus(console: Console, result: AttentionResult, focus: Focus, per_head: list[HeadTargets],
+                 marks: dict[tuple[int, int], str] | None = None) -> None:
+    """One row per layer/head: the tokens the focus token attends to most, strongest first.
+
+    `marks` ({(layer, head): "★ 94%"}) flags the heads known to resolve pronouns, in a last column."""
     labels = result.labels
     console.print()
     if focus.note:
@@ -135,6 +138,8 @@ def render_focus(console: Console, result: AttentionResult, focus: Focus, per_he
     table.add_column("head", justify="right")
     for rank in range(k):
         table.add_column(("1st", "2nd", "3rd")[rank] if rank < 3 else f"{rank + 1}th", no_wrap=True)
+    if marks:
+        table.add_column("pronoun", no_wrap=True)
     for row in per_head:
         cells = [str(row.layer), str(row.head) if row.head >= 0 else "mean"]
         for rank, (j, w) in enumerate(row.targets):
@@ -142,8 +147,13 @@ def render_focus(console: Console, result: AttentionResult, focus: Focus, per_he
             if rank == 0:
                 cell.stylize(_cell_style(w, True))
             cells.append(cell)
+        if marks:
+            cells.append(Text(marks.get((row.layer, row.head), ""), style="bold magenta"))
         table.add_row(*cells)
     console.print(table)
+    if marks:
+        console.print(Text(f"★ pronoun head: resolves pronouns on the agreement probe set (accuracy shown; "
+                           f"{len(marks)} heads, from `attnviz inspect`)", style="dim"))
     winners = Counter(row.targets[0][0] for row in per_head if row.targets)
     if winners:
         summary = ", ".join(f"{labels[j]!r} ({result.unit_name} {j}) in {n}" for j, n in winners.most_common(3))

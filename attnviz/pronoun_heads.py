@@ -1,0 +1,137 @@
+"""Which heads resolve pronouns: found with a probe set, remembered per model in the user's cache.
+
+A head "resolves" pronouns when, on the probe set (by default `agreement`: pronouns decided by
+number or gender alone), it picks the right antecedent significantly more often than both
+position baselines, always-nearest and always-farthest (exact one-sided McNemar tests,
+Bonferroni-corrected over the heads; see analysis.probe.ProbeResult.head_tests).
+
+Results are cached in `$ATTNVIZ_CACHE_DIR`, else `$XDG_CACHE_HOME/attnviz`, else `~/.cache/attnviz`,
+under a key made of the model's content (config, tokenizer and every weight tensor) and the probe
+set's bytes, so a changed checkpoint or a changed set never meets stale results. A cache file that
+cannot be read is ignored with a note.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .analysis.probe import ProbeResult, read_items, resolve_probe_file, run_probe
+from .checkpoints import LoadedModel
+from .errors import AttnvizError
+from .io import atomic_write
+
+DEFAULT_SET = "agreement"
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PronounHeads:
+    """Every head's score on a probe set, and which of them resolve pronouns."""
+
+    probe_set: str
+    n_items: int
+    baselines: dict            # "nearest", "farthest", "chance": accuracies
+    heads: list[dict]          # per head: layer, head, accuracy, by_cue, p_nearest, p_farthest, resolves
+    notes: list[str] = field(default_factory=list, compare=False)
+
+    def resolving(self) -> list[dict]:
+        """The heads that resolve pronouns, best first."""
+        return sorted((h for h in self.heads if h["resolves"]), key=lambda h: (-h["accuracy"], h["layer"], h["head"]))
+
+    def lookup(self, layer: int, head: int) -> dict | None:
+        for entry in self.heads:
+            if entry["layer"] == layer and entry["head"] == head:
+                return entry
+        return None
+
+    def to_dict(self) -> dict:
+        return {"probe_set": self.probe_set, "n_items": self.n_items, "baselines": self.baselines,
+                "heads": self.heads}
+
+    @classmethod
+    def from_probe(cls, probe: ProbeResult, probe_set: str) -> "PronounHeads":
+        baselines = {name: float(probe.baseline_right(name).mean()) for name in ("nearest", "farthest")}
+        return cls(probe_set, probe.n_items, {**baselines, "chance": probe.chance()}, probe.head_tests())
+
+
+def cache_dir() -> Path:
+    if os.environ.get("ATTNVIZ_CACHE_DIR"):
+        return Path(os.environ["ATTNVIZ_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "attnviz"
+
+
+def fingerprint(model: LoadedModel) -> str:
+    """sha256 over what decides the attention: the config, the tokenizer and every weight tensor
+    (name, shape, dtype and bytes). About 50 ms for MiniLM's 90 MB."""
+    import torch
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
+    digest.update(model.tokenizer.to_str().encode())
+    for name, tensor in model.encoder.state_dict().items():
+        tensor = tensor.detach().contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(memoryview(tensor.view(torch.uint8).reshape(-1).numpy()))
+    return digest.hexdigest()
+
+
+def _cache_path(model: LoadedModel, probe_file: Path) -> Path:
+    key = hashlib.sha256(f"{fingerprint(model)}:{hashlib.sha256(probe_file.read_bytes()).hexdigest()}".encode())
+    return cache_dir() / "pronoun-heads" / f"{key.hexdigest()[:32]}.json"
+
+
+def cached(model: LoadedModel, probe_set: str = DEFAULT_SET) -> PronounHeads | None:
+    """The cached pronoun heads of `model` on `probe_set`, or None (unknown). A corrupt entry is
+    ignored: the result then carries a note saying so."""
+    probe_file, name = resolve_probe_file(probe_set)
+    path = _cache_path(model, probe_file)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("version") != CACHE_VERSION:
+            return None
+        return PronounHeads(data["probe_set"], int(data["n_items"]), dict(data["baselines"]),
+                            [dict(h) for h in data["heads"]])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        note = f"ignored a corrupt pronoun-heads cache file {path} ({type(exc).__name__}); recomputing is safe"
+        return PronounHeads(name, 0, {}, [], notes=[note])
+
+
+def store(model: LoadedModel, heads: PronounHeads, probe_set: str = DEFAULT_SET) -> Path | None:
+    """Remember `heads` for `model`; a cache that cannot be written is not an error (None)."""
+    probe_file, _ = resolve_probe_file(probe_set)
+    path = _cache_path(model, probe_file)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps({"version": CACHE_VERSION, **heads.to_dict()}), overwrite=True)
+    except (OSError, AttnvizError):
+        return None
+    return path
+
+
+def find(model: LoadedModel, probe_set: str = DEFAULT_SET, *, use_cache: bool = True,
+         progress=None) -> tuple[PronounHeads, ProbeResult | None]:
+    """The pronoun heads of `model`: from the cache, or by running the probe set (then cached).
+    Returns the heads and the probe result (None when they came from the cache)."""
+    from .pipeline import run_attention_batch
+
+    if use_cache:
+        known = cached(model, probe_set)
+        if known is not None and known.heads:
+            return known, None
+    probe_file, name = resolve_probe_file(probe_set)
+    items, skipped = read_items(probe_file)
+    result = run_probe(items, lambda texts: run_attention_batch(model, texts, truncate=True), skipped,
+                       progress=progress)
+    result.source = name
+    if not result.n_items:
+        raise AttnvizError(f"no item of the probe set {name!r} could be scored with this model")
+    heads = PronounHeads.from_probe(result, name)
+    store(model, heads, probe_set)
+    return heads, result
