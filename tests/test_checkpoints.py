@@ -377,3 +377,20 @@ def test_help_and_checkpoint_modules_do_not_import_torch():
                          env={**os.environ, "COLUMNS": "100"})
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
     assert "attnviz init" in out.stdout
+
+
+def test_loading_a_checkpoint_runs_no_initialiser(saved, monkeypatch):
+    """build_encoder makes every torch.nn.init function a no-op on the meta device: nothing is
+    initialised only to be overwritten (and meta-device init pulls in 1.3 s of torch machinery)."""
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an initialiser ran while loading a checkpoint")
+
+    for name in ("normal_", "uniform_", "fill_", "zero_"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    loaded = load_model(str(saved))
+    assert all(not p.is_meta for p in loaded.encoder.parameters())
+    # After loading, the initialisers are whole again.
+    monkeypatch.undo()
+    assert torch.nn.init.normal_(torch.zeros(3)).abs().sum() > 0

@@ -21,7 +21,7 @@ from ..result import ModelInfo
 from ..config import EncoderConfig
 from ..errors import AttnvizError
 from ..tokenize import TextTokenizer
-from .loaded import LoadedModel, build_encoder  # noqa: F401  (public names of the package)
+from .loaded import LoadedModel, build_encoder, no_init  # noqa: F401  (public names of the package)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -38,7 +38,9 @@ def random_model(config: EncoderConfig | None = None, seed: int = 0,
     config = config or EncoderConfig()
     if config.vocab_size != tokenizer.vocab_size:
         config = EncoderConfig.from_dict({**config.to_dict(), "vocab_size": tokenizer.vocab_size})
-    encoder = init_random(Encoder(config), seed)
+    with no_init():  # init_random sets every parameter; torch's own initialisers would be wasted
+        encoder = Encoder(config)
+    encoder = init_random(encoder, seed)
     info = ModelInfo(source="random", config=config, seed=seed, learned=False,
                      tokenizer=tokenizer.source, kind="random")
     return LoadedModel(encoder, tokenizer, info)
