@@ -70,6 +70,33 @@ class TextTokenizer:
     def to_str(self) -> str:
         return self._tok.to_str(pretty=True)
 
+    def repeated_random_words(self, n: int, seed: int) -> str:
+        """A text of n random words of the vocabulary, then the same n words again, each word one
+        token wherever it stands (for induction and duplicate-token tests). Deterministic in `seed`."""
+        import numpy as np
+
+        rng = np.random.default_rng([seed, n])
+        vocab = sorted(self._tok.get_vocab().items(), key=lambda item: item[1])   # (piece, id) by id
+        special = {i for i, added in self._tok.get_added_tokens_decoder().items() if added.special}
+        pool = [i for _, i in vocab if i not in special]
+        for _ in range(50):
+            words: list[str] = []
+            for i in rng.permutation(pool):
+                word = self._tok.decode([int(i)]).strip()
+                # Plain lower-case words, one token alone and after a space, not yet chosen.
+                if (len(word) >= 3 and word.isascii() and word.isalpha() and word.islower() and word not in words
+                        and len(self._tok.encode(word, add_special_tokens=False).ids) == 1
+                        and len(self._tok.encode(" " + word, add_special_tokens=False).ids) == 1):
+                    words.append(word)
+                    if len(words) == n:
+                        break
+            text = " ".join(words + words)
+            ids = self._tok.encode(text, add_special_tokens=False).ids
+            if len(words) == n and len(ids) == 2 * n and ids[:n] == ids[n:]:
+                return text
+        raise AttnvizError(f"{self.source}: cannot find {n} words that stay one token each; "
+                           "this tokenizer has too few whole-word pieces")
+
     def encode(self, text: str, max_len: int | None = None, truncate: bool = False) -> Encoding:
         """Tokenize `text`; with `max_len`, refuse longer inputs unless `truncate` is set."""
         if not text or not text.strip():

@@ -115,8 +115,10 @@ def inspect(
                               loaded.config.num_layers)
     report, truncated = run_probe(loaded, texts, "profiling heads")
 
-    base = delta = None
+    base = delta = base_sequences = None
     base_info = None
+    # Decoders: induction, duplicate-token and previous-token heads on repeated random tokens.
+    sequences = sequence_probe(loaded) if loaded.config.causal else None
     if baseline:
         from ..checkpoints import random_model
 
@@ -124,6 +126,7 @@ def inspect(
         base_model = random_model(loaded.config, bseed, loaded.tokenizer)
         base_info = base_model.info
         base, _ = run_probe(base_model, texts, "profiling the random baseline")
+        base_sequences = sequence_probe(base_model) if loaded.config.causal else None
         delta = deltas(report, base)
     profiles = sort_profiles(report.profiles, sort, reverse, delta)
     pronoun_heads = None
@@ -139,6 +142,8 @@ def inspect(
             "probe": {"source": probe, "texts": texts, "truncated": truncated},
             "sort": {"column": sort, "reverse": reverse},
             "heads": {**report.to_dict(), "profiles": [_with_pronoun(p.to_dict(), pronoun_heads) for p in profiles]},
+            "sequences": None if sequences is None else {
+                **sequences.to_dict(), "baseline": None if base_sequences is None else base_sequences.to_dict()},
             "pronoun": None if pronoun_heads is None else {
                 **pronoun_heads.to_dict(), "resolving": [(h["layer"], h["head"]) for h in pronoun_heads.resolving()]},
             "baseline": None if base is None else {
@@ -159,10 +164,28 @@ def inspect(
         if truncated:
             console.print(f"[yellow]{truncated} probe sentence(s) were cut to the model's {loaded.config.max_len} tokens.[/]")
         render_heads(console, report, profiles, sort, probe, base, delta)
+        if sequences is not None:
+            from ..render.inspect_view import render_sequence_roles
+
+            render_sequence_roles(console, sequences, base_sequences)
         if pronoun_heads is not None:
             from ..render.inspect_view import render_pronoun_heads
 
             render_pronoun_heads(console, pronoun_heads, len(report.profiles))
+
+
+# Repeated random tokens: SEQUENCES texts of SEQUENCE_LENGTH words, each repeated once.
+SEQUENCES, SEQUENCE_LENGTH = 8, 20
+
+
+def sequence_probe(loaded):
+    """Induction, duplicate-token and previous-token scores of every head (analysis.sequence_roles)."""
+    from ..analysis.sequence_roles import sequence_scores
+    from ..pipeline import run_attention
+
+    n = min(SEQUENCE_LENGTH, max(2, (loaded.config.max_len - 4) // 2))
+    texts = [loaded.tokenizer.repeated_random_words(n, seed) for seed in range(SEQUENCES)]
+    return sequence_scores([run_attention(loaded, text) for text in texts], n)
 
 
 def _with_pronoun(profile: dict, pronoun_heads) -> dict:

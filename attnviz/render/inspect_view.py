@@ -198,3 +198,32 @@ def render_pronoun_heads(console: Console, heads, n_heads: int) -> None:
                       *(f"{100 * h['by_cue'][c]:.1f}%" for c in cues), f"{h['p_nearest']:.2g}", f"{h['p_farthest']:.2g}")
     console.print(table)
     console.print(Text(f"{len(found)} of {n_heads} heads resolve pronouns", style="dim"))
+
+
+def render_sequence_roles(console: Console, scores, baseline=None) -> None:
+    """Heads on repeated random tokens (an analysis.sequence_roles.SequenceScores): the heads that
+    pass a role with their three scores, uniform attention's, and the random baseline's best."""
+    from ..analysis.sequence_roles import SCORES, SEQUENCE_EXCESS
+
+    console.print()
+    console.print(Text(f"heads on repeated random tokens ({scores.sequences} sequences, each repeated once; "
+                       f"{scores.queries} second-copy queries): induction = weight on the token after the "
+                       "earlier occurrence, duplicate = on the earlier occurrence, prev = on the previous token",
+                       style="bold"))
+    roles = scores.roles()
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
+    for name in ("layer", "head", *SCORES, "role"):
+        table.add_column(name, justify="left" if name == "role" else "right", no_wrap=True)
+    for (layer, head), names in sorted(roles.items(), key=lambda kv: -max(
+            scores.excess[s][scores.layers.index(kv[0][0]), scores.heads.index(kv[0][1])] for s in SCORES)):
+        li, hi = scores.layers.index(layer), scores.heads.index(head)
+        table.add_row(str(layer), str(head), *(f"{scores.scores[s][li, hi]:.2f}" for s in SCORES), ", ".join(names))
+    table.add_row("", "uniform", *(f"{scores.uniform[s]:.2f}" for s in SCORES), "")
+    if baseline is not None:
+        table.add_row("", "random best", *(f"{baseline.scores[s].max():.2f}" for s in SCORES),
+                      f"{len(baseline.roles())} heads pass")
+    console.print(table)
+    counts = {s: len(scores.heads_with(s)) for s in SCORES}
+    console.print(Text(f"a head passes when its excess over uniform is at least {SEQUENCE_EXCESS}: "
+                       f"{counts['induction']} induction, {counts['duplicate']} duplicate-token, "
+                       f"{counts['prev']} previous-token heads of {scores.scores['prev'].size}", style="dim"))
