@@ -387,3 +387,23 @@ def test_view_buttons_switch_between_the_embedded_views(driver, pages):
     assert abs(top - weights_of(data, "norm", "tokens")[1, 0].max()) < 1e-12
     assert js(driver, "return document.getElementById('attnviz').dataset.view") == "norm"
     assert severe(driver) == []
+
+
+def test_focus_panel_marks_known_pronoun_heads(driver, pages, tmp_path):
+    folder, result = pages[0], pages[1]
+    known = {"probe_set": "agreement", "heads": [{"layer": 1, "head": 2, "accuracy": 0.941}]}
+    path = tmp_path / "pronoun.html"
+    path.write_text(render_html(result, pronoun_heads=known), encoding="utf-8")
+    assert page_json(path.read_text(encoding="utf-8"))["pronoun_heads"] == known
+    open_page(driver, path)
+    driver.find_element("id", "tab-focus").click()
+    marks = js(driver, "return [...document.querySelectorAll('#focus-table tbody tr')].map("
+                       "r => [r.cells[0].textContent, r.cells[1].textContent, r.querySelector('td.pronoun').textContent])")
+    assert [m for m in marks if m[2]] == [["1", "2", "★ 94%"]]
+    assert len(marks) == 2 * 4
+    assert "agreement probe set" in driver.find_element("id", "pronoun-note").text
+    # Without known heads there is no such column.
+    open_page(driver, folder / "main.html")
+    driver.find_element("id", "tab-focus").click()
+    assert driver.find_elements("css selector", "#focus-table td.pronoun") == []
+    assert severe(driver) == []

@@ -108,7 +108,7 @@ def show(
         # Like --png, the page replaces the terminal tables.
         typer.echo(_write_html(html, loaded, token_result, layers if layer is not None else None,
                                heads if head is not None else None, truncate, focus, candidates, words,
-                               overwrite), err=True)
+                               overwrite, _known_pronoun_heads(loaded, resolve)), err=True)
         if png is None and fmt is Format.table and output is None:
             return
 
@@ -171,7 +171,7 @@ def _write_image(path: Path, result, focus: int | None, options, overwrite: bool
 
 
 def _write_html(path: Path, loaded, result, layers: list[int] | None, heads: list[int] | None, truncate: bool,
-                focus: str | None, candidates: str | None, words: bool, overwrite: bool) -> str:
+                focus: str | None, candidates: str | None, words: bool, overwrite: bool, pronouns=None) -> str:
     """The interactive page of `result` (token level) into `path`; another --view comes with the
     attention it derives from, so the page can switch between them. Returns a line for the terminal."""
     from ..analysis.candidates import parse_candidates
@@ -184,7 +184,11 @@ def _write_html(path: Path, loaded, result, layers: list[int] | None, heads: lis
         results["attention"] = run_attention(loaded, result.text, layers=layers, heads=heads, truncate=truncate)
     # Rollout already mixed the chosen heads into one map per layer (head -1).
     results[result.view] = result.select(layers, None if result.view == "rollout" else heads)
-    page = render_html(results, focus=focus, candidates=parse_candidates(candidates) if candidates else None, level="words" if words else None)
+    known = None if pronouns is None else {
+        "probe_set": pronouns.probe_set,
+        "heads": [{"layer": h["layer"], "head": h["head"], "accuracy": h["accuracy"]} for h in pronouns.resolving()]}
+    page = render_html(results, focus=focus, candidates=parse_candidates(candidates) if candidates else None,
+                       level="words" if words else None, pronoun_heads=known)
     atomic_write(path, page, overwrite)
     bits = 16 if '"bits":16' in page else 8
     return f"wrote {path} (interactive HTML, {len(page.encode('utf-8')) // 1024} KB, weights at {bits} bits)"
@@ -195,14 +199,11 @@ def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
     (from the cache that `inspect`/`probe coref` fill, or computed now with --resolve). When they
     are not known, the result gets a note saying how to find them."""
     from ..analysis.focus import ENGLISH_PRONOUNS
-    from ..pronoun_heads import DEFAULT_SET, cached, find
 
     if focus_at.label.casefold() not in ENGLISH_PRONOUNS:  # the probe set is English
         return {}
-    heads = find(loaded, DEFAULT_SET)[0] if resolve else cached(loaded, DEFAULT_SET)
-    if heads is not None:
-        result.notes.extend(heads.notes)
-    if heads is None or not heads.heads:
+    heads = _known_pronoun_heads(loaded, resolve, result.notes)
+    if heads is None:
         result.notes.append(f"Pronoun heads of this model are not known yet: `attnviz inspect {spec}` (or "
                             "`show --resolve`) finds them once and remembers them.")
         return {}
@@ -210,3 +211,14 @@ def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
     if not found:
         result.notes.append(f"No head of this model resolves pronouns on the {heads.probe_set} probe set.")
     return {(h["layer"], h["head"]): f"★ {100 * h['accuracy']:.0f}%" for h in found}
+
+
+def _known_pronoun_heads(loaded, resolve: bool, notes: list[str] | None = None):
+    """The model's pronoun heads on the agreement set: cached, or found now with --resolve; None
+    when unknown (a corrupt cache entry adds its note to `notes`)."""
+    from ..pronoun_heads import DEFAULT_SET, cached, find
+
+    heads = find(loaded, DEFAULT_SET)[0] if resolve else cached(loaded, DEFAULT_SET)
+    if heads is not None and notes is not None:
+        notes.extend(heads.notes)
+    return heads if heads is not None and heads.heads else None

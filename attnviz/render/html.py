@@ -141,7 +141,7 @@ def _focus_at(token_focus: int | None, groups: list[list[int]]) -> int | None:
 
 def page_data(results: dict[str, AttentionResult], *, focus: str | None = None,
               candidates: list[str] | None = None, level: str | None = None, bits: int | None = None,
-              exclude_sinks: bool | None = None) -> dict:
+              exclude_sinks: bool | None = None, pronoun_heads: dict | None = None) -> dict:
     """The JSON the page's script reads. `results`: view name -> result of one text (same tokens),
     "attention" first. See `render_html`."""
     from ..analysis.focus import find_pronoun, resolve_focus
@@ -201,8 +201,8 @@ def page_data(results: dict[str, AttentionResult], *, focus: str | None = None,
                     "sinks_excluded": bool(first.excluded) if exclude_sinks is None else exclude_sinks},
         "head_view": {"min_line": MIN_LINE, "top_k": TOP_K if T > TOP_K_FROM else None,
                       "top_k_from": TOP_K_FROM, "colours": list(HEAD_COLOURS)},
-        # Heads known to send pronouns to their antecedent, once attnviz learns them (a slot for now).
-        "pronoun_heads": None,
+        # Heads known to resolve pronouns ({"probe_set", "heads": [{layer, head, accuracy}]}), or None.
+        "pronoun_heads": pronoun_heads,
         "notes": notes,
     }
 
@@ -248,19 +248,20 @@ def hangul_font_css(text: str) -> str:
 
 def render_html(results: AttentionResult | dict[str, AttentionResult], *, focus: str | None = None,
                 candidates: list[str] | None = None, level: str | None = None, bits: int | None = None,
-                exclude_sinks: bool | None = None) -> str:
+                exclude_sinks: bool | None = None, pronoun_heads: dict | None = None) -> str:
     """The whole page as a string (same input, same bytes).
 
     results: one result, or view name -> result for several views of the same text ("attention",
     "rollout", "norm"), at token level (the page computes the word level too). focus: a word or
     token index (default: the first pronoun); candidates: words the focus may refer to; level:
     "tokens" or "words" shown first; bits: 8 or 16 (default by size); exclude_sinks: start with
-    sink tokens out of the colour scale (default: when the result excludes them).
+    sink tokens out of the colour scale (default: when the result excludes them); pronoun_heads:
+    the heads known to resolve pronouns, marked in the focus panel.
     """
     if isinstance(results, AttentionResult):
         results = {results.view: results}
     data = page_data(results, focus=focus, candidates=candidates, level=level, bits=bits,
-                     exclude_sinks=exclude_sinks)
+                     exclude_sinks=exclude_sinks, pronoun_heads=pronoun_heads)
     script = _asset("view.js")
     if "</script" in script.lower():
         raise AssertionError("view.js must not contain '</script'")

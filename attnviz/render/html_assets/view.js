@@ -453,6 +453,10 @@
     const useCands = cands && cands.focus === f;
     const head = ["layer", "head", "1st", "2nd", "3rd"];
     if (useCands) for (const l of cands.labels) head.push("→ " + iso(l));
+    // Heads known to resolve pronouns (attnviz inspect / probe coref), marked with their accuracy.
+    const PH = DATA.pronoun_heads && DATA.pronoun_heads.heads.length ? DATA.pronoun_heads : null;
+    const pronounOf = {};
+    if (PH) { for (const p of PH.heads) pronounOf[p.layer + "/" + p.head] = p.accuracy; head.push("pronoun"); }
     const table = el("table", { class: "focus", id: "focus-table" });
     table.appendChild(el("thead", {}, [el("tr", {}, head.map((h) => el("th", { scope: "col", dir: "auto", text: h })))]));
     const body = el("tbody");
@@ -473,6 +477,10 @@
         const won = cands.winners[li][hi];
         cands.weights[li][hi].forEach((v, k) => tr.appendChild(el("td", { class: "num" + (won === k ? " win" : ""), text: v.toFixed(4) + (won === k ? " ★" : "") })));
       }
+      if (PH) {
+        const acc = pronounOf[l + "/" + h];
+        tr.appendChild(el("td", { class: "num pronoun", text: acc === undefined ? "" : "★ " + Math.round(100 * acc) + "%" }));
+      }
       body.appendChild(tr);
     }));
     table.appendChild(body);
@@ -483,6 +491,8 @@
       const wins = cands.labels.map((l, k) => iso(l) + " " + cands.wins[k]).join(" · ");
       panel.appendChild(el("p", { class: "meta", id: "wins", text: "Candidates (weight from the focus word to each; ★ the winner): heads won: " + wins + (cands.ties ? " · ties " + cands.ties : "") }));
     }
+    if (PH) panel.appendChild(el("p", { class: "meta", id: "pronoun-note", text: "pronoun: heads that resolve pronouns on the "
+      + PH.probe_set + " probe set (their accuracy), found by attnviz inspect." }));
     panel.appendChild(table);
   }
 
