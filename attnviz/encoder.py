@@ -1,11 +1,16 @@
-"""A configurable Transformer encoder that returns the attention probabilities it used.
+"""A configurable Transformer (encoder, or decoder with `causal`) that returns the attention
+probabilities it used.
 
-Shapes: B batch, T tokens, D d_model, H heads, Dh = D / H, K kept layers.
+Shapes: B batch, T tokens, D d_model, H query heads, G key/value heads (H for plain multi-head
+attention, fewer with grouped-query attention), Dh head width, K kept layers.
 
 The block is the textbook one (Vaswani et al. 2017; BERT): per layer, multi-head self-attention
 softmax(Q K^T / sqrt(Dh) + mask) V, output projection, residual + LayerNorm, position-wise
-feed-forward, residual + LayerNorm ("post"), or the same with LayerNorm moved in front of each
-sub-block and one final LayerNorm ("pre").
+feed-forward, residual + LayerNorm ("post"), or the same with the norm moved in front of each
+sub-block and one final norm ("pre"). Decoders (GPT-2, the LLaMA family) are the same block with a
+look-ahead mask, and the config's options: RMSNorm, rotary positions (RoPE) on queries and keys,
+fewer key/value heads shared by groups of query heads, a gated feed-forward (SwiGLU), and biases
+per projection.
 """
 
 from __future__ import annotations
@@ -39,6 +44,33 @@ def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
     return table.float()
 
 
+def make_norm(config: EncoderConfig, width: int) -> nn.Module:
+    """LayerNorm, or RMSNorm (LLaMA: weight * x / sqrt(mean(x^2) + eps), no bias, no centring)."""
+    if config.norm == "rms":
+        return nn.RMSNorm(width, eps=config.layer_norm_eps)
+    return nn.LayerNorm(width, eps=config.layer_norm_eps)
+
+
+def rope_tables(config: EncoderConfig, T: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin [T, R] for rotary positions 0..T-1 over the first R = rotary_dim dims of a head,
+    in the half-split layout of LLaMA checkpoints (frequency i drives dims i and i + R/2)."""
+    R = config.rotary_dim or config.d_head
+    inv_freq = 1.0 / (config.rope_base ** (torch.arange(0, R, 2, dtype=torch.int64, device=device).float() / R))
+    freqs = torch.arange(T, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]   # [T, R/2]
+    emb = torch.cat((freqs, freqs), dim=-1)                                                 # [T, R]
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x [B, heads, T, Dh]: rotate its first R dims (R = cos.shape[-1]) pairwise (i, i + R/2)."""
+    R = cos.shape[-1]
+    rot, rest = x[..., :R], x[..., R:]
+    half = R // 2
+    rotated = torch.cat((-rot[..., half:], rot[..., :half]), dim=-1)                       # rotate_half
+    out = rot * cos + rotated * sin
+    return torch.cat((out, rest), dim=-1) if rest.shape[-1] else out
+
+
 class Embeddings(nn.Module):
     """Token (+ position) (+ token type) embeddings, optional LayerNorm, optional projection."""
 
@@ -54,7 +86,7 @@ class Embeddings(nn.Module):
             # Not a parameter and not saved: it is a function of the config.
             self.register_buffer("sinusoid", sinusoidal_table(config.max_len, width), persistent=False)
         self.token_type = nn.Embedding(config.type_vocab_size, width) if config.type_vocab_size else None
-        self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps) if config.embedding_layernorm else None
+        self.norm = make_norm(config, width) if config.embedding_layernorm else None
         self.project = nn.Linear(width, config.d_model) if width != config.d_model else None
         self.dropout = nn.Dropout(config.dropout)
 
@@ -81,24 +113,38 @@ class Embeddings(nn.Module):
 class MultiHeadAttention(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
-        D = config.d_model
-        self.num_heads, self.d_head = config.num_heads, config.d_head
-        self.query, self.key, self.value, self.out = (nn.Linear(D, D) for _ in range(4))
+        D, H, G, Dh = config.d_model, config.num_heads, config.kv_heads, config.d_head
+        self.num_heads, self.kv_heads, self.d_head = H, G, Dh
+        self.rope = config.positional == "rope"
+        self.query = nn.Linear(D, H * Dh, bias=config.attention_bias)
+        self.key = nn.Linear(D, G * Dh, bias=config.attention_bias)
+        self.value = nn.Linear(D, G * Dh, bias=config.attention_bias)
+        self.out = nn.Linear(H * Dh, D, bias=config.output_bias)
         self.dropout_p = config.dropout
 
-    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+    def split_heads(self, x: torch.Tensor, heads: int) -> torch.Tensor:
         B, T, _ = x.shape
-        return x.view(B, T, self.num_heads, self.d_head).transpose(1, 2)           # [B, H, T, Dh]
+        return x.view(B, T, heads, self.d_head).transpose(1, 2)                    # [B, heads, T, Dh]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool,
-                weights_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x [B, T, D]; mask additive [B, 1, 1, T] (0 keep, -inf-ish drop) or None.
+                weights_out: torch.Tensor | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x [B, T, D]; mask additive, broadcastable to [B, 1, T, T] (0 keep, most negative float
+        drop: padding and, in a decoder, future keys) or None; rope: cos, sin [T, R] or None.
 
         Returns the output [B, T, D] and, if asked, the probabilities [B, H, T, T] (written into
         `weights_out`, a contiguous [B, H, T, T] tensor, when one is given).
         """
         B, T, D = x.shape
-        q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
+        q = self.split_heads(self.query(x), self.num_heads)                        # [B, H, T, Dh]
+        k = self.split_heads(self.key(x), self.kv_heads)                           # [B, G, T, Dh]
+        v = self.split_heads(self.value(x), self.kv_heads)                         # [B, G, T, Dh]
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if self.kv_heads != self.num_heads:
+            # Grouped-query attention: query head h reads key/value head h // (H / G).
+            group = self.num_heads // self.kv_heads
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # [B, H, T, Dh]
         dropout = self.dropout_p if self.training else 0.0
         if need_weights:
             # Scale q [B, H, T, Dh] rather than the scores [B, H, T, T]: same logits, T/Dh times
@@ -114,18 +160,24 @@ class MultiHeadAttention(nn.Module):
             # Nobody looks at this layer's weights: let the fused kernel skip materialising them.
             probs = None
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-        context = context.transpose(1, 2).reshape(B, T, D)
+        context = context.transpose(1, 2).reshape(B, T, self.num_heads * self.d_head)
         return self.out(context), probs
 
 
 class FeedForward(nn.Module):
+    """down(act(up x)), or gated (SwiGLU in LLaMA): down(act(gate x) * up x)."""
+
     def __init__(self, config: EncoderConfig):
         super().__init__()
-        self.up = nn.Linear(config.d_model, config.d_ff)
-        self.down = nn.Linear(config.d_ff, config.d_model)
+        bias = config.ffn_bias
+        self.gate = nn.Linear(config.d_model, config.d_ff, bias=bias) if config.ffn == "gated" else None
+        self.up = nn.Linear(config.d_model, config.d_ff, bias=bias)
+        self.down = nn.Linear(config.d_ff, config.d_model, bias=bias)
         self.act = _ACTIVATIONS[config.activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gate is not None:
+            return self.down(self.act(self.gate(x)) * self.up(x))
         return self.down(self.act(self.up(x)))
 
 
@@ -134,19 +186,20 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.pre_norm = config.norm_placement == "pre"
         self.attention = MultiHeadAttention(config)
-        self.attention_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.attention_norm = make_norm(config, config.d_model)
         self.ffn = FeedForward(config)
-        self.ffn_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.ffn_norm = make_norm(config, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool,
-                weights_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                weights_out: torch.Tensor | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.pre_norm:
-            attended, probs = self.attention(self.attention_norm(x), mask, need_weights, weights_out)
+            attended, probs = self.attention(self.attention_norm(x), mask, need_weights, weights_out, rope)
             x = x + self.dropout(attended)
             x = x + self.dropout(self.ffn(self.ffn_norm(x)))
         else:
-            attended, probs = self.attention(x, mask, need_weights, weights_out)
+            attended, probs = self.attention(x, mask, need_weights, weights_out, rope)
             x = self.attention_norm(x + self.dropout(attended))
             x = self.ffn_norm(x + self.dropout(self.ffn(x)))
         return x, probs
@@ -166,8 +219,7 @@ class Encoder(nn.Module):
         self.config = config
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_layers))
-        self.final_norm = (nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-                           if config.norm_placement == "pre" else None)
+        self.final_norm = make_norm(config, config.d_model) if config.has_final_norm else None
         self.eval()  # dropout is for training; attnviz only ever looks
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -183,17 +235,19 @@ class Encoder(nn.Module):
         kept = list(range(n)) if keep_layers is None else sorted(set(keep_layers))
         if any(not 0 <= i < n for i in kept):
             raise IndexError(f"keep_layers {kept} out of range for {n} layers")
-        mask = None
-        if attention_mask is not None:
-            # Additive mask [B, 1, 1, T]: padded keys get the most negative float, so exp() is 0.
-            mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        B, T = input_ids.shape
         x = self.embeddings(input_ids, token_type_ids)
+        mask = self.additive_mask(attention_mask, T, x.dtype, x.device)
+        rope = rope_tables(self.config, T, x.device) if self.config.positional == "rope" else None
+        if rope is not None:
+            rope = (rope[0].to(x.dtype), rope[1].to(x.dtype))
         # One buffer for all kept layers, [K, B, H, T, T]: each layer's softmax writes straight into
         # its slot, so keeping K layers holds K maps and no more (stacking a list at the end would
         # briefly hold two copies). Returned as [B, K, H, T, T] (a strided view when B > 1).
         # With autograd on (softmax(out=) has no gradient) the maps are collected and stacked.
-        B, T = input_ids.shape
-        buffer = None if torch.is_grad_enabled() else x.new_empty((len(kept), B, self.config.num_heads, T, T))
+        # Half-precision models collect their maps too, converted to float32 at the end.
+        buffer = (None if torch.is_grad_enabled() or x.dtype != torch.float32
+                  else x.new_empty((len(kept), B, self.config.num_heads, T, T)))
         collected, values = [], []
         last = kept[-1] if kept else -1
         for i, layer in enumerate(self.layers):
@@ -204,19 +258,35 @@ class Encoder(nn.Module):
                 seen = layer.attention_norm(x) if layer.pre_norm else x
                 values.append(layer.attention.value(seen))                          # [B, T, D]
             slot = buffer[kept.index(i)] if buffer is not None and i in kept else None  # [B, H, T, T]
-            x, probs = layer(x, mask, need_weights=i in kept, weights_out=slot)
+            x, probs = layer(x, mask, need_weights=i in kept, weights_out=slot, rope=rope)
             if buffer is None and probs is not None:
                 collected.append(probs)
         if self.final_norm is not None:
             x = self.final_norm(x)
         return EncoderOutput(_attentions(buffer, collected, B, T), kept, x, _values(values, keep_values))
 
+    def additive_mask(self, attention_mask: torch.Tensor | None, T: int, dtype, device) -> torch.Tensor | None:
+        """Added to the scores: 0 where a query may look, the most negative float where it may not
+        (padded keys [B, 1, 1, T]; in a decoder also future keys, [1, 1, T, T] combined), so exp()
+        gives exactly 0 there and the probabilities returned are 0 in masked cells."""
+        lowest = torch.finfo(dtype).min
+        mask = None
+        if attention_mask is not None:
+            mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * lowest                 # [B, 1, 1, T]
+        if self.config.causal:
+            future = torch.ones(T, T, dtype=torch.bool, device=device).triu(1)
+            causal = torch.zeros(T, T, dtype=dtype, device=device).masked_fill(future, lowest)[None, None]
+            # A padded key in the past and the future mask both at the lowest float would overflow
+            # to -inf when added; clamp keeps it finite (its exp is 0 either way).
+            mask = causal if mask is None else (mask + causal).clamp(min=lowest)               # [B, 1, T, T]
+        return mask
+
 
 def _attentions(buffer: torch.Tensor | None, collected: list[torch.Tensor], B: int, T: int) -> torch.Tensor:
     if buffer is not None and len(buffer):
         return buffer.transpose(0, 1)                                               # [B, K, H, T, T]
     if collected:
-        return torch.stack(collected, dim=1)                                        # [B, K, H, T, T]
+        return torch.stack(collected, dim=1).float()                                # [B, K, H, T, T]
     return torch.zeros(B, 0, 0, T, T)
 
 
@@ -243,13 +313,14 @@ def init_random(model: Encoder, seed: int) -> Encoder:
     Scheme (inputs to every sub-block are LayerNormed, so unit variance per feature):
       embeddings ~ N(0, 1); query/key weights ~ N(0, RANDOM_LOGIT_STD / D) so the logits have std
       RANDOM_LOGIT_STD (var of q.k/sqrt(Dh) is (D * sigma^2)^2); value, output and feed-forward
-      weights ~ N(0, 1 / fan_in) to keep activations at unit scale; biases 0; LayerNorm 1 and 0.
+      weights ~ N(0, 1 / fan_in) to keep activations at unit scale (the gate of a gated feed-forward
+      too); biases 0; LayerNorm and RMSNorm weights 1, biases 0.
     """
     D = model.config.d_model
     with torch.no_grad():
         for name, param in model.named_parameters():
             owner, leaf = model.get_submodule(name.rsplit(".", 1)[0]), name.rsplit(".", 1)[-1]
-            if isinstance(owner, nn.LayerNorm):
+            if isinstance(owner, (nn.LayerNorm, nn.RMSNorm)):
                 param.fill_(1.0 if leaf == "weight" else 0.0)
                 continue
             if leaf == "bias":
