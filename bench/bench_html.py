@@ -3,14 +3,18 @@
     python bench/bench_html.py [--model minilm] [--repeats 3]
 
 For a short sentence (15 tokens in MiniLM), a 128-token text (and a 500-token one on a random model that allows it):
-the page's size, the time Python takes to build it, and in headless Chromium (Selenium, system
-chromedriver) the time from navigation to the first drawn view and to switch to each other view.
+the page's size, the time Python takes to build it, and in headless Chromium (Selenium, system chromedriver) the
+time from navigation to the first painted view and from each step (tab, head, word level) to the
+next painted frame, by the page's own clock; then whole `show --html` processes against
+`show --format json`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,34 +35,62 @@ def text_of(model, tokens: int) -> str:
     raise ValueError(tokens)
 
 
+# Runs inside the page: do one step, then report the milliseconds until the frame after it has
+# been painted (requestAnimationFrame, then a task), so WebDriver's own round trip is not counted.
+STEP = """
+const [code, done] = arguments;
+const t0 = performance.now();
+new Function(code)();
+requestAnimationFrame(() => setTimeout(() => done(performance.now() - t0), 0));
+"""
+STEPS = {
+    "matrix tab": "document.getElementById('tab-matrix').click()",
+    "next head (matrix)": "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}))",
+    "model tab": "document.getElementById('tab-model').click()",
+    "focus tab": "document.getElementById('tab-focus').click()",
+    "word level (focus tab)": "document.getElementById('words').click()",
+    "head tab": "document.getElementById('tab-head').click()",
+    "next head (head view)": "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}))",
+}
+
+
 def browser_times(path: Path, repeats: int) -> dict[str, float]:
+    """Medians in ms, measured by the page's own clock (performance.now(), 0 at navigation)."""
     import browser
     from selenium.webdriver.support.ui import WebDriverWait
 
     if not browser.available():
         return {}
     driver = browser.start()
-    ready = "const r = document.getElementById('attnviz'); return r && r.dataset.ready"
+    painted = "return document.getElementById('attnviz').dataset.painted || null"
     out: dict[str, list[float]] = {}
     try:
         for _ in range(repeats):
             driver.get("about:blank")
-            start = time.perf_counter()
             driver.get(path.as_uri())
-            WebDriverWait(driver, 120).until(lambda d: d.execute_script(ready))
-            out.setdefault("open + head view", []).append(time.perf_counter() - start)
-            for tab in ("matrix", "model", "focus"):
-                start = time.perf_counter()
-                driver.find_element("id", "tab-" + tab).click()
-                driver.execute_script("return 1")
-                out.setdefault(tab, []).append(time.perf_counter() - start)
-            start = time.perf_counter()
-            driver.find_element("id", "words").click()
-            driver.execute_script("return 1")
-            out.setdefault("word level (focus tab)", []).append(time.perf_counter() - start)
+            first = WebDriverWait(driver, 120).until(lambda d: d.execute_script(painted))
+            out.setdefault("navigation to first view painted", []).append(float(first))
+            for name, code in STEPS.items():
+                out.setdefault(name, []).append(driver.execute_async_script(STEP, code))
     finally:
         browser.stop(driver)
     return {k: statistics.median(v) for k, v in out.items()}
+
+
+def process_times(model: str, text: str, repeats: int) -> dict[str, float]:
+    """Whole `attnviz show` processes, interleaved so machine noise hits both alike: --html FILE
+    against --format json (target: at most 1.1x)."""
+    folder = Path(tempfile.mkdtemp(prefix="attnviz-bench-html-cli-"))
+    commands = {"--format json": ["--format", "json", "-o", str(folder / "r.json"), "--overwrite"],
+                "--html": ["--html", str(folder / "r.html"), "--overwrite"]}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, extra in commands.items():
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "attnviz", "show", text, "-m", model, *extra],
+                           check=True, stdout=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -89,8 +121,13 @@ def main() -> None:
         data = page_data({"attention": result})
         print(f"{name}: T={len(result.tokens)}, {result.weights.shape[0]}x{result.weights.shape[1]} heads, "
               f"{len(page.encode()) / 1024:.0f} KB at {data['bits']} bits, built in {build * 1000:.0f} ms")
-        for step, seconds in browser_times(path, args.repeats).items():
-            print(f"    chromium {step}: {seconds * 1000:.0f} ms")
+        for step, ms in browser_times(path, args.repeats).items():
+            print(f"    chromium {step}: {ms:.0f} ms")
+    short = cases[0][2]
+    times = process_times(args.model, short, max(args.repeats, 5))
+    print(f"attnviz show S -m {args.model} (whole process, medians, load {os.getloadavg()[0]:.1f}): "
+          f"--format json {times['--format json']:.2f} s, --html {times['--html']:.2f} s, "
+          f"ratio {times['--html'] / times['--format json']:.2f}x (target <= 1.1x)")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,15 @@ def pages(tmp_path_factory, small_model):
     return folder, result, decoder, scripts
 
 
+@pytest.fixture(autouse=True)
+def screenshot(request, tmp_path):
+    """After each test, what the browser showed, kept in the test's temporary folder for debugging."""
+    yield
+    d = request.node.funcargs.get("driver")
+    if d is not None:
+        d.save_screenshot(str(tmp_path / f"{request.node.name}.png"))
+
+
 def _causal(result):
     from dataclasses import replace
 

@@ -170,8 +170,17 @@
     c.V.heads.forEach((h, i) => headSel.appendChild(el("option", { value: i, text: headName(c.V, i), selected: i === state.head })));
     controls.appendChild(el("label", {}, [el("span", { text: "layer" }), layerSel]));
     controls.appendChild(el("label", {}, [el("span", { text: "head" }), headSel]));
-    controls.appendChild(el("span", { class: "status", id: "status", "aria-live": "polite",
-      text: "layer " + c.V.layers[state.layer] + " · " + headName(c.V, state.head) + " · " + c.T + " " + (state.level === "words" ? "words" : "tokens") }));
+    controls.appendChild(el("span", { class: "status", id: "status", "aria-live": "polite", text: statusText(c) }));
+  }
+  function statusText(c) {
+    return "layer " + c.V.layers[state.layer] + " · " + headName(c.V, state.head) + " · " + c.T + " " + (state.level === "words" ? "words" : "tokens");
+  }
+  // Only the current layer and head changed: set them in the existing controls, so nothing moves
+  // on the page and the browser repaints just those controls.
+  function syncControls() {
+    document.getElementById("layer").value = state.layer;
+    document.getElementById("head").value = state.head;
+    document.getElementById("status").textContent = statusText(cur());
   }
   function setView(v) {
     const before = DATA.views[state.view];
@@ -189,8 +198,11 @@
     const c = cur();
     state.layer = Math.max(0, Math.min(c.L - 1, state.layer + dl));
     state.head = Math.max(0, Math.min(c.H - 1, state.head + dh));
-    if (state.shown && state.shown.size === 1) state.shown = new Set([state.head]);
-    render();
+    const one = state.shown && state.shown.size === 1;
+    if (one) state.shown = new Set([state.head]);
+    // The head view of several heads draws the same lines whichever head is current: only the
+    // controls change, so the panel (thousands of lines) is not drawn again.
+    render(state.tab === "head" && dl === 0 && !one);
   }
 
   // --- head view ---------------------------------------------------------------------------------
@@ -243,16 +255,18 @@
     // Hovering or focusing a token redraws only the lines (not the tokens), so focus stays put.
     function drawLines() {
       const hover = state.hover;
-      svg.textContent = "";
-      let drawn = 0;
+      // One markup string parsed once: thousands of lines (12 heads x T x T) drawn this way take a
+      // fraction of the time that createElementNS + setAttribute per line does. Every value in it
+      // is a number or a colour of ours, never text from the page's data.
+      const parts = [];
       for (const [hi, i, j, s] of lines) {
         if (hover && !((hover.side === "q" && hover.i === i) || (hover.side === "k" && hover.i === j))) continue;
-        svg.appendChild(svgEl("line", { x1: 0, y1: row * (i + 0.5), x2: 200, y2: row * (j + 0.5), stroke: headColour(hi),
-          "stroke-opacity": s.toFixed(3), "stroke-width": (1 + 2 * s).toFixed(2), "vector-effect": "non-scaling-stroke",
-          "data-h": hi, "data-q": i, "data-k": j }));
-        drawn++;
+        parts.push('<line x1="0" y1="' + row * (i + 0.5) + '" x2="200" y2="' + row * (j + 0.5) + '" stroke="' + headColour(hi)
+          + '" stroke-opacity="' + s.toFixed(3) + '" stroke-width="' + (1 + 2 * s).toFixed(2)
+          + '" vector-effect="non-scaling-stroke" data-h="' + hi + '" data-q="' + i + '" data-k="' + j + '"></line>');
       }
-      svg.dataset.lines = drawn;
+      svg.innerHTML = parts.join("");
+      svg.dataset.lines = parts.length;
       for (const side of ["q", "k"]) buttons[side].forEach((b, i) => b.classList.toggle("active", !!hover && hover.side === side && hover.i === i));
     }
     c.lv.labels.forEach((label, i) => {
@@ -498,7 +512,7 @@
 
   // --- render and keyboard ------------------------------------------------------------------------
   // A re-render replaces the panel; the element that had keyboard focus (its data-key or id) gets it back.
-  function render() {
+  function render(controlsOnly) {
     const had = document.activeElement;
     const key = had && had !== document.body ? (had.dataset && had.dataset.key ? '[data-key="' + had.dataset.key + '"]' : had.id ? "#" + had.id : null) : null;
     state.hover = null;
@@ -507,13 +521,13 @@
       state.layer = Math.min(state.layer, c.L - 1);
       state.head = Math.min(state.head, c.H - 1);
       if (state.cell && (state.cell[0] >= c.T || state.cell[1] >= c.T)) state.cell = null;
-      buildControls();
+      if (controlsOnly) syncControls(); else buildControls();
       for (const [id] of TABS) {
         document.getElementById("tab-" + id).setAttribute("aria-selected", id === state.tab ? "true" : "false");
         panels[id].hidden = id !== state.tab;
       }
       const draw = { head: renderHead, matrix: renderMatrix, model: renderModel, focus: renderFocus }[state.tab];
-      draw(panels[state.tab]);
+      if (!controlsOnly) draw(panels[state.tab]);
       if (key) {
         const target = root.querySelector(key);
         if (target && document.activeElement !== target) target.focus();
@@ -536,6 +550,8 @@
     move(d[0], d[1]);
   });
   render();
+  // When the first view is on screen, in ms since navigation (bench/bench_html.py reads it).
+  requestAnimationFrame(() => setTimeout(() => { root.dataset.painted = performance.now().toFixed(1); }, 0));
   // A canvas draws with the fonts loaded at that moment: once the embedded Hangul font (if any)
   // has loaded, draw again so the matrix labels use it.
   const faces = document.fonts ? [...document.fonts].filter((f) => f.family.replace(/"/g, "") === "Attnviz Hangul") : [];
