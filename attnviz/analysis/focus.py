@@ -125,10 +125,21 @@ def find_pronoun(result: AttentionResult) -> Focus | None:
     return Focus(found[0][0], result.labels[found[0][0]])
 
 
+def ranked_keys(result: AttentionResult, index: int) -> np.ndarray:
+    """[T] bool: the keys a ranking of query `index` may name. Not the masked ones (a causal
+    model's later tokens, which the query cannot see) nor the excluded ones (sinks, when the
+    result was made `without_sinks`)."""
+    keys = ~result.masked()[index]
+    keys[list(result.excluded)] = False
+    return keys
+
+
 def top_targets(result: AttentionResult, index: int, k: int = 3) -> list[HeadTargets]:
-    """Per layer and head, the `k` keys that token `index` attends to most (ties: earlier token)."""
+    """Per layer and head, the `k` keys that token `index` attends to most (ties: earlier token),
+    among its ranked keys (fewer than `k` when fewer are left); the weights are the real ones."""
     rows = result.weights[:, :, index, :]                                            # [L, H, T]
-    order = np.argsort(-rows, axis=-1, kind="stable")[..., :k]
+    keys = np.flatnonzero(ranked_keys(result, index))                                # [K]
+    order = keys[np.argsort(-rows[..., keys], axis=-1, kind="stable")[..., :k]]      # [L, H, min(k, K)]
     out = []
     for li, layer in enumerate(result.layers):
         for hi, head in enumerate(result.heads):
