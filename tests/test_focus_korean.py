@@ -1,5 +1,6 @@
 """Korean automatic focus: the pronoun 그것/그녀/그가..., never the determiner 그 ("그 동물은": "that animal")."""
 
+import json
 import re
 
 import pytest
@@ -75,3 +76,19 @@ def test_korean_he_and_the_determiner_in_one_sentence(small_model):
     result = run_attention(small_model, "그 남자는 그 여자를 만났는데, 그가 먼저 인사했다.")
     found = find_pronoun(result)
     assert found is not None and result.offsets[found.index][0] == result.text.index("그가")
+
+
+def test_export_focus_maps_and_compare_follow_the_pronoun(tmp_path):
+    no_pronoun, tired, wide = determiner_samples()
+    out = tmp_path / "figures"
+    done = runner.invoke(app, ["export", no_pronoun, tired, "-o", str(out), "--jobs", "1", *TINY])
+    assert done.exit_code == 0, done.output
+    first, second = json.loads((out / "index.json").read_text(encoding="utf-8"))["sentences"]
+    assert not [f for f in first["files"] if f["layout"] == "focus"]          # no pronoun, no focus map
+    assert [f["layout"] for f in second["files"]].count("focus") == 1
+    assert second["focus"]["label"] == "그것"   # the first piece of 그것이, not the determiner 그
+    compared = runner.invoke(app, ["compare", tired, wide, "--format", "json", *TINY[:6]])
+    assert compared.exit_code == 0, compared.output
+    sides = json.loads(compared.stdout)["sides"]
+    for side, text in (("A", tired), ("B", wide)):
+        assert sides[side]["focus"] == {"text": "그것이", "start": text.index("그것이"), "end": text.index("그것이") + 3}
