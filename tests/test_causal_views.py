@@ -260,3 +260,12 @@ def test_minilm_focus_summary_without_sinks():
     # The real weight is reported: the same number as the matrix cell.
     row = after[0]
     assert row.targets[0][1] == pytest.approx(float(result.weights[0, 0, it, row.targets[0][0]]))
+
+
+def test_focus_on_the_sink_itself_has_nothing_left_to_rank(causal_dir):
+    done = runner.invoke(app, ["show", SENTENCE, "-m", causal_dir, "--focus", "0", "--exclude-sinks"])
+    assert done.exit_code == 0, done.output
+    assert "nothing to rank: token 0 sees no key outside the sinks" in done.stdout
+    words = runner.invoke(app, ["show", SENTENCE, "-m", causal_dir, "--exclude-sinks", "--words", "--view", "rollout"])
+    assert words.exit_code == 0, words.output
+    assert "where 'it' (word 10) attends, per head, sinks left out" in words.stdout

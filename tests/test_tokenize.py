@@ -200,3 +200,10 @@ def test_checkpoint_tokenizers_keep_decomposed_accents_in_offsets_too():
     enc = tok.encode(text)
     assert "[UNK]" not in enc.tokens
     assert words_of(text, enc) == text.split()
+
+
+def test_text_of_lone_combining_marks_is_a_clear_error(tok):
+    with pytest.raises(AttnvizError, match="no tokens the tokenizer can read"):
+        tok.encode("\u0301\u0301")
+    enc = tok.encode("e\u0301\u0301\u0301")             # stacked marks stay with their letter
+    assert enc.tokens[1:-1] == ["e"] and spans("e\u0301\u0301\u0301", enc) == ["e\u0301\u0301\u0301"]
