@@ -13,9 +13,9 @@ word splits into readable syllables instead of one [UNK].
 
 The normaliser lowercases and strips accents for lookup as BERT uncased does, because its
 vocabulary was built that way ("café" is only there as "cafe"): NFD, then drop the combining
-marks. BERT stops there and leaves Hangul decomposed into jamo, which the vocabulary does not
-hold; a final NFC composes the jamo back into the very syllables of the text (stripping touched
-no Hangul: jamo are letters, not marks), so 한국어 stays 한 ##국 ##어 while Café, naïve, a decomposed
+marks. BERT stops there and leaves Hangul decomposed (한 reads as the jamo ᄒ ᅡ ᆫ); a final NFC
+composes the jamo back into the very syllables of the text (stripping touched no Hangul: jamo
+are letters, not marks), so 한국어 stays 한 ##국 ##어 while Café, naïve, a decomposed
 e + U+0301, Vietnamese and Greek find their pieces. Offsets still point into the original text, so
 labels show what was written.
 
