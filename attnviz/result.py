@@ -90,6 +90,15 @@ class AttentionResult:
         """A decoder's look-ahead mask: row i has weights on keys 0..i only (the rest are masked, not 0)."""
         return self.model.config.causal
 
+    def masked(self) -> np.ndarray:
+        """[T, T] bool, True where query i cannot see key j: in a causal model every j > i (the
+        look-ahead mask, also between words of a word-level result). Those cells hold 0 in
+        `weights` but are not weights of 0: views draw them as masked and rankings skip them."""
+        T = len(self.tokens)
+        if not self.causal:
+            return np.zeros((T, T), dtype=bool)
+        return np.triu(np.ones((T, T), dtype=bool), k=1)
+
     def sink_indices(self) -> list[int]:
         """Tokens that soak up attention without meaning: special tokens ([CLS], [SEP], <s>), and
         in a causal model the first token, which every query can see (the attention sink)."""

@@ -7,6 +7,7 @@ views can merge subword pieces back into words).
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -117,13 +118,46 @@ class TextTokenizer:
         special = [bool(s) for s in enc.special_tokens_mask]
         if all(special):
             raise AttnvizError("the text has no tokens the tokenizer can read; give a sentence to visualise")
-        offsets = [tuple(o) for o in enc.offsets]
+        offsets = _cover_marks(text, [tuple(o) for o in enc.offsets], special)
         word_ids = list(enc.word_ids)
         if all(w is None for w, s in zip(word_ids, special) if not s):
             word_ids = _words_from_offsets(offsets, special)
         word_ids = [None if s else w for w, s in zip(word_ids, special)]
         return Encoding(list(enc.ids), list(enc.tokens), offsets, word_ids, special,
                         list(enc.type_ids), truncated)
+
+
+def _joins_previous(ch: str) -> bool:
+    """A character that belongs to the one before it: a combining mark, or a Hangul medial vowel
+    or final consonant jamo (NFC composes ᄒ ᅡ ᆫ into 한)."""
+    return unicodedata.category(ch)[0] == "M" or "\u1160" <= ch <= "\u11ff" or "\ud7b0" <= ch <= "\ud7ff"
+
+
+def _cover_marks(text: str, offsets: list[tuple[int, int]], special: list[bool]) -> list[tuple[int, int]]:
+    """Give back to their tokens the characters that normalisation merged away.
+
+    Accent stripping removes a decomposed acute (e + U+0301) and Indic vowel signs from what the
+    model reads, and NFC folds typed jamo into one syllable; the tokenizers library then maps no
+    token onto them, so the label would read "Cafe" for "Café". Such a character that no token
+    covers joins the token that ends right before it (or, when none does, the one that starts
+    right after it): labels show exactly the characters written.
+    """
+    covered = [False] * len(text)
+    for (start, end), is_special in zip(offsets, special):
+        if not is_special:
+            covered[start:end] = [True] * (end - start)
+    out = list(offsets)
+    for k, ((start, end), is_special) in enumerate(zip(offsets, special)):
+        if is_special or end <= start:
+            continue
+        while end < len(text) and not covered[end] and _joins_previous(text[end]):
+            covered[end] = True
+            end += 1
+        while start > 0 and not covered[start - 1] and _joins_previous(text[start - 1]):
+            covered[start - 1] = True
+            start -= 1
+        out[k] = (start, end)
+    return out
 
 
 def _words_from_offsets(offsets: list[tuple[int, int]], special: list[bool]) -> list[int | None]:

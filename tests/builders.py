@@ -14,10 +14,11 @@ from attnviz.tokenize import TextTokenizer
 SHARP = 20.0
 
 
-def hand_result(weights, tokens, offsets, word_ids, text):
+def hand_result(weights, tokens, offsets, word_ids, text, causal=False):
     weights = np.asarray(weights, dtype=np.float32)
     L, H = weights.shape[:2]
-    info = ModelInfo(source="random", config=EncoderConfig(num_layers=L, num_heads=H, d_model=4 * H), seed=0)
+    info = ModelInfo(source="random", config=EncoderConfig(num_layers=L, num_heads=H, d_model=4 * H, causal=causal),
+                     seed=0)
     return AttentionResult(text=text, tokens=tokens, offsets=offsets, word_ids=word_ids,
                            special=[w is None for w in word_ids], weights=weights,
                            layers=list(range(L)), heads=list(range(H)), model=info)

@@ -50,8 +50,9 @@ def test_every_image_of_the_manifest_is_on_the_sheet_and_exists(exported):
     manifest = json.loads((out / "index.json").read_text(encoding="utf-8"))
     listed = [f["path"] for s in manifest["sentences"] for f in s["files"]]
     shown = [unquote(attrs["src"]) for tag, attrs in page.tags if tag == "img"]
-    # model + 2 layers each, and a focus map for the two with a pronoun ("it", "그")
-    assert shown == listed and len(shown) == 3 * 3 + 2
+    # model + 2 layers each, and a focus map for the one with a pronoun ("it"; the Korean 그 is
+    # the determiner "that", not a pronoun)
+    assert shown == listed and len(shown) == 3 * 3 + 1
     assert all((out / src).is_file() for src in shown)
     widths = [int(attrs["width"]) for tag, attrs in page.tags if tag == "img"]
     assert all(w > 100 for w in widths)

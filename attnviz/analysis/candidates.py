@@ -213,8 +213,28 @@ def resolve_candidates(result: AttentionResult, phrases: list[str], focus: Span)
                                "give different words")
         if set(span.units) & set(focus.units):
             raise AttnvizError(f"candidate {phrase!r} is the focus word itself; give other words")
+        check_candidate(result, focus, span, f"candidate {phrase!r}")
         seen[key] = phrase
     return spans
+
+
+def check_candidate(result: AttentionResult, focus: Span, candidate: Span, what: str) -> None:
+    """Refuse a candidate the focus cannot attend to, or that the result leaves out of rankings.
+
+    In a causal model (a decoder) a token sees only itself and earlier tokens, so a candidate
+    after the focus would score 0 in every head: an antecedent precedes its pronoun.
+    """
+    if result.causal and max(candidate.units) > min(focus.units):
+        raise AttnvizError(
+            f"{what} comes after the focus {printable(focus.label)!r}: in a causal model a token sees only "
+            "itself and the words before it, so it cannot attend to a later word; an antecedent precedes "
+            "the pronoun, give candidates that come before the focus")
+    sinks = sorted(set(candidate.units) & set(result.excluded))
+    if sinks:
+        raise AttnvizError(
+            f"{what} is {result.unit_name} {sinks[0]}, an attention sink left out of the rankings "
+            "(in a causal model the first token soaks up attention); give another candidate, or keep the "
+            "sinks in (without --exclude-sinks)")
 
 
 def score_candidates(result: AttentionResult, focus: Span, candidates: list[Span]) -> CandidateScores:

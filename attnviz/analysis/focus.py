@@ -15,10 +15,41 @@ from ..errors import AttnvizError
 
 ENGLISH_PRONOUNS = frozenset(
     "it its he him his she her hers they them their theirs".split())
-# Korean third-person and demonstrative pronouns; in text they carry a particle ("그것은", "그가").
-KOREAN_PRONOUNS = ("그녀", "그것", "그들", "이것", "저것", "그분", "그", "걔", "얘")
+# Korean third-person and demonstrative pronouns. In text they carry a particle ("그것은", "그가")
+# or stand alone ("그것"), the plural 들 may come first ("그것들을").
+KOREAN_PRONOUNS = ("그녀", "그것", "그들", "이것", "저것", "그분", "이분", "저분", "그이", "걔", "얘", "쟤")
+# Bare 그/이/저 before a noun are determiners ("그 동물은": "that animal"). Only 그 is also a
+# pronoun ("he"), and then it always carries a particle ("그가", "그는", "그를"); 이/저 with a
+# particle are other words (이가 "tooth", 저는 "I, humbly").
+KOREAN_HE = "그"
+# Spoken contractions of 그것/이것/저것 with a particle: 그게 = 그것이, 그건 = 그것은, 그걸 = 그것을.
+KOREAN_CONTRACTIONS = frozenset(f"{d}{p}" for d in "그이저" for p in "게건걸")
 KOREAN_PARTICLES = frozenset(
     "은 는 이 가 을 를 의 에게 에게서 도 와 과 랑 이랑 만 에 에서 로 으로 한테 께서".split()) | {""}
+# 그 + particle spellings that are words of their own: 그만 ("enough", "stop").
+_KOREAN_NOT_PRONOUNS = frozenset({"그만"})
+
+
+def is_korean_pronoun(word: str) -> bool:
+    """True for a Korean pronoun word, with or without its particle: 그것, 그것이, 그녀가,
+    그들을, 그것들은, 그가, 그게. False for the determiner 그/이/저 before a noun ("그 동물은")."""
+    word = _fold(word)
+    if word in KOREAN_CONTRACTIONS:
+        return True
+    if word in _KOREAN_NOT_PRONOUNS:
+        return False
+    for stem in KOREAN_PRONOUNS:
+        if word.startswith(stem):
+            rest = word[len(stem):].removeprefix("들")
+            if rest in KOREAN_PARTICLES:
+                return True
+    rest = word.removeprefix(KOREAN_HE)
+    return rest != word and rest != "" and rest in KOREAN_PARTICLES
+
+
+def is_pronoun(word: str) -> bool:
+    """A common English pronoun ("it", "They") or a Korean one (see is_korean_pronoun)."""
+    return _fold(word) in ENGLISH_PRONOUNS or is_korean_pronoun(word)
 
 
 @dataclass(frozen=True)
@@ -80,19 +111,35 @@ def resolve_focus(result: AttentionResult, query: str) -> Focus:
 
 
 def find_pronoun(result: AttentionResult) -> Focus | None:
-    """The first common English or Korean pronoun of the sentence, if any."""
-    for word, indices in word_spans(result):
-        folded = _fold(word)
-        if folded in ENGLISH_PRONOUNS or any(
-                folded.startswith(p) and folded[len(p):] in KOREAN_PARTICLES for p in KOREAN_PRONOUNS):
-            return Focus(indices[0], result.labels[indices[0]])
-    return None
+    """The first common English or Korean pronoun of the sentence, if any.
+
+    In a causal model a token sees only the tokens before it, so a pronoun that opens the text
+    (nothing before it to refer to) is passed over when a later one exists.
+    """
+    found = [indices for word, indices in word_spans(result) if is_pronoun(word)]
+    if not found:
+        return None
+    if result.causal:
+        first_word = min((i for i, s in enumerate(result.special) if not s), default=0)
+        found = [indices for indices in found if indices[0] > first_word] or found
+    return Focus(found[0][0], result.labels[found[0][0]])
+
+
+def ranked_keys(result: AttentionResult, index: int) -> np.ndarray:
+    """[T] bool: the keys a ranking of query `index` may name. Not the masked ones (a causal
+    model's later tokens, which the query cannot see) nor the excluded ones (sinks, when the
+    result was made `without_sinks`)."""
+    keys = ~result.masked()[index]
+    keys[list(result.excluded)] = False
+    return keys
 
 
 def top_targets(result: AttentionResult, index: int, k: int = 3) -> list[HeadTargets]:
-    """Per layer and head, the `k` keys that token `index` attends to most (ties: earlier token)."""
+    """Per layer and head, the `k` keys that token `index` attends to most (ties: earlier token),
+    among its ranked keys (fewer than `k` when fewer are left); the weights are the real ones."""
     rows = result.weights[:, :, index, :]                                            # [L, H, T]
-    order = np.argsort(-rows, axis=-1, kind="stable")[..., :k]
+    keys = np.flatnonzero(ranked_keys(result, index))                                # [K]
+    order = keys[np.argsort(-rows[..., keys], axis=-1, kind="stable")[..., :k]]      # [L, H, min(k, K)]
     out = []
     for li, layer in enumerate(result.layers):
         for hi, head in enumerate(result.heads):

@@ -77,10 +77,14 @@ def to_words(result: AttentionResult) -> AttentionResult:
         offsets.append((start, end))
         word_ids.append(None if is_special else result.word_ids[first])
         special.append(is_special)
+    # Excluded tokens (sinks) exclude the unit that holds them. Causality needs no care: a word's
+    # pieces see only earlier tokens, which belong to it or to earlier words, so the merged
+    # matrix stays lower-triangular and result.causal still says so.
+    excluded = tuple(u for u, group in enumerate(groups) if set(group) & set(result.excluded))
     split = sum(1 for g in groups if len(g) > 1)
     notes = list(result.notes)
     notes.append(f"Word level: {len(result.tokens)} tokens merged into {len(groups)} units "
                  f"({split} split word{'s' if split != 1 else ''}); attention to a word is the sum over "
                  "its pieces, from a word the mean over its pieces.")
     return replace(result, tokens=tokens, offsets=offsets, word_ids=word_ids, special=special,
-                   weights=merged.astype(np.float32), units="words", notes=notes)
+                   weights=merged.astype(np.float32), units="words", excluded=excluded, notes=notes)

@@ -37,6 +37,7 @@ def show(
     words: Annotated[bool, typer.Option("--words", help="Merge subword pieces into words: attention to a word is the sum over its pieces, from a word the mean (Clark et al. 2019).")] = False,
     view: Annotated[View, typer.Option("--view", help="attention: the weights; rollout: attention flow through the layers below (Abnar & Zuidema 2020), one map per layer; norm: weights times the norm of the value they carry (Kobayashi et al. 2020).")] = View.attention,
     candidates: Annotated[Optional[str], typer.Option("--candidates", "-c", help="Comma-separated words the focus word may refer to, e.g. \"animal,street\": per head, the weight from the focus to each and the winner.")] = None,
+    exclude_sinks: Annotated[bool, typer.Option("--exclude-sinks", help="Leave the attention sinks out of the focus summary's ranking, --candidates and colour scales: special tokens ([CLS], [SEP]) and, in a causal model, the first token. Cells still show the real weights; the header says it.")] = False,
     fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output; npz: arrays in --output.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output / --png if they exist.")] = False,
@@ -84,6 +85,8 @@ def show(
                            heads=heads if view is View.rollout else None)
     if view is View.rollout:
         heads = list(result.heads)
+    if exclude_sinks:
+        result = result.without_sinks()
     token_result = result
     if words:
         from ..analysis.words import to_words

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -24,6 +25,8 @@ VIRIDIS = [(68, 1, 84), (72, 24, 106), (71, 45, 123), (66, 64, 134), (59, 82, 13
 
 ROW_LABEL_WIDTH = 12
 MARK = "*"
+MASKED = "·"          # a causal model's future cell: not a weight of 0, no weight at all
+SINK_STYLE = "dim"    # an excluded (sink) cell: its real weight, off the colour scale
 
 
 def viridis(value: float) -> tuple[int, int, int]:
@@ -52,6 +55,13 @@ def render_header(console: Console, result: AttentionResult) -> None:
     if not info.learned:
         console.print(Text("Random weights: these patterns are not learned. They show how attention "
                            "works, not what a trained model knows.", style="yellow"))
+    if result.causal:
+        console.print(Text(f"Causal model: each {result.unit_name} attends only to itself and the ones before it "
+                           f"(look-ahead mask); later cells are masked ({MASKED}).", style="cyan"))
+    if result.excluded:
+        sinks = ", ".join(f"{result.labels[i]} ({result.unit_name} {i})" for i in result.excluded)
+        console.print(Text(f"Sinks left out of rankings and colour scales: {sinks}; cells still show their "
+                           "real weights.", style="cyan"))
     # Wrapped by hand so that an index never ends a line without its token.
     line = Text("tokens:")
     for i, label in enumerate(result.labels):
@@ -76,19 +86,37 @@ def _layout(n_tokens: int, width: int) -> tuple[str, int]:
     return "compact", min(n_tokens, per_block)
 
 
+def _colour_top(result: AttentionResult, weights: np.ndarray, ranked: np.ndarray) -> float:
+    """The weight drawn brightest: 1 (rows sum to one), or with sinks excluded the largest weight
+    left, so what the sinks hid shows up."""
+    if not result.excluded or not ranked.any():
+        return 1.0
+    return max(float(weights[ranked].max()), 1e-6)
+
+
 def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Group:
-    """One head's heatmap as a Group of tables (several when keys are split into blocks)."""
+    """One head's heatmap as a Group of tables (several when keys are split into blocks).
+
+    Masked cells (a causal model's later keys) show as MASKED; excluded keys (sinks) show their
+    weight uncoloured and never take the row's maximum mark."""
     weights = result.head(layer, head)                                              # [T, T]
     labels = result.labels
     T = len(labels)
     mode, per_block = _layout(T, width)
-    row_max = weights.argmax(axis=1)
+    masked = result.masked()                                                        # [T, T]
+    ranked = ~masked
+    ranked[:, list(result.excluded)] = False
+    row_max = np.where(ranked, weights, -np.inf).argmax(axis=1)                     # [T]
+    row_max[~ranked.any(axis=1)] = -1
+    top = _colour_top(result, weights, ranked)
     blocks = []
     for start in range(0, T, per_block):
         keys = range(start, min(T, start + per_block))
         title = f"layer {layer} · " + (f"head {head}" if head >= 0 else "heads averaged (rollout)")
         if per_block < T:
             title += f" · keys {keys.start}-{keys.stop - 1}"
+        if top < 1.0:
+            title += f" · colour 0-{top:.2f}"
         table = Table(title=title, title_justify="left", box=None, show_edge=False,
                       padding=(0, 1 if mode == "normal" else 0), pad_edge=False, collapse_padding=True)
         table.add_column("query", no_wrap=True, width=ROW_LABEL_WIDTH, overflow="ellipsis")
@@ -98,13 +126,17 @@ def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Gr
         for i in range(T):
             cells = [_fit(f"{i:>{len(str(T - 1))}} {labels[i]}", ROW_LABEL_WIDTH)]
             for j in keys:
+                if masked[i, j]:
+                    cells.append(Text(MASKED + (" " if mode == "normal" else ""), style="dim"))
+                    continue
                 v = float(weights[i, j])
                 is_max = j == row_max[i]
                 if mode == "normal":
                     body = f"{v:.2f}" + (MARK if is_max else " ")
                 else:
                     body = (MARK if is_max else " ") + f"{min(round(v * 100), 99):02d}"
-                cells.append(Text(body, style=_cell_style(v, is_max)))
+                style = _cell_style(v / top, is_max) if ranked[i, j] else SINK_STYLE
+                cells.append(Text(body, style=style))
             table.add_row(*cells)
         blocks.append(table)
     return Group(*blocks)
@@ -113,8 +145,15 @@ def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Gr
 def render_heads(console: Console, result: AttentionResult) -> None:
     mode, _ = _layout(len(result.tokens), console.width)
     scale = "weights x100, " if mode == "compact" else ""
-    console.print(Text(f"rows: query tokens · columns: key tokens · {scale}{MARK} marks each row's "
-                       "maximum · colour: viridis from 0 (dark) to 1 (bright)", style="dim"))
+    units = f"{result.unit_name}s"
+    top = "the head's largest weight outside the sinks (bright; in its title)" if result.excluded else "1 (bright)"
+    legend = (f"rows: query {units} · columns: key {units} · {scale}{MARK} marks each row's maximum · "
+              f"colour: viridis from 0 (dark) to {top}")
+    if result.excluded:
+        legend += " · sinks: real weights, uncoloured, never marked"
+    if result.causal:
+        legend += f" · {MASKED}: masked, a {result.unit_name} cannot see later ones (causal model)"
+    console.print(Text(legend, style="dim"))
     for layer in result.layers:
         for head in result.heads:
             console.print()
@@ -130,9 +169,16 @@ def render_focus(console: Console, result: AttentionResult, focus: Focus, per_he
     console.print()
     if focus.note:
         console.print(Text(focus.note, style="yellow"))
-    k = len(per_head[0].targets) if per_head else 0
+    # Rows can be shorter than --top: a causal model's early token sees few keys, sinks are left out.
+    k = max((len(row.targets) for row in per_head), default=0)
+    left_out = ", sinks left out" if result.excluded else ""
     # The title is a line of its own: as a table title it would wrap to the (narrow) table width.
-    console.print(Text(f"where {focus.label!r} ({result.unit_name} {focus.index}) attends, per head", style="bold"))
+    console.print(Text(f"where {focus.label!r} ({result.unit_name} {focus.index}) attends, per head{left_out}",
+                       style="bold"))
+    if k == 0:
+        console.print(Text(f"nothing to rank: {result.unit_name} {focus.index} sees no key outside the sinks",
+                           style="yellow"))
+        return
     table = Table(box=None, padding=(0, 1), pad_edge=False)
     table.add_column("layer", justify="right")
     table.add_column("head", justify="right")
@@ -147,6 +193,7 @@ def render_focus(console: Console, result: AttentionResult, focus: Focus, per_he
             if rank == 0:
                 cell.stylize(_cell_style(w, True))
             cells.append(cell)
+        cells += [""] * (k - len(row.targets))
         if marks:
             cells.append(Text(marks.get((row.layer, row.head), ""), style="bold magenta"))
         table.add_row(*cells)
