@@ -359,7 +359,7 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
             if not record.sentence.text.strip():
                 raise AttnvizError("the sentence is empty")
             # One head of the first layer: the tokens, the truncation and the errors of the full run.
-            probe = run_attention(model, record.sentence.text, layers=layers[:1], heads=heads[:1],
+            probe = run_attention(model, record.sentence.text, layers=[0], heads=[0],
                                   truncate=truncate)
             if "focus" in layouts:
                 found = resolve_focus(probe, focus) if focus is not None else find_pronoun(probe)

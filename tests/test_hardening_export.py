@@ -345,6 +345,18 @@ def test_folder_names_fit_in_100_bytes_whatever_the_script(text, index):
     assert name == ex.sentence_folder(ex.Sentence(index, text, "test"), 999_999)
 
 
+@pytest.mark.parametrize("command", [
+    ["export", "hi it", "-o", "{long}", *TINY, "--jobs", "1"],
+    ["show", "hi it", "--format", "json", "-o", "{long}.json"],
+    ["init", "{long}", *TINY],
+])
+def test_an_output_name_too_long_for_the_system_is_one_line(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    long = "x" * 300                                                    # over the 255 bytes of one name
+    one_error_line(invoke(*[part.format(long=long) for part in command]), long, "file name too long")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_temporary_names_of_long_file_names_still_fit(tmp_path):
     """A final name of 250 bytes is legal; its `.NAME.XXXX.part` temporary must be too."""
     target = tmp_path / ("가" * 80 + ".json")                          # 245 bytes

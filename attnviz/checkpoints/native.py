@@ -101,6 +101,12 @@ def checkpoint_files(model: LoadedModel, learned: bool | None = None) -> dict[st
 
 def check_target(folder: Path, overwrite: bool) -> None:
     """Refuse before any slow work: a file in the way, a non-empty folder, a missing parent."""
+    try:
+        os.stat(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as exc:   # a name too long for the system, a loop of links...
+        raise write_error(folder, exc) from None
     if folder.exists() and not folder.is_dir():
         raise AttnvizError(f"{folder} is a file; give a folder name for the checkpoint")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
