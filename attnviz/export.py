@@ -43,6 +43,7 @@ from .result import AttentionResult
 from .errors import AttnvizError
 from .io import WriteError, make_folders, remove_empty, write_error
 from .render.image import ImageOptions
+from .workers import exit_on_sigterm
 
 LAYOUTS = ("model", "layers", "heads", "focus")   # export names: one file, one per layer, one per head
 DEFAULT_LAYOUTS = ("model", "layers", "focus")
@@ -413,12 +414,13 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
     torch.set_num_threads(1)
     created = make_folders(outdir)
     try:
-        for record in records:
-            plan(record)
-        progress.start(sum(len(r.jobs) for r in records if r.error is None))
-        _export_all(records, prepare, finish, jobs)
-        write_manifest(outdir, records, model, layouts, fmt, options)
-        write_contact_sheet(outdir, records, model)
+        with exit_on_sigterm():   # a `kill` unwinds like Ctrl-C: no temporary file, no empty folder
+            for record in records:
+                plan(record)
+            progress.start(sum(len(r.jobs) for r in records if r.error is None))
+            _export_all(records, prepare, finish, jobs)
+            write_manifest(outdir, records, model, layouts, fmt, options)
+            write_contact_sheet(outdir, records, model)
     except WriteError as exc:
         remove_empty(created)
         raise WriteError(f"{exc} (the export stopped there; finished images are kept and the same "

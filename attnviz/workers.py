@@ -8,7 +8,9 @@ process holding its pipe has. Three guards:
 - on Linux each worker asks the kernel for SIGTERM when its parent dies (prctl PR_SET_PDEATHSIG);
 - a watchdog thread in each worker sees its parent's pid change (it was reparented) and signals
   itself, for other systems and for the case the kernel's signal cannot cover;
-- in the parent, SIGTERM while the pool runs terminates the workers and exits with status 143.
+- in the parent, SIGTERM while the pool runs terminates the workers and exits with status 143
+  (`exit_on_sigterm`, which export also uses when it draws in its own process, so a `kill`
+  unwinds like Ctrl-C).
 
 A worker signalled in the middle of a task unwinds it first, so `atomic_write` removes its
 temporary file, then exits at once.
@@ -48,16 +50,13 @@ def bound_pool(jobs: int):
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
                                initargs=(os.getpid(),))
-    restore = _exit_on_sigterm()
-    try:
-        yield _BoundPool(pool)
-    except BaseException:
-        _terminate(pool)
-        raise
-    else:
+    with exit_on_sigterm():
+        try:
+            yield _BoundPool(pool)
+        except BaseException:
+            _terminate(pool)
+            raise
         pool.shutdown(wait=True)
-    finally:
-        restore()
 
 
 class _BoundPool:
@@ -68,17 +67,23 @@ class _BoundPool:
         return self._pool.submit(_run_task, fn, *args)
 
 
-def _exit_on_sigterm():
-    """While the pool runs, SIGTERM becomes SystemExit(143) in the main thread, so the `except`
-    of bound_pool terminates the workers. Returns the function that restores the old handler."""
+@contextlib.contextmanager
+def exit_on_sigterm():
+    """Inside the block, SIGTERM becomes SystemExit(143) in the main thread, so `finally` and
+    `except` blocks run as for Ctrl-C: bound_pool terminates its workers, atomic_write removes its
+    temporary file. Outside the main thread (where Python allows no handler) it changes nothing."""
     if threading.current_thread() is not threading.main_thread():
-        return lambda: None   # signal handlers belong to the main thread; the workers' guards remain
+        yield
+        return
 
     def on_sigterm(signum, frame):
         raise SystemExit(EXIT_ON_SIGTERM)
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _terminate(pool) -> None:

@@ -447,6 +447,33 @@ def test_export_workers_and_resource_tracker_die_with_their_parent(tmp_path, sig
         parent.stderr.close()
 
 
+def test_sigterm_during_a_one_process_export_unwinds_and_resumes(tmp_path):
+    inputs = tmp_path / "many.txt"
+    inputs.write_text("\n".join(f"Sentence number {i} says it was late." for i in range(30)) + "\n")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "attnviz", "export", str(inputs), "-o", str(out), *TINY, "--jobs", "1",
+               "--layout", "heads"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None and len(list(out.rglob("*.png"))) < 3:
+            time.sleep(0.02)
+        assert process.poll() is None, "the export ended before it could be stopped"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    assert parts(out) == [] and empty_folders(out) == []
+    written = len(list(out.rglob("*.png")))
+    assert 3 <= written < 120
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{120 - written} images written, {written} already there" in resumed.stdout
+
+
 # --- item 11: file modes follow the umask ---------------------------------------------------------
 
 def mode(path: Path) -> int:
