@@ -10,9 +10,15 @@
       index.html                                 a contact sheet of every image, works offline
 
 Names are predictable: the sentence's position among all inputs, then a short Unicode-aware slug
-of its first words (`003-the-animal-didnt-cross`, `012-그-동물은-길을`). Every file is written
-atomically (temporary name, then rename), so an interrupted export leaves only whole files; a
-rerun skips images that exist unless `overwrite`, so it resumes where the last one stopped.
+of its first words (`003-the-animal-didnt-cross`, `012-그-동물은-길을`), at most 24 characters and
+72 bytes of UTF-8 (a first word longer than that is cut and tagged with a hash of the sentence), so
+names fit every file system whatever the script. Every file is written atomically (temporary name,
+then rename), so an interrupted export leaves only whole files; a rerun skips images that exist
+unless `overwrite`, so it resumes where the last one stopped. A write the system refuses (disk
+full, read-only) stops the export with one error, leaving no partial file and no empty folder.
+
+The work is counted before any drawing (one cheap pass: tokens and focus words), so the progress
+total is right from the start.
 
 Attention is computed in this process (it is cheap); images are drawn by `jobs` worker processes,
 each keeping its own reusable figures (see render/image.py). torch is never imported by workers.
@@ -20,10 +26,12 @@ each keeping its own reusable figures (see render/image.py). torch is never impo
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
 import re
+import stat
 import struct
 import unicodedata
 from dataclasses import dataclass, field
@@ -33,11 +41,15 @@ from urllib.parse import quote
 
 from .result import AttentionResult
 from .errors import AttnvizError
+from .io import WriteError, make_folders, remove_empty, write_error
 from .render.image import ImageOptions
+from .workers import exit_on_sigterm
 
 LAYOUTS = ("model", "layers", "heads", "focus")   # export names: one file, one per layer, one per head
 DEFAULT_LAYOUTS = ("model", "layers", "focus")
 SLUG_CHARS = 24
+SLUG_BYTES = 72      # 24 characters of 3-byte UTF-8 (Hangul, CJK); folder names stay far below 255 bytes
+HASH_CHARS = 6       # the tag of a cut word: 24 bits of the sentence's SHA-1
 MANIFEST = "index.json"
 HTML_VIEW = "view.html"
 CONTACT_SHEET = "index.html"
@@ -70,18 +82,19 @@ def collect_sentences(inputs: Iterable[str]) -> list[Sentence]:
     stdin_used = False
     for position, spec in enumerate(inputs, start=1):
         path = Path(spec)
+        kind = _path_kind(spec) if spec.strip() else None
         if spec == "-":
             if stdin_used:
                 raise AttnvizError("'-' (standard input) is given twice; give it once")
             stdin_used = True
             found += [(text, f"stdin, sentence {k}") for k, text in enumerate(_read_lines("-"), start=1)]
-        elif spec.strip() and path.is_dir():
+        elif kind == "folder":
             files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".txt" and p.is_file())
             if not files:
                 raise AttnvizError(f"folder {spec} holds no .txt files; give text files with one sentence a line")
             for file in files:
                 found += [(text, f"{file}, sentence {k}") for k, text in enumerate(_read_lines(file), start=1)]
-        elif spec.strip() and path.is_file():
+        elif kind == "file":
             found += [(text, f"{path}, sentence {k}") for k, text in enumerate(_read_lines(path), start=1)]
         elif _looks_like_path(spec):
             raise AttnvizError(f"no such file or folder: {spec}; give text files, folders of .txt files, "
@@ -93,6 +106,16 @@ def collect_sentences(inputs: Iterable[str]) -> list[Sentence]:
     return [Sentence(i, text, source) for i, (text, source) in enumerate(found, start=1)]
 
 
+def _path_kind(spec: str) -> str | None:
+    """"folder", "file" or None (nothing there): a long sentence is too long to be a file name (the
+    system says ENAMETOOLONG), one with a NUL byte cannot be one; both are sentences, not errors."""
+    try:
+        mode = os.stat(spec).st_mode
+    except (OSError, ValueError):
+        return None
+    return "folder" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else None
+
+
 def _looks_like_path(spec: str) -> bool:
     s = spec.strip()
     return bool(s) and (s.lower().endswith(".txt") or (("/" in s or os.sep in s) and " " not in s))
@@ -100,25 +123,36 @@ def _looks_like_path(spec: str) -> bool:
 
 # --- names ---------------------------------------------------------------------------------------
 
-def slugify(text: str, limit: int = SLUG_CHARS) -> str:
+def slugify(text: str, limit: int = SLUG_CHARS, max_bytes: int = SLUG_BYTES) -> str:
     """The first words of `text`, lower case, joined by '-': safe in file names on every system.
 
     Letters and digits of any script survive (NFKC-normalised and case-folded), apostrophes vanish
     ("didn't" -> "didnt"), everything else separates words. Whole words are kept up to `limit`
-    characters; a text without letters or digits gives "text".
+    characters and `max_bytes` bytes of UTF-8. A first word longer than that (a long compound, a
+    script written without spaces) is cut at a character and tagged with a short hash of the whole
+    text, so two such sentences that start alike still get different names. A text without letters
+    or digits gives "text". The same text always gives the same slug.
     """
     folded = unicodedata.normalize("NFKC", text).casefold()
     folded = re.sub(r"['’ʼ‘`´]", "", folded)
-    words = re.findall(r"[^\W_]+", folded)
+    words = [unicodedata.normalize("NFC", w) for w in re.findall(r"[^\W_]+", folded)]
+
+    def fits(candidate: str) -> bool:
+        return len(candidate) <= limit and len(candidate.encode("utf-8")) <= max_bytes
+
     slug = ""
     for word in words:
         candidate = f"{slug}-{word}" if slug else word
-        if len(candidate) > limit:
+        if not fits(candidate):
             break
         slug = candidate
     if not slug and words:
-        slug = words[0][:limit]
-    return unicodedata.normalize("NFC", slug) or "text"
+        tag = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS]
+        head = words[0][:limit]
+        while head and not fits(f"{head}-{tag}"):
+            head = head[:-1]
+        slug = f"{head}-{tag}" if head else tag
+    return slug or "text"
 
 
 def sentence_folder(sentence: Sentence, count: int) -> str:
@@ -189,21 +223,29 @@ class RenderTask:
 
 
 def render_task(task: RenderTask) -> list[tuple[str, bool]]:
-    """Draw and write the images of one sentence; (path, written) per image, False = already there."""
+    """Draw and write the images of one sentence; (path, written) per image, False = already there.
+
+    A failed write (WriteError) takes away the sentence folder again if this call created it and
+    nothing is in it; atomic_write has already removed its temporary file."""
     from .io import atomic_write
     from .render.image import render_image
 
     done = []
-    for job in task.jobs:
-        target = Path(task.outdir) / job.path
-        if target.exists() and not task.overwrite:
-            done.append((job.path, False))
-            continue
-        data = render_image(task.result, job.layout, task.options, fmt=task.fmt, layer=job.layer, head=job.head,
-                            focus=task.focus)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, data, overwrite=True)
-        done.append((job.path, True))
+    made: list[Path] = []
+    try:
+        for job in task.jobs:
+            target = Path(task.outdir) / job.path
+            if target.exists() and not task.overwrite:
+                done.append((job.path, False))
+                continue
+            data = render_image(task.result, job.layout, task.options, fmt=task.fmt, layer=job.layer,
+                                head=job.head, focus=task.focus)
+            made += make_folders(target.parent)
+            atomic_write(target, data, overwrite=True)
+            done.append((job.path, True))
+    except BaseException:
+        remove_empty(made)
+        raise
     return done
 
 
@@ -259,6 +301,28 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def check_outdir(outdir: str | Path) -> None:
+    """Refuse an output folder that cannot be one (a file, or a file among its parents, or a name
+    the system rejects), before any slow work. Whether it may be written is known only on writing."""
+    outdir = Path(outdir)
+    probe = outdir
+    while True:
+        try:
+            mode = os.stat(probe).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            if probe.parent == probe:
+                return
+            probe = probe.parent
+            continue
+        except OSError as exc:
+            raise write_error(outdir, exc, "create folder") from None
+        if stat.S_ISDIR(mode):
+            return
+        if probe == outdir:
+            raise AttnvizError(f"{outdir} is a file; give a folder for the export")
+        raise AttnvizError(f"cannot create folder {outdir}: {probe} is a file, not a folder")
+
+
 def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Iterable[str] = DEFAULT_LAYOUTS,
            fmt: str = "png", options: ImageOptions = ImageOptions(), layers: list[int] | None = None,
            heads: list[int] | None = None, focus: str | None = None, truncate: bool = False,
@@ -268,17 +332,21 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
     """Export every sentence; a sentence that fails (too long, focus word missing, ...) is recorded
     and skipped. Writes the manifest and the contact sheet last, so they list what is on disk.
 
-    `on_progress(done_images, total_images)` is called as images finish; the total grows as
-    sentences are tokenized. With `html`, each sentence also gets its interactive page
+    Two passes: the first tokenizes every sentence and finds its focus word (running the model's
+    first layer only), which fixes the list of images; the second computes the attention and draws.
+    `on_progress(done_images, total_images)` is called once with the final total before any
+    drawing, then as images finish. With `html`, each sentence also gets its interactive page
     (NNN-slug/view.html, render/html.py), kept on a rerun unless `overwrite`.
+
+    A write the system refuses (disk full, read-only, ...) stops the whole export: it raises one
+    WriteError, other workers stop, no partial file and no folder left empty by this run remain,
+    and the same call later resumes where it stopped.
     """
     from .analysis.focus import find_pronoun, resolve_focus
     from .pipeline import run_attention
 
     outdir = Path(outdir)
-    if outdir.exists() and not outdir.is_dir():
-        raise AttnvizError(f"{outdir} is a file; give a folder for the export")
-    outdir.mkdir(parents=True, exist_ok=True)
+    check_outdir(outdir)
     layouts = tuple(layouts)
     config = model.config
     layers = list(range(config.num_layers)) if layers is None else list(layers)
@@ -286,34 +354,48 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
     records = [SentenceRecord(s, sentence_folder(s, len(sentences))) for s in sentences]
     progress = _Progress(on_progress)
 
-    def prepare(record: SentenceRecord) -> RenderTask | None:
+    def plan(record: SentenceRecord) -> None:
+        """The sentence's images (its focus word decides whether it gets a focus map), or its failure."""
         try:
             if not record.sentence.text.strip():
                 raise AttnvizError("the sentence is empty")
-            result = run_attention(model, record.sentence.text, layers=layers, heads=heads, truncate=truncate)
+            # One head of the first layer: the tokens, the truncation and the errors of the full run.
+            probe = run_attention(model, record.sentence.text, layers=[0], heads=[0],
+                                  truncate=truncate)
             if "focus" in layouts:
-                found = resolve_focus(result, focus) if focus is not None else find_pronoun(result)
+                found = resolve_focus(probe, focus) if focus is not None else find_pronoun(probe)
                 record.focus = None if found is None else found.index
-            record.result = result
             record.jobs = plan_images(record.folder, layouts, layers, heads, config.num_layers,
                                       config.num_heads, fmt, record.focus)
         except AttnvizError as exc:
             _fail(record, str(exc), on_failure)
+
+    def prepare(record: SentenceRecord) -> RenderTask | None:
+        if record.error is not None:
+            return None
+        try:
+            record.result = run_attention(model, record.sentence.text, layers=layers, heads=heads,
+                                          truncate=truncate)
+        except AttnvizError as exc:
+            _fail(record, str(exc), on_failure)
+            progress.step(len(record.jobs))
             return None
         _remove_stale_parts(outdir / record.folder)
         if html:
             try:
                 record.html = _write_page(outdir, record, focus, overwrite)
+            except WriteError:
+                raise
             except AttnvizError as exc:
                 _fail(record, str(exc), on_failure)
+                progress.step(len(record.jobs))
                 return None
-        progress.add(len(record.jobs))
-        return RenderTask(result, tuple(record.jobs), str(outdir), fmt, options, overwrite, record.focus)
+        return RenderTask(record.result, tuple(record.jobs), str(outdir), fmt, options, overwrite, record.focus)
 
     def finish(record: SentenceRecord, outcome: list[tuple[str, bool]] | BaseException) -> None:
         if isinstance(outcome, BaseException):
-            if not isinstance(outcome, Exception):   # KeyboardInterrupt and the like: stop
-                raise outcome
+            if not isinstance(outcome, Exception) or isinstance(outcome, WriteError):
+                raise outcome   # Ctrl-C, or the output cannot be written: stop everything
             message = str(outcome)
             if not isinstance(outcome, (AttnvizError, OSError)):  # a bug: report it, go on with the rest
                 message = f"internal error while drawing: {type(outcome).__name__}: {outcome}"
@@ -330,13 +412,24 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
     # (20x on 2 busy cores), and leaves the other cores to the drawing processes.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    created = make_folders(outdir)
     try:
-        _export_all(records, prepare, finish, jobs)
+        with exit_on_sigterm():   # a `kill` unwinds like Ctrl-C: no temporary file, no empty folder
+            for record in records:
+                plan(record)
+            progress.start(sum(len(r.jobs) for r in records if r.error is None))
+            _export_all(records, prepare, finish, jobs)
+            write_manifest(outdir, records, model, layouts, fmt, options)
+            write_contact_sheet(outdir, records, model)
+    except WriteError as exc:
+        remove_empty(created)
+        raise WriteError(f"{exc} (the export stopped there; finished images are kept and the same "
+                         "command resumes)", exc.path, exc.errno) from None
+    except BaseException:
+        remove_empty(created)
+        raise
     finally:
         torch.set_num_threads(threads)
-
-    write_manifest(outdir, records, model, layouts, fmt, options)
-    write_contact_sheet(outdir, records, model)
     return ExportReport(records, outdir)
 
 
@@ -349,8 +442,13 @@ def _write_page(outdir: Path, record: SentenceRecord, focus: str | None, overwri
     path = f"{record.folder}/{HTML_VIEW}"
     target = outdir / path
     if overwrite or not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, render_html(record.result, focus=focus), overwrite=True)
+        page = render_html(record.result, focus=focus)
+        made = make_folders(target.parent)
+        try:
+            atomic_write(target, page, overwrite=True)
+        except BaseException:
+            remove_empty(made)
+            raise
     return path
 
 
@@ -370,40 +468,28 @@ def _export_all(records, prepare, finish, jobs: int) -> None:
 
 def _run_parallel(records, prepare, finish, jobs: int) -> None:
     """Tokenize and run the model here while `jobs` worker processes draw; at most a few sentences
-    wait in the queue, so memory stays flat however many sentences there are."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    wait in the queue, so memory stays flat however many sentences there are. The workers die
+    with this process, even when it is killed (see workers.py)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
 
-    # spawn: a forked child would inherit torch's thread pools (a known deadlock); workers only
-    # import numpy, matplotlib and attnviz's renderer.
-    context = multiprocessing.get_context("spawn")
+    from .workers import bound_pool
+
     window = jobs * 3
     pending: dict = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init) as pool:
-        try:
-            for record in records:
-                task = prepare(record)
-                if task is None:
-                    continue
-                pending[pool.submit(render_task, task)] = record
-                while len(pending) >= window:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        _collect(future, pending.pop(future), finish)
-            while pending:
+    with bound_pool(jobs) as pool:
+        for record in records:
+            task = prepare(record)
+            if task is None:
+                continue
+            pending[pool.submit(render_task, task)] = record
+            while len(pending) >= window:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     _collect(future, pending.pop(future), finish)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _worker_init() -> None:
-    """Ctrl-C is the main process's to handle (it stops the pool); workers finish their image."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                _collect(future, pending.pop(future), finish)
 
 
 def _collect(future, record, finish) -> None:
@@ -415,13 +501,15 @@ def _collect(future, record, finish) -> None:
 
 
 class _Progress:
+    """Images done out of a total known before the first one is drawn."""
+
     def __init__(self, callback) -> None:
         self.callback = callback
         self.done = 0
         self.total = 0
 
-    def add(self, n: int) -> None:
-        self.total += n
+    def start(self, total: int) -> None:
+        self.total = total
         if self.callback:
             self.callback(self.done, self.total)
 

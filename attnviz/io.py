@@ -1,15 +1,52 @@
 """Atomic file writes: a temporary name in the same folder, fsync, then rename into place.
 
-An interrupted write leaves either the old file or the whole new one, never half of it.
+An interrupted write leaves either the old file or the whole new one, never half of it. A write
+the operating system refuses (read-only place, no permission, disk full, name too long) becomes a
+`WriteError`: an AttnvizError (exit 2, one line) that names the path and the reason.
 """
 
 from __future__ import annotations
 
+import errno as errnos
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from .errors import AttnvizError
+
+# Longest part of a file name kept in a temporary name: `.{name}.XXXXXXXX.part` must itself fit in
+# the 255 bytes most file systems allow for one name.
+_TMP_NAME_BYTES = 200
+
+
+class WriteError(AttnvizError):
+    """The operating system refused a write: `path` could not be written, `errno` says why."""
+
+    def __init__(self, message: str, path: str = "", errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+
+    def __reduce__(self):  # workers raise it; the main process must get the same fields back
+        return (type(self), (str(self), self.path, self.errno))
+
+    @property
+    def disk_full(self) -> bool:
+        return self.errno in (errnos.ENOSPC, errnos.EDQUOT)
+
+
+_HINTS = {errnos.ENOSPC: "free some space", errnos.EDQUOT: "free some space",
+          errnos.EROFS: "give a path on a writable file system",
+          errnos.EACCES: "give a path you may write to", errnos.EPERM: "give a path you may write to",
+          errnos.ENAMETOOLONG: "give a shorter name"}
+
+
+def write_error(path: str | Path, exc: OSError, action: str = "write") -> WriteError:
+    """`cannot write PATH: reason; what to do` for an OSError met while writing PATH."""
+    reason = (exc.strerror or str(exc)).lower()
+    hint = _HINTS.get(exc.errno)
+    return WriteError(f"cannot {action} {path}: {reason}" + (f"; {hint}" if hint else ""), str(path), exc.errno)
 
 
 def read_text(path: str | Path, wanted: str) -> str:
@@ -32,28 +69,135 @@ def read_text(path: str | Path, wanted: str) -> str:
 
 
 def check_writable(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise AttnvizError(f"{path} already exists; pass --overwrite to replace it")
-    if path.is_dir():
-        raise AttnvizError(f"{path} is a folder; give a file name")
+    """Refuse early what atomic_write would refuse: an existing file (unless `overwrite`), a folder,
+    a device or pipe, a parent that is missing or is a file. Permissions are left to the write itself
+    (root ignores them, and a read-only file system only says so when written)."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        info = None
+    except NotADirectoryError:
+        raise AttnvizError(f"cannot write {path}: {_file_in_the_way(path)} is a file, not a folder") from None
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    if info is not None:
+        if stat.S_ISDIR(info.st_mode):
+            raise AttnvizError(f"{path} is a folder; give a file name")
+        if not overwrite:
+            raise AttnvizError(f"{path} already exists; pass --overwrite to replace it")
+        if not stat.S_ISREG(info.st_mode):
+            raise AttnvizError(f"{path} is not a regular file (a device, pipe or socket); give a file name")
+    folder = _folder_of(path)
+    if not folder.is_dir():
+        if folder.exists():
+            raise AttnvizError(f"cannot write {path}: {folder} is a file, not a folder")
+        raise AttnvizError(f"cannot write {path}: folder {folder} does not exist")
 
 
 def atomic_write(path: str | Path, data: bytes | str, overwrite: bool = False) -> Path:
+    """Write `data` to `path` through a temporary file in the same folder, renamed into place.
+
+    The file gets the mode the umask gives a new file (0644 under umask 022), as `open()` would;
+    the temporary file (created 0600 so no one reads half of it) is set to that mode before the
+    rename. On any failure the temporary file is removed and nothing else changes.
+    """
     path = Path(path)
     check_writable(path, overwrite)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise AttnvizError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    folder = _folder_of(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        fd, tmp = tempfile.mkstemp(prefix=f".{cut_to_bytes(path.name)}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    try:
+        try:
+            os.fchmod(fd, 0o666 & ~current_umask())
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from None
         raise
     return path
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is out (a write may take fewer than asked); ENOSPC raises here."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def make_folders(folder: str | Path) -> list[Path]:
+    """mkdir -p `folder`; returns the folders it created, outermost first (so a caller that fails
+    later can take them away again with `remove_empty`). Refusals become WriteError."""
+    folder = Path(folder)
+    missing = []
+    probe = folder
+    while not probe.is_dir():
+        if probe.exists() or probe.is_symlink():
+            raise AttnvizError(f"cannot create folder {folder}: {probe} is a file, not a folder")
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    created = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not path.is_dir():
+                raise AttnvizError(f"cannot create folder {folder}: {path} is a file, not a folder") from None
+            continue
+        except OSError as exc:
+            remove_empty(created)
+            raise write_error(path, exc, "create folder") from None
+        created.append(path)
+    return created
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove those of `folders` (outermost first, as make_folders returns them) that are empty."""
+    for path in reversed(folders):
+        try:
+            path.rmdir()
+        except OSError:  # not empty (someone wrote into it) or already gone: leave it
+            pass
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (os.umask can only set it,
+    and setting it twice races with threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _folder_of(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
+
+
+def _file_in_the_way(path: Path) -> Path:
+    """The first ancestor of `path` that exists but is not a folder (why stat said ENOTDIR)."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return path.parent
+
+
+def cut_to_bytes(name: str, limit: int = _TMP_NAME_BYTES) -> str:
+    """`name` cut to at most `limit` bytes of UTF-8, at a character boundary."""
+    return name.encode("utf-8")[:limit].decode("utf-8", "ignore")

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..result import ModelInfo
 from ..config import CONFIG_FORMAT_VERSION, EncoderConfig
 from ..errors import AttnvizError
+from ..io import current_umask, cut_to_bytes, write_error
 from ..tokenize import TextTokenizer
 from .loaded import LoadedModel, build_encoder
 from .weights import WeightFile, fill_encoder
@@ -100,6 +101,12 @@ def checkpoint_files(model: LoadedModel, learned: bool | None = None) -> dict[st
 
 def check_target(folder: Path, overwrite: bool) -> None:
     """Refuse before any slow work: a file in the way, a non-empty folder, a missing parent."""
+    try:
+        os.stat(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as exc:   # a name too long for the system, a loop of links...
+        raise write_error(folder, exc) from None
     if folder.exists() and not folder.is_dir():
         raise AttnvizError(f"{folder} is a file; give a folder name for the checkpoint")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
@@ -107,7 +114,8 @@ def check_target(folder: Path, overwrite: bool) -> None:
                            "checkpoint files")
     parent = folder.parent if str(folder.parent) else Path(".")
     if not parent.is_dir():
-        raise AttnvizError(f"cannot write {folder}: folder {parent} does not exist")
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise AttnvizError(f"cannot write {folder}: {parent} {what}")
 
 
 def write_folder(folder: str | Path, files: dict[str, bytes], overwrite: bool = False) -> Path:
@@ -115,16 +123,24 @@ def write_folder(folder: str | Path, files: dict[str, bytes], overwrite: bool = 
 
     A new (or empty) folder is built under a temporary name and renamed into place. With
     `overwrite` on a non-empty folder, each file replaces its old version atomically (config.json
-    last) and other files in the folder are left alone.
+    last) and other files in the folder are left alone. Files and folder get the modes the umask
+    gives (0644 and 0755 under umask 022). A write the system refuses (read-only, disk full) is a
+    WriteError naming the folder; nothing of the attempt is left behind.
     """
     folder = Path(folder)
     check_target(folder, overwrite)
     parent = folder.parent if str(folder.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=parent))
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a checkpoint is an ordinary folder
+        tmp = Path(tempfile.mkdtemp(prefix=f".{cut_to_bytes(folder.name)}.", suffix=".part", dir=parent))
+    except OSError as exc:
+        raise write_error(folder, exc) from None
+    try:
+        umask = current_umask()
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a checkpoint is an ordinary folder
         for name, data in files.items():
-            with open(tmp / name, "wb") as handle:
+            # open() applies the umask too, but say it: files are 0666 less the umask, like any tool's
+            fd = os.open(tmp / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~umask)
+            with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -136,13 +152,9 @@ def write_folder(folder: str | Path, files: dict[str, bytes], overwrite: bool = 
             for name in files:
                 os.replace(tmp / name, folder / name)
             tmp.rmdir()
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise write_error(folder, exc) from None
         raise
     return folder
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -13,7 +13,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import AttnvizError
 from .common import (ImageFlags, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
                      with_image_flags, with_random_shape)
 
@@ -58,8 +57,7 @@ def export(
 
     options = image.options()
     layouts = ex.parse_layouts(layout)
-    if outdir.exists() and not outdir.is_dir():
-        raise AttnvizError(f"{outdir} is a file; give a folder for --output")
+    ex.check_outdir(outdir)   # a file in the way fails now, not after the model has loaded
     sentences = ex.collect_sentences(inputs)
     loaded = build_model(model, tokenizer, seed, shape)
     layers = parse_indices(layer, loaded.config.num_layers, "layer")

@@ -1,0 +1,145 @@
+"""A pool of worker processes that never outlives the process that started it.
+
+`export --jobs N` draws in N spawned processes of about 130 MB each. When the main process dies
+(Ctrl-C, SIGTERM from `kill` or a scheduler, even SIGKILL, which runs no cleanup at all) the
+workers must go too, and with them the multiprocessing resource tracker, which exits once every
+process holding its pipe has. Three guards:
+
+- on Linux each worker asks the kernel for SIGTERM when its parent dies (prctl PR_SET_PDEATHSIG);
+- a watchdog thread in each worker sees its parent's pid change (it was reparented) and signals
+  itself, for other systems and for the case the kernel's signal cannot cover;
+- in the parent, SIGTERM while the pool runs terminates the workers and exits with status 143
+  (`exit_on_sigterm`, which export also uses when it draws in its own process, so a `kill`
+  unwinds like Ctrl-C).
+
+A worker signalled in the middle of a task unwinds it first, so `atomic_write` removes its
+temporary file, then exits at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+
+PR_SET_PDEATHSIG = 1          # from <linux/prctl.h>
+WATCH_SECONDS = 0.5           # how often a worker checks that its parent is still there
+EXIT_ON_SIGTERM = 128 + signal.SIGTERM
+
+_in_task = False
+
+
+class _ParentGone(BaseException):
+    """Raised inside a worker's task when it must stop: not an Exception, so nothing catches it."""
+
+
+# --- the parent's side -------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def bound_pool(jobs: int):
+    """A ProcessPoolExecutor (spawn: a forked child would inherit torch's thread pools, a known
+    deadlock) whose `submit` runs tasks so a signal can stop them cleanly. On any exception, or on
+    SIGTERM, the workers are terminated before it propagates; on success the pool shuts down
+    normally."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                               initargs=(os.getpid(),))
+    with exit_on_sigterm():
+        try:
+            yield _BoundPool(pool)
+        except BaseException:
+            _terminate(pool)
+            raise
+        pool.shutdown(wait=True)
+
+
+class _BoundPool:
+    def __init__(self, pool) -> None:
+        self._pool = pool
+
+    def submit(self, fn, *args):
+        return self._pool.submit(_run_task, fn, *args)
+
+
+@contextlib.contextmanager
+def exit_on_sigterm():
+    """Inside the block, SIGTERM becomes SystemExit(143) in the main thread, so `finally` and
+    `except` blocks run as for Ctrl-C: bound_pool terminates its workers, atomic_write removes its
+    temporary file. Outside the main thread (where Python allows no handler) it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum, frame):
+        raise SystemExit(EXIT_ON_SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(pool) -> None:
+    """Stop the workers now: SIGTERM (they unwind their task and exit), SIGKILL after 5 s."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())   # pid -> Process; private but stable
+    for process in procs:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    deadline = time.monotonic() + 5
+    for process in procs:
+        with contextlib.suppress(Exception):
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(1)
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- the worker's side --------------------------------------------------------------------------------
+
+def _init_worker(parent: int) -> None:
+    """Ctrl-C is the parent's to handle (it stops the pool); SIGTERM ends the worker; the worker
+    dies with `parent`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass   # the watchdog below still covers it
+    threading.Thread(target=_watch, args=(parent,), name="attnviz-parent-watch", daemon=True).start()
+
+
+def _watch(parent: int) -> None:
+    # The parent may already be gone before prctl ran; then only this notices (getppid changes).
+    while os.getppid() == parent:
+        time.sleep(WATCH_SECONDS)
+    while True:   # the main thread runs the handler at its next bytecode; repeat in case it was busy
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(WATCH_SECONDS)
+
+
+def _on_sigterm(signum, frame) -> None:
+    if _in_task:
+        raise _ParentGone()   # unwind the task: atomic_write removes its temporary file
+    os._exit(EXIT_ON_SIGTERM)
+
+
+def _run_task(fn, *args):
+    global _in_task
+    _in_task = True
+    try:
+        return fn(*args)
+    except _ParentGone:
+        os._exit(EXIT_ON_SIGTERM)
+    finally:
+        _in_task = False
