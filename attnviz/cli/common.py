@@ -215,5 +215,11 @@ def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShap
     if model != "random" and given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise AttnvizError(f"{flags} set the shape of a random model; a checkpoint brings its own config")
-    config = EncoderConfig(**given) if model == "random" else None
+    config = None
+    if model == "random":
+        from ..sizes import check_model_size
+
+        config = EncoderConfig(**given)
+        # Named by the flags that set them; before torch is even imported.
+        check_model_size(config, keys={k: "--" + k.replace("_", "-") for k in given})
     return load_model(model, config=config, seed=seed, tokenizer=str(tokenizer) if tokenizer else None)
