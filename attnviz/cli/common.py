@@ -45,8 +45,7 @@ def handles_errors(command):
             raise typer.Exit(fail(str(exc), 2)) from None
         except BrokenPipeError:
             # `attnviz show ... | head`: the reader left; that is not an error of ours.
-            sys.stderr.close()
-            raise typer.Exit(0) from None
+            raise typer.Exit(quiet_stdout()) from None
         except KeyboardInterrupt:
             raise typer.Exit(fail("interrupted", 130)) from None
         except Exception as exc:
@@ -56,6 +55,31 @@ def handles_errors(command):
                                   "(rerun with --debug for the traceback and report it)", 1)) from None
 
     return wrapper
+
+
+def quiet_stdout() -> int:
+    """After a closed pipe: point stdout at /dev/null, so that the final flush at exit (of whatever
+    Python still buffers) cannot fail again, and return the exit status 0 (Python's docs on SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (a test harness): nothing left to flush
+        pass
+    return 0
+
+
+def make_console(**kwargs):
+    """A rich Console for attnviz's output: like rich's own, except that a closed pipe raises
+    BrokenPipeError (which `handles_errors` turns into a quiet exit 0) where rich would exit 1."""
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return PipeConsole(**kwargs)
 
 
 def emit(text: str, output: Path | None, overwrite: bool) -> None:
@@ -72,12 +96,9 @@ def emit(text: str, output: Path | None, overwrite: bool) -> None:
 def report_console(output: Path | None, overwrite: bool, width: int = 100):
     """A rich Console for the terminal or, with --output, for a plain-text file written (atomically)
     when the block ends; the file is `width` columns wide and has no colour codes."""
-    from rich.console import Console
-
     sink = io.StringIO() if output is not None else None
-    console = Console(file=sink, width=width if sink else None, highlight=False, soft_wrap=False,
-                      no_color=sink is not None)
-    yield console
+    yield make_console(file=sink, width=width if sink else None, highlight=False, soft_wrap=False,
+                       no_color=sink is not None)
     if sink is not None:
         from ..io import atomic_write
 
@@ -108,11 +129,22 @@ class Activation(str, enum.Enum):
     silu = "silu"
 
 
+def _selection(value: str | None) -> str | None:
+    """--layer/--head: "" would otherwise read as "all", silently."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("an empty selection; give indices and ranges such as 0,2 or 1-3, or 'all'")
+    return value
+
+
+# Layer and head selections ("0,2", "1-3", "all"); parse them with result.parse_indices.
+LayerOpt = Annotated[Optional[str], typer.Option("--layer", "-l", callback=_selection, help="Layers: indices and ranges such as 0,2 or 1-3, or 'all'.")]
+HeadOpt = Annotated[Optional[str], typer.Option("--head", callback=_selection, help="Heads, like --layer.")]
+
 # Options shared by every command that builds a model. Random-model flags default to None so we
 # can tell "not given" from the default and refuse them for checkpoints.
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'random' (default), a checkpoint folder or weights file, 'minilm', or a model id already in the local Hugging Face cache.")]
 TokenizerOpt = Annotated[Optional[Path], typer.Option("--tokenizer", help="Use this tokenizer.json (or a folder holding one) instead of the model's.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random model's weights.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of the random model's weights (a non-negative integer).")]
 NumLayersOpt = Annotated[Optional[int], typer.Option("--num-layers", help="Random model: number of encoder layers [default: 2].")]
 NumHeadsOpt = Annotated[Optional[int], typer.Option("--num-heads", help="Random model: attention heads per layer [default: 4].")]
 DModelOpt = Annotated[Optional[int], typer.Option("--d-model", help="Random model: hidden size, divisible by --num-heads [default: 64].")]

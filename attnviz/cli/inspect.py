@@ -69,7 +69,7 @@ def inspect(
     sort: Annotated[str, typer.Option("--sort", metavar="COLUMN", help=SORT_HELP)] = "layer",
     reverse: Annotated[bool, typer.Option("--reverse", help="Reverse the --sort order.")] = False,
     baseline: Annotated[bool, typer.Option("--baseline", help="Also profile a random model of the same shape and show each statistic as the difference from it, to tell learned heads from architectural ones.")] = False,
-    baseline_seed: Annotated[Optional[int], typer.Option("--baseline-seed", help="Seed of the --baseline model [default: --seed, plus one when MODEL is random].")] = None,
+    baseline_seed: Annotated[Optional[int], typer.Option("--baseline-seed", min=0, help="Seed of the --baseline model [default: --seed, plus one when MODEL is random].")] = None,
     pronouns: Annotated[bool, typer.Option("--pronouns/--no-pronouns", help="Find the heads that resolve pronouns on --pronoun-set (cached per model; see 'attnviz probe coref').")] = True,
     pronoun_set: Annotated[str, typer.Option("--pronoun-set", metavar="SET_OR_FILE", help="The probe set for the pronoun role: agreement (number and gender cues), winograd, or a JSONL file.")] = "agreement",
     fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: one object on stdout or --output.")] = Format.table,

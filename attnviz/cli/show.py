@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (ImageFlags, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
+from .common import (HeadOpt, ImageFlags, LayerOpt, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
                      handles_errors, report_console, with_image_flags, with_random_shape)
 
 # Above this many heads in total, the tables show one layer unless --layer/--head say otherwise
@@ -30,8 +30,8 @@ class Format(str, enum.Enum):
 @with_image_flags
 def show(
     text: Annotated[str, typer.Argument(help="The sentence to visualise.", show_default=False)],
-    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layers to show: indices and ranges such as 0,2 or 1-3, or 'all'.")] = None,
-    head: Annotated[Optional[str], typer.Option("--head", help="Heads to show, like --layer.")] = None,
+    layer: LayerOpt = None,
+    head: HeadOpt = None,
     focus: Annotated[Optional[str], typer.Option("--focus", "-f", help="A word of the sentence (or a token index): list where it attends in every head.")] = None,
     top: Annotated[int, typer.Option("--top", min=1, max=10, help="How many targets the focus summary lists per head.")] = 3,
     words: Annotated[bool, typer.Option("--words", help="Merge subword pieces into words: attention to a word is the sum over its pieces, from a word the mean (Clark et al. 2019).")] = False,
