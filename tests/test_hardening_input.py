@@ -318,3 +318,71 @@ def test_header_of_a_deep_checkpoint_never_wraps(checkpoint, tmp_path):
         assert tokenizer_line.endswith("/tokenizer.json") and "…/" in tokenizer_line
         assert len(tokenizer_line) <= 80
         assert "…" in lines[0] and len(lines[0]) <= 80
+
+
+# Item 23 (CLI part): shared option groups, enums from the config's tuples, declared imports ------
+
+def _params(*path) -> dict:
+    import typer.main
+
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return {p.name: p for p in command.params}
+
+
+def test_show_inspect_probe_share_the_output_and_model_groups():
+    shape = ["num_layers", "num_heads", "d_model", "d_ff", "max_len", "positional", "norm_placement", "activation"]
+    for path, extra in ((("show",), ["model", "truncate"]), (("inspect",), []),
+                        (("probe", "coref"), ["model", "truncate"])):
+        params = _params(*path)
+        for name in ["output", "overwrite", "tokenizer", "seed", *shape, *extra]:
+            assert name in params, (path, name)
+        assert params["output"].opts == ["--output", "-o"]
+    assert "model" not in _params("inspect") or _params("inspect")["model"].param_type_name == "argument"
+
+
+def test_cli_choices_are_the_configs_tuples():
+    from attnviz.analysis.views import VIEWS
+    from attnviz.cli.common import Activation, NormPlacement, Positional, View
+    from attnviz.config import ACTIVATIONS, NORM_PLACEMENTS, POSITIONAL
+
+    for enum_type, values in ((Positional, POSITIONAL), (NormPlacement, NORM_PLACEMENTS),
+                              (Activation, ACTIVATIONS), (View, VIEWS)):
+        assert [m.value for m in enum_type] == list(values)
+    # rope was missing from the hand-written copy; now a random model can use it.
+    result = CliRunner().invoke(app, ["show", "hi it", "--positional", "rope", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model"]["config"]["positional"] == "rope"
+
+
+@pytest.mark.parametrize("args", [["inspect", "-t", "hi it"], ["probe", "coref", "agreement"],
+                                  ["show", "hi it", "--format", "json"]])
+def test_output_group_refuses_an_existing_file_before_loading(tmp_path, args):
+    target = tmp_path / "out.txt"
+    target.write_text("keep me")
+    line = one_error_line(attnviz_cmd(*args, "-o", str(target)))
+    assert line == f"attnviz: error: {target} already exists; pass --overwrite to replace it"
+    assert target.read_text() == "keep me"
+
+
+def test_every_third_party_import_is_declared():
+    """A module attnviz imports at run time is a declared dependency (or comes with one)."""
+    import ast
+    import tomllib
+
+    declared = {d.split(">")[0].split("=")[0].split("[")[0].strip().lower().replace("-", "_")
+                for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    comes_with = {"fontTools": "matplotlib", "click": "typer"}  # dependencies of our dependencies
+    missing = set()
+    for path in (ROOT / "attnviz").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "attnviz":
+                    continue
+                if top.lower() not in declared and comes_with.get(top) not in declared:
+                    missing.add(f"{top} ({path.relative_to(ROOT)})")
+    assert not missing

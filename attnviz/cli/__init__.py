@@ -6,8 +6,6 @@ happen inside the command functions, so `attnviz --help` stays instant.
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from .. import __version__
@@ -76,6 +74,3 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:  # Ctrl-C inside a prompt or progress bar
         return fail("interrupted", 130)
     return rv if isinstance(rv, int) else 0
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,6 +15,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..analysis.views import VIEWS
+from ..config import ACTIVATIONS, NORM_PLACEMENTS, POSITIONAL
 from ..errors import AttnvizError
 
 
@@ -105,28 +107,16 @@ def report_console(output: Path | None, overwrite: bool, width: int = 100):
         atomic_write(output, sink.getvalue(), overwrite)
 
 
-class View(str, enum.Enum):
-    attention = "attention"
-    rollout = "rollout"
-    norm = "norm"
+def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    """A str Enum for typer whose members are `values`: the config's (or the library's) own tuple,
+    so a choice added there is a CLI choice at once."""
+    return enum.Enum(name, {v: v for v in values}, type=str)
 
 
-class Positional(str, enum.Enum):
-    sinusoidal = "sinusoidal"
-    learned = "learned"
-    none = "none"
-
-
-class NormPlacement(str, enum.Enum):
-    post = "post"
-    pre = "pre"
-
-
-class Activation(str, enum.Enum):
-    gelu = "gelu"
-    gelu_tanh = "gelu_tanh"
-    relu = "relu"
-    silu = "silu"
+View = _choices("View", VIEWS)
+Positional = _choices("Positional", POSITIONAL)
+NormPlacement = _choices("NormPlacement", NORM_PLACEMENTS)
+Activation = _choices("Activation", ACTIVATIONS)
 
 
 def _selection(value: str | None) -> str | None:
@@ -194,11 +184,73 @@ def option_group(param: str, group: type, options: dict):
     return decorate
 
 
-# The eight random-model flags, received as `shape: RandomShape`.
-with_random_shape = option_group("shape", RandomShape, {
+SHAPE_OPTIONS = {
     "num_layers": (NumLayersOpt, None), "num_heads": (NumHeadsOpt, None), "d_model": (DModelOpt, None),
     "d_ff": (DFfOpt, None), "max_len": (MaxLenOpt, None), "positional": (PositionalOpt, None),
-    "norm_placement": (NormOpt, None), "activation": (ActivationOpt, None)})
+    "norm_placement": (NormOpt, None), "activation": (ActivationOpt, None)}
+# The eight random-model flags, received as `shape: RandomShape`.
+with_random_shape = option_group("shape", RandomShape, SHAPE_OPTIONS)
+
+
+@dataclass(frozen=True)
+class ModelFlags:
+    """--model, --tokenizer, --seed and the random-model shape, as given on the command line."""
+
+    model: str = "random"
+    tokenizer: Path | None = None
+    seed: int = 0
+    shape: RandomShape = RandomShape()
+
+    @classmethod
+    def from_options(cls, **given) -> "ModelFlags":
+        shape = RandomShape(**{name: given.pop(name) for name in SHAPE_OPTIONS})
+        return cls(shape=shape, **given)
+
+    def build(self, model: str | None = None):
+        """The model these flags describe (`model` replaces --model: inspect's MODEL argument)."""
+        return build_model(self.model if model is None else model, self.tokenizer, self.seed, self.shape)
+
+
+def model_flags(model_option: bool = True):
+    """A decorator: the model flags of every command that builds one, received as `models: ModelFlags`.
+    Without `model_option` the command names the model itself (inspect's MODEL argument)."""
+    options = {"model": (ModelOpt, "random")} if model_option else {}
+    options.update({"tokenizer": (TokenizerOpt, None), "seed": (SeedOpt, 0), **SHAPE_OPTIONS})
+    return option_group("models", ModelFlags.from_options, options)
+
+
+@dataclass(frozen=True)
+class OutputFlags:
+    """--output, --overwrite and (where a command has it) --truncate, as given on the command line."""
+
+    output: Path | None = None
+    overwrite: bool = False
+    truncate: bool = False
+
+    def check(self) -> None:
+        """Refuse an existing --output (without --overwrite) before any slow work."""
+        if self.output is not None:
+            from ..io import check_writable
+
+            check_writable(self.output, self.overwrite)
+
+    def emit(self, text: str) -> None:
+        emit(text, self.output, self.overwrite)
+
+    def console(self, width: int = 100):
+        return report_console(self.output, self.overwrite, width)
+
+
+def output_flags(replaces: str = "--output", truncate: str | None = None):
+    """A decorator: --output/-o and --overwrite (help: "Replace `replaces` ..."), and --truncate with
+    the help `truncate` when given, received as `out: OutputFlags`."""
+    options = {
+        "output": (Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically).")], None),
+        "overwrite": (Annotated[bool, typer.Option("--overwrite", help=f"Replace {replaces} if {'they exist' if '/' in replaces else 'it exists'}.")], False),
+    }
+    if truncate is not None:
+        options["truncate"] = (Annotated[bool, typer.Option("--truncate", help=truncate)], False)
+    return option_group("out", OutputFlags, options)
 
 
 class Preset(str, enum.Enum):
