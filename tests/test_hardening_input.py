@@ -265,6 +265,7 @@ def test_closed_pipe_is_a_quiet_success_for_every_command_and_format():
         "inspect json": ["inspect", "-t", SENTENCE, "--no-pronouns", "--format", "json"],
         "compare table": ["compare", SENTENCE, TWIN],
         "probe table": ["probe", "coref", "agreement"],
+        "help": ["show", "--help"],  # printed by click, outside the commands
     }
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"}
     names, failures = list(commands), {}
