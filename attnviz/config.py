@@ -121,7 +121,7 @@ class EncoderConfig:
     def from_dict(cls, data: dict, source: str = "config") -> "EncoderConfig":
         """Build from a dict, refusing unknown keys (a typo must not silently become a default)."""
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known - {"format_version", "attnviz_format"})
+        unknown = sorted(set(data) - known - {"attnviz_format"})  # a native config.json as it is
         if unknown:
             raise AttnvizError(f"{source}: unknown config key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
         return cls(**{k: v for k, v in data.items() if k in known})

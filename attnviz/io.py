@@ -61,11 +61,47 @@ def read_text(path: str | Path, wanted: str) -> str:
         raise AttnvizError(f"no such file: {path}; give {wanted}") from None
     except OSError as exc:
         raise AttnvizError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return decode_utf8(raw, str(path), "save it as UTF-8")
+
+
+def decode_utf8(raw: bytes, name: str, fix: str) -> str:
+    """`raw` as UTF-8 text (a byte-order mark dropped), or an AttnvizError naming `name` and the
+    line of the first bad byte, then `fix` (what to do about it)."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
-        raise AttnvizError(f"{path} is not UTF-8 text (bad byte at line {line}); save it as UTF-8") from None
+        raise AttnvizError(f"{name} is not UTF-8 text (bad byte at line {line}); "
+                           f"{fix}") from None
+
+
+def read_stdin(wanted: str) -> str:
+    """Standard input as UTF-8 text, read as bytes: Python's own decoding would either fail with a
+    traceback or, in UTF-8 mode, smuggle bad bytes through as lone surrogates."""
+    import sys
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text-only stream (some test harnesses): its text is already decoded
+        return check_text(sys.stdin.read(), "standard input")
+    try:
+        raw = stream.read()
+    except OSError as exc:
+        raise AttnvizError(f"cannot read standard input: {exc.strerror or exc}; give {wanted}") from None
+    return decode_utf8(raw, "standard input", "convert it to UTF-8")
+
+
+def check_text(text: str, name: str) -> str:
+    """Refuse text that holds lone surrogates (bytes that were not UTF-8, smuggled in by the
+    surrogateescape decoding of command-line arguments), naming the line; else return it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = ord(text[exc.start])
+        byte = f"byte 0x{bad - 0xDC00:02x}" if 0xDC80 <= bad <= 0xDCFF else f"character U+{bad:04X}"
+        line = text.count("\n", 0, exc.start) + 1
+        where = f" at line {line}" if "\n" in text else ""
+        raise AttnvizError(f"{name} is not valid UTF-8 (bad {byte}{where}); convert it to UTF-8") from None
+    return text
 
 
 def check_writable(path: Path, overwrite: bool) -> None:

@@ -5,6 +5,32 @@ from __future__ import annotations
 from .result import AttentionResult
 from .errors import AttnvizError
 from .checkpoints import LoadedModel
+from .io import check_text
+from .sizes import check_run_size
+from .tokenize import Encoding
+
+
+def encode(model: LoadedModel, text: str, truncate: bool = False) -> Encoding:
+    """`text` tokenized for `model`; AttnvizError for text that is empty, longer than the model's
+    maximum (unless `truncate`), or not UTF-8 (bad bytes of a command-line argument)."""
+    return model.tokenizer.encode(check_text(text, "the text"), max_len=model.config.max_len, truncate=truncate)
+
+
+def model_inputs(model: LoadedModel, encodings: list[Encoding], layers: int | None = None):
+    """(ids [B, T], attention mask [B, T] or None, token types [B, T] or None) for a batch, padded
+    after the real tokens, once the attention maps of `layers` kept layers are known to fit."""
+    import torch
+
+    config = model.config
+    T = max(len(enc.ids) for enc in encodings)
+    check_run_size(config, T, len(encodings), layers)
+    pads = [T - len(enc.ids) for enc in encodings]
+    ids = torch.tensor([enc.ids + [config.pad_token_id] * p for enc, p in zip(encodings, pads)])
+    mask = (torch.tensor([[1] * len(enc.ids) + [0] * p for enc, p in zip(encodings, pads)])
+            if any(pads) or len(encodings) > 1 else None)
+    type_ids = (torch.tensor([enc.type_ids + [0] * p for enc, p in zip(encodings, pads)])
+                if config.type_vocab_size else None)
+    return ids, mask, type_ids
 
 
 def run_attention(model: LoadedModel, text: str, layers: list[int] | None = None,
@@ -27,9 +53,8 @@ def run_attention(model: LoadedModel, text: str, layers: list[int] | None = None
     config = model.config
     layers = list(range(config.num_layers)) if layers is None else list(layers)
     heads = list(range(config.num_heads)) if heads is None else list(heads)
-    enc = model.tokenizer.encode(text, max_len=config.max_len, truncate=truncate)
-    ids = torch.tensor([enc.ids])                                                  # [1, T]
-    type_ids = torch.tensor([enc.type_ids]) if config.type_vocab_size else None
+    enc = encode(model, text, truncate)
+    ids, _, type_ids = model_inputs(model, [enc], len(set(layers)))               # [1, T]
     with torch.inference_mode():
         out = model.encoder(ids, token_type_ids=type_ids, keep_layers=layers)
     weights = out.attentions[0][:, heads].numpy()                                  # [K, H', T, T]
@@ -50,11 +75,10 @@ def _other_view(model: LoadedModel, text: str, layers: list[int] | None, heads: 
     config = model.config
     layers = list(range(config.num_layers)) if layers is None else sorted(set(layers))
     heads = list(range(config.num_heads)) if heads is None else list(heads)
-    enc = model.tokenizer.encode(text, max_len=config.max_len, truncate=truncate)
-    ids = torch.tensor([enc.ids])                                                  # [1, T]
-    type_ids = torch.tensor([enc.type_ids]) if config.type_vocab_size else None
+    enc = encode(model, text, truncate)
     # Rollout through layer l needs every layer up to l, with all their heads.
     keep = list(range(layers[-1] + 1)) if view == "rollout" else layers
+    ids, _, type_ids = model_inputs(model, [enc], len(keep))                       # [1, T]
     with torch.inference_mode():
         out = model.encoder(ids, token_type_ids=type_ids, keep_layers=keep, keep_values=view == "norm")
     probs = out.attentions[0].double().numpy()                                     # [K, H, T, T]
@@ -97,19 +121,14 @@ def run_attention_batch(model: LoadedModel, texts: list[str], truncate: bool = F
             if view != "attention":
                 out[i] = run_attention(model, text, truncate=truncate, view=view)
             else:
-                encoded.append((i, model.tokenizer.encode(text, max_len=config.max_len, truncate=truncate)))
+                encoded.append((i, encode(model, text, truncate)))
         except AttnvizError as exc:
             out[i] = exc
     # Similar lengths together: less padding. Sorting is stable, so the order is deterministic.
     encoded.sort(key=lambda pair: len(pair[1].ids))
     for start in range(0, len(encoded), batch_size):
         chunk = encoded[start:start + batch_size]
-        T = max(len(enc.ids) for _, enc in chunk)
-        pad = config.pad_token_id
-        ids = torch.tensor([enc.ids + [pad] * (T - len(enc.ids)) for _, enc in chunk])              # [B, T]
-        mask = torch.tensor([[1] * len(enc.ids) + [0] * (T - len(enc.ids)) for _, enc in chunk])    # [B, T]
-        type_ids = (torch.tensor([enc.type_ids + [0] * (T - len(enc.ids)) for _, enc in chunk])
-                    if config.type_vocab_size else None)
+        ids, mask, type_ids = model_inputs(model, [enc for _, enc in chunk])                       # [B, T]
         with torch.inference_mode():
             result = model.encoder(ids, attention_mask=mask, token_type_ids=type_ids)
         for b, (i, enc) in enumerate(chunk):

@@ -10,11 +10,10 @@ non-blank character is `#` are skipped, so a file can open with a comment that s
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from .errors import AttnvizError
-from .io import read_text
+from .io import read_stdin, read_text
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_texts"
 COMMENT = "#"
@@ -74,10 +73,7 @@ def read_sentences(path: str | Path, *, allow_empty: bool = False) -> list[str]:
     the line of the first bad byte), or (unless `allow_empty`) holds no sentence at all.
     """
     if str(path) == "-":
-        try:
-            text = sys.stdin.read()
-        except UnicodeDecodeError as exc:
-            raise AttnvizError(f"standard input is not UTF-8 text ({exc.reason}); convert it to UTF-8") from None
+        text = read_stdin("text with one sentence per line")
         name = "standard input"
     else:
         name = str(path)

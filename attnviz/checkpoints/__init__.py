@@ -32,18 +32,29 @@ def random_model(config: EncoderConfig | None = None, seed: int = 0,
 
     The vocabulary grows to fit the tokenizer, so any `tokenizer.json` works with a random model.
     """
-    from ..encoder import Encoder, init_random
+    from ..sizes import check_model_size
 
+    check_seed(seed)
     tokenizer = tokenizer or TextTokenizer.default()
     config = config or EncoderConfig()
     if config.vocab_size != tokenizer.vocab_size:
         config = EncoderConfig.from_dict({**config.to_dict(), "vocab_size": tokenizer.vocab_size})
+    check_model_size(config, "random model")  # before torch allocates anything
+
+    from ..encoder import Encoder, init_random
+
     with no_init():  # init_random sets every parameter; torch's own initialisers would be wasted
         encoder = Encoder(config)
     encoder = init_random(encoder, seed)
     info = ModelInfo(source="random", config=config, seed=seed, learned=False,
                      tokenizer=tokenizer.source, kind="random")
     return LoadedModel(encoder, tokenizer, info)
+
+
+def check_seed(seed) -> None:
+    """Seeds are non-negative integers (NumPy's seed sequences refuse negative ones)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise AttnvizError(f"seed must be a non-negative integer, got {seed!r}")
 
 
 def load_model(spec: str = "random", *, config: EncoderConfig | None = None, seed: int = 0,

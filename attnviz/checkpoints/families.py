@@ -177,7 +177,7 @@ def load_family(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTo
     label = str(folder / "config.json")
     config = family_config(data, label)
     family = FAMILIES[data["model_type"]]
-    encoder = build_encoder(config)
+    encoder = build_encoder(config, weights, label, data)
     mapping = weight_map(family, list(encoder.state_dict()), weights)
     fill_encoder(encoder, mapping, weights, label)
     info = ModelInfo(source=source, config=config, seed=None, learned=True,

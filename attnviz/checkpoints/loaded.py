@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 
 from ..config import EncoderConfig
 from ..result import ModelInfo
+from ..sizes import check_model_size
 from ..tokenize import TextTokenizer
 
 if TYPE_CHECKING:  # torch is imported only where a model is built
     from ..encoder import Encoder
+    from .weights import WeightFile
 
 
 @dataclass
@@ -29,14 +31,26 @@ class LoadedModel:
         return self.info.config
 
 
-def build_encoder(config: EncoderConfig) -> "Encoder":
+def build_encoder(config: EncoderConfig, weights: "WeightFile | None" = None, label: str = "config",
+                  data: dict | None = None) -> "Encoder":
     """An Encoder whose parameters a checkpoint is about to supply (see `weights.fill_encoder`).
+
+    First the config is checked, from arithmetic and shapes only: against `weights` when given
+    (`weights.check_config_fits`: layers, widths, parameter count) and against the memory limit
+    (`sizes.check_model_size`), so an absurd config.json is one line naming `label` and the key
+    (as `data`, the raw config.json, calls it) instead of a hang or a failed allocation.
 
     Built on the meta device (shapes only, no memory) with every `torch.nn.init` function made a
     no-op meanwhile: initialising meta tensors is pointless, and `nn.Embedding`'s `normal_` on
     meta pulls in torch's decomposition machinery (1.3 s of MiniLM's 3.4 s `show`, in cProfile).
     The buffers that are functions of the config (not stored in checkpoints) are computed for real.
     """
+    from .weights import CONFIG_KEYS, check_config_fits, config_key
+
+    if weights is not None:
+        check_config_fits(config, weights, label, data)
+    check_model_size(config, label, {f: config_key(f, config, data) for f in CONFIG_KEYS})
+
     import torch
 
     from ..encoder import Encoder, sinusoidal_table

@@ -62,7 +62,7 @@ def load_native(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTo
 
     label = str(folder / "config.json")
     config, learned, seed = parse_config(data, label)
-    encoder = build_encoder(config)
+    encoder = build_encoder(config, weights, label, data)
     names = list(encoder.state_dict())
     unexpected = sorted(set(weights.keys()) - set(names))
     if unexpected:

@@ -9,10 +9,13 @@ through a memory map, so only the tensors we use are touched), a sharded
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from ..config import EncoderConfig
 from ..errors import AttnvizError
+from ..sizes import human_bytes, parameter_count
 from .statedict import STATE_DICT_SUFFIXES, load_state_dict
 
 if TYPE_CHECKING:
@@ -156,6 +159,74 @@ def fill_encoder(encoder: "Encoder", mapping: dict[str, str], weights: WeightFil
                                f"{config_label} implies {list(expected)}")
         loaded[name] = weights.get(key)
     encoder.load_state_dict(loaded, strict=True, assign=True)
+
+
+# How config.json files of the common families name our size fields (BERT, DistilBERT, GPT-2,
+# LLaMA, GGUF metadata), so a check can name the key the user must fix. The first one present wins.
+CONFIG_KEYS = {
+    "num_layers": ("num_layers", "num_hidden_layers", "n_layers", "n_layer", "block_count"),
+    "d_model": ("d_model", "hidden_size", "dim", "n_embd", "embedding_length"),
+    "num_heads": ("num_heads", "num_attention_heads", "n_heads", "n_head", "head_count"),
+    "num_kv_heads": ("num_kv_heads", "num_key_value_heads", "n_kv_heads", "head_count_kv"),
+    "d_ff": ("d_ff", "intermediate_size", "hidden_dim", "n_inner", "feed_forward_length"),
+    "vocab_size": ("vocab_size", "n_vocab"),
+    "max_len": ("max_len", "max_position_embeddings", "n_positions", "context_length"),
+    "type_vocab_size": ("type_vocab_size",),
+    "embedding_size": ("embedding_size",),
+    "head_dim": ("head_dim",),
+}
+# A layer index as one component of a tensor name: "encoder.layer.5.", "h.11.", "blk.3.".
+_LAYER_INDEX = re.compile(r"(?:^|\.)(\d+)\.")
+
+
+def config_key(field: str, config: EncoderConfig, data: dict | None) -> str:
+    """The name config.json uses for our `field`: the alias holding the same value, else the first
+    alias present, else the field's own name."""
+    aliases = CONFIG_KEYS.get(field, (field,))
+    if data:
+        value = getattr(config, field)
+        present = [a for a in aliases if a in data]
+        for alias in present:
+            if data[alias] == value:
+                return alias
+        if present:
+            return present[0]
+    return field
+
+
+def check_config_fits(config: EncoderConfig, weights: WeightFile, label: str, data: dict | None = None) -> None:
+    """Refuse a config that cannot describe `weights`, from the tensors' shapes alone (nothing is
+    read or built): more layers than the file numbers, or a width larger than any tensor dimension.
+    Call it before building the encoder, so that a config saying 10^9 layers is one line instead
+    of a hang; `label` is the config file, `data` its raw dict (to name its own keys). What stays
+    possible after it is bounded by the file's own sizes; `fill_encoder` then names any tensor
+    whose shape differs.
+
+    Every loader (native, BERT families, decoders, GGUF) can call it: it assumes only that layer
+    tensors carry their index as a name component ("layers.3.", "h.3.", "blk.3.")."""
+    def key(field: str) -> str:
+        return config_key(field, config, data)
+
+    keys = weights.keys()
+    indices = [int(m) for k in keys for m in _LAYER_INDEX.findall(k)]
+    present = max(indices) + 1 if indices else 0
+    if config.num_layers > present:
+        held = f"{present} layers (indices 0-{present - 1})" if present else "no numbered layers"
+        raise AttnvizError(f"{label}: {key('num_layers')} is {config.num_layers} (a model of "
+                           f"{human_bytes(4 * parameter_count(config))}) but {weights.label} holds {held}; "
+                           "the config does not describe these weights")
+    shapes = [weights.shape(k) for k in keys]
+    largest = max((d for shape in shapes for d in shape), default=0)
+    widths = {"d_model": config.d_model, "d_ff": config.d_ff, "vocab_size": config.vocab_size,
+              "embedding_size": config.embedding_size or 0, "type_vocab_size": config.type_vocab_size}
+    if config.head_dim is not None:
+        widths["head_dim"] = config.head_dim
+    if config.positional == "learned":
+        widths["max_len"] = config.max_len
+    for field, value in widths.items():
+        if value > largest:
+            raise AttnvizError(f"{label}: {key(field)} is {value} but no tensor of {weights.label} has a "
+                               f"dimension that large (the largest is {largest})")
 
 
 def _first_line(exc: BaseException) -> str:

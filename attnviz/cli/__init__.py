@@ -6,12 +6,12 @@ happen inside the command functions, so `attnviz --help` stays instant.
 
 from __future__ import annotations
 
-import sys
+import errno
 
 import typer
 
 from .. import __version__
-from .common import STATE, fail
+from .common import STATE, fail, quiet_stdout
 from .compare import compare
 from .export import export
 from .inspect import inspect
@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return fail(exc.format_message(), exc.exit_code)
     except typer.Abort:  # Ctrl-C inside a prompt or progress bar
         return fail("interrupted", 130)
+    except SystemExit as exc:
+        # click answers a closed pipe outside our commands (`attnviz show --help | head -1`) with
+        # exit 1; for attnviz the reader leaving is not an error (see common.handles_errors).
+        if isinstance(exc.__context__, OSError) and exc.__context__.errno == errno.EPIPE:
+            return quiet_stdout()
+        raise
     return rv if isinstance(rv, int) else 0
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,6 +15,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..analysis.views import VIEWS
+from ..config import ACTIVATIONS, NORM_PLACEMENTS, POSITIONAL
 from ..errors import AttnvizError
 
 
@@ -45,8 +47,7 @@ def handles_errors(command):
             raise typer.Exit(fail(str(exc), 2)) from None
         except BrokenPipeError:
             # `attnviz show ... | head`: the reader left; that is not an error of ours.
-            sys.stderr.close()
-            raise typer.Exit(0) from None
+            raise typer.Exit(quiet_stdout()) from None
         except KeyboardInterrupt:
             raise typer.Exit(fail("interrupted", 130)) from None
         except Exception as exc:
@@ -56,6 +57,31 @@ def handles_errors(command):
                                   "(rerun with --debug for the traceback and report it)", 1)) from None
 
     return wrapper
+
+
+def quiet_stdout() -> int:
+    """After a closed pipe: point stdout at /dev/null, so that the final flush at exit (of whatever
+    Python still buffers) cannot fail again, and return the exit status 0 (Python's docs on SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (a test harness): nothing left to flush
+        pass
+    return 0
+
+
+def make_console(**kwargs):
+    """A rich Console for attnviz's output: like rich's own, except that a closed pipe raises
+    BrokenPipeError (which `handles_errors` turns into a quiet exit 0) where rich would exit 1."""
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return PipeConsole(**kwargs)
 
 
 def emit(text: str, output: Path | None, overwrite: bool) -> None:
@@ -72,47 +98,43 @@ def emit(text: str, output: Path | None, overwrite: bool) -> None:
 def report_console(output: Path | None, overwrite: bool, width: int = 100):
     """A rich Console for the terminal or, with --output, for a plain-text file written (atomically)
     when the block ends; the file is `width` columns wide and has no colour codes."""
-    from rich.console import Console
-
     sink = io.StringIO() if output is not None else None
-    console = Console(file=sink, width=width if sink else None, highlight=False, soft_wrap=False,
-                      no_color=sink is not None)
-    yield console
+    yield make_console(file=sink, width=width if sink else None, highlight=False, soft_wrap=False,
+                       no_color=sink is not None)
     if sink is not None:
         from ..io import atomic_write
 
         atomic_write(output, sink.getvalue(), overwrite)
 
 
-class View(str, enum.Enum):
-    attention = "attention"
-    rollout = "rollout"
-    norm = "norm"
+def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    """A str Enum for typer whose members are `values`: the config's (or the library's) own tuple,
+    so a choice added there is a CLI choice at once."""
+    return enum.Enum(name, {v: v for v in values}, type=str)
 
 
-class Positional(str, enum.Enum):
-    sinusoidal = "sinusoidal"
-    learned = "learned"
-    none = "none"
+View = _choices("View", VIEWS)
+Positional = _choices("Positional", POSITIONAL)
+NormPlacement = _choices("NormPlacement", NORM_PLACEMENTS)
+Activation = _choices("Activation", ACTIVATIONS)
 
 
-class NormPlacement(str, enum.Enum):
-    post = "post"
-    pre = "pre"
+def _selection(value: str | None) -> str | None:
+    """--layer/--head: "" would otherwise read as "all", silently."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("an empty selection; give indices and ranges such as 0,2 or 1-3, or 'all'")
+    return value
 
 
-class Activation(str, enum.Enum):
-    gelu = "gelu"
-    gelu_tanh = "gelu_tanh"
-    relu = "relu"
-    silu = "silu"
-
+# Layer and head selections ("0,2", "1-3", "all"); parse them with result.parse_indices.
+LayerOpt = Annotated[Optional[str], typer.Option("--layer", "-l", callback=_selection, help="Layers: indices and ranges such as 0,2 or 1-3, or 'all'.")]
+HeadOpt = Annotated[Optional[str], typer.Option("--head", callback=_selection, help="Heads, like --layer.")]
 
 # Options shared by every command that builds a model. Random-model flags default to None so we
 # can tell "not given" from the default and refuse them for checkpoints.
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'random' (default), a checkpoint folder or weights file, 'minilm', or a model id already in the local Hugging Face cache.")]
 TokenizerOpt = Annotated[Optional[Path], typer.Option("--tokenizer", help="Use this tokenizer.json (or a folder holding one) instead of the model's.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random model's weights.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of the random model's weights (a non-negative integer).")]
 NumLayersOpt = Annotated[Optional[int], typer.Option("--num-layers", help="Random model: number of encoder layers [default: 2].")]
 NumHeadsOpt = Annotated[Optional[int], typer.Option("--num-heads", help="Random model: attention heads per layer [default: 4].")]
 DModelOpt = Annotated[Optional[int], typer.Option("--d-model", help="Random model: hidden size, divisible by --num-heads [default: 64].")]
@@ -162,11 +184,73 @@ def option_group(param: str, group: type, options: dict):
     return decorate
 
 
-# The eight random-model flags, received as `shape: RandomShape`.
-with_random_shape = option_group("shape", RandomShape, {
+SHAPE_OPTIONS = {
     "num_layers": (NumLayersOpt, None), "num_heads": (NumHeadsOpt, None), "d_model": (DModelOpt, None),
     "d_ff": (DFfOpt, None), "max_len": (MaxLenOpt, None), "positional": (PositionalOpt, None),
-    "norm_placement": (NormOpt, None), "activation": (ActivationOpt, None)})
+    "norm_placement": (NormOpt, None), "activation": (ActivationOpt, None)}
+# The eight random-model flags, received as `shape: RandomShape`.
+with_random_shape = option_group("shape", RandomShape, SHAPE_OPTIONS)
+
+
+@dataclass(frozen=True)
+class ModelFlags:
+    """--model, --tokenizer, --seed and the random-model shape, as given on the command line."""
+
+    model: str = "random"
+    tokenizer: Path | None = None
+    seed: int = 0
+    shape: RandomShape = RandomShape()
+
+    @classmethod
+    def from_options(cls, **given) -> "ModelFlags":
+        shape = RandomShape(**{name: given.pop(name) for name in SHAPE_OPTIONS})
+        return cls(shape=shape, **given)
+
+    def build(self, model: str | None = None):
+        """The model these flags describe (`model` replaces --model: inspect's MODEL argument)."""
+        return build_model(self.model if model is None else model, self.tokenizer, self.seed, self.shape)
+
+
+def model_flags(model_option: bool = True):
+    """A decorator: the model flags of every command that builds one, received as `models: ModelFlags`.
+    Without `model_option` the command names the model itself (inspect's MODEL argument)."""
+    options = {"model": (ModelOpt, "random")} if model_option else {}
+    options.update({"tokenizer": (TokenizerOpt, None), "seed": (SeedOpt, 0), **SHAPE_OPTIONS})
+    return option_group("models", ModelFlags.from_options, options)
+
+
+@dataclass(frozen=True)
+class OutputFlags:
+    """--output, --overwrite and (where a command has it) --truncate, as given on the command line."""
+
+    output: Path | None = None
+    overwrite: bool = False
+    truncate: bool = False
+
+    def check(self) -> None:
+        """Refuse an existing --output (without --overwrite) before any slow work."""
+        if self.output is not None:
+            from ..io import check_writable
+
+            check_writable(self.output, self.overwrite)
+
+    def emit(self, text: str) -> None:
+        emit(text, self.output, self.overwrite)
+
+    def console(self, width: int = 100):
+        return report_console(self.output, self.overwrite, width)
+
+
+def output_flags(replaces: str = "--output", truncate: str | None = None):
+    """A decorator: --output/-o and --overwrite (help: "Replace `replaces` ..."), and --truncate with
+    the help `truncate` when given, received as `out: OutputFlags`."""
+    options = {
+        "output": (Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically).")], None),
+        "overwrite": (Annotated[bool, typer.Option("--overwrite", help=f"Replace {replaces} if {'they exist' if '/' in replaces else 'it exists'}.")], False),
+    }
+    if truncate is not None:
+        options["truncate"] = (Annotated[bool, typer.Option("--truncate", help=truncate)], False)
+    return option_group("out", OutputFlags, options)
 
 
 class Preset(str, enum.Enum):
@@ -215,5 +299,11 @@ def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShap
     if model != "random" and given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise AttnvizError(f"{flags} set the shape of a random model; a checkpoint brings its own config")
-    config = EncoderConfig(**given) if model == "random" else None
+    config = None
+    if model == "random":
+        from ..sizes import check_model_size
+
+        config = EncoderConfig(**given)
+        # Named by the flags that set them; before torch is even imported.
+        check_model_size(config, keys={k: "--" + k.replace("_", "-") for k in given})
     return load_model(model, config=config, seed=seed, tokenizer=str(tokenizer) if tokenizer else None)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import enum
 import json
 import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..errors import AttnvizError
-from .common import (RandomShape, SeedOpt, TokenizerOpt, build_model, emit, handles_errors,
-                     report_console, with_random_shape)
+from .common import ModelFlags, OutputFlags, handles_errors, model_flags, output_flags
 
 SORT_HELP = ("Order the table by: layer, head, role, score, entropy, confidence, distance, self, prev, "
              "next, special, first, punct, local. Statistics sort largest first (by the difference "
@@ -61,7 +59,8 @@ def run_probe(loaded, texts: list[str], label: str):
 
 
 @handles_errors
-@with_random_shape
+@model_flags(model_option=False)
+@output_flags()
 def inspect(
     model: Annotated[str, typer.Argument(metavar="MODEL", help="'random', a checkpoint folder or file, or a named model such as minilm.")] = "random",
     text: Annotated[Optional[list[str]], typer.Option("--text", "-t", metavar="TEXT", help="A probe sentence; repeat for several. Default: the sentences shipped in sample_texts/.")] = None,
@@ -69,15 +68,12 @@ def inspect(
     sort: Annotated[str, typer.Option("--sort", metavar="COLUMN", help=SORT_HELP)] = "layer",
     reverse: Annotated[bool, typer.Option("--reverse", help="Reverse the --sort order.")] = False,
     baseline: Annotated[bool, typer.Option("--baseline", help="Also profile a random model of the same shape and show each statistic as the difference from it, to tell learned heads from architectural ones.")] = False,
-    baseline_seed: Annotated[Optional[int], typer.Option("--baseline-seed", help="Seed of the --baseline model [default: --seed, plus one when MODEL is random].")] = None,
+    baseline_seed: Annotated[Optional[int], typer.Option("--baseline-seed", min=0, help="Seed of the --baseline model [default: --seed, plus one when MODEL is random].")] = None,
     pronouns: Annotated[bool, typer.Option("--pronouns/--no-pronouns", help="Find the heads that resolve pronouns on --pronoun-set (cached per model; see 'attnviz probe coref').")] = True,
     pronoun_set: Annotated[str, typer.Option("--pronoun-set", metavar="SET_OR_FILE", help="The probe set for the pronoun role: agreement (number and gender cues), winograd, or a JSONL file.")] = "agreement",
     fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: one object on stdout or --output.")] = Format.table,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output if it exists.")] = False,
-    tokenizer: TokenizerOpt = None,
-    seed: SeedOpt = 0,
-    shape: RandomShape = RandomShape(),
+    out: OutputFlags = OutputFlags(),
+    models: ModelFlags = ModelFlags(),
 ) -> None:
     """Describe a model and what each of its heads does.
 
@@ -98,19 +94,16 @@ def inspect(
     """
     from ..analysis.heads import SORT_COLUMNS, deltas, sort_profiles
     from ..analysis.params import parameter_counts
-    from ..io import check_writable
-
     if sort not in SORT_COLUMNS:  # before loading anything
         raise AttnvizError(f"unknown sort column {sort!r}; choose one of: {', '.join(SORT_COLUMNS)}")
-    if output is not None:
-        check_writable(output, overwrite)
+    out.check()
     texts, probe = probe_texts(text, file)
     if pronouns:
         from ..analysis.probe import resolve_probe_file
 
         resolve_probe_file(pronoun_set)  # a bad set name fails before the model loads
 
-    loaded = build_model(model, tokenizer, seed, shape)
+    loaded = models.build(model)
     params = parameter_counts(((n, tuple(p.shape)) for n, p in loaded.encoder.named_parameters()),
                               loaded.config.num_layers)
     report, truncated = run_probe(loaded, texts, "profiling heads")
@@ -122,7 +115,7 @@ def inspect(
     if baseline:
         from ..checkpoints import random_model
 
-        bseed = baseline_seed if baseline_seed is not None else seed + (loaded.info.kind == "random")
+        bseed = baseline_seed if baseline_seed is not None else models.seed + (loaded.info.kind == "random")
         base_model = random_model(loaded.config, bseed, loaded.tokenizer)
         base_info = base_model.info
         base, _ = run_probe(base_model, texts, "profiling the random baseline")
@@ -154,12 +147,12 @@ def inspect(
                           for p in profiles],
             },
         }
-        emit(json.dumps(payload, ensure_ascii=False, indent=1) + "\n", output, overwrite)
+        out.emit(json.dumps(payload, ensure_ascii=False, indent=1) + "\n")
         return
 
     from ..render.inspect_view import render_heads, render_model
 
-    with report_console(output, overwrite, width=120) as console:
+    with out.console(width=120) as console:
         render_model(console, loaded.info, params)
         if truncated:
             console.print(f"[yellow]{truncated} probe sentence(s) were cut to the model's {loaded.config.max_len} tokens.[/]")

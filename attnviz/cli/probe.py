@@ -5,14 +5,12 @@ from __future__ import annotations
 import enum
 import json
 import sys
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..errors import AttnvizError
-from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
-                     handles_errors, report_console, with_random_shape)
+from .common import ModelFlags, OutputFlags, View, handles_errors, model_flags, output_flags
 
 probe_app = typer.Typer(
     help="Score every head of a model on an annotated task.",
@@ -30,38 +28,32 @@ class Format(str, enum.Enum):
 
 @probe_app.command("coref", no_args_is_help=True)
 @handles_errors
-@with_random_shape
+@model_flags()
+@output_flags(truncate="Cut texts longer than the model's maximum instead of skipping them.")
 def coref(
     file: Annotated[str, typer.Argument(metavar="SET_OR_FILE", help="A built-in set (agreement: pronouns decided by number or gender; winograd: WSC273) or a JSONL file, one object a line: {\"text\", \"pronoun\", \"candidates\", \"answer\"[, \"group\", \"cue\"]}; pronoun and candidates as strings or {\"text\", \"start\", \"end\"}.", show_default=False)],
     view: Annotated[View, typer.Option("--view", help="attention (default), rollout or norm: which weights the heads pick with.")] = View.attention,
     top: Annotated[int, typer.Option("--top", min=1, max=100, help="How many of the best heads to list.")] = 10,
     fmt: Annotated[Format, typer.Option("--format", help="table: grids and rankings; json: one object on stdout or --output.")] = Format.table,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (atomically).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output if it exists.")] = False,
-    truncate: Annotated[bool, typer.Option("--truncate", help="Cut texts longer than the model's maximum instead of skipping them.")] = False,
-    model: ModelOpt = "random",
-    tokenizer: TokenizerOpt = None,
-    seed: SeedOpt = 0,
-    shape: RandomShape = RandomShape(),
+    out: OutputFlags = OutputFlags(),
+    models: ModelFlags = ModelFlags(),
 ) -> None:
     """Which heads send a pronoun to its antecedent? Accuracy of every head, best heads, baselines.
 
     Example: attnviz probe coref sample_texts/coref_twins.jsonl --model minilm
     """
     from ..analysis.probe import read_items, resolve_probe_file, run_probe
-    from ..io import check_writable
     from ..pipeline import run_attention_batch
 
-    if output is not None:
-        check_writable(output, overwrite)
+    out.check()
     file, name = resolve_probe_file(file)
     items, skipped = read_items(file)
     if not items and not skipped:
         raise AttnvizError(f"{name} has no items; write one JSON object a line")
-    loaded = build_model(model, tokenizer, seed, shape)
+    loaded = models.build()
 
     def attention(texts):
-        return run_attention_batch(loaded, texts, truncate=truncate, view=view.value)
+        return run_attention_batch(loaded, texts, truncate=out.truncate, view=view.value)
 
     from rich.console import Console
     from rich.progress import Progress
@@ -85,9 +77,9 @@ def coref(
 
         store(loaded, PronounHeads.from_probe(result, name), str(file))
     if fmt is Format.json:
-        emit(json.dumps(result.to_dict(top), ensure_ascii=False) + "\n", output, overwrite)
+        out.emit(json.dumps(result.to_dict(top), ensure_ascii=False) + "\n")
         return
     from ..render.probe_view import render_probe
 
-    with report_console(output, overwrite) as console:
+    with out.console() as console:
         render_probe(console, result, top)

@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (ImageFlags, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
-                     handles_errors, report_console, with_image_flags, with_random_shape)
+from .common import (HeadOpt, ImageFlags, LayerOpt, ModelFlags, OutputFlags, View, handles_errors, model_flags,
+                     output_flags, with_image_flags)
 
 # Above this many heads in total, the tables show one layer unless --layer/--head say otherwise
 # (the focus summary, one line per head, still covers the whole model).
@@ -26,12 +26,13 @@ class Format(str, enum.Enum):
 
 
 @handles_errors
-@with_random_shape
+@model_flags()
+@output_flags("--output / --png / --html", truncate="Cut text longer than the model's maximum instead of refusing it.")
 @with_image_flags
 def show(
     text: Annotated[str, typer.Argument(help="The sentence to visualise.", show_default=False)],
-    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layers to show: indices and ranges such as 0,2 or 1-3, or 'all'.")] = None,
-    head: Annotated[Optional[str], typer.Option("--head", help="Heads to show, like --layer.")] = None,
+    layer: LayerOpt = None,
+    head: HeadOpt = None,
     focus: Annotated[Optional[str], typer.Option("--focus", "-f", help="A word of the sentence (or a token index): list where it attends in every head.")] = None,
     top: Annotated[int, typer.Option("--top", min=1, max=10, help="How many targets the focus summary lists per head.")] = 3,
     words: Annotated[bool, typer.Option("--words", help="Merge subword pieces into words: attention to a word is the sum over its pieces, from a word the mean (Clark et al. 2019).")] = False,
@@ -39,17 +40,12 @@ def show(
     candidates: Annotated[Optional[str], typer.Option("--candidates", "-c", help="Comma-separated words the focus word may refer to, e.g. \"animal,street\": per head, the weight from the focus to each and the winner.")] = None,
     exclude_sinks: Annotated[bool, typer.Option("--exclude-sinks", help="Leave the attention sinks out of the focus summary's ranking, --candidates and colour scales: special tokens ([CLS], [SEP]) and, in a causal model, the first token. Cells still show the real weights; the header says it.")] = False,
     fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output; npz: arrays in --output.")] = Format.table,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output / --png if they exist.")] = False,
-    truncate: Annotated[bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")] = False,
     resolve: Annotated[bool, typer.Option("--resolve", help="Find the model's pronoun heads now (the agreement probe set; cached per model) and mark them in the focus summary.")] = False,
     png: Annotated[Optional[Path], typer.Option("--png", help="Draw a heatmap into this file instead of the terminal tables (.png, .svg or .pdf by extension): one head, one layer's heads, the whole model, or with --focus where the focus word attends in every head.")] = None,
     html: Annotated[Optional[Path], typer.Option("--html", help="Write an interactive page into this file instead of the terminal tables: head, matrix and model views, the focus word, word level and sinks toggles; one offline file for browsers and notebooks.")] = None,
     image: ImageFlags = ImageFlags(),
-    model: ModelOpt = "random",
-    tokenizer: TokenizerOpt = None,
-    seed: SeedOpt = 0,
-    shape: RandomShape = RandomShape(),
+    out: OutputFlags = OutputFlags(),
+    models: ModelFlags = ModelFlags(),
 ) -> None:
     """Show how every token attends to every other token, per head.
 
@@ -60,11 +56,11 @@ def show(
     from ..io import atomic_write, check_writable
     from ..pipeline import run_attention
 
+    output, overwrite, truncate = out.output, out.overwrite, out.truncate
     if fmt is Format.npz and output is None:
         raise AttnvizError("--format npz writes a file: give it with --output FILE.npz")
     # Bad arguments fail here, before the model loads (torch's import alone takes ~2 s).
-    if output is not None:
-        check_writable(output, overwrite)
+    out.check()
     if png is not None:
         from ..render.image import format_for
 
@@ -76,7 +72,7 @@ def show(
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
 
-    loaded = build_model(model, tokenizer, seed, shape)
+    loaded = models.build()
     config = loaded.config
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
@@ -129,7 +125,7 @@ def show(
             data = selected.to_dict()
             if scores is not None:
                 data["candidates"] = scores.to_dict()
-            emit(json.dumps(data, ensure_ascii=False) + "\n", output, overwrite)
+            out.emit(json.dumps(data, ensure_ascii=False) + "\n")
         else:
             import numpy as np
 
@@ -144,13 +140,13 @@ def show(
                             "(e.g. --layer all).")
     if focus_at is None:
         focus_at = find_pronoun(result)
-    marks = _pronoun_marks(loaded, result, focus_at, resolve, model) if focus_at is not None else {}
+    marks = _pronoun_marks(loaded, result, focus_at, resolve, models.model) if focus_at is not None else {}
     # The focus summary is one line per head: it covers the whole model unless a selection was given.
     summary = result.select(layers if layer is not None else None, heads if head is not None else None)
 
     from ..render.terminal import render_candidates, render_focus, render_header, render_heads
 
-    with report_console(output, overwrite) as console:
+    with out.console() as console:
         render_header(console, result)
         render_heads(console, result.select(layers, heads))
         if focus_at is not None:

@@ -13,6 +13,7 @@ from rich.text import Text
 from ..analysis.heads import BROAD_ENTROPY, ROLE_ABBREVIATIONS, ROLE_EXCESS, STATS, HeadProfile, HeadReport
 from ..analysis.params import ParameterCounts, human
 from ..result import ModelInfo
+from .terminal import model_header
 
 ROLE_STYLES = {"previous token": "bold cyan", "next token": "bold blue", "self": "bold magenta",
                "special-token sink": "bold yellow", "first-token sink": "yellow", "punctuation": "bold green",
@@ -24,8 +25,8 @@ HEADERS = {"entropy": "ent", "confidence": "conf", "distance": "dist", "self": "
 
 def render_model(console: Console, info: ModelInfo, params: ParameterCounts) -> None:
     """The header, the config and the parameter counts."""
-    console.print(Text.assemble(("attnviz inspect", "bold"), " · ", (info.name, "bold cyan"), " · ",
-                                info.config.describe(), " · tokenizer: ", info.tokenizer))
+    for line in model_header("attnviz inspect", info, console.width):
+        console.print(line, overflow="ellipsis", no_wrap=True)
     if not info.learned:
         console.print(Text("Random weights: these patterns are not learned; the roles below come from "
                            "the architecture and the seed alone.", style="yellow"))

@@ -8,6 +8,7 @@ key columns split into blocks, so a table never wraps into noise.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console, Group
@@ -48,10 +49,46 @@ def _fit(label: str, width: int) -> Text:
     return text
 
 
+def short_path(text: str, width: int) -> str:
+    """A path shortened to about `width` characters for a header: the home folder as ~, then the
+    middle folders elided as …, always keeping the file name (and as many folders before it as fit).
+    Text that is no path ("random", "attnviz") is returned as it is."""
+    if "/" not in text:
+        return text
+    home = str(Path.home())
+    if home != "/" and (text == home or text.startswith(home + "/")):
+        text = "~" + text[len(home):]
+    if len(text) <= width:
+        return text
+    first, *middle, last = text.split("/")
+    head = first + "/"  # "~/", or a relative path's top folder
+    if first == "" and middle:  # absolute: keep the top folder, "/work/…/model/tokenizer.json"
+        head = "/" + middle.pop(0) + "/"
+    tail = last
+    for part in reversed(middle):
+        if len(head) + len("…/") + len(part) + 1 + len(tail) > width:
+            break
+        tail = part + "/" + tail
+    return f"{head}…/{tail}"
+
+
+def model_header(title: str, info, width: int) -> list[Text]:
+    """The header line(s) of a model's report: title · name · shape · tokenizer. A long path
+    (model folder, tokenizer file) is shortened by `short_path`; when the tokenizer does not fit on
+    the line it gets a line of its own, so a path never wraps."""
+    name = short_path(info.name, max(24, width // 2))
+    line = Text.assemble((title, "bold"), " · ", (name, "bold cyan"), " · ", info.config.describe())
+    room = width - line.cell_len - len(" · tokenizer: ")
+    shortened = short_path(info.tokenizer, room)
+    if len(shortened) <= room and (shortened == info.tokenizer or room >= 24):
+        return [line + Text(" · tokenizer: " + shortened)]
+    return [line, Text("tokenizer: " + short_path(info.tokenizer, width - len("tokenizer: ")))]
+
+
 def render_header(console: Console, result: AttentionResult) -> None:
     info = result.model
-    console.print(Text.assemble(("attnviz", "bold"), " · ", (info.name, "bold cyan"), " · ",
-                                info.config.describe(), " · tokenizer: ", info.tokenizer))
+    for line in model_header("attnviz", info, console.width):
+        console.print(line, overflow="ellipsis", no_wrap=True)
     if not info.learned:
         console.print(Text("Random weights: these patterns are not learned. They show how attention "
                            "works, not what a trained model knows.", style="yellow"))

@@ -1,0 +1,173 @@
+"""How much memory a model and a run need, estimated from the config alone, and the limit we allow.
+
+Everything that builds an encoder (random models, every checkpoint loader) asks `check_model_size`
+first and the pipeline asks `check_run_size` before a forward pass, so an absurd config
+(`--d-model 1000000000`, `num_hidden_layers: 1e9` in a config.json) is one clear error instead of
+torch trying to allocate terabytes or Python building a billion modules.
+
+The limit is half of this machine's physical RAM (os.sysconf): attnviz shares the machine with
+other programs and torch needs working memory beyond the estimate; a fixed 8 GiB where sysconf
+does not tell. ATTNVIZ_MAX_MEMORY (bytes, or with a unit: "2G", "500M") sets another limit.
+Layers are also capped at MAX_LAYERS, since building a module per layer costs time as well as
+memory (about 1 ms and 100 KB each, measured) even when the layers are tiny.
+
+Torch-free: the estimate is arithmetic on the config, exact for the parameters (tested against
+the Encoder's own count).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .config import EncoderConfig
+from .errors import AttnvizError
+
+FLOAT_BYTES = 4                 # the encoder computes in float32
+LAYER_OVERHEAD = 100 * 1024     # Python objects of one layer's modules (measured: ~80-120 KB)
+MAX_LAYERS = 4096               # real models have at most a few hundred layers
+FALLBACK_LIMIT = 8 * 1024 ** 3  # when sysconf cannot tell the RAM size
+RAM_SHARE = 0.5
+LIMIT_VARIABLE = "ATTNVIZ_MAX_MEMORY"
+# Fields that set a model's size, and a small value each takes in the default random model: the
+# field whose reset shrinks the estimate most is the one an error message names.
+SIZE_FIELDS = {"num_layers": 2, "num_heads": 4, "d_model": 64, "d_ff": 256, "vocab_size": 34394,
+               "max_len": 256, "type_vocab_size": 0, "embedding_size": None, "head_dim": None,
+               "num_kv_heads": None, "position_offset": 0}
+
+
+def parameter_count(config: EncoderConfig | dict) -> int:
+    """The number of parameters of `Encoder(config)`, without building it."""
+    c = config.to_dict() if isinstance(config, EncoderConfig) else config
+    D, F, L, H = c["d_model"], c["d_ff"], c["num_layers"], c["num_heads"]
+    Dh = c.get("head_dim") or D // H
+    G = c.get("num_kv_heads") or H
+    E = c.get("embedding_size") or D
+    rms = c.get("norm", "layer") == "rms"
+
+    def norm(width: int) -> int:  # RMSNorm has a weight only; LayerNorm a weight and a bias
+        return width if rms else 2 * width
+
+    def linear(n_in: int, n_out: int, bias: bool) -> int:
+        return n_in * n_out + (n_out if bias else 0)
+
+    total = c["vocab_size"] * E
+    if c.get("positional", "sinusoidal") == "learned":
+        total += (c["max_len"] + c.get("position_offset", 0)) * E
+    total += c.get("type_vocab_size", 0) * E
+    if c.get("embedding_layernorm", True):
+        total += norm(E)
+    if E != D:
+        total += linear(E, D, True)
+    qkv_bias, ffn_bias = c.get("attention_bias", True), c.get("ffn_bias", True)
+    layer = (linear(D, H * Dh, qkv_bias) + 2 * linear(D, G * Dh, qkv_bias)
+             + linear(H * Dh, D, c.get("output_bias", True))
+             + (3 if c.get("ffn", "standard") == "gated" else 2) * D * F
+             + ((2 if c.get("ffn", "standard") == "gated" else 1) * F + D if ffn_bias else 0)
+             + 2 * norm(D))
+    total += L * layer
+    final = c.get("final_norm")
+    if (c.get("norm_placement", "post") == "pre") if final is None else final:
+        total += norm(D)
+    return total
+
+
+def model_bytes(config: EncoderConfig | dict) -> int:
+    """Memory of a built model: float32 parameters, the sinusoid table, the modules themselves."""
+    c = config.to_dict() if isinstance(config, EncoderConfig) else config
+    table = c["max_len"] * (c.get("embedding_size") or c["d_model"]) if c.get("positional") == "sinusoidal" else 0
+    return FLOAT_BYTES * (parameter_count(c) + table) + LAYER_OVERHEAD * c["num_layers"]
+
+
+def run_bytes(config: EncoderConfig, tokens: int, batch: int = 1, layers: int | None = None) -> int:
+    """Working memory of one forward pass over `batch` texts of `tokens` tokens keeping `layers`
+    layers' maps: the kept maps [K, B, H, T, T] twice (the result copies its heads), the scores and
+    probabilities of the layer being computed, and the activations [B, T, D or d_ff]."""
+    K = config.num_layers if layers is None else layers
+    maps = batch * config.num_heads * tokens * tokens
+    hidden = batch * tokens * (4 * config.d_model + 3 * config.d_ff)
+    return FLOAT_BYTES * ((2 * K + 3) * maps + hidden)
+
+
+def memory_limit() -> tuple[int, str]:
+    """(bytes attnviz may use, how that limit was chosen, for messages)."""
+    given = os.environ.get(LIMIT_VARIABLE, "").strip()
+    if given:
+        value = parse_bytes(given)
+        if value is None:
+            raise AttnvizError(f"{LIMIT_VARIABLE}={given!r} is not a size; give bytes or e.g. 4G, 500M")
+        return value, f"{LIMIT_VARIABLE}={given}"
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        ram = 0
+    if ram <= 0:
+        return FALLBACK_LIMIT, f"a fixed {human_bytes(FALLBACK_LIMIT)}; set {LIMIT_VARIABLE} to change it"
+    return int(ram * RAM_SHARE), (f"half of this machine's {human_bytes(ram)} of RAM; "
+                                  f"set {LIMIT_VARIABLE} to change it")
+
+
+def check_model_size(config: EncoderConfig | dict, label: str = "", keys: dict[str, str] | None = None) -> None:
+    """Refuse a model that would not fit in memory (or has absurdly many layers), naming the
+    config key responsible as `keys` calls it (default: the field's own name) after `label`."""
+    c = config.to_dict() if isinstance(config, EncoderConfig) else config
+    keys = keys or {}
+    prefix = f"{label}: " if label else ""
+    layers = c["num_layers"]
+    if layers > MAX_LAYERS:
+        key = keys.get("num_layers", "num_layers")
+        raise AttnvizError(f"{prefix}{key} {layers} is more layers than attnviz builds (at most "
+                           f"{MAX_LAYERS}; the model would need {human_bytes(model_bytes(c))})")
+    need = model_bytes(c)
+    limit, why = memory_limit()
+    if need > limit:
+        field = blame(c)
+        key = keys.get(field, field)
+        raise AttnvizError(f"{prefix}{key} {c[field]} makes a model of {human_bytes(need)}, more than "
+                           f"attnviz may use here ({human_bytes(limit)}: {why})")
+
+
+def check_run_size(config: EncoderConfig, tokens: int, batch: int = 1, layers: int | None = None) -> None:
+    """Refuse a forward pass whose attention maps would not fit, before it starts."""
+    need = run_bytes(config, tokens, batch, layers) + model_bytes(config)
+    limit, why = memory_limit()
+    if need > limit:
+        K = config.num_layers if layers is None else layers
+        texts = f"{batch} texts of up to {tokens} tokens" if batch > 1 else f"{tokens} tokens"
+        raise AttnvizError(f"attention maps of {texts} in {K} layers x {config.num_heads} heads would need "
+                           f"{human_bytes(need)}, more than attnviz may use here ({human_bytes(limit)}: "
+                           f"{why}); shorten the text or choose fewer layers")
+
+
+def blame(c: dict) -> str:
+    """The size field an error about `c` names: the one whose reset to the default random model's
+    value shrinks the estimate most (an outlier such as d_model 10^9); when every field is already
+    that small, the one whose halving shrinks it most (the largest share of a uniformly big model)."""
+    base = model_bytes(c)
+
+    def saving(field: str, value) -> int:
+        return base - model_bytes({**c, field: value})
+
+    sized = [f for f in SIZE_FIELDS if isinstance(c.get(f), int)]
+    outliers = {f: saving(f, SIZE_FIELDS[f]) for f in sized if c[f] != SIZE_FIELDS[f]}
+    if outliers and max(outliers.values()) > 0:
+        return max(outliers, key=outliers.get)
+    halved = {f: saving(f, max(1, c[f] // 2)) for f in sized if c[f] > 1}
+    return max(halved, key=halved.get) if halved else "num_layers"
+
+
+def parse_bytes(text: str) -> int | None:
+    """"123", "4G", "4GB", "500M", "1.5T" -> bytes (binary units); None if not a size."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not match:
+        return None
+    scale = 1024 ** "BKMGT".index((match[2] or "B").upper())
+    return int(float(match[1]) * scale)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB", "EB"):
+        if n < 1024 or unit == "EB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
