@@ -15,7 +15,7 @@ atomically (temporary name, then rename), so an interrupted export leaves only w
 rerun skips images that exist unless `overwrite`, so it resumes where the last one stopped.
 
 Attention is computed in this process (it is cheap); images are drawn by `jobs` worker processes,
-each keeping its own reusable figures (see render/image.py). torch is never imported by workers.
+each keeping its own reusable figures (see render/image/engine.py). torch is never imported by workers.
 """
 
 from __future__ import annotations
@@ -188,8 +188,9 @@ class RenderTask:
     focus: int | None
 
 
-def render_task(task: RenderTask) -> list[tuple[str, bool]]:
-    """Draw and write the images of one sentence; (path, written) per image, False = already there."""
+def render_task(task: RenderTask) -> list[tuple[str, bool, tuple[str, ...]]]:
+    """Draw and write the images of one sentence; (path, written, notes) per image, written False =
+    already there, notes = what the image left out (render_image's notes)."""
     from .io import atomic_write
     from .render.image import render_image
 
@@ -197,13 +198,13 @@ def render_task(task: RenderTask) -> list[tuple[str, bool]]:
     for job in task.jobs:
         target = Path(task.outdir) / job.path
         if target.exists() and not task.overwrite:
-            done.append((job.path, False))
+            done.append((job.path, False, ()))
             continue
-        data = render_image(task.result, job.layout, task.options, fmt=task.fmt, layer=job.layer, head=job.head,
+        drawn = render_image(task.result, job.layout, task.options, fmt=task.fmt, layer=job.layer, head=job.head,
                             focus=task.focus)
         target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, data, overwrite=True)
-        done.append((job.path, True))
+        atomic_write(target, drawn.data, overwrite=True)
+        done.append((job.path, True, drawn.notes))
     return done
 
 
@@ -220,6 +221,7 @@ class SentenceRecord:
     kept: int = 0
     error: str | None = None
     html: str | None = None   # the interactive page, relative to OUTDIR (export --html)
+    notes: list[str] = field(default_factory=list)   # one entry per image and note it drew with
 
 
 @dataclass
@@ -242,6 +244,14 @@ class ExportReport:
     @property
     def kept(self) -> int:
         return sum(r.kept for r in self.records)
+
+    def notes(self) -> dict[str, int]:
+        """Each note the drawn images carry (e.g. --annotate values left out) -> how many images."""
+        counts: dict[str, int] = {}
+        for record in self.records:
+            for note in record.notes:
+                counts[note] = counts.get(note, 0) + 1
+        return counts
 
     def summary(self) -> str:
         ok, bad = len(self.succeeded), len(self.failed)
@@ -310,7 +320,7 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
         progress.add(len(record.jobs))
         return RenderTask(result, tuple(record.jobs), str(outdir), fmt, options, overwrite, record.focus)
 
-    def finish(record: SentenceRecord, outcome: list[tuple[str, bool]] | BaseException) -> None:
+    def finish(record: SentenceRecord, outcome: list[tuple[str, bool, tuple[str, ...]]] | BaseException) -> None:
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, Exception):   # KeyboardInterrupt and the like: stop
                 raise outcome
@@ -320,7 +330,8 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
             _fail(record, message, on_failure)
             progress.step(len(record.jobs))
             return
-        record.written = sum(1 for _, written in outcome if written)
+        record.written = sum(1 for _, written, _ in outcome if written)
+        record.notes = [note for _, _, notes in outcome for note in notes]
         record.kept = len(outcome) - record.written
         progress.step(len(outcome))
 

@@ -24,6 +24,7 @@ from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
 from attnviz.render import image as img
+from attnviz.render.image import engine
 from attnviz.render.fonts import HANGUL_FONT, coverage, drawable, font_files
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
@@ -58,6 +59,11 @@ def synthetic(T: int, layers: int = 2, heads: int = 3, word: str = "tok") -> Att
                            model=model)
 
 
+def draw(*args, **kw) -> bytes:
+    """The bytes of one image (render_image's notes dropped: tests of notes call it directly)."""
+    return img.render_image(*args, **kw).data
+
+
 def png_size(data: bytes) -> tuple[int, int]:
     return Image.open(io.BytesIO(data)).size
 
@@ -66,21 +72,21 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 @pytest.mark.parametrize("layout", img.LAYOUTS)
 def test_slide_preset_is_2000_by_1125_pixels(result, layout):
-    data = img.render_image(result, layout, img.ImageOptions(preset="slide"), focus=9)
+    data = draw(result, layout, img.ImageOptions(preset="slide"), focus=9)
     assert png_size(data) == (2000, 1125)
 
 
 def test_size_and_dpi_set_the_pixel_size(result):
     options = img.ImageOptions(size=(4.0, 3.0), dpi=100)
-    assert png_size(img.render_image(result.select([0], [1]), "head", options)) == (400, 300)
+    assert png_size(draw(result.select([0], [1]), "head", options)) == (400, 300)
     options = img.ImageOptions(size=img.parse_size("1600x900px", dpi=200), dpi=200)
-    assert png_size(img.render_image(result, "model", options)) == (1600, 900)
+    assert png_size(draw(result, "model", options)) == (1600, 900)
 
 
 def test_paper_preset_is_a_column_wide_at_300_dpi(result):
-    width, height = png_size(img.render_image(result.select([0], [0]), "head", img.ImageOptions(preset="paper")))
+    width, height = png_size(draw(result.select([0], [0]), "head", img.ImageOptions(preset="paper")))
     assert width == 1050 and 0 < height <= 9 * 300
-    width, _ = png_size(img.render_image(result, "model", img.ImageOptions(preset="paper")))
+    width, _ = png_size(draw(result, "model", img.ImageOptions(preset="paper")))
     assert width == 2100   # grids take the text width, 7 in
 
 
@@ -102,7 +108,7 @@ def svg_images(svg: bytes) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("layout, panels", [("head", 1), ("layer", 4), ("model", 8), ("focus", 1)])
 def test_each_layout_draws_its_panels_and_one_colour_bar(result, layout, panels):
-    svg = img.render_image(result, layout, img.ImageOptions(), fmt="svg", focus=9, layer=1, head=2)
+    svg = draw(result, layout, img.ImageOptions(), fmt="svg", focus=9, layer=1, head=2)
     assert len(svg_images(svg)) == panels + 1
 
 
@@ -114,7 +120,7 @@ def viridis_of(values: np.ndarray, vmax: float) -> np.ndarray:
 
 def test_head_pixels_are_the_weights_in_viridis_scaled_to_the_maximum(result):
     weights = result.head(1, 2)                                                     # [T, T]
-    svg = img.render_image(result, "head", img.ImageOptions(), fmt="svg", layer=1, head=2)
+    svg = draw(result, "head", img.ImageOptions(), fmt="svg", layer=1, head=2)
     panel = svg_images(svg)[0]
     assert panel.shape[:2] == weights.shape      # interpolation "none": one pixel per cell
     expected = viridis_of(weights, weights.max())
@@ -123,7 +129,7 @@ def test_head_pixels_are_the_weights_in_viridis_scaled_to_the_maximum(result):
 
 def test_layer_grid_shares_one_colour_scale(result):
     weights = result.weights[result.layers.index(1)]                                 # [H, T, T]
-    svg = img.render_image(result, "layer", img.ImageOptions(), fmt="svg", layer=1)
+    svg = draw(result, "layer", img.ImageOptions(), fmt="svg", layer=1)
     panels = svg_images(svg)[:-1]
     vmax = weights.max()                          # the largest weight of the whole layer
     for h, panel in enumerate(panels):
@@ -132,7 +138,7 @@ def test_layer_grid_shares_one_colour_scale(result):
 
 def test_focus_map_rows_are_where_the_focus_token_attends(result):
     rows = result.weights[:, :, 9, :].reshape(-1, len(result.tokens))                  # [L*H, T]
-    svg = img.render_image(result, "focus", img.ImageOptions(), fmt="svg", focus=9)
+    svg = draw(result, "focus", img.ImageOptions(), fmt="svg", focus=9)
     panel = svg_images(svg)[0]
     assert panel.shape[:2] == rows.shape
     assert np.abs(panel.astype(int) - viridis_of(rows, rows.max())).max() <= 1
@@ -140,7 +146,7 @@ def test_focus_map_rows_are_where_the_focus_token_attends(result):
 
 def test_cmap_option_changes_the_colours(result):
     weights = result.head(0, 0)
-    svg = img.render_image(result, "head", img.ImageOptions(cmap="magma"), fmt="svg", layer=0, head=0)
+    svg = draw(result, "head", img.ImageOptions(cmap="magma"), fmt="svg", layer=0, head=0)
     import matplotlib
 
     expected = (matplotlib.colormaps["magma"](weights / weights.max()) * 255).round().astype(int)
@@ -151,10 +157,13 @@ def test_cmap_option_changes_the_colours(result):
 
 # --- labels ----------------------------------------------------------------------------------------
 
-def drawn_texts(layout, result, options, **kw):
-    """Render, then return the visible texts of the scene with their pixel boxes."""
-    img.render_image(result, layout, options, **kw)
-    scene = next(reversed(img._SCENES.values()))
+def drawn_texts(layout, result, options, notes=None, **kw):
+    """Render, then return the visible texts of the scene with their pixel boxes (and the image's
+    notes into the list `notes`)."""
+    drawn = img.render_image(result, layout, options, **kw)
+    if notes is not None:
+        notes.extend(drawn.notes)
+    scene = engine.last_scene()
     renderer = scene.fig.canvas.get_renderer()
     return [(t.get_text(), t.get_fontsize(), t.get_window_extent(renderer))
             for t in scene.texts if t.get_visible() and t.get_text()]
@@ -189,10 +198,11 @@ def test_grids_draw_only_labels_that_fit_and_they_never_overlap(preset):
 
 def test_model_grid_leaves_out_unreadable_token_labels_and_says_so():
     res = synthetic(30, layers=6, heads=12)
-    texts = drawn_texts("model", res, img.ImageOptions(preset="slide"))
+    notes = []
+    texts = drawn_texts("model", res, img.ImageOptions(preset="slide"), notes)
     assert not [t for t, _, _ in texts if re.fullmatch(r"tok\d+", t)]
     assert {f"L{i}" for i in range(6)} | {f"H{j}" for j in range(12)} <= {t for t, _, _ in texts}
-    assert any("too small" in note for note in img.last_notes())
+    assert any("too small" in note for note in notes)
 
 
 def test_annotate_writes_each_weight_in_its_cell():
@@ -206,17 +216,18 @@ def test_annotate_writes_each_weight_in_its_cell():
 
 def test_annotate_is_left_out_with_a_note_when_cells_are_tiny():
     res = synthetic(40, layers=1, heads=1)
-    texts = drawn_texts("head", res, img.ImageOptions(annotate=True, preset="paper"))
+    notes = []
+    texts = drawn_texts("head", res, img.ImageOptions(annotate=True, preset="paper"), notes)
     assert not [t for t, _, _ in texts if re.fullmatch(r"\.\d\d", t)]
-    assert any("--annotate" in note for note in img.last_notes())
+    assert any("--annotate" in note for note in notes)
 
 
 def test_cached_glyphs_draw_exactly_the_pixels_matplotlib_draws(korean, monkeypatch):
     options = img.ImageOptions(preset="slide")
-    fast = [img.render_image(korean, layout, options, focus=16) for layout in ("head", "focus")]
-    fast_again = [img.render_image(korean, layout, options, focus=16) for layout in ("head", "focus")]
-    monkeypatch.setattr(img, "FAST_TEXT", False)
-    slow = [img.render_image(korean, layout, options, focus=16) for layout in ("head", "focus")]
+    fast = [draw(korean, layout, options, focus=16) for layout in ("head", "focus")]
+    fast_again = [draw(korean, layout, options, focus=16) for layout in ("head", "focus")]
+    monkeypatch.setattr(engine, "FAST_TEXT", False)
+    slow = [draw(korean, layout, options, focus=16) for layout in ("head", "focus")]
     assert fast == fast_again == slow
 
 
@@ -249,7 +260,7 @@ def test_the_check_would_catch_boxes_for_hangul():
 def test_korean_renders_without_missing_glyph_warnings(korean, fmt):
     options = img.ImageOptions(preset="slide")
     for layout in img.LAYOUTS:
-        assert glyph_warnings(lambda layout=layout: img.render_image(korean, layout, options, fmt=fmt, focus=16)) == []
+        assert glyph_warnings(lambda layout=layout: draw(korean, layout, options, fmt=fmt, focus=16)) == []
 
 
 def test_hangul_comes_from_the_shipped_font_registered_by_path():
@@ -264,7 +275,7 @@ def test_characters_no_font_has_become_visible_escapes(small_model):
     # Decomposed Hangul (NFD, as macOS file names have it) is composed, not escaped.
     assert drawable("\u1100\u1161") == "가"
     res = run_attention(small_model, "漢字 and 🧠 then 그것")
-    assert glyph_warnings(lambda: img.render_image(res, "head", img.ImageOptions(), layer=0, head=0)) == []
+    assert glyph_warnings(lambda: draw(res, "head", img.ImageOptions(), layer=0, head=0)) == []
 
 
 def test_fresh_font_cache_still_finds_the_hangul_font(tmp_path):
@@ -276,7 +287,7 @@ def test_fresh_font_cache_still_finds_the_hangul_font(tmp_path):
         "from attnviz.pipeline import run_attention\n"
         "from attnviz.render.image import render_image, ImageOptions\n"
         f"r = run_attention(random_model(), {KOREAN!r})\n"
-        "sys.stdout.buffer.write(render_image(r, 'focus', ImageOptions(), focus=16)[:8])\n"
+        "sys.stdout.buffer.write(render_image(r, 'focus', ImageOptions(), focus=16).data[:8])\n"
     )
     env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mplconfig")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=300)
@@ -297,7 +308,7 @@ def png_chunks(data: bytes) -> list[bytes]:
 
 
 def test_png_carries_no_metadata_but_its_resolution(result):
-    data = img.render_image(result, "model", img.ImageOptions())
+    data = draw(result, "model", img.ImageOptions())
     assert set(png_chunks(data)) == {b"IHDR", b"pHYs", b"IDAT", b"IEND"}
 
 
@@ -305,7 +316,7 @@ def test_png_carries_no_metadata_but_its_resolution(result):
 def test_vector_files_carry_no_date_or_software(result, fmt):
     import matplotlib
 
-    data = img.render_image(result, "layer", img.ImageOptions(), fmt=fmt, layer=0)
+    data = draw(result, "layer", img.ImageOptions(), fmt=fmt, layer=0)
     for marker in (b"matplotlib", b"Matplotlib", matplotlib.__version__.encode(), b"CreationDate", b"Producer",
                    b"<dc:date>"):
         assert marker not in data
@@ -314,10 +325,10 @@ def test_vector_files_carry_no_date_or_software(result, fmt):
 def test_user_rc_settings_do_not_change_the_bytes(result):
     import matplotlib
 
-    before = img.render_image(result, "focus", img.ImageOptions(), focus=9)
+    before = draw(result, "focus", img.ImageOptions(), focus=9)
     with matplotlib.rc_context({"figure.facecolor": "red", "font.size": 30, "image.cmap": "magma",
                                 "svg.hashsalt": None, "lines.linewidth": 5}):
-        during = img.render_image(result, "focus", img.ImageOptions(), focus=9)
+        during = draw(result, "focus", img.ImageOptions(), focus=9)
     assert before == during
 
 
@@ -422,7 +433,64 @@ def test_png_writer_round_trips_every_pixel(channels):
 
 
 def test_png_is_exactly_what_agg_drew(result):
-    data = img.render_image(result, "layer", img.ImageOptions(), layer=0)
-    scene = next(reversed(img._SCENES.values()))
+    data = draw(result, "layer", img.ImageOptions(), layer=0)
+    scene = engine.last_scene()
     drawn = np.asarray(scene.fig.canvas.buffer_rgba())[..., :3]
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), drawn)
+
+
+# --- the package: notes as return values, no state leaking between images ---------------------------
+
+def test_importing_the_image_package_loads_no_matplotlib():
+    code = ("import sys, attnviz.render.image as m\n"
+            "assert m.ImageOptions and m.render_image and m.choose_layout and m.png_bytes\n"
+            "print('matplotlib' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_a_render_returns_its_notes_and_a_clean_image_has_none():
+    tiny = synthetic(40, layers=1, heads=1)
+    drawn = img.render_image(tiny, "head", img.ImageOptions(annotate=True, preset="paper"))
+    assert drawn.data.startswith(b"\x89PNG") and any("--annotate" in n for n in drawn.notes)
+    # The next image's notes are its own: nothing carried over from the one before.
+    assert img.render_image(synthetic(5, 1, 1), "head", img.ImageOptions(annotate=True)).notes == ()
+    # The same note from every panel of a grid is said once.
+    grid = img.render_image(synthetic(40, 2, 3), "layer", img.ImageOptions(annotate=True, preset="paper"), layer=0)
+    assert len(grid.notes) == len(set(grid.notes)) == 1
+
+
+@pytest.mark.parametrize("fmt", ["svg", "pdf", "png"])
+def test_a_transparent_image_does_not_leave_the_next_one_on_the_same_figure_transparent(result, fmt):
+    """Regression: the reused figure kept the transparent PNG's background, so an SVG of the same
+    layout drawn next (Python API) came out transparent too."""
+    engine._SCENES.clear()
+    fresh = draw(result, "layer", img.ImageOptions(), fmt=fmt, layer=0)
+    clear = draw(result, "layer", img.ImageOptions(transparent=True), layer=0)
+    assert Image.open(io.BytesIO(clear)).getpixel((0, 0))[3] == 0
+    after = draw(result, "layer", img.ImageOptions(), fmt=fmt, layer=0)
+    assert after == fresh
+    if fmt == "svg":
+        patch = re.search(rb'<g id="patch_1">.*?</g>', after, re.S).group()
+        assert b"fill: #ffffff" in patch and b"opacity: 0" not in patch
+
+
+def test_rerendering_after_other_layouts_gives_the_same_bytes(result, korean):
+    first = [draw(result, layout, img.ImageOptions(), focus=9, layer=1) for layout in img.LAYOUTS]
+    for layout in img.LAYOUTS:   # other sentences, presets and options on the same figures
+        draw(korean, layout, img.ImageOptions(preset="slide", annotate=True, transparent=True), focus=3, layer=0)
+    assert [draw(result, layout, img.ImageOptions(), focus=9, layer=1) for layout in img.LAYOUTS] == first
+
+
+def test_export_prints_the_notes_of_its_images(tmp_path):
+    """--annotate on cells too small for values: export says so (on stderr), as show does."""
+    long = " ".join(f"w{i}" for i in range(40))
+    done = runner.invoke(app, ["export", long, "-o", str(tmp_path / "out"), "--layout", "layers,model", "--annotate",
+                               "--preset", "paper", "--jobs", "1", "--num-layers", "2", "--num-heads", "2"])
+    assert done.exit_code == 0, done.output
+    assert re.search(r"attnviz: note: cells are too small for --annotate values.* \(2 images\)", done.stderr)
+    assert "attnviz: note: the model grid has no --annotate values" in done.stderr
+    show = runner.invoke(app, ["show", long, "--png", str(tmp_path / "s.png"), "--annotate", "--preset", "paper",
+                               "--num-layers", "1", "--num-heads", "1"])
+    assert show.exit_code == 0 and "note: cells are too small for --annotate" in show.stderr
