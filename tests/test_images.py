@@ -118,18 +118,61 @@ def viridis_of(values: np.ndarray, vmax: float) -> np.ndarray:
     return (matplotlib.colormaps["viridis"](np.clip(values / vmax, 0, 1)) * 255).round().astype(int)
 
 
-def test_head_pixels_are_the_weights_in_viridis_scaled_to_the_maximum(result):
+def test_head_pixels_are_the_weights_in_viridis_on_the_fixed_0_to_1_scale(result):
     weights = result.head(1, 2)                                                     # [T, T]
     svg = draw(result, "head", img.ImageOptions(), fmt="svg", layer=1, head=2)
     panel = svg_images(svg)[0]
     assert panel.shape[:2] == weights.shape      # interpolation "none": one pixel per cell
-    expected = viridis_of(weights, weights.max())
-    assert np.abs(panel.astype(int) - expected).max() <= 1
+    assert weights.max() < 0.99                  # so a scale to the maximum would differ
+    assert np.abs(panel.astype(int) - viridis_of(weights, 1.0)).max() <= 1
+
+
+def test_auto_scale_tops_out_at_the_image_maximum(result):
+    weights = result.head(1, 2)
+    svg = draw(result, "head", img.ImageOptions(scale="auto"), fmt="svg", layer=1, head=2)
+    assert np.abs(svg_images(svg)[0].astype(int) - viridis_of(weights, weights.max())).max() <= 1
+    svg = draw(result, "head", img.ImageOptions(scale=0.5), fmt="svg", layer=1, head=2)
+    assert np.abs(svg_images(svg)[0].astype(int) - viridis_of(weights, 0.5)).max() <= 1
+
+
+def test_two_images_of_one_scale_give_one_weight_one_colour(result):
+    """The point of the fixed scale: the same weight has the same colour on every slide."""
+    a, b = result.head(0, 0), result.head(1, 3)
+    pa = svg_images(draw(result, "head", img.ImageOptions(), fmt="svg", layer=0, head=0))[0].astype(int)
+    pb = svg_images(draw(result, "head", img.ImageOptions(), fmt="svg", layer=1, head=3))[0].astype(int)
+    assert a.max() != b.max()
+    i, j = np.unravel_index(np.argmax(a), a.shape)
+    k, m = np.unravel_index(np.argmin(np.abs(b - a[i, j])), b.shape)
+    if abs(b[k, m] - a[i, j]) < 0.002:
+        assert np.abs(pa[i, j] - pb[k, m]).max() <= 2
+    assert np.array_equal(pa[a < 0.0005][:1], pb[b < 0.0005][:1])   # near-zero cells: the same dark colour
+
+
+def test_auto_scale_leaves_out_the_excluded_sinks(result):
+    sinkless = result.without_sinks()
+    assert sinkless.excluded                                       # [CLS] and [SEP]
+    keep = [j for j in range(len(result.tokens)) if j not in sinkless.excluded]
+    # A head whose largest weight goes to a sink.
+    layer, head = next((la, h) for la in result.layers for h in result.heads
+                       if result.head(la, h)[:, keep].max() < result.head(la, h).max())
+    weights = result.head(layer, head)
+    top = weights[:, keep].max()
+    svg = draw(sinkless, "head", img.ImageOptions(scale="auto"), fmt="svg", layer=layer, head=head)
+    assert np.abs(svg_images(svg)[0].astype(int) - viridis_of(weights, top)).max() <= 1
+    texts = [t for t, _, _ in drawn_texts("head", sinkless, img.ImageOptions(scale="auto"), layer=layer, head=head)]
+    assert any(t.startswith("attention weight · auto, without [CLS] [SEP]") for t in texts)
+    assert f"≥{img_fmt_tick(top)}" in texts          # the top tick says the sinks' cells are clipped
+
+
+def img_fmt_tick(value: float) -> str:
+    from attnviz.render.image.engine import fmt_tick
+
+    return fmt_tick(value)
 
 
 def test_layer_grid_shares_one_colour_scale(result):
     weights = result.weights[result.layers.index(1)]                                 # [H, T, T]
-    svg = draw(result, "layer", img.ImageOptions(), fmt="svg", layer=1)
+    svg = draw(result, "layer", img.ImageOptions(scale="auto"), fmt="svg", layer=1)
     panels = svg_images(svg)[:-1]
     vmax = weights.max()                          # the largest weight of the whole layer
     for h, panel in enumerate(panels):
@@ -141,7 +184,7 @@ def test_focus_map_rows_are_where_the_focus_token_attends(result):
     svg = draw(result, "focus", img.ImageOptions(), fmt="svg", focus=9)
     panel = svg_images(svg)[0]
     assert panel.shape[:2] == rows.shape
-    assert np.abs(panel.astype(int) - viridis_of(rows, rows.max())).max() <= 1
+    assert np.abs(panel.astype(int) - viridis_of(rows, 1.0)).max() <= 1
 
 
 def test_cmap_option_changes_the_colours(result):
@@ -149,10 +192,49 @@ def test_cmap_option_changes_the_colours(result):
     svg = draw(result, "head", img.ImageOptions(cmap="magma"), fmt="svg", layer=0, head=0)
     import matplotlib
 
-    expected = (matplotlib.colormaps["magma"](weights / weights.max()) * 255).round().astype(int)
+    expected = (matplotlib.colormaps["magma"](weights) * 255).round().astype(int)
     assert np.abs(svg_images(svg)[0].astype(int) - expected).max() <= 1
     with pytest.raises(AttnvizError, match="colormap"):
         img.validate_options(img.ImageOptions(cmap="no-such-map"))
+
+
+def colour_bar_ticks(layout, res, options, **kw) -> list[str]:
+    return [t for t, _, _ in drawn_texts(layout, res, options, **kw) if re.fullmatch(r"≥?\d(\.\d+)?", t)]
+
+
+@pytest.mark.parametrize("layout", img.LAYOUTS)
+def test_the_colour_bar_is_labelled_and_runs_0_to_1_by_default(result, layout):
+    texts = [t for t, _, _ in drawn_texts(layout, result, img.ImageOptions(), focus=9, layer=1)]
+    assert "attention weight" in texts
+    ticks = colour_bar_ticks(layout, result, img.ImageOptions(), focus=9, layer=1)
+    assert ticks[0] == "0" and ticks[-1] == "1"
+
+
+def test_rollout_and_norm_views_state_their_own_scale(small_model):
+    rollout = run_attention(small_model, SENTENCE, view="rollout")
+    texts = [t for t, _, _ in drawn_texts("model", rollout, img.ImageOptions())]
+    assert "rollout: attention flow" in texts and colour_bar_ticks("model", rollout, img.ImageOptions())[-1] == "1"
+    norm = run_attention(small_model, SENTENCE, view="norm")
+    assert norm.weights.max() > 1                                # not a probability: no 0-1 scale
+    texts = [t for t, _, _ in drawn_texts("model", norm, img.ImageOptions())]
+    assert "norm: weight × ‖value‖ · auto scale" in texts
+    assert float(colour_bar_ticks("model", norm, img.ImageOptions())[-1]) == pytest.approx(norm.weights.max(), abs=1e-3)
+    with pytest.raises(AttnvizError, match="norm view"):
+        img.render_image(norm, "model", img.ImageOptions(scale="fixed"))
+
+
+@pytest.mark.parametrize("spec, expected", [("fixed", "fixed"), ("AUTO", "auto"), ("0.5", 0.5), (" 2 ", 2.0)])
+def test_parse_scale(spec, expected):
+    assert img.validate_options(img.ImageOptions(scale=spec)).scale == expected
+
+
+@pytest.mark.parametrize("spec", ["shared", "0", "-1", "nan", "inf", "", "1e9"])
+def test_bad_scales_are_one_line_errors(spec, tmp_path):
+    with pytest.raises(AttnvizError, match="--scale"):
+        img.validate_options(img.ImageOptions(scale=spec))
+    done = runner.invoke(app, ["show", SENTENCE, "--png", str(tmp_path / "x.png"), "--scale", spec])
+    assert done.exit_code == 2 and done.stderr.count("\n") == 1 and "--scale" in done.stderr
+    assert not (tmp_path / "x.png").exists()
 
 
 # --- labels ----------------------------------------------------------------------------------------
@@ -209,7 +291,8 @@ def test_annotate_writes_each_weight_in_its_cell():
     res = synthetic(6, layers=1, heads=1)
     weights = res.head(0, 0)
     texts = drawn_texts("head", res, img.ImageOptions(annotate=True, preset="slide"))
-    values = [t for t, _, _ in texts if re.fullmatch(r"1|\.\d\d", t)]
+    small = img.STYLES["slide"].small                     # colour-bar ticks ("1" too) have this size
+    values = [t for t, size, _ in texts if re.fullmatch(r"1|\.\d\d", t) and size != small]
     expected = ["1" if w >= 0.995 else f"{w:.2f}".lstrip("0") for w in weights.ravel()]
     assert values == expected
 
@@ -494,3 +577,96 @@ def test_export_prints_the_notes_of_its_images(tmp_path):
     show = runner.invoke(app, ["show", long, "--png", str(tmp_path / "s.png"), "--annotate", "--preset", "paper",
                                "--num-layers", "1", "--num-heads", "1"])
     assert show.exit_code == 0 and "note: cells are too small for --annotate" in show.stderr
+
+
+# --- causal models: future cells are masked, never a dark 0 --------------------------------------------
+
+@pytest.fixture(scope="module")
+def causal():
+    model = random_model(EncoderConfig(num_layers=2, num_heads=3, d_model=24, d_ff=48, causal=True), 0)
+    return run_attention(model, SENTENCE)
+
+
+def masked_rgba() -> np.ndarray:
+    import matplotlib.colors
+
+    return (np.array(matplotlib.colors.to_rgba(engine.MASKED_COLOR)) * 255).round().astype(int)
+
+
+@pytest.mark.parametrize("layout", img.LAYOUTS)
+def test_causal_future_cells_are_drawn_in_the_neutral_colour(causal, layout):
+    assert causal.causal
+    T = len(causal.tokens)
+    svg = draw(causal, layout, img.ImageOptions(), fmt="svg", focus=9, layer=1)
+    panels = svg_images(svg)[:-1]
+    if layout == "focus":
+        weights = [causal.weights[:, :, 9, :].reshape(-1, T)]
+        future = np.broadcast_to(np.arange(T) > 9, weights[0].shape)
+    else:
+        weights = {"head": [causal.head(1, 0)], "layer": list(causal.weights[1]),
+                   "model": list(causal.weights.reshape(-1, T, T))}[layout]
+        future = np.triu(np.ones((T, T), bool), 1)
+    assert len(panels) == len(weights)
+    for panel, w in zip(panels, weights):
+        panel = panel.astype(int)
+        assert np.all(panel[future] == masked_rgba())                            # every future cell grey
+        seen = ~future
+        assert np.abs(panel[seen] - viridis_of(w, 1.0)[seen]).max() <= 1        # the rest: the weights
+        assert not np.any(np.all(panel[seen] == masked_rgba(), axis=-1))        # grey means masked only
+
+
+@pytest.mark.parametrize("layout", img.LAYOUTS)
+def test_causal_images_explain_the_grey_under_the_colour_bar(causal, result, layout):
+    texts = [t for t, _, _ in drawn_texts(layout, causal, img.ImageOptions(), focus=9, layer=1)]
+    assert "masked" in texts and any("causal" in t for t in texts)
+    scene = engine.last_scene()
+    assert scene.swatch.get_visible()
+    assert tuple(scene.swatch.get_facecolor()) == pytest.approx(masked_rgba() / 255)
+    drawn_texts(layout, result, img.ImageOptions(), focus=9, layer=1)   # an encoder: no key, no grey
+    assert not engine.last_scene().swatch.get_visible()
+
+
+def test_causal_annotations_leave_masked_cells_empty():
+    res = synthetic(5, layers=1, heads=1)
+    tri = np.tril(res.weights[0, 0])
+    tri /= tri.sum(-1, keepdims=True)
+    from dataclasses import replace
+
+    causal_model = replace(res.model, config=replace(res.model.config, causal=True))
+    res = replace(res, weights=tri[None, None].astype(np.float32), model=causal_model)
+    small = img.STYLES["slide"].small
+    texts = drawn_texts("head", res, img.ImageOptions(annotate=True, preset="slide"))
+    values = [t for t, size, _ in texts if re.fullmatch(r"1|\.\d\d", t) and size != small]
+    assert len(values) == 5 * 6 // 2                                           # the lower triangle only
+
+
+def test_auto_scale_ignores_masked_cells_and_the_first_token_sink(causal):
+    sinkless = causal.without_sinks()
+    assert 0 in sinkless.excluded
+    weights = causal.head(0, 1)
+    keep = np.ones(weights.shape, bool)
+    keep[:, list(sinkless.excluded)] = False
+    keep &= ~np.triu(np.ones(weights.shape, bool), 1)
+    svg = draw(sinkless, "head", img.ImageOptions(scale="auto"), fmt="svg", layer=0, head=1)
+    panel = svg_images(svg)[0].astype(int)
+    assert np.abs(panel[keep] - viridis_of(weights, weights[keep].max())[keep]).max() <= 1
+
+
+# --- the focus map names its heads -------------------------------------------------------------------
+
+def test_a_72_row_focus_map_names_heads_as_well_as_layers():
+    res = synthetic(16, layers=6, heads=12)           # MiniLM's shape
+    for preset, every in ((None, 1), ("slide", 2)):
+        notes = []
+        texts = {t for t, _, _ in drawn_texts("focus", res, img.ImageOptions(preset=preset), notes, focus=3)}
+        if every == 1:
+            assert {f"L{i} H{j}" for i in range(6) for j in range(12)} <= texts
+        else:
+            assert {f"L{i}" for i in range(6)} <= texts
+            assert {f"H{j}" for j in range(0, 12, every)} <= texts
+            assert any("names every 2nd head" in note for note in notes)
+        # Labels never overlap (checked like the token labels above).
+    texts = drawn_texts("focus", res, img.ImageOptions(preset="slide"), focus=3)
+    for (a, _, box_a), (b, _, box_b) in itertools.combinations(texts, 2):
+        inter = box_a.intersection(box_a, box_b)
+        assert inter is None or inter.width * inter.height < 1.0, (a, b)

@@ -21,6 +21,9 @@ import numpy as np
 from .options import ImageOptions, Style
 
 MAX_SCENES = 8
+# Cells a causal model cannot attend to (future keys): a light neutral grey, outside every
+# colormap's scale, explained by a swatch under the colour bar.
+MASKED_COLOR = "#d9d9d9"
 _SCENES: dict[tuple, "Scene"] = {}
 
 
@@ -117,6 +120,7 @@ class Panel:
     w: float
     h: float
     data: np.ndarray         # [rows, cols]
+    mask: np.ndarray | None = None   # [rows, cols] True: a masked cell (drawn MASKED_COLOR), None: none
 
 
 @dataclass
@@ -129,6 +133,8 @@ class Page:
     labels: list[Label] = field(default_factory=list)
     cbar: tuple[float, float, float, float] | None = None
     vmax: float = 1.0
+    over: bool = False       # some weight is above vmax (clipped): the top tick reads "≥ vmax"
+    swatch: tuple[float, float, float, float] | None = None   # the masked-cell key, inches
     markers: list[tuple[float, float]] = field(default_factory=list)   # inches
     rules: list[tuple[float, float, float, float]] = field(default_factory=list)   # x0, y0, x1, y1 inches
     notes: list[str] = field(default_factory=list)   # what the image leaves out, for the user
@@ -227,17 +233,21 @@ class Scene:
         from matplotlib.figure import Figure
         from matplotlib.lines import Line2D
 
+        from matplotlib import colormaps
+        from matplotlib.patches import Rectangle
+
         self.layout = layout
         self.fig = Figure()
         _caching_canvas_class()(self.fig)
         self.norm = Normalize(0.0, 1.0)           # shared: one colour scale for every panel
         self.axes, self.images = [], []
+        masked_cmap = colormaps[cmap].with_extremes(bad=MASKED_COLOR)
         for _ in range(panels + 1):               # the last one is the colour bar
             ax = self.fig.add_axes((0, 0, 1, 1))
             ax.set_axis_off()
             self.axes.append(ax)
             if len(self.images) < panels:
-                self.images.append(ax.imshow(np.zeros((1, 1), np.float32), cmap=cmap, norm=self.norm,
+                self.images.append(ax.imshow(np.zeros((1, 1), np.float32), cmap=masked_cmap, norm=self.norm,
                                              interpolation="none", aspect="auto"))
         self.cax = self.axes.pop()
         gradient = np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None]     # [256, 1], bottom to top
@@ -251,6 +261,8 @@ class Scene:
             self.fig.add_artist(artist)
             return artist
 
+        self.swatch = Rectangle((0, 0), 1, 1, transform=inches, facecolor=MASKED_COLOR, edgecolor="none")
+        self.fig.add_artist(self.swatch)
         self.frames = line(color="#8a8a8a", linewidth=0.5)
         self.rule_line = line(color="white", linewidth=1.2)
         self.marks = line(linestyle="none", marker="o", markerfacecolor="none", markeredgecolor="#ff3b30",
@@ -274,7 +286,7 @@ class Scene:
             rows, cols = panel.data.shape
             ax.set_position((panel.x / W, panel.y / H, panel.w / W, panel.h / H))
             ax.set_visible(True)
-            image.set_data(panel.data)
+            image.set_data(panel.data if panel.mask is None else np.ma.masked_array(panel.data, panel.mask))
             image.set_extent((-0.5, cols - 0.5, rows - 0.5, -0.5))
             ax.set_xlim(-0.5, cols - 0.5)
             ax.set_ylim(rows - 0.5, -0.5)
@@ -290,13 +302,20 @@ class Scene:
             self.cax.set_visible(True)
             frames.append(page.cbar)
             tick = max(0.03, style.small / 250)
-            for value in nice_ticks(self.norm.vmax, h / (style.small * 1.6 / 72)):
+            values = nice_ticks(self.norm.vmax, h / (style.small * 1.6 / 72))
+            for value in values:
                 ty = y + h * value / self.norm.vmax
                 ticks_x += [x + w, x + w + tick, np.nan]
                 ticks_y += [ty, ty, np.nan]
-                labels.append(Label(fmt_tick(value), x + w + tick + 0.03, ty, style.small, ha="left"))
+                text = ("≥" if page.over and value == values[-1] else "") + fmt_tick(value)
+                labels.append(Label(text, x + w + tick + 0.03, ty, style.small, ha="left"))
         else:
             self.cax.set_visible(False)
+        if page.swatch is not None:
+            x, y, w, h = page.swatch
+            self.swatch.set_bounds(x, y, w, h)
+            frames.append(page.swatch)
+        self.swatch.set_visible(page.swatch is not None)
         xs, ys = ticks_x, ticks_y
         for x, y, w, h in frames:
             xs += [x, x + w, x + w, x, x, np.nan]

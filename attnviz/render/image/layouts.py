@@ -16,11 +16,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...errors import AttnvizError
 from ...result import AttentionResult
-from .engine import Label, Page, Panel, measure
+from .engine import Label, Page, Panel, fmt_tick, measure, nice_ticks
 from .options import Style
 
 _ELLIPSIS = "…"
+MASKED_LABEL = "masked"     # next to the grey swatch under the colour bar of a causal model
+# What the colour bar measures, per view (rollout and norm state their own scale).
+CAPTIONS = {"attention": "attention weight", "rollout": "rollout: attention flow", "norm": "norm: weight × ‖value‖"}
 
 
 def panel_count(result: AttentionResult, layout: str) -> int:
@@ -86,14 +90,97 @@ def _fit(text: str, size: float, room: float) -> str:
     return text[:lo] + _ELLIPSIS
 
 
-def _cbar_width(style: Style) -> float:
-    """Inches the colour bar takes on the right: gap, bar, tick labels, padding."""
-    return style.gap * 2 + style.cbar + measure().width("0.000", style.small) + 0.05 + style.pad
+@dataclass(frozen=True)
+class Scale:
+    """One image's colour scale: 0 to vmax, whether weights go beyond it, and what it measures."""
+
+    vmax: float
+    over: bool
+    caption: str
+
+    def tick_width(self, style: Style) -> float:
+        """The widest colour-bar tick label, whatever the bar's height (engine.nice_ticks)."""
+        texts = {fmt_tick(v) for room in (2, 3, 4, 5, 6) for v in nice_ticks(self.vmax, room)}
+        return measure().widest([("≥" if self.over else "") + t for t in texts], style.small)
+
+
+def _cbar_width(style: Style, result: AttentionResult, scale: Scale) -> float:
+    """Inches the colour bar takes on the right: gap, its caption, the bar, tick labels (or the
+    masked key), padding."""
+    texts = max(scale.tick_width(style), measure().width(MASKED_LABEL, style.small) if result.causal else 0.0)
+    return style.gap / 2 + _caption_band(style) + style.cbar + _tick_room(style) + texts + style.pad
+
+
+def _tick_room(style: Style) -> float:
+    return max(0.03, style.small / 250) + 0.03      # tick mark, then the gap to its label (engine.py)
+
+
+def _caption_band(style: Style) -> float:
+    """Between the panels and the colour bar: its caption, written upwards."""
+    return 0.025 + style.small * 1.15 / 72
+
+
+def causal_mask(result: AttentionResult, T: int) -> np.ndarray | None:
+    """[T, T] True where key j comes after query i: what a causal model cannot see (None: encoder)."""
+    return np.triu(np.ones((T, T), bool), 1) if result.causal else None
+
+
+def colour_scale(result: AttentionResult, options, data: np.ndarray, mask: np.ndarray | None) -> Scale:
+    """The colour bar's top for `data` ([..., keys], the weights one image shows), whether some
+    weight is above it, and the caption that says what the colours measure and on which scale.
+
+    fixed: 1 (attention and rollout rows sum to one); auto: the largest weight shown, leaving out
+    the keys in result.excluded (attention sinks) and masked cells; a number: that top.
+    """
+    from ..fonts import drawable
+
+    scale = options.scale if options.scale is not None else ("auto" if result.view == "norm" else "fixed")
+    what = CAPTIONS.get(result.view, result.view)
+    shown = data if mask is None else np.where(mask, 0.0, data)
+    if scale == "fixed":
+        if result.view == "norm":
+            raise AttnvizError("--scale fixed (0-1) does not suit the norm view, whose weights are not bounded "
+                               "by one: use --scale auto or a maximum such as 5")
+        vmax, caption = 1.0, what
+    elif scale == "auto":
+        keep = np.ones(shown.shape[-1], bool)
+        keep[[i for i in result.excluded if i < len(keep)]] = False
+        vmax = float(shown[..., keep].max()) if keep.any() else 0.0
+        caption = f"{what} · auto scale"
+        if result.excluded:   # the sinks would set the top and wash out everything else
+            caption = f"{what} · auto, without " + " ".join(result.labels[i] for i in result.excluded)
+    else:
+        vmax, caption = float(scale), f"{what} · scale 0–{scale:g}"
+    vmax = max(vmax, 1e-6)
+    return Scale(vmax, bool(shown.max() > vmax * (1 + 1e-4)), drawable(caption))
+
+
+def _colour_bar(page: Page, result: AttentionResult, style: Style, scale: Scale, right: float, y: float,
+                h: float) -> None:
+    """The colour bar right of the panels that end at `right`, from y, h tall, its caption before
+    it; for a causal model the grey swatch that says which cells are masked takes its bottom."""
+    page.vmax, page.over = scale.vmax, scale.over
+    x = right + style.gap / 2 + _caption_band(style)
+    w = style.cbar
+    if result.causal:
+        key = w + style.small * 1.6 / 72
+        if h > 3 * key:
+            page.swatch = (x, y, w, w)
+            page.labels.append(Label(MASKED_LABEL, x + w + _tick_room(style), y + w / 2, style.small, ha="left",
+                                     color="#444444"))
+            y, h = y + key, h - key
+        else:
+            page.notes.append("grey cells are masked: a causal model's tokens cannot attend to later ones")
+    page.cbar = (x, y, w, h)
+    page.labels.append(Label(_fit(scale.caption, style.small, h), x - 0.025, y + h / 2, style.small, ha="center",
+                             va="bottom", rotation=90, color="#444444"))
 
 
 def _model_title(result: AttentionResult) -> str:
     name = result.model.name
     title = name if result.model.learned else f"{name}, not trained"
+    if result.causal:
+        title += ", causal"
     return title if result.view_label == "attention" else f"{result.view_label} · {title}"
 
 
@@ -164,7 +251,7 @@ def _token_label_artists(page, labels, colors, font, step, *, x0, y0, s, T, left
                                       va="center", color=colors[j]))
 
 
-def _annotate(page, data, x0, y0, w, h, style, cmap_values) -> None:
+def _annotate(page, data, x0, y0, w, h, style, cmap_values, mask=None) -> None:
     rows, cols = data.shape
     cell_pt = min(w / cols, h / rows) * 72
     size = min(style.font * 0.8, cell_pt / 2.4)
@@ -174,6 +261,8 @@ def _annotate(page, data, x0, y0, w, h, style, cmap_values) -> None:
         return
     for i in range(rows):
         for j in range(cols):
+            if mask is not None and mask[i, j]:   # a masked cell has no weight to write
+                continue
             r, g, b = cmap_values[i, j, :3]
             light = 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5
             page.labels.append(Label(_cell_value(float(data[i, j])), x0 + (j + 0.5) * w / cols,
@@ -191,14 +280,14 @@ def _auto_size(style: Style, grid_layout: bool) -> tuple[float | None, float | N
     return width, style.height
 
 
-def _frame(result, style: Style, grid_layout: bool):
+def _frame(result, style: Style, grid_layout: bool, scale: Scale):
     """What the layer, model and focus layouts start from: token labels and their colours, the
     requested width and height (None: fit to content), the colour bar's width, and the height the
     header takes (measured on a scratch page)."""
     labels, colors = _token_labels(result, style)
     width, height = _auto_size(style, grid_layout)
     top = _header(Page(width or 10.0, height or 100.0), result, style, "x")
-    return labels, colors, width, height, _cbar_width(style), top
+    return labels, colors, width, height, _cbar_width(style, result, scale), top
 
 
 def _page_head(result, style, options, *, layer, head, focus) -> Page:
@@ -208,7 +297,9 @@ def _page_head(result, style, options, *, layer, head, focus) -> Page:
     T = data.shape[0]
     labels, colors = _token_labels(result, style)
     width, height = _auto_size(style, False)
-    cbar = _cbar_width(style)
+    mask = causal_mask(result, T)
+    scale = colour_scale(result, options, data, mask)
+    cbar = _cbar_width(style, result, scale)
     kw = dict(axis_names=True, panel_titles=False, headers=False, model_grid=False)
     if width is None:  # default preset: cells sized for the label font
         s_target = min(max(T * style.font * 1.25 / 72, 3.0), 12.0)
@@ -227,9 +318,8 @@ def _page_head(result, style, options, *, layer, head, focus) -> Page:
     block_w, block_h = grid.size(1, 1, style.gap, False)
     x0 = style.pad + (room_w - block_w) / 2 + grid.left
     y0 = style.pad + (room_h - block_h) / 2 + grid.bottom
-    page.panels.append(Panel(x0, y0, grid.s, grid.s, data))
-    page.vmax = float(data.max())
-    page.cbar = (x0 + grid.s + style.gap * 2, y0, style.cbar, grid.s)
+    page.panels.append(Panel(x0, y0, grid.s, grid.s, data, mask))
+    _colour_bar(page, result, style, scale, x0 + grid.s, y0, grid.s)
     _token_label_artists(page, labels, colors, grid.font, grid.step, x0=x0, y0=y0, s=grid.s, T=T)
     name = style.small
     page.labels.append(Label("query (attending)", x0 - grid.left + 0.02, y0 + grid.s / 2, name,
@@ -237,7 +327,7 @@ def _page_head(result, style, options, *, layer, head, focus) -> Page:
     page.labels.append(Label("key (attended to)", x0 + grid.s / 2, y0 - grid.bottom + 0.02, name,
                               va="bottom", color="#444444"))
     if options.annotate:
-        _annotate(page, data, x0, y0, grid.s, grid.s, style, _colors_of(data, page.vmax, options.cmap))
+        _annotate(page, data, x0, y0, grid.s, grid.s, style, _colors_of(data, page.vmax, options.cmap), mask)
     return page
 
 
@@ -262,7 +352,9 @@ def _page_layer(result, style, options, *, layer, head, focus) -> Page:
     li = result.layers.index(layer)
     data = result.weights[li]                                             # [H, T, T]
     H, T = data.shape[0], data.shape[1]
-    labels, colors, width, height, cbar, top = _frame(result, style, True)
+    mask = causal_mask(result, T)
+    scale = colour_scale(result, options, data, mask)
+    labels, colors, width, height, cbar, top = _frame(result, style, True, scale)
     kw = dict(axis_names=False, panel_titles=True, headers=False, model_grid=False)
     if width is None:
         rows, cols = _grid_shape(H, None, None, None)
@@ -283,29 +375,31 @@ def _page_layer(result, style, options, *, layer, head, focus) -> Page:
     block_w, block_h = grid.size(rows, cols, style.gap, True)
     bx = style.pad + (room_w - block_w) / 2
     by = style.pad + (room_h - block_h) / 2
-    page.vmax = float(data.max())
     colors_all = _colors_of(data, page.vmax, options.cmap) if options.annotate else None
     for k in range(H):
         r, c = divmod(k, cols)
         x0 = bx + grid.left + c * (grid.s + style.gap)
         y0 = by + grid.bottom + (rows - 1 - r) * (grid.s + grid.head_row + style.gap)
-        page.panels.append(Panel(x0, y0, grid.s, grid.s, data[k]))
+        page.panels.append(Panel(x0, y0, grid.s, grid.s, data[k], mask))
         page.labels.append(Label(_head_name(result.heads[k]), x0 + grid.s / 2, y0 + grid.s + 0.03, style.small,
                                   va="bottom"))
         last_in_column = k + cols >= H
         _token_label_artists(page, labels, colors, grid.font, grid.step, x0=x0, y0=y0, s=grid.s, T=T,
                              left_side=c == 0, bottom_side=last_in_column)
         if colors_all is not None:
-            _annotate(page, data[k], x0, y0, grid.s, grid.s, style, colors_all[k])
+            _annotate(page, data[k], x0, y0, grid.s, grid.s, style, colors_all[k], mask)
     top_y = by + block_h
-    page.cbar = (bx + block_w + style.gap * 2, by + grid.bottom, style.cbar, top_y - by - grid.bottom - grid.head_row)
+    _colour_bar(page, result, style, scale, bx + block_w, by + grid.bottom,
+                top_y - by - grid.bottom - grid.head_row)
     return page
 
 
 def _page_model(result, style, options, *, layer, head, focus) -> Page:
     data = result.weights                                                 # [L, H, T, T]
     L, H, T = data.shape[0], data.shape[1], data.shape[2]
-    labels, colors, width, height, cbar, top = _frame(result, style, True)
+    mask = causal_mask(result, T)
+    scale = colour_scale(result, options, data, mask)
+    labels, colors, width, height, cbar, top = _frame(result, style, True, scale)
     kw = dict(axis_names=False, panel_titles=False, headers=True, model_grid=True)
     if width is None:
         # Big enough for token labels when the model is small; whole figure within ~13 x 9 in.
@@ -323,14 +417,13 @@ def _page_model(result, style, options, *, layer, head, focus) -> Page:
     block_w, block_h = grid.size(L, H, style.gap, False)
     bx = style.pad + (room_w - block_w) / 2
     by = style.pad + (room_h - block_h) / 2
-    page.vmax = float(data.max())
     header_size = style.small if grid.s * 72 >= style.small * 2.2 else max(style.min_font, grid.s * 72 / 2.2)
     for i in range(L):
         y0 = by + grid.bottom + (L - 1 - i) * (grid.s + style.gap)
         page.labels.append(Label(f"L{result.layers[i]}", bx, y0 + grid.s / 2, header_size, ha="left"))
         for j in range(H):
             x0 = bx + grid.left + j * (grid.s + style.gap)
-            page.panels.append(Panel(x0, y0, grid.s, grid.s, data[i, j]))
+            page.panels.append(Panel(x0, y0, grid.s, grid.s, data[i, j], mask))
             if i == 0:
                 page.labels.append(Label("all" if result.heads[j] < 0 else f"H{result.heads[j]}", x0 + grid.s / 2, y0 + grid.s + 0.03, header_size,
                                           va="bottom"))
@@ -342,7 +435,8 @@ def _page_model(result, style, options, *, layer, head, focus) -> Page:
     if not grid.font:
         page.notes.append("token labels left out: the panels are too small to read them "
                       "(use --layer to show fewer layers, or a larger --size)")
-    page.cbar = (bx + block_w + style.gap * 2, by + grid.bottom, style.cbar, block_h - grid.bottom - grid.head_row)
+    _colour_bar(page, result, style, scale, bx + block_w, by + grid.bottom,
+                block_h - grid.bottom - grid.head_row)
     return page
 
 
@@ -353,7 +447,10 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
     L, H, T = rows_data.shape
     data = rows_data.reshape(L * H, T)                                    # row = (layer, head)
     n = L * H
-    labels, colors, width, height, cbar, top = _frame(result, style, False)
+    # A causal model's focus token sees only itself and the tokens before it.
+    mask = np.broadcast_to(np.arange(T) > focus, data.shape) if result.causal else None   # [n, T]
+    scale = colour_scale(result, options, data, mask)
+    labels, colors, width, height, cbar, top = _frame(result, style, False, scale)
     colors = list(colors)
     colors[focus] = "#d0021b"
     m = measure()
@@ -369,9 +466,14 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
         height = min(top + n * ch + bottom_est + style.pad, style.max_height)
     room_w = width - style.pad - cbar
     room_h = height - top - style.pad
-    row_font, col_font, rotated = style.font, style.font, True
+    head_names = [f"H{h}" for h in result.heads if h >= 0]
+    layer_w = m.widest([f"L{i}" for i in result.layers], style.small) + 0.06
+    row_font, col_font, rotated, head_step = style.font, style.font, True, 1
     for _ in range(6):
-        row_w = m.widest(row_names, row_font) + 0.08 if row_font else m.widest(["L00"], style.small) + 0.08
+        if row_font:
+            row_w = m.widest(row_names, row_font) + 0.08
+        else:   # layer names on the left, then the names of every head_step-th head
+            row_w = layer_w + m.widest(head_names, style.min_font) + 0.08
         col_w = m.widest(labels, col_font)
         bottom = (col_w if rotated else col_font * 1.3 / 72) + 0.06
         cw = (room_w - row_w) / T
@@ -383,7 +485,8 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
         col_font = max(fs_rot if rotated else fs_flat, style.min_font)
         row_font = min(style.font, ch * 72 / 1.15)
         if row_font < style.min_font:
-            row_font = 0.0   # rows too thin: name the layers only
+            row_font = 0.0   # rows too thin for "L0 H3" on each: layers, and the heads where they fit
+            head_step = math.ceil(style.min_font * 1.15 / max(ch * 72, 1e-6))
     page = Page(width, height)
     _header(page, result, style, f"where “{_shorten(labels[focus], 20)}” ({result.unit_name} {focus}) attends · "
                                  f"{_model_title(result)}")
@@ -391,9 +494,8 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
     block_h = bottom + n * ch
     x0 = style.pad + (room_w - block_w) / 2 + row_w
     y0 = style.pad + (room_h - block_h) / 2 + bottom
-    page.panels.append(Panel(x0, y0, T * cw, n * ch, data))
-    page.vmax = float(data.max())
-    page.cbar = (x0 + T * cw + style.gap * 2, y0, style.cbar, n * ch)
+    page.panels.append(Panel(x0, y0, T * cw, n * ch, data, mask))
+    _colour_bar(page, result, style, scale, x0 + T * cw, y0, n * ch)
     for j in range(T):
         cx = x0 + (j + 0.5) * cw
         page.labels.append(Label(labels[j], cx, y0 - 0.04, col_font, ha="right" if rotated else "center",
@@ -408,16 +510,29 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
         page.markers.append((x0 + (best + 0.5) * cw, cy))
     if not row_font:
         group_font = min(style.small, H * ch * 72 / 1.2)
+        head_x = x0 - 0.04
+        names_w = m.widest(head_names, style.min_font) + 0.06 if head_names and head_step < H else 0.0
         for i in range(L):
             if group_font >= style.min_font * 0.8:
-                page.labels.append(Label(f"L{result.layers[i]}", x0 - 0.04, top_y - (i + 0.5) * H * ch,
+                page.labels.append(Label(f"L{result.layers[i]}", head_x - names_w, top_y - (i + 0.5) * H * ch,
                                           group_font, ha="right"))
+            if names_w:
+                for j in range(0, H, head_step):
+                    page.labels.append(Label(head_names[j], head_x, top_y - (i * H + j + 0.5) * ch, style.min_font,
+                                             ha="right", color="#444444"))
+        if names_w and head_step > 1:
+            page.notes.append(f"the focus map names every {_ordinal(head_step)} head: its rows are too thin "
+                              "for all (use a larger --size or fewer layers)")
     for i in range(1, L):   # white rules between layers
         y = top_y - i * H * ch
         page.rules.append((x0, y, x0 + T * cw, y))
     if options.annotate:
-        _annotate(page, data, x0, y0, T * cw, n * ch, style, _colors_of(data, page.vmax, options.cmap))
+        _annotate(page, data, x0, y0, T * cw, n * ch, style, _colors_of(data, page.vmax, options.cmap), mask)
     return page
+
+
+def _ordinal(n: int) -> str:
+    return {2: "2nd", 3: "3rd"}.get(n, f"{n}th")
 
 
 BUILDERS = {"head": _page_head, "layer": _page_layer, "model": _page_model, "focus": _page_focus}

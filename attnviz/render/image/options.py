@@ -6,6 +6,7 @@ when it is called), so `attnviz show --png` can check its flags before the model
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,6 +59,11 @@ class ImageOptions:
     size: tuple[float, float] | None = None   # (width, height) in inches; None: the preset's / automatic
     preset: str | None = None                 # None, "slide" or "paper"
     transparent: bool = False
+    # The colour scale's top: "fixed" (1: attention and rollout rows sum to one, so every image is
+    # comparable), "auto" (this image's largest weight, leaving out result.excluded tokens), or a
+    # number, shared by every image drawn with it. None: the view's own, fixed for attention and
+    # rollout, auto for the norm view (its weights are not bounded by one).
+    scale: str | float | None = None
 
     def style(self) -> Style:
         style = STYLES[self.preset]
@@ -82,7 +88,29 @@ def validate_options(options: ImageOptions) -> ImageOptions:
         if w * h * dpi * dpi > 20e7:
             raise AttnvizError("--size and --dpi give an image over 200 megapixels: lower one of them")
     check_cmap(options.cmap)
+    if isinstance(options.scale, str):
+        options = replace(options, scale=parse_scale(options.scale))
+    elif options.scale is not None and not (isinstance(options.scale, (int, float)) and 0 < options.scale < 1e6):
+        raise AttnvizError(f"--scale {options.scale!r} is out of range: give a maximum above 0")
     return options
+
+
+SCALES = ("fixed", "auto")
+
+
+def parse_scale(spec: str) -> str | float:
+    """--scale: "fixed", "auto" or a positive number (the colour bar's top, shared by a set of images)."""
+    text = spec.strip().lower()
+    if text in SCALES:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (0 < value < 1e6):   # nan and inf too
+        raise AttnvizError(f"invalid --scale {spec!r}: use fixed (0-1), auto (each image's largest weight) "
+                           "or a maximum such as 0.5 (the same for every image)")
+    return value
 
 
 def check_cmap(name: str) -> None:
