@@ -169,3 +169,61 @@ def test_tie_is_not_a_flip():
 
     w = np.array([[[0.2, 0.2], [0.3, 0.1]]])
     assert winners(w).tolist() == [[NO_WINNER, 0]]
+
+
+# --- the table at terminal widths ------------------------------------------------------------------
+
+def comparison_table(comp, width: int) -> list[str]:
+    from rich.console import Console
+
+    from attnviz.render.compare_view import render_comparison
+
+    buffer = io.StringIO()
+    render_comparison(Console(file=buffer, width=width, no_color=True, highlight=False), comp)
+    return buffer.getvalue().splitlines()
+
+
+def head_rows(lines: list[str]) -> list[str]:
+    import re
+
+    return [line for line in lines if re.match(r"L\d+ H\d+ ", line)]
+
+
+@pytest.fixture(scope="module")
+def minilm_twins():
+    from attnviz.analysis.candidates import parse_candidates
+    from attnviz.checkpoints import load_model
+
+    model = load_model("minilm")
+    a = to_words(run_attention(model, "The animal didn't cross the street because it was too tired."))
+    b = to_words(run_attention(model, "The animal didn't cross the street because it was too wide."))
+    return compare_sentences(a, b, "it", parse_candidates("animal,street"))
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_jsd_is_never_cut_whatever_the_width(minilm_twins, width):
+    from rich.cells import cell_len
+
+    lines = comparison_table(minilm_twins, width)
+    rows = head_rows(lines)
+    assert len(rows) == 72
+    jsd = [f"{v:.3f}" for v in minilm_twins.jsd.reshape(-1)]
+    assert [row.split()[-1] for row in rows] == jsd          # whole, in every row ("0.…" before)
+    assert all(cell_len(line) <= width for line in lines)
+    header = next(line for line in lines if line.startswith("head "))
+    assert header.split()[-1] == "JSD"
+
+
+def test_words_are_whole_when_there_is_room_and_give_way_first_when_not(small_model):
+    from attnviz.analysis.candidates import parse_candidates
+
+    a = to_words(run_attention(small_model, "The councilmen refused the demonstrators a permit because they feared violence."))
+    b = to_words(run_attention(small_model, "The councilmen refused the demonstrators a permit because they advocated violence."))
+    comp = compare_sentences(a, b, "they", parse_candidates("councilmen,demonstrators"))
+    wide = "\n".join(head_rows(comparison_table(comp, 200)))
+    assert "…" not in wide                                   # 200 columns: every word whole
+    won = {c.label for side in (comp.a, comp.b) for c in side.scores.candidates}
+    assert won & set(wide.split())
+    narrow = head_rows(comparison_table(comp, 70))
+    assert all(len(row) <= 70 for row in narrow) and "…" in "".join(narrow)
+    assert [row.split()[-1] for row in narrow] == [f"{v:.3f}" for v in comp.jsd.reshape(-1)]
