@@ -523,7 +523,7 @@ def write_manifest(outdir: Path, records, model, layouts, fmt: str, options: Ima
         "image_format": fmt,
         "image_options": {"preset": options.preset, "cmap": options.cmap, "annotate": options.annotate,
                           "dpi": options.style().dpi, "size": list(options.size) if options.size else None,
-                          "transparent": options.transparent},
+                          "transparent": options.transparent, "scale": options.scale or "view default"},
         "counts": {"sentences": len(records), "failed": sum(1 for r in records if r.error),
                    "images": sum(len(r.jobs) for r in records if not r.error)},
         "sentences": manifest_entries(outdir, records),

@@ -670,3 +670,28 @@ def test_a_72_row_focus_map_names_heads_as_well_as_layers():
     for (a, _, box_a), (b, _, box_b) in itertools.combinations(texts, 2):
         inter = box_a.intersection(box_a, box_b)
         assert inter is None or inter.width * inter.height < 1.0, (a, b)
+
+
+def test_the_notebook_api_draws_through_the_package(result):
+    import attnviz
+
+    data = attnviz.render_image(result, focus=9, fmt="png")
+    assert data == draw(result, "focus", img.ImageOptions(), focus=9)       # the focus layout, chosen
+    assert attnviz.ImageOptions is img.ImageOptions
+    for name in ("options", "layouts", "engine", "writer"):                 # the package, by job
+        assert __import__(f"attnviz.render.image.{name}", fromlist=["x"])
+
+
+def test_export_draws_every_image_on_the_scale_it_is_given(tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    done = runner.invoke(app, ["export", SENTENCE, "-o", str(out), "--layout", "heads", "--scale", "0.5", "--format",
+                               "svg", "--jobs", "1", "--num-layers", "1", "--num-heads", "2"])
+    assert done.exit_code == 0, done.output
+    manifest = json.loads((out / "index.json").read_text(encoding="utf-8"))
+    assert manifest["image_options"]["scale"] == 0.5
+    res = run_attention(random_model(EncoderConfig(num_layers=1, num_heads=2), 0), SENTENCE)
+    for head in (0, 1):
+        svg = next(out.rglob(f"L0-H{head:02d}.svg")).read_bytes()
+        assert np.abs(svg_images(svg)[0].astype(int) - viridis_of(res.head(0, head), 0.5)).max() <= 1
