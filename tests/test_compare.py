@@ -343,3 +343,34 @@ def test_causal_comparison_draws_the_words_after_the_focus_as_masked(causal_twin
     for panel in panels:
         assert np.all(panel[:, future] == grey)
         assert not np.any(np.all(panel[:, ~future] == grey, axis=-1))
+
+
+def test_compare_figure_sizes_that_cannot_work_are_one_line_errors(tmp_path):
+    base = ["compare", *TWINS, "--focus", "it", "--num-layers", "6", "--num-heads", "12", "--d-model", "96"]
+    for args, fragment in ((["--size", "0.6x0.6"], "too small"), (["--size", "100x100", "--dpi", "1200"], "200 megapixels")):
+        done = runner.invoke(app, base + ["--png", str(tmp_path / "x.png"), *args])
+        assert done.exit_code == 2 and fragment in done.stderr, done.output
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.output
+        assert not (tmp_path / "x.png").exists()
+
+
+def test_compare_figure_draws_odd_unicode_as_visible_text(small_model, tmp_path):
+    import warnings
+
+    from attnviz.render.compare_image import render_compare_image
+
+    a, b = (to_words(run_attention(small_model, t)) for t in ("漢字 🧠 said it was tired.", "漢字 🧠 said it was wide."))
+    comp = compare_sentences(a, b, "it", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # a missing glyph would warn: boxes instead of text
+        assert render_compare_image(comp).data.startswith(b"\x89PNG")
+
+
+def test_compare_prints_the_notes_of_its_figure(tmp_path):
+    base = ["compare", *TWINS, "--focus", "it", "--num-layers", "6", "--num-heads", "12", "--d-model", "96"]
+    done = runner.invoke(app, base + ["--png", str(tmp_path / "s.png"), "--preset", "slide"])
+    assert done.exit_code == 0, done.output
+    assert f"wrote {tmp_path / 's.png'}; note: the comparison names every 3rd head" in done.stdout
+    as_json = runner.invoke(app, base + ["--png", str(tmp_path / "j.png"), "--preset", "slide", "--format", "json"])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["kind"] == "sentences"
+    assert "note: the comparison names every 3rd head" in as_json.stderr     # stdout stays JSON
