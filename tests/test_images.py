@@ -226,6 +226,12 @@ def test_rollout_and_norm_views_state_their_own_scale(small_model):
 @pytest.mark.parametrize("spec, expected", [("fixed", "fixed"), ("AUTO", "auto"), ("0.5", 0.5), (" 2 ", 2.0)])
 def test_parse_scale(spec, expected):
     assert img.validate_options(img.ImageOptions(scale=spec)).scale == expected
+    assert img.ImageOptions(scale=spec).scale_for("attention") == expected     # unvalidated, from Python
+
+
+def test_a_scale_given_as_text_from_python_draws_like_the_number(result):
+    assert draw(result, "head", img.ImageOptions(scale="0.5"), layer=0, head=1) == \
+        draw(result, "head", img.ImageOptions(scale=0.5), layer=0, head=1)
 
 
 @pytest.mark.parametrize("spec", ["shared", "0", "-1", "nan", "inf", "", "1e9"])

@@ -109,7 +109,7 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
     # Colour scales: the two maps share one (fixed 0-1 by default, like every attention image);
     # the difference is symmetric around 0, scaled to its largest change unless a maximum is given.
     view = comp.a.result.view
-    scale = options.scale if options.scale is not None else ("auto" if view == "norm" else "fixed")
+    scale = options.scale_for(view)
     keep = ~_excluded_columns(comp)
     shown = [np.where(m, 0.0, x) if m is not None else x for x, m in ((ma, masks[0]), (mb, masks[1]))]
     if scale == "fixed" and view != "norm":

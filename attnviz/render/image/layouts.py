@@ -6,7 +6,10 @@
   focus  one row per (layer, head), one column per token: where the focus token attends
 
 Each builder returns a `Page` (engine.py draws it), with the notes of what it had to leave out.
-Rows and columns that cannot hold a readable label get none.
+Rows and columns that cannot hold a readable label get none. Every image has one colour scale
+(`colour_scale`: fixed 0-1, auto or a given maximum) with a captioned colour bar; for a causal
+model the cells a query cannot see carry a mask, drawn in engine.MASKED_COLOR and keyed under
+the colour bar.
 """
 
 from __future__ import annotations
@@ -134,7 +137,7 @@ def colour_scale(result: AttentionResult, options, data: np.ndarray, mask: np.nd
     """
     from ..fonts import drawable
 
-    scale = options.scale if options.scale is not None else ("auto" if result.view == "norm" else "fixed")
+    scale = options.scale_for(result.view)
     what = CAPTIONS.get(result.view, result.view)
     shown = data if mask is None else np.where(mask, 0.0, data)
     if scale == "fixed":

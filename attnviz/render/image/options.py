@@ -65,6 +65,12 @@ class ImageOptions:
     # rollout, auto for the norm view (its weights are not bounded by one).
     scale: str | float | None = None
 
+    def scale_for(self, view: str) -> str | float:
+        """The colour scale in force for a view: "fixed", "auto" or a maximum (None: the view's own)."""
+        if self.scale is None:
+            return "auto" if view == "norm" else "fixed"
+        return parse_scale(self.scale) if isinstance(self.scale, str) else float(self.scale)
+
     def style(self) -> Style:
         style = STYLES[self.preset]
         if self.dpi is not None:
