@@ -21,7 +21,7 @@ The work is counted before any drawing (one cheap pass: tokens and focus words),
 total is right from the start.
 
 Attention is computed in this process (it is cheap); images are drawn by `jobs` worker processes,
-each keeping its own reusable figures (see render/image.py). torch is never imported by workers.
+each keeping its own reusable figures (see render/image/engine.py). torch is never imported by workers.
 """
 
 from __future__ import annotations
@@ -222,8 +222,9 @@ class RenderTask:
     focus: int | None
 
 
-def render_task(task: RenderTask) -> list[tuple[str, bool]]:
-    """Draw and write the images of one sentence; (path, written) per image, False = already there.
+def render_task(task: RenderTask) -> list[tuple[str, bool, tuple[str, ...]]]:
+    """Draw and write the images of one sentence; (path, written, notes) per image, written False =
+    already there, notes = what the image left out (render_image's notes).
 
     A failed write (WriteError) takes away the sentence folder again if this call created it and
     nothing is in it; atomic_write has already removed its temporary file."""
@@ -236,13 +237,13 @@ def render_task(task: RenderTask) -> list[tuple[str, bool]]:
         for job in task.jobs:
             target = Path(task.outdir) / job.path
             if target.exists() and not task.overwrite:
-                done.append((job.path, False))
+                done.append((job.path, False, ()))
                 continue
-            data = render_image(task.result, job.layout, task.options, fmt=task.fmt, layer=job.layer,
-                                head=job.head, focus=task.focus)
+            drawn = render_image(task.result, job.layout, task.options, fmt=task.fmt, layer=job.layer,
+                                 head=job.head, focus=task.focus)
             made += make_folders(target.parent)
-            atomic_write(target, data, overwrite=True)
-            done.append((job.path, True))
+            atomic_write(target, drawn.data, overwrite=True)
+            done.append((job.path, True, drawn.notes))
     except BaseException:
         remove_empty(made)
         raise
@@ -262,6 +263,7 @@ class SentenceRecord:
     kept: int = 0
     error: str | None = None
     html: str | None = None   # the interactive page, relative to OUTDIR (export --html)
+    notes: list[str] = field(default_factory=list)   # one entry per image and note it drew with
 
 
 @dataclass
@@ -284,6 +286,14 @@ class ExportReport:
     @property
     def kept(self) -> int:
         return sum(r.kept for r in self.records)
+
+    def notes(self) -> dict[str, int]:
+        """Each note the drawn images carry (e.g. --annotate values left out) -> how many images."""
+        counts: dict[str, int] = {}
+        for record in self.records:
+            for note in record.notes:
+                counts[note] = counts.get(note, 0) + 1
+        return counts
 
     def summary(self) -> str:
         ok, bad = len(self.succeeded), len(self.failed)
@@ -392,7 +402,7 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
                 return None
         return RenderTask(record.result, tuple(record.jobs), str(outdir), fmt, options, overwrite, record.focus)
 
-    def finish(record: SentenceRecord, outcome: list[tuple[str, bool]] | BaseException) -> None:
+    def finish(record: SentenceRecord, outcome: list[tuple[str, bool, tuple[str, ...]]] | BaseException) -> None:
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, Exception) or isinstance(outcome, WriteError):
                 raise outcome   # Ctrl-C, or the output cannot be written: stop everything
@@ -402,7 +412,8 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
             _fail(record, message, on_failure)
             progress.step(len(record.jobs))
             return
-        record.written = sum(1 for _, written in outcome if written)
+        record.written = sum(1 for _, written, _ in outcome if written)
+        record.notes = [note for _, _, notes in outcome for note in notes]
         record.kept = len(outcome) - record.written
         progress.step(len(outcome))
 
@@ -600,7 +611,7 @@ def write_manifest(outdir: Path, records, model, layouts, fmt: str, options: Ima
         "image_format": fmt,
         "image_options": {"preset": options.preset, "cmap": options.cmap, "annotate": options.annotate,
                           "dpi": options.style().dpi, "size": list(options.size) if options.size else None,
-                          "transparent": options.transparent},
+                          "transparent": options.transparent, "scale": options.scale or "view default"},
         "counts": {"sentences": len(records), "failed": sum(1 for r in records if r.error),
                    "images": sum(len(r.jobs) for r in records if not r.error)},
         "sentences": manifest_entries(outdir, records),

@@ -160,7 +160,8 @@ def test_compare_png_is_deterministic_and_metadata_free(tmp_path):
     again = runner.invoke(app, args + ["--png", str(first)])
     assert again.exit_code == 2 and "exists" in again.stderr
     wrong = runner.invoke(app, args + ["--png", str(tmp_path / "x.jpg")])
-    assert wrong.exit_code == 2 and ".png" in wrong.stderr
+    assert wrong.exit_code == 2 and "end the name with .png, .svg or .pdf" in wrong.stderr
+    assert wrong.stderr.count("\n") == 1 and not (tmp_path / "x.jpg").exists()
 
 
 def test_tie_is_not_a_flip():
@@ -169,3 +170,207 @@ def test_tie_is_not_a_flip():
 
     w = np.array([[[0.2, 0.2], [0.3, 0.1]]])
     assert winners(w).tolist() == [[NO_WINNER, 0]]
+
+
+# --- the table at terminal widths ------------------------------------------------------------------
+
+def comparison_table(comp, width: int) -> list[str]:
+    from rich.console import Console
+
+    from attnviz.render.compare_view import render_comparison
+
+    buffer = io.StringIO()
+    render_comparison(Console(file=buffer, width=width, no_color=True, highlight=False), comp)
+    return buffer.getvalue().splitlines()
+
+
+def head_rows(lines: list[str]) -> list[str]:
+    import re
+
+    return [line for line in lines if re.match(r"L\d+ H\d+ ", line)]
+
+
+@pytest.fixture(scope="module")
+def minilm_twins():
+    from attnviz.analysis.candidates import parse_candidates
+    from attnviz.checkpoints import load_model
+
+    model = load_model("minilm")
+    a = to_words(run_attention(model, "The animal didn't cross the street because it was too tired."))
+    b = to_words(run_attention(model, "The animal didn't cross the street because it was too wide."))
+    return compare_sentences(a, b, "it", parse_candidates("animal,street"))
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_jsd_is_never_cut_whatever_the_width(minilm_twins, width):
+    from rich.cells import cell_len
+
+    lines = comparison_table(minilm_twins, width)
+    rows = head_rows(lines)
+    assert len(rows) == 72
+    jsd = [f"{v:.3f}" for v in minilm_twins.jsd.reshape(-1)]
+    assert [row.split()[-1] for row in rows] == jsd          # whole, in every row ("0.…" before)
+    assert all(cell_len(line) <= width for line in lines)
+    header = next(line for line in lines if line.startswith("head "))
+    assert header.split()[-1] == "JSD"
+
+
+def test_words_are_whole_when_there_is_room_and_give_way_first_when_not(small_model):
+    from attnviz.analysis.candidates import parse_candidates
+
+    a = to_words(run_attention(small_model, "The councilmen refused the demonstrators a permit because they feared violence."))
+    b = to_words(run_attention(small_model, "The councilmen refused the demonstrators a permit because they advocated violence."))
+    comp = compare_sentences(a, b, "they", parse_candidates("councilmen,demonstrators"))
+    wide = "\n".join(head_rows(comparison_table(comp, 200)))
+    assert "…" not in wide                                   # 200 columns: every word whole
+    won = {c.label for side in (comp.a, comp.b) for c in side.scores.candidates}
+    assert won & set(wide.split())
+    narrow = head_rows(comparison_table(comp, 70))
+    assert all(len(row) <= 70 for row in narrow) and "…" in "".join(narrow)
+    assert [row.split()[-1] for row in narrow] == [f"{v:.3f}" for v in comp.jsd.reshape(-1)]
+
+
+# --- the figure: image flags, readable labels, masked cells ---------------------------------------
+
+TWINS = ["The animal didn't cross the street because it was too tired.",
+         "The animal didn't cross the street because it was too wide."]
+
+
+def svg_panels(svg: bytes, shape=None) -> list[np.ndarray]:
+    """The heatmaps embedded in an SVG, one pixel per cell (only those of `shape` [rows, cols] when given)."""
+    import base64
+    import re
+
+    from PIL import Image
+
+    found = re.findall(rb'xlink:href="data:image/png;base64,([^"]+)"', svg)
+    images = [np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("RGBA")).astype(int) for b in found]
+    return [x for x in images if shape is None or x.shape[:2] == tuple(shape)]
+
+
+def test_compare_takes_the_image_flags_and_svg_pdf(tmp_path):
+    from PIL import Image
+
+    base = ["compare", *TWINS, "--focus", "it", "--candidates", "animal,street"]
+    slide = runner.invoke(app, base + ["--png", str(tmp_path / "s.png"), "--preset", "slide"])
+    assert slide.exit_code == 0, slide.output
+    assert Image.open(tmp_path / "s.png").size == (2000, 1125)
+    sized = runner.invoke(app, base + ["--png", str(tmp_path / "z.png"), "--size", "8x5", "--dpi", "100",
+                                       "--transparent", "--cmap", "magma"])
+    assert sized.exit_code == 0, sized.output
+    picture = Image.open(tmp_path / "z.png")
+    assert picture.size == (800, 500) and picture.mode == "RGBA" and picture.getpixel((0, 0))[3] == 0
+    for ext, magic in (("svg", b"<?xml"), ("pdf", b"%PDF")):
+        done = runner.invoke(app, base + ["--png", str(tmp_path / f"f.{ext}")])
+        assert done.exit_code == 0, done.output
+        data = (tmp_path / f"f.{ext}").read_bytes()
+        import matplotlib
+
+        assert data.startswith(magic)
+        for marker in (b"CreationDate", b"Producer", b"<dc:date>", b"<dc:creator>", matplotlib.__version__.encode()):
+            assert marker not in data, marker
+    for args, fragment in ((["--preset", "poster"], "poster"), (["--size", "huge"], "invalid --size"),
+                           (["--scale", "loud"], "invalid --scale"), (["--dpi", "5"], "--dpi 5")):
+        bad = runner.invoke(app, base + ["--png", str(tmp_path / "b.png"), *args])
+        assert bad.exit_code == 2 and fragment in bad.output, args
+    assert not (tmp_path / "b.png").exists()
+
+
+def test_a_72_head_comparison_names_every_head_in_a_readable_size(minilm_twins):
+    """It was 2222x1792 px with 6 pt row labels; now rows take the label font (at least the
+    preset's minimum), and when a slide is too short for 72 names it names every Nth and says so."""
+    from PIL import Image
+
+    from attnviz.render.compare_image import render_compare_image
+    from attnviz.render.image import ImageOptions
+
+    drawn = render_compare_image(minilm_twins)
+    width, height = Image.open(io.BytesIO(drawn.data)).size
+    assert height <= 14 * 120 and width < 2000
+    assert drawn.notes == ()            # every row named, at 6 pt or more, no label overlapping
+    slide = render_compare_image(minilm_twins, ImageOptions(preset="slide"))
+    assert Image.open(io.BytesIO(slide.data)).size == (2000, 1125)
+    assert any("names every 3rd head" in note for note in slide.notes)
+
+
+def test_compare_maps_use_the_fixed_scale_and_auto_on_request(small_model):
+    import matplotlib
+
+    from attnviz.analysis.candidates import parse_candidates
+
+    a, b = (to_words(run_attention(small_model, t)) for t in TWINS)
+    twins = compare_sentences(a, b, "it", parse_candidates("animal,street"))
+
+    from attnviz.render.compare_image import render_compare_image
+    from attnviz.render.image import ImageOptions
+
+    def colours(values, vmax):
+        return (matplotlib.colormaps["viridis"](np.clip(values / vmax, 0, 1)) * 255).round().astype(int)
+
+    ma, mb = twins.maps()                                        # [72, C]
+    fixed = svg_panels(render_compare_image(twins, ImageOptions(), "svg").data, ma.shape)
+    assert np.abs(fixed[0] - colours(ma, 1.0)).max() <= 1 and np.abs(fixed[1] - colours(mb, 1.0)).max() <= 1
+    top = max(ma.max(), mb.max())
+    assert top < 0.99
+    auto = svg_panels(render_compare_image(twins, ImageOptions(scale="auto"), "svg").data, ma.shape)
+    assert np.abs(auto[0] - colours(ma, top)).max() <= 1          # A and B share one auto scale
+    assert np.abs(auto[1] - colours(mb, top)).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def causal_twins():
+    from attnviz.analysis.candidates import parse_candidates
+
+    model = random_model(EncoderConfig(num_layers=2, num_heads=2, d_model=16, d_ff=32, causal=True), 0)
+    a, b = (to_words(run_attention(model, t)) for t in TWINS)
+    return compare_sentences(a, b, "it", parse_candidates("animal,street"))
+
+
+def test_causal_comparison_draws_the_words_after_the_focus_as_masked(causal_twins):
+    import matplotlib.colors
+
+    from attnviz.render.compare_image import render_compare_image
+    from attnviz.render.image import ImageOptions
+    from attnviz.render.image.engine import MASKED_COLOR
+
+    grey = (np.array(matplotlib.colors.to_rgba(MASKED_COLOR)) * 255).round().astype(int)
+    shape = (4, len(causal_twins.columns))                         # one pixel per cell
+    panels = svg_panels(render_compare_image(causal_twins, ImageOptions(), "svg").data, shape)
+    assert len(panels) == 3                                        # A, B, B - A
+    focus = max(causal_twins.a.focus.units)
+    future = np.array([col.a is not None and col.a > focus for col in causal_twins.columns])
+    assert future.any() and not future.all()
+    for panel in panels:
+        assert np.all(panel[:, future] == grey)
+        assert not np.any(np.all(panel[:, ~future] == grey, axis=-1))
+
+
+def test_compare_figure_sizes_that_cannot_work_are_one_line_errors(tmp_path):
+    base = ["compare", *TWINS, "--focus", "it", "--num-layers", "6", "--num-heads", "12", "--d-model", "96"]
+    for args, fragment in ((["--size", "0.6x0.6"], "too small"), (["--size", "100x100", "--dpi", "1200"], "200 megapixels")):
+        done = runner.invoke(app, base + ["--png", str(tmp_path / "x.png"), *args])
+        assert done.exit_code == 2 and fragment in done.stderr, done.output
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.output
+        assert not (tmp_path / "x.png").exists()
+
+
+def test_compare_figure_draws_odd_unicode_as_visible_text(small_model, tmp_path):
+    import warnings
+
+    from attnviz.render.compare_image import render_compare_image
+
+    a, b = (to_words(run_attention(small_model, t)) for t in ("漢字 🧠 said it was tired.", "漢字 🧠 said it was wide."))
+    comp = compare_sentences(a, b, "it", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # a missing glyph would warn: boxes instead of text
+        assert render_compare_image(comp).data.startswith(b"\x89PNG")
+
+
+def test_compare_prints_the_notes_of_its_figure(tmp_path):
+    base = ["compare", *TWINS, "--focus", "it", "--num-layers", "6", "--num-heads", "12", "--d-model", "96"]
+    done = runner.invoke(app, base + ["--png", str(tmp_path / "s.png"), "--preset", "slide"])
+    assert done.exit_code == 0, done.output
+    assert f"wrote {tmp_path / 's.png'}; note: the comparison names every 3rd head" in done.stdout
+    as_json = runner.invoke(app, base + ["--png", str(tmp_path / "j.png"), "--preset", "slide", "--format", "json"])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["kind"] == "sentences"
+    assert "note: the comparison names every 3rd head" in as_json.stderr     # stdout stays JSON

@@ -260,7 +260,7 @@ class Preset(str, enum.Enum):
 
 @dataclass(frozen=True)
 class ImageFlags:
-    """The figure flags of `show --png` and `export`, as given on the command line."""
+    """The figure flags of `show --png`, `export` and `compare --png`, as given on the command line."""
 
     cmap: str = "viridis"
     annotate: bool = False
@@ -268,6 +268,7 @@ class ImageFlags:
     size: str | None = None
     preset: Preset | None = None
     transparent: bool = False
+    scale: str | None = None
 
     def options(self):
         """Validated render.image.ImageOptions (AttnvizError on a bad value)."""
@@ -276,7 +277,7 @@ class ImageFlags:
         preset = self.preset.value if self.preset is not None else None
         inches = parse_size(self.size, self.dpi, preset) if self.size is not None else None
         return validate_options(ImageOptions(cmap=self.cmap, annotate=self.annotate, dpi=self.dpi, size=inches,
-                                             preset=preset, transparent=self.transparent))
+                                             preset=preset, transparent=self.transparent, scale=self.scale))
 
 
 # The figure flags, received as `image: ImageFlags`.
@@ -287,6 +288,7 @@ with_image_flags = option_group("image", ImageFlags, {
     "size": (Annotated[Optional[str], typer.Option("--size", help="Figure size WIDTHxHEIGHT in inches (8x4.5), or with a unit: 20x12cm, 160x90mm, 1600x900px [default: fitted to the sentence].", show_default=False)], None),
     "preset": (Annotated[Optional[Preset], typer.Option("--preset", help="slide: 16:9, 2000x1125 px, large type; paper: 3.5 in column (7 in for grids), small type, 300 dpi, best saved as .pdf or .svg.", show_default=False)], None),
     "transparent": (Annotated[bool, typer.Option("--transparent", help="Transparent background instead of white.")], False),
+    "scale": (Annotated[Optional[str], typer.Option("--scale", help="Colour scale: fixed (0-1, so images compare; attention and rollout rows sum to one), auto (each image's largest weight, excluded sink tokens left out), or a maximum such as 0.5 shared by every image [default: fixed; auto for --view norm].", show_default=False)], None),
 })
 
 

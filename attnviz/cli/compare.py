@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
-                     handles_errors, report_console, with_random_shape)
+from .common import (ImageFlags, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
+                     handles_errors, report_console, with_image_flags, with_random_shape)
 
 
 class Format(str, enum.Enum):
@@ -27,6 +27,7 @@ def _png_paths(png: Path, n: int) -> list[Path]:
 
 @handles_errors
 @with_random_shape
+@with_image_flags
 def compare(
     text_a: Annotated[str, typer.Argument(help="The first sentence.", show_default=False)],
     text_b: Annotated[Optional[str], typer.Argument(help="Its twin (e.g. one word changed so the pronoun's referent flips). Optional with --model-b.", show_default=False)] = None,
@@ -40,9 +41,10 @@ def compare(
     top: Annotated[int, typer.Option("--top", min=1, max=50, help="How many heads the divergence summary lists.")] = 5,
     fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the table or JSON to this file (atomically).")] = None,
-    png: Annotated[Optional[Path], typer.Option("--png", help="Also draw the two focus maps side by side and their difference into this PNG (with --model-b and two texts: NAME-A.png and NAME-B.png).")] = None,
+    png: Annotated[Optional[Path], typer.Option("--png", help="Also draw the two focus maps side by side and their difference into this file (.png, .svg or .pdf by extension; with --model-b and two texts: NAME-A.png and NAME-B.png). The image flags (--preset, --size, --dpi, --cmap, --scale, ...) apply.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output / --png if they exist.")] = False,
     truncate: Annotated[bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")] = False,
+    image: ImageFlags = ImageFlags(),
     model: ModelOpt = "random",
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
@@ -66,8 +68,11 @@ def compare(
         raise AttnvizError("give two sentences to compare (TEXT_A TEXT_B), or one sentence and --model-b")
     phrases = parse_candidates(candidates) if candidates is not None else None
     pngs = _png_paths(png, len(texts) if model_b is not None else 1) if png is not None else []
-    if png is not None and png.suffix.lower() != ".png":
-        raise AttnvizError(f"--png {png}: give a file name ending in .png")
+    if png is not None:
+        from ..render.image import format_for
+
+        image_format = format_for(png)
+        image_opts = image.options()
     for path in ([output] if output else []) + pngs:
         check_writable(path, overwrite)
 
@@ -103,9 +108,13 @@ def compare(
                     console.print()
                 render_comparison(console, comp, top)
     if pngs:
-        from ..render.compare_image import render_compare_png
+        from ..render.compare_image import render_compare_image
 
         for path, comp in zip(pngs, comparisons):
-            atomic_write(path, render_compare_png(comp), overwrite)
+            drawn = render_compare_image(comp, image_opts, image_format)
+            atomic_write(path, drawn.data, overwrite)
+            notes = "".join(f"; note: {note}" for note in drawn.notes)
             if fmt is Format.table and output is None:
-                typer.echo(f"wrote {path}")
+                typer.echo(f"wrote {path}{notes}")
+            elif notes:
+                typer.echo(f"wrote {path}{notes}", err=True)

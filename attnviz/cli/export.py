@@ -89,5 +89,7 @@ def export(
                            jobs=workers, html=html, on_failure=on_failure)
     if not quiet:
         print(report.summary())
+    for note, count in report.notes().items():   # what the images left out is never silent
+        print(f"attnviz: note: {note} ({count} image{'s' if count != 1 else ''})", file=sys.stderr)
     if report.failed:
         raise typer.Exit(1)

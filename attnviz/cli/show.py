@@ -159,13 +159,13 @@ def _write_image(path: Path, result, focus: int | None, options, overwrite: bool
     """Draw `result` (already narrowed to the chosen layers and heads) into `path`; the format
     comes from the extension. Returns a one-line description for the terminal."""
     from ..io import atomic_write
-    from ..render.image import choose_layout, format_for, last_notes, render_image
+    from ..render.image import choose_layout, format_for, render_image
 
     fmt = format_for(path)
     layout = choose_layout(result, focus)
-    data = render_image(result, layout, options, fmt=fmt, focus=focus)
-    atomic_write(path, data, overwrite)
-    notes = "".join(f"; note: {note}" for note in last_notes())
+    drawn = render_image(result, layout, options, fmt=fmt, focus=focus)
+    atomic_write(path, drawn.data, overwrite)
+    notes = "".join(f"; note: {note}" for note in drawn.notes)
     return f"wrote {path} ({layout} layout){notes}"
 
 

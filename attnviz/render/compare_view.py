@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -11,6 +12,7 @@ from ..analysis.compare import Comparison, head_name
 from .terminal import MARK, _cell_style, _fit
 
 FLIP = "⇄"
+GAP = 2   # between table columns: padding (0, 1) on both sides
 
 
 def _num(w: float) -> str:
@@ -19,11 +21,42 @@ def _num(w: float) -> str:
     return text[1:] if text.startswith("0.") else (text if w < 10 else f"{w:.1f}")
 
 
-def _winner(side, li: int, hi: int) -> Text:
+def _winner(side, li: int, hi: int, width: int) -> Text:
     won = int(side.scores.winners[li, hi])
     if won == NO_WINNER:
         return Text("tie", style="dim")
-    return _fit(side.scores.candidates[won].label, 10)
+    return _fit(side.scores.candidates[won].label, width)
+
+
+def label_width(console_width: int, comp: Comparison, with_cands: bool) -> int:
+    """How many cells a word may take in the top and winner columns: every word whole when the
+    table then fits the console, else the most that fits (at least 3, `wo…`). Numbers (weights,
+    JSD) are never cut: words give way first."""
+    a, b = comp.a, comp.b
+    pairs = [(li, hi) for li in range(len(comp.layers)) for hi in range(len(comp.heads))]
+    tops = [[cell_len(side.result.labels[side.top(li, hi)[0]]) for li, hi in pairs] for side in (a, b)]
+    winners = []
+    if with_cands:
+        for li, hi in pairs:
+            wa, wb = (int(side.scores.winners[li, hi]) for side in (a, b))
+            winners.append([cell_len(side.scores.candidates[w].label) if w != NO_WINNER else 3
+                            for side, w in ((a, wa), (b, wb))])
+    head = max(5, *(len(head_name(layer, hd)) for layer in comp.layers for hd in comp.heads))
+    cands = sum(max(5 * len(side.scores.candidates), len(f"{side.name} cands")) + GAP   # min_width below
+                for side in (a, b)) if with_cands else 0
+    winner_head = len(f"winner {a.name}→{b.name}")
+
+    def width(n: int) -> int:
+        total = head + GAP + 5 + cands                                    # head, JSD (0.123), cands
+        total += sum(max(max(min(t, n) for t in col) + 5, 5) + GAP for col in tops)   # "word 1.00"
+        if winners:                                                       # "word→word ⇄"
+            total += max(winner_head, *(min(x, n) + min(y, n) + 3 for x, y in winners)) + GAP
+        return total
+
+    n = max([t for col in tops for t in col] + [x for w in winners for x in w] + [3])
+    while n > 3 and width(n) > console_width:
+        n -= 1
+    return n
 
 
 def render_comparison(console: Console, comp: Comparison, top_n: int = 5) -> None:
@@ -52,6 +85,7 @@ def render_comparison(console: Console, comp: Comparison, top_n: int = 5) -> Non
 
     with_cands = a.scores is not None and b.scores is not None
     what = "focus row" if a.focus.units else "whole maps"
+    words = label_width(console.width, comp, with_cands)
     table = Table(box=None, padding=(0, 1), pad_edge=False)
     table.add_column("head", no_wrap=True, min_width=5)
     table.add_column(f"{a.name} top", no_wrap=True)
@@ -60,14 +94,14 @@ def render_comparison(console: Console, comp: Comparison, top_n: int = 5) -> Non
         for side in (a, b):
             table.add_column(f"{side.name} cands", no_wrap=True, min_width=5 * len(side.scores.candidates))
         table.add_column(f"winner {a.name}→{b.name}", no_wrap=True)
-    table.add_column("JSD", justify="right")
+    table.add_column("JSD", justify="right", no_wrap=True, min_width=5)
     flips = comp.flips
     for li, layer in enumerate(comp.layers):
         for hi, head in enumerate(comp.heads):
             cells = [head_name(layer, head)]
             for side in (a, b):
                 j, w = side.top(li, hi)
-                cells.append(Text.assemble(_fit(side.result.labels[j], 8), f" {_num(w)}"))
+                cells.append(Text.assemble(_fit(side.result.labels[j], words), f" {_num(w)}"))
             if with_cands:
                 for side in (a, b):
                     won = int(side.scores.winners[li, hi])
@@ -78,7 +112,7 @@ def render_comparison(console: Console, comp: Comparison, top_n: int = 5) -> Non
                             cell.append(" ")
                         cell.append(_num(w) + (MARK if won == c else " "), style=_cell_style(w, won == c))
                     cells.append(cell)
-                wa, wb = _winner(a, li, hi), _winner(b, li, hi)
+                wa, wb = _winner(a, li, hi, words), _winner(b, li, hi, words)
                 if flips[li, hi]:
                     cells.append(Text.assemble(wa, "→", wb, f" {FLIP}", style="bold magenta"))
                 else:
