@@ -154,8 +154,14 @@ class MultiHeadAttention(nn.Module):
             scores = torch.matmul(q * self.d_head ** -0.5, k.transpose(-1, -2), out=weights_out)  # [B, H, T, T]
             if mask is not None:
                 scores += mask
-            probs = scores.softmax(dim=-1) if weights_out is None else torch.softmax(scores, dim=-1, out=scores)
-            context = F.dropout(probs, dropout, self.training) @ v                  # [B, H, T, Dh]
+            if scores.dtype != torch.float32:
+                # Half precision: the softmax runs in float32 (as transformers' eager attention
+                # does) and those float32 probabilities are what is returned.
+                probs = scores.softmax(dim=-1, dtype=torch.float32)
+                context = F.dropout(probs, dropout, self.training).to(v.dtype) @ v
+            else:
+                probs = scores.softmax(dim=-1) if weights_out is None else torch.softmax(scores, dim=-1, out=scores)
+                context = F.dropout(probs, dropout, self.training) @ v              # [B, H, T, Dh]
         else:
             # Nobody looks at this layer's weights: let the fused kernel skip materialising them.
             probs = None

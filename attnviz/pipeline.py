@@ -25,14 +25,14 @@ def run_attention(model: LoadedModel, text: str, layers: list[int] | None = None
         return _other_view(model, text, layers, heads, truncate, view)
 
     config = model.config
-    layers = list(range(config.num_layers)) if layers is None else list(layers)
+    layers = list(range(model.built_layers)) if layers is None else list(layers)
     heads = list(range(config.num_heads)) if heads is None else list(heads)
     enc = model.tokenizer.encode(text, max_len=config.max_len, truncate=truncate)
-    ids = torch.tensor([enc.ids])                                                  # [1, T]
-    type_ids = torch.tensor([enc.type_ids]) if config.type_vocab_size else None
+    ids = _on_device(model, [enc.ids])                                             # [1, T]
+    type_ids = _on_device(model, [enc.type_ids]) if config.type_vocab_size else None
     with torch.inference_mode():
-        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=layers)
-    weights = out.attentions[0][:, heads].numpy()                                  # [K, H', T, T]
+        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=_built(model, layers))
+    weights = out.attentions[0][:, heads].float().cpu().numpy()                    # [K, H', T, T]
     return AttentionResult(text=text, tokens=enc.tokens, offsets=enc.offsets, word_ids=enc.word_ids,
                            special=enc.special, weights=weights, layers=out.layers, heads=heads,
                            model=model.info, truncated=enc.truncated)
@@ -48,16 +48,17 @@ def _other_view(model: LoadedModel, text: str, layers: list[int] | None, heads: 
     if view not in views.VIEWS:
         raise AttnvizError(f"unknown view {view!r}: choose one of {', '.join(views.VIEWS)}")
     config = model.config
-    layers = list(range(config.num_layers)) if layers is None else sorted(set(layers))
+    layers = list(range(model.built_layers)) if layers is None else sorted(set(layers))
     heads = list(range(config.num_heads)) if heads is None else list(heads)
     enc = model.tokenizer.encode(text, max_len=config.max_len, truncate=truncate)
-    ids = torch.tensor([enc.ids])                                                  # [1, T]
-    type_ids = torch.tensor([enc.type_ids]) if config.type_vocab_size else None
+    ids = _on_device(model, [enc.ids])                                             # [1, T]
+    type_ids = _on_device(model, [enc.type_ids]) if config.type_vocab_size else None
     # Rollout through layer l needs every layer up to l, with all their heads.
     keep = list(range(layers[-1] + 1)) if view == "rollout" else layers
     with torch.inference_mode():
-        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=keep, keep_values=view == "norm")
-    probs = out.attentions[0].double().numpy()                                     # [K, H, T, T]
+        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=_built(model, keep),
+                            keep_values=view == "norm")
+    probs = out.attentions[0].double().cpu().numpy()                               # [K, H, T, T]
     notes = []
     if view == "rollout":
         rolled = views.rollout(probs[:, heads])                                    # [K, T, T]
@@ -67,10 +68,10 @@ def _other_view(model: LoadedModel, text: str, layers: list[int] | None, heads: 
         notes.append(f"Rollout view: one map per layer, the mean of {which} mixed with the residual "
                      "(0.5 A + 0.5 I) and multiplied through the layers below (Abnar & Zuidema 2020).")
     else:
-        values = out.values[0].double().numpy()                                    # [K, T, D]
+        values = out.values[0].double().cpu().numpy()                              # [K, T, D]
         weights = np.stack([
             views.norm_view(probs[k], values[k],
-                            model.encoder.layers[layer].attention.out.weight.detach().double().numpy())
+                            model.encoder.layers[layer].attention.out.weight.detach().double().cpu().numpy())
             for k, layer in enumerate(out.layers)])[:, heads]                      # [L, H', T, T]
         out_heads = heads
         notes.append("Norm view: each weight times the norm of the value vector it carries, after the "
@@ -106,17 +107,35 @@ def run_attention_batch(model: LoadedModel, texts: list[str], truncate: bool = F
         chunk = encoded[start:start + batch_size]
         T = max(len(enc.ids) for _, enc in chunk)
         pad = config.pad_token_id
-        ids = torch.tensor([enc.ids + [pad] * (T - len(enc.ids)) for _, enc in chunk])              # [B, T]
-        mask = torch.tensor([[1] * len(enc.ids) + [0] * (T - len(enc.ids)) for _, enc in chunk])    # [B, T]
-        type_ids = (torch.tensor([enc.type_ids + [0] * (T - len(enc.ids)) for _, enc in chunk])
+        ids = _on_device(model, [enc.ids + [pad] * (T - len(enc.ids)) for _, enc in chunk])         # [B, T]
+        mask = _on_device(model, [[1] * len(enc.ids) + [0] * (T - len(enc.ids)) for _, enc in chunk])  # [B, T]
+        type_ids = (_on_device(model, [enc.type_ids + [0] * (T - len(enc.ids)) for _, enc in chunk])
                     if config.type_vocab_size else None)
         with torch.inference_mode():
             result = model.encoder(ids, attention_mask=mask, token_type_ids=type_ids)
+        attentions = result.attentions.float().cpu()
         for b, (i, enc) in enumerate(chunk):
             n = len(enc.ids)
-            weights = result.attentions[b, :, :, :n, :n].numpy()                                   # [L, H, n, n]
+            weights = attentions[b, :, :, :n, :n].numpy()                                          # [L, H, n, n]
             out[i] = AttentionResult(text=texts[i], tokens=enc.tokens, offsets=enc.offsets,
                                      word_ids=enc.word_ids, special=enc.special, weights=weights.copy(),
                                      layers=result.layers, heads=list(range(config.num_heads)),
                                      model=model.info, truncated=enc.truncated)
     return out
+
+
+def _on_device(model: LoadedModel, rows: list[list[int]]):
+    """Token ids (or masks) as a [B, T] tensor on the device the encoder's weights are on."""
+    import torch
+
+    return torch.tensor(rows, device=model.encoder.embeddings.word.weight.device)
+
+
+def _built(model: LoadedModel, layers: list[int]) -> list[int]:
+    """The layers to run, refused in one line when the model was loaded only up to an earlier one."""
+    built = model.built_layers
+    beyond = [i for i in layers if i >= built]
+    if beyond and built < model.config.num_layers:
+        raise AttnvizError(f"layer {beyond[0]} was not loaded: the model was loaded up to layer {built - 1} "
+                           "(last_layer); load it with a later last_layer")
+    return layers
