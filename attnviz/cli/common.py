@@ -93,6 +93,7 @@ class View(str, enum.Enum):
 class Positional(str, enum.Enum):
     sinusoidal = "sinusoidal"
     learned = "learned"
+    rope = "rope"
     none = "none"
 
 
@@ -101,11 +102,27 @@ class NormPlacement(str, enum.Enum):
     pre = "pre"
 
 
+class Norm(str, enum.Enum):
+    layer = "layer"
+    rms = "rms"
+
+
+class Ffn(str, enum.Enum):
+    standard = "standard"
+    gated = "gated"
+
+
 class Activation(str, enum.Enum):
     gelu = "gelu"
     gelu_tanh = "gelu_tanh"
     relu = "relu"
     silu = "silu"
+
+
+class Dtype(str, enum.Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
 
 
 # Options shared by every command that builds a model. Random-model flags default to None so we
@@ -118,14 +135,24 @@ NumHeadsOpt = Annotated[Optional[int], typer.Option("--num-heads", help="Random 
 DModelOpt = Annotated[Optional[int], typer.Option("--d-model", help="Random model: hidden size, divisible by --num-heads [default: 64].")]
 DFfOpt = Annotated[Optional[int], typer.Option("--d-ff", help="Random model: feed-forward size [default: 256].")]
 MaxLenOpt = Annotated[Optional[int], typer.Option("--max-len", help="Random model: longest input in tokens [default: 256].")]
-PositionalOpt = Annotated[Optional[Positional], typer.Option("--positional", help="Random model: positional encoding [default: sinusoidal].")]
+PositionalOpt = Annotated[Optional[Positional], typer.Option("--positional", help="Random model: positional encoding; rope rotates queries and keys by position (LLaMA) [default: sinusoidal].")]
 NormOpt = Annotated[Optional[NormPlacement], typer.Option("--norm-placement", help="Random model: LayerNorm after each sub-block (post, the textbook block) or before it (pre) [default: post].")]
 ActivationOpt = Annotated[Optional[Activation], typer.Option("--activation", help="Random model: feed-forward activation [default: gelu].")]
+CausalOpt = Annotated[bool, typer.Option("--causal", help="Random model: a decoder; each token attends only to itself and the tokens before it (the look-ahead mask).")]
+NormKindOpt = Annotated[Optional[Norm], typer.Option("--norm", help="Random model: LayerNorm (layer) or RMSNorm (rms, LLaMA) [default: layer].")]
+KvHeadsOpt = Annotated[Optional[int], typer.Option("--kv-heads", help="Random model: key/value heads, each shared by a group of query heads (grouped-query attention); divides --num-heads [default: one per head].")]
+FfnOpt = Annotated[Optional[Ffn], typer.Option("--ffn", help="Random model: feed-forward down(act(up x)) (standard) or down(act(gate x) * up x) (gated, SwiGLU) [default: standard].")]
+DtypeOpt = Annotated[Optional[Dtype], typer.Option("--dtype", help="Precision of the model's weights; attention is always returned as float32 [default: float32].", show_default=False)]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="Where the model runs: cpu, or cuda (cuda:N) when torch sees a GPU [default: cpu].", show_default=False)]
+
+# RandomShape field -> EncoderConfig field, where the names differ.
+_CONFIG_NAMES = {"kv_heads": "num_kv_heads"}
 
 
 @dataclass(frozen=True)
 class RandomShape:
-    """The random-model flags as given on the command line (None: not given)."""
+    """The model flags as given on the command line (None: not given): the random model's shape,
+    and the precision and device that apply to every model (`dtype`, `device`)."""
 
     num_layers: int | None = None
     num_heads: int | None = None
@@ -135,10 +162,24 @@ class RandomShape:
     positional: Positional | None = None
     norm_placement: NormPlacement | None = None
     activation: Activation | None = None
+    causal: bool = False
+    norm: Norm | None = None
+    kv_heads: int | None = None
+    ffn: Ffn | None = None
+    dtype: Dtype | None = None
+    device: str | None = None
 
     def given(self) -> dict:
+        """The random-model shape flags given, by their option names (not dtype and device)."""
         return {f.name: (v.value if isinstance(v, enum.Enum) else v)
-                for f in fields(self) if (v := getattr(self, f.name)) is not None}
+                for f in fields(self) if f.name not in ("dtype", "device")
+                and (v := getattr(self, f.name)) is not None and v is not False}
+
+    def config(self):
+        """The random model's EncoderConfig (AttnvizError on a bad combination)."""
+        from ..config import EncoderConfig
+
+        return EncoderConfig(**{_CONFIG_NAMES.get(k, k): v for k, v in self.given().items()})
 
 
 def option_group(param: str, group: type, options: dict):
@@ -162,11 +203,17 @@ def option_group(param: str, group: type, options: dict):
     return decorate
 
 
-# The eight random-model flags, received as `shape: RandomShape`.
-with_random_shape = option_group("shape", RandomShape, {
+_SHAPE_OPTIONS = {
     "num_layers": (NumLayersOpt, None), "num_heads": (NumHeadsOpt, None), "d_model": (DModelOpt, None),
     "d_ff": (DFfOpt, None), "max_len": (MaxLenOpt, None), "positional": (PositionalOpt, None),
-    "norm_placement": (NormOpt, None), "activation": (ActivationOpt, None)})
+    "norm_placement": (NormOpt, None), "activation": (ActivationOpt, None), "causal": (CausalOpt, False),
+    "norm": (NormKindOpt, None), "kv_heads": (KvHeadsOpt, None), "ffn": (FfnOpt, None)}
+
+# The random-model flags and --dtype/--device, received as `shape: RandomShape` (commands that run a model).
+with_random_shape = option_group("shape", RandomShape, {
+    **_SHAPE_OPTIONS, "dtype": (DtypeOpt, None), "device": (DeviceOpt, None)})
+# The random-model flags alone (`init`, which writes a model without running it).
+with_shape_only = option_group("shape", RandomShape, _SHAPE_OPTIONS)
 
 
 class Preset(str, enum.Enum):
@@ -206,14 +253,18 @@ with_image_flags = option_group("image", ImageFlags, {
 })
 
 
-def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShape = RandomShape()):
-    """Resolve --model; the random-model flags apply to `random` only."""
+def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShape = RandomShape(),
+                last_layer: int | None = None):
+    """Resolve --model; the random-model flags apply to `random` only, --dtype and --device to any.
+
+    last_layer: the last layer the command will look at (None: all); later ones are not loaded."""
     from ..checkpoints import load_model
-    from ..config import EncoderConfig
 
     given = shape.given()
     if model != "random" and given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise AttnvizError(f"{flags} set the shape of a random model; a checkpoint brings its own config")
-    config = EncoderConfig(**given) if model == "random" else None
-    return load_model(model, config=config, seed=seed, tokenizer=str(tokenizer) if tokenizer else None)
+    config = shape.config() if model == "random" else None
+    return load_model(model, config=config, seed=seed, tokenizer=str(tokenizer) if tokenizer else None,
+                      last_layer=last_layer, dtype=shape.dtype.value if shape.dtype else None,
+                      device=shape.device)

@@ -75,7 +75,9 @@ def show(
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
 
-    loaded = build_model(model, tokenizer, seed, shape)
+    # Only the layers up to the last one asked for are loaded (-l 0 reads layer 0's weights only);
+    # the focus summary (no --layer) and --resolve look at every layer.
+    loaded = build_model(model, tokenizer, seed, shape, last_layer=None if resolve else _last_layer(layer))
     config = loaded.config
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
@@ -154,6 +156,17 @@ def show(
             render_focus(console, result, focus_at, top_targets(summary, focus_at.index, top), marks)
         if scores is not None:
             render_candidates(console, result, scores)
+
+
+def _last_layer(spec: str | None) -> int | None:
+    """The highest layer index in a --layer selection ("0,2" -> 2, "1-3" -> 3); None for all.
+    A malformed selection gives None here and its own error once the model's layers are known."""
+    import re
+
+    if spec is None or not re.fullmatch(r"[\d\s,-]+", spec):
+        return None
+    numbers = [int(n) for n in re.findall(r"\d+", spec)]
+    return max(numbers) if numbers else None
 
 
 def _write_image(path: Path, result, focus: int | None, options, overwrite: bool) -> str:
