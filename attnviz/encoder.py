@@ -44,10 +44,22 @@ def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
     return table.float()
 
 
+class RMSNorm(nn.RMSNorm):
+    """RMSNorm that normalises in float32 whatever the weights' dtype, as LLaMA's reference code
+    does (x / sqrt(mean(x^2) + eps) in float32, back to the model's dtype, times the weight): in
+    bfloat16 the mean of squares alone loses most of its digits."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:
+            return super().forward(x)
+        normed = F.rms_norm(x.float(), self.normalized_shape, eps=self.eps)
+        return self.weight * normed.to(x.dtype)
+
+
 def make_norm(config: EncoderConfig, width: int) -> nn.Module:
     """LayerNorm, or RMSNorm (LLaMA: weight * x / sqrt(mean(x^2) + eps), no bias, no centring)."""
     if config.norm == "rms":
-        return nn.RMSNorm(width, eps=config.layer_norm_eps)
+        return RMSNorm(width, eps=config.layer_norm_eps)
     return nn.LayerNorm(width, eps=config.layer_norm_eps)
 
 
@@ -151,15 +163,18 @@ class MultiHeadAttention(nn.Module):
             # less work on long inputs. With `weights_out` the scores are computed in that slot
             # and normalised there (softmax's row-wise kernel is safe in place; the parity tests
             # against transformers guard it), so no [B, H, T, T] temporary is ever allocated.
-            scores = torch.matmul(q * self.d_head ** -0.5, k.transpose(-1, -2), out=weights_out)  # [B, H, T, T]
-            if mask is not None:
-                scores += mask
-            if scores.dtype != torch.float32:
-                # Half precision: the softmax runs in float32 (as transformers' eager attention
-                # does) and those float32 probabilities are what is returned.
-                probs = scores.softmax(dim=-1, dtype=torch.float32)
+            if q.dtype != torch.float32:
+                # Half precision: the logits and the softmax in float32 (bfloat16 keeps 3 digits,
+                # a logit of 20 would be off by 0.1), and those float32 probabilities are returned.
+                scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * self.d_head ** -0.5
+                if mask is not None:
+                    scores += mask.float()
+                probs = scores.softmax(dim=-1)                                       # [B, H, T, T] float32
                 context = F.dropout(probs, dropout, self.training).to(v.dtype) @ v
             else:
+                scores = torch.matmul(q * self.d_head ** -0.5, k.transpose(-1, -2), out=weights_out)  # [B, H, T, T]
+                if mask is not None:
+                    scores += mask
                 probs = scores.softmax(dim=-1) if weights_out is None else torch.softmax(scores, dim=-1, out=scores)
                 context = F.dropout(probs, dropout, self.training) @ v              # [B, H, T, Dh]
         else:
