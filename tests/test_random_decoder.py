@@ -99,3 +99,25 @@ def test_export_takes_the_decoder_flags(tmp_path):
     assert result.exit_code == 0, result.output
     index = json.loads((tmp_path / "out" / "index.json").read_text())
     assert "causal" in json.dumps(index)
+
+
+def test_show_layer_selection_loads_only_those_layers_and_says_why_no_pronoun_marks(monkeypatch):
+    import attnviz.checkpoints as checkpoints
+
+    built = []
+    original = checkpoints.random_model
+
+    def spy(*args, **kwargs):
+        model = original(*args, **kwargs)
+        built.append((model.built_layers, model.config.num_layers))
+        return model
+
+    monkeypatch.setattr(checkpoints, "random_model", spy)
+    result = CliRunner().invoke(app, ["show", TEXT, "--num-layers", "4", "-l", "1", *DECODER])
+    assert result.exit_code == 0, result.output
+    assert built == [(2, 4)]                                   # layers 0-1 built, the model has 4
+    assert "4 layers" in result.stdout and "layer 1" in result.stdout
+    assert "Pronoun heads are not marked: --layer loaded layers 0-1 only" in " ".join(result.stdout.split())
+    built.clear()
+    assert CliRunner().invoke(app, ["show", TEXT, "--num-layers", "4", *DECODER]).exit_code == 0
+    assert built == [(4, 4)]                                   # no --layer: the focus summary needs all

@@ -215,6 +215,11 @@ def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
 
     if focus_at.label.casefold() not in ENGLISH_PRONOUNS:  # the probe set is English
         return {}
+    if loaded.built_layers < loaded.config.num_layers:
+        # The cache is keyed by every weight of the model, and --layer loaded only the first layers.
+        result.notes.append(f"Pronoun heads are not marked: --layer loaded layers 0-{loaded.built_layers - 1} only "
+                            "(without --layer, or with --resolve, the whole model is loaded and they are).")
+        return {}
     heads = _known_pronoun_heads(loaded, resolve, result.notes)
     if heads is None:
         result.notes.append(f"Pronoun heads of this model are not known yet: `attnviz inspect {spec}` (or "
