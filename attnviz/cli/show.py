@@ -217,7 +217,8 @@ def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
         return {}
     if loaded.built_layers < loaded.config.num_layers:
         # The cache is keyed by every weight of the model, and --layer loaded only the first layers.
-        result.notes.append(f"Pronoun heads are not marked: --layer loaded layers 0-{loaded.built_layers - 1} only "
+        loaded_layers = f"layers 0-{loaded.built_layers - 1}" if loaded.built_layers > 1 else "layer 0"
+        result.notes.append(f"Pronoun heads are not marked: --layer loaded {loaded_layers} only "
                             "(without --layer, or with --resolve, the whole model is loaded and they are).")
         return {}
     heads = _known_pronoun_heads(loaded, resolve, result.notes)
