@@ -168,6 +168,26 @@ def test_sharded_llama_matches(tmp_path):
     np.testing.assert_allclose(ours_attention(loaded, ids), hf_attention(ref, ids), rtol=0, atol=TOL)
 
 
+def test_bfloat16_checkpoint_loads_as_float32(tmp_path):
+    """Checkpoints stored in bfloat16 (most LLaMA-family releases) are read as float32 by default,
+    matching transformers' float32 load of the same file."""
+    config, cls, _ = decoder_models()["llama-gqa"]
+    torch.manual_seed(0)
+    model = cls(config)
+    sharpen(model, 5)
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    (tmp_path / "bf16" / "tokenizer.json").write_text(LLAMA_TOKENIZER.to_str(), encoding="utf-8")
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "bf16" / "model.safetensors"), "pt") as handle:
+        assert handle.get_tensor("model.embed_tokens.weight").dtype == torch.bfloat16
+    ref = cls.from_pretrained(tmp_path / "bf16", attn_implementation="eager", dtype=torch.float32).model.eval()
+    loaded = attnviz.load_model(str(tmp_path / "bf16"))
+    assert next(loaded.encoder.parameters()).dtype == torch.float32
+    ids = torch.tensor([LLAMA_TOKENIZER.encode(SENTENCES[3]).ids])
+    np.testing.assert_allclose(ours_attention(loaded, ids), hf_attention(ref, ids), rtol=0, atol=TOL)
+
+
 def test_cli_json_matches_transformers(tmp_path):
     folder, ref = write_folder(tmp_path, "qwen2-biases")
     result = CliRunner().invoke(app, ["show", SENTENCES[0], "-m", str(folder), "--format", "json", "-l", "all"])
@@ -409,6 +429,11 @@ def write_config(tmp_path, key: str, change: dict, drop: tuple = ()):
     ("gpt2", {"scale_attn_by_inverse_layer_idx": True}, ["scale_attn_by_inverse_layer_idx"]),
     ("gpt2", {"scale_attn_weights": False}, ["scale_attn_weights"]),
     ("gpt2", {"n_head": 5}, ["n_embd", "n_head"]),
+    ("mistral", {"sliding_window": 0}, ["sliding_window"]),
+    ("llama-gqa", {"rope_parameters": "fast"}, ["rope_parameters"]),
+    ("llama-gqa", {"rope_parameters": {"rope_type": "default", "rope_theta": -1}}, ["rope_theta"]),
+    ("llama-gqa", {"num_hidden_layers": 1.5}, ["num_hidden_layers"]),
+    ("qwen2-biases", {"hidden_size": None}, ["hidden_size"]),
 ])
 def test_unsupported_is_one_line_exit_2(tmp_path, key, change, words):
     folder = write_config(tmp_path, key, change)
