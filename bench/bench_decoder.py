@@ -10,7 +10,8 @@ forward   One forward pass with every layer's attention returned, at 16, 128 and
           them), attnviz loads it with `load_model(folder)` and transformers with
           `from_pretrained(folder, attn_implementation="eager")`. Both run under
           torch.inference_mode() on the same token ids, interleaved (who goes first alternates) so
-          machine load hits both alike; the median wall time of each is reported and the ratio is
+          machine load hits both alike; the median wall time and the median CPU time (all threads
+          of the process: steadier on a shared machine) of each are reported, and the ratio is
           attnviz / transformers (below 1: attnviz is faster). The max abs difference of the
           attention tensors is printed as a check that both computed the same thing.
 
@@ -96,24 +97,30 @@ def forward_rows(lengths: list[int], repeats: int, layers: int) -> list[Row]:
 
         with torch.inference_mode():
             diff = (run_ours()[0] - torch.stack(run_theirs(), dim=1)[0]).abs().max().item()
-            t_ours, t_theirs = interleaved(run_ours, run_theirs, max(3, repeats if length <= 128 else repeats // 2))
-        rows.append(Row("forward", f"{length} tokens, {layers} layers x 9 heads", t_ours, t_theirs,
-                        note=f"max |diff| {diff:.1e}"))
+            wall, cpu = interleaved(run_ours, run_theirs, max(3, repeats if length <= 128 else repeats // 2))
+        case = f"{length} tokens, {layers} layers x 9 heads"
+        rows.append(Row("forward", case + " (wall)", *wall, note=f"max |diff| {diff:.1e}"))
+        rows.append(Row("forward", case + " (cpu)", *cpu))
     return rows
 
 
-def interleaved(a, b, reps: int) -> tuple[float, float]:
-    """Median wall times of a() and b(), after two warm-up calls each, alternating who goes first."""
+def interleaved(a, b, reps: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Median wall times and median CPU times (all threads of the process) of a() and b(), after
+    two warm-up calls each, alternating who goes first. On a shared machine the CPU time is the
+    steadier of the two: waiting for a core counts in wall time only."""
     for _ in range(2):
         a()
         b()
-    times: tuple[list, list] = ([], [])
+    wall: tuple[list, list] = ([], [])
+    cpu: tuple[list, list] = ([], [])
     for i in range(reps):
         for who in ((0, 1) if i % 2 == 0 else (1, 0)):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             (a if who == 0 else b)()
-            times[who].append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
+            wall[who].append(time.perf_counter() - start)
+            cpu[who].append(time.process_time() - start_cpu)
+    return ((statistics.median(wall[0]), statistics.median(wall[1])),
+            (statistics.median(cpu[0]), statistics.median(cpu[1])))
 
 
 def forward_part(args) -> list[Row]:
@@ -124,10 +131,10 @@ PARTS = {"forward": forward_part}
 
 
 def print_rows(rows: list[Row]) -> None:
-    print(f"{'part':8} {'case':34} {'attnviz':>10} {'baseline':>10} {'ratio':>6}  note")
+    print(f"{'part':8} {'case':40} {'attnviz':>10} {'baseline':>10} {'ratio':>6}  note")
     for row in rows:
         scale, unit = (1000, "ms") if row.unit == "s" else (1 / 2**20, "MB")
-        print(f"{row.part:8} {row.case:34} {row.ours * scale:8.1f}{unit} {row.baseline * scale:8.1f}{unit} "
+        print(f"{row.part:8} {row.case:40} {row.ours * scale:8.1f}{unit} {row.baseline * scale:8.1f}{unit} "
               f"{row.ratio:6.2f}  {row.note}")
 
 
