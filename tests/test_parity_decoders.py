@@ -160,6 +160,20 @@ def test_attention_matches_transformers(tmp_path, key):
         np.testing.assert_allclose(result.weights, hf_attention(ref, ids)[0], rtol=0, atol=TOL)
 
 
+@pytest.mark.parametrize("key", ["llama-gqa", "mistral", "gpt2"])
+def test_layers_not_kept_run_the_fused_kernel_to_the_same_result(tmp_path, key):
+    """Layers whose maps nobody asked for run through scaled_dot_product_attention (grouped
+    keys and values shared, not copied); the layer after them must not notice."""
+    folder, ref = write_folder(tmp_path, key)
+    loaded = attnviz.load_model(str(folder))
+    for text in SENTENCES[:2]:
+        ids = torch.tensor([loaded.tokenizer.encode(text).ids])
+        expected = hf_attention(ref, ids)[0]
+        np.testing.assert_allclose(run_attention(loaded, text, layers=[2]).weights, expected[2:], rtol=0, atol=TOL)
+        np.testing.assert_allclose(run_attention(loaded, text, layers=[0, 2]).weights, expected[[0, 2]],
+                                   rtol=0, atol=TOL)
+
+
 def test_sharded_llama_matches(tmp_path):
     folder, ref = write_folder(tmp_path, "llama-gqa", max_shard_size="20KB")
     assert (folder / "model.safetensors.index.json").is_file() and len(list(folder.glob("*.safetensors"))) > 1
