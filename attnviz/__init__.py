@@ -22,12 +22,16 @@ if TYPE_CHECKING:  # heavy modules (torch, matplotlib) load on first use, not on
 
 
 def load_model(spec: str = "random", *, config: EncoderConfig | None = None, seed: int = 0,
-               tokenizer: str | None = None) -> "LoadedModel":
+               tokenizer: str | None = None, last_layer: int | None = None, dtype: str | None = None,
+               device: str | None = None) -> "LoadedModel":
     """Load a model ("random", a checkpoint folder or weights file, a named model such as "minilm")
-    with its tokenizer. `config` and `seed` shape a random model; `tokenizer` replaces the model's."""
+    with its tokenizer. `config` and `seed` shape a random model; `tokenizer` replaces the model's;
+    `last_layer` loads layers 0..last_layer only; `dtype` ("float32", "bfloat16", "float16") and
+    `device` ("cpu", "cuda") place the weights (attention is float32 whatever the dtype)."""
     from .checkpoints import load_model as _load
 
-    return _load(spec, config=config, seed=seed, tokenizer=tokenizer)
+    return _load(spec, config=config, seed=seed, tokenizer=tokenizer, last_layer=last_layer, dtype=dtype,
+                 device=device)
 
 
 def save_model(model: "LoadedModel", folder: str | Path, *, overwrite: bool = False,

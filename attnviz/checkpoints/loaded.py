@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..config import EncoderConfig
+from ..errors import AttnvizError
 from ..result import ModelInfo
 from ..sizes import check_model_size
 from ..tokenize import TextTokenizer
@@ -20,8 +21,18 @@ if TYPE_CHECKING:  # torch is imported only where a model is built
     from .weights import WeightFile
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICES = ("cpu", "cuda")
+
+
 @dataclass
 class LoadedModel:
+    """An encoder, its tokenizer and what it is.
+
+    `info.config` is the model as its checkpoint describes it (all its layers: headers and JSON
+    say so); `encoder.config` is what was built, which has fewer layers when the model was loaded
+    with `last_layer` (see `truncated`). Code that runs the encoder asks `encoder.config`."""
+
     encoder: "Encoder"
     tokenizer: TextTokenizer
     info: ModelInfo
@@ -30,10 +41,76 @@ class LoadedModel:
     def config(self) -> EncoderConfig:
         return self.info.config
 
+    @property
+    def built_layers(self) -> int:
+        """How many layers the encoder has (all of them unless loaded with last_layer)."""
+        return self.encoder.config.num_layers
+
+
+def truncated(config: EncoderConfig, last_layer: int | None) -> EncoderConfig:
+    """The config of the encoder to build when a command needs layers 0..last_layer only.
+
+    A separate config rather than a flag on the encoder: the encoder then simply has fewer
+    layers (nothing to skip, nothing to guard), the loaders map and read the tensors of the
+    layers it has and no others, while ModelInfo keeps the real config for every description.
+    A last_layer at or beyond the last layer means all of them (the command's own layer check
+    then names the real count)."""
+    if last_layer is None:
+        return config
+    if isinstance(last_layer, bool) or not isinstance(last_layer, int) or last_layer < 0:
+        raise AttnvizError(f"last_layer must be a non-negative layer index, got {last_layer!r}")
+    if last_layer + 1 >= config.num_layers:
+        return config
+    import dataclasses
+
+    return dataclasses.replace(config, num_layers=last_layer + 1)
+
+
+def torch_dtype(name):
+    """"float32" (default), "bfloat16" or "float16" (or that torch dtype) as a torch dtype; anything
+    else is an error."""
+    import torch
+
+    if isinstance(name, torch.dtype):
+        name = str(name).removeprefix("torch.")
+    name = name or "float32"
+    if name not in DTYPES:
+        raise AttnvizError(f"unknown dtype {name!r}: choose one of {', '.join(DTYPES)}")
+    return getattr(torch, name)
+
+
+def torch_device(name: str | None):
+    """"cpu" (default), "cuda" or "cuda:N", refused with one line when torch sees no such GPU."""
+    import torch
+
+    name = str(name or "cpu")
+    kind, _, index = name.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise AttnvizError(f"unknown device {name!r}: choose cpu or cuda (cuda:N for the N-th GPU)")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise AttnvizError(f"device {name!r}: torch sees no CUDA GPU on this machine; use --device cpu")
+        if index and int(index) >= torch.cuda.device_count():
+            raise AttnvizError(f"device {name!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    return torch.device(name)
+
+
+def place(encoder: "Encoder", dtype=None, device=None) -> "Encoder":
+    """Move a built encoder to the dtype and device a command asked for (no copy when it is
+    already there: a float32 CPU load is returned as is)."""
+    import torch
+
+    dtype, device = dtype or torch.float32, device or torch.device("cpu")
+    first = next(encoder.parameters(), None)
+    if first is not None and (first.dtype != dtype or first.device != device):
+        encoder = encoder.to(device=device, dtype=dtype)
+    return encoder
+
 
 def build_encoder(config: EncoderConfig, weights: "WeightFile | None" = None, label: str = "config",
-                  data: dict | None = None) -> "Encoder":
-    """An Encoder whose parameters a checkpoint is about to supply (see `weights.fill_encoder`).
+                  data: dict | None = None, last_layer: int | None = None) -> "Encoder":
+    """An Encoder whose parameters a checkpoint is about to supply (see `weights.fill_encoder`),
+    with layers 0..last_layer only when that is given (see `truncated`).
 
     First the config is checked, from arithmetic and shapes only: against `weights` when given
     (`weights.check_config_fits`: layers, widths, parameter count) and against the memory limit
@@ -50,6 +127,8 @@ def build_encoder(config: EncoderConfig, weights: "WeightFile | None" = None, la
     if weights is not None:
         check_config_fits(config, weights, label, data)
     check_model_size(config, label, {f: config_key(f, config, data) for f in CONFIG_KEYS})
+
+    config = truncated(config, last_layer)   # checked whole above, built as far as needed
 
     import torch
 

@@ -21,8 +21,8 @@ from ..config import CONFIG_FORMAT_VERSION, EncoderConfig
 from ..errors import AttnvizError
 from ..io import current_umask, cut_to_bytes, write_error
 from ..tokenize import TextTokenizer
-from .loaded import LoadedModel, build_encoder
-from .weights import WeightFile, fill_encoder
+from .loaded import LoadedModel, build_encoder, place
+from .weights import WeightFile, fill_encoder, layer_of
 
 
 FORMAT_KEY = "attnviz_format"
@@ -58,20 +58,26 @@ def parse_config(data: dict, label: str) -> tuple[EncoderConfig, bool, int | Non
 
 
 def load_native(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTokenizer,
-                source: str) -> LoadedModel:
+                source: str, last_layer: int | None = None, dtype=None, device=None) -> LoadedModel:
 
     label = str(folder / "config.json")
     config, learned, seed = parse_config(data, label)
-    encoder = build_encoder(config, weights, label, data)
+    encoder = build_encoder(config, weights, label, data, last_layer=last_layer)
     names = list(encoder.state_dict())
-    unexpected = sorted(set(weights.keys()) - set(names))
+    built = encoder.config.num_layers
+
+    def unread(key: str) -> bool:  # a real layer beyond a truncated encoder (last_layer)
+        index = layer_of(key, "layers")
+        return index is not None and built <= index < config.num_layers
+
+    unexpected = sorted(k for k in set(weights.keys()) - set(names) if not unread(k))
     if unexpected:
         raise AttnvizError(f"{weights.file_of(unexpected[0])}: unexpected key {unexpected[0]!r} "
                            f"(not a parameter of the encoder that {label} describes)")
-    fill_encoder(encoder, {name: name for name in names}, weights, label)
+    fill_encoder(encoder, {name: name for name in names}, weights, label, dtype)
     info = ModelInfo(source=source, config=config, seed=seed, learned=learned,
                      tokenizer=tokenizer.source, kind="attnviz")
-    return LoadedModel(encoder, tokenizer, info)
+    return LoadedModel(place(encoder, dtype, device), tokenizer, info)
 
 
 def checkpoint_files(model: LoadedModel, learned: bool | None = None) -> dict[str, bytes]:

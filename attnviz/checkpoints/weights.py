@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -53,8 +54,9 @@ class WeightFile:
             raise AttnvizError(f"{self.label}: missing key {key!r}")
         return self._shapes[key]
 
-    def get(self, key: str) -> "torch.Tensor":
-        """The tensor as float32, refusing non-float dtypes and NaN/inf (silent garbage otherwise)."""
+    def get(self, key: str, dtype: "torch.dtype | None" = None) -> "torch.Tensor":
+        """The tensor as float32 (or `dtype`), refusing non-float dtypes and NaN/inf (silent
+        garbage otherwise). Only this call reads the tensor's data from disk."""
         import torch
 
         self.shape(key)
@@ -67,7 +69,7 @@ class WeightFile:
             raise
         except Exception as exc:
             raise AttnvizError(f"{self.file_of(key)}: cannot read {key} ({_first_line(exc)})") from None
-        tensor = tensor.to(torch.float32).contiguous()
+        tensor = tensor.to(dtype or torch.float32).contiguous()
         # One reduction instead of a boolean copy: NaN and inf survive a sum (a finite sum cannot
         # overflow float32 for any real weights); the exact test runs only to confirm.
         if not torch.isfinite(tensor.sum()) and not torch.isfinite(tensor).all():
@@ -138,26 +140,58 @@ def _from_state_dict(label: str, state: dict) -> WeightFile:
     return WeightFile(label, shapes, dtypes, {}, lambda key: state[key].clone())
 
 
-def fill_encoder(encoder: "Encoder", mapping: dict[str, str], weights: WeightFile, config_label: str) -> None:
-    """Give every parameter `name` of `encoder` the tensor weights[mapping[name]], asserting each shape.
+@dataclass(frozen=True)
+class Part:
+    """A parameter cut from a stored tensor: GPT-2 keeps Q, K and V fused in one `c_attn` and
+    stores its linear maps as Conv1D weights, [in, out] (y = x W) where torch's Linear holds
+    [out, in] (y = x W^T)."""
+
+    key: str
+    transpose: bool = False             # stored [in, out]: transpose into Linear's [out, in]
+    chunk: tuple[int, int] | None = None  # (i, n): the i-th of n equal parts of the stored last dim
+
+    def stored_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The stored shape that gives a parameter of `shape`."""
+        shape = tuple(reversed(shape)) if self.transpose else tuple(shape)
+        return shape[:-1] + (shape[-1] * self.chunk[1],) if self.chunk else shape
+
+    def cut(self, tensor: "torch.Tensor") -> "torch.Tensor":
+        if self.chunk:
+            i, n = self.chunk
+            width = tensor.shape[-1] // n
+            tensor = tensor[..., i * width:(i + 1) * width]
+        return (tensor.T if self.transpose else tensor).contiguous()
+
+
+def fill_encoder(encoder: "Encoder", mapping: dict[str, "str | Part"], weights: WeightFile, config_label: str,
+                 dtype: "torch.dtype | None" = None) -> None:
+    """Give every parameter `name` of `encoder` the tensor weights[mapping[name]] (or the Part of
+    it), asserting each shape, converted to `dtype` (default float32).
 
     `encoder` comes from `build_encoder` (parameters on the meta device, never initialised): the
     loaded tensors become its parameters, so nothing is initialised only to be overwritten and
     the weights are never held twice. `mapping` must name every tensor of the encoder's state
-    dict; `config_label` is the config file the expected shapes come from.
+    dict; `config_label` is the config file the expected shapes come from. Only the mapped
+    tensors are read (a truncated encoder never reads the layers it does not have), each once.
     """
     state = encoder.state_dict()  # [name] -> placeholder tensors with the expected shapes
     if set(mapping) != set(state):
         missing = sorted(set(state) - set(mapping)) or sorted(set(mapping) - set(state))
         raise RuntimeError(f"internal: weight map and encoder disagree on {missing[:3]}")
-    loaded = {}
-    for name, key in mapping.items():
-        expected = tuple(state[name].shape)
+    loaded, fused = {}, {}
+    for name, source in mapping.items():
+        part = source if isinstance(source, Part) else Part(source)
+        key, expected = part.key, part.stored_shape(tuple(state[name].shape))
         got = weights.shape(key)
         if got != expected:
             raise AttnvizError(f"{weights.file_of(key)}: {key} has shape {list(got)} but "
                                f"{config_label} implies {list(expected)}")
-        loaded[name] = weights.get(key)
+        if part.chunk:  # fused: read once, cut three times
+            if key not in fused:
+                fused[key] = weights.get(key, dtype)
+            loaded[name] = part.cut(fused[key])
+        else:
+            loaded[name] = part.cut(weights.get(key, dtype))
     encoder.load_state_dict(loaded, strict=True, assign=True)
 
 
@@ -227,6 +261,13 @@ def check_config_fits(config: EncoderConfig, weights: WeightFile, label: str, da
         if value > largest:
             raise AttnvizError(f"{label}: {key(field)} is {value} but no tensor of {weights.label} has a "
                                f"dimension that large (the largest is {largest})")
+
+
+def layer_of(key: str, layers: str) -> int | None:
+    """The layer index of a checkpoint key under `layers` ("model.layers" -> 3 for
+    "model.layers.3.mlp.up_proj.weight"); None for keys outside the layers."""
+    match = re.match(re.escape(layers) + r"\.(\d+)\.", key)
+    return int(match[1]) if match else None
 
 
 def _first_line(exc: BaseException) -> str:

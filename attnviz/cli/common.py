@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..analysis.views import VIEWS
-from ..config import ACTIVATIONS, NORM_PLACEMENTS, POSITIONAL
+from ..config import ACTIVATIONS, FFNS, NORM_PLACEMENTS, NORMS, POSITIONAL
 from ..errors import AttnvizError
 
 
@@ -117,6 +117,8 @@ View = _choices("View", VIEWS)
 Positional = _choices("Positional", POSITIONAL)
 NormPlacement = _choices("NormPlacement", NORM_PLACEMENTS)
 Activation = _choices("Activation", ACTIVATIONS)
+Norm = _choices("Norm", NORMS)
+Ffn = _choices("Ffn", FFNS)
 
 
 def _selection(value: str | None) -> str | None:
@@ -130,6 +132,13 @@ def _selection(value: str | None) -> str | None:
 LayerOpt = Annotated[Optional[str], typer.Option("--layer", "-l", callback=_selection, help="Layers: indices and ranges such as 0,2 or 1-3, or 'all'.")]
 HeadOpt = Annotated[Optional[str], typer.Option("--head", callback=_selection, help="Heads, like --layer.")]
 
+
+class Dtype(str, enum.Enum):   # checkpoints.loaded.DTYPES, spelled out: that module is not light
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
 # Options shared by every command that builds a model. Random-model flags default to None so we
 # can tell "not given" from the default and refuse them for checkpoints.
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'random' (default), a checkpoint folder or weights file, 'minilm', or a model id already in the local Hugging Face cache.")]
@@ -140,14 +149,24 @@ NumHeadsOpt = Annotated[Optional[int], typer.Option("--num-heads", help="Random 
 DModelOpt = Annotated[Optional[int], typer.Option("--d-model", help="Random model: hidden size, divisible by --num-heads [default: 64].")]
 DFfOpt = Annotated[Optional[int], typer.Option("--d-ff", help="Random model: feed-forward size [default: 256].")]
 MaxLenOpt = Annotated[Optional[int], typer.Option("--max-len", help="Random model: longest input in tokens [default: 256].")]
-PositionalOpt = Annotated[Optional[Positional], typer.Option("--positional", help="Random model: positional encoding [default: sinusoidal].")]
+PositionalOpt = Annotated[Optional[Positional], typer.Option("--positional", help="Random model: positional encoding; rope rotates queries and keys by position (LLaMA) [default: sinusoidal].")]
 NormOpt = Annotated[Optional[NormPlacement], typer.Option("--norm-placement", help="Random model: LayerNorm after each sub-block (post, the textbook block) or before it (pre) [default: post].")]
 ActivationOpt = Annotated[Optional[Activation], typer.Option("--activation", help="Random model: feed-forward activation [default: gelu].")]
+CausalOpt = Annotated[bool, typer.Option("--causal", help="Random model: a decoder; each token attends only to itself and the tokens before it (the look-ahead mask).")]
+NormKindOpt = Annotated[Optional[Norm], typer.Option("--norm", help="Random model: LayerNorm (layer) or RMSNorm (rms, LLaMA) [default: layer].")]
+KvHeadsOpt = Annotated[Optional[int], typer.Option("--kv-heads", help="Random model: key/value heads, each shared by a group of query heads (grouped-query attention); divides --num-heads [default: one per head].")]
+FfnOpt = Annotated[Optional[Ffn], typer.Option("--ffn", help="Random model: feed-forward down(act(up x)) (standard) or down(act(gate x) * up x) (gated, SwiGLU) [default: standard].")]
+DtypeOpt = Annotated[Optional[Dtype], typer.Option("--dtype", help="Precision of the model's weights; attention is always returned as float32 [default: float32].", show_default=False)]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="Where the model runs: cpu, or cuda (cuda:N) when torch sees a GPU [default: cpu].", show_default=False)]
+
+# RandomShape field -> EncoderConfig field, where the names differ.
+_CONFIG_NAMES = {"kv_heads": "num_kv_heads"}
 
 
 @dataclass(frozen=True)
 class RandomShape:
-    """The random-model flags as given on the command line (None: not given)."""
+    """The model flags as given on the command line (None: not given): the random model's shape,
+    and the precision and device that apply to every model (`dtype`, `device`)."""
 
     num_layers: int | None = None
     num_heads: int | None = None
@@ -157,10 +176,24 @@ class RandomShape:
     positional: Positional | None = None
     norm_placement: NormPlacement | None = None
     activation: Activation | None = None
+    causal: bool = False
+    norm: Norm | None = None
+    kv_heads: int | None = None
+    ffn: Ffn | None = None
+    dtype: Dtype | None = None
+    device: str | None = None
 
     def given(self) -> dict:
+        """The random-model shape flags given, by their option names (not dtype and device)."""
         return {f.name: (v.value if isinstance(v, enum.Enum) else v)
-                for f in fields(self) if (v := getattr(self, f.name)) is not None}
+                for f in fields(self) if f.name not in ("dtype", "device")
+                and (v := getattr(self, f.name)) is not None and v is not False}
+
+    def config(self):
+        """The random model's EncoderConfig (AttnvizError on a bad combination)."""
+        from ..config import EncoderConfig
+
+        return EncoderConfig(**{_CONFIG_NAMES.get(k, k): v for k, v in self.given().items()})
 
 
 def option_group(param: str, group: type, options: dict):
@@ -184,12 +217,17 @@ def option_group(param: str, group: type, options: dict):
     return decorate
 
 
-SHAPE_OPTIONS = {
+_SHAPE_OPTIONS = {
     "num_layers": (NumLayersOpt, None), "num_heads": (NumHeadsOpt, None), "d_model": (DModelOpt, None),
     "d_ff": (DFfOpt, None), "max_len": (MaxLenOpt, None), "positional": (PositionalOpt, None),
-    "norm_placement": (NormOpt, None), "activation": (ActivationOpt, None)}
-# The eight random-model flags, received as `shape: RandomShape`.
+    "norm_placement": (NormOpt, None), "activation": (ActivationOpt, None), "causal": (CausalOpt, False),
+    "norm": (NormKindOpt, None), "kv_heads": (KvHeadsOpt, None), "ffn": (FfnOpt, None)}
+# The random-model flags and --dtype/--device (every command that runs a model).
+SHAPE_OPTIONS = {**_SHAPE_OPTIONS, "dtype": (DtypeOpt, None), "device": (DeviceOpt, None)}
+# ... received as `shape: RandomShape`.
 with_random_shape = option_group("shape", RandomShape, SHAPE_OPTIONS)
+# The random-model flags alone (`init`, which writes a model without running it).
+with_shape_only = option_group("shape", RandomShape, _SHAPE_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -206,9 +244,11 @@ class ModelFlags:
         shape = RandomShape(**{name: given.pop(name) for name in SHAPE_OPTIONS})
         return cls(shape=shape, **given)
 
-    def build(self, model: str | None = None):
-        """The model these flags describe (`model` replaces --model: inspect's MODEL argument)."""
-        return build_model(self.model if model is None else model, self.tokenizer, self.seed, self.shape)
+    def build(self, model: str | None = None, last_layer: int | None = None):
+        """The model these flags describe (`model` replaces --model: inspect's MODEL argument),
+        loaded up to `last_layer` (None: all layers)."""
+        return build_model(self.model if model is None else model, self.tokenizer, self.seed, self.shape,
+                           last_layer)
 
 
 def model_flags(model_option: bool = True):
@@ -292,10 +332,12 @@ with_image_flags = option_group("image", ImageFlags, {
 })
 
 
-def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShape = RandomShape()):
-    """Resolve --model; the random-model flags apply to `random` only."""
+def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShape = RandomShape(),
+                last_layer: int | None = None):
+    """Resolve --model; the random-model flags apply to `random` only, --dtype and --device to any.
+
+    last_layer: the last layer the command will look at (None: all); later ones are not loaded."""
     from ..checkpoints import load_model
-    from ..config import EncoderConfig
 
     given = shape.given()
     if model != "random" and given:
@@ -305,7 +347,9 @@ def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShap
     if model == "random":
         from ..sizes import check_model_size
 
-        config = EncoderConfig(**given)
+        config = shape.config()
         # Named by the flags that set them; before torch is even imported.
-        check_model_size(config, keys={k: "--" + k.replace("_", "-") for k in given})
-    return load_model(model, config=config, seed=seed, tokenizer=str(tokenizer) if tokenizer else None)
+        check_model_size(config, keys={_CONFIG_NAMES.get(k, k): "--" + k.replace("_", "-") for k in given})
+    return load_model(model, config=config, seed=seed, tokenizer=str(tokenizer) if tokenizer else None,
+                      last_layer=last_layer, dtype=shape.dtype.value if shape.dtype else None,
+                      device=shape.device)

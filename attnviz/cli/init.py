@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 
 from .common import (RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
-                     with_random_shape)
+                     with_shape_only)
 
 
 @handles_errors
-@with_random_shape
+@with_shape_only
 def init(
     folder: Annotated[Path, typer.Argument(metavar="DIR", help="The checkpoint folder to create (config.json, model.safetensors, tokenizer.json).", show_default=False)],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into DIR even if it is not empty (its checkpoint files are replaced, others kept).")] = False,

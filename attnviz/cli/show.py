@@ -72,7 +72,9 @@ def show(
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
 
-    loaded = models.build()
+    # Only the layers up to the last one asked for are loaded (-l 0 reads layer 0's weights only);
+    # the focus summary (no --layer) and --resolve look at every layer.
+    loaded = models.build(last_layer=None if resolve else _last_layer(layer))
     config = loaded.config
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
@@ -155,6 +157,17 @@ def show(
             render_candidates(console, result, scores)
 
 
+def _last_layer(spec: str | None) -> int | None:
+    """The highest layer index in a --layer selection ("0,2" -> 2, "1-3" -> 3); None for all.
+    A malformed selection gives None here and its own error once the model's layers are known."""
+    import re
+
+    if spec is None or not re.fullmatch(r"[\d\s,-]+", spec):
+        return None
+    numbers = [int(n) for n in re.findall(r"\d+", spec)]
+    return max(numbers) if numbers else None
+
+
 def _write_image(path: Path, result, focus: int | None, options, overwrite: bool) -> str:
     """Draw `result` (already narrowed to the chosen layers and heads) into `path`; the format
     comes from the extension. Returns a one-line description for the terminal."""
@@ -200,6 +213,12 @@ def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
     from ..analysis.focus import ENGLISH_PRONOUNS
 
     if focus_at.label.casefold() not in ENGLISH_PRONOUNS:  # the probe set is English
+        return {}
+    if loaded.built_layers < loaded.config.num_layers:
+        # The cache is keyed by every weight of the model, and --layer loaded only the first layers.
+        loaded_layers = f"layers 0-{loaded.built_layers - 1}" if loaded.built_layers > 1 else "layer 0"
+        result.notes.append(f"Pronoun heads are not marked: --layer loaded {loaded_layers} only "
+                            "(without --layer, or with --resolve, the whole model is loaded and they are).")
         return {}
     heads = _known_pronoun_heads(loaded, resolve, result.notes)
     if heads is None:

@@ -1,0 +1,289 @@
+"""Decoder folders (GPT-2 and the LLaMA family, as transformers writes them) mapped onto attnviz's
+Encoder with `causal` set.
+
+As for the BERT families (`families.py`): translate config.json into an EncoderConfig, build our
+model, copy every tensor into the parameter it corresponds to with its shape asserted. Nothing
+comes from `transformers`; the tables below are the whole mapping.
+
+  GPT-2    pre-LN block, learned absolute positions, LayerNorm, GELU (tanh) feed-forward. Its
+           linear maps are Conv1D weights stored [in, out], and Q, K, V are fused in one
+           `c_attn` [D, 3D]: both undone on load (`weights.Part`).
+  LLaMA    pre-RMSNorm block, rotary positions (half-split layout) on Q and K, grouped-query
+           attention, gated feed-forward down(silu(gate x) * up x), no biases (attention_bias
+           and mlp_bias add them).
+  Mistral  LLaMA's block; its sliding window equals full causal attention on texts no longer
+           than the window, so the window becomes the model's max_len (longer texts are
+           refused, or cut with --truncate, instead of silently attending too far).
+  Qwen2    LLaMA's block with biases on Q, K and V (not on the output projection).
+
+A config this module does not implement exactly (another RoPE scaling, ALiBi, mixtures of
+experts, attention without the 1/sqrt(d) scale...) is refused in one line that names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import EncoderConfig
+from ..errors import AttnvizError
+from ..result import ModelInfo
+from ..tokenize import TextTokenizer
+from .loaded import LoadedModel, build_encoder, place
+from .weights import Part, WeightFile, fill_encoder, layer_of
+
+# transformers' ACT2FN names that our feed-forward computes identically.
+ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+               "relu": "relu", "silu": "silu", "swish": "silu"}
+
+# model_types people will try, with what attnviz lacks to read them exactly.
+UNSUPPORTED = {
+    "mixtral": "a mixture of experts", "qwen2_moe": "a mixture of experts", "qwen3_moe": "a mixture of experts",
+    "dbrx": "a mixture of experts", "deepseek_v2": "a mixture of experts", "deepseek_v3": "a mixture of experts",
+    "bloom": "ALiBi positions", "mpt": "ALiBi positions", "falcon": "parallel attention and ALiBi options",
+    "gemma": "scaled embeddings and (1 + w) RMSNorm", "gemma2": "soft-capped logits and sandwich norms",
+    "qwen3": "Q/K RMSNorm", "olmo2": "Q/K RMSNorm", "phi3": "fused QKV and gate/up projections",
+    "gpt_neox": "parallel residual and interleaved fused QKV", "gptj": "interleaved rotary positions",
+}
+
+
+@dataclass(frozen=True)
+class Decoder:
+    model_type: str
+    prefix: str            # how the task model (…ForCausalLM) prefixes the base model's names
+    embed: str             # the token embedding, relative to the prefix (anchors prefix detection)
+    layers: str            # where the layers live
+    ignored: tuple[str, ...] = ()  # per-layer keys some checkpoints carry that are functions of the config
+
+
+LLAMA_IGNORED = ("self_attn.rotary_emb.inv_freq",)
+DECODERS = {d.model_type: d for d in (
+    Decoder("gpt2", "transformer.", "wte.weight", "h", ("attn.bias", "attn.masked_bias")),
+    Decoder("llama", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
+    Decoder("mistral", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
+    Decoder("qwen2", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
+)}
+
+# attnviz module -> the LLaMA family's, within one layer.
+LLAMA_LAYER = {
+    "attention.query": "self_attn.q_proj", "attention.key": "self_attn.k_proj",
+    "attention.value": "self_attn.v_proj", "attention.out": "self_attn.o_proj",
+    "attention_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+    "ffn.gate": "mlp.gate_proj", "ffn.up": "mlp.up_proj", "ffn.down": "mlp.down_proj",
+}
+# GPT-2: attnviz module -> (stored module, chunk of c_attn or None, stored as Conv1D [in, out]).
+GPT2_LAYER = {
+    "attention.query": ("attn.c_attn", (0, 3), True), "attention.key": ("attn.c_attn", (1, 3), True),
+    "attention.value": ("attn.c_attn", (2, 3), True), "attention.out": ("attn.c_proj", None, True),
+    "attention_norm": ("ln_1", None, False), "ffn_norm": ("ln_2", None, False),
+    "ffn.up": ("mlp.c_fc", None, True), "ffn.down": ("mlp.c_proj", None, True),
+}
+
+
+def unsupported_reason(model_type) -> str:
+    """" (a mixture of experts)" for the known architectures attnviz cannot read, else ""."""
+    reason = UNSUPPORTED.get(model_type)
+    return f" (it uses {reason})" if reason else ""
+
+
+def decoder_config(data: dict, label: str) -> EncoderConfig:
+    """config.json of a decoder family as an EncoderConfig (errors name the family's own keys)."""
+    model_type = data["model_type"]
+    if model_type == "gpt2":
+        return _gpt2_config(data, label)
+    return _llama_config(data, label, model_type)
+
+
+def _gpt2_config(data: dict, label: str) -> EncoderConfig:
+    for key, needed in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
+                        ("add_cross_attention", False)):
+        if data.get(key, needed) != needed:
+            raise AttnvizError(f"{label}: {key} {data[key]!r} is not supported; attnviz reads GPT-2 with "
+                               f"{key} {str(needed).lower()}")
+    d_model = _positive_int(data, "n_embd", label, 768)
+    heads = _positive_int(data, "n_head", label, 12)
+    _divisible(d_model, heads, "n_embd", "n_head", label)
+    d_ff = data.get("n_inner") or 4 * d_model
+    return EncoderConfig(
+        vocab_size=_positive_int(data, "vocab_size", label, 50257),
+        num_layers=_positive_int(data, "n_layer", label, 12), num_heads=heads, d_model=d_model,
+        d_ff=_positive_int({"n_inner": d_ff}, "n_inner", label),
+        max_len=_positive_int(data, "n_positions", label, 1024),
+        activation=_activation(data, "activation_function", "gelu_new", label), dropout=0.0,
+        norm_placement="pre", positional="learned", layer_norm_eps=_eps(data, "layer_norm_epsilon", 1e-5, label),
+        type_vocab_size=0, embedding_layernorm=False, pad_token_id=0, causal=True, final_norm=True,
+        extra={"model_type": "gpt2"})
+
+
+def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
+    d_model = _positive_int(data, "hidden_size", label)
+    heads = _positive_int(data, "num_attention_heads", label)
+    kv_heads = _positive_int(data, "num_key_value_heads", label, heads)
+    if heads % kv_heads:
+        raise AttnvizError(f"{label}: num_attention_heads ({heads}) is not a multiple of "
+                           f"num_key_value_heads ({kv_heads})")
+    head_dim = data.get("head_dim")
+    if head_dim is None:
+        _divisible(d_model, heads, "hidden_size", "num_attention_heads", label)
+    else:
+        head_dim = _positive_int(data, "head_dim", label)
+    max_len = _positive_int(data, "max_position_embeddings", label)
+    window = _sliding_window(data, label, model_type)
+    if window is not None:
+        max_len = min(max_len, window)  # within the window, sliding-window attention is plain causal
+    if model_type == "qwen2":
+        qkv_bias, out_bias, ffn_bias = True, False, False
+    elif model_type == "mistral":
+        qkv_bias = out_bias = ffn_bias = False
+    else:
+        qkv_bias = out_bias = _flag(data, "attention_bias", label)
+        ffn_bias = _flag(data, "mlp_bias", label)
+    return EncoderConfig(
+        vocab_size=_positive_int(data, "vocab_size", label), num_layers=_positive_int(data, "num_hidden_layers", label),
+        num_heads=heads, d_model=d_model, d_ff=_positive_int(data, "intermediate_size", label), max_len=max_len,
+        activation=_activation(data, "hidden_act", "silu", label), dropout=0.0, norm_placement="pre",
+        positional="rope", layer_norm_eps=_eps(data, "rms_norm_eps", 1e-6, label), type_vocab_size=0,
+        embedding_layernorm=False, pad_token_id=0, causal=True, norm="rms",
+        num_kv_heads=kv_heads if kv_heads != heads else None,
+        head_dim=head_dim if head_dim is not None and head_dim * heads != d_model else None,
+        ffn="gated", rope_base=_rope_base(data, label), attention_bias=qkv_bias, output_bias=out_bias,
+        ffn_bias=ffn_bias, final_norm=True, extra={"model_type": model_type})
+
+
+def _rope_base(data: dict, label: str) -> float:
+    """The rotary base; only the default RoPE (no scaling) is implemented."""
+    # transformers 5 writes rope_parameters {"rope_type", "rope_theta"}; older configs rope_theta
+    # at the top and rope_scaling (null, or {"type"/"rope_type": ...}).
+    rope = data.get("rope_parameters") or data.get("rope_scaling") or {}
+    if not isinstance(rope, dict):
+        raise AttnvizError(f"{label}: rope_parameters must be an object, got {rope!r}")
+    kind = rope.get("rope_type", rope.get("type", "default"))
+    if kind != "default":
+        raise AttnvizError(f"{label}: RoPE type {kind!r} is not supported; supported: default "
+                           "(rotary positions without scaling)")
+    base = rope.get("rope_theta", data.get("rope_theta", 10000.0))
+    if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 0:
+        raise AttnvizError(f"{label}: rope_theta must be a positive number, got {base!r}")
+    return float(base)
+
+
+def _sliding_window(data: dict, label: str, model_type: str) -> int | None:
+    """The attention window when any layer uses one (Mistral; Qwen2 with use_sliding_window)."""
+    window = data.get("sliding_window")
+    if model_type == "qwen2":
+        layer_types = data.get("layer_types") or []
+        if not data.get("use_sliding_window", False) and "sliding_attention" not in layer_types:
+            return None
+    if window is None:
+        return None
+    return _positive_int(data, "sliding_window", label)
+
+
+def weight_map(decoder: Decoder, names: list[str], weights: WeightFile, num_layers: int,
+               label: str) -> dict[str, str | Part]:
+    """attnviz state-dict name -> the checkpoint's key (or the Part of it), for every name of our
+    (possibly truncated) encoder.
+
+    Refuses keys inside the model's part of the checkpoint that nothing maps (a layer beyond
+    config.json's count, a parameter this family does not have): they mean the config is not
+    the model's. Keys of real layers beyond a truncated encoder are left unread. The LM head
+    (lm_head.*) is outside that part and ignored.
+    """
+    prefix = _find_prefix(decoder, weights)
+    layers = prefix + decoder.layers
+    mapping: dict[str, str | Part] = {}
+    for name in names:
+        module, leaf = name.rsplit(".", 1)
+        if module.startswith("layers."):
+            _, index, local = module.split(".", 2)
+            if decoder.model_type == "gpt2":
+                theirs, chunk, conv = GPT2_LAYER[local]
+                mapping[name] = Part(f"{layers}.{index}.{theirs}.{leaf}", transpose=conv and leaf == "weight",
+                                     chunk=chunk)
+            else:
+                mapping[name] = f"{layers}.{index}.{LLAMA_LAYER[local]}.{leaf}"
+        else:
+            mapping[name] = prefix + _outer_name(decoder, module, leaf)
+    used = {m.key if isinstance(m, Part) else m for m in mapping.values()}
+    built = 1 + max((int(n.split(".")[1]) for n in names if n.startswith("layers.")), default=-1)
+    for key in sorted(weights.keys()):
+        if not key.startswith(prefix) or key in used or key.startswith("lm_head."):
+            continue
+        index = layer_of(key, layers)
+        if index is not None and any(key == f"{layers}.{index}.{ign}" for ign in decoder.ignored):
+            continue
+        if index is not None and built <= index < num_layers:
+            continue  # a real layer the command does not need: never read
+        raise AttnvizError(f"{weights.file_of(key)}: unexpected key {key!r} (not part of the "
+                           f"{decoder.model_type} model that {label} describes)")
+    return mapping
+
+
+def _outer_name(decoder: Decoder, module: str, leaf: str) -> str:
+    if decoder.model_type == "gpt2":
+        return {"embeddings.word": "wte", "embeddings.position": "wpe", "final_norm": "ln_f"}[module] + "." + leaf
+    return {"embeddings.word": "embed_tokens", "final_norm": "norm"}[module] + "." + leaf
+
+
+def load_decoder(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTokenizer, source: str,
+                 last_layer: int | None = None, dtype=None, device=None) -> LoadedModel:
+    """Build the decoder that config.json describes, up to `last_layer`, and fill it from `weights`."""
+    label = str(folder / "config.json")
+    config = decoder_config(data, label)
+    decoder = DECODERS[data["model_type"]]
+    encoder = build_encoder(config, weights, label, data, last_layer=last_layer)
+    mapping = weight_map(decoder, list(encoder.state_dict()), weights, config.num_layers, label)
+    fill_encoder(encoder, mapping, weights, label, dtype)
+    info = ModelInfo(source=source, config=config, seed=None, learned=True,
+                     tokenizer=tokenizer.source, kind=decoder.model_type)
+    return LoadedModel(place(encoder, dtype, device), tokenizer, info)
+
+
+def _find_prefix(decoder: Decoder, weights: WeightFile) -> str:
+    """"" for a bare model (GPT2Model, LlamaModel), "transformer." / "model." for …ForCausalLM."""
+    found = sorted({k[: -len(decoder.embed)] for k in weights.keys() if k.endswith(decoder.embed)})
+    for prefix in ("", decoder.prefix):
+        if prefix in found:
+            return prefix
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise AttnvizError(f"{weights.label}: missing key {decoder.embed!r} (with or without a "
+                           f"{decoder.prefix!r} prefix); is this a {decoder.model_type} checkpoint?")
+    raise AttnvizError(f"{weights.label}: several models in one file ({', '.join(found)}); "
+                       "attnviz cannot tell which one config.json describes")
+
+
+def _activation(data: dict, key: str, default: str, label: str) -> str:
+    act = data.get(key, default)
+    if act not in ACTIVATIONS:
+        raise AttnvizError(f"{label}: {key} {act!r} is not supported; supported: {', '.join(sorted(ACTIVATIONS))}")
+    return ACTIVATIONS[act]
+
+
+def _positive_int(data: dict, key: str, label: str, default: int | None = None) -> int:
+    value = data.get(key, default)
+    if value is None:
+        raise AttnvizError(f"{label}: missing {key!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise AttnvizError(f"{label}: {key} must be a positive integer, got {value!r}")
+    return value
+
+
+def _divisible(width: int, heads: int, width_key: str, heads_key: str, label: str) -> None:
+    if width % heads:
+        raise AttnvizError(f"{label}: {width_key} ({width}) is not divisible by {heads_key} ({heads})")
+
+
+def _eps(data: dict, key: str, default: float, label: str) -> float:
+    eps = data.get(key, default)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        raise AttnvizError(f"{label}: {key} must be a positive number, got {eps!r}")
+    return float(eps)
+
+
+def _flag(data: dict, key: str, label: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise AttnvizError(f"{label}: {key} must be true or false, got {value!r}")
+    return value

@@ -1,0 +1,160 @@
+"""Decoders: attnviz against transformers, ratios measured in one run.
+
+    python bench/bench_decoder.py [--part forward] [--lengths 16,128,512] [--repeats 9] [--layers 6]
+
+Parts (each a function that returns table rows; add a part by adding a function to PARTS):
+
+forward   One forward pass with every layer's attention returned, at 16, 128 and 512 tokens, on the
+          same random LLaMA-shaped weights: transformers writes a LlamaForCausalLM folder (SmolLM2-
+          135M's block: d_model 576, 9 heads, 3 KV heads, d_ff 1536, RoPE base 100000; --layers of
+          them), attnviz loads it with `load_model(folder)` and transformers with
+          `from_pretrained(folder, attn_implementation="eager")`. Both run under
+          torch.inference_mode() on the same token ids, interleaved (who goes first alternates) so
+          machine load hits both alike; the median wall time and the median CPU time (all threads
+          of the process: steadier on a shared machine) of each are reported, and the ratio is
+          attnviz / transformers (below 1: attnviz is faster). The max abs difference of the
+          attention tensors is printed as a check that both computed the same thing.
+
+Needs transformers (a test dependency of attnviz; attnviz itself never imports it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# SmolLM2-135M's block (config of HuggingFaceTB/SmolLM2-135M), with fewer layers by default.
+LLAMA_BLOCK = dict(hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3,
+                   rms_norm_eps=1e-5, max_position_embeddings=2048, vocab_size=49152,
+                   rope_parameters={"rope_type": "default", "rope_theta": 100000.0}, tie_word_embeddings=True)
+
+
+@dataclass
+class Row:
+    part: str
+    case: str
+    ours: float        # seconds (or bytes, see unit)
+    baseline: float
+    unit: str = "s"
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.baseline
+
+
+def llama_folder(folder: Path, layers: int, seed: int = 0) -> Path:
+    """A random LlamaForCausalLM written by transformers; weights at std 0.1 so attention is not flat."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(**LLAMA_BLOCK, num_hidden_layers=layers))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0.0, 0.1)
+    model.save_pretrained(folder)
+    # attnviz wants a tokenizer with the folder; the forward bench feeds token ids directly.
+    from attnviz.tokenize import TextTokenizer
+
+    (folder / "tokenizer.json").write_text(TextTokenizer.default().to_str(), encoding="utf-8")
+    return folder
+
+
+def forward_rows(lengths: list[int], repeats: int, layers: int) -> list[Row]:
+    """attnviz's Encoder vs transformers' eager LlamaModel, all attentions returned."""
+    import torch
+    from transformers import LlamaModel
+    from transformers.utils import logging
+
+    import attnviz
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    torch.set_grad_enabled(False)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = llama_folder(Path(tmp) / "llama", layers)
+        ours = attnviz.load_model(str(folder))
+        theirs = LlamaModel.from_pretrained(folder, attn_implementation="eager").eval()
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for length in lengths:
+        ids = torch.randint(0, LLAMA_BLOCK["vocab_size"], (1, length), generator=gen)
+
+        def run_ours(ids=ids):
+            return ours.encoder(ids).attentions                                     # [1, L, H, T, T]
+
+        def run_theirs(ids=ids):
+            return theirs(input_ids=ids, output_attentions=True).attentions
+
+        with torch.inference_mode():
+            diff = (run_ours()[0] - torch.stack(run_theirs(), dim=1)[0]).abs().max().item()
+            wall, cpu = interleaved(run_ours, run_theirs, max(3, repeats if length <= 128 else repeats // 2))
+        case = f"{length} tokens, {layers} layers x 9 heads"
+        rows.append(Row("forward", case + " (wall)", *wall, note=f"max |diff| {diff:.1e}"))
+        rows.append(Row("forward", case + " (cpu)", *cpu))
+    return rows
+
+
+def interleaved(a, b, reps: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Median wall times and median CPU times (all threads of the process) of a() and b(), after
+    two warm-up calls each, alternating who goes first. On a shared machine the CPU time is the
+    steadier of the two: waiting for a core counts in wall time only."""
+    for _ in range(2):
+        a()
+        b()
+    wall: tuple[list, list] = ([], [])
+    cpu: tuple[list, list] = ([], [])
+    for i in range(reps):
+        for who in ((0, 1) if i % 2 == 0 else (1, 0)):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            (a if who == 0 else b)()
+            wall[who].append(time.perf_counter() - start)
+            cpu[who].append(time.process_time() - start_cpu)
+    return ((statistics.median(wall[0]), statistics.median(wall[1])),
+            (statistics.median(cpu[0]), statistics.median(cpu[1])))
+
+
+def forward_part(args) -> list[Row]:
+    return forward_rows([int(n) for n in args.lengths.split(",")], args.repeats, args.layers)
+
+
+PARTS = {"forward": forward_part}
+
+
+def print_rows(rows: list[Row]) -> None:
+    print(f"{'part':8} {'case':40} {'attnviz':>10} {'baseline':>10} {'ratio':>6}  note")
+    for row in rows:
+        scale, unit = (1000, "ms") if row.unit == "s" else (1 / 2**20, "MB")
+        print(f"{row.part:8} {row.case:40} {row.ours * scale:8.1f}{unit} {row.baseline * scale:8.1f}{unit} "
+              f"{row.ratio:6.2f}  {row.note}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", action="append", choices=sorted(PARTS), help="parts to run (default: all)")
+    parser.add_argument("--lengths", default="16,128,512")
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    rows = [row for part in (args.part or list(PARTS)) for row in PARTS[part](args)]
+    print_rows(rows)
+    print(f"load average: {open('/proc/loadavg').read().split()[:3]}, cpus: {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()
