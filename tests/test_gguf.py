@@ -503,3 +503,15 @@ def test_show_on_a_gguf_file_runs_end_to_end(llama_pair):
     assert "Ġ" not in "".join(data["labels"]) and data["labels"][:2] == ["The", "animal"]
     expected = reference_attentions(llama_pair[0], llama_pair[1].tokenizer.encode(SENTENCES[0]).ids).numpy()
     assert np.abs(np.array(data["weights"], dtype=np.float32) - expected).max() < 1e-4
+
+
+def test_show_layer_option_reads_only_up_to_that_layer(llama_pair, monkeypatch):
+    read = []
+    original = GGUFFile.read
+    monkeypatch.setattr(GGUFFile, "read", lambda self, name: read.append(name) or original(self, name))
+    result = runner.invoke(app, ["show", SENTENCES[1], "--model", str(llama_pair[2]), "-l", "1", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["layers"] == [1]
+    assert "blk.1.attn_q.weight" in read and not any(n.startswith("blk.2.") for n in read)
+    line = show_error(llama_pair[2], "-l", "0-99999999999")
+    assert "out of range" in line and "3 layers" in line

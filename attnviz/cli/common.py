@@ -206,8 +206,10 @@ with_image_flags = option_group("image", ImageFlags, {
 })
 
 
-def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShape = RandomShape()):
-    """Resolve --model; the random-model flags apply to `random` only."""
+def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShape = RandomShape(),
+                last_layer: int | None = None):
+    """Resolve --model; the random-model flags apply to `random` only. A checkpoint is loaded up to
+    `last_layer` (inclusive) when given."""
     from ..checkpoints import load_model
     from ..config import EncoderConfig
 
@@ -216,4 +218,5 @@ def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShap
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise AttnvizError(f"{flags} set the shape of a random model; a checkpoint brings its own config")
     config = EncoderConfig(**given) if model == "random" else None
-    return load_model(model, config=config, seed=seed, tokenizer=str(tokenizer) if tokenizer else None)
+    options = {} if model == "random" or last_layer is None else {"last_layer": last_layer}
+    return load_model(model, config=config, seed=seed, tokenizer=str(tokenizer) if tokenizer else None, **options)

@@ -75,7 +75,8 @@ def show(
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
 
-    loaded = build_model(model, tokenizer, seed, shape)
+    # Layers after the last one asked for are neither built nor read from the checkpoint.
+    loaded = build_model(model, tokenizer, seed, shape, last_layer=_last_index(layer))
     config = loaded.config
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
@@ -222,3 +223,19 @@ def _known_pronoun_heads(loaded, resolve: bool, notes: list[str] | None = None):
     if heads is not None and notes is not None:
         notes.extend(heads.notes)
     return heads if heads is not None and heads.heads else None
+
+
+def _last_index(spec: str | None) -> int | None:
+    """The highest index a --layer spec ("0,2", "1-3") names, without building the set (a range
+    such as 0-1000000000 is refused later by parse_indices, against the model's real count)."""
+    import re
+
+    if spec is None or spec.strip().lower() in ("", "all"):
+        return None
+    last = None
+    for part in spec.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            return None  # parse_indices explains the syntax
+        last = max(last or 0, int(match[2] or match[1]))
+    return last
