@@ -158,3 +158,12 @@ def test_show_first_layer_only(tmp_path):
     result = attnviz.run_attention(loaded, "The animal didn't cross the street because it was too tired.")
     assert result.weights.shape == (1, 9, 13, 13)
     assert np.allclose(result.weights.sum(-1), 1, atol=1e-5) and np.allclose(np.triu(result.weights, 1), 0)
+
+
+@needs_package
+def test_repeated_random_words_for_induction_heads_on_a_byte_level_tokenizer(ours):
+    """inspect's induction test needs 2n tokens whose halves repeat; byte-level BPE spells the first
+    word without its space ("oint" vs "Ġoint") unless the text starts with one."""
+    for seed in range(3):
+        enc = ours.tokenizer.encode(ours.tokenizer.repeated_random_words(20, seed))
+        assert len(enc.ids) == 40 and enc.ids[:20] == enc.ids[20:] and not any(enc.special)
