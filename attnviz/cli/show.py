@@ -240,3 +240,4 @@ def _known_pronoun_heads(loaded, resolve: bool, notes: list[str] | None = None):
     if heads is not None and notes is not None:
         notes.extend(heads.notes)
     return heads if heads is not None and heads.heads else None
+

@@ -1,0 +1,285 @@
+"""Reading a GGUF file (llama.cpp's format): metadata, tensor directory, tensors dequantized to float32.
+
+The file is memory-mapped; its header (metadata and the tensor directory) is parsed here with
+`struct`, and tensor blocks are dequantized by the `gguf` package (`gguf.quants.dequantize`, the
+reference the format's authors publish). Not `gguf.GGUFReader`: it builds a NumPy view for every
+string of the vocabulary, 2.7 s for SmolLM2's 49152 tokens and 48900 merges, where this parser
+takes a tenth of that; tests/test_gguf.py checks that both read the same fields and tensors.
+
+Layout (little-endian): magic "GGUF", version (2 or 3), tensor count, metadata count, metadata
+(key, type, value), tensor directory (name, dims innermost first, ggml type, offset), padding to
+`general.alignment` (32 by default), then the tensor data. Only the tensors asked for are read,
+and the pages they occupied are handed back to the kernel afterwards, so reading a few layers of a
+big file costs memory for those layers only.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import AttnvizError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MAGIC = b"GGUF"
+VERSIONS = (2, 3)
+DEFAULT_ALIGNMENT = 32
+# Metadata value types (gguf.GGUFValueType) with a fixed width: struct format.
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+_NUMPY = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "?", 10: "<u8", 11: "<i8", 12: "<f8"}
+# ggml tensor types attnviz dequantizes (names as in gguf.GGMLQuantizationType). Plain floats are
+# converted with NumPy; the block formats go through gguf.quants.
+FLOAT_TYPES = ("F32", "F16", "BF16")
+BLOCK_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
+SUPPORTED_TYPES = FLOAT_TYPES + BLOCK_TYPES
+# Dequantize this many output values at a time: the float32 result is written into its final
+# array chunk by chunk, so gguf.quants' temporaries stay a few MB even for a 113 MB embedding.
+_CHUNK_VALUES = 1 << 20
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]   # torch order (outermost first): GGUF's dims reversed
+    type_name: str           # "F32", "Q4_1", ... (or "type 99" if unknown)
+    type_id: int
+    start: int               # absolute byte offset in the file
+    nbytes: int
+
+
+class GGUFFile:
+    """An open GGUF file: `fields` (metadata), `tensors` (directory), `read(name)` (float32 array)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.label = str(path)
+        try:
+            with open(self.path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size < 24:
+                    raise self.error(f"not a GGUF file ({size} bytes, too short for a GGUF header)")
+                self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except FileNotFoundError:
+            raise AttnvizError(f"{self.label}: file not found") from None
+        except IsADirectoryError:
+            raise AttnvizError(f"{self.label}: is a folder, not a GGUF file") from None
+        except OSError as exc:
+            raise AttnvizError(f"{self.label}: cannot read ({exc.strerror or exc})") from None
+        self.size = size
+        self._pos = 0
+        self.fields: dict[str, object] = {}
+        self.tensors: dict[str, TensorInfo] = {}
+        self._parse()
+        self._release(0, self.data_start)  # the header's pages (the vocabulary) are parsed now
+
+    def error(self, message: str) -> AttnvizError:
+        return AttnvizError(f"{self.label}: {message}")
+
+    # Header ------------------------------------------------------------------------------------
+
+    def _take(self, n: int, what: str) -> bytes:
+        end = self._pos + n
+        if n < 0 or end > self.size:
+            raise self.error(f"truncated or corrupt GGUF file (the {what} at byte {self._pos} runs past "
+                             f"the end of the file, {self.size} bytes)")
+        data = self._map[self._pos:end]
+        self._pos = end
+        return data
+
+    def _scalar(self, fmt: str, what: str):
+        return struct.unpack(fmt, self._take(struct.calcsize(fmt), what))[0]
+
+    def _string(self, what: str) -> str:
+        n = self._scalar("<Q", what)
+        raw = self._take(n, what)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.error(f"corrupt GGUF file (the {what} at byte {self._pos - n} is not UTF-8)") from None
+
+    def _value(self, kind: int, key: str):
+        if kind in _SCALARS:
+            return self._scalar(_SCALARS[kind], f"value of {key}")
+        if kind == _STRING:
+            return self._string(f"value of {key}")
+        if kind != _ARRAY:
+            raise self.error(f"corrupt GGUF file (metadata {key!r} has unknown type {kind})")
+        item = self._scalar("<I", f"array type of {key}")
+        count = self._scalar("<Q", f"array length of {key}")
+        if count > self.size:  # every element takes at least one byte
+            raise self.error(f"truncated or corrupt GGUF file (metadata {key!r} claims {count} elements)")
+        if item in _NUMPY:
+            import numpy as np
+
+            width = struct.calcsize(_SCALARS[item])
+            return np.frombuffer(self._take(count * width, f"array {key}"), dtype=_NUMPY[item]).copy()
+        if item == _STRING:
+            return self._strings(count, key)
+        if item == _ARRAY:  # nested arrays: no model key uses them; read them the slow way
+            return [self._value(_ARRAY, key) for _ in range(count)]
+        raise self.error(f"corrupt GGUF file (metadata {key!r} holds elements of unknown type {item})")
+
+    def _strings(self, count: int, key: str) -> list[str]:
+        """A string array (the vocabulary, the merges) in one pass over the map, without _take's
+        per-call overhead: 98k strings in ~60 ms."""
+        out = []
+        data, pos, size = self._map, self._pos, self.size
+        unpack = struct.Struct("<Q").unpack_from
+        try:
+            for _ in range(count):
+                if pos + 8 > size:
+                    raise IndexError
+                (n,) = unpack(data, pos)
+                pos += 8
+                if n > size - pos:
+                    raise IndexError
+                out.append(data[pos:pos + n].decode("utf-8"))
+                pos += n
+        except IndexError:
+            raise self.error(f"truncated or corrupt GGUF file (array {key!r} runs past the end of the file)") from None
+        except UnicodeDecodeError:
+            raise self.error(f"corrupt GGUF file (an element of {key!r} at byte {pos} is not UTF-8)") from None
+        self._pos = pos
+        return out
+
+    def _parse(self) -> None:
+        magic = self._take(4, "magic")
+        if magic != MAGIC:
+            raise self.error(f"not a GGUF file (it starts with {magic!r}, a GGUF file with b'GGUF')")
+        version = self._scalar("<I", "version")
+        if version not in VERSIONS:
+            if version & 0xFFFF == 0:
+                raise self.error("a big-endian GGUF file; attnviz reads little-endian GGUF files")
+            raise self.error(f"GGUF version {version} is not supported (supported: {', '.join(map(str, VERSIONS))})")
+        n_tensors = self._scalar("<Q", "tensor count")
+        n_fields = self._scalar("<Q", "metadata count")
+        if n_tensors > self.size // 24 or n_fields > self.size // 13:  # smallest entries possible
+            raise self.error(f"truncated or corrupt GGUF file (it claims {n_tensors} tensors and "
+                             f"{n_fields} metadata entries in {self.size} bytes)")
+        for _ in range(n_fields):
+            key = self._string("metadata key")
+            kind = self._scalar("<I", f"type of {key}")
+            self.fields[key] = self._value(kind, key)
+        directory = []
+        for _ in range(n_tensors):
+            name = self._string("tensor name")
+            n_dims = self._scalar("<I", f"dimension count of {name}")
+            if not 1 <= n_dims <= 4:
+                raise self.error(f"corrupt GGUF file (tensor {name!r} has {n_dims} dimensions)")
+            dims = struct.unpack(f"<{n_dims}Q", self._take(8 * n_dims, f"dimensions of {name}"))
+            type_id = self._scalar("<I", f"type of {name}")
+            offset = self._scalar("<Q", f"offset of {name}")
+            directory.append((name, dims, type_id, offset))
+        alignment = self.fields.get("general.alignment", DEFAULT_ALIGNMENT)
+        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+            raise self.error(f"corrupt GGUF file (general.alignment {alignment!r} is not a power of two)")
+        self.data_start = -(-self._pos // alignment) * alignment
+        for name, dims, type_id, offset in directory:
+            self.tensors[name] = self._tensor_info(name, dims, type_id, offset)
+
+    def _tensor_info(self, name: str, dims: tuple[int, ...], type_id: int, offset: int) -> TensorInfo:
+        from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+        try:
+            qtype = GGMLQuantizationType(type_id)
+            type_name = qtype.name
+        except ValueError:
+            qtype, type_name = None, f"type {type_id}"
+        count = 1
+        for d in dims:
+            if d <= 0:
+                raise self.error(f"corrupt GGUF file (tensor {name!r} has dimensions {list(dims)})")
+            count *= d
+        nbytes = 0
+        if qtype is not None and qtype in GGML_QUANT_SIZES:
+            block, width = GGML_QUANT_SIZES[qtype]
+            if dims[0] % block:
+                raise self.error(f"corrupt GGUF file (tensor {name!r}: rows of {dims[0]} values are not "
+                                 f"whole {type_name} blocks of {block})")
+            nbytes = count // block * width
+        start = self.data_start + offset
+        if start + nbytes > self.size:
+            raise self.error(f"truncated GGUF file (tensor {name!r} ends at byte {start + nbytes}, "
+                             f"the file has {self.size} bytes)")
+        return TensorInfo(name, tuple(reversed(dims)), type_name, type_id, start, nbytes)
+
+    # Tensors -----------------------------------------------------------------------------------
+
+    def check_types(self, names=None) -> None:
+        """Refuse, in one line, a tensor stored in a type attnviz cannot dequantize (all tensors,
+        or `names`): before anything is built, so that is the error a user sees."""
+        for name in self.tensors if names is None else names:
+            info = self.tensors[name]
+            if info.type_name not in SUPPORTED_TYPES:
+                raise self.error(f"tensor {name!r} is stored as {info.type_name}, which attnviz cannot "
+                                 f"dequantize (supported: {', '.join(SUPPORTED_TYPES)})")
+
+    def read(self, name: str) -> "np.ndarray":
+        """Tensor `name` as a new float32 array in torch order; its pages are released afterwards."""
+        import numpy as np
+
+        info = self.tensors.get(name)
+        if info is None:
+            raise self.error(f"missing tensor {name!r}")
+        self.check_types([name])
+        raw = np.frombuffer(self._map, dtype=np.uint8, count=info.nbytes, offset=info.start)
+        try:
+            out = self._dequantize(raw, info)
+        finally:
+            del raw
+            self._release(info.start, info.nbytes)
+        return out
+
+    def _dequantize(self, raw: "np.ndarray", info: TensorInfo) -> "np.ndarray":
+        import numpy as np
+        from gguf import GGMLQuantizationType
+        from gguf.quants import dequantize
+
+        cols = info.shape[-1]
+        rows = math.prod(info.shape[:-1])
+        if info.type_name == "F32":
+            return raw.view("<f4").reshape(info.shape).copy()
+        if info.type_name == "F16":
+            return raw.view("<f2").astype(np.float32).reshape(info.shape)
+        if info.type_name == "BF16":  # the top half of a float32
+            return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(info.shape)
+        qtype = GGMLQuantizationType[info.type_name]
+        packed = raw.reshape(rows, -1)                                           # [rows, bytes per row]
+        out = np.empty((rows, cols), dtype=np.float32)
+        step = max(1, _CHUNK_VALUES // cols)
+        for a in range(0, rows, step):
+            out[a:a + step] = dequantize(packed[a:a + step], qtype)
+        return out.reshape(info.shape)
+
+    def _release(self, start: int, nbytes: int) -> None:
+        """Drop the mapped pages of [start, start + nbytes) from this process (the page cache keeps
+        them), so the file does not count in the process's memory once its tensors are copied out."""
+        advice = getattr(mmap, "MADV_DONTNEED", None)
+        if advice is None or nbytes <= 0:
+            return
+        page = mmap.PAGESIZE
+        first = start // page * page
+        try:
+            self._map.madvise(advice, first, min(self.size, start + nbytes) - first)
+        except (OSError, ValueError):
+            pass  # only a memory optimisation
+
+    def close(self) -> None:
+        try:
+            self._map.close()
+        except BufferError:  # an array still views the map; it closes when that array goes
+            pass
+
+    def __enter__(self) -> "GGUFFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
