@@ -1,0 +1,117 @@
+"""The explorer's widgets. Each draws Text from `cells`/`summary` and turns clicks into messages;
+none of them holds state beyond what it last drew."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.containers import ScrollableContainer
+from textual.message import Message
+from textual.widgets import Input, Static
+
+from .history import History
+
+
+class HistoryInput(Input):
+    """The sentence line; up/down walk the history (kept across runs)."""
+
+    BINDINGS = [Binding("up", "older", "older sentence", show=False),
+                Binding("down", "newer", "newer sentence", show=False)]
+
+    def __init__(self, history: History, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.history = history
+
+    def action_older(self) -> None:
+        self.value = self.history.older(self.value)
+        self.cursor_position = len(self.value)
+
+    def action_newer(self) -> None:
+        self.value = self.history.newer()
+        self.cursor_position = len(self.value)
+
+
+class HeatScroll(ScrollableContainer, inherit_bindings=False):
+    """The scrolling frame of the heatmap: focusable, but its arrow keys belong to the app (layers
+    and heads); the mouse wheel and page keys still scroll."""
+
+    BINDINGS = [Binding("pageup", "page_up", show=False), Binding("pagedown", "page_down", show=False),
+                Binding("home", "scroll_home", show=False), Binding("end", "scroll_end", show=False)]
+
+
+class TokenBar(Static):
+    """The sentence's units; clicking one makes it the focus."""
+
+    class Clicked(Message):
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    spans: list[tuple[int, int, int, int]] = []
+
+    def show(self, text: Text, spans: list[tuple[int, int, int, int]]) -> None:
+        self.spans = spans
+        self.update(text)
+
+    def offset_of(self, index: int) -> tuple[int, int]:
+        """Where unit `index` is drawn (column, row), for a click."""
+        row, start, _, _ = next(s for s in self.spans if s[3] == index)
+        return start, row
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        for row, start, end, index in self.spans:
+            if row == offset.y and start <= offset.x < end:
+                self.post_message(self.Clicked(index))
+                return
+
+
+class HeatmapView(Static):
+    """One head's heatmap; clicking a row makes its query the focus."""
+
+    class RowClicked(Message):
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    lines: list[Text] = []
+    header_rows = 0
+
+    def show(self, lines: list[Text], header_rows: int) -> None:
+        self.lines, self.header_rows = lines, header_rows
+        self.update(Text("\n").join(lines))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        row = offset.y - self.header_rows
+        if 0 <= row < len(self.lines) - self.header_rows:
+            self.post_message(self.RowClicked(row))
+
+
+class HeadStrip(Static):
+    """Every head of the current layer, where the focus goes; clicking a head opens it."""
+
+    class HeadClicked(Message):
+        def __init__(self, position: int) -> None:
+            super().__init__()
+            self.position = position
+
+    TITLE_ROWS = 1
+    lines: list[Text] = []
+
+    def show(self, title: Text, lines: list[Text]) -> None:
+        self.lines = lines
+        self.update(Text("\n").join([title, *lines]))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        position = offset.y - self.TITLE_ROWS
+        if 0 <= position < len(self.lines):
+            self.post_message(self.HeadClicked(position))
