@@ -205,13 +205,13 @@ class ExploreApp(App[int]):
             return
         except Exception as exc:  # noqa: BLE001 - reported by the CLI as an internal error (exit 1)
             self.internal_error = exc
-            self.call_from_thread(self.exit, 1)
+            self.call_from_thread(self.exit, None, 1)
             return
         self.call_from_thread(self._loaded, loaded, pronouns)
 
     def _load_failed(self, message: str) -> None:
         self.load_error = message
-        self.exit(2)
+        self.exit(return_code=2)
 
     def _loaded(self, loaded, pronouns) -> None:
         self.loaded = loaded

@@ -15,10 +15,15 @@ MAX_SLUG = 40
 
 
 def slug(text: str) -> str:
-    """A file-name stem from the sentence: its first words, letters and digits only."""
+    """A file-name stem from the sentence: its first whole words (at most MAX_SLUG characters),
+    letters and digits only."""
     folded = unicodedata.normalize("NFKC", text).casefold()
-    words = re.findall(r"\w+", folded)
-    out = "-".join(words)[:MAX_SLUG].strip("-")
+    out = ""
+    for word in re.findall(r"\w+", folded):
+        joined = f"{out}-{word}" if out else word[:MAX_SLUG]
+        if len(joined) > MAX_SLUG:
+            break
+        out = joined
     return out or "sentence"
 
 

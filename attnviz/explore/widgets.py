@@ -55,9 +55,10 @@ class TokenBar(Static):
         self.update(text)
 
     def offset_of(self, index: int) -> tuple[int, int]:
-        """Where unit `index` is drawn (column, row), for a click."""
+        """Where unit `index` is drawn (column, row of the widget, padding included), for a click."""
         row, start, _, _ = next(s for s in self.spans if s[3] == index)
-        return start, row
+        gutter = self.styles.gutter
+        return start + gutter.left, row + gutter.top
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
