@@ -19,7 +19,7 @@ from . import cells
 from .history import History
 from .session import Options, Session, compute
 from .summary import focus_summary, head_name
-from .widgets import HeadStrip, HeatmapView, HeatScroll, HistoryInput, TokenBar
+from .widgets import Drawn, HeadStrip, HeatmapView, HeatScroll, HistoryInput, TokenBar
 
 HELP = """\
 attnviz explore: type a sentence and press Enter; then walk the heads.
@@ -70,15 +70,15 @@ class ExploreApp(App[int]):
     #sentence:focus { background: $primary 20%; }
     #tokens { height: auto; max-height: 3; padding: 0 1; }
     #body { height: 1fr; }
-    #heat-scroll { width: 1fr; height: 1fr; }
+    #heat-scroll { width: 1fr; height: 1fr; scrollbar-size: 1 1; }
     #heat-scroll:focus { background-tint: $primary 5%; }
     #heatmap { width: auto; height: auto; }
-    #side { height: 1fr; padding: 0 0 0 1; }
+    #side { height: 1fr; padding: 0 0 0 1; scrollbar-size: 1 1; }
     .-narrow #side { width: 36; }
     .-wide #side { width: 52; }
     #strip { width: auto; height: auto; }
     #summary { height: auto; margin-top: 1; }
-    #message { height: auto; max-height: 2; padding: 0 1; color: $warning; }
+    #message { display: none; height: auto; max-height: 2; padding: 0 1; color: $warning; }
     #message.info { color: $success; }
     #status { height: auto; max-height: 2; padding: 0 1; background: $panel; }
     """
@@ -125,9 +125,9 @@ class ExploreApp(App[int]):
                 yield HeatmapView(id="heatmap")
             with VerticalScroll(id="side"):
                 yield HeadStrip(id="strip")
-                yield Static(id="summary")
+                yield Drawn(id="summary")
         yield Static(id="message")
-        yield Static(id="status")
+        yield Drawn(id="status")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -145,12 +145,14 @@ class ExploreApp(App[int]):
     def say(self, message: str, info: bool = False) -> None:
         widget = self.query_one("#message", Static)
         widget.set_class(info, "info")
-        widget.update(Text(" ".join(message.split())))
+        line = " ".join(message.split())
+        widget.display = bool(line)          # no empty row when there is nothing to say
+        widget.update(Text(line))
 
     def _status(self) -> None:
         status = self.query_one("#status", Static)
         if self.loaded is None:
-            status.update(Text(f"{self.spec} · loading…", style="dim"))
+            status.draw(Text(f"{self.spec} · loading…", style="dim"))
             return
         info = self.loaded.info
         bits = [info.name, info.config.describe()]
@@ -166,7 +168,7 @@ class ExploreApp(App[int]):
         line = Text(" · ".join(bits))
         if not info.learned:
             line.append(" · random weights: patterns not learned", "yellow")
-        status.update(line)
+        status.draw(line)
 
     def show_result(self) -> None:
         """Redraw everything from the session (after any change)."""
@@ -188,7 +190,7 @@ class ExploreApp(App[int]):
                                   row.targets[0] if row.targets else None, marks.get((session.layer, row.head), ""))
                  for row in rows]
         self.query_one("#strip", HeadStrip).show(title, lines)
-        self.query_one("#summary", Static).update(focus_summary(session, self.spec))
+        self.query_one("#summary", Drawn).draw(focus_summary(session, self.spec))
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.show_result)

@@ -134,7 +134,7 @@ def strip_line(result: AttentionResult, layer: int, head: int, focus: int, curre
             line.append("█", "rgb({},{},{})".format(*viridis(min(float(v) / top, 1.0))))
     if target is not None:
         j, w = target
-        line.append(f" {fit(result.labels[j], 10)} {w:.2f}")
+        line.append(f" {fit(result.labels[j], 8)} {w:.2f}")
     if mark:
         line.append(f" {mark}", "bold magenta")
     return line

@@ -3,6 +3,7 @@ none of them holds state beyond what it last drew."""
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -11,6 +12,19 @@ from textual.message import Message
 from textual.widgets import Input, Static
 
 from .history import History
+
+
+class Drawn(Static):
+    """A Static redrawn often: a new layout only when the text's size changes (a head change
+    keeps the heatmap's size, and a layout pass costs more than the drawing)."""
+
+    _shape: tuple[int, int] | None = None
+
+    def draw(self, text: Text) -> None:
+        lines = text.plain.split("\n")
+        shape = (len(lines), max(cell_len(line) for line in lines))
+        self.update(text, layout=shape != self._shape)
+        self._shape = shape
 
 
 class HistoryInput(Input):
@@ -40,7 +54,7 @@ class HeatScroll(ScrollableContainer, inherit_bindings=False):
                 Binding("home", "scroll_home", show=False), Binding("end", "scroll_end", show=False)]
 
 
-class TokenBar(Static):
+class TokenBar(Drawn):
     """The sentence's units; clicking one makes it the focus."""
 
     class Clicked(Message):
@@ -52,7 +66,7 @@ class TokenBar(Static):
 
     def show(self, text: Text, spans: list[tuple[int, int, int, int]]) -> None:
         self.spans = spans
-        self.update(text)
+        self.draw(text)
 
     def offset_of(self, index: int) -> tuple[int, int]:
         """Where unit `index` is drawn (column, row of the widget, padding included), for a click."""
@@ -70,7 +84,7 @@ class TokenBar(Static):
                 return
 
 
-class HeatmapView(Static):
+class HeatmapView(Drawn):
     """One head's heatmap; clicking a row makes its query the focus."""
 
     class RowClicked(Message):
@@ -83,7 +97,7 @@ class HeatmapView(Static):
 
     def show(self, lines: list[Text], header_rows: int) -> None:
         self.lines, self.header_rows = lines, header_rows
-        self.update(Text("\n").join(lines))
+        self.draw(Text("\n").join(lines))
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -94,7 +108,7 @@ class HeatmapView(Static):
             self.post_message(self.RowClicked(row))
 
 
-class HeadStrip(Static):
+class HeadStrip(Drawn):
     """Every head of the current layer, where the focus goes; clicking a head opens it."""
 
     class HeadClicked(Message):
@@ -107,7 +121,7 @@ class HeadStrip(Static):
 
     def show(self, title: Text, lines: list[Text]) -> None:
         self.lines = lines
-        self.update(Text("\n").join([title, *lines]))
+        self.draw(Text("\n").join([title, *lines]))
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
