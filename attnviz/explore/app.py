@@ -68,7 +68,7 @@ class ExploreApp(App[int]):
     Screen { layout: vertical; }
     #sentence { height: 1; border: none; padding: 0 1; background: $boost; }
     #sentence:focus { background: $primary 20%; }
-    #tokens { height: auto; max-height: 3; padding: 0 1; }
+    #tokens { width: 100%; height: auto; max-height: 3; padding: 0 1; }
     #body { height: 1fr; }
     #heat-scroll { width: 1fr; height: 1fr; scrollbar-size: 1 1; }
     #heat-scroll:focus { background-tint: $primary 5%; }
@@ -131,8 +131,8 @@ class ExploreApp(App[int]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#heatmap", HeatmapView).update(Text(f"loading model {self.spec}… "
-                                                            "(type a sentence meanwhile)", style="dim"))
+        self.query_one("#heatmap", HeatmapView).show(
+            [cells.Line(f"loading model {self.spec}… (type a sentence meanwhile)", "dim")], 0)
         self._status()
         if self.history.note:
             self.say(self.history.note)
@@ -185,7 +185,7 @@ class ExploreApp(App[int]):
         self.query_one("#heatmap", HeatmapView).show(heat.lines, heat.header_rows)
         marks = session.pronoun_marks()
         rows = session.layer_targets()
-        title = Text(f"layer {session.layer}: where {result.labels[session.focus]!r} goes", style="bold")
+        title = cells.Line(f"layer {session.layer}: where {result.labels[session.focus]!r} goes", "bold")
         lines = [cells.strip_line(result, session.layer, row.head, session.focus, row.head == session.head,
                                   row.targets[0] if row.targets else None, marks.get((session.layer, row.head), ""))
                  for row in rows]
@@ -226,7 +226,7 @@ class ExploreApp(App[int]):
         self.session.layer_pos = min(max(options.layer, 0), config.num_layers - 1)
         self.session.head_pos = min(max(options.head, 0), config.num_heads - 1)
         self._status()
-        self.query_one("#heatmap", HeatmapView).update(Text("type a sentence and press Enter", style="dim"))
+        self.query_one("#heatmap", HeatmapView).show([cells.Line("type a sentence and press Enter", "dim")], 0)
         if self.pending is not None:
             text, self.pending = self.pending, None
             self._run(text, self.session.options.view)

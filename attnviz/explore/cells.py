@@ -1,4 +1,4 @@
-"""rich Text for the explorer's heatmap, head strip and token bar, coloured as `attnviz show`
+"""Lines for the explorer's heatmap, head strip and token bar, coloured as `attnviz show`
 colours its tables (render.terminal's viridis and cell style).
 
 The colour scale follows the HTML view: 0-1 for views whose rows sum to one (attention,
@@ -8,11 +8,13 @@ Masked cells (a decoder's keys after the query) are drawn as masked, never as ze
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 from rich.cells import cell_len, set_cell_size
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
 
 from ..render.terminal import MARK, _cell_style, viridis
 from ..result import AttentionResult
@@ -24,6 +26,41 @@ COMPACT_CELL = 3        # "*42": weights x100
 SINK_STYLE = "grey50 on grey15"
 MASKED_STYLE = "grey35"
 FOCUS_STYLE = "bold reverse"
+
+
+@functools.lru_cache(maxsize=4096)
+def _style(spec: str) -> Style:
+    return Style.parse(spec) if spec else Style.null()
+
+
+class Line:
+    """One drawn line as (text, style) pieces; `segments()` gives rich Segments for a Strip.
+    Plainer than rich Text on purpose: a heatmap redraw makes some 300 pieces, and Text's
+    span bookkeeping took most of a head change's time."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, text: str = "", style: str = "") -> None:
+        self.pieces: list[tuple[str, str]] = [(text, style)] if text else []
+
+    def append(self, text: str, style: str = "") -> None:
+        self.pieces.append((text, style))
+
+    @property
+    def plain(self) -> str:
+        return "".join(text for text, _ in self.pieces)
+
+    def style_at(self, column: int) -> str:
+        """The style of the piece drawn at terminal column `column`."""
+        x = 0
+        for text, style in self.pieces:
+            x += cell_len(text)
+            if column < x:
+                return style
+        raise IndexError(column)
+
+    def segments(self) -> list[Segment]:
+        return [Segment(text, _style(style)) for text, style in self.pieces]
 
 
 def scale_top(result: AttentionResult, values: np.ndarray, coloured: np.ndarray) -> float:
@@ -69,9 +106,9 @@ def cell_body(value: float, is_max: bool, mode: str) -> str:
 
 @dataclass(frozen=True)
 class Heatmap:
-    """One head as lines of Text: `header` rows, then one row per query unit."""
+    """One head as Lines: `header_rows` rows, then one row per query unit."""
 
-    lines: list[Text]
+    lines: list[Line]
     header_rows: int
     mode: str
     top: float
@@ -90,8 +127,8 @@ def heatmap(result: AttentionResult, layer: int, head: int, focus: int, width: i
     index_width = len(str(T - 1))
     cell = NORMAL_CELL if mode == "normal" else COMPACT_CELL
 
-    numbers = Text(" " * (ROW_LABEL + 1), no_wrap=True)
-    names = Text(" " * (ROW_LABEL + 1), no_wrap=True)
+    numbers = Line(" " * (ROW_LABEL + 1))
+    names = Line(" " * (ROW_LABEL + 1))
     for j in range(T):
         style = FOCUS_STYLE if j == focus else ("dim" if j in excluded else "")
         numbers.append(f"{j:>{cell - (mode == 'normal')}}" + (" " if mode == "normal" else ""), style)
@@ -100,7 +137,7 @@ def heatmap(result: AttentionResult, layer: int, head: int, focus: int, width: i
 
     for i in range(T):
         row_label = pad(f"{i:>{index_width}} {labels[i]}", ROW_LABEL)
-        line = Text(no_wrap=True)
+        line = Line()
         line.append(row_label, FOCUS_STYLE if i == focus else "")
         line.append(" ")
         for j in range(T):
@@ -119,12 +156,12 @@ def heatmap(result: AttentionResult, layer: int, head: int, focus: int, width: i
 
 
 def strip_line(result: AttentionResult, layer: int, head: int, focus: int, current: bool,
-               target: tuple[int, float] | None, mark: str) -> Text:
+               target: tuple[int, float] | None, mark: str) -> Line:
     """One head of the strip: where the focus unit goes, one block per key, then its top target."""
     row = result.head(layer, head)[focus]                                           # [T]
     top = scale_top(result, row, coloured_cells(result)[focus])
     name = f"h{head:<2}" if head >= 0 else "mix"
-    line = Text(("▶" if current else " ") + name + " ", style="bold" if current else "", no_wrap=True)
+    line = Line(("▶" if current else " ") + name + " ", "bold" if current else "")
     for j, v in enumerate(row):
         if result.causal and j > focus:
             line.append("·", MASKED_STYLE)
@@ -140,23 +177,23 @@ def strip_line(result: AttentionResult, layer: int, head: int, focus: int, curre
     return line
 
 
-def token_bar(result: AttentionResult, focus: int, width: int) -> tuple[Text, list[tuple[int, int, int, int]]]:
+def token_bar(result: AttentionResult, focus: int, width: int) -> tuple[list[Line], list[tuple[int, int, int, int]]]:
     """The sentence's units as "index label" items, wrapped to `width`, the focus highlighted.
-    Returns the Text and each unit's (row, first column, last column + 1, index), for clicks."""
-    text = Text(no_wrap=True)
+    Returns the Lines and each unit's (row, first column, last column + 1, index), for clicks."""
+    lines = [Line()]
     spans = []
-    row, col = 0, 0
+    col = 0
     for i, label in enumerate(result.labels):
         item = f"{i} {fit(label, max(width - 8, 4))}"
         size = cell_len(item)
         if col and col + 1 + size > width:
-            text.append("\n")
-            row, col = row + 1, 0
+            lines.append(Line())
+            col = 0
         elif col:
-            text.append(" ")
+            lines[-1].append(" ")
             col += 1
         style = FOCUS_STYLE if i == focus else ("dim" if result.special[i] else "")
-        text.append(item, style)
-        spans.append((row, col, col + size, i))
+        lines[-1].append(item, style)
+        spans.append((len(lines) - 1, col, col + size, i))
         col += size
-    return text, spans
+    return lines, spans

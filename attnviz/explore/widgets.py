@@ -8,15 +8,18 @@ from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.containers import ScrollableContainer
+from textual.geometry import Size
 from textual.message import Message
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Input, Static
 
+from .cells import Line
 from .history import History
 
 
 class Drawn(Static):
-    """A Static redrawn often: a new layout only when the text's size changes (a head change
-    keeps the heatmap's size, and a layout pass costs more than the drawing)."""
+    """A Static redrawn often: a new layout only when the text's size changes."""
 
     _shape: tuple[int, int] | None = None
 
@@ -25,6 +28,36 @@ class Drawn(Static):
         shape = (len(lines), max(cell_len(line) for line in lines))
         self.update(text, layout=shape != self._shape)
         self._shape = shape
+
+
+class LinesView(Widget):
+    """cells.Line rows drawn through Textual's line API: each becomes a Strip of rich Segments
+    once, and only the visible ones are drawn. A head change redraws some 300 coloured cells;
+    going through Static's Content conversion cost most of a head change's time."""
+
+    DEFAULT_CSS = "LinesView { width: auto; height: auto; }"
+
+    lines: list[Line] = []
+    _strips: list[Strip] = []
+    _width = 0
+
+    def draw_lines(self, lines: list[Line]) -> None:
+        strips = [Strip(line.segments()) for line in lines]
+        width = max((strip.cell_length for strip in strips), default=0)
+        resized = (width, len(strips)) != (self._width, len(self._strips))
+        self.lines, self._strips, self._width = lines, strips, width
+        self.refresh(layout=resized)
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return self._width
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self._strips)
+
+    def render_line(self, y: int) -> Strip:
+        if 0 <= y < len(self._strips):
+            return self._strips[y].extend_cell_length(self.size.width).crop(0, self.size.width)
+        return Strip.blank(self.size.width)
 
 
 class HistoryInput(Input):
@@ -54,7 +87,7 @@ class HeatScroll(ScrollableContainer, inherit_bindings=False):
                 Binding("home", "scroll_home", show=False), Binding("end", "scroll_end", show=False)]
 
 
-class TokenBar(Drawn):
+class TokenBar(LinesView):
     """The sentence's units; clicking one makes it the focus."""
 
     class Clicked(Message):
@@ -64,9 +97,9 @@ class TokenBar(Drawn):
 
     spans: list[tuple[int, int, int, int]] = []
 
-    def show(self, text: Text, spans: list[tuple[int, int, int, int]]) -> None:
+    def show(self, lines: list[Line], spans: list[tuple[int, int, int, int]]) -> None:
         self.spans = spans
-        self.draw(text)
+        self.draw_lines(lines)
 
     def offset_of(self, index: int) -> tuple[int, int]:
         """Where unit `index` is drawn (column, row of the widget, padding included), for a click."""
@@ -84,7 +117,7 @@ class TokenBar(Drawn):
                 return
 
 
-class HeatmapView(Drawn):
+class HeatmapView(LinesView):
     """One head's heatmap; clicking a row makes its query the focus."""
 
     class RowClicked(Message):
@@ -92,12 +125,11 @@ class HeatmapView(Drawn):
             super().__init__()
             self.index = index
 
-    lines: list[Text] = []
     header_rows = 0
 
-    def show(self, lines: list[Text], header_rows: int) -> None:
-        self.lines, self.header_rows = lines, header_rows
-        self.draw(Text("\n").join(lines))
+    def show(self, lines: list[Line], header_rows: int) -> None:
+        self.header_rows = header_rows
+        self.draw_lines(lines)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -108,7 +140,7 @@ class HeatmapView(Drawn):
             self.post_message(self.RowClicked(row))
 
 
-class HeadStrip(Drawn):
+class HeadStrip(LinesView):
     """Every head of the current layer, where the focus goes; clicking a head opens it."""
 
     class HeadClicked(Message):
@@ -117,16 +149,16 @@ class HeadStrip(Drawn):
             self.position = position
 
     TITLE_ROWS = 1
-    lines: list[Text] = []
+    heads: list[Line] = []
 
-    def show(self, title: Text, lines: list[Text]) -> None:
-        self.lines = lines
-        self.draw(Text("\n").join([title, *lines]))
+    def show(self, title: Line, lines: list[Line]) -> None:
+        self.heads = lines
+        self.draw_lines([title, *lines])
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None:
             return
         position = offset.y - self.TITLE_ROWS
-        if 0 <= position < len(self.lines):
+        if 0 <= position < len(self.heads):
             self.post_message(self.HeadClicked(position))
