@@ -464,6 +464,28 @@ def test_resize_reflows_the_heatmap_and_the_side_panel(small_model, tmp_path):
     asyncio.run(run())
 
 
+def test_long_sentence_scrolls_to_keep_the_focus_row_in_view(small_model, tmp_path):
+    text = " ".join(f"word{i}" for i in range(60))
+
+    async def run():
+        app = make_app(small_model, tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            await enter(app, pilot, text)
+            frame = app.query_one("#heat-scroll")
+            assert frame.scroll_y == 0
+            assert frame.max_scroll_x > 0 and frame.max_scroll_y > 0   # wider and taller than the screen
+            await pilot.press("shift+tab")                 # wraps to the last word
+            await pilot.pause()
+            row = app.query_one("#heatmap").header_rows + app.session.focus
+            assert frame.scroll_y > 0
+            assert frame.scroll_y <= row < frame.scroll_y + frame.scrollable_content_region.height
+            await pilot.press("tab")                       # back to the first word
+            await pilot.pause()
+            assert frame.scroll_y == 0
+    asyncio.run(run())
+
+
 def test_help_screen_opens_and_closes(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)

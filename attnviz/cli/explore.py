@@ -25,7 +25,7 @@ def explore(
     top: Annotated[int, typer.Option("--top", min=1, max=10, help="How many targets the focus summary lists for the current head.")] = 3,
     words: Annotated[bool, typer.Option("--words", help="Start at word level (subword pieces merged, Clark et al. 2019); `w` toggles it.")] = False,
     view: Annotated[View, typer.Option("--view", help="The view to start with (attention, rollout or norm, as in `show`); `v` cycles them.")] = View.attention,
-    sinks: Annotated[bool, typer.Option("--no-sinks", help="Start with special/sink tokens left out of the colour scale and rankings; `s` toggles it.")] = False,
+    sinks: Annotated[bool, typer.Option("--without-sinks", help="Start with special/sink tokens left out of the colour scale and rankings; `s` toggles it.")] = False,
     candidates: Annotated[Optional[str], typer.Option("--candidates", "-c", help="Comma-separated words the focus word may refer to, e.g. \"animal,street\": the weight to each in the current head, and wins over all heads.")] = None,
     truncate: Annotated[bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")] = False,
     resolve: Annotated[bool, typer.Option("--resolve", help="Find the model's pronoun heads when it loads (the agreement probe set; cached per model) and mark them.")] = False,

@@ -183,6 +183,7 @@ class ExploreApp(App[int]):
         self.query_one("#tokens", TokenBar).show(text, spans)
         heat = cells.heatmap(result, session.layer, session.head, session.focus, width)
         self.query_one("#heatmap", HeatmapView).show(heat.lines, heat.header_rows)
+        self._keep_visible(heat.header_rows + session.focus)
         marks = session.pronoun_marks()
         rows = session.layer_targets()
         title = cells.Line(f"layer {session.layer}: where {result.labels[session.focus]!r} goes", "bold")
@@ -191,6 +192,18 @@ class ExploreApp(App[int]):
                  for row in rows]
         self.query_one("#strip", HeadStrip).show(title, lines)
         self.query_one("#summary", Drawn).draw(focus_summary(session, self.spec))
+
+    def _keep_visible(self, row: int) -> None:
+        """Scroll the heatmap so that line `row` (the focus row) shows; when it fits on the first
+        screen, back to the top, where the key labels are."""
+        frame = self.query_one("#heat-scroll")
+        height = frame.scrollable_content_region.height
+        if height < 1:
+            return
+        if row < frame.scroll_y:
+            frame.scroll_to(y=0 if row < height else row, animate=False, immediate=True)
+        elif row >= frame.scroll_y + height:
+            frame.scroll_to(y=row - height + 1, animate=False, immediate=True)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.show_result)
