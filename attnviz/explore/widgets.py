@@ -42,7 +42,8 @@ class LinesView(Widget):
     _width = 0
 
     def draw_lines(self, lines: list[Line]) -> None:
-        strips = [Strip(line.segments()) for line in lines]
+        base = self.rich_style            # the widget's own colours under cells without a background
+        strips = [Strip(line.segments()).apply_style(base) for line in lines]
         width = max((strip.cell_length for strip in strips), default=0)
         resized = (width, len(strips)) != (self._width, len(self._strips))
         self.lines, self._strips, self._width = lines, strips, width
@@ -56,8 +57,8 @@ class LinesView(Widget):
 
     def render_line(self, y: int) -> Strip:
         if 0 <= y < len(self._strips):
-            return self._strips[y].extend_cell_length(self.size.width).crop(0, self.size.width)
-        return Strip.blank(self.size.width)
+            return self._strips[y].extend_cell_length(self.size.width, self.rich_style).crop(0, self.size.width)
+        return Strip.blank(self.size.width, self.rich_style)
 
 
 class HistoryInput(Input):
