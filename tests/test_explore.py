@@ -332,6 +332,60 @@ def test_errors_are_messages_in_place(tmp_path):
     asyncio.run(run())
 
 
+def test_unexpected_failure_of_a_sentence_is_a_message(small_model, tmp_path, monkeypatch):
+    import attnviz.explore.app as explore_app
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    async def run():
+        app = make_app(small_model, tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            await enter(app, pilot, "a dog")
+            monkeypatch.setattr(explore_app, "compute", broken)
+            await enter(app, pilot, "a cat")
+            assert app.query_one("#message").render().plain == "internal error: RuntimeError: boom"
+            assert app.is_running and app.session.text == "a dog"
+    asyncio.run(run())
+
+
+def test_known_pronoun_heads_are_starred_as_in_show(small_model, tmp_path, monkeypatch):
+    import attnviz.explore.app as explore_app
+    from attnviz.pronoun_heads import PronounHeads
+
+    entry = {"layer": 1, "head": 2, "accuracy": 0.94, "resolves": True}
+    known = PronounHeads("agreement", 10, {}, [entry, {**entry, "head": 3, "resolves": False}])
+    monkeypatch.setattr(explore_app, "_pronoun_heads", lambda loaded, resolve: known)
+
+    async def run():
+        app = make_app(small_model, tmp_path, layer=1)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            await enter(app, pilot, SENTENCE)
+            strip = app.query_one("#strip").heads
+            assert [line.plain.endswith("★ 94%") for line in strip] == [False, False, True, False]
+            assert "★ pronoun heads (agreement): L1H2 94%" in app.query_one("#summary").render().plain
+            await enter(app, pilot, "@animal")            # not a pronoun: no stars, as in show
+            assert not any("★" in line.plain for line in app.query_one("#strip").heads)
+    asyncio.run(run())
+
+
+def test_rollout_head_saves_as_png(small_model, tmp_path):
+    async def run():
+        app = make_app(small_model, tmp_path, view="rollout")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            await enter(app, pilot, "a dog ate food")
+            await pilot.press("down", "e")
+            await settle(app, pilot)
+            png = app.saved[0]
+            assert png.name == "a-dog-ate-food-rollout-tokens-l1mixed.png"
+            with Image.open(png) as image:
+                assert image.format == "PNG"
+    asyncio.run(run())
+
+
 def test_candidates_and_bad_candidates(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path, candidates=["animal", "street"])

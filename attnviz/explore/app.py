@@ -8,6 +8,7 @@ from typing import Callable
 
 from rich.text import Text
 from textual import work
+from textual.worker import get_current_worker
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -214,7 +215,6 @@ class ExploreApp(App[int]):
     def _load(self) -> None:
         try:
             loaded = self.loader()
-            pronouns = _pronoun_heads(loaded, self.resolve)
         except AttnvizError as exc:
             self.call_from_thread(self._load_failed, str(exc))
             return
@@ -222,15 +222,26 @@ class ExploreApp(App[int]):
             self.internal_error = exc
             self.call_from_thread(self.exit, None, 1)
             return
-        self.call_from_thread(self._loaded, loaded, pronouns)
+        self.call_from_thread(self._loaded, loaded)
+        # The pronoun heads come after: the model is usable meanwhile (--resolve runs a probe set).
+        try:
+            pronouns = _pronoun_heads(loaded, self.resolve)
+        except Exception as exc:  # noqa: BLE001 - the explorer works without them
+            self.call_from_thread(self.say, f"pronoun heads not found: {exc}")
+            return
+        if pronouns is not None:
+            self.call_from_thread(self._pronouns_known, pronouns)
+
+    def _pronouns_known(self, pronouns) -> None:
+        self.session.pronoun_heads = pronouns
+        self.show_result()
 
     def _load_failed(self, message: str) -> None:
         self.load_error = message
         self.exit(return_code=2)
 
-    def _loaded(self, loaded, pronouns) -> None:
+    def _loaded(self, loaded) -> None:
         self.loaded = loaded
-        self.session.pronoun_heads = pronouns
         options = self.session.options
         config = loaded.config
         for name, value, count in (("layer", options.layer, config.num_layers), ("head", options.head, config.num_heads)):
@@ -250,6 +261,11 @@ class ExploreApp(App[int]):
             result = compute(self.loaded, text, view, self.session.options.truncate)
         except AttnvizError as exc:
             self.call_from_thread(self.say, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a message, never the end of the explorer
+            self.call_from_thread(self.say, f"internal error: {type(exc).__name__}: {exc}")
+            return
+        if get_current_worker().is_cancelled:     # a newer sentence or view was asked for meanwhile
             return
         self.call_from_thread(self._computed, text, result)
 
@@ -278,6 +294,9 @@ class ExploreApp(App[int]):
                               self.session.pronoun_heads)
         except (AttnvizError, OSError) as exc:
             self.call_from_thread(self.say, f"not saved: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - a message, never the end of the explorer
+            self.call_from_thread(self.say, f"not saved: internal error: {type(exc).__name__}: {exc}")
             return
         self.saved.extend(paths)
         self.call_from_thread(self.say, "saved " + " and ".join(str(p) for p in paths), True)
