@@ -141,7 +141,9 @@ class ExploreApp(App[int]):
             self.query_one("#sentence", Input).value = self.initial_text
             self.pending = self.initial_text
         self.query_one("#sentence", Input).focus()
-        self._load()
+        # Loading starts once the first screen is drawn: importing torch in the worker holds
+        # the GIL for long stretches, and the sentence line should be up first.
+        self.call_after_refresh(self._load)
 
     def say(self, message: str, info: bool = False) -> None:
         widget = self.query_one("#message", Static)
