@@ -13,6 +13,7 @@ import typer
 from .. import __version__
 from .common import STATE, fail, quiet_stdout
 from .compare import compare
+from .explore import explore
 from .export import export
 from .inspect import inspect
 from .init import init
@@ -33,6 +34,7 @@ app.command()(inspect)
 app.command(no_args_is_help=True)(init)
 app.command(no_args_is_help=True)(compare)
 app.command(no_args_is_help=True)(export)
+app.command()(explore)
 app.add_typer(probe_app, name="probe")
 
 
