@@ -65,23 +65,68 @@ def cache_dir() -> Path:
     return Path(base) / "attnviz"
 
 
-def fingerprint(model: LoadedModel) -> str:
+def fingerprint(model: LoadedModel) -> str | None:
     """sha256 over what decides the attention: the config, the tokenizer and every weight tensor
-    (name, shape, dtype and bytes). About 50 ms for MiniLM's 90 MB."""
-    import torch
+    (name, shape, dtype and bytes); None when that cannot be known (below).
 
+    Hashing every tensor costs about 50 ms for MiniLM's 90 MB and half a second for SmolLM2's
+    540 MB, on every `show`. So, for a model read from files and unchanged since
+    (`LoadedModel.unchanged_since_load`), the weights' digest is remembered in the cache folder
+    under the files' identity (path, size, modification and change times, inode: any write changes
+    one) and the dtype, and read back next time. A model loaded up to `last_layer` lacks tensors:
+    it can only be matched through that memory (a whole load of the same files wrote it), else
+    its fingerprint is unknown and nothing is cached for it."""
+    weights = _weights_digest(model)
+    if weights is None:
+        return None
     digest = hashlib.sha256()
     digest.update(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
     digest.update(model.tokenizer.to_str().encode())
-    for name, tensor in model.encoder.state_dict().items():
-        tensor = tensor.detach().contiguous()
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
-        digest.update(memoryview(tensor.view(torch.uint8).reshape(-1).numpy()))
+    digest.update(weights.encode())
     return digest.hexdigest()
 
 
-def _cache_path(model: LoadedModel, probe_file: Path) -> Path:
-    key = hashlib.sha256(f"{fingerprint(model)}:{hashlib.sha256(probe_file.read_bytes()).hexdigest()}".encode())
+def _weights_digest(model: LoadedModel) -> str | None:
+    import torch
+
+    memo = None
+    if model.unchanged_since_load():
+        first = next(model.encoder.parameters(), None)
+        identity = ";".join(_file_identity(Path(p)) for p in model.sources) + f";{getattr(first, 'dtype', None)}"
+        memo = cache_dir() / "weight-digests" / hashlib.sha256(identity.encode()).hexdigest()[:32]
+        try:
+            known = memo.read_text(encoding="ascii").strip()
+            if len(known) == 64:
+                return known
+        except (OSError, UnicodeDecodeError):
+            pass   # not remembered yet, or unreadable: compute it
+    if model.built_layers < model.config.num_layers:
+        return None
+    digest = hashlib.sha256()
+    for name, tensor in model.encoder.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(memoryview(tensor.view(torch.uint8).reshape(-1).numpy()))
+    if memo is not None:
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(memo, digest.hexdigest(), overwrite=True)
+        except (OSError, AttnvizError):
+            pass   # a memory that cannot be written costs time, never correctness
+    return digest.hexdigest()
+
+
+def _file_identity(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+
+
+def _cache_path(model: LoadedModel, probe_file: Path) -> Path | None:
+    """Where the entry of `model` on `probe_file` lives; None when the model's content is unknown."""
+    weights = fingerprint(model)
+    if weights is None:
+        return None
+    key = hashlib.sha256(f"{weights}:{hashlib.sha256(probe_file.read_bytes()).hexdigest()}".encode())
     return cache_dir() / "pronoun-heads" / f"{key.hexdigest()[:32]}.json"
 
 
@@ -90,7 +135,7 @@ def cached(model: LoadedModel, probe_set: str = DEFAULT_SET) -> PronounHeads | N
     ignored: the result then carries a note saying so."""
     probe_file, name = resolve_probe_file(probe_set)
     path = _cache_path(model, probe_file)
-    if not path.exists():
+    if path is None or not path.exists():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -107,6 +152,8 @@ def store(model: LoadedModel, heads: PronounHeads, probe_set: str = DEFAULT_SET)
     """Remember `heads` for `model`; a cache that cannot be written is not an error (None)."""
     probe_file, _ = resolve_probe_file(probe_set)
     path = _cache_path(model, probe_file)
+    if path is None:
+        return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps({"version": CACHE_VERSION, **heads.to_dict()}), overwrite=True)

@@ -159,6 +159,46 @@ def test_cache_is_keyed_by_content_and_survives_corruption(tmp_path, private_cac
     assert pronoun_heads.cached(model).heads == heads.heads
 
 
+def test_checkpoints_are_matched_through_their_files_even_when_loaded_in_part(tmp_path, private_cache, monkeypatch):
+    import os
+
+    folder = save_model(load_model("random", seed=3, config=None), tmp_path / "m")
+    # Loaded up to layer 0 before any whole load: its content cannot be known, nothing is cached.
+    assert pronoun_heads.fingerprint(load_model(str(folder), last_layer=0)) is None
+    whole = load_model(str(folder))
+    heads, _ = pronoun_heads.find(whole)
+    # A second whole load reads the weights' digest back instead of hashing every tensor ...
+    hashed = []
+    original = pronoun_heads._weights_digest
+
+    def spy(model):
+        hashed.append(model.unchanged_since_load())
+        return original(model)
+
+    monkeypatch.setattr(pronoun_heads, "_weights_digest", spy)
+    assert pronoun_heads.cached(load_model(str(folder))).heads == heads.heads
+    # ... and a load of layer 0 only now finds the same entry.
+    part = load_model(str(folder), last_layer=0)
+    assert part.built_layers == 1 and pronoun_heads.cached(part).heads == heads.heads
+    assert hashed == [True, True]
+    assert len(list((private_cache / "weight-digests").iterdir())) == 1
+    # Rewriting the weights file (same bytes, new times) forgets the digest: the part is unknown
+    # again until a whole load has hashed the tensors anew, and then finds the same entry.
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.unlink()
+    weights.write_bytes(data)
+    os.utime(weights, ns=(1, 1))
+    assert pronoun_heads.fingerprint(load_model(str(folder), last_layer=0)) is None
+    assert pronoun_heads.cached(load_model(str(folder))).heads == heads.heads
+    assert pronoun_heads.cached(load_model(str(folder), last_layer=0)) is not None
+    # Weights changed in place after loading are hashed, never matched by their file.
+    changed = load_model(str(folder))
+    with torch.no_grad():
+        changed.encoder.layers[1].ffn.up.weight[0, 0] += 1.0
+    assert not changed.unchanged_since_load() and pronoun_heads.cached(changed) is None
+
+
 def test_show_says_how_to_find_unknown_pronoun_heads_and_survives_a_corrupt_cache(private_cache):
     out = runner.invoke(app, ["show", SENTENCE])
     assert out.exit_code == 0, out.output

@@ -113,7 +113,8 @@ def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
     if path.suffix.lower() == GGUF_SUFFIX and not path.is_dir():
         from .gguf import load_gguf
 
-        return load_gguf(path, tokenizer, source, last_layer=last_layer, dtype=dtype, device=device)
+        return load_gguf(path, tokenizer, source, last_layer=last_layer, dtype=dtype,
+                         device=device).mark_loaded([path])
     if path.is_dir():
         folder, weights_path = path, None
     else:
@@ -132,7 +133,7 @@ def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
     loaded = (load_native if native else load_family)(folder, data, weights, tokenizer, source,
                                                       last_layer=last_layer, dtype=dtype, device=device)
     check_vocab(loaded)
-    return loaded
+    return loaded.mark_loaded(weights.paths())
 
 
 def read_config(folder: Path) -> dict:

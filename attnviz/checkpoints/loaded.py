@@ -7,7 +7,7 @@ package `__init__`, which imports them.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..config import EncoderConfig
@@ -36,6 +36,22 @@ class LoadedModel:
     encoder: "Encoder"
     tokenizer: TextTokenizer
     info: ModelInfo
+    # The files the weights were read from (none for a random model), and each parameter's
+    # (identity, in-place version) just after loading: while they hold, the files' bytes say what
+    # the weights are, so `pronoun_heads.fingerprint` can hash (and remember) files instead of
+    # hashing every tensor on every run, and a model loaded up to `last_layer` matches its whole self.
+    sources: tuple[str, ...] = ()
+    _versions: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def mark_loaded(self, sources) -> "LoadedModel":
+        """Record where the weights came from and their state now (see `sources`)."""
+        self.sources = tuple(str(s) for s in sources)
+        self._versions = _param_versions(self.encoder)
+        return self
+
+    def unchanged_since_load(self) -> bool:
+        """True when no parameter was replaced or changed in place since `mark_loaded`."""
+        return bool(self.sources) and self._versions == _param_versions(self.encoder)
 
     @property
     def config(self) -> EncoderConfig:
@@ -45,6 +61,15 @@ class LoadedModel:
     def built_layers(self) -> int:
         """How many layers the encoder has (all of them unless loaded with last_layer)."""
         return self.encoder.config.num_layers
+
+
+def _param_versions(encoder) -> dict:
+    """name -> (id, version counter) of every parameter; torch bumps a tensor's version on every
+    in-place change (weight += ..., copy_), and a replaced parameter has another id."""
+    try:
+        return {name: (id(p), p._version) for name, p in encoder.named_parameters()}
+    except RuntimeError:   # inference tensors have no version counter: never trust the files then
+        return {"": object()}
 
 
 def truncated(config: EncoderConfig, last_layer: int | None) -> EncoderConfig:

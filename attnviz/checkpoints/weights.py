@@ -49,6 +49,10 @@ class WeightFile:
     def file_of(self, key: str) -> str:
         return self._files.get(key, self.label)
 
+    def paths(self) -> list[str]:
+        """The files the tensors come from (one, or an index and its shards)."""
+        return sorted(set(self._files.values()) | {self.label})
+
     def shape(self, key: str) -> tuple[int, ...]:
         if key not in self._shapes:
             raise AttnvizError(f"{self.label}: missing key {key!r}")

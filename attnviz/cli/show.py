@@ -214,13 +214,14 @@ def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
 
     if focus_at.label.casefold() not in ENGLISH_PRONOUNS:  # the probe set is English
         return {}
-    if loaded.built_layers < loaded.config.num_layers:
-        # The cache is keyed by every weight of the model, and --layer loaded only the first layers.
-        loaded_layers = f"layers 0-{loaded.built_layers - 1}" if loaded.built_layers > 1 else "layer 0"
-        result.notes.append(f"Pronoun heads are not marked: --layer loaded {loaded_layers} only "
-                            "(without --layer, or with --resolve, the whole model is loaded and they are).")
-        return {}
     heads = _known_pronoun_heads(loaded, resolve, result.notes)
+    if heads is None and loaded.built_layers < loaded.config.num_layers:
+        # Matched through the files' remembered digest only (pronoun_heads.fingerprint), which a
+        # whole load of the same files writes.
+        loaded_layers = f"layers 0-{loaded.built_layers - 1}" if loaded.built_layers > 1 else "layer 0"
+        result.notes.append(f"Pronoun heads are not marked: --layer loaded {loaded_layers} only and this "
+                            f"model's are not known yet (`attnviz inspect {spec}` finds them once).")
+        return {}
     if heads is None:
         result.notes.append(f"Pronoun heads of this model are not known yet: `attnviz inspect {spec}` (or "
                             "`show --resolve`) finds them once and remembers them.")
