@@ -190,8 +190,11 @@ def parse_indices(spec: str | None, count: int, what: str) -> list[int]:
 
     `what` names the thing ("layer", "head") for the error message.
     """
-    if spec is None or spec.strip().lower() in ("", "all"):
+    if spec is None or spec.strip().lower() == "all":
         return list(range(count))
+    if not spec.strip():   # `-l ""` must not silently mean every layer
+        raise AttnvizError(f"invalid {what} selection {spec!r}: an empty selection; give indices and "
+                           "ranges such as 0,2 or 1-3, or 'all'")
     chosen: set[int] = set()
     for part in spec.split(","):
         match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)

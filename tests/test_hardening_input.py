@@ -224,6 +224,14 @@ def test_empty_selection_is_an_error_not_all(flag, value):
     assert "an empty selection" in line and ("--head" if flag == "--head" else "--layer") in line
 
 
+@pytest.mark.parametrize("args", [["compare", "a b it", "a c it"], ["export", "hi it", "-o", "never-written"]])
+@pytest.mark.parametrize("flag", ["-l", "--head"])
+def test_empty_selection_is_an_error_in_compare_and_export_too(args, flag, tmp_path):
+    line = one_error_line(attnviz_cmd(*args, flag, "", cwd=tmp_path))
+    assert "an empty selection" in line and ("head" if flag == "--head" else "layer") in line
+    assert not any(tmp_path.iterdir())
+
+
 # Item 6: invalid UTF-8 on standard input and in arguments --------------------------------------------
 
 def test_export_from_stdin_with_bad_utf8_names_the_line(tmp_path):
