@@ -336,7 +336,7 @@ def check_outdir(outdir: str | Path) -> None:
 def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Iterable[str] = DEFAULT_LAYOUTS,
            fmt: str = "png", options: ImageOptions = ImageOptions(), layers: list[int] | None = None,
            heads: list[int] | None = None, focus: str | None = None, truncate: bool = False,
-           overwrite: bool = False, jobs: int = 1, html: bool = False,
+           overwrite: bool = False, jobs: int = 1, html: bool = False, exclude_sinks: bool = False,
            on_progress: Callable[[int, int], None] | None = None,
            on_failure: Callable[[SentenceRecord], None] | None = None) -> ExportReport:
     """Export every sentence; a sentence that fails (too long, focus word missing, ...) is recorded
@@ -346,7 +346,8 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
     first layer only), which fixes the list of images; the second computes the attention and draws.
     `on_progress(done_images, total_images)` is called once with the final total before any
     drawing, then as images finish. With `html`, each sentence also gets its interactive page
-    (NNN-slug/view.html, render/html.py), kept on a rerun unless `overwrite`.
+    (NNN-slug/view.html, render/html.py), kept on a rerun unless `overwrite`. With `exclude_sinks`,
+    each result leaves its sink tokens out of rankings and auto colour scales (`without_sinks`).
 
     A write the system refuses (disk full, read-only, ...) stops the whole export: it raises one
     WriteError, other workers stop, no partial file and no folder left empty by this run remain,
@@ -386,6 +387,8 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
         try:
             record.result = run_attention(model, record.sentence.text, layers=layers, heads=heads,
                                           truncate=truncate)
+            if exclude_sinks:
+                record.result = record.result.without_sinks()
         except AttnvizError as exc:
             _fail(record, str(exc), on_failure)
             progress.step(len(record.jobs))

@@ -275,3 +275,25 @@ def test_export_help_imports_neither_torch_nor_matplotlib():
     assert done.returncode == 0, done.stderr
     for option in ("--layout", "--jobs", "--overwrite", "--quiet", "--preset", "--format"):
         assert option in done.stdout
+
+
+def test_exclude_sinks_leaves_the_sinks_out_of_the_results_and_the_auto_scale(tmp_path):
+    """[CLS] and [SEP] soak up attention: with --exclude-sinks the auto colour scale of the focus
+    map tops out at the largest weight elsewhere, so the image differs; the results say so."""
+    import attnviz
+
+    text = "The cat sat on the mat because it was tired."
+    outputs = {}
+    for name, extra in (("plain", []), ("sinks", ["--exclude-sinks"])):
+        result = CliRunner().invoke(app, ["export", text, "-o", str(tmp_path / name), "--layout", "focus",
+                                          "--scale", "auto", "-j", "1", "-q", *extra])
+        assert result.exit_code == 0, result.output
+        (png,) = (tmp_path / name).glob("*/focus.png")
+        Image.open(png).verify()
+        outputs[name] = png.read_bytes()
+    assert outputs["plain"] != outputs["sinks"]
+    report = ex.export(attnviz.load_model("random"), ex.collect_sentences([text]), tmp_path / "lib",
+                       layouts=("focus",), exclude_sinks=True)
+    (record,) = report.records
+    result = record.result
+    assert result.excluded == tuple(result.sink_indices()) == (0, len(result.tokens) - 1)

@@ -40,6 +40,7 @@ def export(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redraw images that already exist (by default a rerun skips them and so resumes an interrupted export).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no closing line (failures are still reported on stderr).")] = False,
     truncate: Annotated[bool, typer.Option("--truncate", help="Cut sentences longer than the model's maximum instead of failing them.")] = False,
+    exclude_sinks: Annotated[bool, typer.Option("--exclude-sinks", help="Leave the sink tokens (special tokens; in a causal model also the first token) out of the focus rankings and of auto colour scales (--scale auto); the weights drawn stay whole.")] = False,
     model: ModelOpt = "random",
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
@@ -73,20 +74,18 @@ def export(
         print(f"attnviz: sentence {record.sentence.index} ({record.sentence.source}) skipped: {record.error}",
               file=sys.stderr)
 
+    run = dict(layouts=layouts, fmt=image_format.value, options=options, layers=layers, heads=heads, focus=focus,
+               truncate=truncate, overwrite=overwrite, jobs=workers, html=html, exclude_sinks=exclude_sinks)
     if show_progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with Progress(TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
                       TimeRemainingColumn(), console=console, transient=True) as bar:
             task = bar.add_task("export", total=None)
-            report = ex.export(loaded, sentences, outdir, layouts=layouts, fmt=image_format.value,
-                               options=options, layers=layers, heads=heads, focus=focus, truncate=truncate,
-                               overwrite=overwrite, jobs=workers, html=html, on_failure=on_failure,
+            report = ex.export(loaded, sentences, outdir, **run, on_failure=on_failure,
                                on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     else:
-        report = ex.export(loaded, sentences, outdir, layouts=layouts, fmt=image_format.value, options=options,
-                           layers=layers, heads=heads, focus=focus, truncate=truncate, overwrite=overwrite,
-                           jobs=workers, html=html, on_failure=on_failure)
+        report = ex.export(loaded, sentences, outdir, **run, on_failure=on_failure)
     if not quiet:
         print(report.summary())
     for note, count in report.notes().items():   # what the images left out is never silent
