@@ -93,6 +93,19 @@ def test_inspect_config_table_fits_80_columns_uncut(causal_dir):
 
 # --- focus images with the sinks left out --------------------------------------------------------------
 
+def focus_page(result, focus):
+    """The focus layout's page, built in the matplotlib settings render_image draws with."""
+    import matplotlib
+
+    from attnviz.render.image import engine
+
+    options = img.ImageOptions()
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        matplotlib.rcParams.update(engine.rc(options.style()))
+        return _page_focus(result, options.style(), options, layer=None, head=None, focus=focus)
+
+
 def test_focus_map_rings_skip_the_sink_and_the_scale_leaves_it_out(causal_model):
     result = run_attention(causal_model, "The dog stayed in because it was cold.")
     focus = result.labels.index("it")
@@ -102,7 +115,7 @@ def test_focus_map_rings_skip_the_sink_and_the_scale_leaves_it_out(causal_model)
     ranked = np.ones(rows.shape[1], bool)
     ranked[list(sinkless.excluded)] = False
     ranked[focus + 1:] = False                                                            # masked: zero anyway
-    page = _page_focus(sinkless, img.ImageOptions().style(), img.ImageOptions(), layer=None, head=None, focus=focus)
+    page = focus_page(sinkless, focus)
     panel = page.panels[0]
     cw = panel.w / rows.shape[1]
     marked = [int((x - panel.x) / cw) for x, _ in page.markers]
@@ -113,7 +126,7 @@ def test_focus_map_rings_skip_the_sink_and_the_scale_leaves_it_out(causal_model)
     assert scale.vmax == pytest.approx(float(rows[:, ranked].max()))
     assert "auto, without" in scale.caption
     # Without --exclude-sinks the ring may land on the sink, and the scale stays fixed at 1.
-    full = _page_focus(result, img.ImageOptions().style(), img.ImageOptions(), layer=None, head=None, focus=focus)
+    full = focus_page(result, focus)
     assert [int((x - full.panels[0].x) / cw) for x, _ in full.markers] == [int(np.argmax(r)) for r in rows]
     assert colour_scale(result, img.ImageOptions(), rows, mask).vmax == 1.0
     assert colour_scale(sinkless, img.ImageOptions(scale="fixed"), rows, mask).vmax == 1.0   # asked for
