@@ -144,6 +144,13 @@ class Comparison:
         wa, wb = self.a.scores.winners, self.b.scores.winners
         return (wa != NO_WINNER) & (wb != NO_WINNER) & (wa != wb)
 
+    @property
+    def blind_to_the_difference(self) -> bool:
+        """Twins of a causal model that are the same up to the end of the focus: the focus sees only
+        itself and what comes before it, so its attention is the same in both, whatever follows."""
+        return (self.kind == "sentences" and self.a.result.causal and self.b.result.causal
+                and self.a.result.text[:self.a.focus.end] == self.b.result.text[:self.b.focus.end])
+
     def maps(self) -> tuple[np.ndarray, np.ndarray]:
         """[L*H, C] focus maps of both sides on the shared columns (rows: layer-major heads)."""
         L, H = len(self.layers), len(self.heads)
@@ -182,6 +189,8 @@ class Comparison:
         }
         if self.a.scores is not None:
             out["n_flips"] = int(flips.sum())
+        if self.kind == "sentences":
+            out["blind_to_the_difference"] = self.blind_to_the_difference
         return out
 
 

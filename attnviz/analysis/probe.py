@@ -337,6 +337,16 @@ class ProbeResult:
             return None
         return float(np.mean([np.prod([1 / len(self.scores[i].candidates) for i in g]) for g in groups]))
 
+    def blind_groups(self) -> int:
+        """Twin groups a causal model cannot tell apart: every twin's text is the same up to the end of
+        its pronoun, and the pronoun sees only itself and what comes before it, so every head gives
+        all twins the same weights and, their answers differing, gets at most one right. 0 for an
+        encoder."""
+        if not self.model.get("config", {}).get("causal"):
+            return 0
+        return sum(1 for g in self.groups()
+                   if len({self.scores[i].item.text[:self.scores[i].pronoun.end] for i in g}) == 1)
+
     # ---- ranking and verdict ----
     def best(self, k: int = 10) -> list[dict]:
         acc, correct = self.accuracy(), self.correct()
@@ -423,8 +433,14 @@ class ProbeResult:
         else:
             text = (f"Twins: no head gets both twins right more often than chance ({100 * chance:.1f}%); the best, "
                     f"{head}, manages {share}: the heads pick by position or word, not by meaning.")
+        blind = self.blind_groups()
+        if blind:
+            text += (f" In {blind} of the {len(groups)} groups the twins are the same up to the pronoun, which in a "
+                     "causal model sees only itself and what comes before it: there every head gives the twins the "
+                     f"same weights and gets at most one right, so no head can reach more than "
+                     f"{100 * (len(groups) - blind) / len(groups):.1f}%.")
         return {"best_head": {"layer": self.layers[li], "head": self.heads[hi]}, "both_right": float(both[li, hi]),
-                "groups": len(groups), "chance": chance, "p": p, "p_corrected": corrected,
+                "groups": len(groups), "blind_groups": blind, "chance": chance, "p": p, "p_corrected": corrected,
                 "above_chance": bool(both[li, hi] > chance and corrected < SIGNIFICANCE), "text": text}
 
     def to_dict(self, top: int = 10) -> dict:

@@ -152,12 +152,20 @@ def render_summary(console: Console, comp: Comparison, top_n: int = 5) -> None:
             between = "twins" if comp.kind == "sentences" else "two models"
             console.print(Text(f"{len(names)} of {total} heads flip their winning candidate between the "
                                f"{between} ({FLIP}): {shown}", style="bold"))
+        elif comp.blind_to_the_difference:
+            console.print(Text(f"No head flips: all {total} heads keep the same winning candidate (or tie) in "
+                               "both sentences, as they must here (below).", style="bold"))
         elif comp.kind == "sentences":
             console.print(Text(f"No head flips: all {total} heads keep the same winning candidate (or tie) in "
                                "both sentences, so none of them follows the change in meaning.", style="bold"))
         else:
             console.print(Text(f"No head flips: all {total} heads pick the same candidate (or tie) in both models.",
                                style="bold"))
+    if comp.blind_to_the_difference:
+        console.print(Text(f"The twins are the same up to the focus {a.focus.label!r}, and a causal model's "
+                           "focus sees only itself and what comes before it: its attention is the same in both, "
+                           "whatever follows. Put the words that differ before the pronoun to compare.",
+                           style="yellow"))
     order = sorted(((float(comp.jsd[li, hi]), -li, -hi) for li in range(len(comp.layers))
                     for hi in range(len(comp.heads))), reverse=True)[:top_n]
     parts = [f"{head_name(comp.layers[-li], comp.heads[-hi])} {d:.3f}" for d, li, hi in order]

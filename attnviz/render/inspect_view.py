@@ -32,21 +32,32 @@ def render_model(console: Console, info: ModelInfo, params: ParameterCounts) -> 
                            "the architecture and the seed alone.", style="yellow"))
     console.print()
     config = {k: v for k, v in info.config.to_dict().items() if k != "extra"}
-    grid = Table(title="config", title_justify="left", box=None, padding=(0, 1), pad_edge=False)
-    for _ in range(3):
-        grid.add_column(style="dim", no_wrap=True)
-        grid.add_column(no_wrap=True)
-    items = list(config.items())
-    rows = math.ceil(len(items) / 3)
-    for r in range(rows):
-        cells = []
-        for c in range(3):
-            i = c * rows + r
-            cells += [items[i][0], str(items[i][1])] if i < len(items) else ["", ""]
-        grid.add_row(*cells)
+    items = [(k, f"{v:.7g}" if isinstance(v, float) else str(v)) for k, v in config.items()]   # eps 1e-05, not 9.99...e-06
+    grid = _config_grid(items, console.width)
     console.print(grid)
     console.print()
     console.print(parameter_table(params))
+
+
+def _config_grid(items: list[tuple[str, str]], width: int) -> Table:
+    """The config as name/value pairs in as many column pairs (3, 2 or 1) as fit in `width`
+    uncut: a decoder's config has more and longer entries than an encoder's."""
+    for pairs in (3, 2, 1):
+        rows = math.ceil(len(items) / pairs)
+        columns = [items[c * rows:(c + 1) * rows] for c in range(pairs)]
+        needed = sum(max(len(k) for k, _ in col) + max(len(v) for _, v in col) for col in columns if col)
+        if needed + 2 * pairs - 1 <= width:
+            break
+    grid = Table(title="config", title_justify="left", box=None, padding=(0, 1), pad_edge=False, show_header=False)
+    for _ in range(pairs):
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(no_wrap=True)
+    for r in range(rows):
+        cells = []
+        for col in columns:
+            cells += list(col[r]) if r < len(col) else ["", ""]
+        grid.add_row(*cells)
+    return grid
 
 
 def _count(n: int) -> str:

@@ -74,15 +74,34 @@ def short_path(text: str, width: int) -> str:
 
 def model_header(title: str, info, width: int) -> list[Text]:
     """The header line(s) of a model's report: title · name · shape · tokenizer. A long path
-    (model folder, tokenizer file) is shortened by `short_path`; when the tokenizer does not fit on
-    the line it gets a line of its own, so a path never wraps."""
+    (model folder, tokenizer file) is shortened by `short_path`; the parts go on as many lines as
+    they need, broken between parts (so "causal" is never cut off), and a tokenizer that does not
+    fit on the line gets a line of its own, its note in parentheses (GGUF metadata...) on the next
+    when the two do not fit together, so a path never wraps."""
     name = short_path(info.name, max(24, width // 2))
-    line = Text.assemble((title, "bold"), " · ", (name, "bold cyan"), " · ", info.config.describe())
+    parts = [Text(title, style="bold"), Text(name, style="bold cyan")]
+    parts += [Text(part) for part in info.config.describe().split(" · ")]
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if lines[-1].cell_len + 3 + part.cell_len > width:
+            lines.append(part)
+        else:
+            lines[-1] = lines[-1] + Text(" · ") + part
+    line = lines[-1]
     room = width - line.cell_len - len(" · tokenizer: ")
     shortened = short_path(info.tokenizer, room)
     if len(shortened) <= room and (shortened == info.tokenizer or room >= 24):
-        return [line + Text(" · tokenizer: " + shortened)]
-    return [line, Text("tokenizer: " + short_path(info.tokenizer, width - len("tokenizer: ")))]
+        return lines[:-1] + [line + Text(" · tokenizer: " + shortened)]
+    path, note = info.tokenizer, ""
+    if " (" in path and "/" in path.split(" (", 1)[0]:   # "/x/model.gguf (GGUF metadata, ...)"
+        path, note = path.split(" (", 1)
+        note = " (" + note
+    room = width - len("tokenizer: ")
+    together = short_path(path, room - len(note))
+    if len(together) + len(note) <= room:
+        return lines + [Text("tokenizer: " + together + note)]
+    tail = [Text(" " * len("tokenizer:") + note)] if note else []
+    return lines + [Text("tokenizer: " + short_path(path, room))] + tail
 
 
 def render_header(console: Console, result: AttentionResult) -> None:

@@ -133,11 +133,14 @@ def colour_scale(result: AttentionResult, options, data: np.ndarray, mask: np.nd
     weight is above it, and the caption that says what the colours measure and on which scale.
 
     fixed: 1 (attention and rollout rows sum to one); auto: the largest weight shown, leaving out
-    the keys in result.excluded (attention sinks) and masked cells; a number: that top.
+    the keys in result.excluded (attention sinks) and masked cells; a number: that top. Without a
+    --scale, a result that excludes sinks gets auto, as the terminal tables do.
     """
     from ..fonts import drawable
 
     scale = options.scale_for(result.view)
+    if options.scale is None and result.excluded:   # sinks left out (--exclude-sinks): of the scale too
+        scale = "auto"
     what = CAPTIONS.get(result.view, result.view)
     shown = data if mask is None else np.where(mask, 0.0, data)
     if scale == "fixed":
@@ -505,12 +508,15 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
                                   va="center" if rotated else "top", rotation=90 if rotated else 0,
                                   color=colors[j], weight="normal"))
     top_y = y0 + n * ch
+    ranked = np.ones(T, bool)                                              # [T] keys a ring may mark
+    ranked[[i for i in result.excluded if i < T]] = False
     for r in range(n):
         cy = top_y - (r + 0.5) * ch
         if row_font:
             page.labels.append(Label(row_names[r], x0 - 0.04, cy, row_font, ha="right"))
-        best = int(np.argmax(data[r]))
-        page.markers.append((x0 + (best + 0.5) * cw, cy))
+        if ranked.any():   # the ring: the strongest target outside the sinks a result excludes
+            best = int(np.argmax(np.where(ranked, data[r], -np.inf)))
+            page.markers.append((x0 + (best + 0.5) * cw, cy))
     if not row_font:
         group_font = min(style.small, H * ch * 72 / 1.2)
         head_x = x0 - 0.04
