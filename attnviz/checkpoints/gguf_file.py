@@ -233,7 +233,7 @@ class GGUFFile:
             out = self._dequantize(raw, info.type_name, info.shape)
         finally:
             del raw
-            self._release(info.start, info.nbytes)
+            self.release_pages()
         return out
 
     def read_rows(self, name: str, rows: "np.ndarray") -> "np.ndarray":
@@ -253,7 +253,7 @@ class GGUFFile:
             picked = packed[np.asarray(rows, dtype=np.int64)]                   # [U, bytes per row], a copy
         finally:
             del packed
-            self._release(info.start, info.nbytes)
+            self.release_pages()
         return self._dequantize(picked.reshape(-1), info.type_name, (len(picked), cols))
 
     def _info(self, name: str) -> TensorInfo:
@@ -297,6 +297,12 @@ class GGUFFile:
             self._map.madvise(advice, first, min(self.size, start + nbytes) - first)
         except (OSError, ValueError):
             pass  # only a memory optimisation
+
+    def release_pages(self) -> None:
+        """Drop every mapped page of the file from this process. `read` releases its tensor's
+        range, but the kernel maps a few neighbouring pages around each fault (fault-around),
+        which stay behind: ~9 MB over SmolLM2's 272 tensors. One call over the whole map clears them."""
+        self._release(0, self.size)
 
     def forget_metadata(self) -> None:
         """Drop `fields` once they are parsed into a config and a tokenizer: a file kept open to
