@@ -204,3 +204,24 @@ def test_lazy_rows_give_exactly_the_eager_attention_on_sample_texts(ours):
         ours.encoder.embeddings.word = word
     for text, a, b in zip(sentences, lazy, eager):
         assert a.tokens == b.tokens and np.array_equal(a.weights, b.weights), text
+
+
+def mapped_resident_kb(path) -> int | None:
+    """Resident KB of this process's mappings of `path` (/proc/self/smaps); None if not mapped."""
+    total, current = None, ""
+    for line in open("/proc/self/smaps", encoding="utf-8"):
+        parts = line.split()
+        if "-" in parts[0]:   # a mapping's header line: range, perms, offset, dev, inode[, path]
+            current = parts[5] if len(parts) > 5 else ""
+        elif parts[0] == "Rss:" and current == str(path):
+            total = (total or 0) + int(parts[1])
+    return total
+
+
+@needs_package
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
+def test_the_mapped_file_does_not_stay_resident(ours):
+    """The file stays mapped for the rows, but its pages are handed back after every read."""
+    run_attention(ours, "A dog ate food because it was hungry.")
+    resident = mapped_resident_kb(gguf_path().resolve())
+    assert resident is not None and resident < 256   # mapped (the model reads rows from it), ~0 KB resident

@@ -73,7 +73,6 @@ def load_gguf(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
         fill_encoder(encoder, mapping, weights.file, file.label, dtype)
         encoder.embeddings.word = weights.lazy_embedding(dtype)
         file.forget_metadata()
-        file.release_pages()
     except BaseException:
         file.close()
         raise

@@ -301,7 +301,8 @@ class GGUFFile:
     def release_pages(self) -> None:
         """Drop every mapped page of the file from this process. `read` releases its tensor's
         range, but the kernel maps a few neighbouring pages around each fault (fault-around),
-        which stay behind: ~9 MB over SmolLM2's 272 tensors. One call over the whole map clears them."""
+        which stay behind: ~9 MB over SmolLM2's 272 tensors. Every read ends with this call over the
+        whole map (0.001 ms when little is mapped), so those pages never pile up."""
         self._release(0, self.size)
 
     def forget_metadata(self) -> None:
