@@ -64,6 +64,7 @@ def load_gguf(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
         file.check_types()
         config = gguf_config(file, arch)
         tokenizer = tokenizer or _tokenizer(file)
+        file.forget_metadata()  # parsed into config and tokenizer: not held while the tensors load
         weights = GGUFWeights(file, arch, config)
         encoder = build_encoder(config, weights.file, file.label, last_layer=last_layer)
         # The token table stays in the file: every other tensor is filled now (the table is out of
@@ -72,7 +73,6 @@ def load_gguf(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
         mapping = {name: weights.key_for(name) for name in encoder.state_dict()}
         fill_encoder(encoder, mapping, weights.file, file.label, dtype)
         encoder.embeddings.word = weights.lazy_embedding(dtype)
-        file.forget_metadata()
     except BaseException:
         file.close()
         raise
