@@ -146,7 +146,8 @@ def _on_device(model: LoadedModel, rows: list[list[int]]):
     """Token ids (or masks) as a [B, T] tensor on the device the encoder's weights are on."""
     import torch
 
-    return torch.tensor(rows, device=model.encoder.embeddings.word.weight.device)
+    # Any parameter: a GGUF model's token table is not one (checkpoints/lazy_rows.py).
+    return torch.tensor(rows, device=next(model.encoder.parameters()).device)
 
 
 def _built(model: LoadedModel, layers: list[int]) -> list[int]:

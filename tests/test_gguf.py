@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 import attnviz
 from attnviz.checkpoints.gguf_file import GGUFFile
+from attnviz.checkpoints.lazy_rows import LazyEmbedding
 from attnviz.cli import app
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention, run_attention_batch
@@ -516,3 +517,144 @@ def test_show_layer_option_reads_only_up_to_that_layer(llama_pair, monkeypatch):
     assert "blk.1.attn_q.weight" in read and not any(n.startswith("blk.2.") for n in read)
     line = show_error(llama_pair[2], "-l", "0-99999999999")
     assert "invalid layer 3" in line and "3 layers" in line
+
+
+# The token embedding, read row by row (checkpoints/lazy_rows.py) -----------------------------------
+
+WRITER_TYPES = [Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1]
+
+
+def with_eager_table(loaded, path, dtype=torch.float32):
+    """`loaded` with its token embedding replaced by the whole table dequantized into an
+    nn.Embedding: what the loader did before the table became lazy."""
+    with GGUFFile(path) as f:
+        table = torch.from_numpy(f.read("token_embd.weight")).to(dtype)
+    loaded.encoder.embeddings.word = torch.nn.Embedding.from_pretrained(table)
+    return loaded
+
+
+def full_tables(module, vocab: int) -> list[str]:
+    """Names of the parameters and buffers holding at least `vocab` rows' worth of values."""
+    width = module.config.d_model
+    return [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.numel() >= vocab * width]
+
+
+@pytest.mark.parametrize("qtype", WRITER_TYPES)
+def test_lazy_token_rows_give_the_eager_attention_for_every_written_type(tmp_path, bpe, qtype, monkeypatch):
+    path = llama_to_gguf(tiny_llama(len(bpe[0]), seed=2), tmp_path / "m.gguf", bpe, qtype=qtype)
+    read = []
+    original = GGUFFile.read
+    monkeypatch.setattr(GGUFFile, "read", lambda self, name: read.append(name) or original(self, name))
+    lazy = attnviz.load_model(str(path))
+    word = lazy.encoder.embeddings.word
+    assert isinstance(word, LazyEmbedding) and "token_embd.weight" not in read
+    assert full_tables(lazy.encoder, len(bpe[0])) == []
+    monkeypatch.undo()
+    eager = with_eager_table(attnviz.load_model(str(path)), path)
+    for text in SENTENCES:
+        before = word.rows_fetched
+        got = run_attention(lazy, text).weights
+        assert np.array_equal(got, run_attention(eager, text).weights), text
+        assert word.rows_fetched - before == len(set(lazy.tokenizer.encode(text).ids))  # a dozen, not 600
+    # Padded batches: the pad id is one more row; every map equals the eager model's.
+    for got, expected in zip(run_attention_batch(lazy, SENTENCES), run_attention_batch(eager, SENTENCES)):
+        assert got.tokens == expected.tokens and np.array_equal(got.weights, expected.weights)
+    assert word.rows_fetched < len(bpe[0])
+
+
+@pytest.mark.parametrize("qtype", [Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1,
+                                   Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K])
+def test_read_rows_equals_the_rows_of_the_whole_tensor(tmp_path, qtype):
+    rows, cols = 9, 512
+    if qtype in WRITER_TYPES:
+        array = np.random.default_rng(int(qtype)).standard_normal((rows, cols)).astype(np.float32)
+        path = write(tmp_path / "r.gguf", "llama", {"t.weight": (array, qtype)})
+    else:  # K-quants: random blocks written raw (gguf cannot quantize them)
+        w = gguf.GGUFWriter(str(tmp_path / "r.gguf"), "llama")
+        w.add_tensor("t.weight", random_blocks(qtype, rows, cols, int(qtype)), raw_dtype=qtype)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        path = tmp_path / "r.gguf"
+    with GGUFFile(path) as f:
+        whole = f.read("t.weight")
+        for ids in ([0], [8], [2, 5, 6], [7, 0, 7, 3], list(range(rows))):
+            got = f.read_rows("t.weight", np.array(ids))
+            assert got.dtype == np.float32 and np.array_equal(got, whole[ids]), ids
+        assert f.read_rows("t.weight", np.array([], dtype=np.int64)).shape == (0, cols)
+
+
+def test_the_whole_table_is_built_only_when_the_state_dict_is_asked(llama_pair, tmp_path, bpe):
+    """state_dict (save_model, the pronoun-heads fingerprint) sees the whole table, bit for bit
+    the eager one; a file whose table differs in one row gives another fingerprint."""
+    from attnviz.pronoun_heads import fingerprint
+
+    ref, _, path = llama_pair
+    lazy, eager = attnviz.load_model(str(path)), with_eager_table(attnviz.load_model(str(path)), path)
+    state = lazy.encoder.state_dict()
+    assert state.keys() == eager.encoder.state_dict().keys()
+    assert torch.equal(state["embeddings.word.weight"], eager.encoder.embeddings.word.weight)
+    assert torch.equal(state["embeddings.word.weight"], ref.model.embed_tokens.weight)
+    assert fingerprint(lazy) == fingerprint(eager)
+    changed = tiny_llama(len(bpe[0]))
+    with torch.no_grad():
+        changed.model.embed_tokens.weight[17, 3] += 1.0
+    other = attnviz.load_model(str(llama_to_gguf(changed, tmp_path / "changed.gguf", bpe)))
+    assert fingerprint(other) != fingerprint(lazy)
+
+
+def test_a_saved_gguf_model_loads_as_an_identical_checkpoint(llama_pair, tmp_path):
+    _, lazy, path = llama_pair
+    attnviz.save_model(lazy, tmp_path / "saved")
+    again = attnviz.load_model(str(tmp_path / "saved"))
+    assert isinstance(again.encoder.embeddings.word, torch.nn.Embedding)
+    with GGUFFile(path) as f:
+        assert np.array_equal(again.encoder.embeddings.word.weight.detach().numpy(), f.read("token_embd.weight"))
+    for text in SENTENCES:
+        assert np.array_equal(run_attention(again, text).weights, run_attention(lazy, text).weights)
+
+
+def test_inspect_counts_the_lazy_table(llama_pair, monkeypatch):
+    import importlib
+
+    from attnviz.sizes import parameter_count
+
+    _, lazy, path = llama_pair
+    # The repeated-words probe of decoders needs 20 one-token words; this 600-token BPE has too few.
+    monkeypatch.setattr(importlib.import_module("attnviz.cli.inspect"), "sequence_probe", lambda loaded: None)
+    result = runner.invoke(app, ["inspect", str(path), "-t", SENTENCES[0], "--format", "json"])
+    assert result.exit_code == 0, result.output
+    params = json.loads(result.stdout)["parameters"]
+    V, D = lazy.config.vocab_size, lazy.config.d_model
+    assert params["embeddings"]["word"] == V * D
+    assert params["total"] == parameter_count(lazy.config) == sum(p.numel() for p in llama_pair[0].model.parameters())
+
+
+def test_half_precision_lazy_rows_equal_the_eager_half_table(llama_pair):
+    _, _, path = llama_pair
+    lazy = attnviz.checkpoints.load_model(str(path), dtype="bfloat16")
+    eager = with_eager_table(attnviz.checkpoints.load_model(str(path), dtype="bfloat16"), path, torch.bfloat16)
+    assert lazy.encoder.embeddings.word.anchor.dtype == torch.bfloat16
+    for text in SENTENCES[:2]:
+        assert np.array_equal(run_attention(lazy, text).weights, run_attention(eager, text).weights)
+
+
+def test_bad_token_rows_and_ids_are_refused(llama_pair, tmp_path, bpe):
+    ref, lazy, _ = llama_pair
+    ids = lazy.tokenizer.encode("The cat sat.").ids
+    other = set(lazy.tokenizer.encode(SENTENCES[1]).ids)
+    row = next(i for i in ids if i not in other)
+    broken = tiny_llama(len(bpe[0]))
+    with torch.no_grad():
+        broken.model.embed_tokens.weight[row] = float("nan")
+    path = llama_to_gguf(broken, tmp_path / "nan-row.gguf", bpe)
+    # The row is read only when a text uses it: other texts run, this one is one line, exit 2.
+    assert run_attention(attnviz.load_model(str(path)), SENTENCES[1]).weights.shape[0] == 3
+    assert f"token_embd.weight contains NaN or infinite values (row {row})" in show_error(path)
+    word = lazy.encoder.embeddings.word
+    with pytest.raises(IndexError, match="out of range"):
+        word(torch.tensor([[0, lazy.config.vocab_size]]))
+    with pytest.raises(IndexError, match="out of range"):
+        word(torch.tensor([[-1, 2]]))
+    assert word(torch.zeros(1, 0, dtype=torch.long)).shape == (1, 0, lazy.config.d_model)

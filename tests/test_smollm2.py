@@ -18,9 +18,13 @@ import torch
 from typer.testing import CliRunner
 
 import attnviz
+from attnviz.analysis.params import parameter_counts
 from attnviz.checkpoints import named
+from attnviz.checkpoints.gguf_file import GGUFFile
+from attnviz.checkpoints.lazy_rows import LazyEmbedding, weight_shapes
 from attnviz.cli import app
-from attnviz.pipeline import run_attention_batch
+from attnviz.pipeline import run_attention, run_attention_batch
+from attnviz.sizes import parameter_count
 from attnviz.samples import sample_sentences
 
 runner = CliRunner()
@@ -167,3 +171,57 @@ def test_repeated_random_words_for_induction_heads_on_a_byte_level_tokenizer(our
     for seed in range(3):
         enc = ours.tokenizer.encode(ours.tokenizer.repeated_random_words(20, seed))
         assert len(enc.ids) == 40 and enc.ids[:20] == enc.ids[20:] and not any(enc.special)
+
+
+@needs_package
+def test_token_table_stays_in_the_file_and_is_read_row_by_row(ours):
+    word = ours.encoder.embeddings.word
+    assert isinstance(word, LazyEmbedding) and (word.num_embeddings, word.embedding_dim) == (49152, 576)
+    # No [49152, 576] tensor (113 MB as float32) anywhere in the model.
+    assert [n for n, t in [*ours.encoder.named_parameters(), *ours.encoder.named_buffers()]
+            if t.numel() >= 49152 * 576] == []
+    text = "The animal didn't cross the street because it was too tired."
+    before = word.rows_fetched
+    run_attention(ours, text)
+    assert word.rows_fetched - before == len(set(ours.tokenizer.encode(text).ids)) == 13
+    # inspect's count (tied embeddings: the table once, no LM head) still includes the table.
+    counts = parameter_counts(weight_shapes(ours.encoder), ours.config.num_layers)
+    assert counts.embeddings["word"] == 49152 * 576
+    assert counts.total == parameter_count(ours.config) == 134_515_008
+
+
+@needs_package
+def test_lazy_rows_give_exactly_the_eager_attention_on_sample_texts(ours):
+    sentences = list(dict.fromkeys(sample_sentences()))
+    lazy = run_attention_batch(ours, sentences, batch_size=16)   # padded batches
+    with GGUFFile(gguf_path()) as f:
+        table = torch.from_numpy(f.read("token_embd.weight"))                                  # [49152, 576]
+    word = ours.encoder.embeddings.word
+    try:  # the same model with the whole table dequantized, as the loader did before
+        ours.encoder.embeddings.word = torch.nn.Embedding.from_pretrained(table)
+        eager = run_attention_batch(ours, sentences, batch_size=16)
+    finally:
+        ours.encoder.embeddings.word = word
+    for text, a, b in zip(sentences, lazy, eager):
+        assert a.tokens == b.tokens and np.array_equal(a.weights, b.weights), text
+
+
+def mapped_resident_kb(path) -> int | None:
+    """Resident KB of this process's mappings of `path` (/proc/self/smaps); None if not mapped."""
+    total, current = None, ""
+    for line in open("/proc/self/smaps", encoding="utf-8"):
+        parts = line.split()
+        if "-" in parts[0]:   # a mapping's header line: range, perms, offset, dev, inode[, path]
+            current = parts[5] if len(parts) > 5 else ""
+        elif parts[0] == "Rss:" and current == str(path):
+            total = (total or 0) + int(parts[1])
+    return total
+
+
+@needs_package
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
+def test_the_mapped_file_does_not_stay_resident(ours):
+    """The file stays mapped for the rows, but its pages are handed back after every read."""
+    run_attention(ours, "A dog ate food because it was hungry.")
+    resident = mapped_resident_kb(gguf_path().resolve())
+    assert resident is not None and resident < 256   # mapped (the model reads rows from it), ~0 KB resident

@@ -1,9 +1,9 @@
 """Parameter counts of an encoder, per part and per layer, from its parameter names and shapes.
 
-Takes `(name, shape)` pairs (for example `(n, tuple(p.shape)) for n, p in encoder.named_parameters()`)
-so it needs no torch. Names follow `attnviz.encoder.Encoder`: `embeddings.<part>.*`,
-`layers.<i>.attention.*`, `layers.<i>.attention_norm.*`, `layers.<i>.ffn.*`, `layers.<i>.ffn_norm.*`,
-`final_norm.*`. Anything else is counted under "other", so the total is always every parameter.
+Takes `(name, shape)` pairs (`checkpoints.lazy_rows.weight_shapes(encoder)`: the parameters plus a
+GGUF model's token table, which is read row by row and is no parameter) so it needs no torch. Names
+follow `attnviz.encoder.Encoder`: `embeddings.<part>.*`, `layers.<i>.attention.*`,
+`layers.<i>.attention_norm.*`, `layers.<i>.ffn.*`, `layers.<i>.ffn_norm.*`, `final_norm.*`. Anything else is counted under "other", so the total is always every parameter.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ The metadata (`llama.block_count`, `llama.attention.head_count_kv`, ...) becomes
 the tensors (llama.cpp names: `blk.N.attn_q.weight`, ...) are dequantized to float32 and copied
 into attnviz's parameters with every shape checked (weights.fill_encoder), and the tokenizer is
 rebuilt from the metadata (gguf_tokenizer.py). Only the tensors of the layers asked for are read.
+The token embedding is not read at load at all: a LazyEmbedding (lazy_rows.py) dequantizes the
+rows of the ids each forward pass is given, from the memory-mapped file, which stays open for the
+model's life.
 
 Two things differ from the Hugging Face weights the file was converted from:
   * llama.cpp rotates adjacent pairs of dimensions (2i, 2i+1), Hugging Face LLaMA the two halves
@@ -16,6 +19,7 @@ Two things differ from the Hugging Face weights the file was converted from:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import EncoderConfig
 from ..errors import AttnvizError
@@ -24,6 +28,9 @@ from ..tokenize import TextTokenizer
 from .gguf_file import GGUFFile
 from .loaded import LoadedModel, build_encoder, place, torch_device, torch_dtype
 from .weights import WeightFile, fill_encoder
+
+if TYPE_CHECKING:
+    from .lazy_rows import LazyEmbedding
 
 ARCHITECTURES = ("gpt2", "llama")
 # Within one layer: attnviz module -> llama.cpp tensor (weights; biases where the file has them).
@@ -37,6 +44,7 @@ GPT2_LAYER = {
     "ffn.up": "ffn_up", "ffn.down": "ffn_down",
 }
 GLOBAL = {"embeddings.word": "token_embd", "embeddings.position": "position_embd", "final_norm": "output_norm"}
+TOKEN_TABLE = "token_embd.weight"  # read row by row (lazy_rows.LazyEmbedding), never whole
 QKV = {"attention.query": 0, "attention.key": 1, "attention.value": 2}  # row blocks of GPT-2's attn_qkv
 
 
@@ -56,12 +64,19 @@ def load_gguf(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
         file.check_types()
         config = gguf_config(file, arch)
         tokenizer = tokenizer or _tokenizer(file)
+        file.forget_metadata()  # parsed into config and tokenizer: not held while the tensors load
         weights = GGUFWeights(file, arch, config)
         encoder = build_encoder(config, weights.file, file.label, last_layer=last_layer)
+        # The token table stays in the file: every other tensor is filled now (the table is out of
+        # the state dict meanwhile), then the lazy module that reads its rows takes its place.
+        encoder.embeddings.word = None
         mapping = {name: weights.key_for(name) for name in encoder.state_dict()}
         fill_encoder(encoder, mapping, weights.file, file.label, dtype)
-    finally:
+        encoder.embeddings.word = weights.lazy_embedding(dtype)
+    except BaseException:
         file.close()
+        raise
+    # On success the file stays open (memory-mapped) for as long as the model reads rows from it.
     info = ModelInfo(source=source or str(path), config=config, seed=None, learned=True,
                      tokenizer=tokenizer.source, kind=arch)
     loaded = LoadedModel(place(encoder, dtype, device), tokenizer, info)
@@ -144,6 +159,25 @@ class GGUFWeights:
             return f"blk.{index}.attn_qkv.{leaf}[{'qkv'[QKV[local]]}]"
         table = GPT2_LAYER if self.arch == "gpt2" else LLAMA_LAYER
         return f"blk.{index}.{table[local]}.{leaf}"
+
+    def lazy_embedding(self, dtype) -> "LazyEmbedding":
+        """The token embedding as a LazyEmbedding over `token_embd.weight` (in `dtype`)."""
+        from .lazy_rows import LazyEmbedding
+
+        vocab, width = self.gguf.tensors[TOKEN_TABLE].shape
+        return LazyEmbedding(vocab, width, self.fetch_rows, dtype=dtype)
+
+    def fetch_rows(self, ids):
+        """ids: sorted unique int64 tensor [U] -> their token_embd rows, float32 [U, D], refused in
+        one line if they hold NaN or inf (as the eager load refused the whole table)."""
+        import numpy as np
+        import torch
+
+        rows = self.gguf.read_rows(TOKEN_TABLE, ids.numpy())                       # [U, D]
+        bad = ~np.isfinite(rows).all(axis=1)
+        if bad.any():
+            raise self.gguf.error(f"{TOKEN_TABLE} contains NaN or infinite values (row {int(ids[bad.argmax()])})")
+        return torch.from_numpy(rows)
 
     def _get(self, key: str):
         import torch

@@ -94,6 +94,7 @@ def inspect(
     """
     from ..analysis.heads import SORT_COLUMNS, deltas, sort_profiles
     from ..analysis.params import parameter_counts
+    from ..checkpoints.lazy_rows import weight_shapes
     if sort not in SORT_COLUMNS:  # before loading anything
         raise AttnvizError(f"unknown sort column {sort!r}; choose one of: {', '.join(SORT_COLUMNS)}")
     out.check()
@@ -104,8 +105,7 @@ def inspect(
         resolve_probe_file(pronoun_set)  # a bad set name fails before the model loads
 
     loaded = models.build(model)
-    params = parameter_counts(((n, tuple(p.shape)) for n, p in loaded.encoder.named_parameters()),
-                              loaded.config.num_layers)
+    params = parameter_counts(weight_shapes(loaded.encoder), loaded.config.num_layers)
     report, truncated = run_probe(loaded, texts, "profiling heads")
 
     base = delta = base_sequences = None
