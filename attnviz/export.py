@@ -241,7 +241,7 @@ def render_task(task: RenderTask) -> list[tuple[str, bool, tuple[str, ...]]]:
                 continue
             drawn = render_image(task.result, job.layout, task.options, fmt=task.fmt, layer=job.layer,
                                  head=job.head, focus=task.focus)
-            made += make_folders(target.parent)
+            make_folders(target.parent, made)   # listed as made, even if a signal cuts in
             atomic_write(target, drawn.data, overwrite=True)
             done.append((job.path, True, drawn.notes))
     except BaseException:

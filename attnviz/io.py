@@ -170,9 +170,13 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def make_folders(folder: str | Path) -> list[Path]:
+def make_folders(folder: str | Path, created: list[Path] | None = None) -> list[Path]:
     """mkdir -p `folder`; returns the folders it created, outermost first (so a caller that fails
-    later can take them away again with `remove_empty`). Refusals become WriteError."""
+    later can take them away again with `remove_empty`). Refusals become WriteError.
+
+    Given `created` (a caller's list), each folder is put in it *before* its mkdir: a signal that
+    interrupts this call (a worker stopped mid-task) still leaves every folder it made listed, and
+    removing a listed folder that was never made is harmless."""
     folder = Path(folder)
     missing = []
     probe = folder
@@ -183,19 +187,22 @@ def make_folders(folder: str | Path) -> list[Path]:
         if probe.parent == probe:
             break
         probe = probe.parent
-    created = []
+    created = [] if created is None else created
+    start = len(created)
     for path in reversed(missing):
+        created.append(path)
         try:
             path.mkdir()
         except FileExistsError:
+            created.remove(path)   # someone else made it: not ours to take away
             if not path.is_dir():
                 raise AttnvizError(f"cannot create folder {folder}: {path} is a file, not a folder") from None
             continue
         except OSError as exc:
-            remove_empty(created)
+            created.remove(path)
+            remove_empty(created[start:])
             raise write_error(path, exc, "create folder") from None
-        created.append(path)
-    return created
+    return created[start:]
 
 
 def remove_empty(folders: list[Path]) -> None:
