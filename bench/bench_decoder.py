@@ -216,7 +216,10 @@ def smollm2_part(args) -> list[Row]:
     return out
 
 
-PARTS = {"forward": forward_part, "smollm2": smollm2_part}
+# smollm2 first: its peak memory figures are the children's ru_maxrss, and a child forked from a
+# process that has already run the forward part (torch, transformers, two models: about 1 GB)
+# starts its life with that resident size, which would hide every figure below it.
+PARTS = {"smollm2": smollm2_part, "forward": forward_part}
 
 
 def print_rows(rows: list[Row]) -> None:
