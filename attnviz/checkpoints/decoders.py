@@ -30,6 +30,7 @@ from ..errors import AttnvizError
 from ..result import ModelInfo
 from ..tokenize import TextTokenizer
 from .loaded import LoadedModel, build_encoder, place
+from .foreign import find_prefix, positive_int
 from .weights import Part, WeightFile, fill_encoder, layer_of
 
 # transformers' ACT2FN names that our feed-forward computes identically.
@@ -100,15 +101,15 @@ def _gpt2_config(data: dict, label: str) -> EncoderConfig:
         if data.get(key, needed) != needed:
             raise AttnvizError(f"{label}: {key} {data[key]!r} is not supported; attnviz reads GPT-2 with "
                                f"{key} {str(needed).lower()}")
-    d_model = _positive_int(data, "n_embd", label, 768)
-    heads = _positive_int(data, "n_head", label, 12)
+    d_model = positive_int(data, "n_embd", label, 768)
+    heads = positive_int(data, "n_head", label, 12)
     _divisible(d_model, heads, "n_embd", "n_head", label)
     d_ff = data.get("n_inner") or 4 * d_model
     return EncoderConfig(
-        vocab_size=_positive_int(data, "vocab_size", label, 50257),
-        num_layers=_positive_int(data, "n_layer", label, 12), num_heads=heads, d_model=d_model,
-        d_ff=_positive_int({"n_inner": d_ff}, "n_inner", label),
-        max_len=_positive_int(data, "n_positions", label, 1024),
+        vocab_size=positive_int(data, "vocab_size", label, 50257),
+        num_layers=positive_int(data, "n_layer", label, 12), num_heads=heads, d_model=d_model,
+        d_ff=positive_int({"n_inner": d_ff}, "n_inner", label),
+        max_len=positive_int(data, "n_positions", label, 1024),
         activation=_activation(data, "activation_function", "gelu_new", label), dropout=0.0,
         norm_placement="pre", positional="learned", layer_norm_eps=_eps(data, "layer_norm_epsilon", 1e-5, label),
         type_vocab_size=0, embedding_layernorm=False, pad_token_id=0, causal=True, final_norm=True,
@@ -116,9 +117,9 @@ def _gpt2_config(data: dict, label: str) -> EncoderConfig:
 
 
 def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
-    d_model = _positive_int(data, "hidden_size", label)
-    heads = _positive_int(data, "num_attention_heads", label)
-    kv_heads = _positive_int(data, "num_key_value_heads", label, heads)
+    d_model = positive_int(data, "hidden_size", label)
+    heads = positive_int(data, "num_attention_heads", label)
+    kv_heads = positive_int(data, "num_key_value_heads", label, heads)
     if heads % kv_heads:
         raise AttnvizError(f"{label}: num_attention_heads ({heads}) is not a multiple of "
                            f"num_key_value_heads ({kv_heads})")
@@ -126,8 +127,8 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
     if head_dim is None:
         _divisible(d_model, heads, "hidden_size", "num_attention_heads", label)
     else:
-        head_dim = _positive_int(data, "head_dim", label)
-    max_len = _positive_int(data, "max_position_embeddings", label)
+        head_dim = positive_int(data, "head_dim", label)
+    max_len = positive_int(data, "max_position_embeddings", label)
     window = _sliding_window(data, label, model_type)
     if window is not None:
         max_len = min(max_len, window)  # within the window, sliding-window attention is plain causal
@@ -139,8 +140,8 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
         qkv_bias = out_bias = _flag(data, "attention_bias", label)
         ffn_bias = _flag(data, "mlp_bias", label)
     return EncoderConfig(
-        vocab_size=_positive_int(data, "vocab_size", label), num_layers=_positive_int(data, "num_hidden_layers", label),
-        num_heads=heads, d_model=d_model, d_ff=_positive_int(data, "intermediate_size", label), max_len=max_len,
+        vocab_size=positive_int(data, "vocab_size", label), num_layers=positive_int(data, "num_hidden_layers", label),
+        num_heads=heads, d_model=d_model, d_ff=positive_int(data, "intermediate_size", label), max_len=max_len,
         activation=_activation(data, "hidden_act", "silu", label), dropout=0.0, norm_placement="pre",
         positional="rope", layer_norm_eps=_eps(data, "rms_norm_eps", 1e-6, label), type_vocab_size=0,
         embedding_layernorm=False, pad_token_id=0, causal=True, norm="rms",
@@ -176,7 +177,7 @@ def _sliding_window(data: dict, label: str, model_type: str) -> int | None:
             return None
     if window is None:
         return None
-    return _positive_int(data, "sliding_window", label)
+    return positive_int(data, "sliding_window", label)
 
 
 def weight_map(decoder: Decoder, names: list[str], weights: WeightFile, num_layers: int,
@@ -189,7 +190,7 @@ def weight_map(decoder: Decoder, names: list[str], weights: WeightFile, num_laye
     the model's. Keys of real layers beyond a truncated encoder are left unread. The LM head
     (lm_head.*) is outside that part and ignored.
     """
-    prefix = _find_prefix(decoder, weights)
+    prefix = find_prefix(weights, decoder.embed, decoder.prefix, decoder.model_type)
     layers = prefix + decoder.layers
     mapping: dict[str, str | Part] = {}
     for name in names:
@@ -239,35 +240,11 @@ def load_decoder(folder: Path, data: dict, weights: WeightFile, tokenizer: TextT
     return LoadedModel(place(encoder, dtype, device), tokenizer, info)
 
 
-def _find_prefix(decoder: Decoder, weights: WeightFile) -> str:
-    """"" for a bare model (GPT2Model, LlamaModel), "transformer." / "model." for …ForCausalLM."""
-    found = sorted({k[: -len(decoder.embed)] for k in weights.keys() if k.endswith(decoder.embed)})
-    for prefix in ("", decoder.prefix):
-        if prefix in found:
-            return prefix
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise AttnvizError(f"{weights.label}: missing key {decoder.embed!r} (with or without a "
-                           f"{decoder.prefix!r} prefix); is this a {decoder.model_type} checkpoint?")
-    raise AttnvizError(f"{weights.label}: several models in one file ({', '.join(found)}); "
-                       "attnviz cannot tell which one config.json describes")
-
-
 def _activation(data: dict, key: str, default: str, label: str) -> str:
     act = data.get(key, default)
     if act not in ACTIVATIONS:
         raise AttnvizError(f"{label}: {key} {act!r} is not supported; supported: {', '.join(sorted(ACTIVATIONS))}")
     return ACTIVATIONS[act]
-
-
-def _positive_int(data: dict, key: str, label: str, default: int | None = None) -> int:
-    value = data.get(key, default)
-    if value is None:
-        raise AttnvizError(f"{label}: missing {key!r}")
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise AttnvizError(f"{label}: {key} must be a positive integer, got {value!r}")
-    return value
 
 
 def _divisible(width: int, heads: int, width_key: str, heads_key: str, label: str) -> None:

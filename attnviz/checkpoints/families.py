@@ -25,6 +25,7 @@ from ..errors import AttnvizError
 from ..tokenize import TextTokenizer
 from . import decoders
 from .loaded import LoadedModel, build_encoder, place
+from .foreign import find_prefix, positive_int
 from .weights import WeightFile, fill_encoder, layer_of
 
 
@@ -113,7 +114,7 @@ def family_config(data: dict, label: str) -> EncoderConfig:
         if kind != "absolute":
             raise AttnvizError(f"{label}: position_embedding_type {kind!r} is not supported; "
                                "attnviz maps absolute position embeddings only")
-    fields = {ours: _positive_int(data, theirs, label) for ours, theirs in names.items()}
+    fields = {ours: positive_int(data, theirs, label) for ours, theirs in names.items()}
     if fields["d_model"] % fields["num_heads"]:
         raise AttnvizError(f"{label}: {names['d_model']} ({fields['d_model']}) is not divisible by "
                            f"{names['num_heads']} ({fields['num_heads']})")
@@ -137,7 +138,7 @@ def family_config(data: dict, label: str) -> EncoderConfig:
                            f"positions after the offset pad_token_id + 1 = {offset}")
     embedding_size = None
     if family.narrow_embeddings:
-        embedding_size = _positive_int(data, "embedding_size", label, default=128)
+        embedding_size = positive_int(data, "embedding_size", label, default=128)
         if embedding_size == fields["d_model"]:
             embedding_size = None  # same width: transformers has no projection either
     dropout = data.get("hidden_dropout_prob", data.get("dropout", 0.1))
@@ -157,7 +158,7 @@ def weight_map(family: Family, names: list[str], weights: WeightFile, num_layers
     than config.json says, relative position tables, ...): they mean the config is not the
     model's. Task heads (pooler, cls.*, lm_head, ...) are outside that part and ignored.
     """
-    prefix = _find_prefix(family, weights)
+    prefix = find_prefix(weights, "embeddings.word_embeddings.weight", family.prefix, family.model_type)
     mapping = {}
     for name in names:
         module, leaf = name.rsplit(".", 1)
@@ -197,22 +198,6 @@ def load_family(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTo
     return LoadedModel(place(encoder, dtype, device), tokenizer, info)
 
 
-def _find_prefix(family: Family, weights: WeightFile) -> str:
-    """"" for a bare encoder (BertModel), "bert." etc. for task models that wrap it."""
-    anchor = "embeddings.word_embeddings.weight"
-    found = sorted({k[: -len(anchor)] for k in weights.keys() if k.endswith(anchor)})
-    for prefix in ("", family.prefix):
-        if prefix in found:
-            return prefix
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise AttnvizError(f"{weights.label}: missing key {anchor!r} (with or without a "
-                           f"{family.prefix!r} prefix); is this a {family.model_type} checkpoint?")
-    raise AttnvizError(f"{weights.label}: several encoders in one file ({', '.join(found)}); "
-                       "attnviz cannot tell which one config.json describes")
-
-
 def _leaf_key(weights: WeightFile, module: str, leaf: str) -> str:
     key = f"{module}.{leaf}"
     if key not in weights:
@@ -221,15 +206,6 @@ def _leaf_key(weights: WeightFile, module: str, leaf: str) -> str:
         if old and module.endswith(("LayerNorm", "layer_norm")) and f"{module}.{old}" in weights:
             return f"{module}.{old}"
     return key  # a missing key is reported by fill_encoder with the file's name
-
-
-def _positive_int(data: dict, key: str, label: str, default: int | None = None) -> int:
-    value = data.get(key, default)
-    if value is None:
-        raise AttnvizError(f"{label}: missing {key!r}")
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise AttnvizError(f"{label}: {key} must be a positive integer, got {value!r}")
-    return value
 
 
 def _int(data: dict, key: str, default: int, label: str, allow_none: bool = False) -> int | None:
