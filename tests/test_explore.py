@@ -24,7 +24,8 @@ from attnviz.explore.app import ExploreApp, HelpScreen
 from attnviz.explore.history import History
 from attnviz.explore.session import Options
 from attnviz.pipeline import run_attention
-from attnviz.render.terminal import MARK, _cell_style
+from attnviz.render.terminal import MARK
+from attnviz.render.terminal import cell_style as show_style
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -87,7 +88,7 @@ def expected_cell(result, layer, head, i, j, mode):
     """Cell text and style as `show` would draw them (attention: the scale is 0-1)."""
     weights = result.head(layer, head)
     is_max = j == int(weights[i].argmax())
-    return cells.cell_body(float(weights[i, j]), is_max, mode), _cell_style(float(weights[i, j]), is_max)
+    return cells.cell_body(float(weights[i, j]), is_max, mode), show_style(float(weights[i, j]), is_max)
 
 
 # -- the pilot ------------------------------------------------------------------------------------
@@ -266,7 +267,7 @@ def test_s_leaves_sinks_out_of_the_scale_and_the_rankings(small_model, tmp_path)
             for j in sinks:
                 assert cell_style(app, 1, j) == cells.SINK_STYLE
             j = real[0]
-            assert cell_style(app, 1, j).endswith(_cell_style(float(weights[1, j]) / heat.top, False).split(" on ")[-1])
+            assert cell_style(app, 1, j).endswith(show_style(float(weights[1, j]) / heat.top, False).split(" on ")[-1])
             assert all(j not in sinks for row in app.session.targets() for j, _ in row.targets)
             assert "sinks out of scale" in str(app.query_one("#status").render())
     asyncio.run(run())

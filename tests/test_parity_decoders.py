@@ -25,17 +25,11 @@ from attnviz.cli import app
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention, run_attention_batch
 from attnviz.tokenize import TextTokenizer
+from test_parity_families import SENTENCES, TOL  # the same sentences and tolerance as the encoders
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-TOL = 1e-5
-SENTENCES = [
-    "The animal didn't cross the street because it was too tired.",
-    "A dog ate food because it was hungry.",
-    "All is well.",
-    "The trophy doesn't fit into the brown suitcase because it is too large.",
-]
 
 
 def byte_level_tokenizer(bos: bool) -> TextTokenizer:

@@ -10,7 +10,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..config import EncoderConfig
+from ..config import DTYPES, EncoderConfig
 from ..errors import AttnvizError
 from ..result import ModelInfo
 from ..sizes import check_model_size
@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # torch is imported only where a model is built
     from .weights import WeightFile
 
 
-DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
 
 

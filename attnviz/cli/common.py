@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..analysis.views import VIEWS
-from ..config import ACTIVATIONS, FFNS, NORM_PLACEMENTS, NORMS, POSITIONAL
+from ..config import ACTIVATIONS, DTYPES, FFNS, NORM_PLACEMENTS, NORMS, POSITIONAL
 from ..errors import AttnvizError
 
 
@@ -119,6 +119,7 @@ NormPlacement = _choices("NormPlacement", NORM_PLACEMENTS)
 Activation = _choices("Activation", ACTIVATIONS)
 Norm = _choices("Norm", NORMS)
 Ffn = _choices("Ffn", FFNS)
+Dtype = _choices("Dtype", DTYPES)
 
 
 def _selection(value: str | None) -> str | None:
@@ -133,10 +134,6 @@ LayerOpt = Annotated[Optional[str], typer.Option("--layer", "-l", callback=_sele
 HeadOpt = Annotated[Optional[str], typer.Option("--head", callback=_selection, help="Heads, like --layer.")]
 
 
-class Dtype(str, enum.Enum):   # checkpoints.loaded.DTYPES, spelled out: that module is not light
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
 
 
 # Options shared by every command that builds a model. Random-model flags default to None so we

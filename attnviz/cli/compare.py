@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (ImageFlags, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
+from .common import (HeadOpt, ImageFlags, LayerOpt, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
                      handles_errors, report_console, with_image_flags, with_random_shape)
 
 
@@ -35,8 +35,8 @@ def compare(
     candidates: Annotated[Optional[str], typer.Option("--candidates", "-c", help="Comma-separated words the focus may refer to, e.g. \"animal,street\": winners per head and the heads that flip.")] = None,
     model_b: Annotated[Optional[str], typer.Option("--model-b", help="Compare this model with --model on the same sentence(s) instead: per-head Jensen-Shannon divergence.")] = None,
     seed_b: Annotated[Optional[int], typer.Option("--seed-b", help="Seed of --model-b when it is 'random' [default: --seed + 1].")] = None,
-    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layers to compare: indices and ranges such as 0,2 or 1-3, or 'all'.")] = None,
-    head: Annotated[Optional[str], typer.Option("--head", help="Heads to compare, like --layer.")] = None,
+    layer: LayerOpt = None,
+    head: HeadOpt = None,
     view: Annotated[View, typer.Option("--view", help="attention (default), rollout or norm; see 'attnviz show --help'.")] = View.attention,
     top: Annotated[int, typer.Option("--top", min=1, max=50, help="How many heads the divergence summary lists.")] = 5,
     fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output.")] = Format.table,

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (ImageFlags, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
+from .common import (HeadOpt, ImageFlags, LayerOpt, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
                      with_image_flags, with_random_shape)
 
 
@@ -31,8 +31,8 @@ def export(
     outdir: Annotated[Path, typer.Option("--output", "-o", help="The folder to write into (created if missing).", show_default=False)],
     layout: Annotated[Optional[str], typer.Option("--layout", help="Comma list of what to draw per sentence: model (layers x heads grid, model.png), layers (one grid per layer, L0.png), heads (one per head, L0-H03.png), focus (where the focus word attends, focus.png), or all [default: model,layers,focus].", show_default=False)] = None,
     image_format: Annotated[ImageFormat, typer.Option("--format", help="Image file format.")] = ImageFormat.png,
-    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layers to draw: indices and ranges such as 0,2 or 1-3, or 'all'.")] = None,
-    head: Annotated[Optional[str], typer.Option("--head", help="Heads to draw, like --layer.")] = None,
+    layer: LayerOpt = None,
+    head: HeadOpt = None,
     focus: Annotated[Optional[str], typer.Option("--focus", "-f", help="The word (or token index) of the focus map; a sentence without it fails. Default: each sentence's first pronoun, and no focus map when it has none.")] = None,
     html: Annotated[bool, typer.Option("--html", help="Also write an interactive page per sentence (NNN-slug/view.html), linked from index.html and listed in index.json.")] = False,
     image: ImageFlags = ImageFlags(),

@@ -16,7 +16,7 @@ from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 
-from ..render.terminal import MARK, _cell_style, viridis
+from ..render.terminal import MARK, cell_style, viridis
 from ..result import AttentionResult
 
 UNIT_SCALE_VIEWS = ("attention", "rollout")
@@ -150,7 +150,7 @@ def heatmap(result: AttentionResult, layer: int, head: int, focus: int, width: i
             if j in excluded:
                 line.append(body, SINK_STYLE)
             else:
-                line.append(body, _cell_style(min(v / top, 1.0), is_max))
+                line.append(body, cell_style(min(v / top, 1.0), is_max))
         lines.append(line)
     return Heatmap(lines, len(lines) - T, mode, top)
 

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from ..analysis.candidates import NO_WINNER
 from ..analysis.compare import Comparison, head_name
-from .terminal import MARK, _cell_style, _fit
+from .terminal import MARK, cell_style, _fit
 
 FLIP = "⇄"
 GAP = 2   # between table columns: padding (0, 1) on both sides
@@ -110,7 +110,7 @@ def render_comparison(console: Console, comp: Comparison, top_n: int = 5) -> Non
                         w = float(side.scores.weights[li, hi, c])
                         if c:
                             cell.append(" ")
-                        cell.append(_num(w) + (MARK if won == c else " "), style=_cell_style(w, won == c))
+                        cell.append(_num(w) + (MARK if won == c else " "), style=cell_style(w, won == c))
                     cells.append(cell)
                 wa, wb = _winner(a, li, hi, words), _winner(b, li, hi, words)
                 if flips[li, hi]:

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..analysis.probe import ProbeResult
-from .terminal import _cell_style
+from .terminal import cell_style
 
 
 def _grid(console: Console, title: str, values: np.ndarray, result: ProbeResult, threshold: float,
@@ -28,7 +28,7 @@ def _grid(console: Console, title: str, values: np.ndarray, result: ProbeResult,
             above = v > threshold
             body = f"{100 * v:.1f}" if wide else f"{round(100 * v):2d}"
             shade = (v - low) / (high - low) if high > low else 0.5
-            cells.append(Text(body + ("+" if above else " "), style=_cell_style(shade, above)))
+            cells.append(Text(body + ("+" if above else " "), style=cell_style(shade, above)))
         table.add_row(*cells)
     console.print(table)
 

@@ -37,7 +37,7 @@ def viridis(value: float) -> tuple[int, int, int]:
     return tuple(round(a + (b - a) * t) for a, b in zip(VIRIDIS[i], VIRIDIS[i + 1]))
 
 
-def _cell_style(value: float, is_max: bool) -> str:
+def cell_style(value: float, is_max: bool) -> str:
     r, g, b = viridis(value)
     ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 128 else "white"
     return f"{'bold ' if is_max else ''}{ink} on rgb({r},{g},{b})"
@@ -191,7 +191,7 @@ def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Gr
                     body = f"{v:.2f}" + (MARK if is_max else " ")
                 else:
                     body = (MARK if is_max else " ") + f"{min(round(v * 100), 99):02d}"
-                style = _cell_style(v / top, is_max) if ranked[i, j] else SINK_STYLE
+                style = cell_style(v / top, is_max) if ranked[i, j] else SINK_STYLE
                 cells.append(Text(body, style=style))
             table.add_row(*cells)
         blocks.append(table)
@@ -247,7 +247,7 @@ def render_focus(console: Console, result: AttentionResult, focus: Focus, per_he
         for rank, (j, w) in enumerate(row.targets):
             cell = Text.assemble(_fit(labels[j], 12), f" {w:.2f}")
             if rank == 0:
-                cell.stylize(_cell_style(w, True))
+                cell.stylize(cell_style(w, True))
             cells.append(cell)
         cells += [""] * (k - len(row.targets))
         if marks:
@@ -290,7 +290,7 @@ def render_candidates(console: Console, result: AttentionResult, scores) -> None
             for c in range(len(names)):
                 w = float(scores.weights[li, hi, c])
                 is_win = won[li, hi] == c
-                cells.append(Text(f"{w:.3f}" + (MARK if is_win else " "), style=_cell_style(w, is_win)))
+                cells.append(Text(f"{w:.3f}" + (MARK if is_win else " "), style=cell_style(w, is_win)))
             cells.append(Text("tie", style="dim") if won[li, hi] == NO_WINNER else _fit(names[won[li, hi]], 14))
             table.add_row(*cells)
     console.print(table)
