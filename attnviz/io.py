@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import errno as errnos
 import os
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 
 from .errors import AttnvizError
 
-# Longest part of a file name kept in a temporary name: `.{name}.XXXXXXXX.part` must itself fit in
+# Longest part of a file name kept in a temporary name: `.{name}.{16 hex}.part` must itself fit in
 # the 255 bytes most file systems allow for one name.
 _TMP_NAME_BYTES = 200
 
@@ -142,12 +142,13 @@ def atomic_write(path: str | Path, data: bytes | str, overwrite: bool = False) -
     check_writable(path, overwrite)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    folder = _folder_of(path)
+    tmp = temporary_name(_folder_of(path), path.name)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{cut_to_bytes(path.name)}.", suffix=".part", dir=folder)
-    except OSError as exc:
-        raise write_error(path, exc) from None
-    try:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            tmp = None   # a name clash: that file is someone else's
+            raise
         try:
             os.fchmod(fd, 0o666 & ~current_umask())
             _write_all(fd, data)
@@ -156,11 +157,24 @@ def atomic_write(path: str | Path, data: bytes | str, overwrite: bool = False) -
             os.close(fd)
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise write_error(path, exc) from None
         raise
     return path
+
+
+def temporary_name(folder: Path, name: str) -> Path:
+    """`folder/.NAME.XXXXXXXXXXXXXXXX.part`: a fresh temporary name beside the file or folder `name`.
+
+    Not tempfile.mkstemp/mkdtemp: a signal handler that raises (Ctrl-C; SIGTERM during export,
+    see workers.py) can run after they created the file but before they returned its name, and
+    the caller could then never remove it. Choosing the name first, then creating it with O_EXCL
+    inside the caller's try, leaves no such moment. 64 random bits make a clash (FileExistsError:
+    the caller must then leave that file alone) practically impossible; it is reported, not retried.
+    """
+    return folder / f".{cut_to_bytes(name)}.{secrets.token_hex(8)}.part"
 
 
 def _write_all(fd: int, data: bytes) -> None:

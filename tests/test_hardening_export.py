@@ -216,6 +216,47 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file_and_no_part(tmp_path, mo
     assert tree(tmp_path) == {"x.json": b"old\n"}
 
 
+def _interrupted_right_after(real):
+    """`real` (os.open or os.mkdir) that does its work, then raises KeyboardInterrupt as a signal
+    handler would at the next bytecode: the moment tempfile.mkstemp left its file behind (a SIGTERM
+    during export, seen in CI)."""
+    def call(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+    return call
+
+
+def test_a_signal_right_after_the_temporary_file_is_made_leaves_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "x.json"
+    target.write_text("old\n")
+    monkeypatch.setattr(aio.os, "open", _interrupted_right_after(os.open))
+    with pytest.raises(KeyboardInterrupt):
+        aio.atomic_write(target, "new\n", overwrite=True)
+    monkeypatch.undo()
+    assert tree(tmp_path) == {"x.json": b"old\n"}
+
+
+def test_a_signal_right_after_the_temporary_folder_is_made_leaves_nothing(tmp_path, monkeypatch):
+    from attnviz.checkpoints import native
+
+    monkeypatch.setattr(native.os, "mkdir", _interrupted_right_after(os.mkdir))
+    with pytest.raises(KeyboardInterrupt):
+        native.write_folder(tmp_path / "m", {"config.json": b"{}"})
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_clashing_temporary_name_is_refused_and_left_alone(tmp_path, monkeypatch):
+    """The temporary name is drawn before the file is made; if someone else's file has it (64
+    random bits: practically never), the write is one line and that file stays."""
+    monkeypatch.setattr(aio.secrets, "token_hex", lambda n: "0" * (2 * n))
+    theirs = aio.temporary_name(tmp_path, "x.json")
+    theirs.write_text("someone else's\n")
+    with pytest.raises(aio.WriteError, match=f"cannot write {tmp_path / 'x.json'}: "):
+        aio.atomic_write(tmp_path / "x.json", "new\n")
+    assert tree(tmp_path) == {theirs.name: b"someone else's\n"}
+
+
 def test_export_stops_at_the_first_enospc_and_a_later_run_resumes(tmp_path, monkeypatch):
     out = tmp_path / "out"
     args = [*SENTENCES, "-o", str(out), "--layout", "model,layers"]   # 4 sentences x 3 images

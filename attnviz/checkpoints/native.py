@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from ..result import ModelInfo
 from ..config import CONFIG_FORMAT_VERSION, EncoderConfig
 from ..errors import AttnvizError
-from ..io import current_umask, cut_to_bytes, write_error
+from ..io import current_umask, temporary_name, write_error
 from ..tokenize import TextTokenizer
 from .loaded import LoadedModel, build_encoder, place
 from .weights import WeightFile, fill_encoder, layer_of
@@ -136,13 +135,15 @@ def write_folder(folder: str | Path, files: dict[str, bytes], overwrite: bool = 
     folder = Path(folder)
     check_target(folder, overwrite)
     parent = folder.parent if str(folder.parent) else Path(".")
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{cut_to_bytes(folder.name)}.", suffix=".part", dir=parent))
-    except OSError as exc:
-        raise write_error(folder, exc) from None
+    tmp = temporary_name(parent, folder.name)
     try:
         umask = current_umask()
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a checkpoint is an ordinary folder
+        try:
+            os.mkdir(tmp, 0o700)
+        except FileExistsError:
+            tmp = None   # a name clash: that folder is someone else's
+            raise
+        os.chmod(tmp, 0o777 & ~umask)  # made 0700 so no one reads it half-written; then an ordinary folder
         for name, data in files.items():
             # open() applies the umask too, but say it: files are 0666 less the umask, like any tool's
             fd = os.open(tmp / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~umask)
@@ -159,7 +160,8 @@ def write_folder(folder: str | Path, files: dict[str, bytes], overwrite: bool = 
                 os.replace(tmp / name, folder / name)
             tmp.rmdir()
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
             raise write_error(folder, exc) from None
         raise
