@@ -43,7 +43,7 @@ from .result import AttentionResult
 from .errors import AttnvizError
 from .io import WriteError, make_folders, remove_empty, write_error
 from .render.image import ImageOptions
-from .workers import exit_on_sigterm
+from .workers import EXIT_ON_SIGTERM, exit_on_sigterm, sigterm_seen
 
 LAYOUTS = ("model", "layers", "heads", "focus")   # export names: one file, one per layer, one per head
 DEFAULT_LAYOUTS = ("model", "layers", "focus")
@@ -407,6 +407,8 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
 
     def finish(record: SentenceRecord, outcome: list[tuple[str, bool, tuple[str, ...]]] | BaseException) -> None:
         if isinstance(outcome, BaseException):
+            if sigterm_seen():   # the signal, renamed by a C extension (see workers.py): not a failure
+                raise SystemExit(EXIT_ON_SIGTERM) from None
             if not isinstance(outcome, Exception) or isinstance(outcome, WriteError):
                 raise outcome   # Ctrl-C, or the output cannot be written: stop everything
             message = str(outcome)

@@ -14,6 +14,11 @@ process holding its pipe has. Three guards:
 
 A worker signalled in the middle of a task unwinds it first, so `atomic_write` removes its
 temporary file, then exits at once.
+
+The exception a handler raises can come out changed: a signal that lands while pybind11 (torch,
+matplotlib) converts arguments becomes a TypeError ("incompatible function arguments"), which
+code that reports a failed sentence would take and go on. So every handler also sets a flag,
+and `sigterm_seen()` tells whoever catches an exception that it is the signal's doing.
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ WATCH_SECONDS = 0.5           # how often a worker checks that its parent is sti
 EXIT_ON_SIGTERM = 128 + signal.SIGTERM
 
 _in_task = False
+_sigterm = False   # a SIGTERM arrived: whatever unwinds now is its doing, under whichever name
+
+
+def sigterm_seen() -> bool:
+    return _sigterm
 
 
 class _ParentGone(BaseException):
@@ -77,6 +87,8 @@ def exit_on_sigterm():
         return
 
     def on_sigterm(signum, frame):
+        global _sigterm
+        _sigterm = True
         raise SystemExit(EXIT_ON_SIGTERM)
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
@@ -129,6 +141,8 @@ def _watch(parent: int) -> None:
 
 
 def _on_sigterm(signum, frame) -> None:
+    global _sigterm
+    _sigterm = True
     if _in_task:
         raise _ParentGone()   # unwind the task: atomic_write removes its temporary file
     os._exit(EXIT_ON_SIGTERM)
@@ -139,7 +153,14 @@ def _run_task(fn, *args):
     _in_task = True
     try:
         return fn(*args)
-    except _ParentGone:
-        os._exit(EXIT_ON_SIGTERM)
+    except BaseException:
+        if _sigterm:   # _ParentGone, or what a C extension made of it: the task has unwound
+            os._exit(EXIT_ON_SIGTERM)
+        raise
     finally:
         _in_task = False
+_sigterm = False   # a SIGTERM arrived: whatever unwinds now is its doing, under whichever name
+
+
+def sigterm_seen() -> bool:
+    return _sigterm

@@ -18,6 +18,7 @@ import typer
 from ..analysis.views import VIEWS
 from ..config import ACTIVATIONS, DTYPES, FFNS, NORM_PLACEMENTS, NORMS, POSITIONAL
 from ..errors import AttnvizError
+from ..workers import EXIT_ON_SIGTERM, sigterm_seen
 
 
 class _State:
@@ -40,7 +41,12 @@ def handles_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            try:
+                return command(*args, **kwargs)
+            except Exception:
+                if sigterm_seen():   # the signal, renamed by a C extension (see workers.py)
+                    raise SystemExit(EXIT_ON_SIGTERM) from None
+                raise
         except (typer.Exit, typer.Abort):
             raise
         except AttnvizError as exc:
