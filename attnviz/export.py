@@ -43,7 +43,7 @@ from .result import AttentionResult
 from .errors import AttnvizError
 from .io import WriteError, make_folders, remove_empty, write_error
 from .render.image import ImageOptions
-from .workers import EXIT_ON_SIGTERM, exit_on_sigterm, sigterm_seen
+from .workers import exit_on_sigterm, stop_if_sigterm
 
 LAYOUTS = ("model", "layers", "heads", "focus")   # export names: one file, one per layer, one per head
 DEFAULT_LAYOUTS = ("model", "layers", "focus")
@@ -244,6 +244,7 @@ def render_task(task: RenderTask) -> list[tuple[str, bool, tuple[str, ...]]]:
             make_folders(target.parent, made)   # listed as made, even if a signal cuts in
             atomic_write(target, drawn.data, overwrite=True)
             done.append((job.path, True, drawn.notes))
+            stop_if_sigterm()
     except BaseException:
         remove_empty(made)
         raise
@@ -406,9 +407,8 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
         return RenderTask(record.result, tuple(record.jobs), str(outdir), fmt, options, overwrite, record.focus)
 
     def finish(record: SentenceRecord, outcome: list[tuple[str, bool, tuple[str, ...]]] | BaseException) -> None:
+        stop_if_sigterm()   # an outcome that is the signal under another name is no failure (workers.py)
         if isinstance(outcome, BaseException):
-            if sigterm_seen():   # the signal, renamed by a C extension (see workers.py): not a failure
-                raise SystemExit(EXIT_ON_SIGTERM) from None
             if not isinstance(outcome, Exception) or isinstance(outcome, WriteError):
                 raise outcome   # Ctrl-C, or the output cannot be written: stop everything
             message = str(outcome)

@@ -17,8 +17,9 @@ temporary file, then exits at once.
 
 The exception a handler raises can come out changed: a signal that lands while pybind11 (torch,
 matplotlib) converts arguments becomes a TypeError ("incompatible function arguments"), which
-code that reports a failed sentence would take and go on. So every handler also sets a flag,
-and `sigterm_seen()` tells whoever catches an exception that it is the signal's doing.
+code that reports a failed sentence would take and go on; library code may even swallow it (catch
+the TypeError and take another path). So every handler also sets a flag, and `stop_if_sigterm()`
+ends the process where the CLI and export catch exceptions and between export's images.
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ _in_task = False
 _sigterm = False   # a SIGTERM arrived: whatever unwinds now is its doing, under whichever name
 
 
-def sigterm_seen() -> bool:
-    return _sigterm
+def stop_if_sigterm() -> None:
+    """Where an exception is caught, and between two steps of a long loop: if a SIGTERM came, stop
+    now, whatever the exception is called or whether library code swallowed it."""
+    if _sigterm:
+        raise SystemExit(EXIT_ON_SIGTERM)
 
 
 class _ParentGone(BaseException):
@@ -159,8 +163,3 @@ def _run_task(fn, *args):
         raise
     finally:
         _in_task = False
-_sigterm = False   # a SIGTERM arrived: whatever unwinds now is its doing, under whichever name
-
-
-def sigterm_seen() -> bool:
-    return _sigterm

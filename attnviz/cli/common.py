@@ -18,7 +18,7 @@ import typer
 from ..analysis.views import VIEWS
 from ..config import ACTIVATIONS, DTYPES, FFNS, NORM_PLACEMENTS, NORMS, POSITIONAL
 from ..errors import AttnvizError
-from ..workers import EXIT_ON_SIGTERM, sigterm_seen
+from ..workers import stop_if_sigterm
 
 
 class _State:
@@ -42,11 +42,12 @@ def handles_errors(command):
     def wrapper(*args, **kwargs):
         try:
             try:
-                return command(*args, **kwargs)
+                done = command(*args, **kwargs)
             except Exception:
-                if sigterm_seen():   # the signal, renamed by a C extension (see workers.py)
-                    raise SystemExit(EXIT_ON_SIGTERM) from None
+                stop_if_sigterm()   # the signal, renamed by a C extension (see workers.py)
                 raise
+            stop_if_sigterm()       # ... or swallowed by one
+            return done
         except (typer.Exit, typer.Abort):
             raise
         except AttnvizError as exc:
