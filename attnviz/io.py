@@ -131,6 +131,20 @@ def check_writable(path: Path, overwrite: bool) -> None:
         raise AttnvizError(f"cannot write {path}: folder {folder} does not exist")
 
 
+def check_distinct(outputs: dict[str, Path | None]) -> None:
+    """Refuse two options that name one file (`--png a.png --html a.png`, or through a symbolic
+    link): the second write would silently replace the first, or, without --overwrite, fail after
+    the first was written. `outputs` maps each option's name to its path (None: not given)."""
+    seen: dict[str, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        where = os.path.realpath(path)
+        if where in seen:
+            raise AttnvizError(f"{seen[where]} and {option} both name {path}: give each output its own file")
+        seen[where] = option
+
+
 def atomic_write(path: str | Path, data: bytes | str, overwrite: bool = False) -> Path:
     """Write `data` to `path` through a temporary file in the same folder, renamed into place.
 

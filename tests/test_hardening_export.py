@@ -144,6 +144,30 @@ def test_a_pipe_or_device_is_never_replaced_even_with_overwrite(tmp_path, throug
     assert stat.S_ISFIFO(os.stat(target).st_mode) and parts(tmp_path) == []
 
 
+@pytest.mark.parametrize("options, shown", [
+    (["--html", "{d}/a.png", "--png", "{d}/a.png", "--overwrite"], "--png and --html both name {d}/a.png"),
+    (["--format", "json", "-o", "{d}/a.html", "--html", "{d}/a.html"], "--output and --html both name {d}/a.html"),
+    (["--png", "{d}/a.png", "--html", "{d}/link.png"], "--png and --html both name {d}/link.png"),
+    (["--format", "json", "-o", "{d}/sub/../a.png", "--png", "{d}/a.png"], "--output and --png both name {d}/a.png"),
+])
+def test_two_outputs_into_one_file_are_refused_before_anything_is_written(tmp_path, options, shown):
+    """Seen: --html a.png --png a.png --overwrite wrote the page, then the image over it, exit 0;
+    without --overwrite the second write failed after the first had been made."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.png").symlink_to(tmp_path / "a.png")
+    before = tree(tmp_path)
+    args = [a.format(d=tmp_path) for a in options]
+    one_error_line(invoke("show", "hi it", *TINY, *args), shown.format(d=tmp_path), "give each output its own file")
+    assert tree(tmp_path) == before
+
+
+def test_compare_refuses_its_table_and_image_in_one_file(tmp_path):
+    target = str(tmp_path / "c.png")
+    one_error_line(invoke("compare", "The cat sat because it was tired.", "The cats sat because they were tired.",
+                          "--focus", "it", *TINY, "-o", target, "--png", target), "both name", target)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture
 def read_only_folder(tmp_path):
     """An empty folder nobody may write into, root included (chattr +i), or a skip."""

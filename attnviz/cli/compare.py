@@ -58,7 +58,7 @@ def compare(
     from ..analysis.compare import compare_models, compare_sentences
     from ..analysis.words import to_words
     from ..result import parse_indices
-    from ..io import atomic_write, check_writable
+    from ..io import atomic_write, check_distinct, check_writable
     from ..pipeline import run_attention
 
     texts = [t for t in (text_a, text_b) if t is not None]
@@ -73,6 +73,7 @@ def compare(
 
         image_format = format_for(png)
         image_opts = image.options()
+    check_distinct({"--output": output, **{f"--png ({path.name})": path for path in pngs}})
     for path in ([output] if output else []) + pngs:
         check_writable(path, overwrite)
 
