@@ -235,6 +235,7 @@ def render_task(task: RenderTask) -> list[tuple[str, bool, tuple[str, ...]]]:
     made: list[Path] = []
     try:
         for job in task.jobs:
+            stop_if_sigterm()   # a SIGTERM stops the task between two images (workers.py)
             target = Path(task.outdir) / job.path
             if target.exists() and not task.overwrite:
                 done.append((job.path, False, ()))
@@ -244,7 +245,6 @@ def render_task(task: RenderTask) -> list[tuple[str, bool, tuple[str, ...]]]:
             make_folders(target.parent, made)   # listed as made, even if a signal cuts in
             atomic_write(target, drawn.data, overwrite=True)
             done.append((job.path, True, drawn.notes))
-            stop_if_sigterm()
     except BaseException:
         remove_empty(made)
         raise

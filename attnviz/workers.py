@@ -12,14 +12,15 @@ process holding its pipe has. Three guards:
   (`exit_on_sigterm`, which export also uses when it draws in its own process, so a `kill`
   unwinds like Ctrl-C).
 
-A worker signalled in the middle of a task unwinds it first, so `atomic_write` removes its
-temporary file, then exits at once.
+A worker signalled in the middle of a task finishes the image it is drawing, takes away any
+folder it made that stayed empty, and exits; between tasks it exits at once.
 
-The exception a handler raises can come out changed: a signal that lands while pybind11 (torch,
-matplotlib) converts arguments becomes a TypeError ("incompatible function arguments"), which
-code that reports a failed sentence would take and go on; library code may even swallow it (catch
-the TypeError and take another path). So every handler also sets a flag, and `stop_if_sigterm()`
-ends the process where the CLI and export catch exceptions and between export's images.
+The main process's handler raises SystemExit, so a `kill` stops it at once. That exception can
+come out changed: a signal that lands while pybind11 (torch, matplotlib) converts arguments
+becomes a TypeError ("incompatible function arguments"), which code that reports a failed
+sentence would take and go on; library code may even swallow it (catch the TypeError and take
+another path). So the handlers also set a flag, and `stop_if_sigterm()` ends the process where
+the CLI and export catch exceptions and between export's images.
 """
 
 from __future__ import annotations
@@ -44,10 +45,6 @@ def stop_if_sigterm() -> None:
     now, whatever the exception is called or whether library code swallowed it."""
     if _sigterm:
         raise SystemExit(EXIT_ON_SIGTERM)
-
-
-class _ParentGone(BaseException):
-    """Raised inside a worker's task when it must stop: not an Exception, so nothing catches it."""
 
 
 # --- the parent's side -------------------------------------------------------------------------------
@@ -145,21 +142,28 @@ def _watch(parent: int) -> None:
 
 
 def _on_sigterm(signum, frame) -> None:
+    # Between tasks: go now. In a task: only note it; the task stops at its next step
+    # (render_task calls stop_if_sigterm before and after each image), so it never stops halfway
+    # through writing a file. An exception raised from here would land wherever the worker is,
+    # a weakref callback or a garbage collector pass included, where Python prints it as
+    # "Exception ignored" and goes on.
     global _sigterm
     _sigterm = True
-    if _in_task:
-        raise _ParentGone()   # unwind the task: atomic_write removes its temporary file
-    os._exit(EXIT_ON_SIGTERM)
+    if not _in_task:
+        os._exit(EXIT_ON_SIGTERM)
 
 
 def _run_task(fn, *args):
     global _in_task
     _in_task = True
     try:
-        return fn(*args)
+        result = fn(*args)
     except BaseException:
-        if _sigterm:   # _ParentGone, or what a C extension made of it: the task has unwound
+        if _sigterm:   # the task stopped for the signal and has unwound (folders it made removed)
             os._exit(EXIT_ON_SIGTERM)
         raise
     finally:
         _in_task = False
+    if _sigterm:       # it came during the task's last image: nothing would ask this worker again
+        os._exit(EXIT_ON_SIGTERM)
+    return result

@@ -568,7 +568,7 @@ def renamed(*args, **kwargs):
     try:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)          # the handler runs here
-    except BaseException:      # SystemExit in the main process, workers._ParentGone in a worker
+    except BaseException:      # SystemExit in the main process
         raise TypeError("affine_transform(): incompatible function arguments") from None
     raise AssertionError("no SIGTERM")
 """
@@ -613,16 +613,26 @@ attnviz.cli.app()
     assert len(list(out.rglob("*.png"))) == 1 and parts(out) == [] and empty_folders(out) == []
 
 
-def test_a_sigterm_renamed_by_a_c_extension_still_ends_a_worker():
-    script = _RENAMED_SIGTERM + """
-import signal
+def test_a_worker_signalled_in_a_task_ends_the_step_then_exits_quietly():
+    """A worker's handler only notes the SIGTERM during a task: an exception raised from it landed
+    once in a weakref callback, where Python printed "Exception ignored ... _ParentGone" on the
+    terminal after Ctrl-C, and the worker went on. Between tasks, or once the task is over, the
+    worker exits 143."""
+    script = """
+import os, signal, sys, time
 from attnviz import workers
 signal.signal(signal.SIGTERM, workers._on_sigterm)
-workers._run_task(renamed)
-print("the worker went on")
+def task():
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.3)
+    print("step finished", flush=True)
+    return 1
+workers._run_task(task)
+print("the worker went on", flush=True)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 128 + signal.SIGTERM and "went on" not in done.stdout, done.stderr
+    assert done.returncode == 128 + signal.SIGTERM and done.stdout == "step finished\n", done
+    assert done.stderr == ""
 
 
 def test_every_written_file_gets_the_mode_of_the_umask(tmp_path, umask):
