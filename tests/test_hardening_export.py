@@ -517,6 +517,42 @@ def test_export_workers_and_resource_tracker_die_with_their_parent(tmp_path, sig
         parent.stderr.close()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_of_an_export_is_one_line_and_leaves_whole_images_only(tmp_path, jobs):
+    """Ctrl-C signals the whole process group: the main process and its workers alike. Once (before
+    the workers only noted SIGTERM) a worker printed an "Exception ignored" traceback here."""
+    inputs = tmp_path / "many.txt"
+    inputs.write_text("\n".join(f"Sentence number {i} says it was late." for i in range(40)) + "\n")
+    out = tmp_path / "out"
+    parent = subprocess.Popen([sys.executable, "-m", "attnviz", "export", str(inputs), "-o", str(out), *TINY,
+                               "--jobs", jobs, "--layout", "heads"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    family: list[int] = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and parent.poll() is None and len(list(out.rglob("*.png"))) < 3:
+            family = _descendants(parent.pid) or family
+            time.sleep(0.02)
+        assert parent.poll() is None, "the export ended before it could be interrupted"
+        os.killpg(parent.pid, signal.SIGINT)
+        assert parent.wait(timeout=30) == 130
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in family):
+            time.sleep(0.1)
+        assert [_cmdline(p) for p in family if _alive(p)] == []
+        assert parent.stderr.read().decode() == "attnviz: error: interrupted\n"
+        assert parts(out) == [] and empty_folders(out) == [] and list(out.rglob("*.png"))
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for pid in family:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        parent.stderr.close()
+
+
 def test_sigterm_during_a_one_process_export_unwinds_and_resumes(tmp_path):
     inputs = tmp_path / "many.txt"
     inputs.write_text("\n".join(f"Sentence number {i} says it was late." for i in range(30)) + "\n")
