@@ -94,9 +94,6 @@ class Embeddings(nn.Module):
         self.position = None
         if config.positional == "learned":
             self.position = nn.Embedding(config.max_len + config.position_offset, width)
-        elif config.positional == "sinusoidal":
-            # Not a parameter and not saved: it is a function of the config.
-            self.register_buffer("sinusoid", sinusoidal_table(config.max_len, width), persistent=False)
         self.token_type = nn.Embedding(config.type_vocab_size, width) if config.type_vocab_size else None
         self.norm = make_norm(config, width) if config.embedding_layernorm else None
         self.project = nn.Linear(width, config.d_model) if width != config.d_model else None
@@ -109,7 +106,10 @@ class Embeddings(nn.Module):
             positions = torch.arange(T, device=input_ids.device) + self.config.position_offset
             x = x + self.position(positions)[None]
         elif self.config.positional == "sinusoidal":
-            x = x + self.sinusoid[:T][None]
+            # Made for the T positions of this text, not kept for all max_len: a function of the
+            # position alone, so the rows are the same either way, and a table of max_len rows
+            # (with the float64 temporaries that build it) cost 36 bytes a cell: 57 GB at 1e8 x 16.
+            x = x + sinusoidal_table(T, x.shape[-1]).to(x.device, x.dtype)[None]
         if self.token_type is not None:
             if token_type_ids is None:
                 token_type_ids = torch.zeros_like(input_ids)
@@ -360,5 +360,7 @@ def init_random(model: Encoder, seed: int) -> Encoder:
             else:
                 std = 1.0 / math.sqrt(param.shape[1])
             rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-            param.copy_(torch.from_numpy(rng.standard_normal(tuple(param.shape), dtype=np.float32) * np.float32(std)))
+            values = rng.standard_normal(tuple(param.shape), dtype=np.float32)
+            values *= np.float32(std)   # in place: one temporary the size of the parameter, not two
+            param.copy_(torch.from_numpy(values))
     return model

@@ -73,10 +73,20 @@ def parameter_count(config: EncoderConfig | dict) -> int:
 
 
 def model_bytes(config: EncoderConfig | dict) -> int:
-    """Memory of a built model: float32 parameters, the sinusoid table, the modules themselves."""
+    """Memory of a built model: float32 parameters and the modules themselves, plus the one
+    temporary copy of the largest tensor that filling it takes (random values drawn before they are
+    copied in; a checkpoint's tensor read before it is placed)."""
     c = config.to_dict() if isinstance(config, EncoderConfig) else config
-    table = c["max_len"] * (c.get("embedding_size") or c["d_model"]) if c.get("positional") == "sinusoidal" else 0
-    return FLOAT_BYTES * (parameter_count(c) + table) + LAYER_OVERHEAD * c["num_layers"]
+    return FLOAT_BYTES * (parameter_count(c) + largest_tensor(c)) + LAYER_OVERHEAD * c["num_layers"]
+
+
+def largest_tensor(c: dict) -> int:
+    """Elements of the model's largest weight matrix: an embedding table or a layer's projection."""
+    D, F, H = c["d_model"], c["d_ff"], c["num_heads"]
+    Dh = c.get("head_dim") or D // H
+    E = c.get("embedding_size") or D
+    positions = c["max_len"] + c.get("position_offset", 0) if c.get("positional", "sinusoidal") == "learned" else 0
+    return max(c["vocab_size"] * E, positions * E, c.get("type_vocab_size", 0) * E, D * F, D * H * Dh)
 
 
 def run_bytes(config: EncoderConfig, tokens: int, batch: int = 1, layers: int | None = None) -> int:

@@ -81,14 +81,36 @@ def minilm_folder() -> Path:
 
 # Item 1: absurd sizes of a random model or an attnviz checkpoint ---------------------------------
 
-@pytest.mark.parametrize("flag, value", [("--d-model", "1000000000"), ("--d-ff", "100000000000"),
-                                         ("--max-len", "1000000000")])
-def test_absurd_random_model_is_refused_before_building(flag, value):
+@pytest.mark.parametrize("flag, value, extra", [("--d-model", "1000000000", []), ("--d-ff", "100000000000", []),
+                                                ("--max-len", "1000000000", ["--positional", "learned"])])
+def test_absurd_random_model_is_refused_before_building(flag, value, extra):
     start = time.monotonic()
-    line = one_error_line(attnviz_cmd("show", "hi it", flag, value))
+    line = one_error_line(attnviz_cmd("show", "hi it", flag, value, *extra))
     assert f"{flag} {value} makes a model of " in line
     assert "more than attnviz may use here" in line and "RAM" in line
     assert time.monotonic() - start < 30  # refused from arithmetic, not after an allocation attempt
+
+
+def test_a_huge_max_len_costs_nothing_with_sinusoidal_positions(tmp_path):
+    """The sinusoid rows are made for the text's positions only: `init --max-len 100000000` was
+    killed by the kernel (a max_len table and its float64 temporaries: 57 GB at d_model 16)."""
+    done = attnviz_cmd("init", "m", "--num-layers", "1", "--num-heads", "1", "--d-model", "16", "--d-ff", "32",
+                       "--max-len", "100000000", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    shown = attnviz_cmd("show", "hi it", "-m", "m", "--format", "json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["model"]["config"]["max_len"] == 100_000_000
+
+
+def test_the_memory_estimate_counts_the_copy_made_while_filling_the_largest_tensor(tmp_path):
+    """A learned position table of 20M x 16 floats is 1.2 GiB, and drawing its random values takes
+    as much again: under a 2 GiB limit it is refused, not built until the kernel kills it."""
+    done = attnviz_cmd("init", "m", "--num-layers", "1", "--num-heads", "1", "--d-model", "16", "--d-ff", "32",
+                       "--positional", "learned", "--max-len", "20000000", cwd=tmp_path,
+                       env={"ATTNVIZ_MAX_MEMORY": "2G"})
+    line = one_error_line(done)
+    assert "--max-len 20000000 makes a model of 2.4 GB" in line, line
+    assert not any(tmp_path.iterdir())
 
 
 def test_absurd_layer_count_is_refused_by_the_layer_cap(tmp_path):

@@ -156,13 +156,10 @@ def build_encoder(config: EncoderConfig, weights: "WeightFile | None" = None, la
 
     import torch
 
-    from ..encoder import Encoder, sinusoidal_table
+    from ..encoder import Encoder
 
     with torch.device("meta"), no_init():
         encoder = Encoder(config)
-    if config.positional == "sinusoidal":
-        embeddings = encoder.embeddings
-        embeddings.sinusoid = sinusoidal_table(config.max_len, embeddings.word.embedding_dim)
     leftover = [name for name, buf in encoder.named_buffers() if buf.is_meta]
     if leftover:  # a new buffer in Encoder that this function does not know how to compute
         raise RuntimeError(f"internal: buffers {leftover} have no value outside a checkpoint")
