@@ -237,7 +237,7 @@ class EncoderOutput:
     attentions: torch.Tensor   # [B, K, H, T, T] for the kept layers, in order
     layers: list[int]          # which layers `attentions` holds
     hidden: torch.Tensor | None  # [B, T, D] after the last layer; None if the pass stopped early
-    values: torch.Tensor | None = None  # [B, K, T, D] value vectors x W_v + b_v of the kept layers (keep_values)
+    values: torch.Tensor | None = None  # [B, K, T, G*Dh] value vectors x W_v + b_v of the kept layers (keep_values)
 
 
 class Encoder(nn.Module):
@@ -283,7 +283,7 @@ class Encoder(nn.Module):
             if keep_values and i in kept:
                 # What this layer's attention reads (LayerNormed first in pre-LN), through W_v + b_v.
                 seen = layer.attention_norm(x) if layer.pre_norm else x
-                values.append(layer.attention.value(seen))                          # [B, T, D]
+                values.append(layer.attention.value(seen))                          # [B, T, G*Dh]
             slot = buffer[kept.index(i)] if buffer is not None and i in kept else None  # [B, H, T, T]
             x, probs = layer(x, mask, need_weights=i in kept, weights_out=slot, rope=rope)
             if buffer is None and probs is not None:
@@ -318,7 +318,7 @@ def _attentions(buffer: torch.Tensor | None, collected: list[torch.Tensor], B: i
 
 
 def _values(values: list[torch.Tensor], keep: bool) -> torch.Tensor | None:
-    return torch.stack(values, dim=1) if keep and values else None                 # [B, K, T, D]
+    return torch.stack(values, dim=1) if keep and values else None                 # [B, K, T, G*Dh]
 
 
 # Random initialisation --------------------------------------------------------------------------

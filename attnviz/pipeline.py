@@ -91,11 +91,12 @@ def _other_view(model: LoadedModel, text: str, layers: list[int] | None, heads: 
         notes.append(f"Rollout view: one map per layer, the mean of {which} mixed with the residual "
                      "(0.5 A + 0.5 I) and multiplied through the layers below (Abnar & Zuidema 2020).")
     else:
-        values = out.values[0].double().cpu().numpy()                              # [K, T, D]
+        values = out.values[0].double().cpu().numpy()                              # [K, T, G*Dh]
+        attns = [model.encoder.layers[layer].attention for layer in out.layers]
         weights = np.stack([
-            views.norm_view(probs[k], values[k],
-                            model.encoder.layers[layer].attention.out.weight.detach().double().cpu().numpy())
-            for k, layer in enumerate(out.layers)])[:, heads]                      # [L, H', T, T]
+            views.norm_view(probs[k], values[k], attn.out.weight.detach().double().cpu().numpy(),
+                            attn.kv_heads)
+            for k, attn in enumerate(attns)])[:, heads]                            # [L, H', T, T]
         out_heads = heads
         notes.append("Norm view: each weight times the norm of the value vector it carries, after the "
                      "output projection (||alpha f(x)||, Kobayashi et al. 2020); rows do not sum to one.")

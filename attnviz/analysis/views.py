@@ -1,7 +1,7 @@
 """Other views of the same attention: rollout (Abnar & Zuidema 2020) and norms (Kobayashi et al. 2020).
 
-Both take plain arrays; the pipeline collects them from the encoder. Shapes: L layers, H heads,
-T tokens, D d_model, Dh = D / H.
+Both take plain arrays; the pipeline collects them from the encoder. Shapes: L layers, H (query)
+heads, G key/value heads (G < H with grouped-query attention, else G = H), T tokens, Dh head width.
 """
 
 from __future__ import annotations
@@ -35,32 +35,43 @@ def rollout(weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def transformed_value_norms(values: np.ndarray, out_weight: np.ndarray, num_heads: int) -> np.ndarray:
-    """||f_h(x_j)|| per head and key token: [H, T].
+def transformed_value_norms(values: np.ndarray, out_weight: np.ndarray, num_heads: int,
+                            kv_heads: int | None = None) -> np.ndarray:
+    """||f_h(x_j)|| per query head and key token: [H, T].
 
-    values [T, D]: x W_v + b_v, the output of the value projection (all heads side by side);
-    out_weight [D, D]: the output projection in torch's Linear layout (y = c @ out_weight.T + b).
-    Head h's slice of the value vector, v_j^h [Dh], goes through the columns of the output
-    projection that read head h: f_h(x_j) = v_j^h @ out_weight[:, h*Dh:(h+1)*Dh].T, a [D] vector.
+    values [T, G*Dh]: x W_v + b_v, the output of the value projection (the G key/value heads side
+    by side; G = kv_heads, default num_heads); out_weight [E, H*Dh]: the output projection in
+    torch's Linear layout (y = c @ out_weight.T + b, E = d_model). With grouped-query attention
+    (G < H) query head h reads key/value head h // (H // G), as in encoder.MultiHeadAttention, so
+    its value slice v_j^{h // (H/G)} [Dh] goes through the columns of the output projection that
+    read query head h: f_h(x_j) = v_j^{h // (H/G)} @ out_weight[:, h*Dh:(h+1)*Dh].T, an [E] vector.
     The output bias is left out: it is added once per query, not carried by any key.
     """
     values = np.asarray(values, dtype=np.float64)
     out_weight = np.asarray(out_weight, dtype=np.float64)
-    T, D = values.shape
-    Dh = D // num_heads
-    per_head = values.reshape(T, num_heads, Dh)                                      # [T, H, Dh]
-    w = out_weight.reshape(D, num_heads, Dh)                                         # [D(out), H, Dh]
-    f = np.einsum("thk,ehk->hte", per_head, w)                                       # [H, T, D]
+    H, G = num_heads, kv_heads or num_heads
+    T, width = values.shape
+    E, inner = out_weight.shape
+    Dh = inner // H
+    if H % G or inner != H * Dh or width != G * Dh:
+        raise ValueError(f"values [{T}, {width}] and output projection [{E}, {inner}] do not fit "
+                         f"{H} query heads over {G} key/value heads")
+    per_kv = values.reshape(T, G, Dh)                                                # [T, G, Dh]
+    # Query heads g*group .. g*group+group-1 share key/value head g: no copy of the values.
+    w = out_weight.reshape(E, G, H // G, Dh)                                         # [E, G, group, Dh]
+    f = np.einsum("tgk,egqk->gqte", per_kv, w).reshape(H, T, E)                      # [H, T, E]
     return np.linalg.norm(f, axis=-1)                                                # [H, T]
 
 
-def norm_view(probs: np.ndarray, values: np.ndarray, out_weight: np.ndarray) -> np.ndarray:
+def norm_view(probs: np.ndarray, values: np.ndarray, out_weight: np.ndarray,
+              kv_heads: int | None = None) -> np.ndarray:
     """Kobayashi et al. 2020: ||alpha_ij f_h(x_j)|| = alpha_ij ||f_h(x_j)|| (alpha >= 0).
 
-    probs [H, T, T] attention of one layer; values [T, D]; out_weight [D, D]. Returns [H, T, T]
-    in float64. Rows no longer sum to one: a weight on a key whose transformed value is short
-    ([SEP]-like sinks) shrinks, showing how little information actually flows there.
+    probs [H, T, T] attention of one layer; values [T, G*Dh] of its kv_heads (G, default H)
+    key/value heads; out_weight [E, H*Dh]. Returns [H, T, T] in float64. Rows no longer sum to
+    one: a weight on a key whose transformed value is short ([SEP]-like sinks) shrinks, showing
+    how little information actually flows there.
     """
     probs = np.asarray(probs, dtype=np.float64)
-    norms = transformed_value_norms(values, out_weight, probs.shape[0])              # [H, T]
+    norms = transformed_value_norms(values, out_weight, probs.shape[0], kv_heads)    # [H, T]
     return probs * norms[:, None, :]
