@@ -111,6 +111,12 @@ class TextTokenizer:
                 raise AttnvizError(
                     f"the text has {len(enc.ids)} tokens but the model takes at most {max_len}; "
                     f"shorten it or pass --truncate")
+            # The special tokens are added after truncation: with max_len at or below their count
+            # the library returns more than max_len tokens (3 for max_len 1), or only specials.
+            specials = self._tok.num_special_tokens_to_add(False)
+            if max_len <= specials:
+                raise AttnvizError(f"the model takes at most {max_len} token{'s' * (max_len != 1)}: no room for "
+                                   f"a word beside the tokenizer's {specials} special tokens")
             self._tok.enable_truncation(max_len)
             try:
                 enc = self._tok.encode(text)

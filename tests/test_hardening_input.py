@@ -113,6 +113,24 @@ def test_the_memory_estimate_counts_the_copy_made_while_filling_the_largest_tens
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("max_len, shown", [("1", "at most 1 token: no room"), ("2", "at most 2 tokens: no room")])
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
+def test_a_max_len_with_no_room_beside_the_special_tokens_is_one_line(max_len, shown, positional):
+    """Seen: --max-len 1 --truncate with learned positions was an internal IndexError (the library
+    adds [CLS] and [SEP] after cutting: 3 tokens for 1 position); with sinusoidal positions it
+    ran 3 tokens; --max-len 2 said the text had no readable tokens."""
+    line = one_error_line(attnviz_cmd("show", "the cat sat", "--max-len", max_len, "--truncate",
+                                      "--positional", positional))
+    assert shown in line and "2 special tokens" in line
+
+
+def test_the_smallest_max_len_that_holds_a_word_truncates_to_it():
+    done = attnviz_cmd("show", "the cat sat", "--max-len", "3", "--truncate", "--positional", "learned",
+                       "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["tokens"] == ["[CLS]", "the", "[SEP]"]
+
+
 def test_absurd_layer_count_is_refused_by_the_layer_cap(tmp_path):
     line = one_error_line(attnviz_cmd("init", "never-written", "--num-layers", "1000000000", cwd=tmp_path))
     assert f"--num-layers 1000000000 is more layers than attnviz builds (at most {MAX_LAYERS};" in line
