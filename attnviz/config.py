@@ -87,15 +87,14 @@ class EncoderConfig:
         if self.positional == "rope" and self.rotary_dim is None and self.d_head % 2:
             raise AttnvizError(f"invalid config: rotary positions turn pairs of dimensions, so the head width "
                                f"d_model / num_heads ({self.d_model} / {self.num_heads} = {self.d_head}) must be even")
-        if not (isinstance(self.rope_base, (int, float)) and not isinstance(self.rope_base, bool)
-                and self.rope_base > 0):
+        if not (_is_number(self.rope_base) and self.rope_base > 0):
             raise AttnvizError(f"invalid config: rope_base must be positive, got {self.rope_base!r}")
         for name in ("causal", "attention_bias", "output_bias", "ffn_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise AttnvizError(f"invalid config: {name} must be true or false, got {getattr(self, name)!r}")
-        if not 0.0 <= self.dropout < 1.0:
+        if not (_is_number(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise AttnvizError(f"invalid config: dropout must be in [0, 1), got {self.dropout!r}")
-        if not self.layer_norm_eps > 0:
+        if not (_is_number(self.layer_norm_eps) and self.layer_norm_eps > 0):
             raise AttnvizError(f"invalid config: layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
         for name in ("type_vocab_size", "position_offset", "pad_token_id"):
             value = getattr(self, name)
@@ -144,3 +143,8 @@ class EncoderConfig:
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise AttnvizError(f"invalid config: {name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _is_number(value) -> bool:
+    """An int or float from a config file; not a bool (JSON true is no number), a string, or None."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

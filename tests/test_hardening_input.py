@@ -131,6 +131,16 @@ def test_the_smallest_max_len_that_holds_a_word_truncates_to_it():
     assert json.loads(done.stdout)["tokens"] == ["[CLS]", "the", "[SEP]"]
 
 
+@pytest.mark.parametrize("key, value", [("dropout", "x"), ("dropout", True), ("layer_norm_eps", None),
+                                        ("layer_norm_eps", "1e-5"), ("rope_base", "big")])
+def test_a_config_value_of_the_wrong_type_is_named_without_python_s_words(checkpoint, tmp_path, key, value):
+    """Seen: "dropout": "x" gave "invalid config ('<=' not supported between instances of 'float' and 'str')"."""
+    folder = edited_copy(checkpoint, tmp_path / "m", **{key: value})
+    line = one_error_line(attnviz_cmd("show", "hi it", "-m", str(folder)))
+    assert f"invalid config: {key} must be" in line and f"got {value!r}" in line
+    assert "not supported between" not in line
+
+
 def test_absurd_layer_count_is_refused_by_the_layer_cap(tmp_path):
     line = one_error_line(attnviz_cmd("init", "never-written", "--num-layers", "1000000000", cwd=tmp_path))
     assert f"--num-layers 1000000000 is more layers than attnviz builds (at most {MAX_LAYERS};" in line
