@@ -492,6 +492,10 @@ def test_wrong_shapes_missing_tensors_and_nan_are_one_line(llama_pair, tmp_path,
     }
     for name, (t, message) in cases.items():
         assert message in show_error(write(tmp_path / f"{name}.gguf", "llama", t, meta, bpe)), name
+    # A block count below the file's layers was read as a shorter model (smollm2 with 29: 29 layers).
+    fewer = {**meta, "llama.block_count": meta["llama.block_count"] - 1}
+    line = show_error(write(tmp_path / "fewer.gguf", "llama", tensors, fewer, bpe))
+    assert f"num_layers is {fewer['llama.block_count']} but" in line and "holds 3 layers (indices 0-2)" in line
     no_heads = {k: v for k, v in meta.items() if k != "llama.attention.head_count"}
     assert "missing metadata key 'llama.attention.head_count'" in show_error(
         write(tmp_path / "meta.gguf", "llama", tensors, no_heads, bpe))

@@ -234,7 +234,8 @@ def config_key(field: str, config: EncoderConfig, data: dict | None) -> str:
 
 def check_config_fits(config: EncoderConfig, weights: WeightFile, label: str, data: dict | None = None) -> None:
     """Refuse a config that cannot describe `weights`, from the tensors' shapes alone (nothing is
-    read or built): more layers than the file numbers, or a width larger than any tensor dimension.
+    read or built): more or fewer layers than the file numbers, or a width larger than any tensor
+    dimension.
     Call it before building the encoder, so that a config saying 10^9 layers is one line instead
     of a hang; `label` is the config file, `data` its raw dict (to name its own keys). What stays
     possible after it is bounded by the file's own sizes; `fill_encoder` then names any tensor
@@ -253,6 +254,11 @@ def check_config_fits(config: EncoderConfig, weights: WeightFile, label: str, da
         raise AttnvizError(f"{label}: {key('num_layers')} is {config.num_layers} (a model of "
                            f"{human_bytes(4 * parameter_count(config))}) but {weights.label} holds {held}; "
                            "the config does not describe these weights")
+    if config.num_layers < present:
+        # Not a shorter model to be read in part (that is `last_layer`): the config is wrong, and
+        # reading it would silently drop the file's last layers.
+        raise AttnvizError(f"{label}: {key('num_layers')} is {config.num_layers} but {weights.label} holds "
+                           f"{present} layers (indices 0-{present - 1}); the config does not describe these weights")
     shapes = [weights.shape(k) for k in keys]
     largest = max((d for shape in shapes for d in shape), default=0)
     widths = {"d_model": config.d_model, "d_ff": config.d_ff, "vocab_size": config.vocab_size,
