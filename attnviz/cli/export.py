@@ -59,6 +59,11 @@ def export(
     options = image.options()
     layouts = ex.parse_layouts(layout)
     ex.check_outdir(outdir)   # a file in the way fails now, not after the model has loaded
+    # So do a user's own index.html and a rerun with other image options (the model's part and
+    # --layer/--head are compared by ex.export, once they are known).
+    previous = ex.read_previous(outdir, overwrite)
+    ex.check_settings(outdir, previous, ex.export_settings(fmt=image_format.value, options=options, focus=focus,
+                                                            truncate=truncate, exclude_sinks=exclude_sinks))
     sentences = ex.collect_sentences(inputs)
     loaded = build_model(model, tokenizer, seed, shape)
     layers = parse_indices(layer, loaded.config.num_layers, "layer")
