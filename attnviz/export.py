@@ -41,6 +41,8 @@ from urllib.parse import quote
 
 from .result import AttentionResult
 from .errors import AttnvizError
+from .export_folder import (CONTACT_SHEET, EXPORT_FORMAT, GENERATOR, MANIFEST, check_settings, export_settings,
+                            image_options_record, read_previous)
 from .io import WriteError, make_folders, remove_empty, write_error
 from .render.image import ImageOptions
 from .workers import exit_on_sigterm, stop_if_sigterm
@@ -50,9 +52,7 @@ DEFAULT_LAYOUTS = ("model", "layers", "focus")
 SLUG_CHARS = 24
 SLUG_BYTES = 72      # 24 characters of 3-byte UTF-8 (Hangul, CJK); folder names stay far below 255 bytes
 HASH_CHARS = 6       # the tag of a cut word: 24 bits of the sentence's SHA-1
-MANIFEST = "index.json"
 HTML_VIEW = "view.html"
-CONTACT_SHEET = "index.html"
 
 
 # --- inputs --------------------------------------------------------------------------------------
@@ -359,11 +359,17 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
 
     outdir = Path(outdir)
     check_outdir(outdir)
+    previous = read_previous(outdir, overwrite)   # a user's own index.html is refused, not replaced
     layouts = tuple(layouts)
     config = model.config
     layers = list(range(config.num_layers)) if layers is None else list(layers)
     heads = list(range(config.num_heads)) if heads is None else list(heads)
     records = [SentenceRecord(s, sentence_folder(s, len(sentences))) for s in sentences]
+    settings = export_settings(fmt=fmt, options=options, focus=focus, truncate=truncate,
+                               exclude_sinks=exclude_sinks, model=model, dtype=_weights_dtype(model),
+                               layers=layers, heads=heads)
+    # Kept images must be what this run would draw: other settings are refused, not mixed in.
+    check_settings(outdir, previous, settings, {r.folder: r.sentence.text for r in records})
     progress = _Progress(on_progress)
 
     def plan(record: SentenceRecord) -> None:
@@ -435,7 +441,7 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
                 plan(record)
             progress.start(sum(len(r.jobs) for r in records if r.error is None))
             _export_all(records, prepare, finish, jobs)
-            write_manifest(outdir, records, model, layouts, fmt, options)
+            write_manifest(outdir, records, model, layouts, fmt, options, settings)
             write_contact_sheet(outdir, records, model)
     except WriteError as exc:
         remove_empty(created)
@@ -447,6 +453,14 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
     finally:
         torch.set_num_threads(threads)
     return ExportReport(records, outdir)
+
+
+def _weights_dtype(model) -> str | None:
+    """"float32", "bfloat16", ...: the precision the attention was computed in (--dtype)."""
+    try:
+        return str(next(model.encoder.parameters()).dtype).removeprefix("torch.")
+    except (AttributeError, StopIteration):
+        return None
 
 
 def _write_page(outdir: Path, record: SentenceRecord, focus: str | None, overwrite: bool) -> str:
@@ -606,21 +620,24 @@ def manifest_entries(outdir: Path, records: list[SentenceRecord]) -> list[dict]:
     return entries
 
 
-def write_manifest(outdir: Path, records, model, layouts, fmt: str, options: ImageOptions) -> Path:
+def write_manifest(outdir: Path, records, model, layouts, fmt: str, options: ImageOptions,
+                   settings: dict | None = None) -> Path:
+    """index.json. "format" comes first: export_folder recognises its own manifest by it. `settings`
+    (export_folder.export_settings) are what a rerun into this folder must match."""
     from .io import atomic_write
 
     payload = {
-        "format": "attnviz-export/1",
+        "format": EXPORT_FORMAT,
         "model": model.info.to_dict(),
         "layouts": list(layouts),
         "image_format": fmt,
-        "image_options": {"preset": options.preset, "cmap": options.cmap, "annotate": options.annotate,
-                          "dpi": options.style().dpi, "size": list(options.size) if options.size else None,
-                          "transparent": options.transparent, "scale": options.scale or "view default"},
+        "image_options": image_options_record(options),
         "counts": {"sentences": len(records), "failed": sum(1 for r in records if r.error),
                    "images": sum(len(r.jobs) for r in records if not r.error)},
         "sentences": manifest_entries(outdir, records),
     }
+    if settings is not None:
+        payload["settings"] = settings
     return atomic_write(outdir / MANIFEST, json.dumps(payload, ensure_ascii=False, indent=1) + "\n", overwrite=True)
 
 
@@ -653,7 +670,7 @@ def write_contact_sheet(outdir: Path, records, model) -> Path:
     ok = [r for r in records if not r.error]
     failed = [r for r in records if r.error]
     e = html.escape
-    parts = ["<!doctype html>", '<html lang="und"><head><meta charset="utf-8">',
+    parts = ["<!doctype html>", '<html lang="und"><head><meta charset="utf-8">', GENERATOR,
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>attnviz export: {len(records)} sentences</title>", f"<style>{_CSS}</style></head><body>",
              "<header>", f"<h1>Attention heatmaps of {len(records)} sentence{'s' if len(records) != 1 else ''}</h1>",

@@ -10,6 +10,7 @@ non-blank character is `#` are skipped, so a file can open with a comment that s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .errors import AttnvizError
@@ -17,6 +18,9 @@ from .io import read_stdin, read_text
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_texts"
 COMMENT = "#"
+# A line ends at \n, \r\n or \r only, as `wc -l` and editors count them: str.splitlines would
+# also split at U+2028, U+2029, U+0085, \x0b, \x0c and \x1c-\x1e, which can sit inside a sentence.
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def sample_dir() -> Path:
@@ -59,7 +63,7 @@ def parse_sentences(text: str) -> list[str]:
     """
     text = text.removeprefix("\ufeff")
     sentences = []
-    for line in text.splitlines():
+    for line in LINE_BREAK.split(text):
         line = line.strip()
         if line and not line.startswith(COMMENT):
             sentences.append(line)

@@ -37,7 +37,7 @@ def export(
     html: Annotated[bool, typer.Option("--html", help="Also write an interactive page per sentence (NNN-slug/view.html), linked from index.html and listed in index.json.")] = False,
     image: ImageFlags = ImageFlags(),
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, max=64, help="Worker processes that draw in parallel [default: the number of CPU cores].", show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redraw images that already exist (by default a rerun skips them and so resumes an interrupted export).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redraw images that already exist (by default a rerun with the same settings skips them and so resumes an interrupted export; other settings are refused), and replace an index.json/index.html attnviz did not write.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no closing line (failures are still reported on stderr).")] = False,
     truncate: Annotated[bool, typer.Option("--truncate", help="Cut sentences longer than the model's maximum instead of failing them.")] = False,
     exclude_sinks: Annotated[bool, typer.Option("--exclude-sinks", help="Leave the sink tokens (special tokens; in a causal model also the first token) out of the focus rankings and of auto colour scales (--scale auto); the weights drawn stay whole.")] = False,
@@ -59,6 +59,11 @@ def export(
     options = image.options()
     layouts = ex.parse_layouts(layout)
     ex.check_outdir(outdir)   # a file in the way fails now, not after the model has loaded
+    # So do a user's own index.html and a rerun with other image options (the model's part and
+    # --layer/--head are compared by ex.export, once they are known).
+    previous = ex.read_previous(outdir, overwrite)
+    ex.check_settings(outdir, previous, ex.export_settings(fmt=image_format.value, options=options, focus=focus,
+                                                            truncate=truncate, exclude_sinks=exclude_sinks))
     sentences = ex.collect_sentences(inputs)
     loaded = build_model(model, tokenizer, seed, shape)
     layers = parse_indices(layer, loaded.config.num_layers, "layer")
