@@ -198,7 +198,7 @@ def parse_layouts(spec: str | None) -> tuple[str, ...]:
     if spec is None:
         return DEFAULT_LAYOUTS
     names = [part.strip().lower() for part in spec.split(",") if part.strip()]
-    if names == ["all"]:
+    if "all" in names:   # "all,heads" is still every layout
         return LAYOUTS
     aliases = {"layer": "layers", "head": "heads"}
     names = [aliases.get(n, n) for n in names]

@@ -82,6 +82,7 @@ def test_parse_layouts():
     assert ex.parse_layouts(None) == ("model", "layers", "focus")
     assert ex.parse_layouts("head, model,heads") == ("heads", "model")
     assert ex.parse_layouts("all") == ex.LAYOUTS
+    assert ex.parse_layouts("all,heads") == ex.parse_layouts("heads, all") == ex.LAYOUTS   # was "unknown layout all"
     with pytest.raises(AttnvizError, match="unknown layout"):
         ex.parse_layouts("model,pie")
 
