@@ -22,7 +22,7 @@ from pathlib import Path
 from .analysis.probe import ProbeResult, read_items, resolve_probe_file, run_probe
 from .checkpoints import LoadedModel
 from .errors import AttnvizError
-from .io import atomic_write
+from .io import JSONLimitError, atomic_write, parse_json
 
 DEFAULT_SET = "agreement"
 CACHE_VERSION = 1
@@ -138,11 +138,14 @@ def cached(model: LoadedModel, probe_set: str = DEFAULT_SET) -> PronounHeads | N
     if path is None or not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"))
         if data.get("version") != CACHE_VERSION:
             return None
         return PronounHeads(data["probe_set"], int(data["n_items"]), dict(data["baselines"]),
                             [dict(h) for h in data["heads"]])
+    except JSONLimitError as exc:   # its text says what is wrong
+        note = f"ignored a corrupt pronoun-heads cache file {path} ({exc}); recomputing is safe"
+        return PronounHeads(name, 0, {}, [], notes=[note])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         note = f"ignored a corrupt pronoun-heads cache file {path} ({type(exc).__name__}); recomputing is safe"
         return PronounHeads(name, 0, {}, [], notes=[note])
