@@ -200,8 +200,9 @@ def checked_entry(data, num_layers: int, num_heads: int) -> PronounHeads:
         if not isinstance(by_cue, dict) or (cues is not None and by_cue.keys() != cues):
             raise CorruptEntry(f"{where}: by_cue is not an object with the same cues as the other heads")
         cues = by_cue.keys()
-        checked.append({"layer": layer, "head": head, "resolves": entry["resolves"],
-                        "accuracy": _share(entry.get("accuracy"), f"{where} accuracy"),
+        # The keys in analysis.probe.head_tests' order: output read from the cache has the same bytes.
+        checked.append({"layer": layer, "head": head, "accuracy": _share(entry.get("accuracy"), f"{where} accuracy"),
+                        "resolves": entry["resolves"],
                         "by_cue": {str(c): _share(v, f"{where} cue {c} accuracy") for c, v in by_cue.items()},
                         **{k: _share(entry.get(k), f"{where} {k}") for k in ("p_nearest", "p_farthest")}})
     return PronounHeads(probe_set, n_items, baselines, checked)

@@ -197,6 +197,8 @@ def test_invalid_cache_values_are_ignored_like_an_unreadable_entry(private_cache
     [entry_file] = (private_cache / "pronoun-heads").glob("*.json")
     good = json.loads(entry_file.read_text(encoding="utf-8"))
     assert pronoun_heads.checked_entry(good, 2, 4).heads == heads.heads
+    # Same keys in the same order as computed: JSON output from the cache has the same bytes.
+    assert json.dumps(pronoun_heads.checked_entry(good, 2, 4).heads) == json.dumps(heads.heads)
     entry_file.write_text(json.dumps(_tampered(good, path, value)), encoding="utf-8")
     broken = pronoun_heads.cached(model)
     assert broken is not None and broken.heads == [] and len(broken.notes) == 1
