@@ -486,3 +486,32 @@ def test_deep_history_line_costs_that_line(tmp_path):
     path = tmp_path / "history.jsonl"
     path.write_text(f'"kept"\n{DEEP}\n"also kept"\n', encoding="utf-8")
     assert History(path).entries == ["kept", "also kept"]
+
+
+# ---- `-o -` is standard output ------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, starts", [
+    (["show", "hi it", "--format", "json"], '{"text": "hi it"'),
+    (["show", "hi it"], "attnviz · random"),
+    (["inspect", "-t", "hi it", "--format", "json"], "{"),
+    (["inspect", "-t", "hi it"], "attnviz inspect · random"),
+    (["compare", "hi it", "hi them", "--format", "json"], '{"kind": "sentences"'),
+    (["compare", "hi it", "hi them"], ""),
+    (["probe", "coref", "agreement", "--format", "json"], '{"source": "agreement"'),
+])
+def test_dash_output_is_standard_output(tmp_path, monkeypatch, args, starts):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ATTNVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    to_dash = CliRunner().invoke(app, [*args, "-o", "-"])
+    plain = CliRunner().invoke(app, args)
+    assert to_dash.exit_code == 0, to_dash.output
+    assert to_dash.stdout == plain.stdout and to_dash.stdout.startswith(starts) and to_dash.stdout.strip()
+    assert not (tmp_path / "-").exists()
+    if "json" in args:
+        json.loads(to_dash.stdout)
+
+
+def test_dash_output_is_refused_for_npz(tmp_path):
+    line = one_error_line(attnviz_cmd("show", "hi it", "--format", "npz", "-o", "-", cwd=tmp_path))
+    assert line == "attnviz: error: --format npz is binary: give a file with --output FILE.npz, not -"
+    assert not (tmp_path / "-").exists()

@@ -57,6 +57,8 @@ def show(
     from ..pipeline import run_attention
 
     output, overwrite, truncate = out.output, out.overwrite, out.truncate
+    if fmt is Format.npz and out.to_stdout:
+        raise AttnvizError("--format npz is binary: give a file with --output FILE.npz, not -")
     if fmt is Format.npz and output is None:
         raise AttnvizError("--format npz writes a file: give it with --output FILE.npz")
     # Bad arguments fail here, before the model loads (torch's import alone takes ~2 s).
