@@ -515,3 +515,38 @@ def test_dash_output_is_refused_for_npz(tmp_path):
     line = one_error_line(attnviz_cmd("show", "hi it", "--format", "npz", "-o", "-", cwd=tmp_path))
     assert line == "attnviz: error: --format npz is binary: give a file with --output FILE.npz, not -"
     assert not (tmp_path / "-").exists()
+
+
+# ---- indices are ASCII digits; ranges and devices named whole ---------------------------------
+
+def test_parse_indices_takes_ascii_digits_only_and_names_the_whole_bad_range():
+    from attnviz.result import ascii_index, parse_indices
+
+    assert parse_indices(" 0 , 2-3 ", 4, "head") == [0, 2, 3]
+    for spec in ("٠", "٣", "1-٣", "²", "０"):   # Arabic-Indic, superscript, fullwidth digits
+        with pytest.raises(AttnvizError, match="use indices and ranges such as 0,2 or 1-3"):
+            parse_indices(spec, 4, "layer")
+    with pytest.raises(AttnvizError) as caught:
+        parse_indices("0-99", 4, "head")
+    assert str(caught.value) == "invalid head range 0-99: the model has 4 heads (0-3)"
+    with pytest.raises(AttnvizError, match=r"^invalid layer 9{40}: the model has 2 layers \(0-1\)$"):
+        parse_indices("9" * 5000, 2, "layer")
+    assert [ascii_index(t) for t in ("7", " 12 ", "٣", "", "-1", "9" * 30)] == [7, 12, None, None, None, 10 ** 18]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["show", SENTENCE, "--focus", "٣"], "focus word '٣' is not in the sentence; give one of its words or a token index 0-14"),
+    (["show", SENTENCE, "--focus", "9" * 5000],
+     f"focus token {'9' * 40} is out of range: the sentence has 15 tokens (0-14)"),
+    (["compare", SENTENCE, TWIN, "--focus", "٣"], "sentence A: focus word '٣' is not a word of the sentence"),
+    (["show", SENTENCE, "-l", "9" * 5000], f"invalid layer {'9' * 40}: the model has 2 layers (0-1)"),
+    (["show", SENTENCE, "-l", "٠"], "invalid layer selection '٠': use indices and ranges such as 0,2 or 1-3"),
+    (["show", SENTENCE, "--head", "0-99"], "invalid head range 0-99: the model has 4 heads (0-3)"),
+    (["show", SENTENCE, "--device", ""], "unknown device '': choose cpu or cuda (cuda:N for the N-th GPU)"),
+    (["show", SENTENCE, "--device", "cuda:"], "unknown device 'cuda:': choose cpu or cuda"),
+    (["show", SENTENCE, "--device", "cuda:٣"], "unknown device 'cuda:٣': choose cpu or cuda"),
+])
+def test_odd_digits_ranges_and_devices_are_one_line(args, message):
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 2, out.output
+    assert out.stderr.splitlines() == [out.stderr.strip()] and out.stderr.startswith(f"attnviz: error: {message}")
