@@ -8,6 +8,7 @@ the operating system refuses (read-only place, no permission, disk full, name to
 from __future__ import annotations
 
 import errno as errnos
+import json
 import os
 import secrets
 import stat
@@ -88,6 +89,29 @@ def read_stdin(wanted: str) -> str:
     except OSError as exc:
         raise AttnvizError(f"cannot read standard input: {exc.strerror or exc}; give {wanted}") from None
     return decode_utf8(raw, "standard input", "convert it to UTF-8")
+
+
+class JSONLimitError(ValueError):
+    """Well-formed JSON beyond what Python's parser takes: nested too deeply, or a number too long."""
+
+
+def parse_json(text: str | bytes):
+    """json.loads(text); JSON that is well formed but beyond Python's limits raises JSONLimitError
+    (a ValueError, as a JSONDecodeError is) with a plain reason. Nesting by the thousand
+    (`[[[[...`) makes json.loads raise RecursionError, which is no ValueError, so callers that
+    treat a decode error as bad input would let it through as an internal error; an integer of
+    thousands of digits raises a ValueError whose text tells the user to call
+    sys.set_int_max_str_digits()."""
+    import sys
+
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise JSONLimitError("arrays or objects nested too deeply") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # int() refusing the digits of a huge number
+        raise JSONLimitError(f"a number longer than {sys.get_int_max_str_digits()} digits") from None
 
 
 def check_text(text: str, name: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from .analysis.probe import ProbeResult, read_items, resolve_probe_file, run_probe
 from .checkpoints import LoadedModel
 from .errors import AttnvizError
-from .io import atomic_write
+from .io import JSONLimitError, atomic_write, parse_json
 
 DEFAULT_SET = "agreement"
 CACHE_VERSION = 1
@@ -138,14 +138,74 @@ def cached(model: LoadedModel, probe_set: str = DEFAULT_SET) -> PronounHeads | N
     if path is None or not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("version") != CACHE_VERSION:
+        data = parse_json(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data.get("version") != CACHE_VERSION:
             return None
-        return PronounHeads(data["probe_set"], int(data["n_items"]), dict(data["baselines"]),
-                            [dict(h) for h in data["heads"]])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return checked_entry(data, model.config.num_layers, model.config.num_heads)
+    except (CorruptEntry, JSONLimitError) as exc:   # their text says what is wrong
+        note = f"ignored a corrupt pronoun-heads cache file {path} ({exc}); recomputing is safe"
+    except (OSError, ValueError) as exc:
         note = f"ignored a corrupt pronoun-heads cache file {path} ({type(exc).__name__}); recomputing is safe"
-        return PronounHeads(name, 0, {}, [], notes=[note])
+    return PronounHeads(name, 0, {}, [], notes=[note])
+
+
+class CorruptEntry(ValueError):
+    """A cache entry that parses but is not what `store` writes: its values cannot be trusted."""
+
+
+def _share(value, what: str) -> float:
+    """`value` as a share in [0, 1] (accuracies and p-values); anything else is a CorruptEntry."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        # `not 0 <= nan <= 1` holds too: NaN is refused here
+        raise CorruptEntry(f"{what} is {str(value)[:20]!r}, not a number from 0 to 1")
+    return float(value)
+
+
+def _index(value, size: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+        raise CorruptEntry(f"{what} is {str(value)[:20]!r}, not 0-{size - 1} for this model")
+    return value
+
+
+def checked_entry(data, num_layers: int, num_heads: int) -> PronounHeads:
+    """A parsed cache entry as PronounHeads, every value checked as `store` writes it (types,
+    shares within 0..1, layer and head indices within the model, one entry per head, the same cues
+    everywhere): a file damaged or edited by hand must not put `★ nan%` in a table or crash one.
+    Raises CorruptEntry with the first thing wrong."""
+    if not isinstance(data, dict):
+        raise CorruptEntry("not a JSON object")
+    probe_set, n_items, baselines, heads = (data.get(k) for k in ("probe_set", "n_items", "baselines", "heads"))
+    if not isinstance(probe_set, str) or not probe_set:
+        raise CorruptEntry("probe_set is not a name")
+    if isinstance(n_items, bool) or not isinstance(n_items, int) or n_items < 1:
+        raise CorruptEntry("n_items is not a positive integer")
+    if not isinstance(baselines, dict) or not {"nearest", "farthest", "chance"} <= baselines.keys():
+        raise CorruptEntry("baselines lack nearest, farthest or chance")
+    baselines = {str(k): _share(v, f"baseline {k}") for k, v in baselines.items()}
+    if not isinstance(heads, list):
+        raise CorruptEntry("heads is not a list")
+    checked, seen, cues = [], set(), None
+    for entry in heads:
+        if not isinstance(entry, dict):
+            raise CorruptEntry("a head entry is not an object")
+        layer = _index(entry.get("layer"), num_layers, "layer")
+        head = _index(entry.get("head"), num_heads, "head")
+        where = f"layer {layer} head {head}"
+        if (layer, head) in seen:
+            raise CorruptEntry(f"{where} is listed twice")
+        seen.add((layer, head))
+        if not isinstance(entry.get("resolves"), bool):
+            raise CorruptEntry(f"{where}: resolves is not true or false")
+        by_cue = entry.get("by_cue")
+        if not isinstance(by_cue, dict) or (cues is not None and by_cue.keys() != cues):
+            raise CorruptEntry(f"{where}: by_cue is not an object with the same cues as the other heads")
+        cues = by_cue.keys()
+        # The keys in analysis.probe.head_tests' order: output read from the cache has the same bytes.
+        checked.append({"layer": layer, "head": head, "accuracy": _share(entry.get("accuracy"), f"{where} accuracy"),
+                        "resolves": entry["resolves"],
+                        "by_cue": {str(c): _share(v, f"{where} cue {c} accuracy") for c, v in by_cue.items()},
+                        **{k: _share(entry.get(k), f"{where} {k}") for k in ("p_nearest", "p_farthest")}})
+    return PronounHeads(probe_set, n_items, baselines, checked)
 
 
 def store(model: LoadedModel, heads: PronounHeads, probe_set: str = DEFAULT_SET) -> Path | None:

@@ -197,13 +197,27 @@ def parse_indices(spec: str | None, count: int, what: str) -> list[int]:
                            "ranges such as 0,2 or 1-3, or 'all'")
     chosen: set[int] = set()
     for part in spec.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not match or (match[2] is not None and int(match[2]) < int(match[1])):
+        # [0-9], not \d: re, str.isdigit and int() also take other scripts' digits ("٣" is 3)
+        match = re.fullmatch(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", part)
+        lo, hi = (None, None) if not match else (ascii_index(match[1]), ascii_index(match[2] or match[1]))
+        if lo is None or hi is None or hi < lo:
             raise AttnvizError(f"invalid {what} selection {spec!r}: use indices and ranges such as 0,2 or 1-3")
-        lo = int(match[1])
-        hi = lo if match[2] is None else int(match[2])
-        for v in range(lo, hi + 1):
-            if v >= count:
-                raise AttnvizError(f"invalid {what} {v}: the model has {count} {what}s (0-{count - 1})")
-            chosen.add(v)
+        if hi >= count:
+            given = match[1] if match[2] is None else f"range {match[1]}-{match[2]}"
+            raise AttnvizError(f"invalid {what} {given[:40]}: the model has {count} {what}s (0-{count - 1})")
+        chosen.update(range(lo, hi + 1))
     return sorted(chosen)
+
+
+# More digits than any index can have; int() of thousands of digits raises its own ValueError.
+_MAX_INDEX_DIGITS = 18
+
+
+def ascii_index(text: str) -> int | None:
+    """`text` (spaces around it allowed) as a non-negative index when it is ASCII digits only,
+    else None: str.isdigit and int() also take other scripts' digits ("٣" would be token 3) and
+    superscripts. More than 18 digits is an index past any end (10**18)."""
+    text = text.strip()
+    if not text or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text) if len(text) <= _MAX_INDEX_DIGITS else 10 ** _MAX_INDEX_DIGITS

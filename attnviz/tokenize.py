@@ -16,6 +16,9 @@ from .errors import AttnvizError
 from .io import read_text
 
 DEFAULT_TOKENIZER = "default_tokenizer.json"
+# Words no vocabulary holds whole (and a symbol): encoding them needs the unknown-token or byte
+# fallback that a sound tokenizer has (see TextTokenizer.check_encodes).
+UNKNOWN_PROBE = "the zqxjvbk Żółwiątkowy ⟁ 12345"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,26 @@ class TextTokenizer:
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=True)
 
+    def _encode(self, text: str, **options):
+        """The tokenizers library's encode; its errors become one line naming this tokenizer. A
+        WordLevel model whose `unk_token` is missing from its vocabulary, for one, raises
+        "Missing [UNK] token from the vocabulary" on every word it does not know."""
+        try:
+            return self._tok.encode(text, **options)
+        except Exception as exc:  # tokenizers raises a bare Exception
+            raise AttnvizError(f"{self.source}: the tokenizer cannot encode the text ({_first_line(exc)}); "
+                               "fix its tokenizer.json or use another tokenizer") from None
+
+    def check_encodes(self) -> None:
+        """Refuse a tokenizer that fails on words outside its vocabulary (see `_encode`): a
+        checkpoint saved with it would break on the first such word of any text."""
+        try:
+            self._tok.encode(UNKNOWN_PROBE)
+        except Exception as exc:
+            raise AttnvizError(f"{self.source}: the tokenizer cannot encode words outside its vocabulary "
+                               f"({_first_line(exc)}); give a tokenizer.json whose unk_token is in its "
+                               "vocabulary") from None
+
     def to_str(self) -> str:
         return self._tok.to_str(pretty=True)
 
@@ -86,15 +109,15 @@ class TextTokenizer:
                 word = self._tok.decode([int(i)]).strip()
                 # Plain lower-case words, one token alone and after a space, not yet chosen.
                 if (len(word) >= 3 and word.isascii() and word.isalpha() and word.islower() and word not in words
-                        and len(self._tok.encode(word, add_special_tokens=False).ids) == 1
-                        and len(self._tok.encode(" " + word, add_special_tokens=False).ids) == 1):
+                        and len(self._encode(word, add_special_tokens=False).ids) == 1
+                        and len(self._encode(" " + word, add_special_tokens=False).ids) == 1):
                     words.append(word)
                     if len(words) == n:
                         break
             # Byte-level BPE (GPT-2, SmolLM) spells a word differently after a space ("Ġcat"):
             # a leading space makes the first word match its repeat.
             for text in (" ".join(words + words), " " + " ".join(words + words)):
-                ids = self._tok.encode(text, add_special_tokens=False).ids
+                ids = self._encode(text, add_special_tokens=False).ids
                 if len(words) == n and len(ids) == 2 * n and ids[:n] == ids[n:]:
                     return text
         raise AttnvizError(f"{self.source}: cannot find {n} words that stay one token each; "
@@ -104,7 +127,7 @@ class TextTokenizer:
         """Tokenize `text`; with `max_len`, refuse longer inputs unless `truncate` is set."""
         if not text or not text.strip():
             raise AttnvizError("the text is empty; give a sentence to visualise")
-        enc = self._tok.encode(text)
+        enc = self._encode(text)
         truncated = False
         if max_len is not None and len(enc.ids) > max_len:
             if not truncate:
@@ -119,7 +142,7 @@ class TextTokenizer:
                                    f"a word beside the tokenizer's {specials} special tokens")
             self._tok.enable_truncation(max_len)
             try:
-                enc = self._tok.encode(text)
+                enc = self._encode(text)
             finally:
                 self._tok.no_truncation()
             truncated = True

@@ -154,6 +154,23 @@ def test_init_refuses_non_empty_folder_unless_overwrite(tmp_path):
     assert json.loads((folder / "config.json").read_text())["seed"] == 2
 
 
+@pytest.mark.parametrize("in_the_way, blocker, reason", [
+    ("config.json", "folder", "a folder is in the way; remove it or give another checkpoint folder"),
+    ("tokenizer.json", "pipe", "it is not a regular file (a device, pipe or socket)")])
+def test_overwrite_checks_every_file_before_writing_any(tmp_path, in_the_way, blocker, reason):
+    folder, first = init(tmp_path, "--seed", "1")
+    assert first.exit_code == 0
+    (folder / in_the_way).unlink()
+    os.mkdir(folder / in_the_way) if blocker == "folder" else os.mkfifo(folder / in_the_way)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != in_the_way}
+    _, again = init(tmp_path, "--seed", "2", "--overwrite")
+    assert again.exit_code == 2
+    assert again.stderr.splitlines() == [f"attnviz: error: cannot write {folder / in_the_way}: {reason}"]
+    # Nothing was replaced, and no temporary folder is left.
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != in_the_way} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_init_into_existing_empty_folder_and_bad_targets(tmp_path):
     (tmp_path / "empty").mkdir()
     _, ok = init(tmp_path, name="empty")

@@ -445,3 +445,158 @@ def test_every_third_party_import_is_declared():
                 if top.lower() not in declared and comes_with.get(top) not in declared:
                     missing.add(f"{top} ({path.relative_to(ROOT)})")
     assert not missing
+
+
+# ---- JSON beyond Python's parser: nesting by the thousand, numbers of thousands of digits ----
+
+DEEP = "[" * 100_000
+GOOD_ITEM = {"text": "The cat saw the dog and it ran.", "pronoun": "it", "candidates": ["cat", "dog"], "answer": 0}
+
+
+def test_parse_json_turns_parser_limits_into_a_value_error():
+    from attnviz.io import JSONLimitError, parse_json
+
+    with pytest.raises(JSONLimitError, match="nested too deeply"):
+        parse_json(DEEP)
+    with pytest.raises(JSONLimitError, match=f"longer than {sys.get_int_max_str_digits()} digits"):
+        parse_json("9" * 5000)
+    with pytest.raises(json.JSONDecodeError):
+        parse_json("{not json")
+    assert parse_json('{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
+
+
+def test_probe_line_beyond_the_parser_is_skipped_with_a_plain_warning(tmp_path):
+    items = tmp_path / "items.jsonl"
+    huge = json.dumps({**GOOD_ITEM, "answer": 0}).replace('"answer": 0', '"answer": ' + "9" * 5000)
+    long = json.dumps({**GOOD_ITEM, "answer": int("9" * 4000)})
+    items.write_text("\n".join([json.dumps(GOOD_ITEM), DEEP, huge, long]) + "\n", encoding="utf-8")
+    proc = attnviz_cmd("probe", "coref", str(items), "--format", "json")
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert json.loads(proc.stdout)["n_items"] == 1
+    lines = err.splitlines()
+    assert lines[:3] == [
+        f"attnviz: warning: {items} line 2 skipped: cannot be read (arrays or objects nested too deeply)",
+        f"attnviz: warning: {items} line 3 skipped: cannot be read (a number longer than "
+        f"{sys.get_int_max_str_digits()} digits)",
+        f"attnviz: warning: {items} line 4 skipped: 'answer' must be the index of a candidate (0-1), "
+        f"got 9999999999999999999999999999999999999... (4000 characters)"]
+    assert "set_int_max_str_digits" not in err and "Traceback" not in err
+
+
+def test_deep_probe_file_alone_is_one_error_line(tmp_path):
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text(DEEP + "\n", encoding="utf-8")
+    assert "no item of the probe set" in one_error_line(attnviz_cmd("inspect", "--pronoun-set", str(deep)))
+    err = attnviz_cmd("probe", "coref", str(deep)).stderr.decode()
+    assert err.splitlines() == [f"attnviz: warning: {deep} line 1 skipped: cannot be read (arrays or objects "
+                                "nested too deeply)",
+                                f"attnviz: error: no item of {deep} could be scored (1 skipped; see the lines above)"]
+
+
+def test_deep_config_json_is_one_line_naming_the_file(checkpoint, tmp_path):
+    folder = edited_copy(checkpoint, tmp_path / "deep")
+    (folder / "config.json").write_text(DEEP, encoding="utf-8")
+    line = one_error_line(attnviz_cmd("show", "hi", "-m", str(folder)))
+    assert line == f"attnviz: error: {folder / 'config.json'}: not valid JSON (arrays or objects nested too deeply)"
+
+
+def test_deep_safetensors_index_and_tokenizer_config_are_handled(checkpoint, tmp_path):
+    from attnviz.checkpoints import folder_tokenizer
+    from attnviz.checkpoints.weights import _open_sharded
+
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text(DEEP, encoding="utf-8")
+    with pytest.raises(AttnvizError, match="not a valid safetensors index .*nested too deeply"):
+        _open_sharded(index)
+    # tokenizer_config.json only says whether to lower-case: a broken one means BERT's default.
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    (bert / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n", encoding="utf-8")
+    (bert / "tokenizer_config.json").write_text(DEEP, encoding="utf-8")
+    assert folder_tokenizer(bert).encode("HELLO").ids[1:-1] == [5]
+
+
+def test_deep_pronoun_cache_is_ignored_with_a_note(tmp_path):
+    cache = tmp_path / "cache"
+    env = {"ATTNVIZ_CACHE_DIR": str(cache)}
+    assert attnviz_cmd("show", SENTENCE, "--resolve", env=env).returncode == 0
+    entries = list((cache / "pronoun-heads").glob("*.json"))
+    assert len(entries) == 1
+    entries[0].write_text(DEEP, encoding="utf-8")
+    proc = attnviz_cmd("show", SENTENCE, env=env)
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+    out = " ".join(proc.stdout.decode().split())
+    assert "ignored a corrupt pronoun-heads cache file" in out and "(arrays or objects nested too deeply)" in out
+
+
+def test_deep_history_line_costs_that_line(tmp_path):
+    from attnviz.explore.history import History
+
+    path = tmp_path / "history.jsonl"
+    path.write_text(f'"kept"\n{DEEP}\n"also kept"\n', encoding="utf-8")
+    assert History(path).entries == ["kept", "also kept"]
+
+
+# ---- `-o -` is standard output ------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, starts", [
+    (["show", "hi it", "--format", "json"], '{"text": "hi it"'),
+    (["show", "hi it"], "attnviz · random"),
+    (["inspect", "-t", "hi it", "--format", "json"], "{"),
+    (["inspect", "-t", "hi it"], "attnviz inspect · random"),
+    (["compare", "hi it", "hi them", "--format", "json"], '{"kind": "sentences"'),
+    (["compare", "hi it", "hi them"], ""),
+    (["probe", "coref", "agreement", "--format", "json"], '{"source": "agreement"'),
+])
+def test_dash_output_is_standard_output(tmp_path, monkeypatch, args, starts):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ATTNVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    to_dash = CliRunner().invoke(app, [*args, "-o", "-"])
+    plain = CliRunner().invoke(app, args)
+    assert to_dash.exit_code == 0, to_dash.output
+    assert to_dash.stdout == plain.stdout and to_dash.stdout.startswith(starts) and to_dash.stdout.strip()
+    assert not (tmp_path / "-").exists()
+    if "json" in args:
+        json.loads(to_dash.stdout)
+
+
+def test_dash_output_is_refused_for_npz(tmp_path):
+    line = one_error_line(attnviz_cmd("show", "hi it", "--format", "npz", "-o", "-", cwd=tmp_path))
+    assert line == "attnviz: error: --format npz is binary: give a file with --output FILE.npz, not -"
+    assert not (tmp_path / "-").exists()
+
+
+# ---- indices are ASCII digits; ranges and devices named whole ---------------------------------
+
+def test_parse_indices_takes_ascii_digits_only_and_names_the_whole_bad_range():
+    from attnviz.result import ascii_index, parse_indices
+
+    assert parse_indices(" 0 , 2-3 ", 4, "head") == [0, 2, 3]
+    for spec in ("٠", "٣", "1-٣", "²", "０"):   # Arabic-Indic, superscript, fullwidth digits
+        with pytest.raises(AttnvizError, match="use indices and ranges such as 0,2 or 1-3"):
+            parse_indices(spec, 4, "layer")
+    with pytest.raises(AttnvizError) as caught:
+        parse_indices("0-99", 4, "head")
+    assert str(caught.value) == "invalid head range 0-99: the model has 4 heads (0-3)"
+    with pytest.raises(AttnvizError, match=r"^invalid layer 9{40}: the model has 2 layers \(0-1\)$"):
+        parse_indices("9" * 5000, 2, "layer")
+    assert [ascii_index(t) for t in ("7", " 12 ", "٣", "", "-1", "9" * 30)] == [7, 12, None, None, None, 10 ** 18]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["show", SENTENCE, "--focus", "٣"], "focus word '٣' is not in the sentence; give one of its words or a token index 0-14"),
+    (["show", SENTENCE, "--focus", "9" * 5000],
+     f"focus token {'9' * 40} is out of range: the sentence has 15 tokens (0-14)"),
+    (["compare", SENTENCE, TWIN, "--focus", "٣"], "sentence A: focus word '٣' is not a word of the sentence"),
+    (["show", SENTENCE, "-l", "9" * 5000], f"invalid layer {'9' * 40}: the model has 2 layers (0-1)"),
+    (["show", SENTENCE, "-l", "٠"], "invalid layer selection '٠': use indices and ranges such as 0,2 or 1-3"),
+    (["show", SENTENCE, "--head", "0-99"], "invalid head range 0-99: the model has 4 heads (0-3)"),
+    (["show", SENTENCE, "--device", ""], "unknown device '': choose cpu or cuda (cuda:N for the N-th GPU)"),
+    (["show", SENTENCE, "--device", "cuda:"], "unknown device 'cuda:': choose cpu or cuda"),
+    (["show", SENTENCE, "--device", "cuda:٣"], "unknown device 'cuda:٣': choose cpu or cuda"),
+])
+def test_odd_digits_ranges_and_devices_are_one_line(args, message):
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 2, out.output
+    assert out.stderr.splitlines() == [out.stderr.strip()] and out.stderr.startswith(f"attnviz: error: {message}")

@@ -2,6 +2,7 @@
 `inspect`'s pronoun role and `show`'s marks."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -157,6 +158,68 @@ def test_cache_is_keyed_by_content_and_survives_corruption(tmp_path, private_cac
     assert broken is not None and not broken.heads and "corrupt" in broken.notes[0]
     assert pronoun_heads.find(model)[1] is not None
     assert pronoun_heads.cached(model).heads == heads.heads
+
+
+def _tampered(entry: dict, path: list, value) -> dict:
+    """A deep copy of a cache entry with the value at `path` (keys and list indices) replaced."""
+    entry = json.loads(json.dumps(entry))
+    target = entry
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return entry
+
+
+@pytest.mark.parametrize("path, value, reason", [
+    (["heads", 0, "accuracy"], "x", "layer 0 head 0 accuracy is 'x', not a number from 0 to 1"),
+    (["heads", 0, "accuracy"], float("nan"), "accuracy is 'nan'"),
+    (["heads", 0, "accuracy"], 1.5, "accuracy is '1.5'"),
+    (["heads", 0, "accuracy"], True, "accuracy is 'True'"),
+    (["heads", 0, "p_nearest"], float("inf"), "p_nearest is 'inf'"),
+    (["heads", 0, "by_cue", "number"], -0.1, "cue number accuracy is '-0.1'"),
+    (["heads", 0, "by_cue"], {"number": 0.5}, "by_cue is not an object with the same cues"),
+    (["heads", 0, "layer"], 2, "layer is '2', not 0-1 for this model"),
+    (["heads", 0, "head"], -1, "head is '-1', not 0-3 for this model"),
+    (["heads", 0, "head"], "0", "head is '0', not 0-3"),
+    (["heads", 1, "head"], 0, "layer 0 head 0 is listed twice"),
+    (["heads", 0, "resolves"], "yes", "resolves is not true or false"),
+    (["heads", 0], [], "a head entry is not an object"),
+    (["heads"], {}, "heads is not a list"),
+    (["baselines", "nearest"], float("nan"), "baseline nearest is 'nan'"),
+    (["baselines"], {"nearest": 0.5}, "baselines lack nearest, farthest or chance"),
+    (["n_items"], "many", "n_items is not a positive integer"),
+    (["n_items"], 0, "n_items is not a positive integer"),
+    (["probe_set"], 7, "probe_set is not a name"),
+])
+def test_invalid_cache_values_are_ignored_like_an_unreadable_entry(private_cache, path, value, reason):
+    model = load_model("random", seed=0)    # 2 layers x 4 heads
+    heads, _ = pronoun_heads.find(model)
+    [entry_file] = (private_cache / "pronoun-heads").glob("*.json")
+    good = json.loads(entry_file.read_text(encoding="utf-8"))
+    assert pronoun_heads.checked_entry(good, 2, 4).heads == heads.heads
+    # Same keys in the same order as computed: JSON output from the cache has the same bytes.
+    assert json.dumps(pronoun_heads.checked_entry(good, 2, 4).heads) == json.dumps(heads.heads)
+    entry_file.write_text(json.dumps(_tampered(good, path, value)), encoding="utf-8")
+    broken = pronoun_heads.cached(model)
+    assert broken is not None and broken.heads == [] and len(broken.notes) == 1
+    assert "ignored a corrupt pronoun-heads cache file" in broken.notes[0] and reason in broken.notes[0]
+    # Unknown, so find() runs the probe again and rewrites a valid entry.
+    assert pronoun_heads.find(model)[1] is not None
+    assert pronoun_heads.cached(model).heads == heads.heads
+
+
+@pytest.mark.parametrize("accuracy", ["x", float("nan")])
+def test_show_ignores_a_cache_entry_with_a_bad_accuracy(private_cache, accuracy):
+    assert runner.invoke(app, ["show", SENTENCE, "--resolve"]).exit_code == 0
+    [entry_file] = (private_cache / "pronoun-heads").glob("*.json")
+    entry = json.loads(entry_file.read_text(encoding="utf-8"))
+    entry["heads"][0].update(accuracy=accuracy, resolves=True)   # would be marked "★ nan%"
+    entry_file.write_text(json.dumps(entry), encoding="utf-8")
+    out = runner.invoke(app, ["show", SENTENCE])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.stdout.split())
+    assert "ignored a corrupt pronoun-heads cache file" in text and not re.search(r"★ \S*%", text)
+    assert "Pronoun heads of this model are not known yet" in text
 
 
 def test_checkpoints_are_matched_through_their_files_even_when_loaded_in_part(tmp_path, private_cache, monkeypatch):

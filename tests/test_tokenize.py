@@ -207,3 +207,50 @@ def test_text_of_lone_combining_marks_is_a_clear_error(tok):
         tok.encode("\u0301\u0301")
     enc = tok.encode("e\u0301\u0301\u0301")             # stacked marks stay with their letter
     assert enc.tokens[1:-1] == ["e"] and spans("e\u0301\u0301\u0301", enc) == ["e\u0301\u0301\u0301"]
+
+
+def _wordlevel_without_unk(path):
+    """A WordLevel tokenizer.json whose unk_token `[UNK]` is missing from its vocabulary."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    broken = Tokenizer(models.WordLevel({"the": 0}, unk_token="[UNK]"))
+    broken.pre_tokenizer = pre_tokenizers.Whitespace()
+    broken.save(str(path))
+    return path
+
+
+def test_tokenizer_errors_on_encoding_are_one_line_naming_the_file(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = _wordlevel_without_unk(tmp_path / "nounk.json")
+    tok = TextTokenizer.from_file(path)
+    assert tok.encode("the").tokens == ["the"]     # known words still encode
+    with pytest.raises(AttnvizError) as caught:
+        tok.encode("the dog")
+    assert str(caught.value) == (f"{path}: the tokenizer cannot encode the text (WordLevel error: Missing [UNK] "
+                                 "token from the vocabulary); fix its tokenizer.json or use another tokenizer")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "attnviz", "show", "the dog", "--tokenizer", str(path)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 2 and proc.stderr == f"attnviz: error: {caught.value}\n", proc.stderr
+
+
+def test_init_refuses_a_tokenizer_that_fails_on_unknown_words(tmp_path):
+    from typer.testing import CliRunner
+
+    from attnviz.cli import app
+
+    path = _wordlevel_without_unk(tmp_path / "nounk.json")
+    out = CliRunner().invoke(app, ["init", str(tmp_path / "bad"), "--tokenizer", str(path)])
+    assert out.exit_code == 2 and out.stderr.strip().splitlines() == [
+        f"attnviz: error: {path}: the tokenizer cannot encode words outside its vocabulary (WordLevel error: "
+        "Missing [UNK] token from the vocabulary); give a tokenizer.json whose unk_token is in its vocabulary"]
+    assert not (tmp_path / "bad").exists()
+    # A sound tokenizer passes the same check, and its checkpoint reads unknown words.
+    TextTokenizer.default().check_encodes()
+    assert CliRunner().invoke(app, ["init", str(tmp_path / "good")]).exit_code == 0
+    shown = CliRunner().invoke(app, ["show", "the zqxjvbk", "-m", str(tmp_path / "good")])
+    assert shown.exit_code == 0, shown.output

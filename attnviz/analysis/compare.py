@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..result import AttentionResult
+from ..result import AttentionResult, ascii_index
 from ..errors import AttnvizError
 from .candidates import NO_WINNER, CandidateScores, Span, find_span, focus_span
 
@@ -34,10 +34,10 @@ def resolve_focus_span(result: AttentionResult, query: str | None) -> Span:
             raise AttnvizError("no pronoun found in the sentence; give the focus word with --focus")
         return focus_span(result, found.index)
     text = query.strip()
-    if text.isdigit():
-        index = int(text)
+    index = ascii_index(text)
+    if index is not None:
         if index >= len(result.tokens):
-            raise AttnvizError(f"focus {index} is out of range: the sentence has {len(result.tokens)} units "
+            raise AttnvizError(f"focus {text[:40]} is out of range: the sentence has {len(result.tokens)} units "
                                f"(0-{len(result.tokens) - 1})")
         return focus_span(result, index)
     return find_span(result, text, "focus word")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..result import AttentionResult
+from ..result import AttentionResult, ascii_index
 from ..errors import AttnvizError
 
 ENGLISH_PRONOUNS = frozenset(
@@ -90,10 +90,10 @@ def resolve_focus(result: AttentionResult, query: str) -> Focus:
     """
     labels = result.labels
     text = query.strip()
-    if text.isdigit():
-        index = int(text)
+    index = ascii_index(text)
+    if index is not None:
         if index >= len(labels):
-            raise AttnvizError(f"focus token {index} is out of range: the sentence has {len(labels)} tokens (0-{len(labels) - 1})")
+            raise AttnvizError(f"focus token {text[:40]} is out of range: the sentence has {len(labels)} tokens (0-{len(labels) - 1})")
         return Focus(index, labels[index])
     wanted = _fold(text)
     if not wanted:

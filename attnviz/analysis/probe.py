@@ -31,7 +31,7 @@ import numpy as np
 
 from ..result import AttentionResult
 from ..errors import AttnvizError
-from ..io import read_text
+from ..io import JSONLimitError, parse_json, read_text
 from .candidates import NO_WINNER, Span, find_span, pinned_span, span_weights, winners
 
 SIGNIFICANCE = 0.05
@@ -73,12 +73,20 @@ def _span_spec(value, what: str) -> str | dict:
     raise ValueError(f"{what} must be a string or an object with text, start and end")
 
 
+def _short(value, limit: int = 40) -> str:
+    """repr(value), cut to `limit` characters: a skip warning quotes the bad value, not 4000 digits of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}... ({len(text)} characters)"
+
+
 def parse_item(raw: str, line: int) -> Item:
     """One line -> Item; ValueError with the reason when the line is malformed."""
     try:
-        data = json.loads(raw)
+        data = parse_json(raw)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except JSONLimitError as exc:
+        raise ValueError(f"cannot be read ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     text = data.get("text")
@@ -95,7 +103,7 @@ def parse_item(raw: str, line: int) -> Item:
         raise ValueError("'answer' is missing")
     answer = data["answer"]
     if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(cands):
-        raise ValueError(f"'answer' must be the index of a candidate (0-{len(cands) - 1}), got {answer!r}")
+        raise ValueError(f"'answer' must be the index of a candidate (0-{len(cands) - 1}), got {_short(answer)}")
     group = data.get("group")
     if group is not None and (isinstance(group, bool) or not isinstance(group, (str, int))):
         raise ValueError("'group' must be a string or an integer")

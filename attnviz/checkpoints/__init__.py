@@ -22,12 +22,12 @@ Submodules: `loaded` (LoadedModel, build_encoder), `native` (attnviz format), `f
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..result import ModelInfo
 from ..config import EncoderConfig
 from ..errors import AttnvizError
+from ..io import parse_json
 from ..tokenize import TextTokenizer
 from .loaded import (LoadedModel, build_encoder, no_init, place, torch_device, torch_dtype,  # noqa: F401
                      truncated)
@@ -140,13 +140,13 @@ def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
 def read_config(folder: Path) -> dict:
     path = folder / "config.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AttnvizError(f"{folder}: no config.json (an attnviz checkpoint or a Hugging Face "
                            "model folder has one)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AttnvizError(f"{path}: cannot read ({exc})") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # a JSONDecodeError, or JSON beyond the parser's limits
         raise AttnvizError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise AttnvizError(f"{path}: expected a JSON object")
@@ -171,7 +171,7 @@ def _wordpiece_from_vocab(folder: Path, vocab: Path) -> TextTokenizer:
 
     lowercase = True
     try:
-        settings = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        settings = parse_json((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
         lowercase = bool(settings.get("do_lower_case", True))
     except (OSError, ValueError, AttributeError):
         pass  # no tokenizer_config.json: BERT's default is lower case

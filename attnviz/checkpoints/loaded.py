@@ -107,9 +107,10 @@ def torch_device(name: str | None):
     """"cpu" (default), "cuda" or "cuda:N", refused with one line when torch sees no such GPU."""
     import torch
 
-    name = str(name or "cpu")
-    kind, _, index = name.partition(":")
-    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+    name = "cpu" if name is None else str(name)
+    kind, colon, index = name.partition(":")
+    # An empty --device is a mistake, not cpu; an index is ASCII digits (isdigit alone takes "٣").
+    if kind not in DEVICES or (colon and (kind != "cuda" or not (index.isascii() and index.isdigit()))):
         raise AttnvizError(f"unknown device {name!r}: choose cpu or cuda (cuda:N for the N-th GPU)")
     if kind == "cuda":
         if not torch.cuda.is_available():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from ..result import ModelInfo
@@ -104,8 +105,14 @@ def checkpoint_files(model: LoadedModel, learned: bool | None = None) -> dict[st
             "config.json": config_json.encode("utf-8")}
 
 
-def check_target(folder: Path, overwrite: bool) -> None:
-    """Refuse before any slow work: a file in the way, a non-empty folder, a missing parent."""
+# The files of a checkpoint, in writing order (config.json last: see checkpoint_files).
+CHECKPOINT_FILES = ("model.safetensors", "tokenizer.json", "config.json")
+
+
+def check_target(folder: Path, overwrite: bool, names=CHECKPOINT_FILES) -> None:
+    """Refuse before any slow work: a file in the way, a non-empty folder, a missing parent, and,
+    when overwriting, a folder (or device, pipe...) where one of the files `names` goes: replacing
+    the files one by one would otherwise fail there after the others had been replaced."""
     try:
         os.stat(folder)
     except (FileNotFoundError, NotADirectoryError):
@@ -117,10 +124,28 @@ def check_target(folder: Path, overwrite: bool) -> None:
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         raise AttnvizError(f"{folder} exists and is not empty; pass --overwrite to replace its "
                            "checkpoint files")
+    if folder.is_dir():
+        for name in names:
+            _check_replaceable(folder / name)
     parent = folder.parent if str(folder.parent) else Path(".")
     if not parent.is_dir():
         what = "is a file, not a folder" if parent.exists() else "does not exist"
         raise AttnvizError(f"cannot write {folder}: {parent} {what}")
+
+
+def _check_replaceable(target: Path) -> None:
+    """`target` is absent or a file (or a link: os.replace swaps the link itself)."""
+    try:
+        mode = target.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise write_error(target, exc) from None
+    if stat.S_ISDIR(mode):
+        raise AttnvizError(f"cannot write {target}: a folder is in the way; remove it or give another "
+                           "checkpoint folder")
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise AttnvizError(f"cannot write {target}: it is not a regular file (a device, pipe or socket)")
 
 
 def write_folder(folder: str | Path, files: dict[str, bytes], overwrite: bool = False) -> Path:
@@ -133,9 +158,10 @@ def write_folder(folder: str | Path, files: dict[str, bytes], overwrite: bool = 
     WriteError naming the folder; nothing of the attempt is left behind.
     """
     folder = Path(folder)
-    check_target(folder, overwrite)
+    check_target(folder, overwrite, tuple(files))
     parent = folder.parent if str(folder.parent) else Path(".")
     tmp = temporary_name(parent, folder.name)
+    where = folder   # what an OSError is about: the folder, or the file being replaced
     try:
         umask = current_umask()
         try:
@@ -157,12 +183,14 @@ def write_folder(folder: str | Path, files: dict[str, bytes], overwrite: bool = 
             os.rename(tmp, folder)
         else:
             for name in files:
-                os.replace(tmp / name, folder / name)
+                where = folder / name
+                os.replace(tmp / name, where)
+            where = folder
             tmp.rmdir()
     except BaseException as exc:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise write_error(folder, exc) from None
+            raise write_error(where, exc) from None
         raise
     return folder

@@ -8,7 +8,6 @@ through a memory map, so only the tensors we use are touched), a sharded
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..config import EncoderConfig
 from ..errors import AttnvizError
+from ..io import parse_json
 from ..sizes import human_bytes, parameter_count
 from .statedict import STATE_DICT_SUFFIXES, load_state_dict
 
@@ -118,7 +118,7 @@ def _open_safetensors(path: Path) -> WeightFile:
 
 def _open_sharded(index: Path) -> WeightFile:
     try:
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        weight_map = parse_json(index.read_text(encoding="utf-8"))["weight_map"]
         if not isinstance(weight_map, dict):
             raise TypeError("weight_map is not an object")
     except Exception as exc:

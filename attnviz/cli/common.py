@@ -263,13 +263,26 @@ def model_flags(model_option: bool = True):
     return option_group("models", ModelFlags.from_options, options)
 
 
+def stdout_or_file(output: Path | None) -> Path | None:
+    """--output as commands use it: `-o -` means standard output, as it does for most tools, so
+    it is None (no file) like no --output at all."""
+    return None if output is not None and str(output) == "-" else output
+
+
 @dataclass(frozen=True)
 class OutputFlags:
-    """--output, --overwrite and (where a command has it) --truncate, as given on the command line."""
+    """--output, --overwrite and (where a command has it) --truncate, as given on the command line.
+    `-o -` is standard output: `output` is then None and `to_stdout` True."""
 
     output: Path | None = None
     overwrite: bool = False
     truncate: bool = False
+    to_stdout: bool = False
+
+    def __post_init__(self) -> None:
+        if self.output is not None and stdout_or_file(self.output) is None:
+            object.__setattr__(self, "output", None)
+            object.__setattr__(self, "to_stdout", True)
 
     def check(self) -> None:
         """Refuse an existing --output (without --overwrite) before any slow work."""
@@ -289,7 +302,7 @@ def output_flags(replaces: str = "--output", truncate: str | None = None):
     """A decorator: --output/-o and --overwrite (help: "Replace `replaces` ..."), and --truncate with
     the help `truncate` when given, received as `out: OutputFlags`."""
     options = {
-        "output": (Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically).")], None),
+        "output": (Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically); - is standard output.")], None),
         "overwrite": (Annotated[bool, typer.Option("--overwrite", help=f"Replace {replaces} if {'they exist' if '/' in replaces else 'it exists'}.")], False),
     }
     if truncate is not None:

@@ -11,7 +11,7 @@ import typer
 
 from ..errors import AttnvizError
 from .common import (HeadOpt, ImageFlags, LayerOpt, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
-                     handles_errors, report_console, with_image_flags, with_random_shape)
+                     handles_errors, report_console, stdout_or_file, with_image_flags, with_random_shape)
 
 
 class Format(str, enum.Enum):
@@ -40,7 +40,7 @@ def compare(
     view: Annotated[View, typer.Option("--view", help="attention (default), rollout or norm; see 'attnviz show --help'.")] = View.attention,
     top: Annotated[int, typer.Option("--top", min=1, max=50, help="How many heads the divergence summary lists.")] = 5,
     fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output.")] = Format.table,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the table or JSON to this file (atomically).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the table or JSON to this file (atomically); - is standard output.")] = None,
     png: Annotated[Optional[Path], typer.Option("--png", help="Also draw the two focus maps side by side and their difference into this file (.png, .svg or .pdf by extension; with --model-b and two texts: NAME-A.png and NAME-B.png). The image flags (--preset, --size, --dpi, --cmap, --scale, ...) apply.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output / --png if they exist.")] = False,
     truncate: Annotated[bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")] = False,
@@ -61,6 +61,7 @@ def compare(
     from ..io import atomic_write, check_distinct, check_writable
     from ..pipeline import run_attention
 
+    output = stdout_or_file(output)
     texts = [t for t in (text_a, text_b) if t is not None]
     if any(not t.strip() for t in texts):
         raise AttnvizError("a text is empty; give two sentences to compare")

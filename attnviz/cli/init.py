@@ -29,6 +29,7 @@ def init(
 
     check_target(folder, overwrite)  # fail before building the model
     loaded = build_model("random", tokenizer, seed, shape)
+    loaded.tokenizer.check_encodes()  # a tokenizer that fails on unknown words would break the checkpoint
     save_model(loaded, folder, overwrite=overwrite)
     typer.echo(f"wrote {folder}: random model (seed {seed}), {loaded.config.describe()}, "
                f"vocabulary {loaded.config.vocab_size}; use it with --model {folder}")

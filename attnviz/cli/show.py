@@ -57,6 +57,8 @@ def show(
     from ..pipeline import run_attention
 
     output, overwrite, truncate = out.output, out.overwrite, out.truncate
+    if fmt is Format.npz and out.to_stdout:
+        raise AttnvizError("--format npz is binary: give a file with --output FILE.npz, not -")
     if fmt is Format.npz and output is None:
         raise AttnvizError("--format npz writes a file: give it with --output FILE.npz")
     # Bad arguments fail here, before the model loads (torch's import alone takes ~2 s).
@@ -163,9 +165,11 @@ def _last_layer(spec: str | None) -> int | None:
     A malformed selection gives None here and its own error once the model's layers are known."""
     import re
 
-    if spec is None or not re.fullmatch(r"[\d\s,-]+", spec):
+    from ..result import ascii_index
+
+    if spec is None or not re.fullmatch(r"[0-9\s,-]+", spec):   # ASCII digits only, as parse_indices
         return None
-    numbers = [int(n) for n in re.findall(r"\d+", spec)]
+    numbers = [ascii_index(n) for n in re.findall(r"[0-9]+", spec)]
     return max(numbers) if numbers else None
 
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from ..errors import AttnvizError
-from ..io import atomic_write
+from ..io import atomic_write, parse_json
 
 MAX_ENTRIES = 200
 FILE_NAME = "explore-history.jsonl"
@@ -47,7 +47,7 @@ class History:
             return
         for line in lines:
             try:
-                entry = json.loads(line)
+                entry = parse_json(line)
             except ValueError:
                 continue                 # a damaged line costs that line, not the history
             if isinstance(entry, str) and entry.strip():
