@@ -10,11 +10,17 @@ from __future__ import annotations
 import errno as errnos
 import json
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
 
 from .errors import AttnvizError
+
+# A line ends at \n, \r\n or \r only, as `wc -l` and editors count them: str.splitlines would
+# also split at U+2028, U+2029, U+0085, \x0b, \x0c and \x1c-\x1e, which can sit inside a sentence
+# (or inside a JSON string of a .jsonl line).
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 # Longest part of a file name kept in a temporary name: `.{name}.{16 hex}.part` must itself fit in
 # the 255 bytes most file systems allow for one name.
@@ -153,6 +159,14 @@ def check_writable(path: Path, overwrite: bool) -> None:
         if folder.exists():
             raise AttnvizError(f"cannot write {path}: {folder} is a file, not a folder")
         raise AttnvizError(f"cannot write {path}: folder {folder} does not exist")
+
+
+def check_not_dash(option: str, path: Path | None, what: str = "a file",
+                   dash: str = "- is standard output only for --output") -> None:
+    """`-` means standard output only for --output (text); an image, a page or export's folder
+    named `-` would be a file of that name in the current folder, never what was meant."""
+    if path is not None and str(path) == "-":
+        raise AttnvizError(f"{option} writes {what}: give it a name ({dash})")
 
 
 def check_distinct(outputs: dict[str, Path | None]) -> None:

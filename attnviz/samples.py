@@ -10,17 +10,13 @@ non-blank character is `#` are skipped, so a file can open with a comment that s
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from .errors import AttnvizError
-from .io import read_stdin, read_text
+from .io import LINE_BREAK, read_stdin, read_text
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_texts"
 COMMENT = "#"
-# A line ends at \n, \r\n or \r only, as `wc -l` and editors count them: str.splitlines would
-# also split at U+2028, U+2029, U+0085, \x0b, \x0c and \x1c-\x1e, which can sit inside a sentence.
-LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def sample_dir() -> Path:

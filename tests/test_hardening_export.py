@@ -161,6 +161,20 @@ def test_two_outputs_into_one_file_are_refused_before_anything_is_written(tmp_pa
     assert tree(tmp_path) == before
 
 
+@pytest.mark.parametrize("command, shown", [
+    (["show", "hi it", *TINY, "--png", "-"], "--png writes a file: give it a name"),
+    (["show", "hi it", *TINY, "--html", "-"], "--html writes a file: give it a name"),
+    (["compare", "A cat.", "A dog.", *TINY, "--png", "-"], "--png writes a file: give it a name"),
+    (["export", "hi it", *TINY, "-o", "-"], "--output writes a folder: give it a name"),
+])
+def test_a_dash_for_an_image_a_page_or_a_folder_is_refused(tmp_path, monkeypatch, command, shown):
+    """`-o -` is standard output (text); an image, a page or an export folder called `-` was a file
+    or folder of that name in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    one_error_line(invoke(*command), shown)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_compare_refuses_its_table_and_image_in_one_file(tmp_path):
     target = str(tmp_path / "c.png")
     one_error_line(invoke("compare", "The cat sat because it was tired.", "The cats sat because they were tired.",

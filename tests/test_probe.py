@@ -236,3 +236,14 @@ def test_batched_attention_matches_one_by_one(small_model):
         np.testing.assert_allclose(got.weights, one.weights, atol=2e-6)
     rolled = run_attention_batch(small_model, texts[:1], view="rollout")[0]
     np.testing.assert_allclose(rolled.weights, run_attention(small_model, texts[0], view="rollout").weights)
+
+
+def test_a_line_separator_inside_an_item_does_not_split_the_line(tmp_path):
+    """JSON allows a raw U+2028 or U+0085 inside a string; str.splitlines
+    cut such a line in two, and both halves were skipped as malformed."""
+    text = "The cat saw the dog and it ran.\u2028Then it slept.\x85"
+    item = {"text": text, "pronoun": "it", "candidates": ["cat", "dog"], "answer": 0}
+    path = tmp_path / "items.jsonl"
+    path.write_text(json.dumps(item, ensure_ascii=False) + "\r\n" + json.dumps(item) + "\n", encoding="utf-8")
+    items, skipped = read_items(path)
+    assert skipped == [] and len(items) == 2 and items[0].text == items[1].text == text

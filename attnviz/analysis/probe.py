@@ -31,7 +31,7 @@ import numpy as np
 
 from ..result import AttentionResult
 from ..errors import AttnvizError
-from ..io import JSONLimitError, parse_json, read_text
+from ..io import LINE_BREAK, JSONLimitError, parse_json, read_text
 from .candidates import NO_WINNER, Span, find_span, pinned_span, span_weights, winners
 
 SIGNIFICANCE = 0.05
@@ -139,7 +139,7 @@ def read_items(path: str | Path) -> tuple[list[Item], list[Skipped]]:
     """Parse a JSONL file; blank lines are ignored, malformed ones come back as Skipped."""
     text = read_text(path, "a .jsonl file with one item per line")
     items, skipped = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(LINE_BREAK.split(text), start=1):
         if not line.strip():
             continue
         try:

@@ -58,7 +58,7 @@ def compare(
     from ..analysis.compare import compare_models, compare_sentences
     from ..analysis.words import to_words
     from ..result import parse_indices
-    from ..io import atomic_write, check_distinct, check_writable
+    from ..io import atomic_write, check_distinct, check_not_dash, check_writable
     from ..pipeline import run_attention
 
     output = stdout_or_file(output)
@@ -68,6 +68,7 @@ def compare(
     if model_b is None and text_b is None:
         raise AttnvizError("give two sentences to compare (TEXT_A TEXT_B), or one sentence and --model-b")
     phrases = parse_candidates(candidates) if candidates is not None else None
+    check_not_dash("--png", png)
     pngs = _png_paths(png, len(texts) if model_b is not None else 1) if png is not None else []
     if png is not None:
         from ..render.image import format_for

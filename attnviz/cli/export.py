@@ -54,10 +54,12 @@ def export(
     stderr and skipped), 2 for bad usage.
     """
     from .. import export as ex
+    from ..io import check_not_dash
     from ..result import parse_indices
 
     options = image.options()
     layouts = ex.parse_layouts(layout)
+    check_not_dash("--output", outdir, "a folder", "- stands for standard input, and only as the text")
     ex.check_outdir(outdir)   # a file in the way fails now, not after the model has loaded
     # So do a user's own index.html and a rerun with other image options (the model's part and
     # --layer/--head are compared by ex.export, once they are known).

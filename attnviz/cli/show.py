@@ -53,7 +53,7 @@ def show(
     """
     from ..analysis.focus import find_pronoun, resolve_focus, top_targets
     from ..result import parse_indices
-    from ..io import atomic_write, check_distinct, check_writable
+    from ..io import atomic_write, check_distinct, check_not_dash, check_writable
     from ..pipeline import run_attention
 
     output, overwrite, truncate = out.output, out.overwrite, out.truncate
@@ -62,6 +62,8 @@ def show(
     if fmt is Format.npz and output is None:
         raise AttnvizError("--format npz writes a file: give it with --output FILE.npz")
     # Bad arguments fail here, before the model loads (torch's import alone takes ~2 s).
+    check_not_dash("--png", png)
+    check_not_dash("--html", html)
     check_distinct({"--output": output, "--png": png, "--html": html})
     out.check()
     if png is not None:
