@@ -520,7 +520,7 @@ def test_show_layer_option_reads_only_up_to_that_layer(llama_pair, monkeypatch):
     assert json.loads(result.stdout)["layers"] == [1]
     assert "blk.1.attn_q.weight" in read and not any(n.startswith("blk.2.") for n in read)
     line = show_error(llama_pair[2], "-l", "0-99999999999")
-    assert "invalid layer 3" in line and "3 layers" in line
+    assert "invalid layer range 0-99999999999" in line and "3 layers (0-2)" in line
 
 
 # The token embedding, read row by row (checkpoints/lazy_rows.py) -----------------------------------
