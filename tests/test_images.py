@@ -95,7 +95,7 @@ def test_parse_size_units():
     assert img.parse_size("254x127mm") == pytest.approx((10.0, 5.0))
     assert img.parse_size("20x10cm") == pytest.approx((20 / 2.54, 10 / 2.54))
     assert img.parse_size("1200x600px", dpi=300) == (4.0, 2.0)
-    for bad in ("8", "8x", "x4", "8by4", "-1x2", "8x4furlongs"):
+    for bad in ("8", "8x", "x4", "8by4", "-1x2", "8x4furlongs", "٣x٤", "８x４"):   # other scripts' digits too
         with pytest.raises(AttnvizError):
             img.parse_size(bad)
 

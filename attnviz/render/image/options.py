@@ -132,7 +132,8 @@ _UNITS = {"in": 1.0, "": 1.0, "cm": 1 / 2.54, "mm": 1 / 25.4, "px": None}
 
 def parse_size(spec: str, dpi: float | None = None, preset: str | None = None) -> tuple[float, float]:
     """'8x4.5' (inches), '20x12cm', '160x90mm' or '1600x900px' (at the --dpi in force) -> inches."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*[xX×]\s*(\d+(?:\.\d+)?)\s*(in|cm|mm|px)?\s*", spec or "")
+    # [0-9], not \d: \d and float() also take other scripts' digits ("٣x٤"), as indices no longer do
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*[xX×]\s*([0-9]+(?:\.[0-9]+)?)\s*(in|cm|mm|px)?\s*", spec or "")
     if not match:
         raise AttnvizError(f"invalid --size {spec!r}: use WIDTHxHEIGHT in inches (8x4.5) or with a unit "
                            "(20x12cm, 160x90mm, 1600x900px)")
