@@ -161,14 +161,6 @@ def check_writable(path: Path, overwrite: bool) -> None:
         raise AttnvizError(f"cannot write {path}: folder {folder} does not exist")
 
 
-def check_not_dash(option: str, path: Path | None, what: str = "a file",
-                   dash: str = "- is standard output only for --output") -> None:
-    """`-` means standard output only for --output (text); an image, a page or export's folder
-    named `-` would be a file of that name in the current folder, never what was meant."""
-    if path is not None and str(path) == "-":
-        raise AttnvizError(f"{option} writes {what}: give it a name ({dash})")
-
-
 def check_distinct(outputs: dict[str, Path | None]) -> None:
     """Refuse two options that name one file (`--png a.png --html a.png`, or through a symbolic
     link): the second write would silently replace the first, or, without --overwrite, fail after

@@ -48,3 +48,18 @@ def hand_set_model():
         att.key.weight[2, 2] = 1.0   # head 1 key dim 0 <- feature 2 (position 2)
     info = ModelInfo(source="hand-set", config=config, learned=True, tokenizer=tok.source, kind="attnviz")
     return LoadedModel(enc, tok, info)
+
+
+def load_error(folder) -> str:
+    """The AttnvizError `attnviz.load_model(folder)` raises: one line that names config.json."""
+    import attnviz
+    from attnviz.errors import AttnvizError
+
+    try:
+        attnviz.load_model(str(folder))
+    except AttnvizError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError(f"{folder} loaded without an error")
+    assert "\n" not in message and "config.json" in message, message
+    return message

@@ -490,15 +490,41 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _start_export(tmp_path: Path, sentences: int, jobs: str) -> tuple[subprocess.Popen, Path, list[str]]:
+    """A real `export --layout heads` of `sentences` lines in its own process group: (process, its
+    output folder, the command, to run it again)."""
+    inputs = tmp_path / "many.txt"
+    inputs.write_text("\n".join(f"Sentence number {i} says it was late." for i in range(sentences)) + "\n")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "attnviz", "export", str(inputs), "-o", str(out), *TINY, "--jobs", jobs,
+               "--layout", "heads"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    return process, out, command
+
+
+def _still_alive(family: list[int], seconds: float) -> list[str]:
+    """The command lines of `family` still running after waiting up to `seconds` for them to end."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(_alive(p) for p in family):
+        time.sleep(0.1)
+    return [_cmdline(p) for p in family if _alive(p)]
+
+
+def _kill_all(process: subprocess.Popen, family: list[int]) -> None:
+    """A test's cleanup, whatever it asserted: nothing it started may outlive it."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    for pid in family:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    process.stderr.close()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_export_workers_and_resource_tracker_die_with_their_parent(tmp_path, sig):
-    inputs = tmp_path / "many.txt"
-    inputs.write_text("\n".join(f"Sentence number {i} says it was late." for i in range(80)) + "\n")
-    out = tmp_path / "out"
-    parent = subprocess.Popen([sys.executable, "-m", "attnviz", "export", str(inputs), "-o", str(out), *TINY,
-                               "--jobs", "2", "--layout", "heads"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    parent, out, _ = _start_export(tmp_path, 80, "2")
     family: list[int] = []
     try:
         deadline = time.monotonic() + 180
@@ -513,22 +539,13 @@ def test_export_workers_and_resource_tracker_die_with_their_parent(tmp_path, sig
         assert any("resource_tracker" in _cmdline(p) for p in family), [_cmdline(p) for p in family]
         parent.send_signal(sig)
         status = parent.wait(timeout=30)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(_alive(p) for p in family):
-            time.sleep(0.1)
-        assert [_cmdline(p) for p in family if _alive(p)] == []
+        assert _still_alive(family, 5) == []
         if sig == signal.SIGTERM:
             assert status == 128 + signal.SIGTERM, parent.stderr.read()
         # the workers unwound their task: whole images only, no temporary file, no empty folder
         assert parts(out) == [] and empty_folders(out) == []
     finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-        for pid in family:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        parent.stderr.close()
+        _kill_all(parent, family)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -536,12 +553,7 @@ def test_export_workers_and_resource_tracker_die_with_their_parent(tmp_path, sig
 def test_ctrl_c_of_an_export_is_one_line_and_leaves_whole_images_only(tmp_path, jobs):
     """Ctrl-C signals the whole process group: the main process and its workers alike. Once (before
     the workers only noted SIGTERM) a worker printed an "Exception ignored" traceback here."""
-    inputs = tmp_path / "many.txt"
-    inputs.write_text("\n".join(f"Sentence number {i} says it was late." for i in range(40)) + "\n")
-    out = tmp_path / "out"
-    parent = subprocess.Popen([sys.executable, "-m", "attnviz", "export", str(inputs), "-o", str(out), *TINY,
-                               "--jobs", jobs, "--layout", "heads"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    parent, out, _ = _start_export(tmp_path, 40, jobs)
     family: list[int] = []
     try:
         deadline = time.monotonic() + 180
@@ -551,29 +563,15 @@ def test_ctrl_c_of_an_export_is_one_line_and_leaves_whole_images_only(tmp_path, 
         assert parent.poll() is None, "the export ended before it could be interrupted"
         os.killpg(parent.pid, signal.SIGINT)
         assert parent.wait(timeout=30) == 130
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in family):
-            time.sleep(0.1)
-        assert [_cmdline(p) for p in family if _alive(p)] == []
+        assert _still_alive(family, 10) == []
         assert parent.stderr.read().decode() == "attnviz: error: interrupted\n"
         assert parts(out) == [] and empty_folders(out) == [] and list(out.rglob("*.png"))
     finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-        for pid in family:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        parent.stderr.close()
+        _kill_all(parent, family)
 
 
 def test_sigterm_during_a_one_process_export_unwinds_and_resumes(tmp_path):
-    inputs = tmp_path / "many.txt"
-    inputs.write_text("\n".join(f"Sentence number {i} says it was late." for i in range(30)) + "\n")
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "attnviz", "export", str(inputs), "-o", str(out), *TINY, "--jobs", "1",
-               "--layout", "heads"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    process, out, command = _start_export(tmp_path, 30, "1")
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and process.poll() is None and len(list(out.rglob("*.png"))) < 3:
@@ -582,10 +580,7 @@ def test_sigterm_during_a_one_process_export_unwinds_and_resumes(tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 128 + signal.SIGTERM
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stderr.close()
+        _kill_all(process, [])
     assert parts(out) == [] and empty_folders(out) == []
     written = len(list(out.rglob("*.png")))
     assert 3 <= written < 120

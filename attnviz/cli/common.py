@@ -263,6 +263,14 @@ def model_flags(model_option: bool = True):
     return option_group("models", ModelFlags.from_options, options)
 
 
+def check_not_dash(option: str, path: Path | None, what: str = "a file",
+                   dash: str = "- is standard output only for --output") -> None:
+    """The other side of `stdout_or_file`: `-` means standard output only for --output (text); an
+    image, a page or export's folder named `-` would be a file of that name here, never what was meant."""
+    if path is not None and str(path) == "-":
+        raise AttnvizError(f"{option} writes {what}: give it a name ({dash})")
+
+
 def stdout_or_file(output: Path | None) -> Path | None:
     """--output as commands use it: `-o -` means standard output, as it does for most tools, so
     it is None (no file) like no --output at all."""

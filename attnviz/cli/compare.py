@@ -11,7 +11,7 @@ import typer
 
 from ..errors import AttnvizError
 from .common import (HeadOpt, ImageFlags, LayerOpt, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
-                     handles_errors, report_console, stdout_or_file, with_image_flags, with_random_shape)
+                     check_not_dash, handles_errors, report_console, stdout_or_file, with_image_flags, with_random_shape)
 
 
 class Format(str, enum.Enum):
@@ -58,7 +58,7 @@ def compare(
     from ..analysis.compare import compare_models, compare_sentences
     from ..analysis.words import to_words
     from ..result import parse_indices
-    from ..io import atomic_write, check_distinct, check_not_dash, check_writable
+    from ..io import atomic_write, check_distinct, check_writable
     from ..pipeline import run_attention
 
     output = stdout_or_file(output)

@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (HeadOpt, ImageFlags, LayerOpt, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
-                     with_image_flags, with_random_shape)
+from .common import (HeadOpt, ImageFlags, LayerOpt, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, build_model, check_not_dash,
+                     handles_errors, with_image_flags, with_random_shape)
 
 
 class ImageFormat(str, enum.Enum):
@@ -54,7 +54,6 @@ def export(
     stderr and skipped), 2 for bad usage.
     """
     from .. import export as ex
-    from ..io import check_not_dash
     from ..result import parse_indices
 
     options = image.options()

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (HeadOpt, ImageFlags, LayerOpt, ModelFlags, OutputFlags, View, handles_errors, model_flags,
+from .common import (HeadOpt, ImageFlags, check_not_dash, LayerOpt, ModelFlags, OutputFlags, View, handles_errors, model_flags,
                      output_flags, with_image_flags)
 
 # Above this many heads in total, the tables show one layer unless --layer/--head say otherwise
@@ -53,7 +53,7 @@ def show(
     """
     from ..analysis.focus import find_pronoun, resolve_focus, top_targets
     from ..result import parse_indices
-    from ..io import atomic_write, check_distinct, check_not_dash, check_writable
+    from ..io import atomic_write, check_distinct, check_writable
     from ..pipeline import run_attention
 
     output, overwrite, truncate = out.output, out.overwrite, out.truncate
