@@ -21,30 +21,42 @@ if TYPE_CHECKING:  # heavy modules (torch, matplotlib) load on first use, not on
     from .render.image import ImageOptions
 
 
-def load_model(spec: str = "random", *, config: EncoderConfig | None = None, seed: int = 0,
-               tokenizer: str | None = None, last_layer: int | None = None, dtype: str | None = None,
-               device: str | None = None) -> "LoadedModel":
+def load_model(
+    spec: str = "random",
+    *,
+    config: EncoderConfig | None = None,
+    seed: int = 0,
+    tokenizer: str | None = None,
+    last_layer: int | None = None,
+    dtype: str | None = None,
+    device: str | None = None,
+) -> "LoadedModel":
     """Load a model ("random", a checkpoint folder or weights file, a named model such as "minilm")
     with its tokenizer. `config` and `seed` shape a random model; `tokenizer` replaces the model's;
     `last_layer` loads layers 0..last_layer only; `dtype` ("float32", "bfloat16", "float16") and
     `device` ("cpu", "cuda") place the weights (attention is float32 whatever the dtype)."""
     from .checkpoints import load_model as _load
 
-    return _load(spec, config=config, seed=seed, tokenizer=tokenizer, last_layer=last_layer, dtype=dtype,
-                 device=device)
+    return _load(spec, config=config, seed=seed, tokenizer=tokenizer, last_layer=last_layer, dtype=dtype, device=device)
 
 
-def save_model(model: "LoadedModel", folder: str | Path, *, overwrite: bool = False,
-               learned: bool | None = None) -> Path:
+def save_model(
+    model: "LoadedModel", folder: str | Path, *, overwrite: bool = False, learned: bool | None = None
+) -> Path:
     """Write a loaded model as an attnviz checkpoint folder; see `attnviz.checkpoints.save_model`."""
     from .checkpoints import save_model as _save
 
     return _save(model, folder, overwrite=overwrite, learned=learned)
 
 
-def attention(model: "LoadedModel", text: str, layers: list[int] | None = None,
-              heads: list[int] | None = None, truncate: bool = False,
-              view: str = "attention") -> AttentionResult:
+def attention(
+    model: "LoadedModel",
+    text: str,
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+    truncate: bool = False,
+    view: str = "attention",
+) -> AttentionResult:
     """Run `text` through a loaded model: the attention of the given layers and heads (default all);
     view "attention", "rollout" or "norm". See `attnviz.pipeline.run_attention`."""
     from .pipeline import run_attention as _run
@@ -55,8 +67,13 @@ def attention(model: "LoadedModel", text: str, layers: list[int] | None = None,
 run_attention = attention
 
 
-def render_image(result: AttentionResult, layout: str | None = None, options: "ImageOptions | None" = None,
-                 fmt: str = "png", focus: int | None = None) -> bytes:
+def render_image(
+    result: AttentionResult,
+    layout: str | None = None,
+    options: "ImageOptions | None" = None,
+    fmt: str = "png",
+    focus: int | None = None,
+) -> bytes:
     """Draw `result` as image bytes (fmt "png", "svg" or "pdf"). layout: "head", "layer", "model" or
     "focus" (default: chosen from the result's layers and heads, and `focus`)."""
     from .render import image as _image
@@ -73,5 +90,16 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'attnviz' has no attribute {name!r}")
 
 
-__all__ = ["AttentionResult", "AttnvizError", "EncoderConfig", "ImageOptions", "ModelInfo", "attention",
-           "load_model", "render_image", "run_attention", "save_model", "__version__"]
+__all__ = [
+    "AttentionResult",
+    "AttnvizError",
+    "EncoderConfig",
+    "ImageOptions",
+    "ModelInfo",
+    "attention",
+    "load_model",
+    "render_image",
+    "run_attention",
+    "save_model",
+    "__version__",
+]

@@ -37,26 +37,26 @@ class EncoderConfig:
     d_ff: int = 256
     max_len: int = 256
     activation: str = "gelu"
-    dropout: float = 0.1            # only active in training mode; attnviz always runs eval()
-    norm_placement: str = "post"    # "post": x = LN(x + f(x)) as in the paper and BERT; "pre": x + f(LN(x))
+    dropout: float = 0.1  # only active in training mode; attnviz always runs eval()
+    norm_placement: str = "post"  # "post": x = LN(x + f(x)) as in the paper and BERT; "pre": x + f(LN(x))
     positional: str = "sinusoidal"
     layer_norm_eps: float = 1e-12
-    type_vocab_size: int = 0        # 0: no token-type (segment) embeddings
+    type_vocab_size: int = 0  # 0: no token-type (segment) embeddings
     embedding_layernorm: bool = True
-    position_offset: int = 0        # RoBERTa counts positions from padding_idx + 1
+    position_offset: int = 0  # RoBERTa counts positions from padding_idx + 1
     embedding_size: int | None = None  # ELECTRA: embeddings narrower than d_model, then projected
     pad_token_id: int = 0
     # Decoder features (GPT-2, LLaMA family). The defaults describe a BERT-style encoder.
-    causal: bool = False            # look-ahead mask: token i attends to keys 0..i only
-    norm: str = "layer"             # "layer": LayerNorm; "rms": RMSNorm (LLaMA), eps = layer_norm_eps
+    causal: bool = False  # look-ahead mask: token i attends to keys 0..i only
+    norm: str = "layer"  # "layer": LayerNorm; "rms": RMSNorm (LLaMA), eps = layer_norm_eps
     num_kv_heads: int | None = None  # grouped-query attention: K/V heads shared by groups of query heads
-    head_dim: int | None = None     # per-head width when not d_model / num_heads (some LLaMA-shaped models)
-    ffn: str = "standard"           # "standard": down(act(up x)); "gated": down(act(gate x) * up x) (SwiGLU)
-    rope_base: float = 10000.0      # positional="rope": rotary base (theta)
-    rotary_dim: int | None = None   # rotary dimensions per head (None: all of head_dim), half-split layout
-    attention_bias: bool = True     # biases on the Q/K/V projections (BERT, GPT-2, Qwen2; not LLaMA)
-    output_bias: bool = True        # bias on the attention output projection (not LLaMA, not Qwen2)
-    ffn_bias: bool = True           # biases in the feed-forward (not LLaMA)
+    head_dim: int | None = None  # per-head width when not d_model / num_heads (some LLaMA-shaped models)
+    ffn: str = "standard"  # "standard": down(act(up x)); "gated": down(act(gate x) * up x) (SwiGLU)
+    rope_base: float = 10000.0  # positional="rope": rotary base (theta)
+    rotary_dim: int | None = None  # rotary dimensions per head (None: all of head_dim), half-split layout
+    attention_bias: bool = True  # biases on the Q/K/V projections (BERT, GPT-2, Qwen2; not LLaMA)
+    output_bias: bool = True  # bias on the attention output projection (not LLaMA, not Qwen2)
+    ffn_bias: bool = True  # biases in the feed-forward (not LLaMA)
     final_norm: bool | None = None  # a norm after the last layer (None: only with pre-LN)
     extra: dict = field(default_factory=dict, compare=False)  # free-form provenance, not validated
 
@@ -67,8 +67,8 @@ class EncoderConfig:
                 raise AttnvizError(f"invalid config: {name} must be a positive integer, got {value!r}")
         if self.head_dim is None and self.d_model % self.num_heads:
             raise AttnvizError(
-                f"invalid config: d_model ({self.d_model}) must be divisible by num_heads "
-                f"({self.num_heads})")
+                f"invalid config: d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
+            )
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("positional", self.positional, POSITIONAL)
         _choice("norm_placement", self.norm_placement, NORM_PLACEMENTS)
@@ -79,14 +79,19 @@ class EncoderConfig:
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 raise AttnvizError(f"invalid config: {name} must be a positive integer, got {value!r}")
         if self.num_kv_heads is not None and self.num_heads % self.num_kv_heads:
-            raise AttnvizError(f"invalid config: num_heads ({self.num_heads}) must be a multiple of "
-                               f"num_kv_heads ({self.num_kv_heads})")
+            raise AttnvizError(
+                f"invalid config: num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
+            )
         if self.rotary_dim is not None and (self.rotary_dim > self.d_head or self.rotary_dim % 2):
-            raise AttnvizError(f"invalid config: rotary_dim ({self.rotary_dim}) must be even and at most "
-                               f"the head width ({self.d_head})")
+            raise AttnvizError(
+                f"invalid config: rotary_dim ({self.rotary_dim}) must be even and at most "
+                f"the head width ({self.d_head})"
+            )
         if self.positional == "rope" and self.rotary_dim is None and self.d_head % 2:
-            raise AttnvizError(f"invalid config: rotary positions turn pairs of dimensions, so the head width "
-                               f"d_model / num_heads ({self.d_model} / {self.num_heads} = {self.d_head}) must be even")
+            raise AttnvizError(
+                f"invalid config: rotary positions turn pairs of dimensions, so the head width "
+                f"d_model / num_heads ({self.d_model} / {self.num_heads} = {self.d_head}) must be even"
+            )
         if not (_is_number(self.rope_base) and self.rope_base > 0):
             raise AttnvizError(f"invalid config: rope_base must be positive, got {self.rope_base!r}")
         for name in ("causal", "attention_bias", "output_bias", "ffn_bias"):
@@ -101,7 +106,9 @@ class EncoderConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise AttnvizError(f"invalid config: {name} must be a non-negative integer, got {value!r}")
         if self.embedding_size is not None and (not isinstance(self.embedding_size, int) or self.embedding_size <= 0):
-            raise AttnvizError(f"invalid config: embedding_size must be a positive integer, got {self.embedding_size!r}")
+            raise AttnvizError(
+                f"invalid config: embedding_size must be a positive integer, got {self.embedding_size!r}"
+            )
 
     @property
     def d_head(self) -> int:

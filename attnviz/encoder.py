@@ -27,7 +27,7 @@ from torch import nn
 from .config import EncoderConfig
 
 _ACTIVATIONS = {
-    "gelu": lambda x: F.gelu(x),                         # exact erf GELU (BERT "gelu")
+    "gelu": lambda x: F.gelu(x),  # exact erf GELU (BERT "gelu")
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),  # "gelu_new" / "gelu_pytorch_tanh"
     "relu": F.relu,
     "silu": F.silu,
@@ -68,8 +68,8 @@ def rope_tables(config: EncoderConfig, T: int, device=None) -> tuple[torch.Tenso
     in the half-split layout of LLaMA checkpoints (frequency i drives dims i and i + R/2)."""
     R = config.rotary_dim or config.d_head
     inv_freq = 1.0 / (config.rope_base ** (torch.arange(0, R, 2, dtype=torch.int64, device=device).float() / R))
-    freqs = torch.arange(T, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]   # [T, R/2]
-    emb = torch.cat((freqs, freqs), dim=-1)                                                 # [T, R]
+    freqs = torch.arange(T, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]  # [T, R/2]
+    emb = torch.cat((freqs, freqs), dim=-1)  # [T, R]
     return emb.cos(), emb.sin()
 
 
@@ -78,7 +78,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     R = cos.shape[-1]
     rot, rest = x[..., :R], x[..., R:]
     half = R // 2
-    rotated = torch.cat((-rot[..., half:], rot[..., :half]), dim=-1)                       # rotate_half
+    rotated = torch.cat((-rot[..., half:], rot[..., :half]), dim=-1)  # rotate_half
     out = rot * cos + rotated * sin
     return torch.cat((out, rest), dim=-1) if rest.shape[-1] else out
 
@@ -101,7 +101,7 @@ class Embeddings(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         T = input_ids.shape[1]
-        x = self.word(input_ids)                                                   # [B, T, E]
+        x = self.word(input_ids)  # [B, T, E]
         if self.position is not None:
             positions = torch.arange(T, device=input_ids.device) + self.config.position_offset
             x = x + self.position(positions)[None]
@@ -118,7 +118,7 @@ class Embeddings(nn.Module):
             x = self.norm(x)
         x = self.dropout(x)
         if self.project is not None:
-            x = self.project(x)                                                    # [B, T, D]
+            x = self.project(x)  # [B, T, D]
         return x
 
 
@@ -136,11 +136,16 @@ class MultiHeadAttention(nn.Module):
 
     def split_heads(self, x: torch.Tensor, heads: int) -> torch.Tensor:
         B, T, _ = x.shape
-        return x.view(B, T, heads, self.d_head).transpose(1, 2)                    # [B, heads, T, Dh]
+        return x.view(B, T, heads, self.d_head).transpose(1, 2)  # [B, heads, T, Dh]
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool,
-                weights_out: torch.Tensor | None = None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        need_weights: bool,
+        weights_out: torch.Tensor | None = None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x [B, T, D]; mask additive, broadcastable to [B, 1, T, T] (0 keep, most negative float
         drop: padding and, in a decoder, future keys) or None; rope: cos, sin [T, R] or None.
 
@@ -148,9 +153,9 @@ class MultiHeadAttention(nn.Module):
         `weights_out`, a contiguous [B, H, T, T] tensor, when one is given).
         """
         B, T, D = x.shape
-        q = self.split_heads(self.query(x), self.num_heads)                        # [B, H, T, Dh]
-        k = self.split_heads(self.key(x), self.kv_heads)                           # [B, G, T, Dh]
-        v = self.split_heads(self.value(x), self.kv_heads)                         # [B, G, T, Dh]
+        q = self.split_heads(self.query(x), self.num_heads)  # [B, H, T, Dh]
+        k = self.split_heads(self.key(x), self.kv_heads)  # [B, G, T, Dh]
+        v = self.split_heads(self.value(x), self.kv_heads)  # [B, G, T, Dh]
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         H, G, Dh = self.num_heads, self.kv_heads, self.d_head
@@ -168,25 +173,24 @@ class MultiHeadAttention(nn.Module):
                 # Half precision: the logits and the softmax in float32 (bfloat16 keeps 3 digits,
                 # a logit of 20 would be off by 0.1), and those float32 probabilities are returned.
                 qg = q.float().reshape(B, G, group * T, Dh)
-                scores = (torch.matmul(qg, k.float().transpose(-1, -2)) * Dh ** -0.5).view(B, H, T, T)
+                scores = (torch.matmul(qg, k.float().transpose(-1, -2)) * Dh**-0.5).view(B, H, T, T)
                 if mask is not None:
                     scores += mask.float()
-                probs = scores.softmax(dim=-1)                                       # [B, H, T, T] float32
+                probs = scores.softmax(dim=-1)  # [B, H, T, T] float32
                 attended = F.dropout(probs, dropout, self.training).to(v.dtype)
             else:
-                qg = (q * Dh ** -0.5).reshape(B, G, group * T, Dh)
+                qg = (q * Dh**-0.5).reshape(B, G, group * T, Dh)
                 slot = weights_out.view(B, G, group * T, T) if weights_out is not None else None
                 scores = torch.matmul(qg, k.transpose(-1, -2), out=slot).view(B, H, T, T)
                 if mask is not None:
                     scores += mask
                 probs = scores.softmax(dim=-1) if weights_out is None else torch.softmax(scores, dim=-1, out=scores)
                 attended = F.dropout(probs, dropout, self.training)
-            context = (attended.view(B, G, group * T, T) @ v).view(B, H, T, Dh)     # [B, H, T, Dh]
+            context = (attended.view(B, G, group * T, T) @ v).view(B, H, T, Dh)  # [B, H, T, Dh]
         else:
             # Nobody looks at this layer's weights: let the fused kernel skip materialising them.
             probs = None
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
-                                                     enable_gqa=group > 1)
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, enable_gqa=group > 1)
         context = context.transpose(1, 2).reshape(B, T, self.num_heads * self.d_head)
         return self.out(context), probs
 
@@ -218,9 +222,14 @@ class EncoderLayer(nn.Module):
         self.ffn_norm = make_norm(config, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool,
-                weights_out: torch.Tensor | None = None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        need_weights: bool,
+        weights_out: torch.Tensor | None = None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.pre_norm:
             attended, probs = self.attention(self.attention_norm(x), mask, need_weights, weights_out, rope)
             x = x + self.dropout(attended)
@@ -234,8 +243,8 @@ class EncoderLayer(nn.Module):
 
 @dataclass
 class EncoderOutput:
-    attentions: torch.Tensor   # [B, K, H, T, T] for the kept layers, in order
-    layers: list[int]          # which layers `attentions` holds
+    attentions: torch.Tensor  # [B, K, H, T, T] for the kept layers, in order
+    layers: list[int]  # which layers `attentions` holds
     hidden: torch.Tensor | None  # [B, T, D] after the last layer; None if the pass stopped early
     values: torch.Tensor | None = None  # [B, K, T, G*Dh] value vectors x W_v + b_v of the kept layers (keep_values)
 
@@ -249,9 +258,14 @@ class Encoder(nn.Module):
         self.final_norm = make_norm(config, config.d_model) if config.has_final_norm else None
         self.eval()  # dropout is for training; attnviz only ever looks
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, keep_layers: list[int] | None = None,
-                keep_values: bool = False) -> EncoderOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        keep_layers: list[int] | None = None,
+        keep_values: bool = False,
+    ) -> EncoderOutput:
         """input_ids [B, T]; attention_mask [B, T], 1 for real tokens and 0 for padding.
 
         keep_layers: the layers whose attention to return (default: all). Layers after the last
@@ -273,8 +287,11 @@ class Encoder(nn.Module):
         # briefly hold two copies). Returned as [B, K, H, T, T] (a strided view when B > 1).
         # With autograd on (softmax(out=) has no gradient) the maps are collected and stacked.
         # Half-precision models collect their maps too, converted to float32 at the end.
-        buffer = (None if torch.is_grad_enabled() or x.dtype != torch.float32
-                  else x.new_empty((len(kept), B, self.config.num_heads, T, T)))
+        buffer = (
+            None
+            if torch.is_grad_enabled() or x.dtype != torch.float32
+            else x.new_empty((len(kept), B, self.config.num_heads, T, T))
+        )
         collected, values = [], []
         last = kept[-1] if kept else -1
         for i, layer in enumerate(self.layers):
@@ -283,7 +300,7 @@ class Encoder(nn.Module):
             if keep_values and i in kept:
                 # What this layer's attention reads (LayerNormed first in pre-LN), through W_v + b_v.
                 seen = layer.attention_norm(x) if layer.pre_norm else x
-                values.append(layer.attention.value(seen))                          # [B, T, G*Dh]
+                values.append(layer.attention.value(seen))  # [B, T, G*Dh]
             slot = buffer[kept.index(i)] if buffer is not None and i in kept else None  # [B, H, T, T]
             x, probs = layer(x, mask, need_weights=i in kept, weights_out=slot, rope=rope)
             if buffer is None and probs is not None:
@@ -299,26 +316,26 @@ class Encoder(nn.Module):
         lowest = torch.finfo(dtype).min
         mask = None
         if attention_mask is not None:
-            mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * lowest                 # [B, 1, 1, T]
+            mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * lowest  # [B, 1, 1, T]
         if self.config.causal:
             future = torch.ones(T, T, dtype=torch.bool, device=device).triu(1)
             causal = torch.zeros(T, T, dtype=dtype, device=device).masked_fill(future, lowest)[None, None]
             # A padded key in the past and the future mask both at the lowest float would overflow
             # to -inf when added; clamp keeps it finite (its exp is 0 either way).
-            mask = causal if mask is None else (mask + causal).clamp(min=lowest)               # [B, 1, T, T]
+            mask = causal if mask is None else (mask + causal).clamp(min=lowest)  # [B, 1, T, T]
         return mask
 
 
 def _attentions(buffer: torch.Tensor | None, collected: list[torch.Tensor], B: int, T: int) -> torch.Tensor:
     if buffer is not None and len(buffer):
-        return buffer.transpose(0, 1)                                               # [B, K, H, T, T]
+        return buffer.transpose(0, 1)  # [B, K, H, T, T]
     if collected:
-        return torch.stack(collected, dim=1).float()                                # [B, K, H, T, T]
+        return torch.stack(collected, dim=1).float()  # [B, K, H, T, T]
     return torch.zeros(B, 0, 0, T, T)
 
 
 def _values(values: list[torch.Tensor], keep: bool) -> torch.Tensor | None:
-    return torch.stack(values, dim=1) if keep and values else None                 # [B, K, T, G*Dh]
+    return torch.stack(values, dim=1) if keep and values else None  # [B, K, T, G*Dh]
 
 
 # Random initialisation --------------------------------------------------------------------------
@@ -361,6 +378,6 @@ def init_random(model: Encoder, seed: int) -> Encoder:
                 std = 1.0 / math.sqrt(param.shape[1])
             rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
             values = rng.standard_normal(tuple(param.shape), dtype=np.float32)
-            values *= np.float32(std)   # in place: one temporary the size of the parameter, not two
+            values *= np.float32(std)  # in place: one temporary the size of the parameter, not two
             param.copy_(torch.from_numpy(values))
     return model

@@ -41,27 +41,36 @@ from urllib.parse import quote
 
 from .result import AttentionResult
 from .errors import AttnvizError
-from .export_folder import (CONTACT_SHEET, EXPORT_FORMAT, GENERATOR, MANIFEST, check_settings, export_settings,
-                            image_options_record, read_previous)
+from .export_folder import (
+    CONTACT_SHEET,
+    EXPORT_FORMAT,
+    GENERATOR,
+    MANIFEST,
+    check_settings,
+    export_settings,
+    image_options_record,
+    read_previous,
+)
 from .io import WriteError, make_folders, remove_empty, write_error
 from .render.image import ImageOptions
 from .workers import exit_on_sigterm, stop_if_sigterm
 
-LAYOUTS = ("model", "layers", "heads", "focus")   # export names: one file, one per layer, one per head
+LAYOUTS = ("model", "layers", "heads", "focus")  # export names: one file, one per layer, one per head
 DEFAULT_LAYOUTS = ("model", "layers", "focus")
 SLUG_CHARS = 24
-SLUG_BYTES = 72      # 24 characters of 3-byte UTF-8 (Hangul, CJK); folder names stay far below 255 bytes
-HASH_CHARS = 6       # the tag of a cut word: 24 bits of the sentence's SHA-1
+SLUG_BYTES = 72  # 24 characters of 3-byte UTF-8 (Hangul, CJK); folder names stay far below 255 bytes
+HASH_CHARS = 6  # the tag of a cut word: 24 bits of the sentence's SHA-1
 HTML_VIEW = "view.html"
 
 
 # --- inputs --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Sentence:
-    index: int      # 1-based position among all inputs: the number in its folder name
+    index: int  # 1-based position among all inputs: the number in its folder name
     text: str
-    source: str     # where it came from, for messages: "notes.txt, line 3", "argument 2", "stdin, line 1"
+    source: str  # where it came from, for messages: "notes.txt, line 3", "argument 2", "stdin, line 1"
 
 
 def _read_lines(path: str | Path) -> list[str]:
@@ -97,8 +106,10 @@ def collect_sentences(inputs: Iterable[str]) -> list[Sentence]:
         elif kind == "file":
             found += [(text, f"{path}, sentence {k}") for k, text in enumerate(_read_lines(path), start=1)]
         elif _looks_like_path(spec):
-            raise AttnvizError(f"no such file or folder: {spec}; give text files, folders of .txt files, "
-                               "'-' for standard input, or sentences")
+            raise AttnvizError(
+                f"no such file or folder: {spec}; give text files, folders of .txt files, "
+                "'-' for standard input, or sentences"
+            )
         else:
             found.append((spec, f"argument {position}"))
     if not found:
@@ -107,7 +118,7 @@ def collect_sentences(inputs: Iterable[str]) -> list[Sentence]:
 
 
 def _path_kind(spec: str) -> str | None:
-    """"folder", "file" or None (nothing there): a long sentence is too long to be a file name (the
+    """ "folder", "file" or None (nothing there): a long sentence is too long to be a file name (the
     system says ENAMETOOLONG), one with a NUL byte cannot be one; both are sentences, not errors."""
     try:
         mode = os.stat(spec).st_mode
@@ -122,6 +133,7 @@ def _looks_like_path(spec: str) -> bool:
 
 
 # --- names ---------------------------------------------------------------------------------------
+
 
 def slugify(text: str, limit: int = SLUG_CHARS, max_bytes: int = SLUG_BYTES) -> str:
     """The first words of `text`, lower case, joined by '-': safe in file names on every system.
@@ -164,14 +176,22 @@ def sentence_folder(sentence: Sentence, count: int) -> str:
 class ImageJob:
     """One image to draw: which layout of which layer/head, and its path relative to OUTDIR."""
 
-    layout: str              # render layout: head, layer, model, focus
-    path: str                # POSIX, relative to OUTDIR
+    layout: str  # render layout: head, layer, model, focus
+    path: str  # POSIX, relative to OUTDIR
     layer: int | None = None
     head: int | None = None
 
 
-def plan_images(folder: str, layouts: Iterable[str], layers: list[int], heads: list[int],
-                num_layers: int, num_heads: int, fmt: str, focus: int | None) -> list[ImageJob]:
+def plan_images(
+    folder: str,
+    layouts: Iterable[str],
+    layers: list[int],
+    heads: list[int],
+    num_layers: int,
+    num_heads: int,
+    fmt: str,
+    focus: int | None,
+) -> list[ImageJob]:
     """The files of one sentence, in a fixed order. Layer numbers are padded to the model's width,
     head numbers to at least two digits (L2-H05), so names sort in order."""
     lw = len(str(max(num_layers - 1, 0)))
@@ -183,8 +203,11 @@ def plan_images(folder: str, layouts: Iterable[str], layers: list[int], heads: l
         elif layout == "layers":
             jobs += [ImageJob("layer", f"{folder}/L{l:0{lw}d}.{fmt}", layer=l) for l in layers]
         elif layout == "heads":
-            jobs += [ImageJob("head", f"{folder}/L{l:0{lw}d}-H{h:0{hw}d}.{fmt}", layer=l, head=h)
-                     for l in layers for h in heads]
+            jobs += [
+                ImageJob("head", f"{folder}/L{l:0{lw}d}-H{h:0{hw}d}.{fmt}", layer=l, head=h)
+                for l in layers
+                for h in heads
+            ]
         elif layout == "focus":
             if focus is not None:
                 jobs.append(ImageJob("focus", f"{folder}/focus.{fmt}"))
@@ -198,18 +221,20 @@ def parse_layouts(spec: str | None) -> tuple[str, ...]:
     if spec is None:
         return DEFAULT_LAYOUTS
     names = [part.strip().lower() for part in spec.split(",") if part.strip()]
-    if "all" in names:   # "all,heads" is still every layout
+    if "all" in names:  # "all,heads" is still every layout
         return LAYOUTS
     aliases = {"layer": "layers", "head": "heads"}
     names = [aliases.get(n, n) for n in names]
     bad = [n for n in names if n not in LAYOUTS]
     if bad or not names:
-        raise AttnvizError(f"unknown layout {', '.join(bad) or repr(spec)}: use a comma list of "
-                           f"{', '.join(LAYOUTS)}, or all")
+        raise AttnvizError(
+            f"unknown layout {', '.join(bad) or repr(spec)}: use a comma list of {', '.join(LAYOUTS)}, or all"
+        )
     return tuple(dict.fromkeys(names))
 
 
 # --- drawing (runs in worker processes) -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RenderTask:
@@ -235,14 +260,15 @@ def render_task(task: RenderTask) -> list[tuple[str, bool, tuple[str, ...]]]:
     made: list[Path] = []
     try:
         for job in task.jobs:
-            stop_if_sigterm()   # a SIGTERM stops the task between two images (workers.py)
+            stop_if_sigterm()  # a SIGTERM stops the task between two images (workers.py)
             target = Path(task.outdir) / job.path
             if target.exists() and not task.overwrite:
                 done.append((job.path, False, ()))
                 continue
-            drawn = render_image(task.result, job.layout, task.options, fmt=task.fmt, layer=job.layer,
-                                 head=job.head, focus=task.focus)
-            make_folders(target.parent, made)   # listed as made, even if a signal cuts in
+            drawn = render_image(
+                task.result, job.layout, task.options, fmt=task.fmt, layer=job.layer, head=job.head, focus=task.focus
+            )
+            make_folders(target.parent, made)  # listed as made, even if a signal cuts in
             atomic_write(target, drawn.data, overwrite=True)
             done.append((job.path, True, drawn.notes))
     except BaseException:
@@ -252,6 +278,7 @@ def render_task(task: RenderTask) -> list[tuple[str, bool, tuple[str, ...]]]:
 
 
 # --- the export -------------------------------------------------------------------------------------
+
 
 @dataclass
 class SentenceRecord:
@@ -263,8 +290,8 @@ class SentenceRecord:
     written: int = 0
     kept: int = 0
     error: str | None = None
-    html: str | None = None   # the interactive page, relative to OUTDIR (export --html)
-    notes: list[str] = field(default_factory=list)   # one entry per image and note it drew with
+    html: str | None = None  # the interactive page, relative to OUTDIR (export --html)
+    notes: list[str] = field(default_factory=list)  # one entry per image and note it drew with
 
 
 @dataclass
@@ -301,8 +328,10 @@ class ExportReport:
         images = f"{self.written} image{'s' if self.written != 1 else ''} written"
         if self.kept:
             images += f", {self.kept} already there"
-        return (f"exported {ok} of {ok + bad} sentence{'s' if ok + bad != 1 else ''} to {self.outdir} "
-                f"({images}); {bad} failed")
+        return (
+            f"exported {ok} of {ok + bad} sentence{'s' if ok + bad != 1 else ''} to {self.outdir} "
+            f"({images}); {bad} failed"
+        )
 
 
 def default_jobs() -> int:
@@ -334,12 +363,25 @@ def check_outdir(outdir: str | Path) -> None:
         raise AttnvizError(f"cannot create folder {outdir}: {probe} is a file, not a folder")
 
 
-def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Iterable[str] = DEFAULT_LAYOUTS,
-           fmt: str = "png", options: ImageOptions = ImageOptions(), layers: list[int] | None = None,
-           heads: list[int] | None = None, focus: str | None = None, truncate: bool = False,
-           overwrite: bool = False, jobs: int = 1, html: bool = False, exclude_sinks: bool = False,
-           on_progress: Callable[[int, int], None] | None = None,
-           on_failure: Callable[[SentenceRecord], None] | None = None) -> ExportReport:
+def export(
+    model,
+    sentences: list[Sentence],
+    outdir: str | Path,
+    *,
+    layouts: Iterable[str] = DEFAULT_LAYOUTS,
+    fmt: str = "png",
+    options: ImageOptions = ImageOptions(),
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+    focus: str | None = None,
+    truncate: bool = False,
+    overwrite: bool = False,
+    jobs: int = 1,
+    html: bool = False,
+    exclude_sinks: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_failure: Callable[[SentenceRecord], None] | None = None,
+) -> ExportReport:
     """Export every sentence; a sentence that fails (too long, focus word missing, ...) is recorded
     and skipped. Writes the manifest and the contact sheet last, so they list what is on disk.
 
@@ -359,15 +401,23 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
 
     outdir = Path(outdir)
     check_outdir(outdir)
-    previous = read_previous(outdir, overwrite)   # a user's own index.html is refused, not replaced
+    previous = read_previous(outdir, overwrite)  # a user's own index.html is refused, not replaced
     layouts = tuple(layouts)
     config = model.config
     layers = list(range(config.num_layers)) if layers is None else list(layers)
     heads = list(range(config.num_heads)) if heads is None else list(heads)
     records = [SentenceRecord(s, sentence_folder(s, len(sentences))) for s in sentences]
-    settings = export_settings(fmt=fmt, options=options, focus=focus, truncate=truncate,
-                               exclude_sinks=exclude_sinks, model=model, dtype=_weights_dtype(model),
-                               layers=layers, heads=heads)
+    settings = export_settings(
+        fmt=fmt,
+        options=options,
+        focus=focus,
+        truncate=truncate,
+        exclude_sinks=exclude_sinks,
+        model=model,
+        dtype=_weights_dtype(model),
+        layers=layers,
+        heads=heads,
+    )
     # Kept images must be what this run would draw: other settings are refused, not mixed in.
     check_settings(outdir, previous, settings, {r.folder: r.sentence.text for r in records})
     progress = _Progress(on_progress)
@@ -378,13 +428,13 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
             if not record.sentence.text.strip():
                 raise AttnvizError("the sentence is empty")
             # One head of the first layer: the tokens, the truncation and the errors of the full run.
-            probe = run_attention(model, record.sentence.text, layers=[0], heads=[0],
-                                  truncate=truncate)
+            probe = run_attention(model, record.sentence.text, layers=[0], heads=[0], truncate=truncate)
             if "focus" in layouts:
                 found = resolve_focus(probe, focus) if focus is not None else find_pronoun(probe)
                 record.focus = None if found is None else found.index
-            record.jobs = plan_images(record.folder, layouts, layers, heads, config.num_layers,
-                                      config.num_heads, fmt, record.focus)
+            record.jobs = plan_images(
+                record.folder, layouts, layers, heads, config.num_layers, config.num_heads, fmt, record.focus
+            )
         except AttnvizError as exc:
             _fail(record, str(exc), on_failure)
 
@@ -392,8 +442,7 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
         if record.error is not None:
             return None
         try:
-            record.result = run_attention(model, record.sentence.text, layers=layers, heads=heads,
-                                          truncate=truncate)
+            record.result = run_attention(model, record.sentence.text, layers=layers, heads=heads, truncate=truncate)
             if exclude_sinks:
                 record.result = record.result.without_sinks()
         except AttnvizError as exc:
@@ -413,10 +462,10 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
         return RenderTask(record.result, tuple(record.jobs), str(outdir), fmt, options, overwrite, record.focus)
 
     def finish(record: SentenceRecord, outcome: list[tuple[str, bool, tuple[str, ...]]] | BaseException) -> None:
-        stop_if_sigterm()   # an outcome that is the signal under another name is no failure (workers.py)
+        stop_if_sigterm()  # an outcome that is the signal under another name is no failure (workers.py)
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, Exception) or isinstance(outcome, WriteError):
-                raise outcome   # Ctrl-C, or the output cannot be written: stop everything
+                raise outcome  # Ctrl-C, or the output cannot be written: stop everything
             message = str(outcome)
             if not isinstance(outcome, (AttnvizError, OSError)):  # a bug: report it, go on with the rest
                 message = f"internal error while drawing: {type(outcome).__name__}: {outcome}"
@@ -436,7 +485,7 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
     torch.set_num_threads(1)
     created = make_folders(outdir)
     try:
-        with exit_on_sigterm():   # a `kill` unwinds like Ctrl-C: no temporary file, no empty folder
+        with exit_on_sigterm():  # a `kill` unwinds like Ctrl-C: no temporary file, no empty folder
             for record in records:
                 plan(record)
             progress.start(sum(len(r.jobs) for r in records if r.error is None))
@@ -445,8 +494,11 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
             write_contact_sheet(outdir, records, model)
     except WriteError as exc:
         remove_empty(created)
-        raise WriteError(f"{exc} (the export stopped there; finished images are kept and the same "
-                         "command resumes)", exc.path, exc.errno) from None
+        raise WriteError(
+            f"{exc} (the export stopped there; finished images are kept and the same command resumes)",
+            exc.path,
+            exc.errno,
+        ) from None
     except BaseException:
         remove_empty(created)
         raise
@@ -456,7 +508,7 @@ def export(model, sentences: list[Sentence], outdir: str | Path, *, layouts: Ite
 
 
 def _weights_dtype(model) -> str | None:
-    """"float32", "bfloat16", ...: the precision the attention was computed in (--dtype)."""
+    """ "float32", "bfloat16", ...: the precision the attention was computed in (--dtype)."""
     try:
         return str(next(model.encoder.parameters()).dtype).removeprefix("torch.")
     except (AttributeError, StopIteration):
@@ -568,6 +620,7 @@ def _remove_stale_parts(folder: Path) -> None:
 
 # --- manifest and contact sheet ------------------------------------------------------------------------
 
+
 def png_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from a PNG's header, without decoding it."""
     try:
@@ -595,15 +648,18 @@ def manifest_entries(outdir: Path, records: list[SentenceRecord]) -> list[dict]:
             entry["files"] = []
         else:
             result = record.result
-            entry.update({
-                "tokens": result.tokens,
-                "labels": result.labels,
-                "truncated": result.truncated,
-                "model": result.model.name,
-                "focus": None if record.focus is None else {"index": record.focus,
-                                                            "label": result.labels[record.focus]},
-                "files": [],
-            })
+            entry.update(
+                {
+                    "tokens": result.tokens,
+                    "labels": result.labels,
+                    "truncated": result.truncated,
+                    "model": result.model.name,
+                    "focus": None
+                    if record.focus is None
+                    else {"index": record.focus, "label": result.labels[record.focus]},
+                    "files": [],
+                }
+            )
             if record.html:
                 entry["html"] = record.html
             for job in record.jobs:
@@ -620,8 +676,9 @@ def manifest_entries(outdir: Path, records: list[SentenceRecord]) -> list[dict]:
     return entries
 
 
-def write_manifest(outdir: Path, records, model, layouts, fmt: str, options: ImageOptions,
-                   settings: dict | None = None) -> Path:
+def write_manifest(
+    outdir: Path, records, model, layouts, fmt: str, options: ImageOptions, settings: dict | None = None
+) -> Path:
     """index.json. "format" comes first: export_folder recognises its own manifest by it. `settings`
     (export_folder.export_settings) are what a rerun into this folder must match."""
     from .io import atomic_write
@@ -632,8 +689,11 @@ def write_manifest(outdir: Path, records, model, layouts, fmt: str, options: Ima
         "layouts": list(layouts),
         "image_format": fmt,
         "image_options": image_options_record(options),
-        "counts": {"sentences": len(records), "failed": sum(1 for r in records if r.error),
-                   "images": sum(len(r.jobs) for r in records if not r.error)},
+        "counts": {
+            "sentences": len(records),
+            "failed": sum(1 for r in records if r.error),
+            "images": sum(len(r.jobs) for r in records if not r.error),
+        },
         "sentences": manifest_entries(outdir, records),
     }
     if settings is not None:
@@ -670,31 +730,43 @@ def write_contact_sheet(outdir: Path, records, model) -> Path:
     ok = [r for r in records if not r.error]
     failed = [r for r in records if r.error]
     e = html.escape
-    parts = ["<!doctype html>", '<html lang="und"><head><meta charset="utf-8">', GENERATOR,
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>attnviz export: {len(records)} sentences</title>", f"<style>{_CSS}</style></head><body>",
-             "<header>", f"<h1>Attention heatmaps of {len(records)} sentence{'s' if len(records) != 1 else ''}</h1>",
-             f'<div class="meta">model: {e(model.info.name)}'
-             + ("" if model.info.learned else " (random weights: the patterns are not learned)")
-             + f" · {sum(len(r.jobs) for r in ok)} images"
-             + (f" · {len(failed)} failed" if failed else "") + ' · <a href="index.json">index.json</a></div>']
+    parts = [
+        "<!doctype html>",
+        '<html lang="und"><head><meta charset="utf-8">',
+        GENERATOR,
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>attnviz export: {len(records)} sentences</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<header>",
+        f"<h1>Attention heatmaps of {len(records)} sentence{'s' if len(records) != 1 else ''}</h1>",
+        f'<div class="meta">model: {e(model.info.name)}'
+        + ("" if model.info.learned else " (random weights: the patterns are not learned)")
+        + f" · {sum(len(r.jobs) for r in ok)} images"
+        + (f" · {len(failed)} failed" if failed else "")
+        + ' · <a href="index.json">index.json</a></div>',
+    ]
     if len(records) > 1:
-        parts.append("<nav>" + "".join(f'<a href="#s{r.sentence.index}">{r.sentence.index}</a>' for r in records)
-                     + "</nav>")
+        parts.append(
+            "<nav>" + "".join(f'<a href="#s{r.sentence.index}">{r.sentence.index}</a>' for r in records) + "</nav>"
+        )
     parts.append("</header>")
     for record in records:
         s = record.sentence
         if record.error:
-            parts.append(f'<section id="s{s.index}" class="failed"><h2><span class="num">{s.index}</span>'
-                         f'{e(s.text)}</h2><div class="source">{e(s.source)}</div>'
-                         f"<p>not exported: {e(record.error)}</p></section>")
+            parts.append(
+                f'<section id="s{s.index}" class="failed"><h2><span class="num">{s.index}</span>'
+                f'{e(s.text)}</h2><div class="source">{e(s.source)}</div>'
+                f"<p>not exported: {e(record.error)}</p></section>"
+            )
             continue
         tokens = " · ".join(e(t) for t in record.result.labels)
-        parts.append(f'<section id="s{s.index}"><h2><span class="num">{s.index}</span>{e(s.text)}</h2>'
-                     f'<div class="source">{e(s.source)} · {e(record.folder)}/'
-                     + (f' · <a class="view" href="{quote(record.html)}">interactive view</a>' if record.html else "")
-                     + "</div>"
-                     f'<div class="tokens">{tokens}</div><div class="grid">')
+        parts.append(
+            f'<section id="s{s.index}"><h2><span class="num">{s.index}</span>{e(s.text)}</h2>'
+            f'<div class="source">{e(s.source)} · {e(record.folder)}/'
+            + (f' · <a class="view" href="{quote(record.html)}">interactive view</a>' if record.html else "")
+            + "</div>"
+            f'<div class="tokens">{tokens}</div><div class="grid">'
+        )
         for job in record.jobs:
             href = quote(job.path)
             caption = e(job.path.rsplit("/", 1)[-1])
@@ -703,8 +775,10 @@ def write_contact_sheet(outdir: Path, records, model) -> Path:
                 continue
             size = png_size(outdir / job.path) if job.path.endswith(".png") else None
             dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
-            parts.append(f'<figure><a href="{href}"><img src="{href}"{dims} alt="{e(job.layout)} heatmap of '
-                         f'sentence {s.index}" decoding="async"></a><figcaption>{caption}</figcaption></figure>')
+            parts.append(
+                f'<figure><a href="{href}"><img src="{href}"{dims} alt="{e(job.layout)} heatmap of '
+                f'sentence {s.index}" decoding="async"></a><figcaption>{caption}</figcaption></figure>'
+            )
         parts.append("</div></section>")
     parts.append("</body></html>")
     return atomic_write(outdir / CONTACT_SHEET, "\n".join(parts) + "\n", overwrite=True)

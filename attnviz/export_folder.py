@@ -26,24 +26,44 @@ MANIFEST = "index.json"
 CONTACT_SHEET = "index.html"
 EXPORT_FORMAT = "attnviz-export/1"
 GENERATOR = '<meta name="generator" content="attnviz export">'
-_OLD_SHEET_TITLE = "<title>attnviz export: "   # pages written before GENERATOR
-_HEAD_BYTES = 4096                              # both markers sit in a file's first few hundred bytes
+_OLD_SHEET_TITLE = "<title>attnviz export: "  # pages written before GENERATOR
+_HEAD_BYTES = 4096  # both markers sit in a file's first few hundred bytes
 _REDO = "use another folder, or --overwrite to redraw everything"
 
 # Setting name -> how the command line calls it, in the order they are compared.
-LABELS = {"model": "--model", "seed": "--seed", "tokenizer": "--tokenizer", "dtype": "--dtype",
-          "format": "--format", "preset": "--preset", "cmap": "--cmap", "annotate": "--annotate",
-          "dpi": "--dpi", "size": "--size", "transparent": "--transparent", "scale": "--scale",
-          "layers": "--layer", "heads": "--head", "focus": "--focus", "truncate": "--truncate",
-          "exclude_sinks": "--exclude-sinks"}
+LABELS = {
+    "model": "--model",
+    "seed": "--seed",
+    "tokenizer": "--tokenizer",
+    "dtype": "--dtype",
+    "format": "--format",
+    "preset": "--preset",
+    "cmap": "--cmap",
+    "annotate": "--annotate",
+    "dpi": "--dpi",
+    "size": "--size",
+    "transparent": "--transparent",
+    "scale": "--scale",
+    "layers": "--layer",
+    "heads": "--head",
+    "focus": "--focus",
+    "truncate": "--truncate",
+    "exclude_sinks": "--exclude-sinks",
+}
 
 
 def image_options_record(options) -> dict:
     """ImageOptions as index.json records them (`image_options`), resolved where two spellings
     draw the same bytes (no --dpi with a preset = the preset's dpi)."""
-    return {"preset": options.preset, "cmap": options.cmap, "annotate": options.annotate,
-            "dpi": options.style().dpi, "size": list(options.size) if options.size else None,
-            "transparent": options.transparent, "scale": options.scale or "view default"}
+    return {
+        "preset": options.preset,
+        "cmap": options.cmap,
+        "annotate": options.annotate,
+        "dpi": options.style().dpi,
+        "size": list(options.size) if options.size else None,
+        "transparent": options.transparent,
+        "scale": options.scale or "view default",
+    }
 
 
 def model_record(info: dict) -> dict:
@@ -53,9 +73,18 @@ def model_record(info: dict) -> dict:
     return record
 
 
-def export_settings(*, fmt: str, options, focus: str | None, truncate: bool, exclude_sinks: bool,
-                    model=None, dtype: str | None = None, layers: list[int] | None = None,
-                    heads: list[int] | None = None) -> dict:
+def export_settings(
+    *,
+    fmt: str,
+    options,
+    focus: str | None,
+    truncate: bool,
+    exclude_sinks: bool,
+    model=None,
+    dtype: str | None = None,
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+) -> dict:
     """Everything that decides the bytes of an exported image. Without `model` (before it is
     loaded) the model's part and the layer/head selection are left out, and so not compared."""
     settings: dict = {}
@@ -100,8 +129,10 @@ def read_previous(outdir: Path, overwrite: bool) -> dict | None:
         else:
             mine = head is not None and (GENERATOR.encode() in head or _OLD_SHEET_TITLE.encode() in head)
         if not mine:
-            raise AttnvizError(f"{path} is there and was not written by attnviz export; "
-                               "use another folder, or --overwrite to replace it")
+            raise AttnvizError(
+                f"{path} is there and was not written by attnviz export; "
+                "use another folder, or --overwrite to replace it"
+            )
     return manifest
 
 
@@ -113,8 +144,10 @@ def _head(path: Path) -> bytes | None:
         with open(path, "rb") as handle:
             return handle.read(_HEAD_BYTES)
     except OSError as exc:
-        raise AttnvizError(f"cannot read {path}: {exc.strerror or exc}; it may not be attnviz's, so "
-                           "export will not replace it: use another folder, or --overwrite") from None
+        raise AttnvizError(
+            f"cannot read {path}: {exc.strerror or exc}; it may not be attnviz's, so "
+            "export will not replace it: use another folder, or --overwrite"
+        ) from None
 
 
 def _own_manifest(path: Path, head: bytes | None) -> dict | None:
@@ -128,8 +161,7 @@ def _own_manifest(path: Path, head: bytes | None) -> dict | None:
     return data if isinstance(data, dict) and data.get("format") == EXPORT_FORMAT else None
 
 
-def check_settings(outdir: Path, manifest: dict | None, settings: dict,
-                   folders: dict[str, str] | None = None) -> None:
+def check_settings(outdir: Path, manifest: dict | None, settings: dict, folders: dict[str, str] | None = None) -> None:
     """Refuse a rerun whose settings differ from the folder's index.json, or that would put another
     sentence (`folders`: folder name -> text) into a sentence folder it lists: two sentences that
     start alike share a name. Settings missing on either side are not compared."""
@@ -139,14 +171,21 @@ def check_settings(outdir: Path, manifest: dict | None, settings: dict,
     for name, now in settings.items():
         if name in before and not _same(before[name], now):
             label = LABELS.get(name) or f"model config {name.removeprefix('config.')}"
-            raise AttnvizError(f"{outdir} holds an export made with {label} {_show(name, before[name])}, "
-                               f"this one has {label} {_show(name, now)}: {_REDO}")
-    old = {e.get("id"): e.get("text") for e in manifest.get("sentences") or []
-           if isinstance(e, dict) and e.get("status") == "ok"}
+            raise AttnvizError(
+                f"{outdir} holds an export made with {label} {_show(name, before[name])}, "
+                f"this one has {label} {_show(name, now)}: {_REDO}"
+            )
+    old = {
+        e.get("id"): e.get("text")
+        for e in manifest.get("sentences") or []
+        if isinstance(e, dict) and e.get("status") == "ok"
+    }
     for folder, text in (folders or {}).items():
         if folder in old and old[folder] != text:
-            raise AttnvizError(f"{outdir / folder} holds the images of {_quote(old[folder])}, this export "
-                               f"puts {_quote(text)} there: {_REDO}")
+            raise AttnvizError(
+                f"{outdir / folder} holds the images of {_quote(old[folder])}, this export "
+                f"puts {_quote(text)} there: {_REDO}"
+            )
 
 
 def _same(before, now) -> bool:
@@ -161,7 +200,7 @@ def _show(name: str, value) -> str:
         return "on" if value else "off"
     if isinstance(value, float):
         return f"{value:g}"
-    if isinstance(value, list):   # --size in inches (8x4.5), --layer/--head lists (0,1)
+    if isinstance(value, list):  # --size in inches (8x4.5), --layer/--head lists (0,1)
         return ("x" if name == "size" else ",").join(_show(name, v) for v in value)
     return str(value)
 

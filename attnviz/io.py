@@ -43,10 +43,14 @@ class WriteError(AttnvizError):
         return self.errno in (errnos.ENOSPC, errnos.EDQUOT)
 
 
-_HINTS = {errnos.ENOSPC: "free some space", errnos.EDQUOT: "free some space",
-          errnos.EROFS: "give a path on a writable file system",
-          errnos.EACCES: "give a path you may write to", errnos.EPERM: "give a path you may write to",
-          errnos.ENAMETOOLONG: "give a shorter name"}
+_HINTS = {
+    errnos.ENOSPC: "free some space",
+    errnos.EDQUOT: "free some space",
+    errnos.EROFS: "give a path on a writable file system",
+    errnos.EACCES: "give a path you may write to",
+    errnos.EPERM: "give a path you may write to",
+    errnos.ENAMETOOLONG: "give a shorter name",
+}
 
 
 def write_error(path: str | Path, exc: OSError, action: str = "write") -> WriteError:
@@ -77,9 +81,8 @@ def decode_utf8(raw: bytes, name: str, fix: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise AttnvizError(f"{name} is not UTF-8 text (bad byte at line {line}); "
-                           f"{fix}") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise AttnvizError(f"{name} is not UTF-8 text (bad byte at line {line}); {fix}") from None
 
 
 def read_stdin(wanted: str) -> str:
@@ -191,7 +194,7 @@ def atomic_write(path: str | Path, data: bytes | str, overwrite: bool = False) -
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except FileExistsError:
-            tmp = None   # a name clash: that file is someone else's
+            tmp = None  # a name clash: that file is someone else's
             raise
         try:
             os.fchmod(fd, 0o666 & ~current_umask())
@@ -225,7 +228,7 @@ def _write_all(fd: int, data: bytes) -> None:
     """os.write until every byte is out (a write may take fewer than asked); ENOSPC raises here."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def make_folders(folder: str | Path, created: list[Path] | None = None) -> list[Path]:
@@ -252,7 +255,7 @@ def make_folders(folder: str | Path, created: list[Path] | None = None) -> list[
         try:
             path.mkdir()
         except FileExistsError:
-            created.remove(path)   # someone else made it: not ours to take away
+            created.remove(path)  # someone else made it: not ours to take away
             if not path.is_dir():
                 raise AttnvizError(f"cannot create folder {folder}: {path} is a file, not a folder") from None
             continue

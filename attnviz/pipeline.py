@@ -25,16 +25,27 @@ def model_inputs(model: LoadedModel, encodings: list[Encoding], layers: int | No
     check_run_size(config, T, len(encodings), layers)
     pads = [T - len(enc.ids) for enc in encodings]
     ids = _on_device(model, [enc.ids + [config.pad_token_id] * p for enc, p in zip(encodings, pads)])
-    mask = (_on_device(model, [[1] * len(enc.ids) + [0] * p for enc, p in zip(encodings, pads)])
-            if any(pads) or len(encodings) > 1 else None)
-    type_ids = (_on_device(model, [enc.type_ids + [0] * p for enc, p in zip(encodings, pads)])
-                if config.type_vocab_size else None)
+    mask = (
+        _on_device(model, [[1] * len(enc.ids) + [0] * p for enc, p in zip(encodings, pads)])
+        if any(pads) or len(encodings) > 1
+        else None
+    )
+    type_ids = (
+        _on_device(model, [enc.type_ids + [0] * p for enc, p in zip(encodings, pads)])
+        if config.type_vocab_size
+        else None
+    )
     return ids, mask, type_ids
 
 
-def run_attention(model: LoadedModel, text: str, layers: list[int] | None = None,
-                  heads: list[int] | None = None, truncate: bool = False,
-                  view: str = "attention") -> AttentionResult:
+def run_attention(
+    model: LoadedModel,
+    text: str,
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+    truncate: bool = False,
+    view: str = "attention",
+) -> AttentionResult:
     """Attention of `text` for the given layers and heads (default: all).
 
     Raises AttnvizError for empty text or text longer than the model's maximum (unless
@@ -53,17 +64,27 @@ def run_attention(model: LoadedModel, text: str, layers: list[int] | None = None
     layers = list(range(model.built_layers)) if layers is None else list(layers)
     heads = list(range(config.num_heads)) if heads is None else list(heads)
     enc = encode(model, text, truncate)
-    ids, _, type_ids = model_inputs(model, [enc], len(set(layers)))               # [1, T]
+    ids, _, type_ids = model_inputs(model, [enc], len(set(layers)))  # [1, T]
     with torch.inference_mode():
         out = model.encoder(ids, token_type_ids=type_ids, keep_layers=_built(model, layers))
-    weights = out.attentions[0][:, heads].float().cpu().numpy()                    # [K, H', T, T]
-    return AttentionResult(text=text, tokens=enc.tokens, offsets=enc.offsets, word_ids=enc.word_ids,
-                           special=enc.special, weights=weights, layers=out.layers, heads=heads,
-                           model=model.info, truncated=enc.truncated)
+    weights = out.attentions[0][:, heads].float().cpu().numpy()  # [K, H', T, T]
+    return AttentionResult(
+        text=text,
+        tokens=enc.tokens,
+        offsets=enc.offsets,
+        word_ids=enc.word_ids,
+        special=enc.special,
+        weights=weights,
+        layers=out.layers,
+        heads=heads,
+        model=model.info,
+        truncated=enc.truncated,
+    )
 
 
-def _other_view(model: LoadedModel, text: str, layers: list[int] | None, heads: list[int] | None,
-                truncate: bool, view: str) -> AttentionResult:
+def _other_view(
+    model: LoadedModel, text: str, layers: list[int] | None, heads: list[int] | None, truncate: bool, view: str
+) -> AttentionResult:
     import numpy as np
     import torch
 
@@ -77,37 +98,53 @@ def _other_view(model: LoadedModel, text: str, layers: list[int] | None, heads: 
     enc = encode(model, text, truncate)
     # Rollout through layer l needs every layer up to l, with all their heads.
     keep = list(range(layers[-1] + 1)) if view == "rollout" else layers
-    ids, _, type_ids = model_inputs(model, [enc], len(keep))                       # [1, T]
+    ids, _, type_ids = model_inputs(model, [enc], len(keep))  # [1, T]
     with torch.inference_mode():
-        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=_built(model, keep),
-                            keep_values=view == "norm")
-    probs = out.attentions[0].double().cpu().numpy()                               # [K, H, T, T]
+        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=_built(model, keep), keep_values=view == "norm")
+    probs = out.attentions[0].double().cpu().numpy()  # [K, H, T, T]
     notes = []
     if view == "rollout":
-        rolled = views.rollout(probs[:, heads])                                    # [K, T, T]
-        weights = rolled[[keep.index(i) for i in layers]][:, None]                 # [L, 1, T, T]
+        rolled = views.rollout(probs[:, heads])  # [K, T, T]
+        weights = rolled[[keep.index(i) for i in layers]][:, None]  # [L, 1, T, T]
         out_heads = [views.ROLLOUT_HEAD]
         which = "all heads" if len(heads) == config.num_heads else "heads " + ",".join(map(str, heads))
-        notes.append(f"Rollout view: one map per layer, the mean of {which} mixed with the residual "
-                     "(0.5 A + 0.5 I) and multiplied through the layers below (Abnar & Zuidema 2020).")
+        notes.append(
+            f"Rollout view: one map per layer, the mean of {which} mixed with the residual "
+            "(0.5 A + 0.5 I) and multiplied through the layers below (Abnar & Zuidema 2020)."
+        )
     else:
-        values = out.values[0].double().cpu().numpy()                              # [K, T, G*Dh]
+        values = out.values[0].double().cpu().numpy()  # [K, T, G*Dh]
         attns = [model.encoder.layers[layer].attention for layer in out.layers]
-        weights = np.stack([
-            views.norm_view(probs[k], values[k], attn.out.weight.detach().double().cpu().numpy(),
-                            attn.kv_heads)
-            for k, attn in enumerate(attns)])[:, heads]                            # [L, H', T, T]
+        weights = np.stack(
+            [
+                views.norm_view(probs[k], values[k], attn.out.weight.detach().double().cpu().numpy(), attn.kv_heads)
+                for k, attn in enumerate(attns)
+            ]
+        )[:, heads]  # [L, H', T, T]
         out_heads = heads
-        notes.append("Norm view: each weight times the norm of the value vector it carries, after the "
-                     "output projection (||alpha f(x)||, Kobayashi et al. 2020); rows do not sum to one.")
-    return AttentionResult(text=text, tokens=enc.tokens, offsets=enc.offsets, word_ids=enc.word_ids,
-                           special=enc.special, weights=weights.astype(np.float32), layers=layers,
-                           heads=out_heads, model=model.info, truncated=enc.truncated, view=view,
-                           notes=notes)
+        notes.append(
+            "Norm view: each weight times the norm of the value vector it carries, after the "
+            "output projection (||alpha f(x)||, Kobayashi et al. 2020); rows do not sum to one."
+        )
+    return AttentionResult(
+        text=text,
+        tokens=enc.tokens,
+        offsets=enc.offsets,
+        word_ids=enc.word_ids,
+        special=enc.special,
+        weights=weights.astype(np.float32),
+        layers=layers,
+        heads=out_heads,
+        model=model.info,
+        truncated=enc.truncated,
+        view=view,
+        notes=notes,
+    )
 
 
-def run_attention_batch(model: LoadedModel, texts: list[str], truncate: bool = False,
-                        view: str = "attention", batch_size: int = 32) -> list[AttentionResult | AttnvizError]:
+def run_attention_batch(
+    model: LoadedModel, texts: list[str], truncate: bool = False, view: str = "attention", batch_size: int = 32
+) -> list[AttentionResult | AttnvizError]:
     """run_attention for many texts (all layers and heads): one result per text, or the
     AttnvizError that text raised (empty, too long). Texts of the attention view run in padded
     batches (an additive mask gives padded keys exactly zero weight, and padding sits after the
@@ -128,18 +165,26 @@ def run_attention_batch(model: LoadedModel, texts: list[str], truncate: bool = F
     # Similar lengths together: less padding. Sorting is stable, so the order is deterministic.
     encoded.sort(key=lambda pair: len(pair[1].ids))
     for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start:start + batch_size]
-        ids, mask, type_ids = model_inputs(model, [enc for _, enc in chunk])                       # [B, T]
+        chunk = encoded[start : start + batch_size]
+        ids, mask, type_ids = model_inputs(model, [enc for _, enc in chunk])  # [B, T]
         with torch.inference_mode():
             result = model.encoder(ids, attention_mask=mask, token_type_ids=type_ids)
         attentions = result.attentions.float().cpu()
         for b, (i, enc) in enumerate(chunk):
             n = len(enc.ids)
-            weights = attentions[b, :, :, :n, :n].numpy()                                          # [L, H, n, n]
-            out[i] = AttentionResult(text=texts[i], tokens=enc.tokens, offsets=enc.offsets,
-                                     word_ids=enc.word_ids, special=enc.special, weights=weights.copy(),
-                                     layers=result.layers, heads=list(range(config.num_heads)),
-                                     model=model.info, truncated=enc.truncated)
+            weights = attentions[b, :, :, :n, :n].numpy()  # [L, H, n, n]
+            out[i] = AttentionResult(
+                text=texts[i],
+                tokens=enc.tokens,
+                offsets=enc.offsets,
+                word_ids=enc.word_ids,
+                special=enc.special,
+                weights=weights.copy(),
+                layers=result.layers,
+                heads=list(range(config.num_heads)),
+                model=model.info,
+                truncated=enc.truncated,
+            )
     return out
 
 
@@ -156,6 +201,8 @@ def _built(model: LoadedModel, layers: list[int]) -> list[int]:
     built = model.built_layers
     beyond = [i for i in layers if i >= built]
     if beyond and built < model.config.num_layers:
-        raise AttnvizError(f"layer {beyond[0]} was not loaded: the model was loaded up to layer {built - 1} "
-                           "(last_layer); load it with a later last_layer")
+        raise AttnvizError(
+            f"layer {beyond[0]} was not loaded: the model was loaded up to layer {built - 1} "
+            "(last_layer); load it with a later last_layer"
+        )
     return layers

@@ -34,8 +34,8 @@ class PronounHeads:
 
     probe_set: str
     n_items: int
-    baselines: dict            # "nearest", "farthest", "chance": accuracies
-    heads: list[dict]          # per head: layer, head, accuracy, by_cue, p_nearest, p_farthest, resolves
+    baselines: dict  # "nearest", "farthest", "chance": accuracies
+    heads: list[dict]  # per head: layer, head, accuracy, by_cue, p_nearest, p_farthest, resolves
     notes: list[str] = field(default_factory=list, compare=False)
 
     def resolving(self) -> list[dict]:
@@ -49,8 +49,7 @@ class PronounHeads:
         return None
 
     def to_dict(self) -> dict:
-        return {"probe_set": self.probe_set, "n_items": self.n_items, "baselines": self.baselines,
-                "heads": self.heads}
+        return {"probe_set": self.probe_set, "n_items": self.n_items, "baselines": self.baselines, "heads": self.heads}
 
     @classmethod
     def from_probe(cls, probe: ProbeResult, probe_set: str) -> "PronounHeads":
@@ -99,7 +98,7 @@ def _weights_digest(model: LoadedModel) -> str | None:
             if len(known) == 64:
                 return known
         except (OSError, UnicodeDecodeError):
-            pass   # not remembered yet, or unreadable: compute it
+            pass  # not remembered yet, or unreadable: compute it
     if model.built_layers < model.config.num_layers:
         return None
     digest = hashlib.sha256()
@@ -112,7 +111,7 @@ def _weights_digest(model: LoadedModel) -> str | None:
             memo.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(memo, digest.hexdigest(), overwrite=True)
         except (OSError, AttnvizError):
-            pass   # a memory that cannot be written costs time, never correctness
+            pass  # a memory that cannot be written costs time, never correctness
     return digest.hexdigest()
 
 
@@ -142,7 +141,7 @@ def cached(model: LoadedModel, probe_set: str = DEFAULT_SET) -> PronounHeads | N
         if isinstance(data, dict) and data.get("version") != CACHE_VERSION:
             return None
         return checked_entry(data, model.config.num_layers, model.config.num_heads)
-    except (CorruptEntry, JSONLimitError) as exc:   # their text says what is wrong
+    except (CorruptEntry, JSONLimitError) as exc:  # their text says what is wrong
         note = f"ignored a corrupt pronoun-heads cache file {path} ({exc}); recomputing is safe"
     except (OSError, ValueError) as exc:
         note = f"ignored a corrupt pronoun-heads cache file {path} ({type(exc).__name__}); recomputing is safe"
@@ -201,10 +200,16 @@ def checked_entry(data, num_layers: int, num_heads: int) -> PronounHeads:
             raise CorruptEntry(f"{where}: by_cue is not an object with the same cues as the other heads")
         cues = by_cue.keys()
         # The keys in analysis.probe.head_tests' order: output read from the cache has the same bytes.
-        checked.append({"layer": layer, "head": head, "accuracy": _share(entry.get("accuracy"), f"{where} accuracy"),
-                        "resolves": entry["resolves"],
-                        "by_cue": {str(c): _share(v, f"{where} cue {c} accuracy") for c, v in by_cue.items()},
-                        **{k: _share(entry.get(k), f"{where} {k}") for k in ("p_nearest", "p_farthest")}})
+        checked.append(
+            {
+                "layer": layer,
+                "head": head,
+                "accuracy": _share(entry.get("accuracy"), f"{where} accuracy"),
+                "resolves": entry["resolves"],
+                "by_cue": {str(c): _share(v, f"{where} cue {c} accuracy") for c, v in by_cue.items()},
+                **{k: _share(entry.get(k), f"{where} {k}") for k in ("p_nearest", "p_farthest")},
+            }
+        )
     return PronounHeads(probe_set, n_items, baselines, checked)
 
 
@@ -222,8 +227,9 @@ def store(model: LoadedModel, heads: PronounHeads, probe_set: str = DEFAULT_SET)
     return path
 
 
-def find(model: LoadedModel, probe_set: str = DEFAULT_SET, *, use_cache: bool = True,
-         progress=None) -> tuple[PronounHeads, ProbeResult | None]:
+def find(
+    model: LoadedModel, probe_set: str = DEFAULT_SET, *, use_cache: bool = True, progress=None
+) -> tuple[PronounHeads, ProbeResult | None]:
     """The pronoun heads of `model`: from the cache, or by running the probe set (then cached).
     Returns the heads and the probe result (None when they came from the cache)."""
     from .pipeline import run_attention_batch
@@ -234,8 +240,9 @@ def find(model: LoadedModel, probe_set: str = DEFAULT_SET, *, use_cache: bool = 
             return known, None
     probe_file, name = resolve_probe_file(probe_set)
     items, skipped = read_items(probe_file)
-    result = run_probe(items, lambda texts: run_attention_batch(model, texts, truncate=True), skipped,
-                       progress=progress)
+    result = run_probe(
+        items, lambda texts: run_attention_batch(model, texts, truncate=True), skipped, progress=progress
+    )
     result.source = name
     if not result.n_items:
         raise AttnvizError(f"no item of the probe set {name!r} could be scored with this model")

@@ -20,20 +20,27 @@ from .errors import AttnvizError
 class ModelInfo:
     """What produced the weights, for headers, titles and JSON."""
 
-    source: str                  # "random", a checkpoint path, or a named model
+    source: str  # "random", a checkpoint path, or a named model
     config: EncoderConfig
-    seed: int | None = None      # random models only
-    learned: bool = False        # False: random weights, patterns mean nothing
+    seed: int | None = None  # random models only
+    learned: bool = False  # False: random weights, patterns mean nothing
     tokenizer: str = ""
-    kind: str = "random"         # "random", "attnviz", or a family such as "bert"
+    kind: str = "random"  # "random", "attnviz", or a family such as "bert"
 
     @property
     def name(self) -> str:
         return f"random (seed {self.seed})" if self.kind == "random" else self.source
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "source": self.source, "kind": self.kind, "seed": self.seed,
-                "learned": self.learned, "tokenizer": self.tokenizer, "config": self.config.to_dict()}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "kind": self.kind,
+            "seed": self.seed,
+            "learned": self.learned,
+            "tokenizer": self.tokenizer,
+            "config": self.config.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -48,13 +55,13 @@ class AttentionResult:
     offsets: list[tuple[int, int]]
     word_ids: list[int | None]
     special: list[bool]
-    weights: np.ndarray          # float32 [len(layers), len(heads), T, T]
+    weights: np.ndarray  # float32 [len(layers), len(heads), T, T]
     layers: list[int]
     heads: list[int]
     model: ModelInfo
     truncated: bool = False
-    view: str = "attention"      # "attention", "rollout" (one map per layer, head -1) or "norm"
-    units: str = "tokens"        # "tokens", or "words" after analysis.words.to_words
+    view: str = "attention"  # "attention", "rollout" (one map per layer, head -1) or "norm"
+    units: str = "tokens"  # "tokens", or "words" after analysis.words.to_words
     # Key tokens left out of rankings (focus, candidates) and colour scales, e.g. the attention
     # sinks; the weights themselves stay whole. Set by `without_sinks`, said in headers.
     excluded: tuple[int, ...] = ()
@@ -77,12 +84,12 @@ class AttentionResult:
 
     @property
     def view_label(self) -> str:
-        """"attention", "rollout · words"...: what the numbers are, for titles and headers."""
+        """ "attention", "rollout · words"...: what the numbers are, for titles and headers."""
         return self.view if self.units == "tokens" else f"{self.view} · {self.units}"
 
     @property
     def unit_name(self) -> str:
-        """"token" or "word": what an index into this result counts."""
+        """ "token" or "word": what an index into this result counts."""
         return self.units.removesuffix("s")
 
     @property
@@ -125,7 +132,7 @@ class AttentionResult:
     def _repr_html_(self) -> str:
         """Jupyter shows a result as the interactive HTML view, offline, in a sandboxed iframe
         (scripts only), so several views on one notebook page never clash."""
-        from .render.html import iframe, render_html   # here: this module stays NumPy-only
+        from .render.html import iframe, render_html  # here: this module stays NumPy-only
 
         return iframe(render_html(self))
 
@@ -192,9 +199,11 @@ def parse_indices(spec: str | None, count: int, what: str) -> list[int]:
     """
     if spec is None or spec.strip().lower() == "all":
         return list(range(count))
-    if not spec.strip():   # `-l ""` must not silently mean every layer
-        raise AttnvizError(f"invalid {what} selection {spec!r}: an empty selection; give indices and "
-                           "ranges such as 0,2 or 1-3, or 'all'")
+    if not spec.strip():  # `-l ""` must not silently mean every layer
+        raise AttnvizError(
+            f"invalid {what} selection {spec!r}: an empty selection; give indices and "
+            "ranges such as 0,2 or 1-3, or 'all'"
+        )
     chosen: set[int] = set()
     for part in spec.split(","):
         # [0-9], not \d: re, str.isdigit and int() also take other scripts' digits ("٣" is 3)
@@ -220,4 +229,4 @@ def ascii_index(text: str) -> int | None:
     text = text.strip()
     if not text or not (text.isascii() and text.isdigit()):
         return None
-    return int(text) if len(text) <= _MAX_INDEX_DIGITS else 10 ** _MAX_INDEX_DIGITS
+    return int(text) if len(text) <= _MAX_INDEX_DIGITS else 10**_MAX_INDEX_DIGITS

@@ -22,8 +22,7 @@ COMMENT = "#"
 def sample_dir() -> Path:
     """The folder holding the shipped sample texts (an error if the installation lacks it)."""
     if not SAMPLE_DIR.is_dir():
-        raise AttnvizError(f"the sample texts are missing from this installation ({SAMPLE_DIR}); "
-                           "reinstall attnviz")
+        raise AttnvizError(f"the sample texts are missing from this installation ({SAMPLE_DIR}); reinstall attnviz")
     return SAMPLE_DIR
 
 
@@ -48,8 +47,10 @@ def resolve_text_file(spec: str | Path) -> Path:
     name = path.name[:-4] if path.name.endswith(".txt") else path.name
     if path.parent == Path(".") and name in sample_names():
         return sample_dir() / f"{name}.txt"
-    raise AttnvizError(f"no such file: {spec}; give a text file with one sentence per line or a "
-                       f"sample name ({', '.join(sample_names())})")
+    raise AttnvizError(
+        f"no such file: {spec}; give a text file with one sentence per line or a "
+        f"sample name ({', '.join(sample_names())})"
+    )
 
 
 def parse_sentences(text: str) -> list[str]:
@@ -80,8 +81,7 @@ def read_sentences(path: str | Path, *, allow_empty: bool = False) -> list[str]:
         text = read_text(path, "a text file with one sentence per line")
     sentences = parse_sentences(text)
     if not sentences and not allow_empty:
-        raise AttnvizError(f"{name} holds no sentences (only blank lines and # comments); "
-                           "write one sentence per line")
+        raise AttnvizError(f"{name} holds no sentences (only blank lines and # comments); write one sentence per line")
     return sentences
 
 

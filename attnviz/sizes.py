@@ -23,17 +23,27 @@ import re
 from .config import EncoderConfig
 from .errors import AttnvizError
 
-FLOAT_BYTES = 4                 # the encoder computes in float32
-LAYER_OVERHEAD = 100 * 1024     # Python objects of one layer's modules (measured: ~80-120 KB)
-MAX_LAYERS = 4096               # real models have at most a few hundred layers
-FALLBACK_LIMIT = 8 * 1024 ** 3  # when sysconf cannot tell the RAM size
+FLOAT_BYTES = 4  # the encoder computes in float32
+LAYER_OVERHEAD = 100 * 1024  # Python objects of one layer's modules (measured: ~80-120 KB)
+MAX_LAYERS = 4096  # real models have at most a few hundred layers
+FALLBACK_LIMIT = 8 * 1024**3  # when sysconf cannot tell the RAM size
 RAM_SHARE = 0.5
 LIMIT_VARIABLE = "ATTNVIZ_MAX_MEMORY"
 # Fields that set a model's size, and a small value each takes in the default random model: the
 # field whose reset shrinks the estimate most is the one an error message names.
-SIZE_FIELDS = {"num_layers": 2, "num_heads": 4, "d_model": 64, "d_ff": 256, "vocab_size": 34394,
-               "max_len": 256, "type_vocab_size": 0, "embedding_size": None, "head_dim": None,
-               "num_kv_heads": None, "position_offset": 0}
+SIZE_FIELDS = {
+    "num_layers": 2,
+    "num_heads": 4,
+    "d_model": 64,
+    "d_ff": 256,
+    "vocab_size": 34394,
+    "max_len": 256,
+    "type_vocab_size": 0,
+    "embedding_size": None,
+    "head_dim": None,
+    "num_kv_heads": None,
+    "position_offset": 0,
+}
 
 
 def parameter_count(config: EncoderConfig | dict) -> int:
@@ -60,11 +70,14 @@ def parameter_count(config: EncoderConfig | dict) -> int:
     if E != D:
         total += linear(E, D, True)
     qkv_bias, ffn_bias = c.get("attention_bias", True), c.get("ffn_bias", True)
-    layer = (linear(D, H * Dh, qkv_bias) + 2 * linear(D, G * Dh, qkv_bias)
-             + linear(H * Dh, D, c.get("output_bias", True))
-             + (3 if c.get("ffn", "standard") == "gated" else 2) * D * F
-             + ((2 if c.get("ffn", "standard") == "gated" else 1) * F + D if ffn_bias else 0)
-             + 2 * norm(D))
+    layer = (
+        linear(D, H * Dh, qkv_bias)
+        + 2 * linear(D, G * Dh, qkv_bias)
+        + linear(H * Dh, D, c.get("output_bias", True))
+        + (3 if c.get("ffn", "standard") == "gated" else 2) * D * F
+        + ((2 if c.get("ffn", "standard") == "gated" else 1) * F + D if ffn_bias else 0)
+        + 2 * norm(D)
+    )
     total += L * layer
     final = c.get("final_norm")
     if (c.get("norm_placement", "post") == "pre") if final is None else final:
@@ -113,8 +126,9 @@ def memory_limit() -> tuple[int, str]:
         ram = 0
     if ram <= 0:
         return FALLBACK_LIMIT, f"a fixed {human_bytes(FALLBACK_LIMIT)}; set {LIMIT_VARIABLE} to change it"
-    return int(ram * RAM_SHARE), (f"half of this machine's {human_bytes(ram)} of RAM; "
-                                  f"set {LIMIT_VARIABLE} to change it")
+    return int(ram * RAM_SHARE), (
+        f"half of this machine's {human_bytes(ram)} of RAM; set {LIMIT_VARIABLE} to change it"
+    )
 
 
 def check_model_size(config: EncoderConfig | dict, label: str = "", keys: dict[str, str] | None = None) -> None:
@@ -126,15 +140,19 @@ def check_model_size(config: EncoderConfig | dict, label: str = "", keys: dict[s
     layers = c["num_layers"]
     if layers > MAX_LAYERS:
         key = keys.get("num_layers", "num_layers")
-        raise AttnvizError(f"{prefix}{key} {layers} is more layers than attnviz builds (at most "
-                           f"{MAX_LAYERS}; the model would need {human_bytes(model_bytes(c))})")
+        raise AttnvizError(
+            f"{prefix}{key} {layers} is more layers than attnviz builds (at most "
+            f"{MAX_LAYERS}; the model would need {human_bytes(model_bytes(c))})"
+        )
     need = model_bytes(c)
     limit, why = memory_limit()
     if need > limit:
         field = blame(c)
         key = keys.get(field, field)
-        raise AttnvizError(f"{prefix}{key} {c[field]} makes a model of {human_bytes(need)}, more than "
-                           f"attnviz may use here ({human_bytes(limit)}: {why})")
+        raise AttnvizError(
+            f"{prefix}{key} {c[field]} makes a model of {human_bytes(need)}, more than "
+            f"attnviz may use here ({human_bytes(limit)}: {why})"
+        )
 
 
 def check_run_size(config: EncoderConfig, tokens: int, batch: int = 1, layers: int | None = None) -> None:
@@ -144,9 +162,11 @@ def check_run_size(config: EncoderConfig, tokens: int, batch: int = 1, layers: i
     if need > limit:
         K = config.num_layers if layers is None else layers
         texts = f"{batch} texts of up to {tokens} tokens" if batch > 1 else f"{tokens} tokens"
-        raise AttnvizError(f"attention maps of {texts} in {K} layers x {config.num_heads} heads would need "
-                           f"{human_bytes(need)}, more than attnviz may use here ({human_bytes(limit)}: "
-                           f"{why}); shorten the text or choose fewer layers")
+        raise AttnvizError(
+            f"attention maps of {texts} in {K} layers x {config.num_heads} heads would need "
+            f"{human_bytes(need)}, more than attnviz may use here ({human_bytes(limit)}: "
+            f"{why}); shorten the text or choose fewer layers"
+        )
 
 
 def blame(c: dict) -> str:
@@ -167,7 +187,7 @@ def blame(c: dict) -> str:
 
 
 def parse_bytes(text: str) -> int | None:
-    """"123", "4G", "4GB", "500M", "1.5T" -> bytes (binary units); None if not a size."""
+    """ "123", "4G", "4GB", "500M", "1.5T" -> bytes (binary units); None if not a size."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
     if not match:
         return None

@@ -24,9 +24,9 @@ UNKNOWN_PROBE = "the zqxjvbk Żółwiątkowy ⟁ 12345"
 @dataclass(frozen=True)
 class Encoding:
     ids: list[int]
-    tokens: list[str]                 # the tokenizer's own strings ("##'t", "[CLS]", "Ġit")
-    offsets: list[tuple[int, int]]    # character [start, end) in the text; (0, 0) for added specials
-    word_ids: list[int | None]        # word index per token; None for special tokens
+    tokens: list[str]  # the tokenizer's own strings ("##'t", "[CLS]", "Ġit")
+    offsets: list[tuple[int, int]]  # character [start, end) in the text; (0, 0) for added specials
+    word_ids: list[int | None]  # word index per token; None for special tokens
     special: list[bool]
     type_ids: list[int]
     truncated: bool = False
@@ -78,8 +78,10 @@ class TextTokenizer:
         try:
             return self._tok.encode(text, **options)
         except Exception as exc:  # tokenizers raises a bare Exception
-            raise AttnvizError(f"{self.source}: the tokenizer cannot encode the text ({_first_line(exc)}); "
-                               "fix its tokenizer.json or use another tokenizer") from None
+            raise AttnvizError(
+                f"{self.source}: the tokenizer cannot encode the text ({_first_line(exc)}); "
+                "fix its tokenizer.json or use another tokenizer"
+            ) from None
 
     def check_encodes(self) -> None:
         """Refuse a tokenizer that fails on words outside its vocabulary (see `_encode`): a
@@ -87,9 +89,11 @@ class TextTokenizer:
         try:
             self._tok.encode(UNKNOWN_PROBE)
         except Exception as exc:
-            raise AttnvizError(f"{self.source}: the tokenizer cannot encode words outside its vocabulary "
-                               f"({_first_line(exc)}); give a tokenizer.json whose unk_token is in its "
-                               "vocabulary") from None
+            raise AttnvizError(
+                f"{self.source}: the tokenizer cannot encode words outside its vocabulary "
+                f"({_first_line(exc)}); give a tokenizer.json whose unk_token is in its "
+                "vocabulary"
+            ) from None
 
     def to_str(self) -> str:
         return self._tok.to_str(pretty=True)
@@ -100,7 +104,7 @@ class TextTokenizer:
         import numpy as np
 
         rng = np.random.default_rng([seed, n])
-        vocab = sorted(self._tok.get_vocab().items(), key=lambda item: item[1])   # (piece, id) by id
+        vocab = sorted(self._tok.get_vocab().items(), key=lambda item: item[1])  # (piece, id) by id
         special = {i for i, added in self._tok.get_added_tokens_decoder().items() if added.special}
         pool = [i for _, i in vocab if i not in special]
         for _ in range(50):
@@ -108,9 +112,15 @@ class TextTokenizer:
             for i in rng.permutation(pool):
                 word = self._tok.decode([int(i)]).strip()
                 # Plain lower-case words, one token alone and after a space, not yet chosen.
-                if (len(word) >= 3 and word.isascii() and word.isalpha() and word.islower() and word not in words
-                        and len(self._encode(word, add_special_tokens=False).ids) == 1
-                        and len(self._encode(" " + word, add_special_tokens=False).ids) == 1):
+                if (
+                    len(word) >= 3
+                    and word.isascii()
+                    and word.isalpha()
+                    and word.islower()
+                    and word not in words
+                    and len(self._encode(word, add_special_tokens=False).ids) == 1
+                    and len(self._encode(" " + word, add_special_tokens=False).ids) == 1
+                ):
                     words.append(word)
                     if len(words) == n:
                         break
@@ -120,8 +130,10 @@ class TextTokenizer:
                 ids = self._encode(text, add_special_tokens=False).ids
                 if len(words) == n and len(ids) == 2 * n and ids[:n] == ids[n:]:
                     return text
-        raise AttnvizError(f"{self.source}: cannot find {n} words that stay one token each; "
-                           "this tokenizer has too few whole-word pieces")
+        raise AttnvizError(
+            f"{self.source}: cannot find {n} words that stay one token each; "
+            "this tokenizer has too few whole-word pieces"
+        )
 
     def encode(self, text: str, max_len: int | None = None, truncate: bool = False) -> Encoding:
         """Tokenize `text`; with `max_len`, refuse longer inputs unless `truncate` is set."""
@@ -133,13 +145,16 @@ class TextTokenizer:
             if not truncate:
                 raise AttnvizError(
                     f"the text has {len(enc.ids)} tokens but the model takes at most {max_len}; "
-                    f"shorten it or pass --truncate")
+                    f"shorten it or pass --truncate"
+                )
             # The special tokens are added after truncation: with max_len at or below their count
             # the library returns more than max_len tokens (3 for max_len 1), or only specials.
             specials = self._tok.num_special_tokens_to_add(False)
             if max_len <= specials:
-                raise AttnvizError(f"the model takes at most {max_len} token{'s' * (max_len != 1)}: no room for "
-                                   f"a word beside the tokenizer's {specials} special tokens")
+                raise AttnvizError(
+                    f"the model takes at most {max_len} token{'s' * (max_len != 1)}: no room for "
+                    f"a word beside the tokenizer's {specials} special tokens"
+                )
             self._tok.enable_truncation(max_len)
             try:
                 enc = self._encode(text)
@@ -149,14 +164,14 @@ class TextTokenizer:
         special = [bool(s) for s in enc.special_tokens_mask]
         if all(special):
             raise AttnvizError("the text has no tokens the tokenizer can read; give a sentence to visualise")
-        offsets = _cover_marks(text, [tuple(o) if s else _trim_spaces(text, o) for o, s in zip(enc.offsets, special)],
-                               special)
+        offsets = _cover_marks(
+            text, [tuple(o) if s else _trim_spaces(text, o) for o, s in zip(enc.offsets, special)], special
+        )
         word_ids = list(enc.word_ids)
         if all(w is None for w, s in zip(word_ids, special) if not s):
             word_ids = _words_from_offsets(offsets, special)
         word_ids = [None if s else w for w, s in zip(word_ids, special)]
-        return Encoding(list(enc.ids), list(enc.tokens), offsets, word_ids, special,
-                        list(enc.type_ids), truncated)
+        return Encoding(list(enc.ids), list(enc.tokens), offsets, word_ids, special, list(enc.type_ids), truncated)
 
 
 def _joins_previous(ch: str) -> bool:

@@ -32,12 +32,12 @@ import sys
 import threading
 import time
 
-PR_SET_PDEATHSIG = 1          # from <linux/prctl.h>
-WATCH_SECONDS = 0.5           # how often a worker checks that its parent is still there
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+WATCH_SECONDS = 0.5  # how often a worker checks that its parent is still there
 EXIT_ON_SIGTERM = 128 + signal.SIGTERM
 
 _in_task = False
-_sigterm = False   # a SIGTERM arrived: whatever unwinds now is its doing, under whichever name
+_sigterm = False  # a SIGTERM arrived: whatever unwinds now is its doing, under whichever name
 
 
 def stop_if_sigterm() -> None:
@@ -49,6 +49,7 @@ def stop_if_sigterm() -> None:
 
 # --- the parent's side -------------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def bound_pool(jobs: int):
     """A ProcessPoolExecutor (spawn: a forked child would inherit torch's thread pools, a known
@@ -59,8 +60,7 @@ def bound_pool(jobs: int):
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                               initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),))
     with exit_on_sigterm():
         try:
             yield _BoundPool(pool)
@@ -101,7 +101,7 @@ def exit_on_sigterm():
 
 def _terminate(pool) -> None:
     """Stop the workers now: SIGTERM (they unwind their task and exit), SIGKILL after 5 s."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())   # pid -> Process; private but stable
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # pid -> Process; private but stable
     for process in procs:
         with contextlib.suppress(Exception):
             process.terminate()
@@ -117,6 +117,7 @@ def _terminate(pool) -> None:
 
 # --- the worker's side --------------------------------------------------------------------------------
 
+
 def _init_worker(parent: int) -> None:
     """Ctrl-C is the parent's to handle (it stops the pool); SIGTERM ends the worker; the worker
     dies with `parent`."""
@@ -128,7 +129,7 @@ def _init_worker(parent: int) -> None:
 
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         except (OSError, AttributeError):
-            pass   # the watchdog below still covers it
+            pass  # the watchdog below still covers it
     threading.Thread(target=_watch, args=(parent,), name="attnviz-parent-watch", daemon=True).start()
 
 
@@ -136,7 +137,7 @@ def _watch(parent: int) -> None:
     # The parent may already be gone before prctl ran; then only this notices (getppid changes).
     while os.getppid() == parent:
         time.sleep(WATCH_SECONDS)
-    while True:   # the main thread runs the handler at its next bytecode; repeat in case it was busy
+    while True:  # the main thread runs the handler at its next bytecode; repeat in case it was busy
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(WATCH_SECONDS)
 
@@ -159,11 +160,11 @@ def _run_task(fn, *args):
     try:
         result = fn(*args)
     except BaseException:
-        if _sigterm:   # the task stopped for the signal and has unwound (folders it made removed)
+        if _sigterm:  # the task stopped for the signal and has unwound (folders it made removed)
             os._exit(EXIT_ON_SIGTERM)
         raise
     finally:
         _in_task = False
-    if _sigterm:       # it came during the task's last image: nothing would ask this worker again
+    if _sigterm:  # it came during the task's last image: nothing would ask this worker again
         os._exit(EXIT_ON_SIGTERM)
     return result

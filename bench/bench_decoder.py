@@ -41,16 +41,24 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # SmolLM2-135M's block (config of HuggingFaceTB/SmolLM2-135M), with fewer layers by default.
-LLAMA_BLOCK = dict(hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3,
-                   rms_norm_eps=1e-5, max_position_embeddings=2048, vocab_size=49152,
-                   rope_parameters={"rope_type": "default", "rope_theta": 100000.0}, tie_word_embeddings=True)
+LLAMA_BLOCK = dict(
+    hidden_size=576,
+    intermediate_size=1536,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    rms_norm_eps=1e-5,
+    max_position_embeddings=2048,
+    vocab_size=49152,
+    rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
+    tie_word_embeddings=True,
+)
 
 
 @dataclass
 class Row:
     part: str
     case: str
-    ours: float        # seconds (or bytes, see unit)
+    ours: float  # seconds (or bytes, see unit)
     baseline: float
     unit: str = "s"
     note: str = ""
@@ -100,7 +108,7 @@ def forward_rows(lengths: list[int], repeats: int, layers: int) -> list[Row]:
         ids = torch.randint(0, LLAMA_BLOCK["vocab_size"], (1, length), generator=gen)
 
         def run_ours(ids=ids):
-            return ours.encoder(ids).attentions                                     # [1, L, H, T, T]
+            return ours.encoder(ids).attentions  # [1, L, H, T, T]
 
         def run_theirs(ids=ids):
             return theirs(input_ids=ids, output_attentions=True).attentions
@@ -124,18 +132,20 @@ def interleaved(a, b, reps: int) -> tuple[tuple[float, float], tuple[float, floa
     wall: tuple[list, list] = ([], [])
     cpu: tuple[list, list] = ([], [])
     for i in range(reps):
-        for who in ((0, 1) if i % 2 == 0 else (1, 0)):
+        for who in (0, 1) if i % 2 == 0 else (1, 0):
             start, start_cpu = time.perf_counter(), time.process_time()
             (a if who == 0 else b)()
             wall[who].append(time.perf_counter() - start)
             cpu[who].append(time.process_time() - start_cpu)
-    return ((statistics.median(wall[0]), statistics.median(wall[1])),
-            (statistics.median(cpu[0]), statistics.median(cpu[1])))
+    return (
+        (statistics.median(wall[0]), statistics.median(wall[1])),
+        (statistics.median(cpu[0]), statistics.median(cpu[1])),
+    )
 
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 
-TRANSFORMERS_GGUF_SCRIPT = r'''
+TRANSFORMERS_GGUF_SCRIPT = r"""
 import json, sys
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -149,7 +159,7 @@ with torch.no_grad():
     att = model(**enc, output_attentions=True).attentions
 json.dump({"tokens": tok.convert_ids_to_tokens(enc["input_ids"][0]), "weights": torch.stack(att)[:, 0].tolist()},
           sys.stdout)
-'''
+"""
 
 
 def smollm2_file() -> Path | None:
@@ -175,8 +185,12 @@ def smollm2_rows(exe: str, py: str) -> list[tuple[str, list[str], str | None, st
         ('python -c "import torch"', [py, "-c", "import torch"], None, ""),
         (base, [py, "-c", TRANSFORMERS_GGUF_SCRIPT, str(path.parent), path.name, SENTENCE], None, ""),
         (show, [exe, "show", SENTENCE, "-m", "smollm2", "--format", "json"], base, "time <= 0.25x, memory <= 0.6x"),
-        ("attnviz show -m smollm2 -l 0 --format json",
-         [exe, "show", SENTENCE, "-m", "smollm2", "-l", "0", "--format", "json"], show, "memory <= 0.35x"),
+        (
+            "attnviz show -m smollm2 -l 0 --format json",
+            [exe, "show", SENTENCE, "-m", "smollm2", "-l", "0", "--format", "json"],
+            show,
+            "memory <= 0.35x",
+        ),
     ]
 
 
@@ -185,7 +199,7 @@ def forward_part(args) -> list[Row]:
 
 
 def smollm2_part(args) -> list[Row]:
-    from bench_startup import measure   # wall time and peak memory of a fresh process
+    from bench_startup import measure  # wall time and peak memory of a fresh process
 
     exe = shutil.which("attnviz") or "attnviz"
     rows = smollm2_rows(exe, sys.executable)
@@ -193,10 +207,12 @@ def smollm2_part(args) -> list[Row]:
         return []
     measure([exe, "show", SENTENCE, "-m", "smollm2", "--format", "json"])  # warm the file cache
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in rows}
-    for _ in range(max(1, args.repeats // 3)):   # whole processes of up to 20 s: fewer repeats
-        for name, cmd, *_ in rows:               # interleaved: machine noise hits every row alike
+    for _ in range(max(1, args.repeats // 3)):  # whole processes of up to 20 s: fewer repeats
+        for name, cmd, *_ in rows:  # interleaved: machine noise hits every row alike
             samples[name].append(measure(cmd))
-    med = {name: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v)) for name, v in samples.items()}
+    med = {
+        name: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v)) for name, v in samples.items()
+    }
     out = []
     for name, _, baseline, target in rows:
         against = baseline or "transformers script (SmolLM2 GGUF)"
@@ -204,8 +220,16 @@ def smollm2_part(args) -> list[Row]:
             continue
         (t, m), (bt, bm) = med[name], med[against]
         out.append(Row("smollm2", name + " (time)", t, bt, "s", target if "time" in target else ""))
-        out.append(Row("smollm2", name + " (peak memory)", m * 2**20, bm * 2**20, "B",
-                       target.split(", ")[-1] if "memory" in target else ""))
+        out.append(
+            Row(
+                "smollm2",
+                name + " (peak memory)",
+                m * 2**20,
+                bm * 2**20,
+                "B",
+                target.split(", ")[-1] if "memory" in target else "",
+            )
+        )
     return out
 
 
@@ -219,8 +243,10 @@ def print_rows(rows: list[Row]) -> None:
     print(f"{'part':8} {'case':40} {'attnviz':>10} {'baseline':>10} {'ratio':>6}  note")
     for row in rows:
         scale, unit = (1000, "ms") if row.unit == "s" else (1 / 2**20, "MB")
-        print(f"{row.part:8} {row.case:40} {row.ours * scale:8.1f}{unit} {row.baseline * scale:8.1f}{unit} "
-              f"{row.ratio:6.2f}  {row.note}")
+        print(
+            f"{row.part:8} {row.case:40} {row.ours * scale:8.1f}{unit} {row.baseline * scale:8.1f}{unit} "
+            f"{row.ratio:6.2f}  {row.note}"
+        )
 
 
 def main() -> None:

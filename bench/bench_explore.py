@@ -74,7 +74,7 @@ async def interactions(model, repeats: int) -> dict[str, list[float]]:
 
             for r in range(repeats):
                 text = SENTENCES[r % len(SENTENCES)] + " " * (r // len(SENTENCES))
-                start = time.perf_counter()               # the baseline, interleaved: same machine state
+                start = time.perf_counter()  # the baseline, interleaved: same machine state
                 run_attention(model, text)
                 times["forward"].append(time.perf_counter() - start)
                 line.focus()
@@ -85,10 +85,10 @@ async def interactions(model, repeats: int) -> dict[str, list[float]]:
                     times["head"].append(await timed("right"))
                 for _ in range(3):
                     start = time.perf_counter()
-                    await pilot.press("x")               # a key the app ignores: the pilot's round trip
+                    await pilot.press("x")  # a key the app ignores: the pilot's round trip
                     times["idle"].append(time.perf_counter() - start)
                 for _ in range(2):
-                    app.session._words.clear()           # every toggle merges the pieces anew
+                    app.session._words.clear()  # every toggle merges the pieces anew
                     times["words"].append(await timed("w"))
     return times
 
@@ -166,15 +166,19 @@ def main() -> None:
 
     print(f"attnviz explore -m minilm, medians (load {os.getloadavg()[0]:.1f}, {repeats} sentences)")
     print(f"{'':<44} {'median':>11} {'target':>8} {'baseline':>11} {'ratio':>7}")
-    rows = [("new 15-token sentence, complete screen", "sentence", 0.150, "run_attention"),
-            ("another head (right arrow)", "head", 0.030, "pilot round trip of an ignored key"),
-            ("word level toggle (w)", "words", 0.050, "to_words")]
+    rows = [
+        ("new 15-token sentence, complete screen", "sentence", 0.150, "run_attention"),
+        ("another head (right arrow)", "head", 0.030, "pilot round trip of an ignored key"),
+        ("word level toggle (w)", "words", 0.050, "to_words"),
+    ]
     for name, key, target, what in rows:
         m, b = statistics.median(got[key]), statistics.median(base[key])
         print(f"{name:<44} {ms(m)} {target * 1000:>5.0f} ms {ms(b)} {m / b:>6.1f}x  ({what})")
     s, p = statistics.median(t for t, _ in starts), statistics.median(plain)
-    print(f"{'startup to the input line (model loading)':<44} {s:>9.3f} s {0.6:>6.1f} s {p:>9.3f} s {s / p:>6.1f}x"
-          f"  (python -c pass; model still loading: {still_loading})")
+    print(
+        f"{'startup to the input line (model loading)':<44} {s:>9.3f} s {0.6:>6.1f} s {p:>9.3f} s {s / p:>6.1f}x"
+        f"  (python -c pass; model still loading: {still_loading})"
+    )
 
 
 if __name__ == "__main__":

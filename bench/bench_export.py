@@ -29,12 +29,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from attnviz import export as ex                                  # noqa: E402
-from attnviz.checkpoints import random_model                       # noqa: E402
-from attnviz.config import EncoderConfig                           # noqa: E402
-from attnviz.pipeline import run_attention                         # noqa: E402
-from attnviz.render.image import ImageOptions, render_image        # noqa: E402
-from attnviz.samples import sample_sentences                       # noqa: E402
+from attnviz import export as ex  # noqa: E402
+from attnviz.checkpoints import random_model  # noqa: E402
+from attnviz.config import EncoderConfig  # noqa: E402
+from attnviz.pipeline import run_attention  # noqa: E402
+from attnviz.render.image import ImageOptions, render_image  # noqa: E402
+from attnviz.samples import sample_sentences  # noqa: E402
 
 LAYERS, HEADS = 6, 12
 
@@ -64,7 +64,9 @@ def naive_row(row: str, results, outdir: Path, size, dpi: float) -> int:
             count += 1
         elif row == "b":
             for h in range(8):
-                naive_image(outdir / f"{n}-{h}.png", result, [(f"layer 0 head {h}", result.head(0, h))], 1, 1, size, dpi)
+                naive_image(
+                    outdir / f"{n}-{h}.png", result, [(f"layer 0 head {h}", result.head(0, h))], 1, 1, size, dpi
+                )
                 count += 1
         else:
             panels = [(f"L{l} H{h}", result.head(l, h)) for l in range(LAYERS) for h in range(HEADS)]
@@ -74,10 +76,14 @@ def naive_row(row: str, results, outdir: Path, size, dpi: float) -> int:
 
 
 def ours_row(row: str, model, sentences, outdir: Path, options: ImageOptions, jobs: int) -> int:
-    layouts, layers, heads = {"a": (["layers"], [0], None), "b": (["heads"], [0], list(range(8))),
-                              "c": (["model"], None, None)}[row]
-    report = ex.export(model, sentences, outdir, layouts=layouts, options=options, layers=layers, heads=heads,
-                       jobs=jobs)
+    layouts, layers, heads = {
+        "a": (["layers"], [0], None),
+        "b": (["heads"], [0], list(range(8))),
+        "c": (["model"], None, None),
+    }[row]
+    report = ex.export(
+        model, sentences, outdir, layouts=layouts, options=options, layers=layers, heads=heads, jobs=jobs
+    )
     assert not report.failed, [r.error for r in report.failed]
     return report.written
 
@@ -92,7 +98,7 @@ def cold_model_grid(preset: str | None) -> tuple[float, float]:
         "from attnviz.pipeline import run_attention\n"
         "from attnviz.render.image import render_image, ImageOptions\n"
         f"m = random_model(EncoderConfig(num_layers={LAYERS}, num_heads={HEADS}, d_model={HEADS * 16}, d_ff=384), 0)\n"
-        "r = run_attention(m, \"The animal didn't cross the street because it was too tired.\")\n"
+        'r = run_attention(m, "The animal didn\'t cross the street because it was too tired.")\n'
         "t1 = time.perf_counter()\n"
         f"render_image(r, 'model', ImageOptions(preset={preset!r}))\n"
         "print(time.perf_counter() - t, time.perf_counter() - t1)\n"
@@ -120,7 +126,7 @@ def main() -> None:
     matplotlib.use("Agg")
     from attnviz.render.fonts import register_fonts
 
-    matplotlib.rcParams["font.family"] = list(register_fonts())   # the naive baseline gets Hangul too
+    matplotlib.rcParams["font.family"] = list(register_fonts())  # the naive baseline gets Hangul too
 
     texts = (sample_sentences() * 4)[: args.sentences]
     model = random_model(EncoderConfig(num_layers=LAYERS, num_heads=HEADS, d_model=HEADS * 16, d_ff=384), 0)
@@ -131,12 +137,17 @@ def main() -> None:
     size = (style.width or 10.0, style.height or 6.0)
     mean_tokens = sum(len(r.tokens) for r in results) / len(results)
 
-    print(f"attnviz export benchmark: {len(texts)} sentences (mean {mean_tokens:.1f} tokens, English and Korean), "
-          f"random {LAYERS} x {HEADS} model, preset {args.preset} ({size[0] * style.dpi:.0f}x{size[1] * style.dpi:.0f} px), "
-          f"attnviz --jobs {args.jobs}, naive in 1 process, {os.cpu_count()} cores")
+    print(
+        f"attnviz export benchmark: {len(texts)} sentences (mean {mean_tokens:.1f} tokens, English and Korean), "
+        f"random {LAYERS} x {HEADS} model, preset {args.preset} ({size[0] * style.dpi:.0f}x{size[1] * style.dpi:.0f} px), "
+        f"attnviz --jobs {args.jobs}, naive in 1 process, {os.cpu_count()} cores"
+    )
     print(f"{'row':34} {'naive img/s':>12} {'attnviz img/s':>14} {'speed-up':>9}")
-    names = {"a": "(a) one-layer grids (12 heads)", "b": "(b) 8 single-head heatmaps",
-             "c": f"(c) whole-model grids {LAYERS}x{HEADS}"}
+    names = {
+        "a": "(a) one-layer grids (12 heads)",
+        "b": "(b) 8 single-head heatmaps",
+        "c": f"(c) whole-model grids {LAYERS}x{HEADS}",
+    }
     for row in args.rows:
         with tempfile.TemporaryDirectory() as tmp:
             naive_dir, ours_dir = Path(tmp, "naive"), Path(tmp, "ours")
@@ -157,9 +168,11 @@ def main() -> None:
         render_image(result, "model", options)
     warm = (time.perf_counter() - t) / min(10, len(results))
     cold, cold_drawing = cold_model_grid(preset)
-    print(f"one {LAYERS}x{HEADS} whole-model grid: {warm:.2f} s warm (figure reused); in a new process "
-          f"{cold_drawing:.2f} s to draw (matplotlib import and figure creation included), "
-          f"{cold:.2f} s in all (with torch's import, the model and its forward pass)")
+    print(
+        f"one {LAYERS}x{HEADS} whole-model grid: {warm:.2f} s warm (figure reused); in a new process "
+        f"{cold_drawing:.2f} s to draw (matplotlib import and figure creation included), "
+        f"{cold:.2f} s in all (with torch's import, the model and its forward pass)"
+    )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,12 @@ def token_ids(tokenizer, length: int):
     """[1, length] ids of real text: [CLS] + sample sentences repeated and cut + [SEP]."""
     import torch
 
-    lines = [line for path in sorted((REPO / "sample_texts").glob("*.txt"))
-             for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
+    lines = [
+        line
+        for path in sorted((REPO / "sample_texts").glob("*.txt"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     text = " ".join(lines) or "The animal didn't cross the street because it was too tired."
     body = tokenizer.encode(text).ids[1:-1]
     cls, sep = tokenizer.encode(text).ids[0], tokenizer.encode(text).ids[-1]
@@ -102,7 +106,7 @@ def time_forward(ours, theirs, lengths: list[int], repeats: int) -> list[tuple]:
             t_ours, t_theirs = [], []
             for i in range(reps):
                 # Alternate who goes first, so neither always runs on a warmer cache.
-                for who in ((0, 1) if i % 2 == 0 else (1, 0)):
+                for who in (0, 1) if i % 2 == 0 else (1, 0):
                     start = time.perf_counter()
                     run_ours(ours, ids) if who == 0 else run_theirs(theirs, ids)
                     (t_ours if who == 0 else t_theirs).append(time.perf_counter() - start)
@@ -184,14 +188,18 @@ def main() -> None:
         return
 
     ours, theirs = load_both()
-    print(f"MiniLM-L6 (6 layers x 12 heads x 384), batch 1, CPU, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {_load()}")
+    print(
+        f"MiniLM-L6 (6 layers x 12 heads x 384), batch 1, CPU, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average {_load()}"
+    )
     print("(on a busy machine, --threads 1 gives steadier numbers: no thread waits on a stolen core)")
     print("\nForward pass returning all layers' attention (median wall time)")
     print(f"{'tokens':>6}  {'attnviz':>10}  {'transformers':>12}  {'ratio':>6}  {'runs':>4}  {'max |diff|':>10}")
     for length, t_ours, t_theirs, reps, diff in time_forward(ours, theirs, lengths, args.repeats):
-        print(f"{length:>6}  {t_ours * 1e3:>8.1f}ms  {t_theirs * 1e3:>10.1f}ms  {t_ours / t_theirs:>6.2f}  "
-              f"{reps:>4}  {diff:>10.1e}")
+        print(
+            f"{length:>6}  {t_ours * 1e3:>8.1f}ms  {t_theirs * 1e3:>10.1f}ms  {t_ours / t_theirs:>6.2f}  "
+            f"{reps:>4}  {diff:>10.1e}"
+        )
     print(f"load average after timing: {_load()}")
     del ours, theirs
 

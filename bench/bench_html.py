@@ -22,8 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-WORDS = ("The animal didn't cross the street because it was too tired, and the children who watched it "
-         "from the crowded bus laughed.").split()
+WORDS = (
+    "The animal didn't cross the street because it was too tired, and the children who watched it "
+    "from the crowded bus laughed."
+).split()
 
 
 def text_of(model, tokens: int) -> str:
@@ -35,7 +37,7 @@ def text_of(model, tokens: int) -> str:
     raise ValueError(tokens)
 
 
-SETTLE = 0.3   # seconds between steps, so one step's raster is not charged to the next
+SETTLE = 0.3  # seconds between steps, so one step's raster is not charged to the next
 
 # Runs inside the page: do one step, then report the milliseconds until the frame after it has
 # been painted (requestAnimationFrame, then a task), so WebDriver's own round trip is not counted;
@@ -104,14 +106,19 @@ def process_times(model: str, text: str, repeats: int) -> dict[str, float]:
     """Whole `attnviz show` processes, interleaved so machine noise hits both alike: --html FILE
     against --format json (target: at most 1.1x)."""
     folder = Path(tempfile.mkdtemp(prefix="attnviz-bench-html-cli-"))
-    commands = {"--format json": ["--format", "json", "-o", str(folder / "r.json"), "--overwrite"],
-                "--html": ["--html", str(folder / "r.html"), "--overwrite"]}
+    commands = {
+        "--format json": ["--format", "json", "-o", str(folder / "r.json"), "--overwrite"],
+        "--html": ["--html", str(folder / "r.html"), "--overwrite"],
+    }
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeats):
         for name, extra in commands.items():
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "attnviz", "show", text, "-m", model, *extra],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "attnviz", "show", text, "-m", model, *extra],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             times[name].append(time.perf_counter() - start)
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -142,15 +149,19 @@ def main() -> None:
         path = folder / "page.html"
         path.write_text(page, encoding="utf-8")
         data = page_data({"attention": result})
-        print(f"{name}: T={len(result.tokens)}, {result.weights.shape[0]}x{result.weights.shape[1]} heads, "
-              f"{len(page.encode()) / 1024:.0f} KB at {data['bits']} bits, built in {build * 1000:.0f} ms")
+        print(
+            f"{name}: T={len(result.tokens)}, {result.weights.shape[0]}x{result.weights.shape[1]} heads, "
+            f"{len(page.encode()) / 1024:.0f} KB at {data['bits']} bits, built in {build * 1000:.0f} ms"
+        )
         for step, (painted, ready) in browser_times(path, args.repeats).items():
             print(f"    chromium {step}: painted {painted:.0f} ms, next frame free at {ready:.0f} ms")
     short = cases[0][2]
     times = process_times(args.model, short, max(args.repeats, 5))
-    print(f"attnviz show S -m {args.model} (whole process, medians, load {os.getloadavg()[0]:.1f}): "
-          f"--format json {times['--format json']:.2f} s, --html {times['--html']:.2f} s, "
-          f"ratio {times['--html'] / times['--format json']:.2f}x (target <= 1.1x)")
+    print(
+        f"attnviz show S -m {args.model} (whole process, medians, load {os.getloadavg()[0]:.1f}): "
+        f"--format json {times['--format json']:.2f} s, --html {times['--html']:.2f} s, "
+        f"ratio {times['--html'] / times['--format json']:.2f}x (target <= 1.1x)"
+    )
 
 
 if __name__ == "__main__":

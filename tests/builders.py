@@ -17,11 +17,20 @@ SHARP = 20.0
 def hand_result(weights, tokens, offsets, word_ids, text, causal=False):
     weights = np.asarray(weights, dtype=np.float32)
     L, H = weights.shape[:2]
-    info = ModelInfo(source="random", config=EncoderConfig(num_layers=L, num_heads=H, d_model=4 * H, causal=causal),
-                     seed=0)
-    return AttentionResult(text=text, tokens=tokens, offsets=offsets, word_ids=word_ids,
-                           special=[w is None for w in word_ids], weights=weights,
-                           layers=list(range(L)), heads=list(range(H)), model=info)
+    info = ModelInfo(
+        source="random", config=EncoderConfig(num_layers=L, num_heads=H, d_model=4 * H, causal=causal), seed=0
+    )
+    return AttentionResult(
+        text=text,
+        tokens=tokens,
+        offsets=offsets,
+        word_ids=word_ids,
+        special=[w is None for w in word_ids],
+        weights=weights,
+        layers=list(range(L)),
+        heads=list(range(H)),
+        model=info,
+    )
 
 
 def hand_set_model():
@@ -33,8 +42,16 @@ def hand_set_model():
     after "The": it follows the position, so its winner flips between the twins).
     """
     tok = TextTokenizer.default()
-    config = EncoderConfig(vocab_size=tok.vocab_size, num_layers=1, num_heads=2, d_model=4, d_ff=4,
-                           max_len=32, positional="learned", embedding_layernorm=False)
+    config = EncoderConfig(
+        vocab_size=tok.vocab_size,
+        num_layers=1,
+        num_heads=2,
+        d_model=4,
+        d_ff=4,
+        max_len=32,
+        positional="learned",
+        embedding_layernorm=False,
+    )
     enc = Encoder(config)
     with torch.no_grad():
         for p in enc.parameters():
@@ -44,8 +61,8 @@ def hand_set_model():
         enc.embeddings.position.weight[2, 2] = 1.0
         att = enc.layers[0].attention
         att.query.bias.copy_(torch.tensor([SHARP, 0.0, SHARP, 0.0]))
-        att.key.weight[0, 0] = 1.0   # head 0 key dim 0 <- feature 0 ("cat")
-        att.key.weight[2, 2] = 1.0   # head 1 key dim 0 <- feature 2 (position 2)
+        att.key.weight[0, 0] = 1.0  # head 0 key dim 0 <- feature 0 ("cat")
+        att.key.weight[2, 2] = 1.0  # head 1 key dim 0 <- feature 2 (position 2)
     info = ModelInfo(source="hand-set", config=config, learned=True, tokenizer=tok.source, kind="attnviz")
     return LoadedModel(enc, tok, info)
 

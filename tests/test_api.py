@@ -8,14 +8,16 @@ import attnviz
 
 
 def test_result_module_is_a_module_and_attention_a_function():
-    code = ("import attnviz\n"
-            "import attnviz.result as m\n"
-            "import types\n"
-            "assert isinstance(m, types.ModuleType), type(m)\n"
-            "model = attnviz.load_model('random')\n"
-            "result = attnviz.attention(model, 'All is well.')\n"
-            "assert isinstance(result, m.AttentionResult), type(result)\n"
-            "print(result.weights.shape)")
+    code = (
+        "import attnviz\n"
+        "import attnviz.result as m\n"
+        "import types\n"
+        "assert isinstance(m, types.ModuleType), type(m)\n"
+        "model = attnviz.load_model('random')\n"
+        "result = attnviz.attention(model, 'All is well.')\n"
+        "assert isinstance(result, m.AttentionResult), type(result)\n"
+        "print(result.weights.shape)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(2, 4, 6, 6)"

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from attnviz.analysis.candidates import (NO_WINNER, find_span, focus_span, occurrences, parse_candidates,
-                                         pinned_span, resolve_candidates, score_candidates)
+from attnviz.analysis.candidates import (
+    NO_WINNER,
+    find_span,
+    focus_span,
+    occurrences,
+    parse_candidates,
+    pinned_span,
+    resolve_candidates,
+    score_candidates,
+)
 from attnviz.analysis.words import to_words
 from attnviz.cli import app
 from attnviz.errors import AttnvizError
@@ -23,14 +31,19 @@ def cat_dog_it():
     # "cat dog it" as [CLS] ca ##t dog it [SEP]: "cat" is split in two pieces.
     T = 6
     w = np.full((2, 2, T, T), 1 / T)
-    w[0, 0, 4] = [0.1, 0.2, 0.3, 0.25, 0.05, 0.1]   # cat 0.2+0.3 = 0.5, dog 0.25 -> cat
-    w[0, 1, 4] = [0.1, 0.1, 0.1, 0.4, 0.2, 0.1]     # cat 0.2, dog 0.4 -> dog
-    w[1, 0, 4] = [0.2, 0.1, 0.1, 0.2, 0.2, 0.2]     # cat 0.2, dog 0.2 -> tie
-    w[1, 1, 4] = [0.0, 0.6, 0.0, 0.3, 0.1, 0.0]     # cat 0.6, dog 0.3 -> cat
-    w[1, 1, 1] = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0]     # rows of "ca" and "##t" (for focus "cat")
+    w[0, 0, 4] = [0.1, 0.2, 0.3, 0.25, 0.05, 0.1]  # cat 0.2+0.3 = 0.5, dog 0.25 -> cat
+    w[0, 1, 4] = [0.1, 0.1, 0.1, 0.4, 0.2, 0.1]  # cat 0.2, dog 0.4 -> dog
+    w[1, 0, 4] = [0.2, 0.1, 0.1, 0.2, 0.2, 0.2]  # cat 0.2, dog 0.2 -> tie
+    w[1, 1, 4] = [0.0, 0.6, 0.0, 0.3, 0.1, 0.0]  # cat 0.6, dog 0.3 -> cat
+    w[1, 1, 1] = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0]  # rows of "ca" and "##t" (for focus "cat")
     w[1, 1, 2] = [0.0, 0.0, 0.0, 0.5, 0.5, 0.0]
-    return hand_result(w, ["[CLS]", "ca", "##t", "dog", "it", "[SEP]"],
-                       [(0, 0), (0, 2), (2, 3), (4, 7), (8, 10), (0, 0)], [None, 0, 0, 1, 2, None], "cat dog it")
+    return hand_result(
+        w,
+        ["[CLS]", "ca", "##t", "dog", "it", "[SEP]"],
+        [(0, 0), (0, 2), (2, 3), (4, 7), (8, 10), (0, 0)],
+        [None, 0, 0, 1, 2, None],
+        "cat dog it",
+    )
 
 
 def test_scores_winners_and_counts_match_hand_computation():
@@ -65,7 +78,7 @@ def test_whole_word_case_insensitive_matching(small_model):
     focus = find_span(result, "it", "focus")
     # "animal" is not "animals"; "ANIMAL" matches "Animal"; the occurrence nearest before "it" wins.
     span = find_span(result, "ANIMAL", before=focus.start)
-    assert result.text[span.start:span.end] == "animal" and span.start == result.text.index("the animal") + 4
+    assert result.text[span.start : span.end] == "animal" and span.start == result.text.index("the animal") + 4
     assert "occurs 2 times" in span.note
     second = result.text.index("the animal") + 4
     assert occurrences(result.text, "animal") == [(4, 10), (second, second + 6)]
@@ -105,7 +118,7 @@ def test_pinned_span_covers_every_token_inside(small_model):
     text = "The city councilmen refused the demonstrators a permit."
     result = run_attention(small_model, text)
     span = pinned_span(result, "city councilmen", 4, 19)
-    covered = "".join(result.text[result.offsets[i][0]:result.offsets[i][1]] for i in span.units)
+    covered = "".join(result.text[result.offsets[i][0] : result.offsets[i][1]] for i in span.units)
     assert covered == "citycouncilmen"
     with pytest.raises(AttnvizError, match="not 'mayor'"):
         pinned_span(result, "mayor", 4, 9)
@@ -132,8 +145,9 @@ def test_show_candidates_table_and_json():
     assert out.exit_code == 0, out.output
     assert "using its last word 'animal'" in out.stdout
     assert "over 8 heads:" in out.stdout and "'animal' wins" in out.stdout and "'street' wins" in out.stdout
-    js = runner.invoke(app, ["show", SENTENCE, "--focus", "it", "--candidates", "animal,street", "--words",
-                             "--format", "json"])
+    js = runner.invoke(
+        app, ["show", SENTENCE, "--focus", "it", "--candidates", "animal,street", "--words", "--format", "json"]
+    )
     assert js.exit_code == 0, js.output
     data = json.loads(js.stdout)
     labels = data["labels"]

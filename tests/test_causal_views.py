@@ -23,8 +23,18 @@ from builders import hand_result
 
 runner = CliRunner()
 SENTENCE = "It rained, so the dog stayed in because it was cold."
-CAUSAL = EncoderConfig(causal=True, num_layers=2, num_heads=2, d_model=16, d_ff=32, positional="rope",
-                       norm="rms", norm_placement="pre", num_kv_heads=1, ffn="gated")
+CAUSAL = EncoderConfig(
+    causal=True,
+    num_layers=2,
+    num_heads=2,
+    d_model=16,
+    d_ff=32,
+    positional="rope",
+    norm="rms",
+    norm_placement="pre",
+    num_kv_heads=1,
+    ffn="gated",
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,23 +75,27 @@ def table_rows(text: str, T: int) -> list[list[str]]:
 
 # --- the result and the terminal tables ------------------------------------------------------------
 
+
 def test_the_encoder_masks_the_future_and_the_result_says_which_cells(causal):
     T = len(causal.tokens)
     assert causal.causal
     assert np.array_equal(causal.masked(), np.triu(np.ones((T, T), bool), k=1))
     assert np.all(causal.weights[..., causal.masked()] == 0)
     np.testing.assert_allclose(causal.weights.sum(-1), 1.0, atol=1e-5)
-    assert not run_attention(random_model(EncoderConfig(num_layers=1, num_heads=2, d_model=16, d_ff=32)),
-                             SENTENCE).masked().any()
+    assert (
+        not run_attention(random_model(EncoderConfig(num_layers=1, num_heads=2, d_model=16, d_ff=32)), SENTENCE)
+        .masked()
+        .any()
+    )
 
 
-@pytest.mark.parametrize("width", [200, 60, 40])   # normal cells, compact cells, compact in key blocks
+@pytest.mark.parametrize("width", [200, 60, 40])  # normal cells, compact cells, compact in key blocks
 def test_tables_draw_masked_cells_as_masked_not_as_zero(causal, width):
     result = causal.select([0], [1])
     text = draw(render_heads, result, width=width)
     T = len(result.tokens)
     per_row = {}
-    body = text[text.index("\nquery"):]   # the tables, not the legend above them
+    body = text[text.index("\nquery") :]  # the tables, not the legend above them
     for line in body.splitlines():
         match = re.match(r"\s*(\d+) \S+\s", line)
         if match:
@@ -92,21 +106,21 @@ def test_tables_draw_masked_cells_as_masked_not_as_zero(causal, width):
         rows = table_rows(text, T)
         weights = result.head(0, 1)
         for i, cells in enumerate(rows):
-            assert cells[i + 1:] == [MASKED] * (T - 1 - i)
+            assert cells[i + 1 :] == [MASKED] * (T - 1 - i)
             # Visible cells are the real weights; the row's maximum carries the mark.
-            values = [float(c.rstrip("*")) for c in cells[:i + 1]]
-            np.testing.assert_allclose(values, weights[i, :i + 1], atol=0.006)
+            values = [float(c.rstrip("*")) for c in cells[: i + 1]]
+            np.testing.assert_allclose(values, weights[i, : i + 1], atol=0.006)
             assert cells[int(weights[i].argmax())].endswith("*")
     if width == 40:
         assert "keys 0-" in text
-    legend = " ".join(text[:text.index("\nlayer 0")].split())   # the legend, however it wrapped
+    legend = " ".join(text[: text.index("\nlayer 0")].split())  # the legend, however it wrapped
     assert f"{MASKED}: masked, a token cannot see later ones (causal model)" in legend
 
 
 def test_encoder_tables_have_no_masked_cells(small_model):
     result = run_attention(small_model, SENTENCE).select([0], [0])
     text = draw(render_heads, result)
-    assert MASKED not in text[text.index("\nquery"):] and "masked" not in text
+    assert MASKED not in text[text.index("\nquery") :] and "masked" not in text
     assert all(MASKED not in cell for row in table_rows(text, len(result.tokens)) for cell in row)
 
 
@@ -116,8 +130,9 @@ def test_header_says_the_model_is_causal(causal, small_model):
 
 
 def test_show_prints_causal_tables_and_a_focus_summary(causal_dir):
-    done = runner.invoke(app, ["show", SENTENCE, "-m", causal_dir, "--layer", "0", "--head", "0"],
-                         env={"COLUMNS": "200"})
+    done = runner.invoke(
+        app, ["show", SENTENCE, "-m", causal_dir, "--layer", "0", "--head", "0"], env={"COLUMNS": "200"}
+    )
     assert done.exit_code == 0, done.output
     assert "Causal model" in done.stdout and " · causal" in done.stdout
     rows = table_rows(done.stdout, 15)
@@ -128,12 +143,13 @@ def test_show_prints_causal_tables_and_a_focus_summary(causal_dir):
 
 # --- analysis --------------------------------------------------------------------------------------
 
+
 def test_focus_ranking_never_names_a_masked_key(causal):
     for index in range(len(causal.tokens)):
         for row in top_targets(causal, index, k=5):
             assert len(row.targets) == min(5, index + 1)
             assert all(j <= index for j, _ in row.targets)
-            weights = causal.head(row.layer, row.head)[index, :index + 1]
+            weights = causal.head(row.layer, row.head)[index, : index + 1]
             assert [w for _, w in row.targets] == pytest.approx(sorted(weights, reverse=True)[:5])
 
 
@@ -145,13 +161,13 @@ def test_focus_summary_with_few_visible_keys_renders_short_rows(causal):
 
 
 def test_automatic_pronoun_focus_on_a_causal_result(causal, causal_model, small_model):
-    assert find_pronoun(causal).index == 10                          # the later "it"
-    assert find_pronoun(run_attention(small_model, SENTENCE)).index == 1   # an encoder sees both ways
+    assert find_pronoun(causal).index == 10  # the later "it"
+    assert find_pronoun(run_attention(small_model, SENTENCE)).index == 1  # an encoder sees both ways
     # With no later pronoun, the opening one is still the focus.
     only = run_attention(causal_model, "It was cold.")
     assert find_pronoun(only).label == "It"
     korean = run_attention(causal_model, "그 동물은 길을 건너지 않았는데, 그것이 너무 피곤했기 때문이다.")
-    assert korean.text[korean.offsets[find_pronoun(korean).index][0]:].startswith("그것이")
+    assert korean.text[korean.offsets[find_pronoun(korean).index][0] :].startswith("그것이")
 
 
 def test_candidates_before_the_focus_score_and_after_it_are_refused(causal):
@@ -179,7 +195,7 @@ def test_word_level_aggregation_stays_causal(causal_model):
     text = "The unbelievably tiredness overwhelmed everyone because it persisted."
     result = run_attention(causal_model, text)
     words = to_words(result)
-    assert len(words.tokens) < len(result.tokens)      # some words were split into pieces
+    assert len(words.tokens) < len(result.tokens)  # some words were split into pieces
     assert words.causal and words.units == "words"
     U = len(words.tokens)
     assert np.all(words.weights[..., np.triu(np.ones((U, U), bool), k=1)] == 0)
@@ -187,13 +203,14 @@ def test_word_level_aggregation_stays_causal(causal_model):
     assert find_pronoun(words).label == "it"
     text_out = draw(render_heads, words.select([0], [0]))
     rows = table_rows(text_out, U)
-    assert all(cells[i + 1:] == [MASKED] * (U - 1 - i) for i, cells in enumerate(rows))
+    assert all(cells[i + 1 :] == [MASKED] * (U - 1 - i) for i, cells in enumerate(rows))
 
 
 # --- attention sinks left out ----------------------------------------------------------------------
 
+
 def test_without_sinks_leaves_specials_and_the_first_token_out_of_rankings(causal, small_model):
-    assert causal.without_sinks().excluded == (0, len(causal.tokens) - 1)      # [CLS] ... [SEP]
+    assert causal.without_sinks().excluded == (0, len(causal.tokens) - 1)  # [CLS] ... [SEP]
     encoder = run_attention(small_model, SENTENCE).without_sinks()
     assert encoder.excluded == (0, len(encoder.tokens) - 1)
     # A decoder whose tokenizer adds no special token: its first word is the sink.
@@ -216,8 +233,14 @@ def test_word_level_keeps_the_sinks_excluded(causal):
 def test_a_candidate_that_is_a_sink_is_refused():
     w = np.tril(np.ones((1, 1, 4, 4)))
     w /= w.sum(-1, keepdims=True)
-    result = hand_result(w, ["Dogs", "and", "cats", "they"], [(0, 4), (5, 8), (9, 13), (14, 18)],
-                         [0, 1, 2, 3], "Dogs and cats they", causal=True).without_sinks()
+    result = hand_result(
+        w,
+        ["Dogs", "and", "cats", "they"],
+        [(0, 4), (5, 8), (9, 13), (14, 18)],
+        [0, 1, 2, 3],
+        "Dogs and cats they",
+        causal=True,
+    ).without_sinks()
     focus = focus_span(result, 3)
     with pytest.raises(AttnvizError, match="'Dogs' is token 0, an attention sink"):
         resolve_candidates(result, ["Dogs", "cats"], focus)
@@ -231,12 +254,13 @@ def test_show_exclude_sinks_says_so_and_keeps_the_real_weights(causal_dir):
     a, b = json.loads(plain.stdout), json.loads(left.stdout)
     assert a["weights"] == b["weights"]
     assert a["excluded"] == [] and b["excluded"] == [0, len(b["tokens"]) - 1]
-    table = runner.invoke(app, ["show", SENTENCE, "-m", causal_dir, "--exclude-sinks", "-l", "0", "--head", "0"],
-                          env={"COLUMNS": "200"})
+    table = runner.invoke(
+        app, ["show", SENTENCE, "-m", causal_dir, "--exclude-sinks", "-l", "0", "--head", "0"], env={"COLUMNS": "200"}
+    )
     assert table.exit_code == 0, table.output
     assert "Sinks left out of rankings and colour scales: [CLS] (token 0), [SEP] (token 14)" in table.stdout
     assert "sinks left out" in table.stdout
-    summary = table.stdout[table.stdout.index("where 'it'"):]
+    summary = table.stdout[table.stdout.index("where 'it'") :]
     assert "[CLS]" not in summary and "[SEP]" not in summary
     # The tables still print the sink column's real weight, and never mark it as the row maximum.
     rows = table_rows(table.stdout, 15)

@@ -27,9 +27,20 @@ from attnviz.pipeline import run_attention
 runner = CliRunner()
 TEXT = "A dog ate food because it was hungry."
 # Every option that shapes a random model, away from the defaults.
-CONFIG = EncoderConfig(num_layers=3, num_heads=2, d_model=32, d_ff=40, max_len=48, activation="silu",
-                       norm_placement="pre", positional="learned", type_vocab_size=2, position_offset=2,
-                       embedding_size=16, layer_norm_eps=1e-6)
+CONFIG = EncoderConfig(
+    num_layers=3,
+    num_heads=2,
+    d_model=32,
+    d_ff=40,
+    max_len=48,
+    activation="silu",
+    norm_placement="pre",
+    positional="learned",
+    type_vocab_size=2,
+    position_offset=2,
+    embedding_size=16,
+    layer_norm_eps=1e-6,
+)
 
 
 def init(tmp_path, *args, name="ckpt"):
@@ -40,13 +51,14 @@ def init(tmp_path, *args, name="ckpt"):
 
 # Save and load ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("config", [CONFIG, EncoderConfig(positional="sinusoidal", num_layers=1)],
-                         ids=["learned-pre-ln", "sinusoidal"])
+
+@pytest.mark.parametrize(
+    "config", [CONFIG, EncoderConfig(positional="sinusoidal", num_layers=1)], ids=["learned-pre-ln", "sinusoidal"]
+)
 def test_save_then_load_gives_identical_weights_and_attention(tmp_path, config):
     model = random_model(config, seed=11)
     attnviz.save_model(model, tmp_path / "m")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors",
-                                                                 "tokenizer.json"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
     loaded = attnviz.load_model(str(tmp_path / "m"))
     assert loaded.config == model.config
     before, after = model.encoder.state_dict(), loaded.encoder.state_dict()
@@ -57,7 +69,11 @@ def test_save_then_load_gives_identical_weights_and_attention(tmp_path, config):
     assert a.tokens == b.tokens
     np.testing.assert_array_equal(a.weights, b.weights)
     assert (loaded.info.kind, loaded.info.source, loaded.info.learned, loaded.info.seed) == (
-        "attnviz", str(tmp_path / "m"), False, 11)
+        "attnviz",
+        str(tmp_path / "m"),
+        False,
+        11,
+    )
 
 
 def test_files_are_readable_by_other_tools(tmp_path):
@@ -79,14 +95,20 @@ def test_files_are_readable_by_other_tools(tmp_path):
 
 def test_imported_model_saved_in_attnviz_format_remembers_its_origin(tmp_path):
     """A BERT-family model re-saved as attnviz keeps offsets, token types and its provenance."""
-    base = random_model(EncoderConfig(num_layers=1, num_heads=2, d_model=16, d_ff=20, positional="learned",
-                                      type_vocab_size=2, position_offset=2), seed=1)
+    base = random_model(
+        EncoderConfig(
+            num_layers=1, num_heads=2, d_model=16, d_ff=20, positional="learned", type_vocab_size=2, position_offset=2
+        ),
+        seed=1,
+    )
     from attnviz.result import ModelInfo
     from attnviz.checkpoints import LoadedModel
 
-    imported = LoadedModel(base.encoder, base.tokenizer,
-                           ModelInfo(source="somewhere/roberta", config=base.config, learned=True,
-                                     tokenizer="t", kind="roberta"))
+    imported = LoadedModel(
+        base.encoder,
+        base.tokenizer,
+        ModelInfo(source="somewhere/roberta", config=base.config, learned=True, tokenizer="t", kind="roberta"),
+    )
     attnviz.save_model(imported, tmp_path / "r")
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["extra"] == {"imported_from": "somewhere/roberta", "family": "roberta"}
@@ -112,14 +134,51 @@ def test_save_refuses_non_empty_folder_and_file(tmp_path):
 
 # attnviz init ------------------------------------------------------------------------------------
 
+
 def test_init_writes_the_random_model_of_the_same_flags(tmp_path):
-    folder, result = init(tmp_path, "--num-layers", "3", "--num-heads", "2", "--d-model", "32", "--d-ff", "40",
-                          "--max-len", "64", "--positional", "learned", "--norm-placement", "pre",
-                          "--activation", "gelu_tanh", "--seed", "9")
+    folder, result = init(
+        tmp_path,
+        "--num-layers",
+        "3",
+        "--num-heads",
+        "2",
+        "--d-model",
+        "32",
+        "--d-ff",
+        "40",
+        "--max-len",
+        "64",
+        "--positional",
+        "learned",
+        "--norm-placement",
+        "pre",
+        "--activation",
+        "gelu_tanh",
+        "--seed",
+        "9",
+    )
     assert result.exit_code == 0, result.output
     assert str(folder) in result.stdout
-    flags = ["--num-layers", "3", "--num-heads", "2", "--d-model", "32", "--d-ff", "40", "--max-len", "64",
-             "--positional", "learned", "--norm-placement", "pre", "--activation", "gelu_tanh", "--seed", "9"]
+    flags = [
+        "--num-layers",
+        "3",
+        "--num-heads",
+        "2",
+        "--d-model",
+        "32",
+        "--d-ff",
+        "40",
+        "--max-len",
+        "64",
+        "--positional",
+        "learned",
+        "--norm-placement",
+        "pre",
+        "--activation",
+        "gelu_tanh",
+        "--seed",
+        "9",
+    ]
     from_folder = runner.invoke(app, ["show", TEXT, "--model", str(folder), "--format", "json", "--layer", "all"])
     from_flags = runner.invoke(app, ["show", TEXT, *flags, "--format", "json", "--layer", "all"])
     assert from_folder.exit_code == 0 and from_flags.exit_code == 0, from_folder.output + from_flags.output
@@ -154,9 +213,13 @@ def test_init_refuses_non_empty_folder_unless_overwrite(tmp_path):
     assert json.loads((folder / "config.json").read_text())["seed"] == 2
 
 
-@pytest.mark.parametrize("in_the_way, blocker, reason", [
-    ("config.json", "folder", "a folder is in the way; remove it or give another checkpoint folder"),
-    ("tokenizer.json", "pipe", "it is not a regular file (a device, pipe or socket)")])
+@pytest.mark.parametrize(
+    "in_the_way, blocker, reason",
+    [
+        ("config.json", "folder", "a folder is in the way; remove it or give another checkpoint folder"),
+        ("tokenizer.json", "pipe", "it is not a regular file (a device, pipe or socket)"),
+    ],
+)
 def test_overwrite_checks_every_file_before_writing_any(tmp_path, in_the_way, blocker, reason):
     folder, first = init(tmp_path, "--seed", "1")
     assert first.exit_code == 0
@@ -201,6 +264,7 @@ def test_init_with_own_tokenizer(tmp_path):
 
 # Loading errors: one line, naming the file and the key ------------------------------------------
 
+
 @pytest.fixture()
 def saved(tmp_path):
     model = random_model(EncoderConfig(num_layers=2, num_heads=2, d_model=16, d_ff=24), seed=0)
@@ -235,18 +299,21 @@ def test_missing_and_unexpected_keys(saved):
     line = show_error(saved)
     assert "model.safetensors" in line and "missing key 'layers.1.attention.key.bias'" in line
 
-    edit_config(saved, num_layers=1)   # the file holds 2 layers: the config is wrong, not a partial read
+    edit_config(saved, num_layers=1)  # the file holds 2 layers: the config is wrong, not a partial read
     line = show_error(saved)
     assert "num_layers is 1 but " in line and "model.safetensors holds 2 layers (indices 0-1)" in line
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"attnviz_format": 99}, ["attnviz_format", "99"]),
-    ({"num_heads": 3}, ["divisible"]),
-    ({"colour": "red"}, ["unknown config key 'colour'"]),
-    ({"learned": "yes"}, ["learned"]),
-    ({"activation": "tanh"}, ["activation"]),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"attnviz_format": 99}, ["attnviz_format", "99"]),
+        ({"num_heads": 3}, ["divisible"]),
+        ({"colour": "red"}, ["unknown config key 'colour'"]),
+        ({"learned": "yes"}, ["learned"]),
+        ({"activation": "tanh"}, ["activation"]),
+    ],
+)
 def test_bad_native_config(saved, change, words):
     edit_config(saved, **change)
     line = show_error(saved)
@@ -315,9 +382,11 @@ def test_random_flags_refused_for_checkpoints(saved):
 
 # Named models ----------------------------------------------------------------------------------
 
+
 @pytest.fixture()
 def no_network(monkeypatch):
     """Any attempt to open a connection fails the test."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("attnviz tried to use the network")
 
@@ -344,8 +413,9 @@ def test_hf_cache_lookup_is_offline(saved, tmp_path, monkeypatch, no_network):
     snapshot = fake_hf_cache(cache, "someone/tiny-model", saved)
     loaded = load_model("someone/tiny-model")
     assert loaded.info.source == "someone/tiny-model"
-    np.testing.assert_array_equal(run_attention(loaded, TEXT).weights,
-                                  run_attention(load_model(str(snapshot)), TEXT).weights)
+    np.testing.assert_array_equal(
+        run_attention(loaded, TEXT).weights, run_attention(load_model(str(snapshot)), TEXT).weights
+    )
     # A legacy name without an owner finds the owner's copy.
     assert load_model("tiny-model").info.source == "tiny-model"
 
@@ -380,18 +450,22 @@ def test_minilm_short_name_is_the_package_folder():
 
 # Light imports -----------------------------------------------------------------------------------
 
+
 def test_help_and_checkpoint_modules_do_not_import_torch():
-    code = ("import sys\n"
-            "from attnviz.cli import app, main\n"
-            "import attnviz.checkpoints, attnviz.checkpoints.named\n"
-            "try:\n"
-            "    main(['init', '--help'])\n"
-            "except SystemExit:\n"
-            "    pass\n"
-            "heavy = [m for m in ('torch', 'transformers', 'matplotlib', 'safetensors') if m in sys.modules]\n"
-            "print('HEAVY', heavy)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "COLUMNS": "100"})
+    code = (
+        "import sys\n"
+        "from attnviz.cli import app, main\n"
+        "import attnviz.checkpoints, attnviz.checkpoints.named\n"
+        "try:\n"
+        "    main(['init', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'matplotlib', 'safetensors') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "100"}
+    )
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
     assert "attnviz init" in out.stdout
 

@@ -103,9 +103,28 @@ def test_existing_output_is_not_overwritten_unless_asked(tmp_path):
 
 
 def test_config_flags_change_the_model():
-    result = invoke("show", "a b c", "--format", "json", "--num-layers", "3", "--num-heads", "2",
-                    "--d-model", "32", "--d-ff", "64", "--seed", "5", "--positional", "learned",
-                    "--norm-placement", "pre", "--activation", "relu")
+    result = invoke(
+        "show",
+        "a b c",
+        "--format",
+        "json",
+        "--num-layers",
+        "3",
+        "--num-heads",
+        "2",
+        "--d-model",
+        "32",
+        "--d-ff",
+        "64",
+        "--seed",
+        "5",
+        "--positional",
+        "learned",
+        "--norm-placement",
+        "pre",
+        "--activation",
+        "relu",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     cfg = data["model"]["config"]
@@ -123,19 +142,22 @@ def test_truncate_cuts_instead_of_refusing():
     assert len(data["tokens"]) == 16 and data["truncated"] is True
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["show", ""], "empty"),
-    (["show", "   \n "], "empty"),
-    (["show", SENTENCE, "--focus", "zebra"], "not in the sentence"),
-    (["show", SENTENCE, "--focus", "99"], "out of range"),
-    (["show", SENTENCE, "--layer", "5"], "invalid layer 5"),
-    (["show", SENTENCE, "--head", "x"], "invalid head selection"),
-    (["show", SENTENCE, "--head", "3-1"], "invalid head selection"),
-    (["show", SENTENCE, "--d-model", "65"], "divisible"),
-    (["show", SENTENCE, "--num-layers", "0"], "num_layers"),
-    (["show", SENTENCE, "--format", "npz"], "--output"),
-    (["show", SENTENCE, "--tokenizer", "/nonexistent/tokenizer.json"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["show", ""], "empty"),
+        (["show", "   \n "], "empty"),
+        (["show", SENTENCE, "--focus", "zebra"], "not in the sentence"),
+        (["show", SENTENCE, "--focus", "99"], "out of range"),
+        (["show", SENTENCE, "--layer", "5"], "invalid layer 5"),
+        (["show", SENTENCE, "--head", "x"], "invalid head selection"),
+        (["show", SENTENCE, "--head", "3-1"], "invalid head selection"),
+        (["show", SENTENCE, "--d-model", "65"], "divisible"),
+        (["show", SENTENCE, "--num-layers", "0"], "num_layers"),
+        (["show", SENTENCE, "--format", "npz"], "--output"),
+        (["show", SENTENCE, "--tokenizer", "/nonexistent/tokenizer.json"], "no such file"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, fragment):
     assert_clean_error(invoke(*args), fragment)
 
@@ -175,12 +197,14 @@ def test_installed_command_runs_and_fails_cleanly():
 
 
 def test_help_imports_neither_torch_nor_matplotlib():
-    code = ("import sys; from attnviz.cli import main\n"
-            "for argv in (['--help'], ['show', '--help']):\n"
-            "    try: main(argv)\n"
-            "    except SystemExit: pass\n"
-            "bad = [m for m in ('torch', 'matplotlib', 'transformers') if m in sys.modules]\n"
-            "print('HEAVY', bad)")
+    code = (
+        "import sys; from attnviz.cli import main\n"
+        "for argv in (['--help'], ['show', '--help']):\n"
+        "    try: main(argv)\n"
+        "    except SystemExit: pass\n"
+        "bad = [m for m in ('torch', 'matplotlib', 'transformers') if m in sys.modules]\n"
+        "print('HEAVY', bad)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout

@@ -44,8 +44,7 @@ def test_hand_set_model_has_the_attention_we_built():
 
 def test_flip_detection_on_hand_set_model():
     model = hand_set_model()
-    comp = compare_sentences(to_words(run_attention(model, A)), to_words(run_attention(model, B)),
-                             "it", ["cat", "dog"])
+    comp = compare_sentences(to_words(run_attention(model, A)), to_words(run_attention(model, B)), "it", ["cat", "dog"])
     # Head 0 follows the word "cat" in both; head 1 follows position 2: cat in A, dog in B.
     assert comp.a.scores.winners.tolist() == [[0, 0]]
     assert comp.b.scores.winners.tolist() == [[0, 1]]
@@ -58,13 +57,16 @@ def test_flip_detection_on_hand_set_model():
 
 def test_compare_cli_end_to_end_on_hand_set_model(tmp_path):
     folder = save_model(hand_set_model(), tmp_path / "hand")
-    out = runner.invoke(app, ["compare", A, B, "--model", str(folder), "--focus", "it",
-                              "--candidates", "cat,dog", "--format", "json"])
+    out = runner.invoke(
+        app, ["compare", A, B, "--model", str(folder), "--focus", "it", "--candidates", "cat,dog", "--format", "json"]
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["n_flips"] == 1
     assert [(h["head"], h["flip"], h["A"]["winner"], h["B"]["winner"]) for h in data["heads"]] == [
-        (0, False, 0, 0), (1, True, 0, 1)]
+        (0, False, 0, 0),
+        (1, True, 0, 1),
+    ]
     table = runner.invoke(app, ["compare", A, B, "--model", str(folder), "--focus", "it", "--candidates", "cat,dog"])
     assert table.exit_code == 0, table.output
     assert "1 of 2 heads flip their winning candidate between the twins" in table.stdout
@@ -73,8 +75,9 @@ def test_compare_cli_end_to_end_on_hand_set_model(tmp_path):
 
 def test_no_flip_is_said_plainly(tmp_path):
     folder = save_model(hand_set_model(), tmp_path / "hand")
-    out = runner.invoke(app, ["compare", A, B, "--model", str(folder), "--head", "0", "--focus", "it",
-                              "--candidates", "cat,dog"])
+    out = runner.invoke(
+        app, ["compare", A, B, "--model", str(folder), "--head", "0", "--focus", "it", "--candidates", "cat,dog"]
+    )
     assert out.exit_code == 0, out.output
     assert "No head flips" in out.stdout
 
@@ -102,12 +105,18 @@ def test_sentence_jsd_matches_direct_computation(small_model):
         for hi in range(4):
             p, q = wa.weights[li, hi, ia].astype(float), wb.weights[li, hi, ib].astype(float)
             m = (p + q) / 2
-            direct = 0.5 * sum(x * np.log2(x / y) for x, y in zip(p, m) if x > 0) + \
-                0.5 * sum(x * np.log2(x / y) for x, y in zip(q, m) if x > 0)
+            direct = 0.5 * sum(x * np.log2(x / y) for x, y in zip(p, m) if x > 0) + 0.5 * sum(
+                x * np.log2(x / y) for x, y in zip(q, m) if x > 0
+            )
             assert comp.jsd[li, hi] == pytest.approx(direct, abs=1e-6)
-    flips_direct = [[(wa.weights[l, h, ia, wa.labels.index("animal")] > wa.weights[l, h, ia, wa.labels.index("street")])
-                     != (wb.weights[l, h, ib, wb.labels.index("animal")] > wb.weights[l, h, ib, wb.labels.index("street")])
-                     for h in range(4)] for l in range(2)]
+    flips_direct = [
+        [
+            (wa.weights[l, h, ia, wa.labels.index("animal")] > wa.weights[l, h, ia, wa.labels.index("street")])
+            != (wb.weights[l, h, ib, wb.labels.index("animal")] > wb.weights[l, h, ib, wb.labels.index("street")])
+            for h in range(4)
+        ]
+        for l in range(2)
+    ]
     assert comp.flips.tolist() == flips_direct
 
 
@@ -129,7 +138,9 @@ def test_compare_models_jsd(small_model):
 
 def test_compare_models_cli_json_and_errors():
     text = "The animal didn't cross the street because it was too tired."
-    out = runner.invoke(app, ["compare", text, "--model-b", "random", "--seed-b", "0", "--focus", "it", "--format", "json"])
+    out = runner.invoke(
+        app, ["compare", text, "--model-b", "random", "--seed-b", "0", "--focus", "it", "--format", "json"]
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["kind"] == "models" and len(data["comparisons"]) == 1
@@ -147,8 +158,15 @@ def test_compare_models_cli_json_and_errors():
 def test_compare_png_is_deterministic_and_metadata_free(tmp_path):
     from PIL import Image
 
-    args = ["compare", "The animal didn't cross the street because it was too tired.",
-            "동물은 너무 피곤해서 길을 건너지 않았다. 그것은 지쳤다.", "--focus", "0", "--format", "json"]
+    args = [
+        "compare",
+        "The animal didn't cross the street because it was too tired.",
+        "동물은 너무 피곤해서 길을 건너지 않았다. 그것은 지쳤다.",
+        "--focus",
+        "0",
+        "--format",
+        "json",
+    ]
     first, second = tmp_path / "a.png", tmp_path / "b.png"
     r1 = runner.invoke(app, args + ["--png", str(first)])
     r2 = runner.invoke(app, args + ["--png", str(second)])
@@ -173,6 +191,7 @@ def test_tie_is_not_a_flip():
 
 
 # --- the table at terminal widths ------------------------------------------------------------------
+
 
 def comparison_table(comp, width: int) -> list[str]:
     from rich.console import Console
@@ -209,7 +228,7 @@ def test_jsd_is_never_cut_whatever_the_width(minilm_twins, width):
     rows = head_rows(lines)
     assert len(rows) == 72
     jsd = [f"{v:.3f}" for v in minilm_twins.jsd.reshape(-1)]
-    assert [row.split()[-1] for row in rows] == jsd          # whole, in every row ("0.…" before)
+    assert [row.split()[-1] for row in rows] == jsd  # whole, in every row ("0.…" before)
     assert all(cell_len(line) <= width for line in lines)
     header = next(line for line in lines if line.startswith("head "))
     assert header.split()[-1] == "JSD"
@@ -218,11 +237,15 @@ def test_jsd_is_never_cut_whatever_the_width(minilm_twins, width):
 def test_words_are_whole_when_there_is_room_and_give_way_first_when_not(small_model):
     from attnviz.analysis.candidates import parse_candidates
 
-    a = to_words(run_attention(small_model, "The councilmen refused the demonstrators a permit because they feared violence."))
-    b = to_words(run_attention(small_model, "The councilmen refused the demonstrators a permit because they advocated violence."))
+    a = to_words(
+        run_attention(small_model, "The councilmen refused the demonstrators a permit because they feared violence.")
+    )
+    b = to_words(
+        run_attention(small_model, "The councilmen refused the demonstrators a permit because they advocated violence.")
+    )
     comp = compare_sentences(a, b, "they", parse_candidates("councilmen,demonstrators"))
     wide = "\n".join(head_rows(comparison_table(comp, 200)))
-    assert "…" not in wide                                   # 200 columns: every word whole
+    assert "…" not in wide  # 200 columns: every word whole
     won = {c.label for side in (comp.a, comp.b) for c in side.scores.candidates}
     assert won & set(wide.split())
     narrow = head_rows(comparison_table(comp, 70))
@@ -232,8 +255,10 @@ def test_words_are_whole_when_there_is_room_and_give_way_first_when_not(small_mo
 
 # --- the figure: image flags, readable labels, masked cells ---------------------------------------
 
-TWINS = ["The animal didn't cross the street because it was too tired.",
-         "The animal didn't cross the street because it was too wide."]
+TWINS = [
+    "The animal didn't cross the street because it was too tired.",
+    "The animal didn't cross the street because it was too wide.",
+]
 
 
 def svg_panels(svg: bytes, shape=None) -> list[np.ndarray]:
@@ -255,8 +280,10 @@ def test_compare_takes_the_image_flags_and_svg_pdf(tmp_path):
     slide = runner.invoke(app, base + ["--png", str(tmp_path / "s.png"), "--preset", "slide"])
     assert slide.exit_code == 0, slide.output
     assert Image.open(tmp_path / "s.png").size == (2000, 1125)
-    sized = runner.invoke(app, base + ["--png", str(tmp_path / "z.png"), "--size", "8x5", "--dpi", "100",
-                                       "--transparent", "--cmap", "magma"])
+    sized = runner.invoke(
+        app,
+        base + ["--png", str(tmp_path / "z.png"), "--size", "8x5", "--dpi", "100", "--transparent", "--cmap", "magma"],
+    )
     assert sized.exit_code == 0, sized.output
     picture = Image.open(tmp_path / "z.png")
     assert picture.size == (800, 500) and picture.mode == "RGBA" and picture.getpixel((0, 0))[3] == 0
@@ -269,8 +296,12 @@ def test_compare_takes_the_image_flags_and_svg_pdf(tmp_path):
         assert data.startswith(magic)
         for marker in (b"CreationDate", b"Producer", b"<dc:date>", b"<dc:creator>", matplotlib.__version__.encode()):
             assert marker not in data, marker
-    for args, fragment in ((["--preset", "poster"], "poster"), (["--size", "huge"], "invalid --size"),
-                           (["--scale", "loud"], "invalid --scale"), (["--dpi", "5"], "--dpi 5")):
+    for args, fragment in (
+        (["--preset", "poster"], "poster"),
+        (["--size", "huge"], "invalid --size"),
+        (["--scale", "loud"], "invalid --scale"),
+        (["--dpi", "5"], "--dpi 5"),
+    ):
         bad = runner.invoke(app, base + ["--png", str(tmp_path / "b.png"), *args])
         assert bad.exit_code == 2 and fragment in bad.output, args
     assert not (tmp_path / "b.png").exists()
@@ -287,7 +318,7 @@ def test_a_72_head_comparison_names_every_head_in_a_readable_size(minilm_twins):
     drawn = render_compare_image(minilm_twins)
     width, height = Image.open(io.BytesIO(drawn.data)).size
     assert height <= 14 * 120 and width < 2000
-    assert drawn.notes == ()            # every row named, at 6 pt or more, no label overlapping
+    assert drawn.notes == ()  # every row named, at 6 pt or more, no label overlapping
     slide = render_compare_image(minilm_twins, ImageOptions(preset="slide"))
     assert Image.open(io.BytesIO(slide.data)).size == (2000, 1125)
     assert any("names every 3rd head" in note for note in slide.notes)
@@ -307,13 +338,13 @@ def test_compare_maps_use_the_fixed_scale_and_auto_on_request(small_model):
     def colours(values, vmax):
         return (matplotlib.colormaps["viridis"](np.clip(values / vmax, 0, 1)) * 255).round().astype(int)
 
-    ma, mb = twins.maps()                                        # [72, C]
+    ma, mb = twins.maps()  # [72, C]
     fixed = svg_panels(render_compare_image(twins, ImageOptions(), "svg").data, ma.shape)
     assert np.abs(fixed[0] - colours(ma, 1.0)).max() <= 1 and np.abs(fixed[1] - colours(mb, 1.0)).max() <= 1
     top = max(ma.max(), mb.max())
     assert top < 0.99
     auto = svg_panels(render_compare_image(twins, ImageOptions(scale="auto"), "svg").data, ma.shape)
-    assert np.abs(auto[0] - colours(ma, top)).max() <= 1          # A and B share one auto scale
+    assert np.abs(auto[0] - colours(ma, top)).max() <= 1  # A and B share one auto scale
     assert np.abs(auto[1] - colours(mb, top)).max() <= 1
 
 
@@ -334,9 +365,9 @@ def test_causal_comparison_draws_the_words_after_the_focus_as_masked(causal_twin
     from attnviz.render.image.engine import MASKED_COLOR
 
     grey = (np.array(matplotlib.colors.to_rgba(MASKED_COLOR)) * 255).round().astype(int)
-    shape = (4, len(causal_twins.columns))                         # one pixel per cell
+    shape = (4, len(causal_twins.columns))  # one pixel per cell
     panels = svg_panels(render_compare_image(causal_twins, ImageOptions(), "svg").data, shape)
-    assert len(panels) == 3                                        # A, B, B - A
+    assert len(panels) == 3  # A, B, B - A
     focus = max(causal_twins.a.focus.units)
     future = np.array([col.a is not None and col.a > focus for col in causal_twins.columns])
     assert future.any() and not future.all()
@@ -347,7 +378,10 @@ def test_causal_comparison_draws_the_words_after_the_focus_as_masked(causal_twin
 
 def test_compare_figure_sizes_that_cannot_work_are_one_line_errors(tmp_path):
     base = ["compare", *TWINS, "--focus", "it", "--num-layers", "6", "--num-heads", "12", "--d-model", "96"]
-    for args, fragment in ((["--size", "0.6x0.6"], "too small"), (["--size", "100x100", "--dpi", "1200"], "200 megapixels")):
+    for args, fragment in (
+        (["--size", "0.6x0.6"], "too small"),
+        (["--size", "100x100", "--dpi", "1200"], "200 megapixels"),
+    ):
         done = runner.invoke(app, base + ["--png", str(tmp_path / "x.png"), *args])
         assert done.exit_code == 2 and fragment in done.stderr, done.output
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.output
@@ -359,10 +393,12 @@ def test_compare_figure_draws_odd_unicode_as_visible_text(small_model, tmp_path)
 
     from attnviz.render.compare_image import render_compare_image
 
-    a, b = (to_words(run_attention(small_model, t)) for t in ("漢字 🧠 said it was tired.", "漢字 🧠 said it was wide."))
+    a, b = (
+        to_words(run_attention(small_model, t)) for t in ("漢字 🧠 said it was tired.", "漢字 🧠 said it was wide.")
+    )
     comp = compare_sentences(a, b, "it", None)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")            # a missing glyph would warn: boxes instead of text
+        warnings.simplefilter("error")  # a missing glyph would warn: boxes instead of text
         assert render_compare_image(comp).data.startswith(b"\x89PNG")
 
 
@@ -373,4 +409,4 @@ def test_compare_prints_the_notes_of_its_figure(tmp_path):
     assert f"wrote {tmp_path / 's.png'}; note: the comparison names every 3rd head" in done.stdout
     as_json = runner.invoke(app, base + ["--png", str(tmp_path / "j.png"), "--preset", "slide", "--format", "json"])
     assert as_json.exit_code == 0 and json.loads(as_json.stdout)["kind"] == "sentences"
-    assert "note: the comparison names every 3rd head" in as_json.stderr     # stdout stays JSON
+    assert "note: the comparison names every 3rd head" in as_json.stderr  # stdout stays JSON

@@ -16,10 +16,12 @@ from attnviz.cli import app
 
 runner = CliRunner()
 TINY = ["--num-layers", "2", "--num-heads", "2", "--d-model", "16", "--d-ff", "32", "--jobs", "1"]
-SENTENCES = ["The animal didn't cross the street because it was too tired.",
-             "그 동물은 너무 피곤해서 길을 건너지 않았다.",
-             "Tags <b>like</b> & \"quotes\" stay text.",
-             " ".join(["long"] * 40)]
+SENTENCES = [
+    "The animal didn't cross the street because it was too tired.",
+    "그 동물은 너무 피곤해서 길을 건너지 않았다.",
+    'Tags <b>like</b> & "quotes" stay text.',
+    " ".join(["long"] * 40),
+]
 
 
 class Elements(HTMLParser):
@@ -39,7 +41,7 @@ class Elements(HTMLParser):
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("sheet") / "figures"
     done = runner.invoke(app, ["export", *SENTENCES, "-o", str(out), "--max-len", "30", *TINY])
-    assert done.exit_code == 1, done.output          # the long sentence fails
+    assert done.exit_code == 1, done.output  # the long sentence fails
     page = Elements()
     page.feed((out / "index.html").read_text(encoding="utf-8"))
     return out, page
@@ -86,14 +88,33 @@ def test_every_image_loads_in_headless_chromium(exported):
     # A copy of the page, beside it so the relative links hold, that records in the DOM how many
     # images decoded (naturalWidth > 0) once the page has loaded.
     probe = out / "probe.html"
-    probe.write_text((out / "index.html").read_text(encoding="utf-8").replace(
-        "</body>", "<script>addEventListener('load', () => { const imgs = [...document.images]; "
-                   "document.body.dataset.loaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length; "
-                   "document.body.dataset.total = imgs.length; });</script></body>"), encoding="utf-8")
+    probe.write_text(
+        (out / "index.html")
+        .read_text(encoding="utf-8")
+        .replace(
+            "</body>",
+            "<script>addEventListener('load', () => { const imgs = [...document.images]; "
+            "document.body.dataset.loaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length; "
+            "document.body.dataset.total = imgs.length; });</script></body>",
+        ),
+        encoding="utf-8",
+    )
     try:
-        done = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                               "--virtual-time-budget=15000", "--dump-dom", probe.as_uri()],
-                              capture_output=True, text=True, timeout=180)
+        done = subprocess.run(
+            [
+                chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                probe.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     finally:
         probe.unlink()
     assert done.returncode == 0, done.stderr[-2000:]

@@ -67,8 +67,15 @@ def reference_attention(model: Encoder, input_ids, attention_mask=None):
 
 CONFIGS = [
     EncoderConfig(vocab_size=50),
-    EncoderConfig(vocab_size=50, norm_placement="pre", positional="learned", num_layers=3, num_heads=2,
-                  d_model=32, activation="relu"),
+    EncoderConfig(
+        vocab_size=50,
+        norm_placement="pre",
+        positional="learned",
+        num_layers=3,
+        num_heads=2,
+        d_model=32,
+        activation="relu",
+    ),
     EncoderConfig(vocab_size=50, positional="none", embedding_layernorm=False, num_heads=8),
 ]
 
@@ -150,16 +157,19 @@ def test_dropout_is_off_by_default():
         assert torch.equal(model(ids).attentions, model(ids).attentions)
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    ({"d_model": 65, "num_heads": 4}, "divisible"),
-    ({"num_layers": 0}, "num_layers"),
-    ({"num_heads": -2}, "num_heads"),
-    ({"activation": "tanh"}, "activation"),
-    ({"positional": "rotary"}, "positional"),
-    ({"norm_placement": "middle"}, "norm_placement"),
-    ({"dropout": 1.5}, "dropout"),
-    ({"max_len": 2.5}, "max_len"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"d_model": 65, "num_heads": 4}, "divisible"),
+        ({"num_layers": 0}, "num_layers"),
+        ({"num_heads": -2}, "num_heads"),
+        ({"activation": "tanh"}, "activation"),
+        ({"positional": "rotary"}, "positional"),
+        ({"norm_placement": "middle"}, "norm_placement"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"max_len": 2.5}, "max_len"),
+    ],
+)
 def test_invalid_config_raises_clear_error(kwargs, fragment):
     with pytest.raises(AttnvizError, match=fragment) as info:
         EncoderConfig(**kwargs)

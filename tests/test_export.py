@@ -27,9 +27,11 @@ from attnviz.tokenize import TextTokenizer
 
 runner = CliRunner()
 TINY = ["--num-layers", "2", "--num-heads", "2", "--d-model", "16", "--d-ff", "32"]
-SENTENCES = ["The animal didn't cross the street because it was too tired.",
-             "고양이가 매트 위에 앉았다.",
-             "A dog ate food because it was hungry."]
+SENTENCES = [
+    "The animal didn't cross the street because it was too tired.",
+    "고양이가 매트 위에 앉았다.",
+    "A dog ate food because it was hungry.",
+]
 
 
 def run_export(*args, input=None):
@@ -37,8 +39,11 @@ def run_export(*args, input=None):
 
 
 def files_on_disk(outdir: Path) -> set[str]:
-    return {p.relative_to(outdir).as_posix() for p in outdir.rglob("*")
-            if p.is_file() and p.name not in ("index.json", "index.html")}
+    return {
+        p.relative_to(outdir).as_posix()
+        for p in outdir.rglob("*")
+        if p.is_file() and p.name not in ("index.json", "index.html")
+    }
 
 
 def manifest_files(outdir: Path) -> set[str]:
@@ -48,12 +53,13 @@ def manifest_files(outdir: Path) -> set[str]:
 
 # --- names ---------------------------------------------------------------------------------------
 
+
 def test_slug_examples():
     assert ex.slugify("The animal didn't cross the street because it was too tired.") == "the-animal-didnt-cross"
     assert ex.slugify("그 동물은 너무 피곤해서 길을 건너지 않았다.") == "그-동물은-너무-피곤해서-길을-건너지-않았다"
     assert ex.slugify("Ｆｕｌｌｗｉｄｔｈ Straße!") == "fullwidth-strasse"
     assert ex.slugify("?!... ---") == "text"
-    assert ex.slugify("a/b\\c:d*e?f\"g<h>i|j") == "a-b-c-d-e-f-g-h-i-j"
+    assert ex.slugify('a/b\\c:d*e?f"g<h>i|j') == "a-b-c-d-e-f-g-h-i-j"
     # A word longer than the limit is cut and tagged with a hash of the whole text (see test_hardening_export).
     assert ex.slugify("x" * 40) == "x" * 17 + "-" + hashlib.sha1(b"x" * 40).hexdigest()[:6]
 
@@ -66,13 +72,18 @@ def test_slug_is_always_a_safe_short_file_name(text):
     assert 0 < len(slug) <= 24 and len(slug.encode("utf-8")) < 200
     assert not set(slug) & set('/\\:*?"<>|\0 .')
     assert unicodedata.normalize("NFC", slug) == slug
-    assert slug == ex.slugify(text)   # predictable
+    assert slug == ex.slugify(text)  # predictable
 
 
 def test_plan_names_pad_layers_to_the_model_and_heads_to_two_digits():
     jobs = ex.plan_images("003-x", ["model", "layers", "heads", "focus"], [2], [5, 11], 12, 12, "png", focus=4)
-    assert [j.path for j in jobs] == ["003-x/model.png", "003-x/L02.png", "003-x/L02-H05.png", "003-x/L02-H11.png",
-                                      "003-x/focus.png"]
+    assert [j.path for j in jobs] == [
+        "003-x/model.png",
+        "003-x/L02.png",
+        "003-x/L02-H05.png",
+        "003-x/L02-H11.png",
+        "003-x/focus.png",
+    ]
     small = ex.plan_images("003-x", ["heads"], [1], [0], 2, 4, "svg", focus=None)
     assert [j.path for j in small] == ["003-x/L1-H00.svg"]
     assert ex.plan_images("003-x", ["focus"], [0], [0], 2, 4, "png", focus=None) == []
@@ -82,12 +93,13 @@ def test_parse_layouts():
     assert ex.parse_layouts(None) == ("model", "layers", "focus")
     assert ex.parse_layouts("head, model,heads") == ("heads", "model")
     assert ex.parse_layouts("all") == ex.LAYOUTS
-    assert ex.parse_layouts("all,heads") == ex.parse_layouts("heads, all") == ex.LAYOUTS   # was "unknown layout all"
+    assert ex.parse_layouts("all,heads") == ex.parse_layouts("heads, all") == ex.LAYOUTS  # was "unknown layout all"
     with pytest.raises(AttnvizError, match="unknown layout"):
         ex.parse_layouts("model,pie")
 
 
 # --- inputs --------------------------------------------------------------------------------------
+
 
 def test_inputs_sentences_files_folders_and_stdin(tmp_path, monkeypatch):
     notes = tmp_path / "notes.txt"
@@ -99,8 +111,7 @@ def test_inputs_sentences_files_folders_and_stdin(tmp_path, monkeypatch):
     (folder / "skip.md").write_text("Not a sentence file.\n", encoding="utf-8")
     monkeypatch.setattr(sys, "stdin", io.StringIO("From stdin.\n\n# no\n"))
     got = ex.collect_sentences(["A sentence.", str(notes), str(folder), "-"])
-    assert [s.text for s in got] == ["A sentence.", "First line.", "Second line.", "From a.", "From b.",
-                                     "From stdin."]
+    assert [s.text for s in got] == ["A sentence.", "First line.", "Second line.", "From a.", "From b.", "From stdin."]
     assert [s.index for s in got] == [1, 2, 3, 4, 5, 6]
     assert got[2].source == f"{notes}, sentence 2"
 
@@ -117,6 +128,7 @@ def test_a_missing_file_is_an_error_not_a_sentence(tmp_path):
 
 # --- the command -----------------------------------------------------------------------------------
 
+
 def test_export_writes_named_images_manifest_and_sheet(tmp_path):
     out = tmp_path / "figures"
     done = run_export(*SENTENCES, "-o", str(out), "--layout", "model,layers,heads,focus")
@@ -126,7 +138,8 @@ def test_export_writes_named_images_manifest_and_sheet(tmp_path):
     assert folders == ["001-the-animal-didnt-cross", "002-고양이가-매트-위에-앉았다", "003-a-dog-ate-food-because"]
     first = out / folders[0]
     assert sorted(p.name for p in first.iterdir()) == sorted(
-        ["model.png", "L0.png", "L1.png", "L0-H00.png", "L0-H01.png", "L1-H00.png", "L1-H01.png", "focus.png"])
+        ["model.png", "L0.png", "L1.png", "L0-H00.png", "L0-H01.png", "L1-H00.png", "L1-H01.png", "focus.png"]
+    )
     # The Korean sentence has no pronoun: no focus map for it, and the manifest says so.
     assert not (out / folders[1] / "focus.png").exists()
     assert files_on_disk(out) == manifest_files(out)
@@ -160,7 +173,7 @@ def test_rerun_skips_existing_files_and_overwrite_redraws_them(tmp_path):
     assert (out / "001-the-animal-didnt-cross" / "L1.png").read_bytes() == contents["001-the-animal-didnt-cross/L1.png"]
     forced = run_export(SENTENCES[0], "-o", str(out), "--overwrite")
     assert "(4 images written)" in forced.stdout
-    assert {p: (out / p).read_bytes() for p in stamps} == contents   # deterministic redraw
+    assert {p: (out / p).read_bytes() for p in stamps} == contents  # deterministic redraw
 
 
 def test_bad_sentences_are_reported_skipped_and_counted(tmp_path):
@@ -179,8 +192,17 @@ def test_bad_sentences_are_reported_skipped_and_counted(tmp_path):
 
 
 def test_an_explicit_focus_word_missing_from_a_sentence_fails_that_sentence(tmp_path):
-    done = run_export(SENTENCES[0], SENTENCES[2], "Nothing to see here.", "-o", str(tmp_path / "f"),
-                      "--focus", "it", "--layout", "focus")
+    done = run_export(
+        SENTENCES[0],
+        SENTENCES[2],
+        "Nothing to see here.",
+        "-o",
+        str(tmp_path / "f"),
+        "--focus",
+        "it",
+        "--layout",
+        "focus",
+    )
     assert done.exit_code == 1
     assert "exported 2 of 3" in done.stdout
     assert "focus word 'it' is not in the sentence" in done.stderr
@@ -192,12 +214,15 @@ def test_stdin_input(tmp_path):
     assert sorted(p.name for p in (tmp_path / "f").iterdir() if p.is_dir()) == ["001-one", "002-two"]
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["nope.txt", "-o", "x"], "no such file"),
-    (["A sentence.", "-o", "x", "--layout", "pie"], "unknown layout"),
-    (["A sentence.", "-o", "x", "--layer", "7"], "invalid layer 7"),
-    (["A sentence.", "-o", "x", "--cmap", "nope"], "unknown colormap"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["nope.txt", "-o", "x"], "no such file"),
+        (["A sentence.", "-o", "x", "--layout", "pie"], "unknown layout"),
+        (["A sentence.", "-o", "x", "--layer", "7"], "invalid layer 7"),
+        (["A sentence.", "-o", "x", "--cmap", "nope"], "unknown colormap"),
+    ],
+)
 def test_bad_usage_exits_2_with_one_line(tmp_path, monkeypatch, args, fragment):
     monkeypatch.chdir(tmp_path)
     done = run_export(*args)
@@ -219,8 +244,11 @@ def test_piped_output_has_no_progress_bar_and_quiet_has_no_closing_line(tmp_path
 
 def test_progress_bar_on_a_terminal(tmp_path):
     """rich treats the output as a terminal under FORCE_COLOR (what a tty gives); the bar draws."""
-    done = runner.invoke(app, ["export", SENTENCES[0], "-o", str(tmp_path / "a"), *TINY, "--jobs", "1"],
-                         env={"FORCE_COLOR": "1", "TERM": "xterm"})
+    done = runner.invoke(
+        app,
+        ["export", SENTENCES[0], "-o", str(tmp_path / "a"), *TINY, "--jobs", "1"],
+        env={"FORCE_COLOR": "1", "TERM": "xterm"},
+    )
     assert done.exit_code == 0, done.output
     assert "exporting" in done.stderr and "images" in done.stderr
 
@@ -241,8 +269,20 @@ def test_an_export_killed_part_way_resumes_and_completes_with_whole_files(tmp_pa
     inputs = tmp_path / "many.txt"
     inputs.write_text("\n".join(f"Sentence number {i} says it was late." for i in range(16)) + "\n", encoding="utf-8")
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "attnviz", "export", str(inputs), "-o", str(out), *TINY, "--jobs", "1",
-               "--layout", "heads,model"]
+    command = [
+        sys.executable,
+        "-m",
+        "attnviz",
+        "export",
+        str(inputs),
+        "-o",
+        str(out),
+        *TINY,
+        "--jobs",
+        "1",
+        "--layout",
+        "heads,model",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
@@ -267,11 +307,13 @@ def test_an_export_killed_part_way_resumes_and_completes_with_whole_files(tmp_pa
 
 
 def test_export_help_imports_neither_torch_nor_matplotlib():
-    code = ("import sys\n"
-            "from attnviz.cli import main\n"
-            "try:\n    main(['export', '--help'])\nexcept SystemExit:\n    pass\n"
-            "bad = [m for m in ('torch', 'matplotlib', 'transformers') if m in sys.modules]\n"
-            "assert not bad, bad\n")
+    code = (
+        "import sys\n"
+        "from attnviz.cli import main\n"
+        "try:\n    main(['export', '--help'])\nexcept SystemExit:\n    pass\n"
+        "bad = [m for m in ('torch', 'matplotlib', 'transformers') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     for option in ("--layout", "--jobs", "--overwrite", "--quiet", "--preset", "--format"):
@@ -286,15 +328,35 @@ def test_exclude_sinks_leaves_the_sinks_out_of_the_results_and_the_auto_scale(tm
     text = "The cat sat on the mat because it was tired."
     outputs = {}
     for name, extra in (("plain", []), ("sinks", ["--exclude-sinks"])):
-        result = CliRunner().invoke(app, ["export", text, "-o", str(tmp_path / name), "--layout", "focus",
-                                          "--scale", "auto", "-j", "1", "-q", *extra])
+        result = CliRunner().invoke(
+            app,
+            [
+                "export",
+                text,
+                "-o",
+                str(tmp_path / name),
+                "--layout",
+                "focus",
+                "--scale",
+                "auto",
+                "-j",
+                "1",
+                "-q",
+                *extra,
+            ],
+        )
         assert result.exit_code == 0, result.output
         (png,) = (tmp_path / name).glob("*/focus.png")
         Image.open(png).verify()
         outputs[name] = png.read_bytes()
     assert outputs["plain"] != outputs["sinks"]
-    report = ex.export(attnviz.load_model("random"), ex.collect_sentences([text]), tmp_path / "lib",
-                       layouts=("focus",), exclude_sinks=True)
+    report = ex.export(
+        attnviz.load_model("random"),
+        ex.collect_sentences([text]),
+        tmp_path / "lib",
+        layouts=("focus",),
+        exclude_sinks=True,
+    )
     (record,) = report.records
     result = record.result
     assert result.excluded == tuple(result.sink_indices()) == (0, len(result.tokens) - 1)

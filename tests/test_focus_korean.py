@@ -27,15 +27,40 @@ def test_the_three_shipped_sentences_with_the_determiner_are_found():
     assert numbered == {31, 34, 35}
 
 
-@pytest.mark.parametrize("word", ["그것", "그것이", "그것은", "그것을", "그녀", "그녀가", "그들을", "그들은",
-                                  "이것", "이것은", "저것이", "그분께서", "그가", "그는", "그를", "그의", "그에게",
-                                  "그것들은", "그녀들이", "그게", "그건", "이걸"])
+@pytest.mark.parametrize(
+    "word",
+    [
+        "그것",
+        "그것이",
+        "그것은",
+        "그것을",
+        "그녀",
+        "그녀가",
+        "그들을",
+        "그들은",
+        "이것",
+        "이것은",
+        "저것이",
+        "그분께서",
+        "그가",
+        "그는",
+        "그를",
+        "그의",
+        "그에게",
+        "그것들은",
+        "그녀들이",
+        "그게",
+        "그건",
+        "이걸",
+    ],
+)
 def test_pronouns_with_and_without_particles(word):
     assert is_korean_pronoun(word)
 
 
-@pytest.mark.parametrize("word", ["그", "이", "저", "그만", "그래서", "그런데", "그리고", "이가", "저는", "동물은",
-                                  "그림", "그것이다만", ""])
+@pytest.mark.parametrize(
+    "word", ["그", "이", "저", "그만", "그래서", "그런데", "그리고", "이가", "저는", "동물은", "그림", "그것이다만", ""]
+)
 def test_determiners_and_other_words_are_not_pronouns(word):
     assert not is_korean_pronoun(word)
 
@@ -51,7 +76,7 @@ def test_focus_function_skips_the_determiner(small_model, text):
         assert text[start:].startswith("그것이") and start == text.index("그것이")
         assert found.label == result.text[slice(*result.offsets[found.index])]
     else:
-        assert found is None   # "그 동물은 너무 피곤해서 ..." has no pronoun at all
+        assert found is None  # "그 동물은 너무 피곤해서 ..." has no pronoun at all
 
 
 @pytest.mark.parametrize("text", determiner_samples())
@@ -84,11 +109,15 @@ def test_export_focus_maps_and_compare_follow_the_pronoun(tmp_path):
     done = runner.invoke(app, ["export", no_pronoun, tired, "-o", str(out), "--jobs", "1", *TINY])
     assert done.exit_code == 0, done.output
     first, second = json.loads((out / "index.json").read_text(encoding="utf-8"))["sentences"]
-    assert not [f for f in first["files"] if f["layout"] == "focus"]          # no pronoun, no focus map
+    assert not [f for f in first["files"] if f["layout"] == "focus"]  # no pronoun, no focus map
     assert [f["layout"] for f in second["files"]].count("focus") == 1
-    assert second["focus"]["label"] == "그것"   # the first piece of 그것이, not the determiner 그
+    assert second["focus"]["label"] == "그것"  # the first piece of 그것이, not the determiner 그
     compared = runner.invoke(app, ["compare", tired, wide, "--format", "json", *TINY[:6]])
     assert compared.exit_code == 0, compared.output
     sides = json.loads(compared.stdout)["sides"]
     for side, text in (("A", tired), ("B", wide)):
-        assert sides[side]["focus"] == {"text": "그것이", "start": text.index("그것이"), "end": text.index("그것이") + 3}
+        assert sides[side]["focus"] == {
+            "text": "그것이",
+            "start": text.index("그것이"),
+            "end": text.index("그것이") + 3,
+        }

@@ -10,11 +10,32 @@ from attnviz.cli import app
 
 runner = CliRunner()
 
-nasty = st.sampled_from([
-    "\x00", "\x07", "\x1b[31m", "\r", "\t", "\u200b", "\u200d", "\u202e", "\u2066", "\ufeff",
-    "שלום", "مرحبا", "👨‍👩‍👧", "🏳️‍🌈", "e\u0301", "개가", "[bold]x[/bold]", "%s", "{}", "\\",
-    "a" * 300, "ab" * 40 + "!" * 30,
-])
+nasty = st.sampled_from(
+    [
+        "\x00",
+        "\x07",
+        "\x1b[31m",
+        "\r",
+        "\t",
+        "\u200b",
+        "\u200d",
+        "\u202e",
+        "\u2066",
+        "\ufeff",
+        "שלום",
+        "مرحبا",
+        "👨‍👩‍👧",
+        "🏳️‍🌈",
+        "e\u0301",
+        "개가",
+        "[bold]x[/bold]",
+        "%s",
+        "{}",
+        "\\",
+        "a" * 300,
+        "ab" * 40 + "!" * 30,
+    ]
+)
 texts = st.lists(st.one_of(st.text(max_size=12), nasty), max_size=8).map(" ".join)
 
 

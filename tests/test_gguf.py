@@ -29,11 +29,16 @@ transformers = pytest.importorskip("transformers")
 Q = gguf.GGMLQuantizationType
 runner = CliRunner()
 TOL = 1e-5
-SENTENCES = ["The animal didn't cross the street because it was too tired.",
-             "A dog ate food because it was hungry.", "개가 배고파서 음식을 먹었다.", "It costs 1234 dollars, ok?"]
+SENTENCES = [
+    "The animal didn't cross the street because it was too tired.",
+    "A dog ate food because it was hungry.",
+    "개가 배고파서 음식을 먹었다.",
+    "It costs 1234 dollars, ok?",
+]
 
 
 # Writing GGUF files -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def bpe():
@@ -42,8 +47,12 @@ def bpe():
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|endoftext|>", "<|im_start|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<|endoftext|>", "<|im_start|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(sample_sentences() + SENTENCES, trainer)
     data = json.loads(tok.to_str())["model"]
     vocab = [t for t, _ in sorted(data["vocab"].items(), key=lambda kv: kv[1])]
@@ -98,18 +107,33 @@ def llama_permute(w: np.ndarray, heads: int) -> np.ndarray:
 def llama_to_gguf(model, path: Path, bpe, qtype=Q.F32, pre="gpt2") -> Path:
     c = model.config
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    meta = {"llama.block_count": c.num_hidden_layers, "llama.context_length": c.max_position_embeddings,
-            "llama.embedding_length": c.hidden_size, "llama.feed_forward_length": c.intermediate_size,
-            "llama.attention.head_count": c.num_attention_heads,
-            "llama.attention.head_count_kv": c.num_key_value_heads,
-            "llama.rope.freq_base": float(c.rope_parameters["rope_theta"]),
-            "llama.attention.layer_norm_rms_epsilon": float(c.rms_norm_eps),
-            "llama.rope.dimension_count": c.hidden_size // c.num_attention_heads, "llama.vocab_size": c.vocab_size}
-    names = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-             "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
-    tensors = {"token_embd.weight": (sd["model.embed_tokens.weight"], qtype),
-               "output_norm.weight": (sd["model.norm.weight"], Q.F32)}
+    meta = {
+        "llama.block_count": c.num_hidden_layers,
+        "llama.context_length": c.max_position_embeddings,
+        "llama.embedding_length": c.hidden_size,
+        "llama.feed_forward_length": c.intermediate_size,
+        "llama.attention.head_count": c.num_attention_heads,
+        "llama.attention.head_count_kv": c.num_key_value_heads,
+        "llama.rope.freq_base": float(c.rope_parameters["rope_theta"]),
+        "llama.attention.layer_norm_rms_epsilon": float(c.rms_norm_eps),
+        "llama.rope.dimension_count": c.hidden_size // c.num_attention_heads,
+        "llama.vocab_size": c.vocab_size,
+    }
+    names = {
+        "self_attn.q_proj": "attn_q",
+        "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v",
+        "self_attn.o_proj": "attn_output",
+        "mlp.gate_proj": "ffn_gate",
+        "mlp.up_proj": "ffn_up",
+        "mlp.down_proj": "ffn_down",
+        "input_layernorm": "attn_norm",
+        "post_attention_layernorm": "ffn_norm",
+    }
+    tensors = {
+        "token_embd.weight": (sd["model.embed_tokens.weight"], qtype),
+        "output_norm.weight": (sd["model.norm.weight"], Q.F32),
+    }
     for i in range(c.num_hidden_layers):
         for theirs, ours in names.items():
             w = sd[f"model.layers.{i}.{theirs}.weight"]
@@ -124,15 +148,28 @@ def llama_to_gguf(model, path: Path, bpe, qtype=Q.F32, pre="gpt2") -> Path:
 def gpt2_to_gguf(model, path: Path, bpe) -> Path:
     c = model.config
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    meta = {"gpt2.block_count": c.n_layer, "gpt2.context_length": c.n_positions, "gpt2.embedding_length": c.n_embd,
-            "gpt2.feed_forward_length": 4 * c.n_embd, "gpt2.attention.head_count": c.n_head,
-            "gpt2.attention.layer_norm_epsilon": float(c.layer_norm_epsilon)}
-    names = {"ln_1": "attn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output", "ln_2": "ffn_norm",
-             "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"}
-    tensors = {"token_embd.weight": (sd["transformer.wte.weight"], Q.F32),
-               "position_embd.weight": (sd["transformer.wpe.weight"], Q.F32),
-               "output_norm.weight": (sd["transformer.ln_f.weight"], Q.F32),
-               "output_norm.bias": (sd["transformer.ln_f.bias"], Q.F32)}
+    meta = {
+        "gpt2.block_count": c.n_layer,
+        "gpt2.context_length": c.n_positions,
+        "gpt2.embedding_length": c.n_embd,
+        "gpt2.feed_forward_length": 4 * c.n_embd,
+        "gpt2.attention.head_count": c.n_head,
+        "gpt2.attention.layer_norm_epsilon": float(c.layer_norm_epsilon),
+    }
+    names = {
+        "ln_1": "attn_norm",
+        "attn.c_attn": "attn_qkv",
+        "attn.c_proj": "attn_output",
+        "ln_2": "ffn_norm",
+        "mlp.c_fc": "ffn_up",
+        "mlp.c_proj": "ffn_down",
+    }
+    tensors = {
+        "token_embd.weight": (sd["transformer.wte.weight"], Q.F32),
+        "position_embd.weight": (sd["transformer.wpe.weight"], Q.F32),
+        "output_norm.weight": (sd["transformer.ln_f.weight"], Q.F32),
+        "output_norm.bias": (sd["transformer.ln_f.bias"], Q.F32),
+    }
     for i in range(c.n_layer):
         for theirs, ours in names.items():
             for leaf in ("weight", "bias"):
@@ -145,10 +182,19 @@ def gpt2_to_gguf(model, path: Path, bpe) -> Path:
 
 def tiny_llama(vocab_size: int, seed: int = 0):
     torch.manual_seed(seed)
-    config = transformers.LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=96,
-                                      num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-                                      max_position_embeddings=128, rope_theta=5000.0, rms_norm_eps=1e-6,
-                                      attn_implementation="eager", tie_word_embeddings=True)
+    config = transformers.LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        rope_theta=5000.0,
+        rms_norm_eps=1e-6,
+        attn_implementation="eager",
+        tie_word_embeddings=True,
+    )
     model = transformers.LlamaForCausalLM(config).eval()
     with torch.no_grad():  # transformers' init is small; larger weights give peaked, distinct heads
         for name, p in model.named_parameters():
@@ -162,7 +208,7 @@ def tiny_llama(vocab_size: int, seed: int = 0):
 def reference_attentions(model, ids: list[int]) -> torch.Tensor:
     with torch.inference_mode():
         out = model(torch.tensor([ids]), output_attentions=True)
-    return torch.stack(out.attentions, 1)[0]                                   # [L, H, T, T]
+    return torch.stack(out.attentions, 1)[0]  # [L, H, T, T]
 
 
 def show_error(path, *extra) -> str:
@@ -175,11 +221,14 @@ def show_error(path, *extra) -> str:
 
 # Tensors ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("qtype", [Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1])
 def test_written_tensors_round_trip(tmp_path, qtype):
     rng = np.random.default_rng(int(qtype))
-    arrays = {"a.weight": rng.standard_normal((48, 64)).astype(np.float32),
-              "b.weight": rng.standard_normal((3, 5, 128)).astype(np.float32) * 10}
+    arrays = {
+        "a.weight": rng.standard_normal((48, 64)).astype(np.float32),
+        "b.weight": rng.standard_normal((3, 5, 128)).astype(np.float32) * 10,
+    }
     if qtype in (Q.F32, Q.F16, Q.BF16):
         arrays["c.bias"] = rng.standard_normal(7).astype(np.float32)
     path = write(tmp_path / "t.gguf", "llama", {n: (a, qtype) for n, a in arrays.items()})
@@ -196,7 +245,7 @@ def test_written_tensors_round_trip(tmp_path, qtype):
                 assert np.array_equal(got, expected)
                 assert not np.array_equal(got, a)
                 if qtype == Q.BF16:  # 8 significant bits, rounded
-                    assert (np.abs(got - a) <= np.abs(a) * 2.0 ** -8).all()
+                    assert (np.abs(got - a) <= np.abs(a) * 2.0**-8).all()
                     continue
                 # ...and close to the original: each block's step is its max |value| / 2^(bits-1)
                 bits = {Q.Q8_0: 8, Q.Q4_0: 4, Q.Q4_1: 4, Q.Q5_0: 5, Q.Q5_1: 5}[qtype]
@@ -213,7 +262,9 @@ def random_blocks(qtype, rows: int, cols: int, seed: int) -> np.ndarray:
     # Where each block keeps its fp16 scales (ggml-common.h): d and dmin, or d alone.
     scales = {Q.Q4_K: (0, 2), Q.Q5_K: (0, 2), Q.Q2_K: (size - 4, size - 2), Q.Q3_K: (size - 2,), Q.Q6_K: (size - 2,)}
     for at in scales[qtype]:
-        raw[:, :, at:at + 2] = rng.uniform(-0.05, 0.05, (rows, cols // block)).astype(np.float16).view(np.uint8).reshape(rows, -1, 2)
+        raw[:, :, at : at + 2] = (
+            rng.uniform(-0.05, 0.05, (rows, cols // block)).astype(np.float16).view(np.uint8).reshape(rows, -1, 2)
+        )
     return raw.reshape(rows, -1)
 
 
@@ -264,6 +315,7 @@ def assert_same_as_gguf_reader(path):
 
 
 # Models -----------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def llama_pair(tmp_path_factory, bpe):
@@ -326,7 +378,9 @@ def test_quantized_llama_matches_transformers_from_the_same_gguf(tmp_path, bpe):
     theirs = dict(ref.named_parameters())
     assert torch.equal(ours.encoder.layers[1].attention.query.weight, theirs["model.layers.1.self_attn.q_proj.weight"])
     assert torch.equal(ours.encoder.layers[1].attention.key.weight, theirs["model.layers.1.self_attn.k_proj.weight"])
-    assert not torch.equal(theirs["model.layers.1.self_attn.q_proj.weight"], model.model.layers[1].self_attn.q_proj.weight)
+    assert not torch.equal(
+        theirs["model.layers.1.self_attn.q_proj.weight"], model.model.layers[1].self_attn.q_proj.weight
+    )
     tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=path.name)
     for text in SENTENCES:
         enc = ours.tokenizer.encode(text)
@@ -337,19 +391,29 @@ def test_quantized_llama_matches_transformers_from_the_same_gguf(tmp_path, bpe):
 
 def test_tiny_gpt2_gguf_matches_transformers_eager(tmp_path, bpe):
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=len(bpe[0]), n_positions=96, n_embd=48, n_layer=2, n_head=3,
-                                     attn_implementation="eager")
+    config = transformers.GPT2Config(
+        vocab_size=len(bpe[0]), n_positions=96, n_embd=48, n_layer=2, n_head=3, attn_implementation="eager"
+    )
     ref = transformers.GPT2LMHeadModel(config).eval()
     with torch.no_grad():
         for name, p in ref.named_parameters():
             p.normal_(0.5 if name.endswith("ln_1.weight") or name.endswith("ln_2.weight") else 0, 0.3)
     ours = attnviz.load_model(str(gpt2_to_gguf(ref, tmp_path / "gpt2.gguf", bpe)))
     c = ours.config
-    assert (c.num_layers, c.num_heads, c.max_len, c.positional, c.norm, c.activation) == (2, 3, 96, "learned", "layer", "gelu_tanh")
+    assert (c.num_layers, c.num_heads, c.max_len, c.positional, c.norm, c.activation) == (
+        2,
+        3,
+        96,
+        "learned",
+        "layer",
+        "gelu_tanh",
+    )
     worst = 0.0
     for text in SENTENCES:
         ids = ours.tokenizer.encode(text).ids
-        worst = max(worst, float(np.abs(run_attention(ours, text).weights - reference_attentions(ref, ids).numpy()).max()))
+        worst = max(
+            worst, float(np.abs(run_attention(ours, text).weights - reference_attentions(ref, ids).numpy()).max())
+        )
     assert worst < TOL, worst
 
 
@@ -380,6 +444,7 @@ def test_half_precision_loads_and_returns_float32(llama_pair):
 
 
 # Tokenizers -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("pre", ["gpt2", "llama-bpe", "qwen2"])
 def test_tokens_equal_transformers_gguf_tokenizer(tmp_path, bpe, pre):
@@ -423,10 +488,15 @@ def test_smollm_pre_tokenizer_splits_digits_and_bos_is_added_when_asked(tmp_path
 
 # Errors: one line, exit 2 ------------------------------------------------------------------------
 
+
 def test_truncated_and_corrupt_files_are_one_line(llama_pair, tmp_path):
     data = llama_pair[2].read_bytes()
-    for cut, what in ((len(data) - 100, "truncated GGUF file"), (4000, "truncated or corrupt"),
-                      (20, "too short"), (0, "too short")):
+    for cut, what in (
+        (len(data) - 100, "truncated GGUF file"),
+        (4000, "truncated or corrupt"),
+        (20, "too short"),
+        (0, "too short"),
+    ):
         bad = tmp_path / f"cut{cut}.gguf"
         bad.write_bytes(data[:cut])
         assert what in show_error(bad)
@@ -434,11 +504,11 @@ def test_truncated_and_corrupt_files_are_one_line(llama_pair, tmp_path):
     assert "not a GGUF file" in show_error(tmp_path / "noise.gguf")
     # Absurd counts and lengths in an otherwise valid header.
     huge = bytearray(data)
-    huge[8:16] = (2**62).to_bytes(8, "little")                  # tensor count
+    huge[8:16] = (2**62).to_bytes(8, "little")  # tensor count
     (tmp_path / "huge.gguf").write_bytes(huge)
     assert "claims" in show_error(tmp_path / "huge.gguf")
     long_key = bytearray(data)
-    long_key[24:32] = (2**40).to_bytes(8, "little")             # length of the first key
+    long_key[24:32] = (2**40).to_bytes(8, "little")  # length of the first key
     (tmp_path / "key.gguf").write_bytes(long_key)
     assert "runs past the end" in show_error(tmp_path / "key.gguf")
     version = bytearray(data)
@@ -454,8 +524,13 @@ def test_unsupported_architecture_type_and_tokenizer(tmp_path, bpe):
     line = show_error(path)
     assert "architecture 'bert' is not supported" in line and "gpt2, llama" in line
     # An IQ2_XXS tensor: a real ggml type attnviz does not dequantize.
-    meta = {"llama.block_count": 1, "llama.context_length": 64, "llama.embedding_length": 256,
-            "llama.feed_forward_length": 256, "llama.attention.head_count": 2}
+    meta = {
+        "llama.block_count": 1,
+        "llama.context_length": 64,
+        "llama.embedding_length": 256,
+        "llama.feed_forward_length": 256,
+        "llama.attention.head_count": 2,
+    }
     w = gguf.GGUFWriter(str(tmp_path / "iq.gguf"), "llama")
     for k, v in meta.items():
         w.add_uint32(k, v)
@@ -483,12 +558,15 @@ def test_wrong_shapes_missing_tensors_and_nan_are_one_line(llama_pair, tmp_path,
         meta = {k: v for k, v in f.fields.items() if k.startswith("llama.")}
     meta = {k: (int(v) if isinstance(v, (int, np.integer)) else float(v)) for k, v in meta.items()}
     cases = {
-        "shape": ({**tensors, "blk.1.attn_k.weight": (np.ones((64, 64), np.float32), Q.F32)},
-                  "blk.1.attn_k.weight has shape [64, 64]"),
-        "missing": ({k: v for k, v in tensors.items() if k != "blk.2.ffn_up.weight"},
-                    "missing key 'blk.2.ffn_up.weight'"),
-        "nan": ({**tensors, "blk.0.attn_norm.weight": (np.full(64, np.nan, np.float32), Q.F32)},
-                "NaN or infinite"),
+        "shape": (
+            {**tensors, "blk.1.attn_k.weight": (np.ones((64, 64), np.float32), Q.F32)},
+            "blk.1.attn_k.weight has shape [64, 64]",
+        ),
+        "missing": (
+            {k: v for k, v in tensors.items() if k != "blk.2.ffn_up.weight"},
+            "missing key 'blk.2.ffn_up.weight'",
+        ),
+        "nan": ({**tensors, "blk.0.attn_norm.weight": (np.full(64, np.nan, np.float32), Q.F32)}, "NaN or infinite"),
     }
     for name, (t, message) in cases.items():
         assert message in show_error(write(tmp_path / f"{name}.gguf", "llama", t, meta, bpe)), name
@@ -498,7 +576,8 @@ def test_wrong_shapes_missing_tensors_and_nan_are_one_line(llama_pair, tmp_path,
     assert f"num_layers is {fewer['llama.block_count']} but" in line and "holds 3 layers (indices 0-2)" in line
     no_heads = {k: v for k, v in meta.items() if k != "llama.attention.head_count"}
     assert "missing metadata key 'llama.attention.head_count'" in show_error(
-        write(tmp_path / "meta.gguf", "llama", tensors, no_heads, bpe))
+        write(tmp_path / "meta.gguf", "llama", tensors, no_heads, bpe)
+    )
 
 
 def test_show_on_a_gguf_file_runs_end_to_end(llama_pair):
@@ -566,8 +645,9 @@ def test_lazy_token_rows_give_the_eager_attention_for_every_written_type(tmp_pat
     assert word.rows_fetched < len(bpe[0])
 
 
-@pytest.mark.parametrize("qtype", [Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1,
-                                   Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K])
+@pytest.mark.parametrize(
+    "qtype", [Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K]
+)
 def test_read_rows_equals_the_rows_of_the_whole_tensor(tmp_path, qtype):
     rows, cols = 9, 512
     if qtype in WRITER_TYPES:

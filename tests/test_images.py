@@ -54,9 +54,17 @@ def synthetic(T: int, layers: int = 2, heads: int = 3, word: str = "tok") -> Att
         offsets.append((pos, pos + len(w)))
         pos += len(w) + 1
     model = random_model(EncoderConfig(num_layers=layers, num_heads=heads, d_model=heads * 4, d_ff=8), 0).info
-    return AttentionResult(text=text, tokens=words, offsets=offsets, word_ids=list(range(T)), special=[False] * T,
-                           weights=weights.astype(np.float32), layers=list(range(layers)), heads=list(range(heads)),
-                           model=model)
+    return AttentionResult(
+        text=text,
+        tokens=words,
+        offsets=offsets,
+        word_ids=list(range(T)),
+        special=[False] * T,
+        weights=weights.astype(np.float32),
+        layers=list(range(layers)),
+        heads=list(range(heads)),
+        model=model,
+    )
 
 
 def draw(*args, **kw) -> bytes:
@@ -69,6 +77,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 # --- sizes and layouts ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("layout", img.LAYOUTS)
 def test_slide_preset_is_2000_by_1125_pixels(result, layout):
@@ -87,7 +96,7 @@ def test_paper_preset_is_a_column_wide_at_300_dpi(result):
     width, height = png_size(draw(result.select([0], [0]), "head", img.ImageOptions(preset="paper")))
     assert width == 1050 and 0 < height <= 9 * 300
     width, _ = png_size(draw(result, "model", img.ImageOptions(preset="paper")))
-    assert width == 2100   # grids take the text width, 7 in
+    assert width == 2100  # grids take the text width, 7 in
 
 
 def test_parse_size_units():
@@ -95,7 +104,7 @@ def test_parse_size_units():
     assert img.parse_size("254x127mm") == pytest.approx((10.0, 5.0))
     assert img.parse_size("20x10cm") == pytest.approx((20 / 2.54, 10 / 2.54))
     assert img.parse_size("1200x600px", dpi=300) == (4.0, 2.0)
-    for bad in ("8", "8x", "x4", "8by4", "-1x2", "8x4furlongs", "٣x٤", "８x４"):   # other scripts' digits too
+    for bad in ("8", "8x", "x4", "8by4", "-1x2", "8x4furlongs", "٣x٤", "８x４"):  # other scripts' digits too
         with pytest.raises(AttnvizError):
             img.parse_size(bad)
 
@@ -119,11 +128,11 @@ def viridis_of(values: np.ndarray, vmax: float) -> np.ndarray:
 
 
 def test_head_pixels_are_the_weights_in_viridis_on_the_fixed_0_to_1_scale(result):
-    weights = result.head(1, 2)                                                     # [T, T]
+    weights = result.head(1, 2)  # [T, T]
     svg = draw(result, "head", img.ImageOptions(), fmt="svg", layer=1, head=2)
     panel = svg_images(svg)[0]
-    assert panel.shape[:2] == weights.shape      # interpolation "none": one pixel per cell
-    assert weights.max() < 0.99                  # so a scale to the maximum would differ
+    assert panel.shape[:2] == weights.shape  # interpolation "none": one pixel per cell
+    assert weights.max() < 0.99  # so a scale to the maximum would differ
     assert np.abs(panel.astype(int) - viridis_of(weights, 1.0)).max() <= 1
 
 
@@ -145,23 +154,27 @@ def test_two_images_of_one_scale_give_one_weight_one_colour(result):
     k, m = np.unravel_index(np.argmin(np.abs(b - a[i, j])), b.shape)
     if abs(b[k, m] - a[i, j]) < 0.002:
         assert np.abs(pa[i, j] - pb[k, m]).max() <= 2
-    assert np.array_equal(pa[a < 0.0005][:1], pb[b < 0.0005][:1])   # near-zero cells: the same dark colour
+    assert np.array_equal(pa[a < 0.0005][:1], pb[b < 0.0005][:1])  # near-zero cells: the same dark colour
 
 
 def test_auto_scale_leaves_out_the_excluded_sinks(result):
     sinkless = result.without_sinks()
-    assert sinkless.excluded                                       # [CLS] and [SEP]
+    assert sinkless.excluded  # [CLS] and [SEP]
     keep = [j for j in range(len(result.tokens)) if j not in sinkless.excluded]
     # A head whose largest weight goes to a sink.
-    layer, head = next((la, h) for la in result.layers for h in result.heads
-                       if result.head(la, h)[:, keep].max() < result.head(la, h).max())
+    layer, head = next(
+        (la, h)
+        for la in result.layers
+        for h in result.heads
+        if result.head(la, h)[:, keep].max() < result.head(la, h).max()
+    )
     weights = result.head(layer, head)
     top = weights[:, keep].max()
     svg = draw(sinkless, "head", img.ImageOptions(scale="auto"), fmt="svg", layer=layer, head=head)
     assert np.abs(svg_images(svg)[0].astype(int) - viridis_of(weights, top)).max() <= 1
     texts = [t for t, _, _ in drawn_texts("head", sinkless, img.ImageOptions(scale="auto"), layer=layer, head=head)]
     assert any(t.startswith("attention weight · auto, without [CLS] [SEP]") for t in texts)
-    assert f"≥{img_fmt_tick(top)}" in texts          # the top tick says the sinks' cells are clipped
+    assert f"≥{img_fmt_tick(top)}" in texts  # the top tick says the sinks' cells are clipped
 
 
 def img_fmt_tick(value: float) -> str:
@@ -171,16 +184,16 @@ def img_fmt_tick(value: float) -> str:
 
 
 def test_layer_grid_shares_one_colour_scale(result):
-    weights = result.weights[result.layers.index(1)]                                 # [H, T, T]
+    weights = result.weights[result.layers.index(1)]  # [H, T, T]
     svg = draw(result, "layer", img.ImageOptions(scale="auto"), fmt="svg", layer=1)
     panels = svg_images(svg)[:-1]
-    vmax = weights.max()                          # the largest weight of the whole layer
+    vmax = weights.max()  # the largest weight of the whole layer
     for h, panel in enumerate(panels):
         assert np.abs(panel.astype(int) - viridis_of(weights[h], vmax)).max() <= 1
 
 
 def test_focus_map_rows_are_where_the_focus_token_attends(result):
-    rows = result.weights[:, :, 9, :].reshape(-1, len(result.tokens))                  # [L*H, T]
+    rows = result.weights[:, :, 9, :].reshape(-1, len(result.tokens))  # [L*H, T]
     svg = draw(result, "focus", img.ImageOptions(), fmt="svg", focus=9)
     panel = svg_images(svg)[0]
     assert panel.shape[:2] == rows.shape
@@ -215,7 +228,7 @@ def test_rollout_and_norm_views_state_their_own_scale(small_model):
     texts = [t for t, _, _ in drawn_texts("model", rollout, img.ImageOptions())]
     assert "rollout: attention flow" in texts and colour_bar_ticks("model", rollout, img.ImageOptions())[-1] == "1"
     norm = run_attention(small_model, SENTENCE, view="norm")
-    assert norm.weights.max() > 1                                # not a probability: no 0-1 scale
+    assert norm.weights.max() > 1  # not a probability: no 0-1 scale
     texts = [t for t, _, _ in drawn_texts("model", norm, img.ImageOptions())]
     assert "norm: weight × ‖value‖ · auto scale" in texts
     assert float(colour_bar_ticks("model", norm, img.ImageOptions())[-1]) == pytest.approx(norm.weights.max(), abs=1e-3)
@@ -226,12 +239,13 @@ def test_rollout_and_norm_views_state_their_own_scale(small_model):
 @pytest.mark.parametrize("spec, expected", [("fixed", "fixed"), ("AUTO", "auto"), ("0.5", 0.5), (" 2 ", 2.0)])
 def test_parse_scale(spec, expected):
     assert img.validate_options(img.ImageOptions(scale=spec)).scale == expected
-    assert img.ImageOptions(scale=spec).scale_for("attention") == expected     # unvalidated, from Python
+    assert img.ImageOptions(scale=spec).scale_for("attention") == expected  # unvalidated, from Python
 
 
 def test_a_scale_given_as_text_from_python_draws_like_the_number(result):
-    assert draw(result, "head", img.ImageOptions(scale="0.5"), layer=0, head=1) == \
-        draw(result, "head", img.ImageOptions(scale=0.5), layer=0, head=1)
+    assert draw(result, "head", img.ImageOptions(scale="0.5"), layer=0, head=1) == draw(
+        result, "head", img.ImageOptions(scale=0.5), layer=0, head=1
+    )
 
 
 @pytest.mark.parametrize("spec", ["shared", "0", "-1", "nan", "inf", "", "1e9"])
@@ -245,6 +259,7 @@ def test_bad_scales_are_one_line_errors(spec, tmp_path):
 
 # --- labels ----------------------------------------------------------------------------------------
 
+
 def drawn_texts(layout, result, options, notes=None, **kw):
     """Render, then return the visible texts of the scene with their pixel boxes (and the image's
     notes into the list `notes`)."""
@@ -253,8 +268,11 @@ def drawn_texts(layout, result, options, notes=None, **kw):
         notes.extend(drawn.notes)
     scene = engine.last_scene()
     renderer = scene.fig.canvas.get_renderer()
-    return [(t.get_text(), t.get_fontsize(), t.get_window_extent(renderer))
-            for t in scene.texts if t.get_visible() and t.get_text()]
+    return [
+        (t.get_text(), t.get_fontsize(), t.get_window_extent(renderer))
+        for t in scene.texts
+        if t.get_visible() and t.get_text()
+    ]
 
 
 @pytest.mark.parametrize("preset", [None, "slide", "paper"])
@@ -268,8 +286,10 @@ def test_all_40_token_labels_are_drawn_readable_and_never_overlap(preset, layout
     assert {t for t, _, _ in token_texts} == {f"tok{i}" for i in range(40)}
     assert all(size >= style.min_font for _, size, _ in token_texts)
     for (a, _, box_a), (b, _, box_b) in itertools.combinations(texts, 2):
-        assert not box_a.overlaps(box_b) or box_a.intersection(box_a, box_b).width * \
-            box_a.intersection(box_a, box_b).height < 1.0, (a, b)
+        assert (
+            not box_a.overlaps(box_b)
+            or box_a.intersection(box_a, box_b).width * box_a.intersection(box_a, box_b).height < 1.0
+        ), (a, b)
 
 
 @pytest.mark.parametrize("preset", [None, "slide", "paper"])
@@ -297,7 +317,7 @@ def test_annotate_writes_each_weight_in_its_cell():
     res = synthetic(6, layers=1, heads=1)
     weights = res.head(0, 0)
     texts = drawn_texts("head", res, img.ImageOptions(annotate=True, preset="slide"))
-    small = img.STYLES["slide"].small                     # colour-bar ticks ("1" too) have this size
+    small = img.STYLES["slide"].small  # colour-bar ticks ("1" too) have this size
     values = [t for t, size, _ in texts if re.fullmatch(r"1|\.\d\d", t) and size != small]
     expected = ["1" if w >= 0.995 else f"{w:.2f}".lstrip("0") for w in weights.ravel()]
     assert values == expected
@@ -321,6 +341,7 @@ def test_cached_glyphs_draw_exactly_the_pixels_matplotlib_draws(korean, monkeypa
 
 
 # --- Korean and other scripts ------------------------------------------------------------------------
+
 
 def glyph_warnings(fn) -> list[str]:
     with warnings.catch_warnings(record=True) as caught:
@@ -387,11 +408,12 @@ def test_fresh_font_cache_still_finds_the_hangul_font(tmp_path):
 
 # --- determinism ------------------------------------------------------------------------------------
 
+
 def png_chunks(data: bytes) -> list[bytes]:
     chunks, pos = [], 8
     while pos < len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        chunks.append(data[pos + 4:pos + 8])
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        chunks.append(data[pos + 4 : pos + 8])
         pos += 12 + length
     return chunks
 
@@ -406,8 +428,14 @@ def test_vector_files_carry_no_date_or_software(result, fmt):
     import matplotlib
 
     data = draw(result, "layer", img.ImageOptions(), fmt=fmt, layer=0)
-    for marker in (b"matplotlib", b"Matplotlib", matplotlib.__version__.encode(), b"CreationDate", b"Producer",
-                   b"<dc:date>"):
+    for marker in (
+        b"matplotlib",
+        b"Matplotlib",
+        matplotlib.__version__.encode(),
+        b"CreationDate",
+        b"Producer",
+        b"<dc:date>",
+    ):
         assert marker not in data
 
 
@@ -415,8 +443,9 @@ def test_user_rc_settings_do_not_change_the_bytes(result):
     import matplotlib
 
     before = draw(result, "focus", img.ImageOptions(), focus=9)
-    with matplotlib.rc_context({"figure.facecolor": "red", "font.size": 30, "image.cmap": "magma",
-                                "svg.hashsalt": None, "lines.linewidth": 5}):
+    with matplotlib.rc_context(
+        {"figure.facecolor": "red", "font.size": 30, "image.cmap": "magma", "svg.hashsalt": None, "lines.linewidth": 5}
+    ):
         during = draw(result, "focus", img.ImageOptions(), focus=9)
     assert before == during
 
@@ -444,6 +473,7 @@ def test_same_command_writes_identical_files_in_separate_processes(tmp_path):
 
 
 # --- the command line --------------------------------------------------------------------------------
+
 
 def test_show_png_writes_the_image_instead_of_tables(tmp_path):
     target = tmp_path / "it.png"
@@ -481,13 +511,16 @@ def test_transparent_background(tmp_path):
             assert picture.getpixel((0, 0))[3] == 0
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--png", "x.jpg"], "end the name with .png, .svg or .pdf"),
-    (["--png", "x.png", "--cmap", "rainbowz"], "unknown colormap"),
-    (["--png", "x.png", "--size", "big"], "invalid --size"),
-    (["--png", "x.png", "--dpi", "5"], "--dpi 5 is out of range"),
-    (["--png", "x.png", "--preset", "poster"], "poster"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--png", "x.jpg"], "end the name with .png, .svg or .pdf"),
+        (["--png", "x.png", "--cmap", "rainbowz"], "unknown colormap"),
+        (["--png", "x.png", "--size", "big"], "invalid --size"),
+        (["--png", "x.png", "--dpi", "5"], "--dpi 5 is out of range"),
+        (["--png", "x.png", "--preset", "poster"], "poster"),
+    ],
+)
 def test_bad_image_options_are_one_line_errors(tmp_path, args, fragment, monkeypatch):
     monkeypatch.chdir(tmp_path)
     done = runner.invoke(app, ["show", SENTENCE, *args])
@@ -511,12 +544,12 @@ def test_show_png_refuses_to_overwrite_without_the_flag(tmp_path):
 def test_png_writer_round_trips_every_pixel(channels):
     rng = np.random.default_rng(channels)
     pixels = rng.integers(0, 256, size=(37, 53, channels), dtype=np.uint8)
-    pixels[10:20] = pixels[10]                     # repeated rows, as heatmap cells have
+    pixels[10:20] = pixels[10]  # repeated rows, as heatmap cells have
     data = img.png_bytes(pixels, dpi=300)
     decoded = Image.open(io.BytesIO(data))
     assert decoded.mode == ("RGBA" if channels == 4 else "RGB")
     assert np.array_equal(np.asarray(decoded), pixels)
-    strided = np.concatenate([pixels, pixels[..., :1]], axis=-1)[..., :channels]   # as RGB cut from RGBA
+    strided = np.concatenate([pixels, pixels[..., :1]], axis=-1)[..., :channels]  # as RGB cut from RGBA
     assert not strided.flags.c_contiguous and img.png_bytes(strided, dpi=300) == data
     assert decoded.info["dpi"] == pytest.approx((300, 300), abs=0.01)
 
@@ -530,10 +563,13 @@ def test_png_is_exactly_what_agg_drew(result):
 
 # --- the package: notes as return values, no state leaking between images ---------------------------
 
+
 def test_importing_the_image_package_loads_no_matplotlib():
-    code = ("import sys, attnviz.render.image as m\n"
-            "assert m.ImageOptions and m.render_image and m.choose_layout and m.png_bytes\n"
-            "print('matplotlib' in sys.modules)")
+    code = (
+        "import sys, attnviz.render.image as m\n"
+        "assert m.ImageOptions and m.render_image and m.choose_layout and m.png_bytes\n"
+        "print('matplotlib' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
@@ -567,7 +603,7 @@ def test_a_transparent_image_does_not_leave_the_next_one_on_the_same_figure_tran
 
 def test_rerendering_after_other_layouts_gives_the_same_bytes(result, korean):
     first = [draw(result, layout, img.ImageOptions(), focus=9, layer=1) for layout in img.LAYOUTS]
-    for layout in img.LAYOUTS:   # other sentences, presets and options on the same figures
+    for layout in img.LAYOUTS:  # other sentences, presets and options on the same figures
         draw(korean, layout, img.ImageOptions(preset="slide", annotate=True, transparent=True), focus=3, layer=0)
     assert [draw(result, layout, img.ImageOptions(), focus=9, layer=1) for layout in img.LAYOUTS] == first
 
@@ -575,17 +611,50 @@ def test_rerendering_after_other_layouts_gives_the_same_bytes(result, korean):
 def test_export_prints_the_notes_of_its_images(tmp_path):
     """--annotate on cells too small for values: export says so (on stderr), as show does."""
     long = " ".join(f"w{i}" for i in range(40))
-    done = runner.invoke(app, ["export", long, "-o", str(tmp_path / "out"), "--layout", "layers,model", "--annotate",
-                               "--preset", "paper", "--jobs", "1", "--num-layers", "2", "--num-heads", "2"])
+    done = runner.invoke(
+        app,
+        [
+            "export",
+            long,
+            "-o",
+            str(tmp_path / "out"),
+            "--layout",
+            "layers,model",
+            "--annotate",
+            "--preset",
+            "paper",
+            "--jobs",
+            "1",
+            "--num-layers",
+            "2",
+            "--num-heads",
+            "2",
+        ],
+    )
     assert done.exit_code == 0, done.output
     assert re.search(r"attnviz: note: cells are too small for --annotate values.* \(2 images\)", done.stderr)
     assert "attnviz: note: the model grid has no --annotate values" in done.stderr
-    show = runner.invoke(app, ["show", long, "--png", str(tmp_path / "s.png"), "--annotate", "--preset", "paper",
-                               "--num-layers", "1", "--num-heads", "1"])
+    show = runner.invoke(
+        app,
+        [
+            "show",
+            long,
+            "--png",
+            str(tmp_path / "s.png"),
+            "--annotate",
+            "--preset",
+            "paper",
+            "--num-layers",
+            "1",
+            "--num-heads",
+            "1",
+        ],
+    )
     assert show.exit_code == 0 and "note: cells are too small for --annotate" in show.stderr
 
 
 # --- causal models: future cells are masked, never a dark 0 --------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def causal():
@@ -609,16 +678,19 @@ def test_causal_future_cells_are_drawn_in_the_neutral_colour(causal, layout):
         weights = [causal.weights[:, :, 9, :].reshape(-1, T)]
         future = np.broadcast_to(np.arange(T) > 9, weights[0].shape)
     else:
-        weights = {"head": [causal.head(1, 0)], "layer": list(causal.weights[1]),
-                   "model": list(causal.weights.reshape(-1, T, T))}[layout]
+        weights = {
+            "head": [causal.head(1, 0)],
+            "layer": list(causal.weights[1]),
+            "model": list(causal.weights.reshape(-1, T, T)),
+        }[layout]
         future = np.triu(np.ones((T, T), bool), 1)
     assert len(panels) == len(weights)
     for panel, w in zip(panels, weights):
         panel = panel.astype(int)
-        assert np.all(panel[future] == masked_rgba())                            # every future cell grey
+        assert np.all(panel[future] == masked_rgba())  # every future cell grey
         seen = ~future
-        assert np.abs(panel[seen] - viridis_of(w, 1.0)[seen]).max() <= 1        # the rest: the weights
-        assert not np.any(np.all(panel[seen] == masked_rgba(), axis=-1))        # grey means masked only
+        assert np.abs(panel[seen] - viridis_of(w, 1.0)[seen]).max() <= 1  # the rest: the weights
+        assert not np.any(np.all(panel[seen] == masked_rgba(), axis=-1))  # grey means masked only
 
 
 @pytest.mark.parametrize("layout", img.LAYOUTS)
@@ -628,7 +700,7 @@ def test_causal_images_explain_the_grey_under_the_colour_bar(causal, result, lay
     scene = engine.last_scene()
     assert scene.swatch.get_visible()
     assert tuple(scene.swatch.get_facecolor()) == pytest.approx(masked_rgba() / 255)
-    drawn_texts(layout, result, img.ImageOptions(), focus=9, layer=1)   # an encoder: no key, no grey
+    drawn_texts(layout, result, img.ImageOptions(), focus=9, layer=1)  # an encoder: no key, no grey
     assert not engine.last_scene().swatch.get_visible()
 
 
@@ -643,7 +715,7 @@ def test_causal_annotations_leave_masked_cells_empty():
     small = img.STYLES["slide"].small
     texts = drawn_texts("head", res, img.ImageOptions(annotate=True, preset="slide"))
     values = [t for t, size, _ in texts if re.fullmatch(r"1|\.\d\d", t) and size != small]
-    assert len(values) == 5 * 6 // 2                                           # the lower triangle only
+    assert len(values) == 5 * 6 // 2  # the lower triangle only
 
 
 def test_auto_scale_ignores_masked_cells_and_the_first_token_sink(causal):
@@ -660,8 +732,9 @@ def test_auto_scale_ignores_masked_cells_and_the_first_token_sink(causal):
 
 # --- the focus map names its heads -------------------------------------------------------------------
 
+
 def test_a_72_row_focus_map_names_heads_as_well_as_layers():
-    res = synthetic(16, layers=6, heads=12)           # MiniLM's shape
+    res = synthetic(16, layers=6, heads=12)  # MiniLM's shape
     for preset, every in ((None, 1), ("slide", 2)):
         notes = []
         texts = {t for t, _, _ in drawn_texts("focus", res, img.ImageOptions(preset=preset), notes, focus=3)}
@@ -682,9 +755,9 @@ def test_the_notebook_api_draws_through_the_package(result):
     import attnviz
 
     data = attnviz.render_image(result, focus=9, fmt="png")
-    assert data == draw(result, "focus", img.ImageOptions(), focus=9)       # the focus layout, chosen
+    assert data == draw(result, "focus", img.ImageOptions(), focus=9)  # the focus layout, chosen
     assert attnviz.ImageOptions is img.ImageOptions
-    for name in ("options", "layouts", "engine", "writer"):                 # the package, by job
+    for name in ("options", "layouts", "engine", "writer"):  # the package, by job
         assert __import__(f"attnviz.render.image.{name}", fromlist=["x"])
 
 
@@ -692,8 +765,27 @@ def test_export_draws_every_image_on_the_scale_it_is_given(tmp_path):
     import json
 
     out = tmp_path / "out"
-    done = runner.invoke(app, ["export", SENTENCE, "-o", str(out), "--layout", "heads", "--scale", "0.5", "--format",
-                               "svg", "--jobs", "1", "--num-layers", "1", "--num-heads", "2"])
+    done = runner.invoke(
+        app,
+        [
+            "export",
+            SENTENCE,
+            "-o",
+            str(out),
+            "--layout",
+            "heads",
+            "--scale",
+            "0.5",
+            "--format",
+            "svg",
+            "--jobs",
+            "1",
+            "--num-layers",
+            "1",
+            "--num-heads",
+            "2",
+        ],
+    )
     assert done.exit_code == 0, done.output
     manifest = json.loads((out / "index.json").read_text(encoding="utf-8"))
     assert manifest["image_options"]["scale"] == 0.5

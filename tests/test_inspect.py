@@ -11,8 +11,17 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from attnviz.analysis.heads import (BROAD_ENTROPY, ROLE_EXCESS, SORT_COLUMNS, STATS, assign_role, deltas,
-                                    is_punctuation, profile_heads, sort_profiles)
+from attnviz.analysis.heads import (
+    BROAD_ENTROPY,
+    ROLE_EXCESS,
+    SORT_COLUMNS,
+    STATS,
+    assign_role,
+    deltas,
+    is_punctuation,
+    profile_heads,
+    sort_profiles,
+)
 from attnviz.analysis.params import parameter_counts
 from attnviz.result import AttentionResult, ModelInfo
 from attnviz.cli import app
@@ -48,18 +57,28 @@ def make_result(words: list[str], rows, specials: bool = True) -> AttentionResul
     weights = np.asarray(rows(T, special), dtype=np.float32)
     if weights.ndim == 2:
         weights = weights[None, None]
-    return AttentionResult(text=text, tokens=tokens, offsets=offsets, word_ids=word_ids, special=special,
-                           weights=weights, layers=list(range(weights.shape[0])),
-                           heads=list(range(weights.shape[1])), model=INFO)
+    return AttentionResult(
+        text=text,
+        tokens=tokens,
+        offsets=offsets,
+        word_ids=word_ids,
+        special=special,
+        weights=weights,
+        layers=list(range(weights.shape[0])),
+        heads=list(range(weights.shape[1])),
+        model=INFO,
+    )
 
 
 def shifted(offset: int):
     """Every row puts all its weight on token i + offset (clamped into the sentence)."""
+
     def rows(T, special):
         w = np.zeros((T, T))
         for i in range(T):
             w[i, min(max(i + offset, 0), T - 1)] = 1.0
         return w
+
     return rows
 
 
@@ -114,6 +133,7 @@ def test_sink_first_token_and_punctuation_patterns():
         w = np.zeros((T, T))
         w[:, 0] = 1.0
         return w
+
     assert profile_heads([make_result(WORDS, to_cls)]).profiles[0].role == "special-token sink"
     # Without special tokens, the same pattern is a first-token sink (the first token is a word).
     p = profile_heads([make_result(WORDS, to_cls, specials=False)]).profiles[0]
@@ -123,9 +143,10 @@ def test_sink_first_token_and_punctuation_patterns():
 
     def to_punct(T, special):
         w = np.zeros((T, T))
-        w[:, 2] = 0.5   # ","
-        w[:, 5] = 0.5   # "."
+        w[:, 2] = 0.5  # ","
+        w[:, 5] = 0.5  # "."
         return w
+
     p = profile_heads([make_result(words, to_punct)]).profiles[0]
     assert p.role == "punctuation" and p.stats["punct"] == pytest.approx(1.0)
     assert is_punctuation("?!") and is_punctuation("。") and not is_punctuation("a.") and not is_punctuation("")
@@ -138,10 +159,12 @@ def test_hand_computed_statistics():
 
     def rows(T, special):
         return np.array([[0.25] * 4, row_a, row_b, [0.25] * 4])
+
     p = profile_heads([make_result(["a", "b"], rows)]).profiles[0]
 
     def norm_entropy(row):
         return -sum(x * math.log(x) for x in row) / math.log(4)
+
     assert p.stats["entropy"] == pytest.approx((norm_entropy(row_a) + norm_entropy(row_b)) / 2, rel=1e-6)
     assert p.stats["confidence"] == pytest.approx((0.4 + 0.5) / 2)
     # |i - j| weighted: row 1: .1*1 + .3*1 + .4*2 = 1.2; row 2: .5*2 + .25*1 + .125*1 = 1.375
@@ -162,8 +185,8 @@ def test_hand_computed_statistics():
 
 
 def test_rows_of_all_sentences_weigh_the_same_and_single_tokens_are_skipped():
-    short = make_result(["a", "b"], shifted(-1))          # 2 query rows, prev = 1
-    long = make_result(WORDS, shifted(0))                  # 11 query rows, prev = 0
+    short = make_result(["a", "b"], shifted(-1))  # 2 query rows, prev = 1
+    long = make_result(WORDS, shifted(0))  # 11 query rows, prev = 0
     single = make_result(["x"], uniform, specials=False)  # T = 1: nothing to measure
     report = profile_heads([short, long, single])
     assert report.sentences == 2 and report.skipped == 1 and report.queries == 2 + len(WORDS)
@@ -177,6 +200,7 @@ def test_rows_of_all_sentences_weigh_the_same_and_single_tokens_are_skipped():
 def test_role_threshold_scales_with_sentence_length():
     """The same raw previous-token share (0.6, the rest spread evenly) is a previous-token head in
     long sentences but not in a 3-token one, where uniform attention already gives 1/3."""
+
     def partly_prev(T, special):
         w = np.zeros((T, T))
         for i in range(T):
@@ -186,6 +210,7 @@ def test_role_threshold_scales_with_sentence_length():
             w[i] = 0.4 / (T - 1)
             w[i, i - 1] = 0.6
         return w
+
     long = profile_heads([make_result(WORDS * 2, partly_prev, specials=False)]).profiles[0]
     short = profile_heads([make_result(["a", "b", "c"], partly_prev, specials=False)]).profiles[0]
     assert long.role == "previous token"
@@ -216,13 +241,14 @@ def test_mismatched_results_are_refused():
 def _two_head_report():
     def rows(T, special):
         return np.stack([shifted(-1)(T, special), uniform(T, special), shifted(1)(T, special)])[None]
+
     return profile_heads([make_result(WORDS, rows)])
 
 
 def test_sort_profiles_and_deltas():
     report = _two_head_report()
     by_prev = sort_profiles(report.profiles, "prev")
-    assert [p.head for p in by_prev] == [0, 1, 2]   # 1.0, 1/T, 0.0
+    assert [p.head for p in by_prev] == [0, 1, 2]  # 1.0, 1/T, 0.0
     assert [p.head for p in sort_profiles(report.profiles, "prev", reverse=True)] == [2, 1, 0]
     assert [p.head for p in sort_profiles(report.profiles, "next")] == [2, 1, 0]
     # Roles sort in the order of ROLES: previous token, next token, ..., broad.
@@ -233,25 +259,38 @@ def test_sort_profiles_and_deltas():
         sort_profiles(report.profiles, "nope")
     d = deltas(report, report)
     assert all(v == 0 or math.isnan(v) for row in d.values() for v in row.values())
-    flipped = sort_profiles(report.profiles, "prev", delta={(0, 0): {"prev": -1.0}, (0, 1): {"prev": 0.0},
-                                                            (0, 2): {"prev": 1.0}})
+    flipped = sort_profiles(
+        report.profiles, "prev", delta={(0, 0): {"prev": -1.0}, (0, 1): {"prev": 0.0}, (0, 2): {"prev": 1.0}}
+    )
     assert [p.head for p in flipped] == [2, 1, 0]
 
 
 # --- parameter counts ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("config", [
-    EncoderConfig(),
-    EncoderConfig(num_layers=3, num_heads=2, d_model=32, d_ff=48, positional="learned", type_vocab_size=2,
-                  max_len=40, norm_placement="pre", embedding_size=16),
-])
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        EncoderConfig(),
+        EncoderConfig(
+            num_layers=3,
+            num_heads=2,
+            d_model=32,
+            d_ff=48,
+            positional="learned",
+            type_vocab_size=2,
+            max_len=40,
+            norm_placement="pre",
+            embedding_size=16,
+        ),
+    ],
+)
 def test_parameter_counts_match_hand_formula_and_torch(config):
     from attnviz.checkpoints import random_model
 
     model = random_model(config, seed=0)
     config = model.config
-    counts = parameter_counts(((n, tuple(p.shape)) for n, p in model.encoder.named_parameters()),
-                              config.num_layers)
+    counts = parameter_counts(((n, tuple(p.shape)) for n, p in model.encoder.named_parameters()), config.num_layers)
     assert counts.total == sum(p.numel() for p in model.encoder.parameters())
     D, F = config.d_model, config.d_ff
     assert counts.layers[0]["attention"] == 4 * (D * D + D)
@@ -267,8 +306,15 @@ def test_parameter_counts_match_hand_formula_and_torch(config):
 
 
 def test_parameter_counts_put_unknown_names_under_other():
-    counts = parameter_counts([("embeddings.word.weight", (10, 4)), ("layers.0.attention.query.weight", (4, 4)),
-                               ("layers.0.extra.weight", (3,)), ("head.weight", (2, 4))], num_layers=1)
+    counts = parameter_counts(
+        [
+            ("embeddings.word.weight", (10, 4)),
+            ("layers.0.attention.query.weight", (4, 4)),
+            ("layers.0.extra.weight", (3,)),
+            ("head.weight", (2, 4)),
+        ],
+        num_layers=1,
+    )
     assert counts.layers[0] == {"attention": 16, "feed_forward": 0, "norms": 0, "other": 3}
     assert counts.other == 8 and counts.total == 40 + 16 + 3 + 8
 
@@ -294,8 +340,7 @@ def test_cli_json_matches_an_independent_computation():
     assert data["probe"]["texts"] == default_probe_sentences()
     assert data["model"]["seed"] == 3 and data["baseline"] is None
     # Previous-token share of layer 1, head 2, computed straight from the attention weights.
-    model = attnviz.load_model("random", config=EncoderConfig(num_layers=2, num_heads=3, d_model=24, d_ff=32),
-                               seed=3)
+    model = attnviz.load_model("random", config=EncoderConfig(num_layers=2, num_heads=3, d_model=24, d_ff=32), seed=3)
     shares = []
     for text in default_probe_sentences():
         r = attnviz.attention(model, text)
@@ -319,7 +364,7 @@ def test_cli_table_and_sort():
     expected = [(p["layer"], p["head"]) for p in data["heads"]["profiles"]]
     prev = [p["stats"]["prev"] for p in data["heads"]["profiles"]]
     assert prev == sorted(prev, reverse=True)
-    lines = out[out.index("sorted by prev"):].splitlines()[2:2 + len(expected)]
+    lines = out[out.index("sorted by prev") :].splitlines()[2 : 2 + len(expected)]
     assert [tuple(map(int, line.split()[:2])) for line in lines] == expected
 
 
@@ -351,6 +396,7 @@ def test_cli_probe_inputs(tmp_path):
     data = run_json(*SMALL, "--file", str(path), "--text", "Seven.")
     assert data["probe"]["texts"] == ["Seven.", "One two three.", "Four five six."]
     from attnviz.samples import sample_sentences
+
     assert run_json(*SMALL, "--file", "korean")["probe"]["texts"] == sample_sentences("korean")
     missing = runner.invoke(app, ["inspect", "--file", str(tmp_path / "nope.txt")])
     assert missing.exit_code == 2 and "no such file" in missing.stderr
@@ -383,9 +429,11 @@ def test_cli_on_an_attnviz_checkpoint_equals_the_random_model_it_saved(tmp_path)
 
 
 def test_inspect_help_does_not_import_torch():
-    code = ("import sys\nfrom attnviz.cli import main\n"
-            "try:\n    main(['inspect', '--help'])\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'\n")
+    code = (
+        "import sys\nfrom attnviz.cli import main\n"
+        "try:\n    main(['inspect', '--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "--baseline" in proc.stdout
@@ -416,9 +464,16 @@ def test_cli_on_an_imported_roberta_folder_matches_transformers(tmp_path):
     from attnviz.tokenize import TextTokenizer
 
     tok = TextTokenizer.default()
-    config = transformers.RobertaConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                        num_attention_heads=4, intermediate_size=48, max_position_embeddings=66,
-                                        type_vocab_size=1, layer_norm_eps=1e-5)
+    config = transformers.RobertaConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=66,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+    )
     torch.manual_seed(0)
     model = transformers.RobertaModel(config)
     with torch.no_grad():  # peaked attention instead of transformers' flat tiny init

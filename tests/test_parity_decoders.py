@@ -32,7 +32,6 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
 
-
 def byte_level_tokenizer(bos: bool) -> TextTokenizer:
     """A byte-level BPE tokenizer as decoders ship them (GPT-2's pieces start with 'Ġ'); with `bos`,
     its post-processor adds <s> in front as LLaMA's tokenizer.json does."""
@@ -41,12 +40,14 @@ def byte_level_tokenizer(bos: bool) -> TextTokenizer:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(SENTENCES * 4, trainer)
     if bos:
-        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                           special_tokens=[("<s>", tok.token_to_id("<s>"))])
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+        )
     else:
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
     return TextTokenizer(tok, "byte-level test tokenizer")
@@ -55,8 +56,14 @@ def byte_level_tokenizer(bos: bool) -> TextTokenizer:
 GPT2_TOKENIZER = byte_level_tokenizer(bos=False)
 LLAMA_TOKENIZER = byte_level_tokenizer(bos=True)
 VOCAB = 320  # a little more than the tokenizers have: a checkpoint's table is often padded
-LLAMA_SHAPE = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
-                   num_attention_heads=4, max_position_embeddings=64)
+LLAMA_SHAPE = dict(
+    vocab_size=VOCAB,
+    hidden_size=32,
+    intermediate_size=48,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    max_position_embeddings=64,
+)
 
 
 def decoder_models():
@@ -64,17 +71,27 @@ def decoder_models():
     T = transformers
     gpt2 = dict(vocab_size=VOCAB, n_embd=32, n_layer=3, n_head=4, n_positions=64)
     return {
-        "gpt2": (T.GPT2Config(**gpt2), T.GPT2LMHeadModel, GPT2_TOKENIZER),        # names under "transformer."
-        "gpt2-bare-relu": (T.GPT2Config(**gpt2, activation_function="relu", n_inner=40), T.GPT2Model,
-                           GPT2_TOKENIZER),
+        "gpt2": (T.GPT2Config(**gpt2), T.GPT2LMHeadModel, GPT2_TOKENIZER),  # names under "transformer."
+        "gpt2-bare-relu": (T.GPT2Config(**gpt2, activation_function="relu", n_inner=40), T.GPT2Model, GPT2_TOKENIZER),
         "llama-gqa": (T.LlamaConfig(**LLAMA_SHAPE, num_key_value_heads=2), T.LlamaForCausalLM, LLAMA_TOKENIZER),
-        "llama-biases-head-dim": (T.LlamaConfig(**LLAMA_SHAPE, num_key_value_heads=1, head_dim=16,
-                                                attention_bias=True, mlp_bias=True,
-                                                rope_parameters={"rope_type": "default", "rope_theta": 500.0}),
-                                  T.LlamaModel, LLAMA_TOKENIZER),
+        "llama-biases-head-dim": (
+            T.LlamaConfig(
+                **LLAMA_SHAPE,
+                num_key_value_heads=1,
+                head_dim=16,
+                attention_bias=True,
+                mlp_bias=True,
+                rope_parameters={"rope_type": "default", "rope_theta": 500.0},
+            ),
+            T.LlamaModel,
+            LLAMA_TOKENIZER,
+        ),
         "qwen2-biases": (T.Qwen2Config(**LLAMA_SHAPE, num_key_value_heads=2), T.Qwen2ForCausalLM, LLAMA_TOKENIZER),
-        "mistral": (T.MistralConfig(**LLAMA_SHAPE, num_key_value_heads=2, sliding_window=48),
-                    T.MistralForCausalLM, LLAMA_TOKENIZER),
+        "mistral": (
+            T.MistralConfig(**LLAMA_SHAPE, num_key_value_heads=2, sliding_window=48),
+            T.MistralForCausalLM,
+            LLAMA_TOKENIZER,
+        ),
     }
 
 
@@ -109,13 +126,13 @@ def write_folder(tmp_path, key: str, **save):
 def hf_attention(model, ids, mask=None) -> np.ndarray:
     with torch.inference_mode():
         out = model(input_ids=ids, attention_mask=mask, output_attentions=True)
-    return torch.stack(out.attentions, dim=1).float().numpy()                      # [B, L, H, T, T]
+    return torch.stack(out.attentions, dim=1).float().numpy()  # [B, L, H, T, T]
 
 
 def ours_attention(loaded, ids, mask=None) -> np.ndarray:
     with torch.inference_mode():
         out = loaded.encoder(ids, attention_mask=mask)
-    return out.attentions.float().numpy()                                           # [B, L, H, T, T]
+    return out.attentions.float().numpy()  # [B, L, H, T, T]
 
 
 def padded(loaded, texts):
@@ -165,8 +182,9 @@ def test_layers_not_kept_run_the_fused_kernel_to_the_same_result(tmp_path, key):
         ids = torch.tensor([loaded.tokenizer.encode(text).ids])
         expected = hf_attention(ref, ids)[0]
         np.testing.assert_allclose(run_attention(loaded, text, layers=[2]).weights, expected[2:], rtol=0, atol=TOL)
-        np.testing.assert_allclose(run_attention(loaded, text, layers=[0, 2]).weights, expected[[0, 2]],
-                                   rtol=0, atol=TOL)
+        np.testing.assert_allclose(
+            run_attention(loaded, text, layers=[0, 2]).weights, expected[[0, 2]], rtol=0, atol=TOL
+        )
 
 
 def test_sharded_llama_matches(tmp_path):
@@ -209,15 +227,16 @@ def test_cli_json_matches_transformers(tmp_path):
 
 # Tokenizers of decoders -------------------------------------------------------------------------
 
+
 def test_byte_level_labels_show_the_text_as_written(tmp_path):
     folder, _ = write_folder(tmp_path, "gpt2")
     loaded = attnviz.load_model(str(folder))
     text = "The animal didn't cross the street because it was tired — café, 한국어!"
     result = run_attention(loaded, text, layers=[0])
     assert " it" in [loaded.tokenizer._tok.decode([i]) for i in loaded.tokenizer.encode(text).ids]
-    assert "Ġit" in result.tokens                             # the tokenizer's own strings...
-    assert not any("Ġ" in label for label in result.labels)   # ...never shown
-    assert not any(result.special)                            # GPT-2 adds no BOS
+    assert "Ġit" in result.tokens  # the tokenizer's own strings...
+    assert not any("Ġ" in label for label in result.labels)  # ...never shown
+    assert not any(result.special)  # GPT-2 adds no BOS
     # Each label is the text at its offsets, without the space a byte-level piece carries; a
     # character split into several byte pieces shows in each of them.
     for label, (start, end) in zip(result.labels, result.offsets):
@@ -246,6 +265,7 @@ def test_bos_from_the_tokenizer_json(tmp_path):
 
 # Loading only the layers a command needs ---------------------------------------------------------
 
+
 @pytest.fixture
 def reads(monkeypatch):
     """Every key WeightFile.get reads (the only way tensor data leaves the file)."""
@@ -268,7 +288,7 @@ def test_last_layer_builds_and_reads_only_the_first_layers(tmp_path, reads, key,
     reads.clear()
     first = attnviz.load_model(str(folder), last_layer=1)
     assert reads and len(reads) < len(all_reads)
-    assert {layer_of(k, layers) for k in reads} - {None} == {0, 1}    # layer 2 never read
+    assert {layer_of(k, layers) for k in reads} - {None} == {0, 1}  # layer 2 never read
     assert len(first.encoder.layers) == 2 and first.built_layers == 2
     # The description is still the whole model's.
     assert first.config.num_layers == 3 and first.config.describe().startswith("3 layers")
@@ -303,9 +323,14 @@ def test_show_layer_0_reads_layer_0_only(tmp_path, reads):
 
 def test_last_layer_on_encoder_families_and_native(tmp_path, reads):
     """BERT-family and attnviz's own checkpoints skip the later layers too."""
-    config = transformers.BertConfig(vocab_size=TextTokenizer.default().vocab_size, hidden_size=32,
-                                     num_hidden_layers=3, num_attention_heads=4, intermediate_size=48,
-                                     max_position_embeddings=64)
+    config = transformers.BertConfig(
+        vocab_size=TextTokenizer.default().vocab_size,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(0)
     bert = transformers.BertModel(config)
     sharpen(bert, 3)
@@ -327,11 +352,13 @@ def test_random_model_last_layer_has_the_same_first_layers():
     full = attnviz.load_model("random", config=attnviz.EncoderConfig(num_layers=4, causal=True))
     first = attnviz.load_model("random", config=attnviz.EncoderConfig(num_layers=4, causal=True), last_layer=1)
     assert first.built_layers == 2 and first.config.num_layers == 4
-    np.testing.assert_array_equal(run_attention(full, SENTENCES[1]).weights[:2],
-                                  run_attention(first, SENTENCES[1]).weights)
+    np.testing.assert_array_equal(
+        run_attention(full, SENTENCES[1]).weights[:2], run_attention(first, SENTENCES[1]).weights
+    )
 
 
 # Precision and device ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype, tol", [("bfloat16", 0.3), ("float16", 0.05)])
 def test_half_precision_gives_float32_attention_close_to_float32(tmp_path, dtype, tol):
@@ -342,27 +369,30 @@ def test_half_precision_gives_float32_attention_close_to_float32(tmp_path, dtype
     exact = attnviz.load_model(str(folder))
     half = attnviz.load_model(str(folder), dtype=dtype)
     assert next(half.encoder.parameters()).dtype == getattr(torch, dtype)
-    ref_half = transformers.LlamaModel.from_pretrained(folder, attn_implementation="eager",
-                                                       dtype=getattr(torch, dtype)).eval()
+    ref_half = transformers.LlamaModel.from_pretrained(
+        folder, attn_implementation="eager", dtype=getattr(torch, dtype)
+    ).eval()
     ours_err, hf_err = [], []
     for text in SENTENCES:
         a, b = run_attention(exact, text), run_attention(half, text)
         assert b.weights.dtype == np.float32
-        np.testing.assert_allclose(b.weights.sum(-1), 1.0, atol=1e-5)    # rows still sum to one
-        assert (np.triu(b.weights, k=1) == 0).all()                       # and the mask is exact
+        np.testing.assert_allclose(b.weights.sum(-1), 1.0, atol=1e-5)  # rows still sum to one
+        assert (np.triu(b.weights, k=1) == 0).all()  # and the mask is exact
         ours_err.append(np.abs(a.weights - b.weights).ravel())
         ids = torch.tensor([exact.tokenizer.encode(text).ids])
         hf_err.append(np.abs(hf_attention(ref_half, ids)[0] - a.weights).ravel())
     ours_err, hf_err = np.concatenate(ours_err), np.concatenate(hf_err)
-    assert 0 < ours_err.max() < tol                                      # it really ran in half precision
+    assert 0 < ours_err.max() < tol  # it really ran in half precision
     assert ours_err.mean() <= 1.5 * hf_err.mean()
     assert np.quantile(ours_err, 0.999) <= 1.5 * np.quantile(hf_err, 0.999)
     # The CLI flag, and the batched pipeline.
-    out = CliRunner().invoke(app, ["show", SENTENCES[0], "-m", str(folder), "--dtype", dtype, "--format", "json",
-                                   "-l", "all"])
+    out = CliRunner().invoke(
+        app, ["show", SENTENCES[0], "-m", str(folder), "--dtype", dtype, "--format", "json", "-l", "all"]
+    )
     assert out.exit_code == 0, out.output
-    np.testing.assert_allclose(np.asarray(json.loads(out.stdout)["weights"]),
-                               run_attention(half, SENTENCES[0]).weights, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(json.loads(out.stdout)["weights"]), run_attention(half, SENTENCES[0]).weights, rtol=0, atol=1e-6
+    )
     batch = run_attention_batch(half, SENTENCES)
     assert all(r.weights.dtype == np.float32 for r in batch)
     for text, result in zip(SENTENCES, batch):
@@ -386,10 +416,13 @@ def test_cuda_without_a_gpu_is_one_line_exit_2():
         attnviz.load_model("random", device="cuda")
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--device", "tpu"], ["unknown device", "cpu"]),
-    (["--device", "cpu:1"], ["unknown device"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--device", "tpu"], ["unknown device", "cpu"]),
+        (["--device", "cpu:1"], ["unknown device"]),
+    ],
+)
 def test_bad_device_is_one_line_exit_2(args, words):
     result = CliRunner().invoke(app, ["show", "All is well.", *args])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
@@ -413,6 +446,7 @@ def test_cpu_device_and_float32_are_the_default(tmp_path):
 
 # What attnviz does not read: one line, naming it -------------------------------------------------
 
+
 def write_config(tmp_path, key: str, change: dict, drop: tuple = ()):
     folder, _ = write_folder(tmp_path, key)
     config = json.loads((folder / "config.json").read_text())
@@ -423,27 +457,39 @@ def write_config(tmp_path, key: str, change: dict, drop: tuple = ()):
     return folder
 
 
-@pytest.mark.parametrize("key, change, words", [
-    ("llama-gqa", {"model_type": "mixtral"}, ["mixtral", "mixture of experts", "supported:", "gpt2", "llama",
-                                              "mistral", "qwen2", "bert"]),
-    ("llama-gqa", {"model_type": "bloom"}, ["bloom", "ALiBi"]),
-    ("llama-gqa", {"model_type": "t5"}, ["'t5' is not supported", "supported:"]),
-    ("llama-gqa", {"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}},
-     ["RoPE type 'linear'", "supported: default"]),
-    ("llama-gqa", {"rope_parameters": None, "rope_scaling": {"type": "dynamic", "factor": 2.0}},
-     ["RoPE type 'dynamic'"]),
-    ("llama-gqa", {"hidden_act": "quick_gelu"}, ["hidden_act", "quick_gelu"]),
-    ("llama-gqa", {"num_key_value_heads": 3}, ["num_attention_heads", "num_key_value_heads"]),
-    ("llama-gqa", {"attention_bias": "yes"}, ["attention_bias"]),
-    ("gpt2", {"scale_attn_by_inverse_layer_idx": True}, ["scale_attn_by_inverse_layer_idx"]),
-    ("gpt2", {"scale_attn_weights": False}, ["scale_attn_weights"]),
-    ("gpt2", {"n_head": 5}, ["n_embd", "n_head"]),
-    ("mistral", {"sliding_window": 0}, ["sliding_window"]),
-    ("llama-gqa", {"rope_parameters": "fast"}, ["rope_parameters"]),
-    ("llama-gqa", {"rope_parameters": {"rope_type": "default", "rope_theta": -1}}, ["rope_theta"]),
-    ("llama-gqa", {"num_hidden_layers": 1.5}, ["num_hidden_layers"]),
-    ("qwen2-biases", {"hidden_size": None}, ["hidden_size"]),
-])
+@pytest.mark.parametrize(
+    "key, change, words",
+    [
+        (
+            "llama-gqa",
+            {"model_type": "mixtral"},
+            ["mixtral", "mixture of experts", "supported:", "gpt2", "llama", "mistral", "qwen2", "bert"],
+        ),
+        ("llama-gqa", {"model_type": "bloom"}, ["bloom", "ALiBi"]),
+        ("llama-gqa", {"model_type": "t5"}, ["'t5' is not supported", "supported:"]),
+        (
+            "llama-gqa",
+            {"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}},
+            ["RoPE type 'linear'", "supported: default"],
+        ),
+        (
+            "llama-gqa",
+            {"rope_parameters": None, "rope_scaling": {"type": "dynamic", "factor": 2.0}},
+            ["RoPE type 'dynamic'"],
+        ),
+        ("llama-gqa", {"hidden_act": "quick_gelu"}, ["hidden_act", "quick_gelu"]),
+        ("llama-gqa", {"num_key_value_heads": 3}, ["num_attention_heads", "num_key_value_heads"]),
+        ("llama-gqa", {"attention_bias": "yes"}, ["attention_bias"]),
+        ("gpt2", {"scale_attn_by_inverse_layer_idx": True}, ["scale_attn_by_inverse_layer_idx"]),
+        ("gpt2", {"scale_attn_weights": False}, ["scale_attn_weights"]),
+        ("gpt2", {"n_head": 5}, ["n_embd", "n_head"]),
+        ("mistral", {"sliding_window": 0}, ["sliding_window"]),
+        ("llama-gqa", {"rope_parameters": "fast"}, ["rope_parameters"]),
+        ("llama-gqa", {"rope_parameters": {"rope_type": "default", "rope_theta": -1}}, ["rope_theta"]),
+        ("llama-gqa", {"num_hidden_layers": 1.5}, ["num_hidden_layers"]),
+        ("qwen2-biases", {"hidden_size": None}, ["hidden_size"]),
+    ],
+)
 def test_unsupported_is_one_line_exit_2(tmp_path, key, change, words):
     folder = write_config(tmp_path, key, change)
     message = load_error(folder)
@@ -458,12 +504,15 @@ def test_weights_that_disagree_with_config_name_file_and_key(tmp_path):
     with pytest.raises(AttnvizError) as err:
         attnviz.load_model(str(folder))
     assert "model.safetensors" in str(err.value) and "model.layers.0.self_attn.k_proj" in str(err.value)
-    folder = write_config(tmp_path / "b", "gpt2", {"n_layer": 2})   # the file holds a third layer
+    folder = write_config(tmp_path / "b", "gpt2", {"n_layer": 2})  # the file holds a third layer
     with pytest.raises(AttnvizError, match=r"config\.json: n_layer is 2 but .*model\.safetensors holds 3 layers"):
         attnviz.load_model(str(folder))
     folder = write_config(tmp_path / "c", "gpt2", {"n_head": 2, "n_inner": 40})
-    with pytest.raises(AttnvizError, match=r"transformer\.h\.0\.mlp\.c_fc\.weight has shape \[32, 128\] but .* "
-                                           r"implies \[32, 40\]"):   # the stored [in, out] shape
+    with pytest.raises(
+        AttnvizError,
+        match=r"transformer\.h\.0\.mlp\.c_fc\.weight has shape \[32, 128\] but .* "
+        r"implies \[32, 40\]",
+    ):  # the stored [in, out] shape
         attnviz.load_model(str(folder))
 
 

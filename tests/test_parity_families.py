@@ -33,8 +33,7 @@ SENTENCES = [
 TOKENIZER = TextTokenizer.default()
 VOCAB = TOKENIZER.vocab_size
 SHAPE = dict(vocab_size=VOCAB, max_position_embeddings=64)
-BERT_SHAPE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
-                  **SHAPE)
+BERT_SHAPE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48, **SHAPE)
 
 
 def family_models():
@@ -43,18 +42,23 @@ def family_models():
     return {
         "bert": (T.BertConfig(**BERT_SHAPE), T.BertModel),
         "bert-gelu_new": (T.BertConfig(**BERT_SHAPE, hidden_act="gelu_new", layer_norm_eps=1e-5), T.BertModel),
-        "bert-masked-lm": (T.BertConfig(**BERT_SHAPE), T.BertForMaskedLM),   # weights under "bert."
-        "roberta": (T.RobertaConfig(**{**BERT_SHAPE, "max_position_embeddings": 66}, layer_norm_eps=1e-5,
-                                    type_vocab_size=1), T.RobertaModel),
-        "xlm-roberta": (T.XLMRobertaConfig(**{**BERT_SHAPE, "max_position_embeddings": 66},
-                                           type_vocab_size=1), T.XLMRobertaModel),
+        "bert-masked-lm": (T.BertConfig(**BERT_SHAPE), T.BertForMaskedLM),  # weights under "bert."
+        "roberta": (
+            T.RobertaConfig(**{**BERT_SHAPE, "max_position_embeddings": 66}, layer_norm_eps=1e-5, type_vocab_size=1),
+            T.RobertaModel,
+        ),
+        "xlm-roberta": (
+            T.XLMRobertaConfig(**{**BERT_SHAPE, "max_position_embeddings": 66}, type_vocab_size=1),
+            T.XLMRobertaModel,
+        ),
         "electra": (T.ElectraConfig(**BERT_SHAPE, embedding_size=16), T.ElectraModel),
         "electra-discriminator": (T.ElectraConfig(**BERT_SHAPE, embedding_size=16), T.ElectraForPreTraining),
         "electra-same-width": (T.ElectraConfig(**BERT_SHAPE, embedding_size=32), T.ElectraModel),
-        "distilbert": (T.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=48, **SHAPE),
-                       T.DistilBertModel),
-        "distilbert-relu": (T.DistilBertConfig(dim=32, n_layers=3, n_heads=2, hidden_dim=40,
-                                               activation="relu", **SHAPE), T.DistilBertForMaskedLM),
+        "distilbert": (T.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=48, **SHAPE), T.DistilBertModel),
+        "distilbert-relu": (
+            T.DistilBertConfig(dim=32, n_layers=3, n_heads=2, hidden_dim=40, activation="relu", **SHAPE),
+            T.DistilBertForMaskedLM,
+        ),
     }
 
 
@@ -108,13 +112,13 @@ def hf_attention(model, ids, mask=None, type_ids=None) -> np.ndarray:
         kwargs["token_type_ids"] = type_ids
     with torch.inference_mode():
         out = model(**kwargs)
-    return torch.stack(out.attentions, dim=1).numpy()                               # [B, L, H, T, T]
+    return torch.stack(out.attentions, dim=1).numpy()  # [B, L, H, T, T]
 
 
 def ours_attention(loaded, ids, mask=None, type_ids=None) -> np.ndarray:
     with torch.inference_mode():
         out = loaded.encoder(ids, attention_mask=mask, token_type_ids=type_ids)
-    return out.attentions.numpy()                                                   # [B, L, H, T, T]
+    return out.attentions.numpy()  # [B, L, H, T, T]
 
 
 def assert_meaningful(attn: np.ndarray) -> None:
@@ -174,8 +178,9 @@ def test_bert_token_types_and_bin_weights(tmp_path):
 
 def test_cli_json_matches_transformers(tmp_path):
     folder, ref = write_folder(tmp_path, "roberta")
-    result = CliRunner().invoke(app, ["show", SENTENCES[0], "--model", str(folder), "--format", "json",
-                                      "--layer", "all"])
+    result = CliRunner().invoke(
+        app, ["show", SENTENCES[0], "--model", str(folder), "--format", "json", "--layer", "all"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     enc = TOKENIZER.encode(SENTENCES[0])
@@ -204,14 +209,17 @@ def test_unsupported_model_type_lists_supported(tmp_path):
         assert family in message
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"position_embedding_type": "relative_key"}, ["position_embedding_type", "relative_key"]),
-    ({"is_decoder": True}, ["is_decoder"]),
-    ({"hidden_act": "quick_gelu"}, ["hidden_act", "quick_gelu", "gelu_new"]),
-    ({"num_attention_heads": 5}, ["hidden_size", "num_attention_heads"]),
-    ({"hidden_size": "32"}, ["hidden_size"]),
-    ({"hidden_size": None}, ["hidden_size"]),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"position_embedding_type": "relative_key"}, ["position_embedding_type", "relative_key"]),
+        ({"is_decoder": True}, ["is_decoder"]),
+        ({"hidden_act": "quick_gelu"}, ["hidden_act", "quick_gelu", "gelu_new"]),
+        ({"num_attention_heads": 5}, ["hidden_size", "num_attention_heads"]),
+        ({"hidden_size": "32"}, ["hidden_size"]),
+        ({"hidden_size": None}, ["hidden_size"]),
+    ],
+)
 def test_bad_family_config_is_one_clear_error(tmp_path, change, words):
     config = transformers.BertConfig(**BERT_SHAPE).to_dict()
     config.update(change)
@@ -235,9 +243,11 @@ def test_config_that_disagrees_with_weights_names_file_and_key(tmp_path):
     assert "encoder.layer.0.intermediate.dense.weight" in line and "[48, 32]" in line and "[64, 32]" in line
 
     config["intermediate_size"] = 48
-    config["num_hidden_layers"] = 1   # the file holds a second layer that config.json does not know
+    config["num_hidden_layers"] = 1  # the file holds a second layer that config.json does not know
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(AttnvizError, match=r"config\.json: num_hidden_layers is 1 but .*model\.safetensors holds 2 layers"):
+    with pytest.raises(
+        AttnvizError, match=r"config\.json: num_hidden_layers is 1 but .*model\.safetensors holds 2 layers"
+    ):
         attnviz.load_model(str(folder))
 
 
@@ -268,8 +278,9 @@ def test_sharded_safetensors(tmp_path):
     loaded = attnviz.load_model(str(folder))
     enc = loaded.tokenizer.encode(SENTENCES[0])
     ids, types = torch.tensor([enc.ids]), torch.tensor([enc.type_ids])
-    np.testing.assert_allclose(ours_attention(loaded, ids, type_ids=types), hf_attention(ref, ids, type_ids=types),
-                               rtol=0, atol=TOL)
+    np.testing.assert_allclose(
+        ours_attention(loaded, ids, type_ids=types), hf_attention(ref, ids, type_ids=types), rtol=0, atol=TOL
+    )
     shards[-1].unlink()
     with pytest.raises(AttnvizError, match=shards[-1].name):
         attnviz.load_model(str(folder))

@@ -30,23 +30,59 @@ PINNED = "A cat and a dog: it ran."
 LINES = [
     # line: head 0 picks "cat", head 1 picks whatever is at position 2 (after "The"/"A");
     # nearest / farthest by character distance from the pronoun.
-    {"text": "The cat saw the dog and it ran.", "pronoun": "it", "candidates": ["cat", "dog"], "answer": 0, "group": "G1"},
+    {
+        "text": "The cat saw the dog and it ran.",
+        "pronoun": "it",
+        "candidates": ["cat", "dog"],
+        "answer": 0,
+        "group": "G1",
+    },
     #  1: h0 cat right, h1 cat right, nearest dog wrong, farthest cat right
-    {"text": "The cat saw the dog and it sat.", "pronoun": "it", "candidates": ["cat", "dog"], "answer": 1, "group": "G1"},
+    {
+        "text": "The cat saw the dog and it sat.",
+        "pronoun": "it",
+        "candidates": ["cat", "dog"],
+        "answer": 1,
+        "group": "G1",
+    },
     #  2: h0 wrong, h1 wrong, nearest right, farthest wrong
-    {"text": "The dog saw the cat and it ran.", "pronoun": "it", "candidates": ["dog", "cat"], "answer": 1, "group": "G2"},
+    {
+        "text": "The dog saw the cat and it ran.",
+        "pronoun": "it",
+        "candidates": ["dog", "cat"],
+        "answer": 1,
+        "group": "G2",
+    },
     #  3: h0 right, h1 (dog) wrong, nearest (cat) right, farthest wrong
-    {"text": "The cat saw the dog and it sat.", "pronoun": "it", "candidates": ["dog", "cat"], "answer": 1, "group": "G2"},
+    {
+        "text": "The cat saw the dog and it sat.",
+        "pronoun": "it",
+        "candidates": ["dog", "cat"],
+        "answer": 1,
+        "group": "G2",
+    },
     #  4: h0 right, h1 (cat) right, nearest (dog) wrong, farthest right
     {"text": PINNED, "pronoun": pin(PINNED, "it"), "candidates": [pin(PINNED, "dog"), pin(PINNED, "cat")], "answer": 1},
     #  5: h0 right, h1 right, nearest wrong, farthest right (no group)
-    "this is not json",                                                                           # 6
-    {"text": "The cat ran and it sat.", "pronoun": "it", "candidates": ["cat", "dog"]},           # 7: no answer
-    {"text": "The cat ran and it sat.", "pronoun": "it", "candidates": ["cat", "zebra"], "answer": 0, "group": "G3"},  # 8
+    "this is not json",  # 6
+    {"text": "The cat ran and it sat.", "pronoun": "it", "candidates": ["cat", "dog"]},  # 7: no answer
+    {
+        "text": "The cat ran and it sat.",
+        "pronoun": "it",
+        "candidates": ["cat", "zebra"],
+        "answer": 0,
+        "group": "G3",
+    },  # 8
     {"text": "The cat ran and it sat.", "pronoun": "it", "candidates": ["cat", "dog"], "answer": 2},  # 9: answer range
-    "",                                                                                             # 10: blank, ignored
+    "",  # 10: blank, ignored
     {"text": PINNED, "pronoun": {"text": "it", "start": 0, "end": 2}, "candidates": ["cat", "dog"], "answer": 0},  # 11
-    {"text": "The dog saw the cat and it sat.", "pronoun": "it", "candidates": ["dog", "cat"], "answer": 0, "group": "G3"},
+    {
+        "text": "The dog saw the cat and it sat.",
+        "pronoun": "it",
+        "candidates": ["dog", "cat"],
+        "answer": 0,
+        "group": "G3",
+    },
     # 12: h0 (cat) wrong, h1 (dog) right, nearest (cat) wrong, farthest right; G3 lost its twin (line 8)
 ]
 
@@ -74,8 +110,13 @@ def test_probe_on_constructed_file_matches_hand_computation(tmp_path):
     assert data["baselines_both_right"] == {"nearest": 0.0, "farthest": 0.0, "chance": 0.25}
     # Ranking: equal accuracy, head 0 first on twins. Versus farthest: head 0 gains line 3, loses line 12.
     assert [(b["layer"], b["head"]) for b in data["best"]] == [(0, 0), (0, 1)]
-    assert data["best"][0]["vs_baseline"] == {"baseline": "farthest", "wins": 1, "losses": 1,
-                                              "p": pytest.approx(0.75), "p_corrected": 1.0}
+    assert data["best"][0]["vs_baseline"] == {
+        "baseline": "farthest",
+        "wins": 1,
+        "losses": 1,
+        "p": pytest.approx(0.75),
+        "p_corrected": 1.0,
+    }
     assert data["verdict"]["beats_baselines"] is False and data["verdict"]["text"].startswith("No:")
     # Every bad line is reported on stderr with its number.
     for line in (6, 7, 8, 9, 11):
@@ -113,13 +154,18 @@ def test_probe_errors(tmp_path):
 
 
 def test_parse_item_validation():
-    item = parse_item('{"text": "a b", "pronoun": "b", "candidates": ["a", {"text": "a", "start": 0, "end": 1}], "answer": 1, "group": 3}', 4)
+    item = parse_item(
+        '{"text": "a b", "pronoun": "b", "candidates": ["a", {"text": "a", "start": 0, "end": 1}], "answer": 1, "group": 3}',
+        4,
+    )
     assert item.line == 4 and item.group == 3 and item.candidates[1] == {"text": "a", "start": 0, "end": 1}
-    for raw, reason in [('{"text": "", "pronoun": "x", "candidates": ["a", "b"], "answer": 0}', "non-empty"),
-                        ('{"text": "a", "pronoun": "x", "candidates": ["a"], "answer": 0}', "at least two"),
-                        ('{"text": "a", "pronoun": "x", "candidates": ["a", "b"], "answer": true}', "index"),
-                        ('{"text": "a", "pronoun": {"text": "x"}, "candidates": ["a", "b"], "answer": 0}', "lacks"),
-                        ('{"text": "a", "pronoun": "x", "candidates": ["a", "b"], "answer": 0, "group": 1.5}', "group")]:
+    for raw, reason in [
+        ('{"text": "", "pronoun": "x", "candidates": ["a", "b"], "answer": 0}', "non-empty"),
+        ('{"text": "a", "pronoun": "x", "candidates": ["a"], "answer": 0}', "at least two"),
+        ('{"text": "a", "pronoun": "x", "candidates": ["a", "b"], "answer": true}', "index"),
+        ('{"text": "a", "pronoun": {"text": "x"}, "candidates": ["a", "b"], "answer": 0}', "lacks"),
+        ('{"text": "a", "pronoun": "x", "candidates": ["a", "b"], "answer": 0, "group": 1.5}', "group"),
+    ]:
         with pytest.raises(ValueError, match=reason):
             parse_item(raw, 1)
 
@@ -145,7 +191,9 @@ def test_sample_twins_file_is_complete(small_model):
     for a, b in groups:
         sa, sb = result.scores[a], result.scores[b]
         assert sa.item.answer != sb.item.answer
-    langs = {json.loads(l)["lang"] for l in (ROOT / "sample_texts" / "coref_twins.jsonl").read_text("utf-8").splitlines()}
+    langs = {
+        json.loads(l)["lang"] for l in (ROOT / "sample_texts" / "coref_twins.jsonl").read_text("utf-8").splitlines()
+    }
     assert langs == {"en", "ko"}
 
 
@@ -179,8 +227,12 @@ def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path):
         scores = np.stack([att[:, :, p][:, :, :, inside(c)].sum(-1).mean(-1) for c in item["candidates"]], -1)
         right.append(scores.argmax(-1) == item["answer"])
         margins.append(np.abs(scores[..., 0] - scores[..., 1]))
-        dist = [item["pronoun"]["start"] - c["end"] if c["end"] <= item["pronoun"]["start"] else c["start"] - item["pronoun"]["end"]
-                for c in item["candidates"]]
+        dist = [
+            item["pronoun"]["start"] - c["end"]
+            if c["end"] <= item["pronoun"]["start"]
+            else c["start"] - item["pronoun"]["end"]
+            for c in item["candidates"]
+        ]
         near.append(int(np.argmin(dist)) == item["answer"])
         far.append(int(np.argmax(dist)) == item["answer"])
     right, margins = np.array(right), np.array(margins)
@@ -207,7 +259,7 @@ def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path):
     both = np.mean([right[g].all(0) for g in full], axis=0)
     assert data["n_groups"] == len(full)
     # Groups touched by an unclear pick may differ; all others must agree.
-    settled = np.array([clear[g].all(0) for g in full])                          # [G, L, H]
+    settled = np.array([clear[g].all(0) for g in full])  # [G, L, H]
     mine_both = np.array([mine.right()[g].all(0) for g in full])
     assert (mine_both[settled] == np.array([right[g].all(0) for g in full])[settled]).all()
     np.testing.assert_allclose(data["both_right"], mine_both.mean(0))
@@ -223,9 +275,13 @@ def test_batched_attention_matches_one_by_one(small_model):
     from attnviz.errors import AttnvizError
     from attnviz.pipeline import run_attention
 
-    texts = ["The cat saw the dog and it ran.", "동물은 너무 피곤해서 길을 건너지 않았다.", "   ",
-             "A much longer sentence, so that the batch has padding after the shorter ones in it.",
-             "word " * 300]
+    texts = [
+        "The cat saw the dog and it ran.",
+        "동물은 너무 피곤해서 길을 건너지 않았다.",
+        "   ",
+        "A much longer sentence, so that the batch has padding after the shorter ones in it.",
+        "word " * 300,
+    ]
     batch = run_attention_batch(small_model, texts, batch_size=2)
     assert isinstance(batch[2], AttnvizError) and isinstance(batch[4], AttnvizError)
     for text, got in zip(texts, batch):

@@ -35,8 +35,12 @@ def private_cache(tmp_path, monkeypatch):
 
 
 def test_agreement_set_is_what_the_tool_builds():
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build_agreement_set.py"), "--check"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "build_agreement_set.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -47,7 +51,7 @@ def test_agreement_set_twins_differ_only_in_the_pronoun_and_keep_position_at_cha
     for item in items:
         text = item["text"]
         for span in [item["pronoun"], *item["candidates"]]:
-            assert text[span["start"]:span["end"]] == span["text"]
+            assert text[span["start"] : span["end"]] == span["text"]
         groups.setdefault(item["group"], []).append(item)
     for cue, pronouns in (("number", {"it", "they"}), ("gender", {"he", "she"})):
         mine = [i for i in items if i["cue"] == cue]
@@ -58,7 +62,7 @@ def test_agreement_set_twins_differ_only_in_the_pronoun_and_keep_position_at_cha
     for twins in groups.values():
         assert len(twins) == 2
         a, b = twins
-        cut = lambda i: i["text"][:i["pronoun"]["start"]] + "_" + i["text"][i["pronoun"]["end"]:]  # noqa: E731
+        cut = lambda i: i["text"][: i["pronoun"]["start"]] + "_" + i["text"][i["pronoun"]["end"] :]  # noqa: E731
         assert cut(a) == cut(b) and a["pronoun"]["text"] != b["pronoun"]["text"]
         assert a["answer"] != b["answer"]
 
@@ -83,9 +87,21 @@ CUE_LINES = [
     # h0 right, h1 (cat) right; nearest (dog) wrong, farthest right
     {"text": "The dog saw the cat and it ran.", "pronoun": "it", "candidates": ["dog", "cat"], "answer": 0, "cue": "a"},
     # h0 (cat) wrong, h1 (dog) right; nearest (cat) wrong, farthest right
-    {"text": "The dog saw the cat and it sat.", "pronoun": "it", "candidates": ["dog", "cat"], "answer": 1, "kind": "b"},
+    {
+        "text": "The dog saw the cat and it sat.",
+        "pronoun": "it",
+        "candidates": ["dog", "cat"],
+        "answer": 1,
+        "kind": "b",
+    },
     # h0 right, h1 (dog) wrong; nearest right, farthest wrong
-    {"text": "The cat saw the dog and it sat.", "pronoun": "it", "candidates": ["cat", "dog"], "answer": 1, "kind": "b"},
+    {
+        "text": "The cat saw the dog and it sat.",
+        "pronoun": "it",
+        "candidates": ["cat", "dog"],
+        "answer": 1,
+        "kind": "b",
+    },
     # h0 (cat) wrong, h1 (cat) wrong; nearest right, farthest wrong
 ]
 
@@ -106,7 +122,9 @@ def test_per_cue_accuracy_matches_hand_counts(tmp_path):
     by_head = {(b["layer"], b["head"]): b["by_cue"] for b in data["best"]}
     assert by_head == {(0, 0): {"a": 0.5, "b": 0.5}, (0, 1): {"a": 1.0, "b": 0.0}}
     table = runner.invoke(app, ["probe", "coref", str(items), "--model", str(folder)])
-    assert table.exit_code == 0 and "cue a: 2 items; always the nearest 0.0%, always the farthest 100.0%" in table.stdout
+    assert (
+        table.exit_code == 0 and "cue a: 2 items; always the nearest 0.0%, always the farthest 100.0%" in table.stdout
+    )
 
 
 def test_head_tests_need_both_baselines_beaten():
@@ -124,7 +142,7 @@ def test_head_tests_need_both_baselines_beaten():
     result.cue_summary = lambda: {}
     tests = {(t["layer"], t["head"]): t for t in result.head_tests()}
     assert tests[(0, 0)]["resolves"] is True
-    assert tests[(0, 0)]["p_nearest"] == pytest.approx(min(1.0, 2 * 0.5 ** 20))
+    assert tests[(0, 0)]["p_nearest"] == pytest.approx(min(1.0, 2 * 0.5**20))
     # The position head ties always-nearest (p = 1) and loses to always-farthest: not a pronoun head.
     assert tests[(0, 1)]["resolves"] is False and tests[(0, 1)]["p_nearest"] == 1.0
 
@@ -170,29 +188,32 @@ def _tampered(entry: dict, path: list, value) -> dict:
     return entry
 
 
-@pytest.mark.parametrize("path, value, reason", [
-    (["heads", 0, "accuracy"], "x", "layer 0 head 0 accuracy is 'x', not a number from 0 to 1"),
-    (["heads", 0, "accuracy"], float("nan"), "accuracy is 'nan'"),
-    (["heads", 0, "accuracy"], 1.5, "accuracy is '1.5'"),
-    (["heads", 0, "accuracy"], True, "accuracy is 'True'"),
-    (["heads", 0, "p_nearest"], float("inf"), "p_nearest is 'inf'"),
-    (["heads", 0, "by_cue", "number"], -0.1, "cue number accuracy is '-0.1'"),
-    (["heads", 0, "by_cue"], {"number": 0.5}, "by_cue is not an object with the same cues"),
-    (["heads", 0, "layer"], 2, "layer is '2', not 0-1 for this model"),
-    (["heads", 0, "head"], -1, "head is '-1', not 0-3 for this model"),
-    (["heads", 0, "head"], "0", "head is '0', not 0-3"),
-    (["heads", 1, "head"], 0, "layer 0 head 0 is listed twice"),
-    (["heads", 0, "resolves"], "yes", "resolves is not true or false"),
-    (["heads", 0], [], "a head entry is not an object"),
-    (["heads"], {}, "heads is not a list"),
-    (["baselines", "nearest"], float("nan"), "baseline nearest is 'nan'"),
-    (["baselines"], {"nearest": 0.5}, "baselines lack nearest, farthest or chance"),
-    (["n_items"], "many", "n_items is not a positive integer"),
-    (["n_items"], 0, "n_items is not a positive integer"),
-    (["probe_set"], 7, "probe_set is not a name"),
-])
+@pytest.mark.parametrize(
+    "path, value, reason",
+    [
+        (["heads", 0, "accuracy"], "x", "layer 0 head 0 accuracy is 'x', not a number from 0 to 1"),
+        (["heads", 0, "accuracy"], float("nan"), "accuracy is 'nan'"),
+        (["heads", 0, "accuracy"], 1.5, "accuracy is '1.5'"),
+        (["heads", 0, "accuracy"], True, "accuracy is 'True'"),
+        (["heads", 0, "p_nearest"], float("inf"), "p_nearest is 'inf'"),
+        (["heads", 0, "by_cue", "number"], -0.1, "cue number accuracy is '-0.1'"),
+        (["heads", 0, "by_cue"], {"number": 0.5}, "by_cue is not an object with the same cues"),
+        (["heads", 0, "layer"], 2, "layer is '2', not 0-1 for this model"),
+        (["heads", 0, "head"], -1, "head is '-1', not 0-3 for this model"),
+        (["heads", 0, "head"], "0", "head is '0', not 0-3"),
+        (["heads", 1, "head"], 0, "layer 0 head 0 is listed twice"),
+        (["heads", 0, "resolves"], "yes", "resolves is not true or false"),
+        (["heads", 0], [], "a head entry is not an object"),
+        (["heads"], {}, "heads is not a list"),
+        (["baselines", "nearest"], float("nan"), "baseline nearest is 'nan'"),
+        (["baselines"], {"nearest": 0.5}, "baselines lack nearest, farthest or chance"),
+        (["n_items"], "many", "n_items is not a positive integer"),
+        (["n_items"], 0, "n_items is not a positive integer"),
+        (["probe_set"], 7, "probe_set is not a name"),
+    ],
+)
 def test_invalid_cache_values_are_ignored_like_an_unreadable_entry(private_cache, path, value, reason):
-    model = load_model("random", seed=0)    # 2 layers x 4 heads
+    model = load_model("random", seed=0)  # 2 layers x 4 heads
     heads, _ = pronoun_heads.find(model)
     [entry_file] = (private_cache / "pronoun-heads").glob("*.json")
     good = json.loads(entry_file.read_text(encoding="utf-8"))
@@ -213,7 +234,7 @@ def test_show_ignores_a_cache_entry_with_a_bad_accuracy(private_cache, accuracy)
     assert runner.invoke(app, ["show", SENTENCE, "--resolve"]).exit_code == 0
     [entry_file] = (private_cache / "pronoun-heads").glob("*.json")
     entry = json.loads(entry_file.read_text(encoding="utf-8"))
-    entry["heads"][0].update(accuracy=accuracy, resolves=True)   # would be marked "★ nan%"
+    entry["heads"][0].update(accuracy=accuracy, resolves=True)  # would be marked "★ nan%"
     entry_file.write_text(json.dumps(entry), encoding="utf-8")
     out = runner.invoke(app, ["show", SENTENCE])
     assert out.exit_code == 0, out.output
@@ -302,9 +323,11 @@ def test_minilm_agreement_matches_transformers_and_show_marks_pronoun_heads():
         offsets = enc.pop("offset_mapping")[0].tolist()
         with torch.no_grad():
             att = torch.stack(ref(**enc, output_attentions=True).attentions)[:, 0].double().numpy()  # [L, H, T, T]
-        inside = [[i for i, (s, e) in enumerate(offsets) if e > s and span["start"] <= s and e <= span["end"]]
-                  for span in [item["pronoun"], *item["candidates"]]]
-        scores = np.stack([att[:, :, inside[0]][:, :, :, c].sum(-1).mean(-1) for c in inside[1:]], -1)   # [L, H, 2]
+        inside = [
+            [i for i, (s, e) in enumerate(offsets) if e > s and span["start"] <= s and e <= span["end"]]
+            for span in [item["pronoun"], *item["candidates"]]
+        ]
+        scores = np.stack([att[:, :, inside[0]][:, :, :, c].sum(-1).mean(-1) for c in inside[1:]], -1)  # [L, H, 2]
         right.append(scores.argmax(-1) == item["answer"])
         margins.append(np.abs(scores[..., 0] - scores[..., 1]))
     right, clear = np.array(right), np.array(margins) > 1e-6
@@ -322,6 +345,7 @@ def test_minilm_agreement_matches_transformers_and_show_marks_pronoun_heads():
     assert best["accuracy"] > 0.8
     shown = runner.invoke(app, ["show", SENTENCE, "-m", "minilm"])
     assert shown.exit_code == 0, shown.output
-    row = next(line for line in shown.stdout.splitlines()
-               if line.split()[:2] == [str(best["layer"]), str(best["head"])])
+    row = next(
+        line for line in shown.stdout.splitlines() if line.split()[:2] == [str(best["layer"]), str(best["head"])]
+    )
     assert f"★ {100 * best['accuracy']:.0f}%" in row

@@ -42,11 +42,14 @@ def malicious_files(marker):
     import io
 
     zipped, legacy = io.BytesIO(), io.BytesIO()
-    torch.save(payload, zipped)                                             # torch >= 1.6 zip format
-    torch.save(payload, legacy, _use_new_zipfile_serialization=False)       # the old raw format
-    return [("zip", zipped.getvalue()), ("legacy", legacy.getvalue()),
-            ("raw-pickle", pickle.dumps(Payload(marker), protocol=2)),
-            ("raw-pickle-4", pickle.dumps(Payload(marker), protocol=4))]
+    torch.save(payload, zipped)  # torch >= 1.6 zip format
+    torch.save(payload, legacy, _use_new_zipfile_serialization=False)  # the old raw format
+    return [
+        ("zip", zipped.getvalue()),
+        ("legacy", legacy.getvalue()),
+        ("raw-pickle", pickle.dumps(Payload(marker), protocol=2)),
+        ("raw-pickle-4", pickle.dumps(Payload(marker), protocol=4)),
+    ]
 
 
 @pytest.fixture()
@@ -147,9 +150,19 @@ def test_family_folder_with_malicious_bin(tmp_path):
     """The same protection for BERT-family folders (pytorch_model.bin is their old default)."""
     folder = tmp_path / "bert"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({
-        "model_type": "bert", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
-        "num_attention_heads": 2, "intermediate_size": 8, "max_position_embeddings": 16}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "bert",
+                "vocab_size": 10,
+                "hidden_size": 8,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "intermediate_size": 8,
+                "max_position_embeddings": 16,
+            }
+        )
+    )
     marker = tmp_path / "marker-bert"
     (folder / "pytorch_model.bin").write_bytes(dict(malicious_files(marker))["zip"])
     with pytest.raises(AttnvizError, match="refused"):

@@ -20,8 +20,11 @@ TOP_LEVEL = REPO / "sample_texts"
 
 def _content_lines(path: Path) -> list[str]:
     """Independent reference reader: non-blank lines that are not comments."""
-    return [line.strip() for line in path.read_text(encoding="utf-8").split("\n")
-            if line.strip() and not line.strip().startswith("#")]
+    return [
+        line.strip()
+        for line in path.read_text(encoding="utf-8").split("\n")
+        if line.strip() and not line.strip().startswith("#")
+    ]
 
 
 def _one_word_twins(lines: list[str]) -> list[tuple[str, str]]:
@@ -50,8 +53,12 @@ def test_sample_set_is_modest_and_holds_the_classics():
     every = samples.sample_sentences()
     assert 40 <= len(every) <= 70
     classic = samples.sample_sentences("classic")
-    for sentence in ["The cat sat on the mat.", "All is well.", "A dog ate food because it was hungry.",
-                     "The animal didn't cross the street because it was too tired."]:
+    for sentence in [
+        "The cat sat on the mat.",
+        "All is well.",
+        "A dog ate food because it was hungry.",
+        "The animal didn't cross the street because it was too tired.",
+    ]:
         assert sentence in classic
     assert "개가 배고파서 음식을 먹었다." in samples.sample_sentences("korean.txt")
     ambiguous = " ".join(samples.sample_sentences("ambiguous_words")).lower().split()
@@ -65,8 +72,10 @@ def test_winograd_file_is_made_of_adjacent_one_word_twins():
     for a, b in zip(lines[::2], lines[1::2]):
         assert _one_word_twins([a, b]) == [(a, b)], (a, b)
         assert pronouns & set(a.lower().split()), a
-    assert ("The animal didn't cross the street because it was too tired.",
-            "The animal didn't cross the street because it was too wide.") in _one_word_twins(lines)
+    assert (
+        "The animal didn't cross the street because it was too tired.",
+        "The animal didn't cross the street because it was too wide.",
+    ) in _one_word_twins(lines)
 
 
 def test_korean_file_has_twins_with_a_pronoun():
@@ -87,8 +96,7 @@ def test_default_probe_sentences_are_every_sample_once_in_file_order():
                 expected.append(line)
     assert samples.default_probe_sentences() == expected
     # The signature sentence is in two files but probed once.
-    assert samples.default_probe_sentences().count(
-        "The animal didn't cross the street because it was too tired.") == 1
+    assert samples.default_probe_sentences().count("The animal didn't cross the street because it was too tired.") == 1
 
 
 def test_every_sample_tokenizes_without_unknown_tokens():
@@ -103,8 +111,9 @@ def test_every_sample_tokenizes_without_unknown_tokens():
 
 def test_read_sentences_skips_comments_blanks_and_bom(tmp_path):
     path = tmp_path / "s.txt"
-    path.write_bytes("\ufeff# a comment\n\n  First one.  \r\n   # indented comment\nSecond #2 keeps its hash.\n\n"
-                     .encode("utf-8"))
+    path.write_bytes(
+        "\ufeff# a comment\n\n  First one.  \r\n   # indented comment\nSecond #2 keeps its hash.\n\n".encode("utf-8")
+    )
     assert samples.read_sentences(path) == ["First one.", "Second #2 keeps its hash."]
     assert samples.read_sentences(str(path)) == ["First one.", "Second #2 keeps its hash."]
 
@@ -153,13 +162,15 @@ def test_a_built_wheel_carries_the_sample_texts(tmp_path):
     """A normal (non-editable) install gets real files, byte for byte, not a dangling link."""
     src = tmp_path / "src"
     src.mkdir()
-    shutil.copytree(REPO / "attnviz", src / "attnviz", symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "attnviz", src / "attnviz", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(TOP_LEVEL, src / "sample_texts")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
-                           str(src)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(src)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheel = next((tmp_path / "dist").glob("attnviz-*.whl"))
     with zipfile.ZipFile(wheel) as archive:

@@ -31,9 +31,9 @@ def repeated(causal: bool):
     word_ids = [None, *range(2 * N), None]
     visible = np.tril(np.ones((T, T))) if causal else np.ones((T, T))
     uniform = visible / visible.sum(-1, keepdims=True)
-    w = np.stack([uniform] * 4)                                                      # [4, T, T]
+    w = np.stack([uniform] * 4)  # [4, T, T]
     for j in range(N):
-        q = 1 + N + j                      # token index of the second copy's j-th word
+        q = 1 + N + j  # token index of the second copy's j-th word
         for h, key in ((0, 1 + j + 1), (1, 1 + j), (2, q - 1)):
             w[h, q] = 0.0
             w[h, q, key] = 1.0

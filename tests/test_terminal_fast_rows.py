@@ -37,8 +37,15 @@ def reference_table(result, layer, head, width) -> Group:
             title += f" · keys {keys.start}-{keys.stop - 1}"
         if top < 1.0:
             title += f" · colour 0-{top:.2f}"
-        table = Table(title=title, title_justify="left", box=None, show_edge=False,
-                      padding=(0, 1 if mode == "normal" else 0), pad_edge=False, collapse_padding=True)
+        table = Table(
+            title=title,
+            title_justify="left",
+            box=None,
+            show_edge=False,
+            padding=(0, 1 if mode == "normal" else 0),
+            pad_edge=False,
+            collapse_padding=True,
+        )
         table.add_column("query", no_wrap=True, width=t.ROW_LABEL_WIDTH, overflow="ellipsis")
         for j in keys:
             header = f"{j}" if mode == "compact" else Text(f"{j}\n") + t._fit(labels[j], 5)
@@ -69,16 +76,20 @@ def styled_cells(renderable, width: int) -> list[list[tuple[str, str]]]:
     return [[(ch, str(seg.style or "")) for seg in line if not seg.control for ch in seg.text] for line in lines]
 
 
-SENTENCES = ["The animal didn't cross the street because it was too tired.",
-             "그 동물은 길을 건너지 않았는데, 그것이 너무 피곤했기 때문이다.",
-             "Supercalifragilisticexpialidocious antidisestablishmentarianism, it said.",
-             "Café naïve it."]
+SENTENCES = [
+    "The animal didn't cross the street because it was too tired.",
+    "그 동물은 길을 건너지 않았는데, 그것이 너무 피곤했기 때문이다.",
+    "Supercalifragilisticexpialidocious antidisestablishmentarianism, it said.",
+    "Café naïve it.",
+]
 
 
 @pytest.fixture(scope="module")
 def models():
-    return {"encoder": attnviz.load_model("random"),
-            "causal": attnviz.load_model("random", config=EncoderConfig(causal=True))}
+    return {
+        "encoder": attnviz.load_model("random"),
+        "causal": attnviz.load_model("random", config=EncoderConfig(causal=True)),
+    }
 
 
 @pytest.mark.parametrize("kind", ["encoder", "causal"])
@@ -94,7 +105,7 @@ def test_rows_match_a_table_of_every_cell(models, kind, text, width, variant):
     for head in (0, 3):
         got = styled_cells(t.head_table(result, 1, head, width), width)
         assert got == styled_cells(reference_table(result, 1, head, width), width)
-        assert any(style for line in got for _, style in line)   # coloured: the comparison sees styles
+        assert any(style for line in got for _, style in line)  # coloured: the comparison sees styles
 
 
 def test_rows_match_for_a_rollout_map(models):

@@ -21,8 +21,21 @@ def test_english_whole_words_and_punctuation(tok):
     text = "The animal didn't cross the street because it was too tired."
     enc = tok.encode(text)
     assert enc.tokens[0] == "[CLS]" and enc.tokens[-1] == "[SEP]"
-    assert spans(text, enc) == ["The", "animal", "didn", "'t", "cross", "the", "street", "because",
-                                "it", "was", "too", "tired", "."]
+    assert spans(text, enc) == [
+        "The",
+        "animal",
+        "didn",
+        "'t",
+        "cross",
+        "the",
+        "street",
+        "because",
+        "it",
+        "was",
+        "too",
+        "tired",
+        ".",
+    ]
     assert "[UNK]" not in enc.tokens
     # didn + 't are one word; every other piece is its own word, in order.
     assert enc.word_ids == [None, 0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, None]
@@ -77,8 +90,14 @@ def test_empty_text_is_refused(tok):
 
 def test_loaded_tokenizer_json_never_pads_or_truncates(tmp_path, tok):
     data = json.loads(tok.to_str())
-    data["padding"] = {"strategy": {"Fixed": 32}, "direction": "Right", "pad_to_multiple_of": None,
-                       "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]"}
+    data["padding"] = {
+        "strategy": {"Fixed": 32},
+        "direction": "Right",
+        "pad_to_multiple_of": None,
+        "pad_id": 0,
+        "pad_type_id": 0,
+        "pad_token": "[PAD]",
+    }
     data["truncation"] = {"max_length": 4, "strategy": "LongestFirst", "stride": 0, "direction": "Right"}
     path = tmp_path / "tokenizer.json"
     path.write_text(json.dumps(data))
@@ -112,6 +131,7 @@ def test_default_tokenizer_file_is_rebuilt_identically(tmp_path):
 
 # --- accents: looked up stripped (as BERT uncased), shown as written -----------------------------
 
+
 def words_of(text, enc):
     """Each word's pieces as written (from the offsets), grouped by word id."""
     words = {}
@@ -121,13 +141,16 @@ def words_of(text, enc):
     return ["".join(p) for p in words.values()]
 
 
-@pytest.mark.parametrize("text, looked_up", [
-    ("Café", ["cafe"]),
-    ("naïve", ["naive"]),
-    ("Cafe\u0301", ["cafe"]),                 # decomposed: e + combining acute
-    ("CAFE\u0301 NAI\u0308VE", ["cafe", "naive"]),
-    ("Ångström", ["ang", "##strom"]),
-])
+@pytest.mark.parametrize(
+    "text, looked_up",
+    [
+        ("Café", ["cafe"]),
+        ("naïve", ["naive"]),
+        ("Cafe\u0301", ["cafe"]),  # decomposed: e + combining acute
+        ("CAFE\u0301 NAI\u0308VE", ["cafe", "naive"]),
+        ("Ångström", ["ang", "##strom"]),
+    ],
+)
 def test_accented_latin_words_find_known_pieces(tok, text, looked_up):
     enc = tok.encode(text)
     assert "[UNK]" not in enc.tokens
@@ -136,18 +159,22 @@ def test_accented_latin_words_find_known_pieces(tok, text, looked_up):
     assert words_of(text, enc) == text.split()
 
 
-@pytest.mark.parametrize("text", [
-    "Tiếng Việt rất đẹp",                         # Vietnamese: stacked marks, composed
-    "Tie\u0302\u0301ng Vie\u0323\u0302t",         # and decomposed
-    "Ελληνικά γλώσσα",                            # Greek with tonos
-    "Crème brûlée à la française",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Tiếng Việt rất đẹp",  # Vietnamese: stacked marks, composed
+        "Tie\u0302\u0301ng Vie\u0323\u0302t",  # and decomposed
+        "Ελληνικά γλώσσα",  # Greek with tonos
+        "Crème brûlée à la française",
+    ],
+)
 def test_other_accented_scripts_have_no_unknown_and_exact_labels(tok, text):
     enc = tok.encode(text)
     assert "[UNK]" not in enc.tokens
     assert words_of(text, enc) == text.split()
     # Lookup is accent-free: no piece carries a combining mark or a precomposed accented letter.
     import unicodedata
+
     for token in enc.tokens:
         assert unicodedata.normalize("NFD", token) == token
         assert not any(unicodedata.combining(ch) for ch in token)
@@ -162,7 +189,7 @@ def test_hangul_is_never_broken_into_jamo(tok):
         assert not any("\u1100" <= ch <= "\u11ff" for ch in token)
     assert words_of(text, enc) == text.split()
     # Jamo typed decomposed compose into the same syllables; the label keeps what was typed.
-    typed = "\u1112\u1161\u11ab\u1100\u116e\u11a8\u110b\u1165"           # 한국어 as conjoining jamo
+    typed = "\u1112\u1161\u11ab\u1100\u116e\u11a8\u110b\u1165"  # 한국어 as conjoining jamo
     jamo = tok.encode(typed)
     assert jamo.tokens == enc.tokens[:4] + ["[SEP]"]
     assert words_of(typed, jamo) == [typed]
@@ -205,7 +232,7 @@ def test_checkpoint_tokenizers_keep_decomposed_accents_in_offsets_too():
 def test_text_of_lone_combining_marks_is_a_clear_error(tok):
     with pytest.raises(AttnvizError, match="no tokens the tokenizer can read"):
         tok.encode("\u0301\u0301")
-    enc = tok.encode("e\u0301\u0301\u0301")             # stacked marks stay with their letter
+    enc = tok.encode("e\u0301\u0301\u0301")  # stacked marks stay with their letter
     assert enc.tokens[1:-1] == ["e"] and spans("e\u0301\u0301\u0301", enc) == ["e\u0301\u0301\u0301"]
 
 
@@ -227,14 +254,20 @@ def test_tokenizer_errors_on_encoding_are_one_line_naming_the_file(tmp_path):
 
     path = _wordlevel_without_unk(tmp_path / "nounk.json")
     tok = TextTokenizer.from_file(path)
-    assert tok.encode("the").tokens == ["the"]     # known words still encode
+    assert tok.encode("the").tokens == ["the"]  # known words still encode
     with pytest.raises(AttnvizError) as caught:
         tok.encode("the dog")
-    assert str(caught.value) == (f"{path}: the tokenizer cannot encode the text (WordLevel error: Missing [UNK] "
-                                 "token from the vocabulary); fix its tokenizer.json or use another tokenizer")
+    assert str(caught.value) == (
+        f"{path}: the tokenizer cannot encode the text (WordLevel error: Missing [UNK] "
+        "token from the vocabulary); fix its tokenizer.json or use another tokenizer"
+    )
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-m", "attnviz", "show", "the dog", "--tokenizer", str(path)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "attnviz", "show", "the dog", "--tokenizer", str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
     assert proc.returncode == 2 and proc.stderr == f"attnviz: error: {caught.value}\n", proc.stderr
 
 
@@ -247,7 +280,8 @@ def test_init_refuses_a_tokenizer_that_fails_on_unknown_words(tmp_path):
     out = CliRunner().invoke(app, ["init", str(tmp_path / "bad"), "--tokenizer", str(path)])
     assert out.exit_code == 2 and out.stderr.strip().splitlines() == [
         f"attnviz: error: {path}: the tokenizer cannot encode words outside its vocabulary (WordLevel error: "
-        "Missing [UNK] token from the vocabulary); give a tokenizer.json whose unk_token is in its vocabulary"]
+        "Missing [UNK] token from the vocabulary); give a tokenizer.json whose unk_token is in its vocabulary"
+    ]
     assert not (tmp_path / "bad").exists()
     # A sound tokenizer passes the same check, and its checkpoint reads unknown words.
     TextTokenizer.default().check_encodes()

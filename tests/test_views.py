@@ -56,7 +56,7 @@ def test_rollout_matches_direct_implementation():
 
 
 def test_pipeline_rollout_uses_every_layer_below(small_model):
-    full = run_attention(small_model, TEXT)                                          # all layers, heads
+    full = run_attention(small_model, TEXT)  # all layers, heads
     expected = direct_rollout(full.weights.astype(np.float64))
     only_last = run_attention(small_model, TEXT, layers=[1], view="rollout")
     assert only_last.heads == [ROLLOUT_HEAD] and only_last.layers == [1] and only_last.view == "rollout"
@@ -91,14 +91,14 @@ def direct_norms(model, text, layer):
     Wv, Wo = attn.value.weight.detach().double(), attn.out.weight.detach().double()
     bv = attn.value.bias.detach().double() if attn.value.bias is not None else 0.0
     bo = attn.out.bias.detach().double() if attn.out.bias is not None else 0.0
-    v = captured["x"] @ Wv.T + bv                                                     # [T, G*Dh]
-    probs = captured["probs"]                                                        # [H, T, T]
+    v = captured["x"] @ Wv.T + bv  # [T, G*Dh]
+    probs = captured["probs"]  # [H, T, T]
     T = v.shape[0]
     norms = torch.zeros(H, T, T, dtype=torch.float64)
     total = torch.zeros(T, Wo.shape[0], dtype=torch.float64)
     for h in range(H):
         g = h // (H // G)
-        f = v[:, g * Dh:(g + 1) * Dh] @ Wo[:, h * Dh:(h + 1) * Dh].T                # [T, D]: f_h(x_j)
+        f = v[:, g * Dh : (g + 1) * Dh] @ Wo[:, h * Dh : (h + 1) * Dh].T  # [T, D]: f_h(x_j)
         for i in range(T):
             for j in range(T):
                 vec = probs[h, i, j] * f[j]
@@ -116,8 +116,9 @@ def as_multi_head(model):
     mha_config = dataclasses.replace(config, num_kv_heads=None)
     state = {}
     for name, t in model.encoder.state_dict().items():
-        if name.endswith(("attention.key.weight", "attention.key.bias", "attention.value.weight",
-                          "attention.value.bias")):
+        if name.endswith(
+            ("attention.key.weight", "attention.key.bias", "attention.value.weight", "attention.value.bias")
+        ):
             rest = t.shape[1:]
             t = t.reshape(G, Dh, *rest).repeat_interleave(H // G, dim=0).reshape(H * Dh, *rest)
         state[name] = t
@@ -128,7 +129,9 @@ def as_multi_head(model):
 
 @pytest.mark.parametrize("placement", ["post", "pre"])
 def test_norm_view_matches_direct_computation_with_module_weights(placement):
-    model = random_model(EncoderConfig(num_layers=3, num_heads=4, d_model=32, d_ff=64, norm_placement=placement), seed=3)
+    model = random_model(
+        EncoderConfig(num_layers=3, num_heads=4, d_model=32, d_ff=64, norm_placement=placement), seed=3
+    )
     result = run_attention(model, TEXT, layers=[0, 2], view="norm")
     assert result.view == "norm" and result.heads == [0, 1, 2, 3]
     for k, layer in enumerate([0, 2]):
@@ -139,19 +142,29 @@ def test_norm_view_matches_direct_computation_with_module_weights(placement):
 
 def test_norm_view_array_math_on_a_tiny_example():
     # 2 heads of width 1 (D = 2): f_h(x_j) = v_j[h] * Wo[:, h], so ||f_h(x_j)|| = |v_j[h]| * ||Wo[:, h]||.
-    values = np.array([[1.0, -2.0], [3.0, 0.5]])                                     # [T=2, D=2]
-    Wo = np.array([[3.0, 0.0], [4.0, 1.0]])                                          # column norms 5 and 1
-    probs = np.array([[[0.25, 0.75], [1.0, 0.0]], [[0.5, 0.5], [0.1, 0.9]]])         # [H, T, T]
-    expected = np.array([[[0.25 * 5, 0.75 * 15], [1.0 * 5, 0.0]],
-                         [[0.5 * 2, 0.5 * 0.5], [0.1 * 2, 0.9 * 0.5]]])
+    values = np.array([[1.0, -2.0], [3.0, 0.5]])  # [T=2, D=2]
+    Wo = np.array([[3.0, 0.0], [4.0, 1.0]])  # column norms 5 and 1
+    probs = np.array([[[0.25, 0.75], [1.0, 0.0]], [[0.5, 0.5], [0.1, 0.9]]])  # [H, T, T]
+    expected = np.array([[[0.25 * 5, 0.75 * 15], [1.0 * 5, 0.0]], [[0.5 * 2, 0.5 * 0.5], [0.1 * 2, 0.9 * 0.5]]])
     np.testing.assert_allclose(norm_view(probs, values, Wo), expected)
 
 
 @pytest.mark.parametrize("kv_heads,bias", [(2, True), (1, False)])
 def test_grouped_query_norm_view_equals_the_same_model_in_multi_head_form(kv_heads, bias):
-    config = EncoderConfig(num_layers=2, num_heads=4, num_kv_heads=kv_heads, d_model=32, d_ff=64, causal=True,
-                           positional="rope", norm="rms", norm_placement="pre", ffn="gated",
-                           attention_bias=bias, output_bias=bias)
+    config = EncoderConfig(
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=kv_heads,
+        d_model=32,
+        d_ff=64,
+        causal=True,
+        positional="rope",
+        norm="rms",
+        norm_placement="pre",
+        ffn="gated",
+        attention_bias=bias,
+        output_bias=bias,
+    )
     gqa = attnviz.load_model("random", config=config, seed=5)
     mha = as_multi_head(gqa)
     assert gqa.encoder.layers[0].attention.kv_heads == kv_heads and mha.encoder.layers[0].attention.kv_heads == 4
@@ -167,29 +180,46 @@ def test_grouped_query_norm_view_equals_the_same_model_in_multi_head_form(kv_hea
 
 def test_norm_view_array_math_with_one_key_value_head():
     # 2 query heads of width 1 over 1 value head: ||f_h(x_j)|| = |v_j| * ||Wo[:, h]||.
-    values = np.array([[2.0], [-0.5]])                                               # [T=2, G*Dh=1]
-    Wo = np.array([[3.0, 0.0], [4.0, 1.0]])                                          # column norms 5 and 1
-    probs = np.array([[[0.25, 0.75], [1.0, 0.0]], [[0.5, 0.5], [0.1, 0.9]]])         # [H, T, T]
+    values = np.array([[2.0], [-0.5]])  # [T=2, G*Dh=1]
+    Wo = np.array([[3.0, 0.0], [4.0, 1.0]])  # column norms 5 and 1
+    probs = np.array([[[0.25, 0.75], [1.0, 0.0]], [[0.5, 0.5], [0.1, 0.9]]])  # [H, T, T]
     expected = probs * np.array([[10.0, 2.5], [2.0, 0.5]])[:, None, :]
     np.testing.assert_allclose(norm_view(probs, values, Wo, kv_heads=1), expected)
     with pytest.raises(ValueError, match="do not fit"):
-        norm_view(probs, values, Wo)                                                 # 1 value column, 2 heads
+        norm_view(probs, values, Wo)  # 1 value column, 2 heads
 
 
-@pytest.mark.parametrize("args", [
-    ["show", "The cat sat.", "--kv-heads", "1", "--num-heads", "2", "--view", "norm"],
-    ["probe", "coref", "agreement", "--kv-heads", "2", "--num-heads", "4", "--d-model", "16", "--d-ff", "32",
-     "--view", "norm"],
-    ["compare", "A b it.", "A c it.", "--kv-heads", "1", "--num-heads", "2", "--view", "norm"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show", "The cat sat.", "--kv-heads", "1", "--num-heads", "2", "--view", "norm"],
+        [
+            "probe",
+            "coref",
+            "agreement",
+            "--kv-heads",
+            "2",
+            "--num-heads",
+            "4",
+            "--d-model",
+            "16",
+            "--d-ff",
+            "32",
+            "--view",
+            "norm",
+        ],
+        ["compare", "A b it.", "A c it.", "--kv-heads", "1", "--num-heads", "2", "--view", "norm"],
+    ],
+)
 def test_norm_view_commands_with_grouped_query_attention(args):
     out = runner.invoke(app, args)
     assert out.exit_code == 0, out.output
 
 
 def test_show_norm_view_json_with_grouped_query_attention():
-    out = runner.invoke(app, ["show", "The cat sat.", "--kv-heads", "1", "--num-heads", "2", "--view", "norm",
-                              "--format", "json"])
+    out = runner.invoke(
+        app, ["show", "The cat sat.", "--kv-heads", "1", "--num-heads", "2", "--view", "norm", "--format", "json"]
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     weights = np.array(data["weights"], dtype=np.float64)

@@ -17,20 +17,24 @@ runner = CliRunner()
 
 def test_aggregation_matches_hand_computed_example():
     # "abc d" tokenized as [CLS] ab ##c d [SEP]; the word "abc" is split into two pieces.
-    W = [[0.1, 0.2, 0.3, 0.4, 0.0],
-         [0.5, 0.1, 0.1, 0.1, 0.2],
-         [0.3, 0.3, 0.1, 0.1, 0.2],
-         [0.0, 0.25, 0.25, 0.5, 0.0],
-         [0.2, 0.2, 0.2, 0.2, 0.2]]
-    result = hand_result([[W]], ["[CLS]", "ab", "##c", "d", "[SEP]"],
-                         [(0, 0), (0, 2), (2, 3), (4, 5), (0, 0)], [None, 0, 0, 1, None], "abc d")
+    W = [
+        [0.1, 0.2, 0.3, 0.4, 0.0],
+        [0.5, 0.1, 0.1, 0.1, 0.2],
+        [0.3, 0.3, 0.1, 0.1, 0.2],
+        [0.0, 0.25, 0.25, 0.5, 0.0],
+        [0.2, 0.2, 0.2, 0.2, 0.2],
+    ]
+    result = hand_result(
+        [[W]],
+        ["[CLS]", "ab", "##c", "d", "[SEP]"],
+        [(0, 0), (0, 2), (2, 3), (4, 5), (0, 0)],
+        [None, 0, 0, 1, None],
+        "abc d",
+    )
     words = to_words(result)
     # Worked by hand: columns of "ab" and "##c" summed (0.2+0.3, 0.1+0.1, ...); the rows of
     # "ab" and "##c" averaged: ([0.5, 0.2, 0.1, 0.2] + [0.3, 0.4, 0.1, 0.2]) / 2.
-    expected = [[0.1, 0.5, 0.4, 0.0],
-                [0.4, 0.3, 0.1, 0.2],
-                [0.0, 0.5, 0.5, 0.0],
-                [0.2, 0.4, 0.2, 0.2]]
+    expected = [[0.1, 0.5, 0.4, 0.0], [0.4, 0.3, 0.1, 0.2], [0.0, 0.5, 0.5, 0.0], [0.2, 0.4, 0.2, 0.2]]
     np.testing.assert_allclose(words.weights[0, 0], expected, atol=1e-7)
     assert words.tokens == ["[CLS]", "abc", "d", "[SEP]"]
     assert words.labels == ["[CLS]", "abc", "d", "[SEP]"]
@@ -45,8 +49,13 @@ def test_aggregation_matches_hand_computed_example():
 
 
 def test_word_groups_keep_specials_alone_and_follow_word_ids():
-    result = hand_result(np.full((1, 1, 6, 6), 1 / 6), ["[CLS]", "a", "##b", "##c", "[SEP]", "[SEP]"],
-                         [(0, 0), (0, 1), (1, 2), (2, 3), (0, 0), (0, 0)], [None, 0, 0, 0, None, None], "abc")
+    result = hand_result(
+        np.full((1, 1, 6, 6), 1 / 6),
+        ["[CLS]", "a", "##b", "##c", "[SEP]", "[SEP]"],
+        [(0, 0), (0, 1), (1, 2), (2, 3), (0, 0), (0, 0)],
+        [None, 0, 0, 0, None, None],
+        "abc",
+    )
     assert word_groups(result) == [[0], [1, 2, 3], [4], [5]]
 
 
@@ -68,8 +77,13 @@ def loop_words(result):
     return out
 
 
-@pytest.mark.parametrize("text", ["The animal didn't cross the street because it was too tired.",
-                                  "동물은 너무 피곤해서 길을 건너지 않았다. 그것은 지쳤다."])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The animal didn't cross the street because it was too tired.",
+        "동물은 너무 피곤해서 길을 건너지 않았다. 그것은 지쳤다.",
+    ],
+)
 @pytest.mark.parametrize("view", ["attention", "rollout", "norm"])
 def test_real_model_words_match_loop_and_rows_sum_to_one(small_model, text, view):
     result = run_attention(small_model, text, view=view)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "attnviz" / "data" / "probes" / "agreement.jsonl"
 SEED = 20261122
-BASES_PER_CUE = 32   # x 2 orders x 2 pronouns = 128 items per cue
+BASES_PER_CUE = 32  # x 2 orders x 2 pronouns = 128 items per cue
 
 # {A} first mention, {B} second mention, {P} the pronoun, {C} a continuation.
 FRAMES = [
@@ -40,20 +40,93 @@ FRAMES = [
     "Everyone saw the {A} with the {B} before {P} {C}.",
 ]
 CONTINUATIONS = [
-    "seemed tired", "looked surprised", "turned around", "waited by the gate", "slowed down",
-    "left early", "stopped near the river", "felt hungry", "seemed calm", "moved away",
-    "hid behind the wall", "made a loud noise",
+    "seemed tired",
+    "looked surprised",
+    "turned around",
+    "waited by the gate",
+    "slowed down",
+    "left early",
+    "stopped near the river",
+    "felt hungry",
+    "seemed calm",
+    "moved away",
+    "hid behind the wall",
+    "made a loud noise",
 ]
 # Number: singular nouns that naturally take "it", plural nouns that take "they".
-SINGULAR = ["dog", "cat", "bird", "horse", "robot", "truck", "kitten", "fox", "drone", "parrot",
-            "puppy", "camel", "tractor", "goose", "rabbit", "pony"]
-PLURAL = ["boys", "girls", "children", "farmers", "tourists", "students", "neighbours", "workers",
-          "soldiers", "guards", "visitors", "players", "sheep dogs", "ducks", "monkeys", "pigeons"]
+SINGULAR = [
+    "dog",
+    "cat",
+    "bird",
+    "horse",
+    "robot",
+    "truck",
+    "kitten",
+    "fox",
+    "drone",
+    "parrot",
+    "puppy",
+    "camel",
+    "tractor",
+    "goose",
+    "rabbit",
+    "pony",
+]
+PLURAL = [
+    "boys",
+    "girls",
+    "children",
+    "farmers",
+    "tourists",
+    "students",
+    "neighbours",
+    "workers",
+    "soldiers",
+    "guards",
+    "visitors",
+    "players",
+    "sheep dogs",
+    "ducks",
+    "monkeys",
+    "pigeons",
+]
 # Gender: nouns whose gender is part of their meaning.
-MALE = ["king", "uncle", "father", "brother", "actor", "waiter", "boy", "man", "husband", "son",
-        "grandfather", "monk", "nephew", "prince", "gentleman", "groom"]
-FEMALE = ["queen", "aunt", "mother", "sister", "actress", "waitress", "girl", "woman", "wife",
-          "daughter", "grandmother", "nun", "niece", "princess", "lady", "bride"]
+MALE = [
+    "king",
+    "uncle",
+    "father",
+    "brother",
+    "actor",
+    "waiter",
+    "boy",
+    "man",
+    "husband",
+    "son",
+    "grandfather",
+    "monk",
+    "nephew",
+    "prince",
+    "gentleman",
+    "groom",
+]
+FEMALE = [
+    "queen",
+    "aunt",
+    "mother",
+    "sister",
+    "actress",
+    "waitress",
+    "girl",
+    "woman",
+    "wife",
+    "daughter",
+    "grandmother",
+    "nun",
+    "niece",
+    "princess",
+    "lady",
+    "bride",
+]
 
 CUES = {
     # cue: (nouns of candidate kind 0, nouns of kind 1, pronoun for kind 0, pronoun for kind 1)
@@ -91,11 +164,19 @@ def build() -> list[dict]:
                 group = f"{cue}-{base:02d}{'ab'[order]}"
                 for pronoun in (pronoun0, pronoun1):
                     made = _sentence(frame, first, second, pronoun, continuation)
-                    wanted = noun0 if pronoun == pronoun0 else noun1     # the agreeing noun
+                    wanted = noun0 if pronoun == pronoun0 else noun1  # the agreeing noun
                     answer = 0 if wanted == first else 1
-                    items.append({"id": f"{group}-{pronoun}", "group": group, "cue": cue,
-                                  "text": made["text"], "pronoun": made["spans"]["P"],
-                                  "candidates": [made["spans"]["A"], made["spans"]["B"]], "answer": answer})
+                    items.append(
+                        {
+                            "id": f"{group}-{pronoun}",
+                            "group": group,
+                            "cue": cue,
+                            "text": made["text"],
+                            "pronoun": made["spans"]["P"],
+                            "candidates": [made["spans"]["A"], made["spans"]["B"]],
+                            "answer": answer,
+                        }
+                    )
     return items
 
 

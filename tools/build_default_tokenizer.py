@@ -75,21 +75,24 @@ def build(vocab_path: Path | None = None) -> Tokenizer:
         vocab.setdefault(syllable, len(vocab))
         vocab.setdefault("##" + syllable, len(vocab))
 
-    tok = Tokenizer(WordPiece(vocab, unk_token="[UNK]", continuing_subword_prefix="##",
-                              max_input_chars_per_word=100))
-    tok.normalizer = normalizers.Sequence([
-        normalizers.NFD(),
-        normalizers.StripAccents(),
-        normalizers.NFC(),
-        normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                   strip_accents=False, lowercase=True),
-    ])
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.WhitespaceSplit(),
-        pre_tokenizers.Split(Regex(WORD_PATTERN), behavior="isolated"),
-    ])
+    tok = Tokenizer(WordPiece(vocab, unk_token="[UNK]", continuing_subword_prefix="##", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.Sequence(
+        [
+            normalizers.NFD(),
+            normalizers.StripAccents(),
+            normalizers.NFC(),
+            normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=True),
+        ]
+    )
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Split(Regex(WORD_PATTERN), behavior="isolated"),
+        ]
+    )
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
     tok.decoder = decoders.WordPiece(prefix="##")
@@ -101,6 +104,5 @@ if __name__ == "__main__":
     tokenizer = build(Path(sys.argv[1]) if len(sys.argv) > 1 else None)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     # Pretty-printed with sorted keys so the committed file diffs cleanly and rebuilds identically.
-    OUT.write_text(json.dumps(json.loads(tokenizer.to_str()), ensure_ascii=False, indent=1) + "\n",
-                   encoding="utf-8")
+    OUT.write_text(json.dumps(json.loads(tokenizer.to_str()), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {OUT} ({tokenizer.get_vocab_size()} entries)")

@@ -43,16 +43,20 @@ def main() -> None:
     driver = browser.start(width=1200, height=900)
     try:
         driver.get(page.as_uri())
-        WebDriverWait(driver, 60).until(lambda d: d.execute_script(
-            "return document.getElementById('attnviz').dataset.painted"))
+        WebDriverWait(driver, 60).until(
+            lambda d: d.execute_script("return document.getElementById('attnviz').dataset.painted")
+        )
         if args.tab != "head":
             driver.find_element("id", "tab-" + args.tab).click()
-        else:   # layer 1, head 3 alone (MiniLM's best pronoun head), hovering the query 'it'
-            driver.execute_script("""
+        else:  # layer 1, head 3 alone (MiniLM's best pronoun head), hovering the query 'it'
+            driver.execute_script(
+                """
                 const sel = (id, v) => { const s = document.getElementById(id); s.value = v; s.dispatchEvent(new Event('change')); };
                 sel('layer', 1); sel('head', 3);
                 document.querySelector('[data-key="one-head"]').click();
-                document.querySelector('.col.q .tok[data-i="' + arguments[0] + '"]').dispatchEvent(new Event('mouseenter'));""", it)
+                document.querySelector('.col.q .tok[data-i="' + arguments[0] + '"]').dispatchEvent(new Event('mouseenter'));""",
+                it,
+            )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(args.out))
     finally:

@@ -30,10 +30,10 @@ _PARTICLES = "|".join(re.escape(p) for p in sorted(KOREAN_PARTICLES - {""}, key=
 
 @dataclass(frozen=True)
 class Span:
-    label: str              # the text as written in the sentence
-    start: int              # character span in the text
+    label: str  # the text as written in the sentence
+    start: int  # character span in the text
     end: int
-    units: list[int]        # unit (token or word) indices of the result, ascending
+    units: list[int]  # unit (token or word) indices of the result, ascending
     note: str | None = None
 
 
@@ -43,7 +43,7 @@ class CandidateScores:
 
     focus: Span
     candidates: list[Span]
-    weights: np.ndarray      # float64 [len(layers), len(heads), C]
+    weights: np.ndarray  # float64 [len(layers), len(heads), C]
     layers: list[int]
     heads: list[int]
     notes: list[str] = field(default_factory=list)
@@ -66,10 +66,16 @@ class CandidateScores:
         return {
             "focus": _span_dict(self.focus),
             "candidates": [_span_dict(c) for c in self.candidates],
-            "heads": [{"layer": layer, "head": head,
-                       "weights": [float(w) for w in self.weights[li, hi]],
-                       "winner": None if won[li, hi] == NO_WINNER else int(won[li, hi])}
-                      for li, layer in enumerate(self.layers) for hi, head in enumerate(self.heads)],
+            "heads": [
+                {
+                    "layer": layer,
+                    "head": head,
+                    "weights": [float(w) for w in self.weights[li, hi]],
+                    "winner": None if won[li, hi] == NO_WINNER else int(won[li, hi]),
+                }
+                for li, layer in enumerate(self.layers)
+                for hi, head in enumerate(self.heads)
+            ],
             "wins": self.counts(),
             "ties": self.ties(),
             "notes": self.notes,
@@ -141,8 +147,7 @@ def head_word(phrase: str) -> tuple[str, str | None]:
     return words[-1], f"candidate {phrase!r}: using its last word {words[-1]!r} (the head noun)"
 
 
-def find_span(result: AttentionResult, phrase: str, what: str = "candidate",
-              before: int | None = None) -> Span:
+def find_span(result: AttentionResult, phrase: str, what: str = "candidate", before: int | None = None) -> Span:
     """Match `phrase` (a string) in the sentence and return its span.
 
     Which occurrence: with `before` (a character position, the pronoun's start), the one nearest
@@ -153,17 +158,20 @@ def find_span(result: AttentionResult, phrase: str, what: str = "candidate",
         raise AttnvizError(f"a {what} is empty; give words of the sentence separated by commas")
     found = [(s, e) for s, e in occurrences(result.text, word) if units_touching(result, s, e)]
     if not found:
-        raise AttnvizError(f"{what} {phrase!r} is not a word of the sentence"
-                           + (f" (looked for {word!r})" if note else "")
-                           + "; give a word that occurs in it (whole words, any case)")
+        raise AttnvizError(
+            f"{what} {phrase!r} is not a word of the sentence"
+            + (f" (looked for {word!r})" if note else "")
+            + "; give a word that occurs in it (whole words, any case)"
+        )
     start, end = found[0]
     if before is not None:
         earlier = [(s, e) for s, e in found if e <= before]
         if earlier:
             start, end = earlier[-1]
     if len(found) > 1:
-        extra = (f"{what} {word!r} occurs {len(found)} times; using the one at characters {start}-{end}"
-                 + (" (nearest before the focus)" if before is not None and end <= before else ""))
+        extra = f"{what} {word!r} occurs {len(found)} times; using the one at characters {start}-{end}" + (
+            " (nearest before the focus)" if before is not None and end <= before else ""
+        )
         note = f"{note}; {extra}" if note else extra
     return Span(result.text[start:end], start, end, units_touching(result, start, end), note)
 
@@ -197,8 +205,10 @@ def parse_candidates(spec: str) -> list[str]:
     """ "animal, street" -> ["animal", "street"]; at least two, no empty ones."""
     parts = [p.strip() for p in spec.split(",")]
     if any(not p for p in parts) or len(parts) < 2:
-        raise AttnvizError(f"invalid --candidates {spec!r}: give at least two words of the sentence "
-                           "separated by commas, e.g. --candidates \"animal,street\"")
+        raise AttnvizError(
+            f"invalid --candidates {spec!r}: give at least two words of the sentence "
+            'separated by commas, e.g. --candidates "animal,street"'
+        )
     return parts
 
 
@@ -209,8 +219,9 @@ def resolve_candidates(result: AttentionResult, phrases: list[str], focus: Span)
     for phrase, span in zip(phrases, spans):
         key = tuple(span.units)
         if key in seen:
-            raise AttnvizError(f"candidates {seen[key]!r} and {phrase!r} are the same word of the sentence; "
-                               "give different words")
+            raise AttnvizError(
+                f"candidates {seen[key]!r} and {phrase!r} are the same word of the sentence; give different words"
+            )
         if set(span.units) & set(focus.units):
             raise AttnvizError(f"candidate {phrase!r} is the focus word itself; give other words")
         check_candidate(result, focus, span, f"candidate {phrase!r}")
@@ -228,18 +239,20 @@ def check_candidate(result: AttentionResult, focus: Span, candidate: Span, what:
         raise AttnvizError(
             f"{what} comes after the focus {printable(focus.label)!r}: in a causal model a token sees only "
             "itself and the words before it, so it cannot attend to a later word; an antecedent precedes "
-            "the pronoun, give candidates that come before the focus")
+            "the pronoun, give candidates that come before the focus"
+        )
     sinks = sorted(set(candidate.units) & set(result.excluded))
     if sinks:
         raise AttnvizError(
             f"{what} is {result.unit_name} {sinks[0]}, an attention sink left out of the rankings "
             "(in a causal model the first token soaks up attention); give another candidate, or keep the "
-            "sinks in (without --exclude-sinks)")
+            "sinks in (without --exclude-sinks)"
+        )
 
 
 def score_candidates(result: AttentionResult, focus: Span, candidates: list[Span]) -> CandidateScores:
     """The weight from the focus to each candidate in every head of the result."""
-    weights = result.weights.astype(np.float64)                                     # [L, H, T, T]
+    weights = result.weights.astype(np.float64)  # [L, H, T, T]
     scores = np.stack([span_weights(weights, focus.units, c.units) for c in candidates], axis=-1)  # [L, H, C]
     notes = [s.note for s in [focus, *candidates] if s.note]
     return CandidateScores(focus, candidates, scores, list(result.layers), list(result.heads), notes)

@@ -37,8 +37,10 @@ def resolve_focus_span(result: AttentionResult, query: str | None) -> Span:
     index = ascii_index(text)
     if index is not None:
         if index >= len(result.tokens):
-            raise AttnvizError(f"focus {text[:40]} is out of range: the sentence has {len(result.tokens)} units "
-                               f"(0-{len(result.tokens) - 1})")
+            raise AttnvizError(
+                f"focus {text[:40]} is out of range: the sentence has {len(result.tokens)} units "
+                f"(0-{len(result.tokens) - 1})"
+            )
         return focus_span(result, index)
     return find_span(result, text, "focus word")
 
@@ -114,10 +116,10 @@ def aligned(rows: np.ndarray, columns: list[Column], side: str) -> np.ndarray:
 class Side:
     """One sentence (or one model) of a comparison."""
 
-    name: str                         # "A", "B", or the model's name
-    result: AttentionResult           # word level
+    name: str  # "A", "B", or the model's name
+    result: AttentionResult  # word level
     focus: Span
-    rows: np.ndarray                  # [L, H, U] where the focus goes
+    rows: np.ndarray  # [L, H, U] where the focus goes
     scores: CandidateScores | None
 
     def top(self, li: int, hi: int) -> tuple[int, float]:
@@ -128,13 +130,13 @@ class Side:
 
 @dataclass(frozen=True)
 class Comparison:
-    kind: str                         # "sentences" (one model, twin texts) or "models" (one text, two models)
+    kind: str  # "sentences" (one model, twin texts) or "models" (one text, two models)
     a: Side
     b: Side
     columns: list[Column]
     layers: list[int]
     heads: list[int]
-    jsd: np.ndarray                   # [L, H] divergence of the focus rows (models: of whole maps)
+    jsd: np.ndarray  # [L, H] divergence of the focus rows (models: of whole maps)
 
     @property
     def flips(self) -> np.ndarray:
@@ -148,8 +150,12 @@ class Comparison:
     def blind_to_the_difference(self) -> bool:
         """Twins of a causal model that are the same up to the end of the focus: the focus sees only
         itself and what comes before it, so its attention is the same in both, whatever follows."""
-        return (self.kind == "sentences" and self.a.result.causal and self.b.result.causal
-                and self.a.result.text[:self.a.focus.end] == self.b.result.text[:self.b.focus.end])
+        return (
+            self.kind == "sentences"
+            and self.a.result.causal
+            and self.b.result.causal
+            and self.a.result.text[: self.a.focus.end] == self.b.result.text[: self.b.focus.end]
+        )
 
     def maps(self) -> tuple[np.ndarray, np.ndarray]:
         """[L*H, C] focus maps of both sides on the shared columns (rows: layer-major heads)."""
@@ -177,11 +183,16 @@ class Comparison:
                 heads.append(entry)
         out = {
             "kind": self.kind,
-            "sides": {s.name: {"text": s.result.text, "model": s.result.model.to_dict(),
-                               "focus": {"text": s.focus.label, "start": s.focus.start, "end": s.focus.end},
-                               "units": s.result.labels,
-                               "candidates": [c.label for c in s.scores.candidates] if s.scores else None}
-                      for s in (self.a, self.b)},
+            "sides": {
+                s.name: {
+                    "text": s.result.text,
+                    "model": s.result.model.to_dict(),
+                    "focus": {"text": s.focus.label, "start": s.focus.start, "end": s.focus.end},
+                    "units": s.result.labels,
+                    "candidates": [c.label for c in s.scores.candidates] if s.scores else None,
+                }
+                for s in (self.a, self.b)
+            },
             "view": self.a.result.view,
             "layers": self.layers,
             "heads_selected": self.heads,
@@ -202,8 +213,9 @@ def _scores(result: AttentionResult, focus: Span, phrases: list[str] | None) -> 
     return score_candidates(result, focus, resolve_candidates(result, phrases, focus))
 
 
-def compare_sentences(a: AttentionResult, b: AttentionResult, focus: str | None,
-                      candidates: list[str] | None = None) -> Comparison:
+def compare_sentences(
+    a: AttentionResult, b: AttentionResult, focus: str | None, candidates: list[str] | None = None
+) -> Comparison:
     """Same model, twin sentences. `a` and `b` should be word level."""
     if a.layers != b.layers or a.heads != b.heads:
         raise ValueError("both results must hold the same layers and heads")
@@ -217,36 +229,51 @@ def compare_sentences(a: AttentionResult, b: AttentionResult, focus: str | None,
     columns = align_units(a, b)
     ra = aligned(sides[0].rows, columns, "a")
     rb = aligned(sides[1].rows, columns, "b")
-    return Comparison("sentences", sides[0], sides[1], columns, list(a.layers), list(a.heads),
-                      jensen_shannon(ra, rb))
+    return Comparison("sentences", sides[0], sides[1], columns, list(a.layers), list(a.heads), jensen_shannon(ra, rb))
 
 
-def compare_models(a: AttentionResult, b: AttentionResult, focus: str | None,
-                   candidates: list[str] | None = None, names: tuple[str, str] = ("A", "B")) -> Comparison:
+def compare_models(
+    a: AttentionResult,
+    b: AttentionResult,
+    focus: str | None,
+    candidates: list[str] | None = None,
+    names: tuple[str, str] = ("A", "B"),
+) -> Comparison:
     """One sentence, two models of the same shape. Per head JSD: of the focus rows with a focus,
     else the mean over all rows of the two maps."""
     if a.text != b.text:
         raise ValueError("compare_models needs the same text on both sides")
     if len(a.layers) != len(b.layers) or len(a.heads) != len(b.heads):
-        raise AttnvizError(f"the two models have different shapes ({len(a.layers)}x{len(a.heads)} vs "
-                           f"{len(b.layers)}x{len(b.heads)} layers x heads selected); compare models of "
-                           "the same architecture (e.g. a model and its fine-tuned version)")
+        raise AttnvizError(
+            f"the two models have different shapes ({len(a.layers)}x{len(a.heads)} vs "
+            f"{len(b.layers)}x{len(b.heads)} layers x heads selected); compare models of "
+            "the same architecture (e.g. a model and its fine-tuned version)"
+        )
     real_a = [o for o, s in zip(a.offsets, a.special) if not s]
     real_b = [o for o, s in zip(b.offsets, b.special) if not s]
     if real_a != real_b or a.special != b.special:
-        raise AttnvizError("the two models split the sentence into different words or special tokens; "
-                           "compare models that share a tokenizer")
+        raise AttnvizError(
+            "the two models split the sentence into different words or special tokens; "
+            "compare models that share a tokenizer"
+        )
     columns = [Column(i, i, label) for i, label in enumerate(a.labels)]
     sides = []
     for name, result in zip(names, (a, b)):
         span = resolve_focus_span(result, focus) if focus is not None or candidates else None
         rows = focus_rows(result, span) if span is not None else result.weights.astype(np.float64).mean(axis=2)
-        sides.append(Side(name, result, span or Span("", 0, 0, []), rows,
-                          _scores(result, span, candidates) if span is not None else None))
+        sides.append(
+            Side(
+                name,
+                result,
+                span or Span("", 0, 0, []),
+                rows,
+                _scores(result, span, candidates) if span is not None else None,
+            )
+        )
     if focus is not None or candidates:
         jsd = jensen_shannon(sides[0].rows, sides[1].rows)
     else:
-        jsd = jensen_shannon(a.weights, b.weights).mean(axis=-1)                     # mean over query rows
+        jsd = jensen_shannon(a.weights, b.weights).mean(axis=-1)  # mean over query rows
     return Comparison("models", sides[0], sides[1], columns, list(a.layers), list(a.heads), jsd)
 
 
@@ -254,5 +281,16 @@ def head_name(layer: int, head: int) -> str:
     return f"L{layer} H{head}" if head >= 0 else f"L{layer} mean"
 
 
-__all__ = ["Comparison", "Column", "Side", "align_units", "aligned", "compare_models", "compare_sentences",
-           "focus_rows", "head_name", "jensen_shannon", "resolve_focus_span"]
+__all__ = [
+    "Comparison",
+    "Column",
+    "Side",
+    "align_units",
+    "aligned",
+    "compare_models",
+    "compare_sentences",
+    "focus_rows",
+    "head_name",
+    "jensen_shannon",
+    "resolve_focus_span",
+]

@@ -13,8 +13,7 @@ import numpy as np
 from ..result import AttentionResult, ascii_index
 from ..errors import AttnvizError
 
-ENGLISH_PRONOUNS = frozenset(
-    "it its he him his she her hers they them their theirs".split())
+ENGLISH_PRONOUNS = frozenset("it its he him his she her hers they them their theirs".split())
 # Korean third-person and demonstrative pronouns. In text they carry a particle ("그것은", "그가")
 # or stand alone ("그것"), the plural 들 may come first ("그것들을").
 KOREAN_PRONOUNS = ("그녀", "그것", "그들", "이것", "저것", "그분", "이분", "저분", "그이", "걔", "얘", "쟤")
@@ -25,7 +24,8 @@ KOREAN_HE = "그"
 # Spoken contractions of 그것/이것/저것 with a particle: 그게 = 그것이, 그건 = 그것은, 그걸 = 그것을.
 KOREAN_CONTRACTIONS = frozenset(f"{d}{p}" for d in "그이저" for p in "게건걸")
 KOREAN_PARTICLES = frozenset(
-    "은 는 이 가 을 를 의 에게 에게서 도 와 과 랑 이랑 만 에 에서 로 으로 한테 께서".split()) | {""}
+    "은 는 이 가 을 를 의 에게 에게서 도 와 과 랑 이랑 만 에 에서 로 으로 한테 께서".split()
+) | {""}
 # 그 + particle spellings that are words of their own: 그만 ("enough", "stop").
 _KOREAN_NOT_PRONOUNS = frozenset({"그만"})
 
@@ -40,7 +40,7 @@ def is_korean_pronoun(word: str) -> bool:
         return False
     for stem in KOREAN_PRONOUNS:
         if word.startswith(stem):
-            rest = word[len(stem):].removeprefix("들")
+            rest = word[len(stem) :].removeprefix("들")
             if rest in KOREAN_PARTICLES:
                 return True
     rest = word.removeprefix(KOREAN_HE)
@@ -54,7 +54,7 @@ def is_pronoun(word: str) -> bool:
 
 @dataclass(frozen=True)
 class Focus:
-    index: int           # token index in the result
+    index: int  # token index in the result
     label: str
     note: str | None = None  # e.g. "'it' occurs 2 times; using the first (token 9)"
 
@@ -63,7 +63,7 @@ class Focus:
 class HeadTargets:
     layer: int
     head: int
-    targets: list[tuple[int, float]]   # (key token index, weight), strongest first
+    targets: list[tuple[int, float]]  # (key token index, weight), strongest first
 
 
 def _fold(text: str) -> str:
@@ -93,7 +93,9 @@ def resolve_focus(result: AttentionResult, query: str) -> Focus:
     index = ascii_index(text)
     if index is not None:
         if index >= len(labels):
-            raise AttnvizError(f"focus token {text[:40]} is out of range: the sentence has {len(labels)} tokens (0-{len(labels) - 1})")
+            raise AttnvizError(
+                f"focus token {text[:40]} is out of range: the sentence has {len(labels)} tokens (0-{len(labels) - 1})"
+            )
         return Focus(index, labels[index])
     wanted = _fold(text)
     if not wanted:
@@ -102,11 +104,15 @@ def resolve_focus(result: AttentionResult, query: str) -> Focus:
     if not matches:
         matches = [indices[0] for word, indices in word_spans(result) if _fold(word) == wanted]
     if not matches:
-        raise AttnvizError(f"focus word {query!r} is not in the sentence; give one of its words or a token index 0-{len(labels) - 1}")
+        raise AttnvizError(
+            f"focus word {query!r} is not in the sentence; give one of its words or a token index 0-{len(labels) - 1}"
+        )
     note = None
     if len(matches) > 1:
-        note = (f"{query!r} occurs {len(matches)} times; using the first (token {matches[0]}); "
-                f"pass a token index ({', '.join(map(str, matches))}) to pick another")
+        note = (
+            f"{query!r} occurs {len(matches)} times; using the first (token {matches[0]}); "
+            f"pass a token index ({', '.join(map(str, matches))}) to pick another"
+        )
     return Focus(matches[0], labels[matches[0]], note)
 
 
@@ -137,9 +143,9 @@ def ranked_keys(result: AttentionResult, index: int) -> np.ndarray:
 def top_targets(result: AttentionResult, index: int, k: int = 3) -> list[HeadTargets]:
     """Per layer and head, the `k` keys that token `index` attends to most (ties: earlier token),
     among its ranked keys (fewer than `k` when fewer are left); the weights are the real ones."""
-    rows = result.weights[:, :, index, :]                                            # [L, H, T]
-    keys = np.flatnonzero(ranked_keys(result, index))                                # [K]
-    order = keys[np.argsort(-rows[..., keys], axis=-1, kind="stable")[..., :k]]      # [L, H, min(k, K)]
+    rows = result.weights[:, :, index, :]  # [L, H, T]
+    keys = np.flatnonzero(ranked_keys(result, index))  # [K]
+    order = keys[np.argsort(-rows[..., keys], axis=-1, kind="stable")[..., :k]]  # [L, H, min(k, K)]
     out = []
     for li, layer in enumerate(result.layers):
         for hi, head in enumerate(result.heads):

@@ -68,13 +68,28 @@ BROAD_ENTROPY = 0.85
 # Columns of the statistics, in display order.
 STATS = ("entropy", "confidence", "distance", "self", "prev", "next", "special", "first", "punct", "local")
 # Shares whose excess over uniform can make a positional role, with the role's name.
-TARGET_ROLES = {"prev": "previous token", "next": "next token", "self": "self",
-                "special": "special-token sink", "first": "first-token sink", "punct": "punctuation"}
+TARGET_ROLES = {
+    "prev": "previous token",
+    "next": "next token",
+    "self": "self",
+    "special": "special-token sink",
+    "first": "first-token sink",
+    "punct": "punctuation",
+}
 ROLES = (*TARGET_ROLES.values(), "local", "broad", "focused", "mixed")
 # Short names for the grid.
-ROLE_ABBREVIATIONS = {"previous token": "prev", "next token": "next", "self": "self",
-                      "special-token sink": "sink", "first-token sink": "first", "punctuation": "punct",
-                      "local": "local", "broad": "broad", "focused": "focus", "mixed": "mixed"}
+ROLE_ABBREVIATIONS = {
+    "previous token": "prev",
+    "next token": "next",
+    "self": "self",
+    "special-token sink": "sink",
+    "first-token sink": "first",
+    "punctuation": "punct",
+    "local": "local",
+    "broad": "broad",
+    "focused": "focus",
+    "mixed": "mixed",
+}
 # Statistics that have an excess over uniform (entropy and distance have none).
 # "content" is the row's largest weight on a non-special key: the excess behind "focused".
 EXCESS_STATS = ("confidence", "content", "self", "prev", "next", "special", "first", "punct", "local")
@@ -86,16 +101,20 @@ class HeadProfile:
 
     layer: int
     head: int
-    stats: dict[str, float]      # STATS -> mean over query rows (NaN when no row has it)
-    excess: dict[str, float]     # EXCESS_STATS -> mean excess over uniform (NaN likewise)
+    stats: dict[str, float]  # STATS -> mean over query rows (NaN when no row has it)
+    excess: dict[str, float]  # EXCESS_STATS -> mean excess over uniform (NaN likewise)
     role: str
-    role_score: float            # the excess (or entropy, for "broad") that decided the role
+    role_score: float  # the excess (or entropy, for "broad") that decided the role
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "head": self.head, "role": self.role,
-                "role_score": _json_float(self.role_score),
-                "stats": {k: _json_float(v) for k, v in self.stats.items()},
-                "excess": {k: _json_float(v) for k, v in self.excess.items()}}
+        return {
+            "layer": self.layer,
+            "head": self.head,
+            "role": self.role,
+            "role_score": _json_float(self.role_score),
+            "stats": {k: _json_float(v) for k, v in self.stats.items()},
+            "excess": {k: _json_float(v) for k, v in self.excess.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -105,10 +124,10 @@ class HeadReport:
     profiles: list[HeadProfile]  # layer-major order
     layers: list[int]
     heads: list[int]
-    sentences: int               # sentences measured
-    queries: int                 # query rows per head
-    skipped: int                 # sentences of a single token
-    uniform: dict[str, float]    # what uniform attention would give each statistic on this probe set
+    sentences: int  # sentences measured
+    queries: int  # query rows per head
+    skipped: int  # sentences of a single token
+    uniform: dict[str, float]  # what uniform attention would give each statistic on this probe set
 
     def profile(self, layer: int, head: int) -> HeadProfile:
         return self.profiles[self.layers.index(layer) * len(self.heads) + self.heads.index(head)]
@@ -124,12 +143,18 @@ class HeadReport:
         return {role: n for role, n in counts.items() if n}
 
     def to_dict(self) -> dict:
-        return {"sentences": self.sentences, "queries": self.queries, "skipped": self.skipped,
-                "layers": self.layers, "heads": self.heads,
-                "uniform": {k: _json_float(v) for k, v in self.uniform.items()},
-                "thresholds": {"role_excess": ROLE_EXCESS, "broad_entropy": BROAD_ENTROPY},
-                "roles": self.role_counts(), "grid": self.grid(),
-                "profiles": [p.to_dict() for p in self.profiles]}
+        return {
+            "sentences": self.sentences,
+            "queries": self.queries,
+            "skipped": self.skipped,
+            "layers": self.layers,
+            "heads": self.heads,
+            "uniform": {k: _json_float(v) for k, v in self.uniform.items()},
+            "thresholds": {"role_excess": ROLE_EXCESS, "broad_entropy": BROAD_ENTROPY},
+            "roles": self.role_counts(),
+            "grid": self.grid(),
+            "profiles": [p.to_dict() for p in self.profiles],
+        }
 
 
 def _json_float(value: float) -> float | None:
@@ -176,11 +201,11 @@ def _share_and_excess(acc: _Accumulator, name: str, share: np.ndarray, baseline:
 
 def _measure(acc: _Accumulator, result: AttentionResult) -> int:
     """Add one sentence's query rows to the sums; returns how many rows it had."""
-    w = result.weights.astype(np.float64)                                     # [L, H, T, T]
+    w = result.weights.astype(np.float64)  # [L, H, T, T]
     T = w.shape[-1]
-    special = np.array(result.special, dtype=bool)                             # [T]
-    q = np.flatnonzero(~special) if (~special).any() else np.arange(T)         # query rows [R]
-    rows = w[:, :, q, :]                                                       # [L, H, R, T]
+    special = np.array(result.special, dtype=bool)  # [T]
+    q = np.flatnonzero(~special) if (~special).any() else np.arange(T)  # query rows [R]
+    rows = w[:, :, q, :]  # [L, H, R, T]
     R = len(q)
     uniform = np.full(R, 1.0 / T)
 
@@ -189,7 +214,7 @@ def _measure(acc: _Accumulator, result: AttentionResult) -> int:
     acc.add("entropy", -plogp.sum(axis=-1) / math.log(T), np.ones(R))
     _share_and_excess(acc, "confidence", rows.max(axis=-1), uniform)
     acc.add("content_excess", (rows[..., ~special].max(axis=-1) - uniform) / (1.0 - uniform))
-    dist = np.abs(q[:, None] - np.arange(T)[None, :])                          # [R, T]
+    dist = np.abs(q[:, None] - np.arange(T)[None, :])  # [R, T]
     acc.add("distance", (rows * dist).sum(axis=-1), dist.mean(axis=-1))
     _share_and_excess(acc, "self", rows[:, :, np.arange(R), q], uniform)
 
@@ -212,7 +237,7 @@ def _measure(acc: _Accumulator, result: AttentionResult) -> int:
     if 0 < n_punct < T:
         _share_and_excess(acc, "punct", rows[..., punct].sum(axis=-1), np.full(R, n_punct / T))
 
-    window = dist <= 1                                                         # [R, T]
+    window = dist <= 1  # [R, T]
     local_base = window.sum(axis=-1) / T
     keep = local_base < 1.0  # in a sentence of <= 3 tokens the window may be everything
     _share_and_excess(acc, "local", (rows * window).sum(axis=-1)[..., keep], local_base[keep])
@@ -221,8 +246,11 @@ def _measure(acc: _Accumulator, result: AttentionResult) -> int:
 
 def assign_role(stats: dict[str, float], excess: dict[str, float]) -> tuple[str, float]:
     """The role of a head from its statistics (see the module docstring for the rules)."""
-    candidates = [(excess[k], TARGET_ROLES[k]) for k in TARGET_ROLES
-                  if not math.isnan(excess.get(k, math.nan)) and excess[k] >= ROLE_EXCESS]
+    candidates = [
+        (excess[k], TARGET_ROLES[k])
+        for k in TARGET_ROLES
+        if not math.isnan(excess.get(k, math.nan)) and excess[k] >= ROLE_EXCESS
+    ]
     if candidates:
         # Largest excess wins; ties go to the earlier role in TARGET_ROLES (max keeps the first).
         score, role = max(candidates, key=lambda c: c[0])
@@ -285,8 +313,12 @@ def deltas(report: HeadReport, baseline: HeadReport) -> dict[tuple[int, int], di
     return out
 
 
-def sort_profiles(profiles: list[HeadProfile], column: str, reverse: bool = False,
-                  delta: dict[tuple[int, int], dict[str, float]] | None = None) -> list[HeadProfile]:
+def sort_profiles(
+    profiles: list[HeadProfile],
+    column: str,
+    reverse: bool = False,
+    delta: dict[tuple[int, int], dict[str, float]] | None = None,
+) -> list[HeadProfile]:
     """Heads ordered by `column` (one of SORT_COLUMNS); ties and NaN keep layer/head order, NaN last.
 
     Statistics sort largest first (`reverse` flips that), by their difference from the baseline
@@ -297,9 +329,11 @@ def sort_profiles(profiles: list[HeadProfile], column: str, reverse: bool = Fals
         raise AttnvizError(f"unknown sort column {column!r}; choose one of: {', '.join(SORT_COLUMNS)}")
     canonical = sorted(profiles, key=lambda p: (p.layer, p.head))
     if column in ("layer", "head", "role"):
+
         def key(p: HeadProfile):
             main = ROLES.index(p.role) if column == "role" else getattr(p, column)
             return (main, p.layer, p.head) if column != "head" else (p.head, p.layer)
+
         ordered = sorted(canonical, key=key)
         return ordered[::-1] if reverse else ordered
 

@@ -19,7 +19,7 @@ LAYER_PARTS = ("attention", "feed_forward", "norms", "other")
 
 @dataclass
 class ParameterCounts:
-    embeddings: dict[str, int] = field(default_factory=dict)   # EMBEDDING_PARTS (+ unknown) -> count
+    embeddings: dict[str, int] = field(default_factory=dict)  # EMBEDDING_PARTS (+ unknown) -> count
     layers: list[dict[str, int]] = field(default_factory=list)  # per layer: LAYER_PARTS -> count
     final_norm: int = 0
     other: int = 0
@@ -37,7 +37,9 @@ class ParameterCounts:
 
     @property
     def total(self) -> int:
-        return self.embeddings_total + sum(map(self.layer_total, range(len(self.layers)))) + self.final_norm + self.other
+        return (
+            self.embeddings_total + sum(map(self.layer_total, range(len(self.layers)))) + self.final_norm + self.other
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -66,8 +68,15 @@ def parameter_counts(named_shapes: Iterable[tuple[str, tuple[int, ...]]], num_la
             counts.embeddings[part] = counts.embeddings.get(part, 0) + n
         elif match and int(match[1]) < num_layers:
             sub = match[2]
-            part = ("attention" if sub == "attention" else "feed_forward" if sub == "ffn"
-                    else "norms" if sub.endswith("_norm") else "other")
+            part = (
+                "attention"
+                if sub == "attention"
+                else "feed_forward"
+                if sub == "ffn"
+                else "norms"
+                if sub.endswith("_norm")
+                else "other"
+            )
             counts.layers[int(match[1])][part] += n
         elif name.startswith("final_norm."):
             counts.final_norm += n

@@ -44,9 +44,9 @@ class Item:
     pronoun: str | dict
     candidates: list
     answer: int
-    group: object = None     # str or int; None: not part of a twin group
+    group: object = None  # str or int; None: not part of a twin group
     id: str | None = None
-    cue: str | None = None   # what decides the answer ("number", "gender", a WSC "kind"...), for per-cue results
+    cue: str | None = None  # what decides the answer ("number", "gender", a WSC "kind"...), for per-cue results
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _span_spec(value, what: str) -> str | dict:
 def _short(value, limit: int = 40) -> str:
     """repr(value), cut to `limit` characters: a skip warning quotes the bad value, not 4000 digits of it."""
     text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 3]}... ({len(text)} characters)"
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text)} characters)"
 
 
 def parse_item(raw: str, line: int) -> Item:
@@ -154,13 +154,13 @@ class ItemScore:
     item: Item
     pronoun: Span
     candidates: list[Span]
-    weights: np.ndarray        # [L, H, C] word-level attention from the pronoun to each candidate
-    nearest: int               # candidate index, NO_WINNER on a distance tie
+    weights: np.ndarray  # [L, H, C] word-level attention from the pronoun to each candidate
+    nearest: int  # candidate index, NO_WINNER on a distance tie
     farthest: int
 
     @property
     def picks(self) -> np.ndarray:
-        return winners(self.weights)                                               # [L, H]
+        return winners(self.weights)  # [L, H]
 
 
 def _distance(a: Span, b: Span) -> int:
@@ -200,7 +200,7 @@ def resolve_item(result: AttentionResult, item: Item) -> tuple[Span, list[Span]]
 def score_item(result: AttentionResult, item: Item) -> ItemScore:
     pronoun, cands = resolve_item(result, item)
     weights = result.weights.astype(np.float64)
-    scores = np.stack([span_weights(weights, pronoun.units, c.units) for c in cands], axis=-1)   # [L, H, C]
+    scores = np.stack([span_weights(weights, pronoun.units, c.units) for c in cands], axis=-1)  # [L, H, C]
     distances = [_distance(c, pronoun) for c in cands]
     return ItemScore(item, pronoun, cands, scores, _extreme(distances, min), _extreme(distances, max))
 
@@ -211,7 +211,7 @@ def mcnemar_one_sided(wins: int, losses: int) -> float:
     n = wins + losses
     if n == 0:
         return 1.0
-    return min(1.0, sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n)
+    return min(1.0, sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n)
 
 
 def poisson_binomial_tail(probs: list[float], k: int) -> float:
@@ -251,7 +251,7 @@ class ProbeResult:
 
     # ---- totals ----
     def correct(self) -> np.ndarray:
-        return self.right().sum(axis=0)                                            # [L, H]
+        return self.right().sum(axis=0)  # [L, H]
 
     def accuracy(self) -> np.ndarray:
         return self.correct() / max(self.n_items, 1)
@@ -270,7 +270,7 @@ class ProbeResult:
         return sorted({s.item.cue for s in self.scores if s.item.cue is not None})
 
     def cue_rows(self, cue: str) -> np.ndarray:
-        return np.array([s.item.cue == cue for s in self.scores], dtype=bool)      # [N]
+        return np.array([s.item.cue == cue for s in self.scores], dtype=bool)  # [N]
 
     def cue_summary(self) -> dict[str, dict]:
         """Per cue: item count, per-head accuracy [L, H] and the baselines on those items."""
@@ -278,9 +278,11 @@ class ProbeResult:
         out = {}
         for cue in self.cues():
             rows = self.cue_rows(cue)
-            out[cue] = {"n_items": int(rows.sum()), "accuracy": right[rows].mean(axis=0),
-                        "baselines": {name: float(self.baseline_right(name)[rows].mean())
-                                      for name in ("nearest", "farthest")}}
+            out[cue] = {
+                "n_items": int(rows.sum()),
+                "accuracy": right[rows].mean(axis=0),
+                "baselines": {name: float(self.baseline_right(name)[rows].mean()) for name in ("nearest", "farthest")},
+            }
         return out
 
     # ---- heads that resolve the pronoun ----
@@ -289,14 +291,19 @@ class ProbeResult:
         tests, Bonferroni-corrected over the heads. A head "resolves" the pronouns when it beats
         always-nearest and always-farthest, each significantly: a head that prefers a position
         can beat at most one of them."""
-        right = self.right()                                                       # [N, L, H]
+        right = self.right()  # [N, L, H]
         acc, n_heads = self.accuracy(), max(right[0].size if len(right) else 0, 1)
         by_cue = self.cue_summary()
         out = []
         for li, layer in enumerate(self.layers):
             for hi, head in enumerate(self.heads):
-                entry = {"layer": layer, "head": head, "accuracy": float(acc[li, hi]), "resolves": True,
-                         "by_cue": {cue: float(summary["accuracy"][li, hi]) for cue, summary in by_cue.items()}}
+                entry = {
+                    "layer": layer,
+                    "head": head,
+                    "accuracy": float(acc[li, hi]),
+                    "resolves": True,
+                    "by_cue": {cue: float(summary["accuracy"][li, hi]) for cue, summary in by_cue.items()},
+                }
                 for name in ("nearest", "farthest"):
                     base = self.baseline_right(name)
                     wins = int((right[:, li, hi] & ~base).sum())
@@ -352,15 +359,18 @@ class ProbeResult:
         encoder."""
         if not self.model.get("config", {}).get("causal"):
             return 0
-        return sum(1 for g in self.groups()
-                   if len({self.scores[i].item.text[:self.scores[i].pronoun.end] for i in g}) == 1)
+        return sum(
+            1 for g in self.groups() if len({self.scores[i].item.text[: self.scores[i].pronoun.end] for i in g}) == 1
+        )
 
     # ---- ranking and verdict ----
     def best(self, k: int = 10) -> list[dict]:
         acc, correct = self.accuracy(), self.correct()
         both = self.both_right()
-        order = sorted(((li, hi) for li in range(len(self.layers)) for hi in range(len(self.heads))),
-                       key=lambda p: (-correct[p], -(both[p] if both is not None else 0), p))
+        order = sorted(
+            ((li, hi) for li in range(len(self.layers)) for hi in range(len(self.heads))),
+            key=lambda p: (-correct[p], -(both[p] if both is not None else 0), p),
+        )
         base_name, base_right = self.best_baseline()
         right = self.right()
         out = []
@@ -368,10 +378,19 @@ class ProbeResult:
             wins = int((right[:, li, hi] & ~base_right).sum())
             losses = int((~right[:, li, hi] & base_right).sum())
             p = mcnemar_one_sided(wins, losses)
-            entry = {"layer": self.layers[li], "head": self.heads[hi], "accuracy": float(acc[li, hi]),
-                     "correct": int(correct[li, hi]),
-                     "vs_baseline": {"baseline": base_name, "wins": wins, "losses": losses, "p": p,
-                                     "p_corrected": min(1.0, p * acc.size)}}
+            entry = {
+                "layer": self.layers[li],
+                "head": self.heads[hi],
+                "accuracy": float(acc[li, hi]),
+                "correct": int(correct[li, hi]),
+                "vs_baseline": {
+                    "baseline": base_name,
+                    "wins": wins,
+                    "losses": losses,
+                    "p": p,
+                    "p_corrected": min(1.0, p * acc.size),
+                },
+            }
             if both is not None:
                 entry["both_right"] = float(both[li, hi])
             out.append(entry)
@@ -396,20 +415,33 @@ class ProbeResult:
         beats = top["accuracy"] > base_acc and vs["p_corrected"] < SIGNIFICANCE
         gap = 100 * (top["accuracy"] - base_acc)
         if beats:
-            text = (f"Yes: {head} resolves {100 * top['accuracy']:.1f}% of the pronouns against {100 * base_acc:.1f}% "
-                    f"for always-{base_name}, {gap:+.1f} points, more than trying {n_heads} heads explains "
-                    f"(McNemar p = {vs['p']:.2g}, Bonferroni-corrected {vs['p_corrected']:.2g}).")
+            text = (
+                f"Yes: {head} resolves {100 * top['accuracy']:.1f}% of the pronouns against {100 * base_acc:.1f}% "
+                f"for always-{base_name}, {gap:+.1f} points, more than trying {n_heads} heads explains "
+                f"(McNemar p = {vs['p']:.2g}, Bonferroni-corrected {vs['p_corrected']:.2g})."
+            )
         elif top["accuracy"] > base_acc:
-            text = (f"No head clearly beats the baselines: the best, {head}, gets {100 * top['accuracy']:.1f}% against "
-                    f"{100 * base_acc:.1f}% for always-{base_name} ({gap:+.1f} points), but with {n_heads} heads "
-                    f"tried a gap this size is expected by chance (McNemar p = {vs['p']:.2g}, "
-                    f"Bonferroni-corrected {vs['p_corrected']:.2g}).")
+            text = (
+                f"No head clearly beats the baselines: the best, {head}, gets {100 * top['accuracy']:.1f}% against "
+                f"{100 * base_acc:.1f}% for always-{base_name} ({gap:+.1f} points), but with {n_heads} heads "
+                f"tried a gap this size is expected by chance (McNemar p = {vs['p']:.2g}, "
+                f"Bonferroni-corrected {vs['p_corrected']:.2g})."
+            )
         else:
-            text = (f"No: no head beats always-{base_name} ({100 * base_acc:.1f}%); the best, {head}, gets "
-                    f"{100 * top['accuracy']:.1f}%.")
-        out = {"beats_baselines": bool(beats), "best_head": {"layer": top["layer"], "head": top["head"]},
-               "best_accuracy": top["accuracy"], "baseline": base_name, "baseline_accuracy": base_acc,
-               "p": vs["p"], "p_corrected": vs["p_corrected"], "text": text}
+            text = (
+                f"No: no head beats always-{base_name} ({100 * base_acc:.1f}%); the best, {head}, gets "
+                f"{100 * top['accuracy']:.1f}%."
+            )
+        out = {
+            "beats_baselines": bool(beats),
+            "best_head": {"layer": top["layer"], "head": top["head"]},
+            "best_accuracy": top["accuracy"],
+            "baseline": base_name,
+            "baseline_accuracy": base_acc,
+            "p": vs["p"],
+            "p_corrected": vs["p_corrected"],
+            "text": text,
+        }
         twins = self.twin_verdict()
         if twins is not None:
             out["twins"] = twins
@@ -424,8 +456,10 @@ class ProbeResult:
             return None
         groups = self.groups()
         acc = self.accuracy()
-        li, hi = min(((li, hi) for li in range(len(self.layers)) for hi in range(len(self.heads))),
-                     key=lambda p: (-both[p], -acc[p], p))
+        li, hi = min(
+            ((li, hi) for li in range(len(self.layers)) for hi in range(len(self.heads))),
+            key=lambda p: (-both[p], -acc[p], p),
+        )
         hits = int(round(float(both[li, hi]) * len(groups)))
         probs = [float(np.prod([1 / len(self.scores[i].candidates) for i in g])) for g in groups]
         p = poisson_binomial_tail(probs, hits)
@@ -436,20 +470,34 @@ class ProbeResult:
         if both[li, hi] > chance and corrected < SIGNIFICANCE:
             text = f"Twins: {head} gets both twins right in {share}, above chance ({100 * chance:.1f}%; corrected p = {corrected:.2g})."
         elif both[li, hi] > chance:
-            text = (f"Twins: the best, {head}, gets both twins right in {share} against {100 * chance:.1f}% by chance, "
-                    f"within what {both.size} heads give by luck (corrected p = {corrected:.2g}).")
+            text = (
+                f"Twins: the best, {head}, gets both twins right in {share} against {100 * chance:.1f}% by chance, "
+                f"within what {both.size} heads give by luck (corrected p = {corrected:.2g})."
+            )
         else:
-            text = (f"Twins: no head gets both twins right more often than chance ({100 * chance:.1f}%); the best, "
-                    f"{head}, manages {share}: the heads pick by position or word, not by meaning.")
+            text = (
+                f"Twins: no head gets both twins right more often than chance ({100 * chance:.1f}%); the best, "
+                f"{head}, manages {share}: the heads pick by position or word, not by meaning."
+            )
         blind = self.blind_groups()
         if blind:
-            text += (f" In {blind} of the {len(groups)} groups the twins are the same up to the pronoun, which in a "
-                     "causal model sees only itself and what comes before it: there every head gives the twins the "
-                     f"same weights and gets at most one right, so no head can reach more than "
-                     f"{100 * (len(groups) - blind) / len(groups):.1f}%.")
-        return {"best_head": {"layer": self.layers[li], "head": self.heads[hi]}, "both_right": float(both[li, hi]),
-                "groups": len(groups), "blind_groups": blind, "chance": chance, "p": p, "p_corrected": corrected,
-                "above_chance": bool(both[li, hi] > chance and corrected < SIGNIFICANCE), "text": text}
+            text += (
+                f" In {blind} of the {len(groups)} groups the twins are the same up to the pronoun, which in a "
+                "causal model sees only itself and what comes before it: there every head gives the twins the "
+                f"same weights and gets at most one right, so no head can reach more than "
+                f"{100 * (len(groups) - blind) / len(groups):.1f}%."
+            )
+        return {
+            "best_head": {"layer": self.layers[li], "head": self.heads[hi]},
+            "both_right": float(both[li, hi]),
+            "groups": len(groups),
+            "blind_groups": blind,
+            "chance": chance,
+            "p": p,
+            "p_corrected": corrected,
+            "above_chance": bool(both[li, hi] > chance and corrected < SIGNIFICANCE),
+            "text": text,
+        }
 
     def to_dict(self, top: int = 10) -> dict:
         acc = self.accuracy()
@@ -465,16 +513,20 @@ class ProbeResult:
             "accuracy": acc.tolist(),
             "correct": self.correct().tolist(),
             "ties": self.ties().tolist(),
-            "baselines": {"nearest": float(self.baseline_right("nearest").mean()) if self.scores else 0.0,
-                          "farthest": float(self.baseline_right("farthest").mean()) if self.scores else 0.0,
-                          "chance": self.chance()},
+            "baselines": {
+                "nearest": float(self.baseline_right("nearest").mean()) if self.scores else 0.0,
+                "farthest": float(self.baseline_right("farthest").mean()) if self.scores else 0.0,
+                "chance": self.chance(),
+            },
             "best": self.best(top),
             "verdict": self.verdict(),
         }
         cues = self.cue_summary()
         if cues:
-            data["cues"] = {cue: {"n_items": c["n_items"], "accuracy": c["accuracy"].tolist(),
-                                  "baselines": c["baselines"]} for cue, c in cues.items()}
+            data["cues"] = {
+                cue: {"n_items": c["n_items"], "accuracy": c["accuracy"].tolist(), "baselines": c["baselines"]}
+                for cue, c in cues.items()
+            }
             for entry in data["best"]:
                 li, hi = self.layers.index(entry["layer"]), self.heads.index(entry["head"])
                 entry["by_cue"] = {cue: float(c["accuracy"][li, hi]) for cue, c in cues.items()}
@@ -483,15 +535,21 @@ class ProbeResult:
             data["n_groups"] = len(self.groups())
             data["n_incomplete_groups"] = self.incomplete_groups()
             data["both_right"] = both.tolist()
-            data["baselines_both_right"] = {"nearest": self.baseline_both_right("nearest"),
-                                            "farthest": self.baseline_both_right("farthest"),
-                                            "chance": self.chance_both_right()}
+            data["baselines_both_right"] = {
+                "nearest": self.baseline_both_right("nearest"),
+                "farthest": self.baseline_both_right("farthest"),
+                "chance": self.chance_both_right(),
+            }
         return data
 
 
-def run_probe(items: Iterable[Item], attention: Callable[[list[str]], list],
-              skipped: list[Skipped] | None = None, progress: Callable[[int], None] | None = None,
-              chunk: int = 64) -> ProbeResult:
+def run_probe(
+    items: Iterable[Item],
+    attention: Callable[[list[str]], list],
+    skipped: list[Skipped] | None = None,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = 64,
+) -> ProbeResult:
     """Score every item. `attention(texts)` returns, per text, an AttentionResult (token or word
     level) or the AttnvizError that text raised (pipeline.run_attention_batch does).
 
@@ -504,7 +562,7 @@ def run_probe(items: Iterable[Item], attention: Callable[[list[str]], list],
     layers = heads = None
     info, view = {}, "attention"
     for start in range(0, len(items), chunk):
-        part = items[start:start + chunk]
+        part = items[start : start + chunk]
         for item, result in zip(part, attention([it.text for it in part])):
             try:
                 if isinstance(result, AttnvizError):

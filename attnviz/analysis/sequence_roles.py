@@ -40,36 +40,44 @@ class SequenceScores:
 
     layers: list[int]
     heads: list[int]
-    scores: dict[str, np.ndarray]     # SCORES -> [L, H] mean weight
-    excess: dict[str, np.ndarray]     # SCORES -> [L, H] mean excess over uniform
-    uniform: dict[str, float]         # SCORES -> mean uniform weight of the same rows
+    scores: dict[str, np.ndarray]  # SCORES -> [L, H] mean weight
+    excess: dict[str, np.ndarray]  # SCORES -> [L, H] mean excess over uniform
+    uniform: dict[str, float]  # SCORES -> mean uniform weight of the same rows
     sequences: int
-    queries: int                      # second-copy query rows per head
+    queries: int  # second-copy query rows per head
 
     def roles(self) -> dict[tuple[int, int], list[str]]:
         """(layer, head) -> the sequence roles it passes, strongest first."""
         out: dict[tuple[int, int], list[str]] = {}
         for li, layer in enumerate(self.layers):
             for hi, head in enumerate(self.heads):
-                passed = sorted((float(self.excess[s][li, hi]), s) for s in SCORES
-                                if self.excess[s][li, hi] >= SEQUENCE_EXCESS)
+                passed = sorted(
+                    (float(self.excess[s][li, hi]), s) for s in SCORES if self.excess[s][li, hi] >= SEQUENCE_EXCESS
+                )
                 if passed:
                     out[(layer, head)] = [ROLE_NAMES[s] for _, s in reversed(passed)]
         return out
 
     def heads_with(self, score: str) -> list[tuple[int, int, float]]:
         """(layer, head, score) of the heads that pass `score`, best first."""
-        found = [(self.layers[li], self.heads[hi], float(self.scores[score][li, hi]))
-                 for li in range(len(self.layers)) for hi in range(len(self.heads))
-                 if self.excess[score][li, hi] >= SEQUENCE_EXCESS]
+        found = [
+            (self.layers[li], self.heads[hi], float(self.scores[score][li, hi]))
+            for li in range(len(self.layers))
+            for hi in range(len(self.heads))
+            if self.excess[score][li, hi] >= SEQUENCE_EXCESS
+        ]
         return sorted(found, key=lambda x: (-x[2], x[0], x[1]))
 
     def to_dict(self) -> dict:
-        return {"sequences": self.sequences, "queries": self.queries, "threshold": SEQUENCE_EXCESS,
-                "uniform": {s: _round(v) for s, v in self.uniform.items()},
-                "scores": {s: np.round(v, 6).tolist() for s, v in self.scores.items()},
-                "excess": {s: np.round(v, 6).tolist() for s, v in self.excess.items()},
-                "roles": {f"{layer},{head}": roles for (layer, head), roles in self.roles().items()}}
+        return {
+            "sequences": self.sequences,
+            "queries": self.queries,
+            "threshold": SEQUENCE_EXCESS,
+            "uniform": {s: _round(v) for s, v in self.uniform.items()},
+            "scores": {s: np.round(v, 6).tolist() for s, v in self.scores.items()},
+            "excess": {s: np.round(v, 6).tolist() for s, v in self.excess.items()},
+            "roles": {f"{layer},{head}": roles for (layer, head), roles in self.roles().items()},
+        }
 
 
 def _round(value: float) -> float | None:
@@ -103,18 +111,24 @@ def sequence_scores(results: list[AttentionResult], n: int) -> SequenceScores:
         if list(result.layers) != layers or list(result.heads) != heads:
             raise ValueError("all results must hold the same layers and heads")
         pos = repeat_positions(result, n)
-        w = result.weights.astype(np.float64)                                      # [L, H, T, T]
+        w = result.weights.astype(np.float64)  # [L, H, T, T]
         T = w.shape[-1]
-        q = pos[n:]                                                                # second-copy queries [n]
-        targets = {"induction": pos[1:n + 1], "duplicate": pos[:n], "prev": q - 1}   # [n] each
+        q = pos[n:]  # second-copy queries [n]
+        targets = {"induction": pos[1 : n + 1], "duplicate": pos[:n], "prev": q - 1}  # [n] each
         # What uniform attention gives one key of the row: causal rows see k + 1 keys.
-        base = 1.0 / (q + 1) if result.causal else np.full(n, 1.0 / T)             # [n]
+        base = 1.0 / (q + 1) if result.causal else np.full(n, 1.0 / T)  # [n]
         for s, keys in targets.items():
-            share = w[:, :, q, keys]                                               # [L, H, n]
+            share = w[:, :, q, keys]  # [L, H, n]
             sums[s] += share.sum(axis=-1)
             excess[s] += ((share - base) / (1.0 - base)).sum(axis=-1)
             uniform[s] += float(base.sum())
         queries += n
-    return SequenceScores(layers, heads, {s: v / queries for s, v in sums.items()},
-                          {s: v / queries for s, v in excess.items()},
-                          {s: v / queries for s, v in uniform.items()}, len(results), queries)
+    return SequenceScores(
+        layers,
+        heads,
+        {s: v / queries for s, v in sums.items()},
+        {s: v / queries for s, v in excess.items()},
+        {s: v / queries for s, v in uniform.items()},
+        len(results),
+        queries,
+    )

@@ -25,7 +25,7 @@ def rollout(weights: np.ndarray) -> np.ndarray:
     """
     weights = np.asarray(weights, dtype=np.float64)
     L, _, T, _ = weights.shape
-    mixed = 0.5 * weights.mean(axis=1) + 0.5 * np.eye(T)[None]                      # [L, T, T]
+    mixed = 0.5 * weights.mean(axis=1) + 0.5 * np.eye(T)[None]  # [L, T, T]
     mixed /= mixed.sum(axis=-1, keepdims=True)
     out = np.empty_like(mixed)
     acc = np.eye(T)
@@ -35,8 +35,9 @@ def rollout(weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def transformed_value_norms(values: np.ndarray, out_weight: np.ndarray, num_heads: int,
-                            kv_heads: int | None = None) -> np.ndarray:
+def transformed_value_norms(
+    values: np.ndarray, out_weight: np.ndarray, num_heads: int, kv_heads: int | None = None
+) -> np.ndarray:
     """||f_h(x_j)|| per query head and key token: [H, T].
 
     values [T, G*Dh]: x W_v + b_v, the output of the value projection (the G key/value heads side
@@ -54,17 +55,18 @@ def transformed_value_norms(values: np.ndarray, out_weight: np.ndarray, num_head
     E, inner = out_weight.shape
     Dh = inner // H
     if H % G or inner != H * Dh or width != G * Dh:
-        raise ValueError(f"values [{T}, {width}] and output projection [{E}, {inner}] do not fit "
-                         f"{H} query heads over {G} key/value heads")
-    per_kv = values.reshape(T, G, Dh)                                                # [T, G, Dh]
+        raise ValueError(
+            f"values [{T}, {width}] and output projection [{E}, {inner}] do not fit "
+            f"{H} query heads over {G} key/value heads"
+        )
+    per_kv = values.reshape(T, G, Dh)  # [T, G, Dh]
     # Query heads g*group .. g*group+group-1 share key/value head g: no copy of the values.
-    w = out_weight.reshape(E, G, H // G, Dh)                                         # [E, G, group, Dh]
-    f = np.einsum("tgk,egqk->gqte", per_kv, w).reshape(H, T, E)                      # [H, T, E]
-    return np.linalg.norm(f, axis=-1)                                                # [H, T]
+    w = out_weight.reshape(E, G, H // G, Dh)  # [E, G, group, Dh]
+    f = np.einsum("tgk,egqk->gqte", per_kv, w).reshape(H, T, E)  # [H, T, E]
+    return np.linalg.norm(f, axis=-1)  # [H, T]
 
 
-def norm_view(probs: np.ndarray, values: np.ndarray, out_weight: np.ndarray,
-              kv_heads: int | None = None) -> np.ndarray:
+def norm_view(probs: np.ndarray, values: np.ndarray, out_weight: np.ndarray, kv_heads: int | None = None) -> np.ndarray:
     """Kobayashi et al. 2020: ||alpha_ij f_h(x_j)|| = alpha_ij ||f_h(x_j)|| (alpha >= 0).
 
     probs [H, T, T] attention of one layer; values [T, G*Dh] of its kv_heads (G, default H)
@@ -73,5 +75,5 @@ def norm_view(probs: np.ndarray, values: np.ndarray, out_weight: np.ndarray,
     how little information actually flows there.
     """
     probs = np.asarray(probs, dtype=np.float64)
-    norms = transformed_value_norms(values, out_weight, probs.shape[0], kv_heads)    # [H, T]
+    norms = transformed_value_norms(values, out_weight, probs.shape[0], kv_heads)  # [H, T]
     return probs * norms[:, None, :]

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..result import AttentionResult
 
+
 def is_word_level(result: AttentionResult) -> bool:
     return result.units == "words"
 
@@ -64,7 +65,7 @@ def to_words(result: AttentionResult) -> AttentionResult:
     rows, cols = merge_matrices(groups, len(result.tokens))
     # Two matrix products, not one three-operand einsum: einsum's unoptimised loop took 17 s for
     # MiniLM at 128 tokens, this takes milliseconds.
-    merged = rows @ result.weights.astype(np.float64) @ cols                        # [L, H, U, U]
+    merged = rows @ result.weights.astype(np.float64) @ cols  # [L, H, U, U]
     tokens, offsets, word_ids, special = [], [], [], []
     for group in groups:
         first, last = group[0], group[-1]
@@ -83,8 +84,19 @@ def to_words(result: AttentionResult) -> AttentionResult:
     excluded = tuple(u for u, group in enumerate(groups) if set(group) & set(result.excluded))
     split = sum(1 for g in groups if len(g) > 1)
     notes = list(result.notes)
-    notes.append(f"Word level: {len(result.tokens)} tokens merged into {len(groups)} units "
-                 f"({split} split word{'s' if split != 1 else ''}); attention to a word is the sum over "
-                 "its pieces, from a word the mean over its pieces.")
-    return replace(result, tokens=tokens, offsets=offsets, word_ids=word_ids, special=special,
-                   weights=merged.astype(np.float32), units="words", excluded=excluded, notes=notes)
+    notes.append(
+        f"Word level: {len(result.tokens)} tokens merged into {len(groups)} units "
+        f"({split} split word{'s' if split != 1 else ''}); attention to a word is the sum over "
+        "its pieces, from a word the mean over its pieces."
+    )
+    return replace(
+        result,
+        tokens=tokens,
+        offsets=offsets,
+        word_ids=word_ids,
+        special=special,
+        weights=merged.astype(np.float32),
+        units="words",
+        excluded=excluded,
+        notes=notes,
+    )

@@ -29,16 +29,29 @@ from ..config import EncoderConfig
 from ..errors import AttnvizError
 from ..io import parse_json
 from ..tokenize import TextTokenizer
-from .loaded import (LoadedModel, build_encoder, no_init, place, torch_device, torch_dtype,  # noqa: F401
-                     truncated)
+from .loaded import (  # noqa: F401  (re-exported for callers)
+    LoadedModel,
+    build_encoder,
+    no_init,
+    place,
+    torch_device,
+    torch_dtype,
+    truncated,
+)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 GGUF_SUFFIX = ".gguf"
 
 
-def random_model(config: EncoderConfig | None = None, seed: int = 0,
-                 tokenizer: TextTokenizer | None = None, *, last_layer: int | None = None,
-                 dtype=None, device=None) -> LoadedModel:
+def random_model(
+    config: EncoderConfig | None = None,
+    seed: int = 0,
+    tokenizer: TextTokenizer | None = None,
+    *,
+    last_layer: int | None = None,
+    dtype=None,
+    device=None,
+) -> LoadedModel:
     """A random encoder: a deterministic function of its config and seed.
 
     The vocabulary grows to fit the tokenizer, so any `tokenizer.json` works with a random model.
@@ -60,8 +73,9 @@ def random_model(config: EncoderConfig | None = None, seed: int = 0,
     with no_init():  # init_random sets every parameter; torch's own initialisers would be wasted
         encoder = Encoder(truncated(config, last_layer))
     encoder = init_random(encoder, seed)
-    info = ModelInfo(source="random", config=config, seed=seed, learned=False,
-                     tokenizer=tokenizer.source, kind="random")
+    info = ModelInfo(
+        source="random", config=config, seed=seed, learned=False, tokenizer=tokenizer.source, kind="random"
+    )
     return LoadedModel(place(encoder, dtype, device), tokenizer, info)
 
 
@@ -71,9 +85,16 @@ def check_seed(seed) -> None:
         raise AttnvizError(f"seed must be a non-negative integer, got {seed!r}")
 
 
-def load_model(spec: str = "random", *, config: EncoderConfig | None = None, seed: int = 0,
-               tokenizer: str | None = None, last_layer: int | None = None, dtype=None,
-               device=None) -> LoadedModel:
+def load_model(
+    spec: str = "random",
+    *,
+    config: EncoderConfig | None = None,
+    seed: int = 0,
+    tokenizer: str | None = None,
+    last_layer: int | None = None,
+    dtype=None,
+    device=None,
+) -> LoadedModel:
     """Load a model by spec (see the module docstring). `config` and `seed` apply to random models only.
 
     `tokenizer` is a path to a tokenizer.json (or a folder holding one) that replaces the model's own.
@@ -100,8 +121,15 @@ def load_model(spec: str = "random", *, config: EncoderConfig | None = None, see
     return load_path(folder, tok, source=source, **run)
 
 
-def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | None = None, *,
-              last_layer: int | None = None, dtype=None, device=None) -> LoadedModel:
+def load_path(
+    path: Path,
+    tokenizer: TextTokenizer | None = None,
+    source: str | None = None,
+    *,
+    last_layer: int | None = None,
+    dtype=None,
+    device=None,
+) -> LoadedModel:
     """A checkpoint folder, a weights file described by the config.json in its folder, or a .gguf
     file (keywords as for `load_model`)."""
     from .families import load_family
@@ -114,15 +142,15 @@ def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
     if path.suffix.lower() == GGUF_SUFFIX and not path.is_dir():
         from .gguf import load_gguf
 
-        return load_gguf(path, tokenizer, source, last_layer=last_layer, dtype=dtype,
-                         device=device).mark_loaded([path])
+        return load_gguf(path, tokenizer, source, last_layer=last_layer, dtype=dtype, device=device).mark_loaded([path])
     if path.is_dir():
         folder, weights_path = path, None
     else:
         folder, weights_path = path.parent, path
         if not path.name.endswith(WEIGHT_SUFFIXES):
-            raise AttnvizError(f"{path}: not a checkpoint; give a folder or a weights file "
-                               f"({', '.join(WEIGHT_SUFFIXES)})")
+            raise AttnvizError(
+                f"{path}: not a checkpoint; give a folder or a weights file ({', '.join(WEIGHT_SUFFIXES)})"
+            )
     data = read_config(folder)
     native = is_native(data)
     if not native:
@@ -131,8 +159,9 @@ def load_path(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
         family_config(data, str(folder / "config.json"))  # refuse a bad config before reading weights
     weights = open_weights(weights_path or find_weights(folder))
     tokenizer = tokenizer or folder_tokenizer(folder)
-    loaded = (load_native if native else load_family)(folder, data, weights, tokenizer, source,
-                                                      last_layer=last_layer, dtype=dtype, device=device)
+    loaded = (load_native if native else load_family)(
+        folder, data, weights, tokenizer, source, last_layer=last_layer, dtype=dtype, device=device
+    )
     check_vocab(loaded)
     return loaded.mark_loaded(weights.paths())
 
@@ -142,8 +171,9 @@ def read_config(folder: Path) -> dict:
     try:
         data = parse_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise AttnvizError(f"{folder}: no config.json (an attnviz checkpoint or a Hugging Face "
-                           "model folder has one)") from None
+        raise AttnvizError(
+            f"{folder}: no config.json (an attnviz checkpoint or a Hugging Face model folder has one)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AttnvizError(f"{path}: cannot read ({exc})") from None
     except ValueError as exc:  # a JSONDecodeError, or JSON beyond the parser's limits
@@ -151,8 +181,9 @@ def read_config(folder: Path) -> dict:
     if not isinstance(data, dict):
         raise AttnvizError(f"{path}: expected a JSON object")
     if "attnviz_format" not in data and "model_type" not in data:
-        raise AttnvizError(f"{path}: neither an attnviz checkpoint (no 'attnviz_format') nor a "
-                           "transformers config (no 'model_type')")
+        raise AttnvizError(
+            f"{path}: neither an attnviz checkpoint (no 'attnviz_format') nor a transformers config (no 'model_type')"
+        )
     return data
 
 
@@ -187,11 +218,11 @@ def check_vocab(model: LoadedModel) -> None:
     if model.tokenizer.vocab_size > model.config.vocab_size:
         raise AttnvizError(
             f"{model.tokenizer.source}: the tokenizer has {model.tokenizer.vocab_size} tokens but the "
-            f"model's vocab_size is {model.config.vocab_size}; use the model's own tokenizer")
+            f"model's vocab_size is {model.config.vocab_size}; use the model's own tokenizer"
+        )
 
 
-def save_model(model: LoadedModel, folder: str | Path, *, overwrite: bool = False,
-               learned: bool | None = None) -> Path:
+def save_model(model: LoadedModel, folder: str | Path, *, overwrite: bool = False, learned: bool | None = None) -> Path:
     """Write `model` as an attnviz checkpoint folder (config.json, model.safetensors, tokenizer.json).
 
     `learned` marks whether the weights mean anything (default: as the model says; a random

@@ -34,55 +34,83 @@ from .foreign import find_prefix, positive_int
 from .weights import Part, WeightFile, fill_encoder, layer_of
 
 # transformers' ACT2FN names that our feed-forward computes identically.
-ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-               "relu": "relu", "silu": "silu", "swish": "silu"}
+ACTIVATIONS = {
+    "gelu": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "relu": "relu",
+    "silu": "silu",
+    "swish": "silu",
+}
 
 # model_types people will try, with what attnviz lacks to read them exactly.
 UNSUPPORTED = {
-    "mixtral": "a mixture of experts", "qwen2_moe": "a mixture of experts", "qwen3_moe": "a mixture of experts",
-    "dbrx": "a mixture of experts", "deepseek_v2": "a mixture of experts", "deepseek_v3": "a mixture of experts",
-    "bloom": "ALiBi positions", "mpt": "ALiBi positions", "falcon": "parallel attention and ALiBi options",
-    "gemma": "scaled embeddings and (1 + w) RMSNorm", "gemma2": "soft-capped logits and sandwich norms",
-    "qwen3": "Q/K RMSNorm", "olmo2": "Q/K RMSNorm", "phi3": "fused QKV and gate/up projections",
-    "gpt_neox": "parallel residual and interleaved fused QKV", "gptj": "interleaved rotary positions",
+    "mixtral": "a mixture of experts",
+    "qwen2_moe": "a mixture of experts",
+    "qwen3_moe": "a mixture of experts",
+    "dbrx": "a mixture of experts",
+    "deepseek_v2": "a mixture of experts",
+    "deepseek_v3": "a mixture of experts",
+    "bloom": "ALiBi positions",
+    "mpt": "ALiBi positions",
+    "falcon": "parallel attention and ALiBi options",
+    "gemma": "scaled embeddings and (1 + w) RMSNorm",
+    "gemma2": "soft-capped logits and sandwich norms",
+    "qwen3": "Q/K RMSNorm",
+    "olmo2": "Q/K RMSNorm",
+    "phi3": "fused QKV and gate/up projections",
+    "gpt_neox": "parallel residual and interleaved fused QKV",
+    "gptj": "interleaved rotary positions",
 }
 
 
 @dataclass(frozen=True)
 class Decoder:
     model_type: str
-    prefix: str            # how the task model (…ForCausalLM) prefixes the base model's names
-    embed: str             # the token embedding, relative to the prefix (anchors prefix detection)
-    layers: str            # where the layers live
+    prefix: str  # how the task model (…ForCausalLM) prefixes the base model's names
+    embed: str  # the token embedding, relative to the prefix (anchors prefix detection)
+    layers: str  # where the layers live
     ignored: tuple[str, ...] = ()  # per-layer keys some checkpoints carry that are functions of the config
 
 
 LLAMA_IGNORED = ("self_attn.rotary_emb.inv_freq",)
-DECODERS = {d.model_type: d for d in (
-    Decoder("gpt2", "transformer.", "wte.weight", "h", ("attn.bias", "attn.masked_bias")),
-    Decoder("llama", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
-    Decoder("mistral", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
-    Decoder("qwen2", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
-)}
+DECODERS = {
+    d.model_type: d
+    for d in (
+        Decoder("gpt2", "transformer.", "wte.weight", "h", ("attn.bias", "attn.masked_bias")),
+        Decoder("llama", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
+        Decoder("mistral", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
+        Decoder("qwen2", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
+    )
+}
 
 # attnviz module -> the LLaMA family's, within one layer.
 LLAMA_LAYER = {
-    "attention.query": "self_attn.q_proj", "attention.key": "self_attn.k_proj",
-    "attention.value": "self_attn.v_proj", "attention.out": "self_attn.o_proj",
-    "attention_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
-    "ffn.gate": "mlp.gate_proj", "ffn.up": "mlp.up_proj", "ffn.down": "mlp.down_proj",
+    "attention.query": "self_attn.q_proj",
+    "attention.key": "self_attn.k_proj",
+    "attention.value": "self_attn.v_proj",
+    "attention.out": "self_attn.o_proj",
+    "attention_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "ffn.gate": "mlp.gate_proj",
+    "ffn.up": "mlp.up_proj",
+    "ffn.down": "mlp.down_proj",
 }
 # GPT-2: attnviz module -> (stored module, chunk of c_attn or None, stored as Conv1D [in, out]).
 GPT2_LAYER = {
-    "attention.query": ("attn.c_attn", (0, 3), True), "attention.key": ("attn.c_attn", (1, 3), True),
-    "attention.value": ("attn.c_attn", (2, 3), True), "attention.out": ("attn.c_proj", None, True),
-    "attention_norm": ("ln_1", None, False), "ffn_norm": ("ln_2", None, False),
-    "ffn.up": ("mlp.c_fc", None, True), "ffn.down": ("mlp.c_proj", None, True),
+    "attention.query": ("attn.c_attn", (0, 3), True),
+    "attention.key": ("attn.c_attn", (1, 3), True),
+    "attention.value": ("attn.c_attn", (2, 3), True),
+    "attention.out": ("attn.c_proj", None, True),
+    "attention_norm": ("ln_1", None, False),
+    "ffn_norm": ("ln_2", None, False),
+    "ffn.up": ("mlp.c_fc", None, True),
+    "ffn.down": ("mlp.c_proj", None, True),
 }
 
 
 def unsupported_reason(model_type) -> str:
-    """" (a mixture of experts)" for the known architectures attnviz cannot read, else ""."""
+    """ " (a mixture of experts)" for the known architectures attnviz cannot read, else ""."""
     reason = UNSUPPORTED.get(model_type)
     return f" (it uses {reason})" if reason else ""
 
@@ -96,24 +124,38 @@ def decoder_config(data: dict, label: str) -> EncoderConfig:
 
 
 def _gpt2_config(data: dict, label: str) -> EncoderConfig:
-    for key, needed in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
-                        ("add_cross_attention", False)):
+    for key, needed in (
+        ("scale_attn_weights", True),
+        ("scale_attn_by_inverse_layer_idx", False),
+        ("add_cross_attention", False),
+    ):
         if data.get(key, needed) != needed:
-            raise AttnvizError(f"{label}: {key} {data[key]!r} is not supported; attnviz reads GPT-2 with "
-                               f"{key} {str(needed).lower()}")
+            raise AttnvizError(
+                f"{label}: {key} {data[key]!r} is not supported; attnviz reads GPT-2 with {key} {str(needed).lower()}"
+            )
     d_model = positive_int(data, "n_embd", label, 768)
     heads = positive_int(data, "n_head", label, 12)
     _divisible(d_model, heads, "n_embd", "n_head", label)
     d_ff = data.get("n_inner") or 4 * d_model
     return EncoderConfig(
         vocab_size=positive_int(data, "vocab_size", label, 50257),
-        num_layers=positive_int(data, "n_layer", label, 12), num_heads=heads, d_model=d_model,
+        num_layers=positive_int(data, "n_layer", label, 12),
+        num_heads=heads,
+        d_model=d_model,
         d_ff=positive_int({"n_inner": d_ff}, "n_inner", label),
         max_len=positive_int(data, "n_positions", label, 1024),
-        activation=_activation(data, "activation_function", "gelu_new", label), dropout=0.0,
-        norm_placement="pre", positional="learned", layer_norm_eps=_eps(data, "layer_norm_epsilon", 1e-5, label),
-        type_vocab_size=0, embedding_layernorm=False, pad_token_id=0, causal=True, final_norm=True,
-        extra={"model_type": "gpt2"})
+        activation=_activation(data, "activation_function", "gelu_new", label),
+        dropout=0.0,
+        norm_placement="pre",
+        positional="learned",
+        layer_norm_eps=_eps(data, "layer_norm_epsilon", 1e-5, label),
+        type_vocab_size=0,
+        embedding_layernorm=False,
+        pad_token_id=0,
+        causal=True,
+        final_norm=True,
+        extra={"model_type": "gpt2"},
+    )
 
 
 def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
@@ -121,8 +163,9 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
     heads = positive_int(data, "num_attention_heads", label)
     kv_heads = positive_int(data, "num_key_value_heads", label, heads)
     if heads % kv_heads:
-        raise AttnvizError(f"{label}: num_attention_heads ({heads}) is not a multiple of "
-                           f"num_key_value_heads ({kv_heads})")
+        raise AttnvizError(
+            f"{label}: num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})"
+        )
     head_dim = data.get("head_dim")
     if head_dim is None:
         _divisible(d_model, heads, "hidden_size", "num_attention_heads", label)
@@ -140,15 +183,32 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
         qkv_bias = out_bias = _flag(data, "attention_bias", label)
         ffn_bias = _flag(data, "mlp_bias", label)
     return EncoderConfig(
-        vocab_size=positive_int(data, "vocab_size", label), num_layers=positive_int(data, "num_hidden_layers", label),
-        num_heads=heads, d_model=d_model, d_ff=positive_int(data, "intermediate_size", label), max_len=max_len,
-        activation=_activation(data, "hidden_act", "silu", label), dropout=0.0, norm_placement="pre",
-        positional="rope", layer_norm_eps=_eps(data, "rms_norm_eps", 1e-6, label), type_vocab_size=0,
-        embedding_layernorm=False, pad_token_id=0, causal=True, norm="rms",
+        vocab_size=positive_int(data, "vocab_size", label),
+        num_layers=positive_int(data, "num_hidden_layers", label),
+        num_heads=heads,
+        d_model=d_model,
+        d_ff=positive_int(data, "intermediate_size", label),
+        max_len=max_len,
+        activation=_activation(data, "hidden_act", "silu", label),
+        dropout=0.0,
+        norm_placement="pre",
+        positional="rope",
+        layer_norm_eps=_eps(data, "rms_norm_eps", 1e-6, label),
+        type_vocab_size=0,
+        embedding_layernorm=False,
+        pad_token_id=0,
+        causal=True,
+        norm="rms",
         num_kv_heads=kv_heads if kv_heads != heads else None,
         head_dim=head_dim if head_dim is not None and head_dim * heads != d_model else None,
-        ffn="gated", rope_base=_rope_base(data, label), attention_bias=qkv_bias, output_bias=out_bias,
-        ffn_bias=ffn_bias, final_norm=True, extra={"model_type": model_type})
+        ffn="gated",
+        rope_base=_rope_base(data, label),
+        attention_bias=qkv_bias,
+        output_bias=out_bias,
+        ffn_bias=ffn_bias,
+        final_norm=True,
+        extra={"model_type": model_type},
+    )
 
 
 def _rope_base(data: dict, label: str) -> float:
@@ -160,8 +220,9 @@ def _rope_base(data: dict, label: str) -> float:
         raise AttnvizError(f"{label}: rope_parameters must be an object, got {rope!r}")
     kind = rope.get("rope_type", rope.get("type", "default"))
     if kind != "default":
-        raise AttnvizError(f"{label}: RoPE type {kind!r} is not supported; supported: default "
-                           "(rotary positions without scaling)")
+        raise AttnvizError(
+            f"{label}: RoPE type {kind!r} is not supported; supported: default (rotary positions without scaling)"
+        )
     base = rope.get("rope_theta", data.get("rope_theta", 10000.0))
     if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 0:
         raise AttnvizError(f"{label}: rope_theta must be a positive number, got {base!r}")
@@ -180,8 +241,9 @@ def _sliding_window(data: dict, label: str, model_type: str) -> int | None:
     return positive_int(data, "sliding_window", label)
 
 
-def weight_map(decoder: Decoder, names: list[str], weights: WeightFile, num_layers: int,
-               label: str) -> dict[str, str | Part]:
+def weight_map(
+    decoder: Decoder, names: list[str], weights: WeightFile, num_layers: int, label: str
+) -> dict[str, str | Part]:
     """attnviz state-dict name -> the checkpoint's key (or the Part of it), for every name of our
     (possibly truncated) encoder.
 
@@ -199,8 +261,9 @@ def weight_map(decoder: Decoder, names: list[str], weights: WeightFile, num_laye
             _, index, local = module.split(".", 2)
             if decoder.model_type == "gpt2":
                 theirs, chunk, conv = GPT2_LAYER[local]
-                mapping[name] = Part(f"{layers}.{index}.{theirs}.{leaf}", transpose=conv and leaf == "weight",
-                                     chunk=chunk)
+                mapping[name] = Part(
+                    f"{layers}.{index}.{theirs}.{leaf}", transpose=conv and leaf == "weight", chunk=chunk
+                )
             else:
                 mapping[name] = f"{layers}.{index}.{LLAMA_LAYER[local]}.{leaf}"
         else:
@@ -215,8 +278,10 @@ def weight_map(decoder: Decoder, names: list[str], weights: WeightFile, num_laye
             continue
         if index is not None and built <= index < num_layers:
             continue  # a real layer the command does not need: never read
-        raise AttnvizError(f"{weights.file_of(key)}: unexpected key {key!r} (not part of the "
-                           f"{decoder.model_type} model that {label} describes)")
+        raise AttnvizError(
+            f"{weights.file_of(key)}: unexpected key {key!r} (not part of the "
+            f"{decoder.model_type} model that {label} describes)"
+        )
     return mapping
 
 
@@ -226,8 +291,16 @@ def _outer_name(decoder: Decoder, module: str, leaf: str) -> str:
     return {"embeddings.word": "embed_tokens", "final_norm": "norm"}[module] + "." + leaf
 
 
-def load_decoder(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTokenizer, source: str,
-                 last_layer: int | None = None, dtype=None, device=None) -> LoadedModel:
+def load_decoder(
+    folder: Path,
+    data: dict,
+    weights: WeightFile,
+    tokenizer: TextTokenizer,
+    source: str,
+    last_layer: int | None = None,
+    dtype=None,
+    device=None,
+) -> LoadedModel:
     """Build the decoder that config.json describes, up to `last_layer`, and fill it from `weights`."""
     label = str(folder / "config.json")
     config = decoder_config(data, label)
@@ -235,8 +308,9 @@ def load_decoder(folder: Path, data: dict, weights: WeightFile, tokenizer: TextT
     encoder = build_encoder(config, weights, label, data, last_layer=last_layer)
     mapping = weight_map(decoder, list(encoder.state_dict()), weights, config.num_layers, label)
     fill_encoder(encoder, mapping, weights, label, dtype)
-    info = ModelInfo(source=source, config=config, seed=None, learned=True,
-                     tokenizer=tokenizer.source, kind=decoder.model_type)
+    info = ModelInfo(
+        source=source, config=config, seed=None, learned=True, tokenizer=tokenizer.source, kind=decoder.model_type
+    )
     return LoadedModel(place(encoder, dtype, device), tokenizer, info)
 
 

@@ -30,8 +30,14 @@ from .weights import WeightFile, fill_encoder, layer_of
 
 
 # Activation names of transformers' ACT2FN that our encoder computes identically.
-ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-               "relu": "relu", "silu": "silu", "swish": "silu"}
+ACTIVATIONS = {
+    "gelu": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "relu": "relu",
+    "silu": "silu",
+    "swish": "silu",
+}
 
 # attnviz parameter (module path) -> the family's name, within one layer.
 BERT_LAYER = {
@@ -59,7 +65,7 @@ EMBEDDINGS = {
     "embeddings.position": "embeddings.position_embeddings",
     "embeddings.token_type": "embeddings.token_type_embeddings",
     "embeddings.norm": "embeddings.LayerNorm",
-    "embeddings.project": "embeddings_project",   # ELECTRA only
+    "embeddings.project": "embeddings_project",  # ELECTRA only
 }
 # Buffers some checkpoints carry next to the weights; they are functions of the config.
 IGNORED = ("embeddings.position_ids", "embeddings.token_type_ids")
@@ -68,29 +74,34 @@ IGNORED = ("embeddings.position_ids", "embeddings.token_type_ids")
 @dataclass(frozen=True)
 class Family:
     model_type: str
-    prefix: str          # how task models (BertForMaskedLM, ...) prefix the encoder's names
-    layers: str          # where the layers live
+    prefix: str  # how task models (BertForMaskedLM, ...) prefix the encoder's names
+    layers: str  # where the layers live
     layer_names: dict
-    pad_token_id: int    # transformers' default when config.json leaves it out
+    pad_token_id: int  # transformers' default when config.json leaves it out
     offset_positions: bool = False
     narrow_embeddings: bool = False
 
 
-FAMILIES = {f.model_type: f for f in (
-    Family("bert", "bert.", "encoder.layer", BERT_LAYER, 0),
-    Family("roberta", "roberta.", "encoder.layer", BERT_LAYER, 1, offset_positions=True),
-    Family("xlm-roberta", "roberta.", "encoder.layer", BERT_LAYER, 1, offset_positions=True),
-    Family("electra", "electra.", "encoder.layer", BERT_LAYER, 0, narrow_embeddings=True),
-    Family("distilbert", "distilbert.", "transformer.layer", DISTILBERT_LAYER, 0),
-)}
+FAMILIES = {
+    f.model_type: f
+    for f in (
+        Family("bert", "bert.", "encoder.layer", BERT_LAYER, 0),
+        Family("roberta", "roberta.", "encoder.layer", BERT_LAYER, 1, offset_positions=True),
+        Family("xlm-roberta", "roberta.", "encoder.layer", BERT_LAYER, 1, offset_positions=True),
+        Family("electra", "electra.", "encoder.layer", BERT_LAYER, 0, narrow_embeddings=True),
+        Family("distilbert", "distilbert.", "transformer.layer", DISTILBERT_LAYER, 0),
+    )
+}
 SUPPORTED = tuple(sorted([*FAMILIES, *decoders.DECODERS]))
 
 
 def family_of(data: dict, label: str) -> Family:
     model_type = data.get("model_type")
     if model_type not in FAMILIES:
-        raise AttnvizError(f"{label}: model_type {model_type!r} is not supported"
-                           f"{decoders.unsupported_reason(model_type)}; supported: {', '.join(SUPPORTED)}")
+        raise AttnvizError(
+            f"{label}: model_type {model_type!r} is not supported"
+            f"{decoders.unsupported_reason(model_type)}; supported: {', '.join(SUPPORTED)}"
+        )
     return FAMILIES[model_type]
 
 
@@ -102,26 +113,40 @@ def family_config(data: dict, label: str) -> EncoderConfig:
     if data.get("is_decoder"):
         raise AttnvizError(f"{label}: is_decoder is true; attnviz reads encoders (bidirectional attention) only")
     if family.model_type == "distilbert":
-        names = {"vocab_size": "vocab_size", "d_model": "dim", "num_layers": "n_layers",
-                 "num_heads": "n_heads", "d_ff": "hidden_dim", "max_len": "max_position_embeddings"}
+        names = {
+            "vocab_size": "vocab_size",
+            "d_model": "dim",
+            "num_layers": "n_layers",
+            "num_heads": "n_heads",
+            "d_ff": "hidden_dim",
+            "max_len": "max_position_embeddings",
+        }
         act_key, act_default = "activation", "gelu"
     else:
-        names = {"vocab_size": "vocab_size", "d_model": "hidden_size", "num_layers": "num_hidden_layers",
-                 "num_heads": "num_attention_heads", "d_ff": "intermediate_size",
-                 "max_len": "max_position_embeddings"}
+        names = {
+            "vocab_size": "vocab_size",
+            "d_model": "hidden_size",
+            "num_layers": "num_hidden_layers",
+            "num_heads": "num_attention_heads",
+            "d_ff": "intermediate_size",
+            "max_len": "max_position_embeddings",
+        }
         act_key, act_default = "hidden_act", "gelu"
         kind = data.get("position_embedding_type", "absolute")
         if kind != "absolute":
-            raise AttnvizError(f"{label}: position_embedding_type {kind!r} is not supported; "
-                               "attnviz maps absolute position embeddings only")
+            raise AttnvizError(
+                f"{label}: position_embedding_type {kind!r} is not supported; "
+                "attnviz maps absolute position embeddings only"
+            )
     fields = {ours: positive_int(data, theirs, label) for ours, theirs in names.items()}
     if fields["d_model"] % fields["num_heads"]:
-        raise AttnvizError(f"{label}: {names['d_model']} ({fields['d_model']}) is not divisible by "
-                           f"{names['num_heads']} ({fields['num_heads']})")
+        raise AttnvizError(
+            f"{label}: {names['d_model']} ({fields['d_model']}) is not divisible by "
+            f"{names['num_heads']} ({fields['num_heads']})"
+        )
     act = data.get(act_key, act_default)
     if act not in ACTIVATIONS:
-        raise AttnvizError(f"{label}: {act_key} {act!r} is not supported; supported: "
-                           f"{', '.join(sorted(ACTIVATIONS))}")
+        raise AttnvizError(f"{label}: {act_key} {act!r} is not supported; supported: {', '.join(sorted(ACTIVATIONS))}")
     pad = _int(data, "pad_token_id", family.pad_token_id, label, allow_none=True)
     pad = family.pad_token_id if pad is None else pad
     if family.model_type == "distilbert":
@@ -134,8 +159,10 @@ def family_config(data: dict, label: str) -> EncoderConfig:
     offset = pad + 1 if family.offset_positions else 0
     max_len = fields["max_len"] - offset
     if max_len <= 0:
-        raise AttnvizError(f"{label}: max_position_embeddings ({fields['max_len']}) leaves no "
-                           f"positions after the offset pad_token_id + 1 = {offset}")
+        raise AttnvizError(
+            f"{label}: max_position_embeddings ({fields['max_len']}) leaves no "
+            f"positions after the offset pad_token_id + 1 = {offset}"
+        )
     embedding_size = None
     if family.narrow_embeddings:
         embedding_size = positive_int(data, "embedding_size", label, default=128)
@@ -145,10 +172,19 @@ def family_config(data: dict, label: str) -> EncoderConfig:
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         dropout = 0.1  # training-only; never used by attnviz, so no reason to refuse the model
     return EncoderConfig(
-        **{**fields, "max_len": max_len}, activation=ACTIVATIONS[act], dropout=float(dropout),
-        norm_placement="post", positional="learned", layer_norm_eps=float(eps),
-        type_vocab_size=type_vocab, embedding_layernorm=True, position_offset=offset,
-        embedding_size=embedding_size, pad_token_id=pad, extra={"model_type": family.model_type})
+        **{**fields, "max_len": max_len},
+        activation=ACTIVATIONS[act],
+        dropout=float(dropout),
+        norm_placement="post",
+        positional="learned",
+        layer_norm_eps=float(eps),
+        type_vocab_size=type_vocab,
+        embedding_layernorm=True,
+        position_offset=offset,
+        embedding_size=embedding_size,
+        pad_token_id=pad,
+        extra={"model_type": family.model_type},
+    )
 
 
 def weight_map(family: Family, names: list[str], weights: WeightFile, num_layers: int | None = None) -> dict[str, str]:
@@ -177,13 +213,23 @@ def weight_map(family: Family, names: list[str], weights: WeightFile, num_layers
         if num_layers is not None and index is not None and built <= index < num_layers:
             continue  # a real layer that a truncated encoder (last_layer) leaves unread
         if key.startswith(owned) and key not in used and key not in ignored:
-            raise AttnvizError(f"{weights.file_of(key)}: unexpected key {key!r} (not part of the "
-                               f"{family.model_type} encoder that config.json describes)")
+            raise AttnvizError(
+                f"{weights.file_of(key)}: unexpected key {key!r} (not part of the "
+                f"{family.model_type} encoder that config.json describes)"
+            )
     return mapping
 
 
-def load_family(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTokenizer,
-                source: str, last_layer: int | None = None, dtype=None, device=None) -> LoadedModel:
+def load_family(
+    folder: Path,
+    data: dict,
+    weights: WeightFile,
+    tokenizer: TextTokenizer,
+    source: str,
+    last_layer: int | None = None,
+    dtype=None,
+    device=None,
+) -> LoadedModel:
     """Build the model config.json describes, up to `last_layer` (None: all), and fill it."""
     if data.get("model_type") in decoders.DECODERS:
         return decoders.load_decoder(folder, data, weights, tokenizer, source, last_layer, dtype, device)
@@ -193,8 +239,9 @@ def load_family(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTo
     encoder = build_encoder(config, weights, label, data, last_layer=last_layer)
     mapping = weight_map(family, list(encoder.state_dict()), weights, config.num_layers)
     fill_encoder(encoder, mapping, weights, label, dtype)
-    info = ModelInfo(source=source, config=config, seed=None, learned=True,
-                     tokenizer=tokenizer.source, kind=family.model_type)
+    info = ModelInfo(
+        source=source, config=config, seed=None, learned=True, tokenizer=tokenizer.source, kind=family.model_type
+    )
     return LoadedModel(place(encoder, dtype, device), tokenizer, info)
 
 

@@ -29,7 +29,11 @@ def find_prefix(weights: WeightFile, anchor: str, wrapper: str, model_type: str)
     if len(found) == 1:
         return found[0]
     if not found:
-        raise AttnvizError(f"{weights.label}: missing key {anchor!r} (with or without a "
-                           f"{wrapper!r} prefix); is this a {model_type} checkpoint?")
-    raise AttnvizError(f"{weights.label}: several models in one file ({', '.join(found)}); "
-                       "attnviz cannot tell which one config.json describes")
+        raise AttnvizError(
+            f"{weights.label}: missing key {anchor!r} (with or without a "
+            f"{wrapper!r} prefix); is this a {model_type} checkpoint?"
+        )
+    raise AttnvizError(
+        f"{weights.label}: several models in one file ({', '.join(found)}); "
+        "attnviz cannot tell which one config.json describes"
+    )

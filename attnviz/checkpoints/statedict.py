@@ -44,9 +44,12 @@ def load_state_dict(path: str | Path) -> dict:
             raise AttnvizError(
                 f"{path}: refused: the file needs arbitrary code to unpickle (it asks for "
                 f"{wanted.group(1)}); attnviz loads state dicts only with torch.load(weights_only=True). "
-                "If you trust it, re-save it as safetensors or as a plain state dict") from None
-        raise AttnvizError(f"{path}: not a readable PyTorch state dict (the weights-only unpickler "
-                           f"stops at: {_unpickler_reason(message)})") from None
+                "If you trust it, re-save it as safetensors or as a plain state dict"
+            ) from None
+        raise AttnvizError(
+            f"{path}: not a readable PyTorch state dict (the weights-only unpickler "
+            f"stops at: {_unpickler_reason(message)})"
+        ) from None
     except Exception as exc:  # truncated zip, bad magic number, ...: torch raises many types
         raise AttnvizError(f"{path}: not a readable PyTorch state dict ({_first_line(exc)})") from None
     return _flatten(data, path)
@@ -60,8 +63,7 @@ def _flatten(data, path: Path) -> dict:
             if len(data) == 1 and isinstance(data.get(key), dict):
                 data = data[key]
     if not isinstance(data, dict) or not data:
-        raise AttnvizError(f"{path}: expected a state dict (a mapping of names to tensors), "
-                           f"got {type(data).__name__}")
+        raise AttnvizError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(data).__name__}")
     for key, value in data.items():
         if not isinstance(key, str):
             raise AttnvizError(f"{path}: state dict key {key!r} is not a string")

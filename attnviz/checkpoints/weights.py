@@ -32,12 +32,18 @@ _FLOAT_DTYPES = ("F64", "F32", "F16", "BF16", "float64", "float32", "float16", "
 class WeightFile:
     """Named tensors of one checkpoint: their shapes up front, the data on demand."""
 
-    def __init__(self, label: str, shapes: dict[str, tuple[int, ...]], dtypes: dict[str, str],
-                 files: dict[str, str], getter: Callable[[str], "torch.Tensor"]):
-        self.label = label        # what messages call the checkpoint as a whole
+    def __init__(
+        self,
+        label: str,
+        shapes: dict[str, tuple[int, ...]],
+        dtypes: dict[str, str],
+        files: dict[str, str],
+        getter: Callable[[str], "torch.Tensor"],
+    ):
+        self.label = label  # what messages call the checkpoint as a whole
         self._shapes = shapes
         self._dtypes = dtypes
-        self._files = files       # key -> the file that holds it (shards differ)
+        self._files = files  # key -> the file that holds it (shards differ)
         self._get = getter
 
     def keys(self) -> list[str]:
@@ -65,8 +71,9 @@ class WeightFile:
 
         self.shape(key)
         if self._dtypes[key] not in _FLOAT_DTYPES:
-            raise AttnvizError(f"{self.file_of(key)}: {key} has dtype {self._dtypes[key]}; "
-                               "expected floating-point weights")
+            raise AttnvizError(
+                f"{self.file_of(key)}: {key} has dtype {self._dtypes[key]}; expected floating-point weights"
+            )
         try:
             tensor = self._get(key)
         except AttnvizError:
@@ -96,8 +103,9 @@ def open_weights(path: Path) -> WeightFile:
         return _open_sharded(path)
     if path.suffix in STATE_DICT_SUFFIXES:
         return _from_state_dict(str(path), load_state_dict(path))
-    raise AttnvizError(f"{path}: unknown weights format; use .safetensors, "
-                       f"{', '.join(STATE_DICT_SUFFIXES)} or a folder")
+    raise AttnvizError(
+        f"{path}: unknown weights format; use .safetensors, {', '.join(STATE_DICT_SUFFIXES)} or a folder"
+    )
 
 
 def _open_safetensors(path: Path) -> WeightFile:
@@ -151,7 +159,7 @@ class Part:
     [out, in] (y = x W^T)."""
 
     key: str
-    transpose: bool = False             # stored [in, out]: transpose into Linear's [out, in]
+    transpose: bool = False  # stored [in, out]: transpose into Linear's [out, in]
     chunk: tuple[int, int] | None = None  # (i, n): the i-th of n equal parts of the stored last dim
 
     def stored_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -163,12 +171,17 @@ class Part:
         if self.chunk:
             i, n = self.chunk
             width = tensor.shape[-1] // n
-            tensor = tensor[..., i * width:(i + 1) * width]
+            tensor = tensor[..., i * width : (i + 1) * width]
         return (tensor.T if self.transpose else tensor).contiguous()
 
 
-def fill_encoder(encoder: "Encoder", mapping: dict[str, "str | Part"], weights: WeightFile, config_label: str,
-                 dtype: "torch.dtype | None" = None) -> None:
+def fill_encoder(
+    encoder: "Encoder",
+    mapping: dict[str, "str | Part"],
+    weights: WeightFile,
+    config_label: str,
+    dtype: "torch.dtype | None" = None,
+) -> None:
     """Give every parameter `name` of `encoder` the tensor weights[mapping[name]] (or the Part of
     it), asserting each shape, converted to `dtype` (default float32).
 
@@ -188,8 +201,9 @@ def fill_encoder(encoder: "Encoder", mapping: dict[str, "str | Part"], weights: 
         key, expected = part.key, part.stored_shape(tuple(state[name].shape))
         got = weights.shape(key)
         if got != expected:
-            raise AttnvizError(f"{weights.file_of(key)}: {key} has shape {list(got)} but "
-                               f"{config_label} implies {list(expected)}")
+            raise AttnvizError(
+                f"{weights.file_of(key)}: {key} has shape {list(got)} but {config_label} implies {list(expected)}"
+            )
         if part.chunk:  # fused: read once, cut three times
             if key not in fused:
                 fused[key] = weights.get(key, dtype)
@@ -243,6 +257,7 @@ def check_config_fits(config: EncoderConfig, weights: WeightFile, label: str, da
 
     Every loader (native, BERT families, decoders, GGUF) can call it: it assumes only that layer
     tensors carry their index as a name component ("layers.3.", "h.3.", "blk.3.")."""
+
     def key(field: str) -> str:
         return config_key(field, config, data)
 
@@ -251,26 +266,37 @@ def check_config_fits(config: EncoderConfig, weights: WeightFile, label: str, da
     present = max(indices) + 1 if indices else 0
     if config.num_layers > present:
         held = f"{present} layers (indices 0-{present - 1})" if present else "no numbered layers"
-        raise AttnvizError(f"{label}: {key('num_layers')} is {config.num_layers} (a model of "
-                           f"{human_bytes(4 * parameter_count(config))}) but {weights.label} holds {held}; "
-                           "the config does not describe these weights")
+        raise AttnvizError(
+            f"{label}: {key('num_layers')} is {config.num_layers} (a model of "
+            f"{human_bytes(4 * parameter_count(config))}) but {weights.label} holds {held}; "
+            "the config does not describe these weights"
+        )
     if config.num_layers < present:
         # Not a shorter model to be read in part (that is `last_layer`): the config is wrong, and
         # reading it would silently drop the file's last layers.
-        raise AttnvizError(f"{label}: {key('num_layers')} is {config.num_layers} but {weights.label} holds "
-                           f"{present} layers (indices 0-{present - 1}); the config does not describe these weights")
+        raise AttnvizError(
+            f"{label}: {key('num_layers')} is {config.num_layers} but {weights.label} holds "
+            f"{present} layers (indices 0-{present - 1}); the config does not describe these weights"
+        )
     shapes = [weights.shape(k) for k in keys]
     largest = max((d for shape in shapes for d in shape), default=0)
-    widths = {"d_model": config.d_model, "d_ff": config.d_ff, "vocab_size": config.vocab_size,
-              "embedding_size": config.embedding_size or 0, "type_vocab_size": config.type_vocab_size}
+    widths = {
+        "d_model": config.d_model,
+        "d_ff": config.d_ff,
+        "vocab_size": config.vocab_size,
+        "embedding_size": config.embedding_size or 0,
+        "type_vocab_size": config.type_vocab_size,
+    }
     if config.head_dim is not None:
         widths["head_dim"] = config.head_dim
     if config.positional == "learned":
         widths["max_len"] = config.max_len
     for field, value in widths.items():
         if value > largest:
-            raise AttnvizError(f"{label}: {key(field)} is {value} but no tensor of {weights.label} has a "
-                               f"dimension that large (the largest is {largest})")
+            raise AttnvizError(
+                f"{label}: {key(field)} is {value} but no tensor of {weights.label} has a "
+                f"dimension that large (the largest is {largest})"
+            )
 
 
 def layer_of(key: str, layers: str) -> int | None:

@@ -44,9 +44,9 @@ def handles_errors(command):
             try:
                 done = command(*args, **kwargs)
             except Exception:
-                stop_if_sigterm()   # the signal, renamed by a C extension (see workers.py)
+                stop_if_sigterm()  # the signal, renamed by a C extension (see workers.py)
                 raise
-            stop_if_sigterm()       # ... or swallowed by one
+            stop_if_sigterm()  # ... or swallowed by one
             return done
         except (typer.Exit, typer.Abort):
             raise
@@ -60,8 +60,12 @@ def handles_errors(command):
         except Exception as exc:
             if STATE.debug:
                 raise
-            raise typer.Exit(fail(f"internal error: {type(exc).__name__}: {exc} "
-                                  "(rerun with --debug for the traceback and report it)", 1)) from None
+            raise typer.Exit(
+                fail(
+                    f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback and report it)",
+                    1,
+                )
+            ) from None
 
     return wrapper
 
@@ -106,8 +110,9 @@ def report_console(output: Path | None, overwrite: bool, width: int = 100):
     """A rich Console for the terminal or, with --output, for a plain-text file written (atomically)
     when the block ends; the file is `width` columns wide and has no colour codes."""
     sink = io.StringIO() if output is not None else None
-    yield make_console(file=sink, width=width if sink else None, highlight=False, soft_wrap=False,
-                       no_color=sink is not None)
+    yield make_console(
+        file=sink, width=width if sink else None, highlight=False, soft_wrap=False, no_color=sink is not None
+    )
     if sink is not None:
         from ..io import atomic_write
 
@@ -137,31 +142,101 @@ def _selection(value: str | None) -> str | None:
 
 
 # Layer and head selections ("0,2", "1-3", "all"); parse them with result.parse_indices.
-LayerOpt = Annotated[Optional[str], typer.Option("--layer", "-l", callback=_selection, help="Layers: indices and ranges such as 0,2 or 1-3, or 'all'.")]
+LayerOpt = Annotated[
+    Optional[str],
+    typer.Option("--layer", "-l", callback=_selection, help="Layers: indices and ranges such as 0,2 or 1-3, or 'all'."),
+]
 HeadOpt = Annotated[Optional[str], typer.Option("--head", callback=_selection, help="Heads, like --layer.")]
-
-
 
 
 # Options shared by every command that builds a model. Random-model flags default to None so we
 # can tell "not given" from the default and refuse them for checkpoints.
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'random' (default), a checkpoint folder or weights file, 'minilm', or a model id already in the local Hugging Face cache.")]
-TokenizerOpt = Annotated[Optional[Path], typer.Option("--tokenizer", help="Use this tokenizer.json (or a folder holding one) instead of the model's.")]
-SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of the random model's weights (a non-negative integer).")]
-NumLayersOpt = Annotated[Optional[int], typer.Option("--num-layers", help="Random model: number of encoder layers [default: 2].")]
-NumHeadsOpt = Annotated[Optional[int], typer.Option("--num-heads", help="Random model: attention heads per layer [default: 4].")]
-DModelOpt = Annotated[Optional[int], typer.Option("--d-model", help="Random model: hidden size, divisible by --num-heads [default: 64].")]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="'random' (default), a checkpoint folder or weights file, 'minilm', or a model id already in the local Hugging Face cache.",
+    ),
+]
+TokenizerOpt = Annotated[
+    Optional[Path],
+    typer.Option("--tokenizer", help="Use this tokenizer.json (or a folder holding one) instead of the model's."),
+]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", min=0, help="Seed of the random model's weights (a non-negative integer).")
+]
+NumLayersOpt = Annotated[
+    Optional[int], typer.Option("--num-layers", help="Random model: number of encoder layers [default: 2].")
+]
+NumHeadsOpt = Annotated[
+    Optional[int], typer.Option("--num-heads", help="Random model: attention heads per layer [default: 4].")
+]
+DModelOpt = Annotated[
+    Optional[int], typer.Option("--d-model", help="Random model: hidden size, divisible by --num-heads [default: 64].")
+]
 DFfOpt = Annotated[Optional[int], typer.Option("--d-ff", help="Random model: feed-forward size [default: 256].")]
-MaxLenOpt = Annotated[Optional[int], typer.Option("--max-len", help="Random model: longest input in tokens [default: 256].")]
-PositionalOpt = Annotated[Optional[Positional], typer.Option("--positional", help="Random model: positional encoding; rope rotates queries and keys by position (LLaMA) [default: sinusoidal].")]
-NormOpt = Annotated[Optional[NormPlacement], typer.Option("--norm-placement", help="Random model: LayerNorm after each sub-block (post, the textbook block) or before it (pre) [default: post].")]
-ActivationOpt = Annotated[Optional[Activation], typer.Option("--activation", help="Random model: feed-forward activation [default: gelu].")]
-CausalOpt = Annotated[bool, typer.Option("--causal", help="Random model: a decoder; each token attends only to itself and the tokens before it (the look-ahead mask).")]
-NormKindOpt = Annotated[Optional[Norm], typer.Option("--norm", help="Random model: LayerNorm (layer) or RMSNorm (rms, LLaMA) [default: layer].")]
-KvHeadsOpt = Annotated[Optional[int], typer.Option("--kv-heads", help="Random model: key/value heads, each shared by a group of query heads (grouped-query attention); divides --num-heads [default: one per head].")]
-FfnOpt = Annotated[Optional[Ffn], typer.Option("--ffn", help="Random model: feed-forward down(act(up x)) (standard) or down(act(gate x) * up x) (gated, SwiGLU) [default: standard].")]
-DtypeOpt = Annotated[Optional[Dtype], typer.Option("--dtype", help="Precision of the model's weights; attention is always returned as float32 [default: float32].", show_default=False)]
-DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="Where the model runs: cpu, or cuda (cuda:N) when torch sees a GPU [default: cpu].", show_default=False)]
+MaxLenOpt = Annotated[
+    Optional[int], typer.Option("--max-len", help="Random model: longest input in tokens [default: 256].")
+]
+PositionalOpt = Annotated[
+    Optional[Positional],
+    typer.Option(
+        "--positional",
+        help="Random model: positional encoding; rope rotates queries and keys by position (LLaMA) [default: sinusoidal].",
+    ),
+]
+NormOpt = Annotated[
+    Optional[NormPlacement],
+    typer.Option(
+        "--norm-placement",
+        help="Random model: LayerNorm after each sub-block (post, the textbook block) or before it (pre) [default: post].",
+    ),
+]
+ActivationOpt = Annotated[
+    Optional[Activation], typer.Option("--activation", help="Random model: feed-forward activation [default: gelu].")
+]
+CausalOpt = Annotated[
+    bool,
+    typer.Option(
+        "--causal",
+        help="Random model: a decoder; each token attends only to itself and the tokens before it (the look-ahead mask).",
+    ),
+]
+NormKindOpt = Annotated[
+    Optional[Norm],
+    typer.Option("--norm", help="Random model: LayerNorm (layer) or RMSNorm (rms, LLaMA) [default: layer]."),
+]
+KvHeadsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--kv-heads",
+        help="Random model: key/value heads, each shared by a group of query heads (grouped-query attention); divides --num-heads [default: one per head].",
+    ),
+]
+FfnOpt = Annotated[
+    Optional[Ffn],
+    typer.Option(
+        "--ffn",
+        help="Random model: feed-forward down(act(up x)) (standard) or down(act(gate x) * up x) (gated, SwiGLU) [default: standard].",
+    ),
+]
+DtypeOpt = Annotated[
+    Optional[Dtype],
+    typer.Option(
+        "--dtype",
+        help="Precision of the model's weights; attention is always returned as float32 [default: float32].",
+        show_default=False,
+    ),
+]
+DeviceOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--device",
+        help="Where the model runs: cpu, or cuda (cuda:N) when torch sees a GPU [default: cpu].",
+        show_default=False,
+    ),
+]
 
 # RandomShape field -> EncoderConfig field, where the names differ.
 _CONFIG_NAMES = {"kv_heads": "num_kv_heads"}
@@ -189,9 +264,11 @@ class RandomShape:
 
     def given(self) -> dict:
         """The random-model shape flags given, by their option names (not dtype and device)."""
-        return {f.name: (v.value if isinstance(v, enum.Enum) else v)
-                for f in fields(self) if f.name not in ("dtype", "device")
-                and (v := getattr(self, f.name)) is not None and v is not False}
+        return {
+            f.name: (v.value if isinstance(v, enum.Enum) else v)
+            for f in fields(self)
+            if f.name not in ("dtype", "device") and (v := getattr(self, f.name)) is not None and v is not False
+        }
 
     def config(self):
         """The random model's EncoderConfig (AttnvizError on a bad combination)."""
@@ -207,8 +284,10 @@ def option_group(param: str, group: type, options: dict):
     def decorate(command):
         signature = inspect.signature(command, eval_str=True)
         visible = [p for p in signature.parameters.values() if p.name != param]
-        visible += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-                    for name, (annotation, default) in options.items()]
+        visible += [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            for name, (annotation, default) in options.items()
+        ]
 
         @functools.wraps(command)
         def wrapper(*args, **kwargs):
@@ -222,10 +301,19 @@ def option_group(param: str, group: type, options: dict):
 
 
 _SHAPE_OPTIONS = {
-    "num_layers": (NumLayersOpt, None), "num_heads": (NumHeadsOpt, None), "d_model": (DModelOpt, None),
-    "d_ff": (DFfOpt, None), "max_len": (MaxLenOpt, None), "positional": (PositionalOpt, None),
-    "norm_placement": (NormOpt, None), "activation": (ActivationOpt, None), "causal": (CausalOpt, False),
-    "norm": (NormKindOpt, None), "kv_heads": (KvHeadsOpt, None), "ffn": (FfnOpt, None)}
+    "num_layers": (NumLayersOpt, None),
+    "num_heads": (NumHeadsOpt, None),
+    "d_model": (DModelOpt, None),
+    "d_ff": (DFfOpt, None),
+    "max_len": (MaxLenOpt, None),
+    "positional": (PositionalOpt, None),
+    "norm_placement": (NormOpt, None),
+    "activation": (ActivationOpt, None),
+    "causal": (CausalOpt, False),
+    "norm": (NormKindOpt, None),
+    "kv_heads": (KvHeadsOpt, None),
+    "ffn": (FfnOpt, None),
+}
 # The random-model flags and --dtype/--device (every command that runs a model).
 SHAPE_OPTIONS = {**_SHAPE_OPTIONS, "dtype": (DtypeOpt, None), "device": (DeviceOpt, None)}
 # ... received as `shape: RandomShape`.
@@ -251,8 +339,7 @@ class ModelFlags:
     def build(self, model: str | None = None, last_layer: int | None = None):
         """The model these flags describe (`model` replaces --model: inspect's MODEL argument),
         loaded up to `last_layer` (None: all layers)."""
-        return build_model(self.model if model is None else model, self.tokenizer, self.seed, self.shape,
-                           last_layer)
+        return build_model(self.model if model is None else model, self.tokenizer, self.seed, self.shape, last_layer)
 
 
 def model_flags(model_option: bool = True):
@@ -263,8 +350,9 @@ def model_flags(model_option: bool = True):
     return option_group("models", ModelFlags.from_options, options)
 
 
-def check_not_dash(option: str, path: Path | None, what: str = "a file",
-                   dash: str = "- is standard output only for --output") -> None:
+def check_not_dash(
+    option: str, path: Path | None, what: str = "a file", dash: str = "- is standard output only for --output"
+) -> None:
     """The other side of `stdout_or_file`: `-` means standard output only for --output (text); an
     image, a page or export's folder named `-` would be a file of that name here, never what was meant."""
     if path is not None and str(path) == "-":
@@ -310,8 +398,26 @@ def output_flags(replaces: str = "--output", truncate: str | None = None):
     """A decorator: --output/-o and --overwrite (help: "Replace `replaces` ..."), and --truncate with
     the help `truncate` when given, received as `out: OutputFlags`."""
     options = {
-        "output": (Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of the terminal (written atomically); - is standard output.")], None),
-        "overwrite": (Annotated[bool, typer.Option("--overwrite", help=f"Replace {replaces} if {'they exist' if '/' in replaces else 'it exists'}.")], False),
+        "output": (
+            Annotated[
+                Optional[Path],
+                typer.Option(
+                    "--output",
+                    "-o",
+                    help="Write to this file instead of the terminal (written atomically); - is standard output.",
+                ),
+            ],
+            None,
+        ),
+        "overwrite": (
+            Annotated[
+                bool,
+                typer.Option(
+                    "--overwrite", help=f"Replace {replaces} if {'they exist' if '/' in replaces else 'it exists'}."
+                ),
+            ],
+            False,
+        ),
     }
     if truncate is not None:
         options["truncate"] = (Annotated[bool, typer.Option("--truncate", help=truncate)], False)
@@ -341,24 +447,98 @@ class ImageFlags:
 
         preset = self.preset.value if self.preset is not None else None
         inches = parse_size(self.size, self.dpi, preset) if self.size is not None else None
-        return validate_options(ImageOptions(cmap=self.cmap, annotate=self.annotate, dpi=self.dpi, size=inches,
-                                             preset=preset, transparent=self.transparent, scale=self.scale))
+        return validate_options(
+            ImageOptions(
+                cmap=self.cmap,
+                annotate=self.annotate,
+                dpi=self.dpi,
+                size=inches,
+                preset=preset,
+                transparent=self.transparent,
+                scale=self.scale,
+            )
+        )
 
 
 # The figure flags, received as `image: ImageFlags`.
-with_image_flags = option_group("image", ImageFlags, {
-    "cmap": (Annotated[str, typer.Option("--cmap", help="Colormap: any matplotlib name; viridis (perceptually uniform, colour-blind safe) by default.")], "viridis"),
-    "annotate": (Annotated[bool, typer.Option("--annotate", help="Write each cell's weight in it (when the cells are big enough to read it).")], False),
-    "dpi": (Annotated[Optional[float], typer.Option("--dpi", help="Pixels per inch of PNG output [default: 120; slide 150; paper 300].", show_default=False)], None),
-    "size": (Annotated[Optional[str], typer.Option("--size", help="Figure size WIDTHxHEIGHT in inches (8x4.5), or with a unit: 20x12cm, 160x90mm, 1600x900px [default: fitted to the sentence].", show_default=False)], None),
-    "preset": (Annotated[Optional[Preset], typer.Option("--preset", help="slide: 16:9, 2000x1125 px, large type; paper: 3.5 in column (7 in for grids), small type, 300 dpi, best saved as .pdf or .svg.", show_default=False)], None),
-    "transparent": (Annotated[bool, typer.Option("--transparent", help="Transparent background instead of white.")], False),
-    "scale": (Annotated[Optional[str], typer.Option("--scale", help="Colour scale: fixed (0-1, so images compare; attention and rollout rows sum to one), auto (each image's largest weight, excluded sink tokens left out), or a maximum such as 0.5 shared by every image [default: fixed; auto for --view norm].", show_default=False)], None),
-})
+with_image_flags = option_group(
+    "image",
+    ImageFlags,
+    {
+        "cmap": (
+            Annotated[
+                str,
+                typer.Option(
+                    "--cmap",
+                    help="Colormap: any matplotlib name; viridis (perceptually uniform, colour-blind safe) by default.",
+                ),
+            ],
+            "viridis",
+        ),
+        "annotate": (
+            Annotated[
+                bool,
+                typer.Option(
+                    "--annotate", help="Write each cell's weight in it (when the cells are big enough to read it)."
+                ),
+            ],
+            False,
+        ),
+        "dpi": (
+            Annotated[
+                Optional[float],
+                typer.Option(
+                    "--dpi",
+                    help="Pixels per inch of PNG output [default: 120; slide 150; paper 300].",
+                    show_default=False,
+                ),
+            ],
+            None,
+        ),
+        "size": (
+            Annotated[
+                Optional[str],
+                typer.Option(
+                    "--size",
+                    help="Figure size WIDTHxHEIGHT in inches (8x4.5), or with a unit: 20x12cm, 160x90mm, 1600x900px [default: fitted to the sentence].",
+                    show_default=False,
+                ),
+            ],
+            None,
+        ),
+        "preset": (
+            Annotated[
+                Optional[Preset],
+                typer.Option(
+                    "--preset",
+                    help="slide: 16:9, 2000x1125 px, large type; paper: 3.5 in column (7 in for grids), small type, 300 dpi, best saved as .pdf or .svg.",
+                    show_default=False,
+                ),
+            ],
+            None,
+        ),
+        "transparent": (
+            Annotated[bool, typer.Option("--transparent", help="Transparent background instead of white.")],
+            False,
+        ),
+        "scale": (
+            Annotated[
+                Optional[str],
+                typer.Option(
+                    "--scale",
+                    help="Colour scale: fixed (0-1, so images compare; attention and rollout rows sum to one), auto (each image's largest weight, excluded sink tokens left out), or a maximum such as 0.5 shared by every image [default: fixed; auto for --view norm].",
+                    show_default=False,
+                ),
+            ],
+            None,
+        ),
+    },
+)
 
 
-def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShape = RandomShape(),
-                last_layer: int | None = None):
+def build_model(
+    model: str, tokenizer: Path | None, seed: int, shape: RandomShape = RandomShape(), last_layer: int | None = None
+):
     """Resolve --model; the random-model flags apply to `random` only, --dtype and --device to any.
 
     last_layer: the last layer the command will look at (None: all); later ones are not loaded."""
@@ -375,6 +555,12 @@ def build_model(model: str, tokenizer: Path | None, seed: int, shape: RandomShap
         config = shape.config()
         # Named by the flags that set them; before torch is even imported.
         check_model_size(config, keys={_CONFIG_NAMES.get(k, k): "--" + k.replace("_", "-") for k in given})
-    return load_model(model, config=config, seed=seed, tokenizer=str(tokenizer) if tokenizer else None,
-                      last_layer=last_layer, dtype=shape.dtype.value if shape.dtype else None,
-                      device=shape.device)
+    return load_model(
+        model,
+        config=config,
+        seed=seed,
+        tokenizer=str(tokenizer) if tokenizer else None,
+        last_layer=last_layer,
+        dtype=shape.dtype.value if shape.dtype else None,
+        device=shape.device,
+    )

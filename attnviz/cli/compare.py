@@ -10,8 +10,24 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (HeadOpt, ImageFlags, LayerOpt, ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, emit,
-                     check_not_dash, handles_errors, report_console, stdout_or_file, with_image_flags, with_random_shape)
+from .common import (
+    HeadOpt,
+    ImageFlags,
+    LayerOpt,
+    ModelOpt,
+    RandomShape,
+    SeedOpt,
+    TokenizerOpt,
+    View,
+    build_model,
+    emit,
+    check_not_dash,
+    handles_errors,
+    report_console,
+    stdout_or_file,
+    with_image_flags,
+    with_random_shape,
+)
 
 
 class Format(str, enum.Enum):
@@ -30,20 +46,63 @@ def _png_paths(png: Path, n: int) -> list[Path]:
 @with_image_flags
 def compare(
     text_a: Annotated[str, typer.Argument(help="The first sentence.", show_default=False)],
-    text_b: Annotated[Optional[str], typer.Argument(help="Its twin (e.g. one word changed so the pronoun's referent flips). Optional with --model-b.", show_default=False)] = None,
-    focus: Annotated[Optional[str], typer.Option("--focus", "-f", help="The word to follow in both sentences (first occurrence; or a word index); default: the first pronoun.")] = None,
-    candidates: Annotated[Optional[str], typer.Option("--candidates", "-c", help="Comma-separated words the focus may refer to, e.g. \"animal,street\": winners per head and the heads that flip.")] = None,
-    model_b: Annotated[Optional[str], typer.Option("--model-b", help="Compare this model with --model on the same sentence(s) instead: per-head Jensen-Shannon divergence.")] = None,
-    seed_b: Annotated[Optional[int], typer.Option("--seed-b", help="Seed of --model-b when it is 'random' [default: --seed + 1].")] = None,
+    text_b: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="Its twin (e.g. one word changed so the pronoun's referent flips). Optional with --model-b.",
+            show_default=False,
+        ),
+    ] = None,
+    focus: Annotated[
+        Optional[str],
+        typer.Option(
+            "--focus",
+            "-f",
+            help="The word to follow in both sentences (first occurrence; or a word index); default: the first pronoun.",
+        ),
+    ] = None,
+    candidates: Annotated[
+        Optional[str],
+        typer.Option(
+            "--candidates",
+            "-c",
+            help='Comma-separated words the focus may refer to, e.g. "animal,street": winners per head and the heads that flip.',
+        ),
+    ] = None,
+    model_b: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model-b",
+            help="Compare this model with --model on the same sentence(s) instead: per-head Jensen-Shannon divergence.",
+        ),
+    ] = None,
+    seed_b: Annotated[
+        Optional[int], typer.Option("--seed-b", help="Seed of --model-b when it is 'random' [default: --seed + 1].")
+    ] = None,
     layer: LayerOpt = None,
     head: HeadOpt = None,
-    view: Annotated[View, typer.Option("--view", help="attention (default), rollout or norm; see 'attnviz show --help'.")] = View.attention,
+    view: Annotated[
+        View, typer.Option("--view", help="attention (default), rollout or norm; see 'attnviz show --help'.")
+    ] = View.attention,
     top: Annotated[int, typer.Option("--top", min=1, max=50, help="How many heads the divergence summary lists.")] = 5,
-    fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output.")] = Format.table,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the table or JSON to this file (atomically); - is standard output.")] = None,
-    png: Annotated[Optional[Path], typer.Option("--png", help="Also draw the two focus maps side by side and their difference into this file (.png, .svg or .pdf by extension; with --model-b and two texts: NAME-A.png and NAME-B.png). The image flags (--preset, --size, --dpi, --cmap, --scale, ...) apply.")] = None,
+    fmt: Annotated[
+        Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output.")
+    ] = Format.table,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write the table or JSON to this file (atomically); - is standard output."),
+    ] = None,
+    png: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--png",
+            help="Also draw the two focus maps side by side and their difference into this file (.png, .svg or .pdf by extension; with --model-b and two texts: NAME-A.png and NAME-B.png). The image flags (--preset, --size, --dpi, --cmap, --scale, ...) apply.",
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output / --png if they exist.")] = False,
-    truncate: Annotated[bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")] = False,
+    truncate: Annotated[
+        bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")
+    ] = False,
     image: ImageFlags = ImageFlags(),
     model: ModelOpt = "random",
     tokenizer: TokenizerOpt = None,
@@ -82,8 +141,9 @@ def compare(
     loaded = build_model(model, tokenizer, seed, shape)
     loaded_b = None
     if model_b is not None:
-        loaded_b = build_model(model_b, tokenizer, seed + 1 if seed_b is None else seed_b,
-                               shape if model_b == "random" else RandomShape())
+        loaded_b = build_model(
+            model_b, tokenizer, seed + 1 if seed_b is None else seed_b, shape if model_b == "random" else RandomShape()
+        )
 
     def run(which, text):
         config = which.config
@@ -95,12 +155,16 @@ def compare(
     if loaded_b is None:
         comparisons = [compare_sentences(run(loaded, text_a), run(loaded, text_b), focus, phrases)]
     else:
-        comparisons = [compare_models(run(loaded, t), run(loaded_b, t), focus, phrases, names=("A", "B"))
-                       for t in texts]
+        comparisons = [
+            compare_models(run(loaded, t), run(loaded_b, t), focus, phrases, names=("A", "B")) for t in texts
+        ]
 
     if fmt is Format.json:
-        data = comparisons[0].to_dict() if loaded_b is None else {
-            "kind": "models", "comparisons": [c.to_dict() for c in comparisons]}
+        data = (
+            comparisons[0].to_dict()
+            if loaded_b is None
+            else {"kind": "models", "comparisons": [c.to_dict() for c in comparisons]}
+        )
         emit(json.dumps(data, ensure_ascii=False) + "\n", output, overwrite)
     else:
         from ..render.compare_view import render_comparison

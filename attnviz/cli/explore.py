@@ -18,18 +18,58 @@ from .common import ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_mo
 @handles_errors
 @with_random_shape
 def explore(
-    text: Annotated[Optional[str], typer.Argument(help="A first sentence (more can be typed in the explorer).", show_default=False)] = None,
+    text: Annotated[
+        Optional[str], typer.Argument(help="A first sentence (more can be typed in the explorer).", show_default=False)
+    ] = None,
     layer: Annotated[int, typer.Option("--layer", "-l", min=0, help="Layer to open first.")] = 0,
     head: Annotated[int, typer.Option("--head", min=0, help="Head to open first.")] = 0,
-    focus: Annotated[Optional[str], typer.Option("--focus", "-f", help="A word of the sentence (or a token index) to follow; default: the first pronoun.")] = None,
-    top: Annotated[int, typer.Option("--top", min=1, max=10, help="How many targets the focus summary lists for the current head.")] = 3,
-    words: Annotated[bool, typer.Option("--words", help="Start at word level (subword pieces merged, Clark et al. 2019); `w` toggles it.")] = False,
-    view: Annotated[View, typer.Option("--view", help="The view to start with (attention, rollout or norm, as in `show`); `v` cycles them.")] = View.attention,
-    sinks: Annotated[bool, typer.Option("--without-sinks", help="Start with special/sink tokens left out of the colour scale and rankings; `s` toggles it.")] = False,
-    candidates: Annotated[Optional[str], typer.Option("--candidates", "-c", help="Comma-separated words the focus word may refer to, e.g. \"animal,street\": the weight to each in the current head, and wins over all heads.")] = None,
-    truncate: Annotated[bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")] = False,
-    resolve: Annotated[bool, typer.Option("--resolve", help="Find the model's pronoun heads when it loads (the agreement probe set; cached per model) and mark them.")] = False,
-    save_dir: Annotated[Path, typer.Option("--save-dir", help="Folder for the PNG and HTML files that `e` saves (never overwritten).")] = Path("."),
+    focus: Annotated[
+        Optional[str],
+        typer.Option(
+            "--focus", "-f", help="A word of the sentence (or a token index) to follow; default: the first pronoun."
+        ),
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", min=1, max=10, help="How many targets the focus summary lists for the current head.")
+    ] = 3,
+    words: Annotated[
+        bool,
+        typer.Option("--words", help="Start at word level (subword pieces merged, Clark et al. 2019); `w` toggles it."),
+    ] = False,
+    view: Annotated[
+        View,
+        typer.Option(
+            "--view", help="The view to start with (attention, rollout or norm, as in `show`); `v` cycles them."
+        ),
+    ] = View.attention,
+    sinks: Annotated[
+        bool,
+        typer.Option(
+            "--without-sinks",
+            help="Start with special/sink tokens left out of the colour scale and rankings; `s` toggles it.",
+        ),
+    ] = False,
+    candidates: Annotated[
+        Optional[str],
+        typer.Option(
+            "--candidates",
+            "-c",
+            help='Comma-separated words the focus word may refer to, e.g. "animal,street": the weight to each in the current head, and wins over all heads.',
+        ),
+    ] = None,
+    truncate: Annotated[
+        bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")
+    ] = False,
+    resolve: Annotated[
+        bool,
+        typer.Option(
+            "--resolve",
+            help="Find the model's pronoun heads when it loads (the agreement probe set; cached per model) and mark them.",
+        ),
+    ] = False,
+    save_dir: Annotated[
+        Path, typer.Option("--save-dir", help="Folder for the PNG and HTML files that `e` saves (never overwritten).")
+    ] = Path("."),
     model: ModelOpt = "random",
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
@@ -40,18 +80,30 @@ def explore(
     The model loads once; press ? inside for the keys. Example: attnviz explore -m minilm
     """
     if not sys.stdout.isatty():
-        raise AttnvizError("explore is interactive and standard output is not a terminal; "
-                           "use `attnviz show TEXT` (or --format json) for output to a pipe or a file")
+        raise AttnvizError(
+            "explore is interactive and standard output is not a terminal; "
+            "use `attnviz show TEXT` (or --format json) for output to a pipe or a file"
+        )
     if not save_dir.is_dir():
         raise AttnvizError(f"--save-dir {save_dir} is not a folder")
     from ..analysis.candidates import parse_candidates
     from ..explore.app import ExploreApp
     from ..explore.session import Options
 
-    options = Options(view=view.value, words=words, sinks=sinks, focus=focus, top=top, truncate=truncate,
-                      candidates=parse_candidates(candidates) if candidates else None, layer=layer, head=head)
-    app = ExploreApp(lambda: build_model(model, tokenizer, seed, shape), model, text, options,
-                     save_dir=save_dir, resolve=resolve)
+    options = Options(
+        view=view.value,
+        words=words,
+        sinks=sinks,
+        focus=focus,
+        top=top,
+        truncate=truncate,
+        candidates=parse_candidates(candidates) if candidates else None,
+        layer=layer,
+        head=head,
+    )
+    app = ExploreApp(
+        lambda: build_model(model, tokenizer, seed, shape), model, text, options, save_dir=save_dir, resolve=resolve
+    )
     app.run()
     if app.load_error is not None:
         raise AttnvizError(app.load_error)

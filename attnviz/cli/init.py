@@ -7,15 +7,27 @@ from typing import Annotated
 
 import typer
 
-from .common import (RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors,
-                     with_shape_only)
+from .common import RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors, with_shape_only
 
 
 @handles_errors
 @with_shape_only
 def init(
-    folder: Annotated[Path, typer.Argument(metavar="DIR", help="The checkpoint folder to create (config.json, model.safetensors, tokenizer.json).", show_default=False)],
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into DIR even if it is not empty (its checkpoint files are replaced, others kept).")] = False,
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR",
+            help="The checkpoint folder to create (config.json, model.safetensors, tokenizer.json).",
+            show_default=False,
+        ),
+    ],
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Write into DIR even if it is not empty (its checkpoint files are replaced, others kept).",
+        ),
+    ] = False,
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
     shape: RandomShape = RandomShape(),
@@ -31,5 +43,7 @@ def init(
     loaded = build_model("random", tokenizer, seed, shape)
     loaded.tokenizer.check_encodes()  # a tokenizer that fails on unknown words would break the checkpoint
     save_model(loaded, folder, overwrite=overwrite)
-    typer.echo(f"wrote {folder}: random model (seed {seed}), {loaded.config.describe()}, "
-               f"vocabulary {loaded.config.vocab_size}; use it with --model {folder}")
+    typer.echo(
+        f"wrote {folder}: random model (seed {seed}), {loaded.config.describe()}, "
+        f"vocabulary {loaded.config.vocab_size}; use it with --model {folder}"
+    )

@@ -12,9 +12,11 @@ import typer
 from ..errors import AttnvizError
 from .common import ModelFlags, OutputFlags, handles_errors, model_flags, output_flags
 
-SORT_HELP = ("Order the table by: layer, head, role, score, entropy, confidence, distance, self, prev, "
-             "next, special, first, punct, local. Statistics sort largest first (by the difference "
-             "from the random model with --baseline).")
+SORT_HELP = (
+    "Order the table by: layer, head, role, score, entropy, confidence, distance, self, prev, "
+    "next, special, first, punct, local. Statistics sort largest first (by the difference "
+    "from the random model with --baseline)."
+)
 
 
 class Format(str, enum.Enum):
@@ -48,8 +50,7 @@ def run_probe(loaded, texts: list[str], label: str):
     from ..pipeline import run_attention
 
     results = []
-    with Progress(transient=True, disable=not sys.stderr.isatty(),
-                  console=Console(stderr=True)) as progress:
+    with Progress(transient=True, disable=not sys.stderr.isatty(), console=Console(stderr=True)) as progress:
         task = progress.add_task(label, total=len(texts))
         for text in texts:
             results.append(run_attention(loaded, text, truncate=True))
@@ -62,16 +63,62 @@ def run_probe(loaded, texts: list[str], label: str):
 @model_flags(model_option=False)
 @output_flags()
 def inspect(
-    model: Annotated[str, typer.Argument(metavar="MODEL", help="'random', a checkpoint folder or file, or a named model such as minilm.")] = "random",
-    text: Annotated[Optional[list[str]], typer.Option("--text", "-t", metavar="TEXT", help="A probe sentence; repeat for several. Default: the sentences shipped in sample_texts/.")] = None,
-    file: Annotated[Optional[list[str]], typer.Option("--file", metavar="FILE", help="A text file of probe sentences, one per line (# comments skipped), '-' for standard input, or a sample name (classic, winograd, ambiguous_words, korean); repeatable.")] = None,
+    model: Annotated[
+        str,
+        typer.Argument(metavar="MODEL", help="'random', a checkpoint folder or file, or a named model such as minilm."),
+    ] = "random",
+    text: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--text",
+            "-t",
+            metavar="TEXT",
+            help="A probe sentence; repeat for several. Default: the sentences shipped in sample_texts/.",
+        ),
+    ] = None,
+    file: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--file",
+            metavar="FILE",
+            help="A text file of probe sentences, one per line (# comments skipped), '-' for standard input, or a sample name (classic, winograd, ambiguous_words, korean); repeatable.",
+        ),
+    ] = None,
     sort: Annotated[str, typer.Option("--sort", metavar="COLUMN", help=SORT_HELP)] = "layer",
     reverse: Annotated[bool, typer.Option("--reverse", help="Reverse the --sort order.")] = False,
-    baseline: Annotated[bool, typer.Option("--baseline", help="Also profile a random model of the same shape and show each statistic as the difference from it, to tell learned heads from architectural ones.")] = False,
-    baseline_seed: Annotated[Optional[int], typer.Option("--baseline-seed", min=0, help="Seed of the --baseline model [default: --seed, plus one when MODEL is random].")] = None,
-    pronouns: Annotated[bool, typer.Option("--pronouns/--no-pronouns", help="Find the heads that resolve pronouns on --pronoun-set (cached per model; see 'attnviz probe coref').")] = True,
-    pronoun_set: Annotated[str, typer.Option("--pronoun-set", metavar="SET_OR_FILE", help="The probe set for the pronoun role: agreement (number and gender cues), winograd, or a JSONL file.")] = "agreement",
-    fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: one object on stdout or --output.")] = Format.table,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            "--baseline",
+            help="Also profile a random model of the same shape and show each statistic as the difference from it, to tell learned heads from architectural ones.",
+        ),
+    ] = False,
+    baseline_seed: Annotated[
+        Optional[int],
+        typer.Option(
+            "--baseline-seed",
+            min=0,
+            help="Seed of the --baseline model [default: --seed, plus one when MODEL is random].",
+        ),
+    ] = None,
+    pronouns: Annotated[
+        bool,
+        typer.Option(
+            "--pronouns/--no-pronouns",
+            help="Find the heads that resolve pronouns on --pronoun-set (cached per model; see 'attnviz probe coref').",
+        ),
+    ] = True,
+    pronoun_set: Annotated[
+        str,
+        typer.Option(
+            "--pronoun-set",
+            metavar="SET_OR_FILE",
+            help="The probe set for the pronoun role: agreement (number and gender cues), winograd, or a JSONL file.",
+        ),
+    ] = "agreement",
+    fmt: Annotated[
+        Format, typer.Option("--format", help="table: rich tables; json: one object on stdout or --output.")
+    ] = Format.table,
     out: OutputFlags = OutputFlags(),
     models: ModelFlags = ModelFlags(),
 ) -> None:
@@ -95,6 +142,7 @@ def inspect(
     from ..analysis.heads import SORT_COLUMNS, deltas, sort_profiles
     from ..analysis.params import parameter_counts
     from ..checkpoints.lazy_rows import weight_shapes
+
     if sort not in SORT_COLUMNS:  # before loading anything
         raise AttnvizError(f"unknown sort column {sort!r}; choose one of: {', '.join(SORT_COLUMNS)}")
     out.check()
@@ -135,16 +183,25 @@ def inspect(
             "probe": {"source": probe, "texts": texts, "truncated": truncated},
             "sort": {"column": sort, "reverse": reverse},
             "heads": {**report.to_dict(), "profiles": [_with_pronoun(p.to_dict(), pronoun_heads) for p in profiles]},
-            "sequences": None if sequences is None else {
-                **sequences.to_dict(), "baseline": None if base_sequences is None else base_sequences.to_dict()},
-            "pronoun": None if pronoun_heads is None else {
-                **pronoun_heads.to_dict(), "resolving": [(h["layer"], h["head"]) for h in pronoun_heads.resolving()]},
-            "baseline": None if base is None else {
+            "sequences": None
+            if sequences is None
+            else {**sequences.to_dict(), "baseline": None if base_sequences is None else base_sequences.to_dict()},
+            "pronoun": None
+            if pronoun_heads is None
+            else {**pronoun_heads.to_dict(), "resolving": [(h["layer"], h["head"]) for h in pronoun_heads.resolving()]},
+            "baseline": None
+            if base is None
+            else {
                 "model": base_info.to_dict(),
                 "heads": base.to_dict(),
-                "delta": [{"layer": p.layer, "head": p.head,
-                           "stats": {k: (None if v != v else round(v, 6)) for k, v in delta[(p.layer, p.head)].items()}}
-                          for p in profiles],
+                "delta": [
+                    {
+                        "layer": p.layer,
+                        "head": p.head,
+                        "stats": {k: (None if v != v else round(v, 6)) for k, v in delta[(p.layer, p.head)].items()},
+                    }
+                    for p in profiles
+                ],
             },
         }
         out.emit(json.dumps(payload, ensure_ascii=False, indent=1) + "\n")
@@ -155,7 +212,9 @@ def inspect(
     with out.console(width=120) as console:
         render_model(console, loaded.info, params)
         if truncated:
-            console.print(f"[yellow]{truncated} probe sentence(s) were cut to the model's {loaded.config.max_len} tokens.[/]")
+            console.print(
+                f"[yellow]{truncated} probe sentence(s) were cut to the model's {loaded.config.max_len} tokens.[/]"
+            )
         render_heads(console, report, profiles, sort, probe, base, delta)
         if sequences is not None:
             from ..render.inspect_view import render_sequence_roles

@@ -31,10 +31,21 @@ class Format(str, enum.Enum):
 @model_flags()
 @output_flags(truncate="Cut texts longer than the model's maximum instead of skipping them.")
 def coref(
-    file: Annotated[str, typer.Argument(metavar="SET_OR_FILE", help="A built-in set (agreement: pronouns decided by number or gender; winograd: WSC273) or a JSONL file, one object a line: {\"text\", \"pronoun\", \"candidates\", \"answer\"[, \"group\", \"cue\"]}; pronoun and candidates as strings or {\"text\", \"start\", \"end\"}.", show_default=False)],
-    view: Annotated[View, typer.Option("--view", help="attention (default), rollout or norm: which weights the heads pick with.")] = View.attention,
+    file: Annotated[
+        str,
+        typer.Argument(
+            metavar="SET_OR_FILE",
+            help='A built-in set (agreement: pronouns decided by number or gender; winograd: WSC273) or a JSONL file, one object a line: {"text", "pronoun", "candidates", "answer"[, "group", "cue"]}; pronoun and candidates as strings or {"text", "start", "end"}.',
+            show_default=False,
+        ),
+    ],
+    view: Annotated[
+        View, typer.Option("--view", help="attention (default), rollout or norm: which weights the heads pick with.")
+    ] = View.attention,
     top: Annotated[int, typer.Option("--top", min=1, max=100, help="How many of the best heads to list.")] = 10,
-    fmt: Annotated[Format, typer.Option("--format", help="table: grids and rankings; json: one object on stdout or --output.")] = Format.table,
+    fmt: Annotated[
+        Format, typer.Option("--format", help="table: grids and rankings; json: one object on stdout or --output.")
+    ] = Format.table,
     out: OutputFlags = OutputFlags(),
     models: ModelFlags = ModelFlags(),
 ) -> None:

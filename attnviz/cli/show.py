@@ -11,8 +11,19 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import (HeadOpt, ImageFlags, check_not_dash, LayerOpt, ModelFlags, OutputFlags, View, handles_errors, model_flags,
-                     output_flags, with_image_flags)
+from .common import (
+    HeadOpt,
+    ImageFlags,
+    check_not_dash,
+    LayerOpt,
+    ModelFlags,
+    OutputFlags,
+    View,
+    handles_errors,
+    model_flags,
+    output_flags,
+    with_image_flags,
+)
 
 # Above this many heads in total, the tables show one layer unless --layer/--head say otherwise
 # (the focus summary, one line per head, still covers the whole model).
@@ -33,16 +44,71 @@ def show(
     text: Annotated[str, typer.Argument(help="The sentence to visualise.", show_default=False)],
     layer: LayerOpt = None,
     head: HeadOpt = None,
-    focus: Annotated[Optional[str], typer.Option("--focus", "-f", help="A word of the sentence (or a token index): list where it attends in every head.")] = None,
-    top: Annotated[int, typer.Option("--top", min=1, max=10, help="How many targets the focus summary lists per head.")] = 3,
-    words: Annotated[bool, typer.Option("--words", help="Merge subword pieces into words: attention to a word is the sum over its pieces, from a word the mean (Clark et al. 2019).")] = False,
-    view: Annotated[View, typer.Option("--view", help="attention: the weights; rollout: attention flow through the layers below (Abnar & Zuidema 2020), one map per layer; norm: weights times the norm of the value they carry (Kobayashi et al. 2020).")] = View.attention,
-    candidates: Annotated[Optional[str], typer.Option("--candidates", "-c", help="Comma-separated words the focus word may refer to, e.g. \"animal,street\": per head, the weight from the focus to each and the winner.")] = None,
-    exclude_sinks: Annotated[bool, typer.Option("--exclude-sinks", help="Leave the attention sinks out of the focus summary's ranking, --candidates and colour scales: special tokens ([CLS], [SEP]) and, in a causal model, the first token. Cells still show the real weights; the header says it.")] = False,
-    fmt: Annotated[Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output; npz: arrays in --output.")] = Format.table,
-    resolve: Annotated[bool, typer.Option("--resolve", help="Find the model's pronoun heads now (the agreement probe set; cached per model) and mark them in the focus summary.")] = False,
-    png: Annotated[Optional[Path], typer.Option("--png", help="Draw a heatmap into this file instead of the terminal tables (.png, .svg or .pdf by extension): one head, one layer's heads, the whole model, or with --focus where the focus word attends in every head.")] = None,
-    html: Annotated[Optional[Path], typer.Option("--html", help="Write an interactive page into this file instead of the terminal tables: head, matrix and model views, the focus word, word level and sinks toggles; one offline file for browsers and notebooks.")] = None,
+    focus: Annotated[
+        Optional[str],
+        typer.Option(
+            "--focus", "-f", help="A word of the sentence (or a token index): list where it attends in every head."
+        ),
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", min=1, max=10, help="How many targets the focus summary lists per head.")
+    ] = 3,
+    words: Annotated[
+        bool,
+        typer.Option(
+            "--words",
+            help="Merge subword pieces into words: attention to a word is the sum over its pieces, from a word the mean (Clark et al. 2019).",
+        ),
+    ] = False,
+    view: Annotated[
+        View,
+        typer.Option(
+            "--view",
+            help="attention: the weights; rollout: attention flow through the layers below (Abnar & Zuidema 2020), one map per layer; norm: weights times the norm of the value they carry (Kobayashi et al. 2020).",
+        ),
+    ] = View.attention,
+    candidates: Annotated[
+        Optional[str],
+        typer.Option(
+            "--candidates",
+            "-c",
+            help='Comma-separated words the focus word may refer to, e.g. "animal,street": per head, the weight from the focus to each and the winner.',
+        ),
+    ] = None,
+    exclude_sinks: Annotated[
+        bool,
+        typer.Option(
+            "--exclude-sinks",
+            help="Leave the attention sinks out of the focus summary's ranking, --candidates and colour scales: special tokens ([CLS], [SEP]) and, in a causal model, the first token. Cells still show the real weights; the header says it.",
+        ),
+    ] = False,
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format", help="table: rich tables; json: an object on stdout or --output; npz: arrays in --output."
+        ),
+    ] = Format.table,
+    resolve: Annotated[
+        bool,
+        typer.Option(
+            "--resolve",
+            help="Find the model's pronoun heads now (the agreement probe set; cached per model) and mark them in the focus summary.",
+        ),
+    ] = False,
+    png: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--png",
+            help="Draw a heatmap into this file instead of the terminal tables (.png, .svg or .pdf by extension): one head, one layer's heads, the whole model, or with --focus where the focus word attends in every head.",
+        ),
+    ] = None,
+    html: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--html",
+            help="Write an interactive page into this file instead of the terminal tables: head, matrix and model views, the focus word, word level and sinks toggles; one offline file for browsers and notebooks.",
+        ),
+    ] = None,
     image: ImageFlags = ImageFlags(),
     out: OutputFlags = OutputFlags(),
     models: ModelFlags = ModelFlags(),
@@ -84,8 +150,9 @@ def show(
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
     # Rollout mixes the chosen heads of every layer into one map per layer (head index -1).
-    result = run_attention(loaded, text, truncate=truncate, view=view.value,
-                           heads=heads if view is View.rollout else None)
+    result = run_attention(
+        loaded, text, truncate=truncate, view=view.value, heads=heads if view is View.rollout else None
+    )
     if view is View.rollout:
         heads = list(result.heads)
     if exclude_sinks:
@@ -106,22 +173,38 @@ def show(
             if focus_at is None:
                 raise AttnvizError("--candidates needs a focus word: give it with --focus (e.g. --focus it)")
         span = focus_span(result, focus_at.index)
-        scores = score_candidates(result.select(layers if layer is not None else None,
-                                                heads if head is not None else None),
-                                  span, resolve_candidates(result, phrases, span))
+        scores = score_candidates(
+            result.select(layers if layer is not None else None, heads if head is not None else None),
+            span,
+            resolve_candidates(result, phrases, span),
+        )
 
     if html is not None:
         # Like --png, the page replaces the terminal tables.
-        typer.echo(_write_html(html, loaded, token_result, layers if layer is not None else None,
-                               heads if head is not None else None, truncate, focus, candidates, words,
-                               overwrite, _known_pronoun_heads(loaded, resolve)), err=True)
+        typer.echo(
+            _write_html(
+                html,
+                loaded,
+                token_result,
+                layers if layer is not None else None,
+                heads if head is not None else None,
+                truncate,
+                focus,
+                candidates,
+                words,
+                overwrite,
+                _known_pronoun_heads(loaded, resolve),
+            ),
+            err=True,
+        )
         if png is None and fmt is Format.table and output is None:
             return
 
     if png is not None:
         # The image replaces the terminal tables; --format json/npz and --output still work alongside.
-        message = _write_image(png, result.select(layers, heads),
-                                   focus_at.index if focus_at is not None else None, image_opts, overwrite)
+        message = _write_image(
+            png, result.select(layers, heads), focus_at.index if focus_at is not None else None, image_opts, overwrite
+        )
         typer.echo(message, err=True)
         if fmt is Format.table and output is None:
             return
@@ -143,8 +226,9 @@ def show(
 
     if layer is None and head is None and config.num_layers * len(heads) > MAX_DEFAULT_TABLES:
         layers = [0]
-        result.notes.append(f"Tables show layer 0 of {config.num_layers}; choose others with --layer/--head "
-                            "(e.g. --layer all).")
+        result.notes.append(
+            f"Tables show layer 0 of {config.num_layers}; choose others with --layer/--head (e.g. --layer all)."
+        )
     if focus_at is None:
         focus_at = find_pronoun(result)
     marks = _pronoun_marks(loaded, result, focus_at, resolve, models.model) if focus_at is not None else {}
@@ -169,7 +253,7 @@ def _last_layer(spec: str | None) -> int | None:
 
     from ..result import ascii_index
 
-    if spec is None or not re.fullmatch(r"[0-9\s,-]+", spec):   # ASCII digits only, as parse_indices
+    if spec is None or not re.fullmatch(r"[0-9\s,-]+", spec):  # ASCII digits only, as parse_indices
         return None
     numbers = [ascii_index(n) for n in re.findall(r"[0-9]+", spec)]
     return max(numbers) if numbers else None
@@ -189,8 +273,19 @@ def _write_image(path: Path, result, focus: int | None, options, overwrite: bool
     return f"wrote {path} ({layout} layout){notes}"
 
 
-def _write_html(path: Path, loaded, result, layers: list[int] | None, heads: list[int] | None, truncate: bool,
-                focus: str | None, candidates: str | None, words: bool, overwrite: bool, pronouns=None) -> str:
+def _write_html(
+    path: Path,
+    loaded,
+    result,
+    layers: list[int] | None,
+    heads: list[int] | None,
+    truncate: bool,
+    focus: str | None,
+    candidates: str | None,
+    words: bool,
+    overwrite: bool,
+    pronouns=None,
+) -> str:
     """The interactive page of `result` (token level) into `path`; another --view comes with the
     attention it derives from, so the page can switch between them. Returns a line for the terminal."""
     from ..analysis.candidates import parse_candidates
@@ -203,11 +298,23 @@ def _write_html(path: Path, loaded, result, layers: list[int] | None, heads: lis
         results["attention"] = run_attention(loaded, result.text, layers=layers, heads=heads, truncate=truncate)
     # Rollout already mixed the chosen heads into one map per layer (head -1).
     results[result.view] = result.select(layers, None if result.view == "rollout" else heads)
-    known = None if pronouns is None else {
-        "probe_set": pronouns.probe_set,
-        "heads": [{"layer": h["layer"], "head": h["head"], "accuracy": h["accuracy"]} for h in pronouns.resolving()]}
-    page = render_html(results, focus=focus, candidates=parse_candidates(candidates) if candidates else None,
-                       level="words" if words else None, pronoun_heads=known)
+    known = (
+        None
+        if pronouns is None
+        else {
+            "probe_set": pronouns.probe_set,
+            "heads": [
+                {"layer": h["layer"], "head": h["head"], "accuracy": h["accuracy"]} for h in pronouns.resolving()
+            ],
+        }
+    )
+    page = render_html(
+        results,
+        focus=focus,
+        candidates=parse_candidates(candidates) if candidates else None,
+        level="words" if words else None,
+        pronoun_heads=known,
+    )
     atomic_write(path, page, overwrite)
     bits = 16 if '"bits":16' in page else 8
     return f"wrote {path} (interactive HTML, {len(page.encode('utf-8')) // 1024} KB, weights at {bits} bits)"
@@ -226,12 +333,16 @@ def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
         # Matched through the files' remembered digest only (pronoun_heads.fingerprint), which a
         # whole load of the same files writes.
         loaded_layers = f"layers 0-{loaded.built_layers - 1}" if loaded.built_layers > 1 else "layer 0"
-        result.notes.append(f"Pronoun heads are not marked: --layer loaded {loaded_layers} only and this "
-                            f"model's are not known yet (`attnviz inspect {spec}` finds them once).")
+        result.notes.append(
+            f"Pronoun heads are not marked: --layer loaded {loaded_layers} only and this "
+            f"model's are not known yet (`attnviz inspect {spec}` finds them once)."
+        )
         return {}
     if heads is None:
-        result.notes.append(f"Pronoun heads of this model are not known yet: `attnviz inspect {spec}` (or "
-                            "`show --resolve`) finds them once and remembers them.")
+        result.notes.append(
+            f"Pronoun heads of this model are not known yet: `attnviz inspect {spec}` (or "
+            "`show --resolve`) finds them once and remembers them."
+        )
         return {}
     found = heads.resolving()
     if not found:
@@ -248,4 +359,3 @@ def _known_pronoun_heads(loaded, resolve: bool, notes: list[str] | None = None):
     if heads is not None and notes is not None:
         notes.extend(heads.notes)
     return heads if heads is not None and heads.heads else None
-

@@ -100,8 +100,16 @@ class ExploreApp(App[int]):
         Binding("escape", "leave_input", show=False),
     ]
 
-    def __init__(self, loader: Callable, spec: str, text: str | None = None, options: Options | None = None,
-                 history: History | None = None, save_dir: Path | None = None, resolve: bool = False) -> None:
+    def __init__(
+        self,
+        loader: Callable,
+        spec: str,
+        text: str | None = None,
+        options: Options | None = None,
+        history: History | None = None,
+        save_dir: Path | None = None,
+        resolve: bool = False,
+    ) -> None:
         super().__init__()
         self.loader = loader
         self.spec = spec
@@ -111,8 +119,8 @@ class ExploreApp(App[int]):
         self.save_dir = save_dir or Path(".")
         self.resolve = resolve
         self.loaded = None
-        self.pending: str | None = None       # typed while the model loads
-        self.load_error: str | None = None    # AttnvizError text when loading failed (exit 2)
+        self.pending: str | None = None  # typed while the model loads
+        self.load_error: str | None = None  # AttnvizError text when loading failed (exit 2)
         self.internal_error: BaseException | None = None
         self.saved: list[Path] = []
 
@@ -133,7 +141,8 @@ class ExploreApp(App[int]):
 
     def on_mount(self) -> None:
         self.query_one("#heatmap", HeatmapView).show(
-            [cells.Line(f"loading model {self.spec}… (type a sentence meanwhile)", "dim")], 0)
+            [cells.Line(f"loading model {self.spec}… (type a sentence meanwhile)", "dim")], 0
+        )
         self._status()
         if self.history.note:
             self.say(self.history.note)
@@ -149,7 +158,7 @@ class ExploreApp(App[int]):
         widget = self.query_one("#message", Static)
         widget.set_class(info, "info")
         line = " ".join(message.split())
-        widget.display = bool(line)          # no empty row when there is nothing to say
+        widget.display = bool(line)  # no empty row when there is nothing to say
         widget.update(Text(line))
 
     def _status(self) -> None:
@@ -161,11 +170,14 @@ class ExploreApp(App[int]):
         bits = [info.name, info.config.describe()]
         if self.session.ready:
             result = self.session.result()
-            bits += [result.view, "word level" if result.units == "words" else "token level",
-                     "causal" if result.causal else "bidirectional",
-                     "sinks out of scale" if result.excluded else "sinks in scale",
-                     f"layer {self.session.layer}/{len(result.layers) - 1} · "
-                     + (f"head {self.session.head}/{len(result.heads) - 1}" if self.session.head >= 0 else "heads mixed")]
+            bits += [
+                result.view,
+                "word level" if result.units == "words" else "token level",
+                "causal" if result.causal else "bidirectional",
+                "sinks out of scale" if result.excluded else "sinks in scale",
+                f"layer {self.session.layer}/{len(result.layers) - 1} · "
+                + (f"head {self.session.head}/{len(result.heads) - 1}" if self.session.head >= 0 else "heads mixed"),
+            ]
         else:
             bits += [self.session.options.view, "causal" if info.config.causal else "bidirectional"]
         line = Text(" · ".join(bits))
@@ -190,9 +202,18 @@ class ExploreApp(App[int]):
         marks = session.pronoun_marks()
         rows = session.layer_targets()
         title = cells.Line(f"layer {session.layer}: where {result.labels[session.focus]!r} goes", "bold")
-        lines = [cells.strip_line(result, session.layer, row.head, session.focus, row.head == session.head,
-                                  row.targets[0] if row.targets else None, marks.get((session.layer, row.head), ""))
-                 for row in rows]
+        lines = [
+            cells.strip_line(
+                result,
+                session.layer,
+                row.head,
+                session.focus,
+                row.head == session.head,
+                row.targets[0] if row.targets else None,
+                marks.get((session.layer, row.head), ""),
+            )
+            for row in rows
+        ]
         self.query_one("#strip", HeadStrip).show(title, lines)
         self.query_one("#summary", Drawn).draw(focus_summary(session, self.spec))
 
@@ -246,7 +267,10 @@ class ExploreApp(App[int]):
         self.loaded = loaded
         options = self.session.options
         config = loaded.config
-        for name, value, count in (("layer", options.layer, config.num_layers), ("head", options.head, config.num_heads)):
+        for name, value, count in (
+            ("layer", options.layer, config.num_layers),
+            ("head", options.head, config.num_heads),
+        ):
             if not 0 <= value < count:
                 self.say(f"--{name} {value} is out of range: the model has {count} {name}s (0-{count - 1})")
         self.session.layer_pos = min(max(options.layer, 0), config.num_layers - 1)
@@ -267,13 +291,13 @@ class ExploreApp(App[int]):
         except Exception as exc:  # noqa: BLE001 - a message, never the end of the explorer
             self.call_from_thread(self.say, f"internal error: {type(exc).__name__}: {exc}")
             return
-        if get_current_worker().is_cancelled:     # a newer sentence or view was asked for meanwhile
+        if get_current_worker().is_cancelled:  # a newer sentence or view was asked for meanwhile
             return
         self.call_from_thread(self._computed, text, result)
 
     def _computed(self, text: str, result) -> None:
         session = self.session
-        if text == session.text:                  # another view of the sentence on screen
+        if text == session.text:  # another view of the sentence on screen
             session.add_view(result)
             session.set_view(result.view)
             self.say(result.notes[-1] if result.notes else f"{result.view} view", info=True)
@@ -281,8 +305,10 @@ class ExploreApp(App[int]):
             if result.view != session.options.view:
                 session.options.view = result.view
             notes = session.set_sentence(text, result)
-            self.say("; ".join(notes + ([session.focus_note] if session.focus_note else []))
-                     or ("the text was truncated to the model's maximum" if result.truncated else ""))
+            self.say(
+                "; ".join(notes + ([session.focus_note] if session.focus_note else []))
+                or ("the text was truncated to the model's maximum" if result.truncated else "")
+            )
             if self.focused is self.query_one("#sentence"):
                 self.query_one("#heat-scroll").focus()
         self.show_result()
@@ -292,8 +318,9 @@ class ExploreApp(App[int]):
         from .saving import save_view
 
         try:
-            paths = save_view(self.save_dir, result, token_results, layer, head, token_focus,
-                              self.session.pronoun_heads)
+            paths = save_view(
+                self.save_dir, result, token_results, layer, head, token_focus, self.session.pronoun_heads
+            )
         except (AttnvizError, OSError) as exc:
             self.call_from_thread(self.say, f"not saved: {exc}")
             return

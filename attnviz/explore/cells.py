@@ -20,9 +20,9 @@ from ..render.terminal import MARK, cell_style, viridis
 from ..result import AttentionResult
 
 UNIT_SCALE_VIEWS = ("attention", "rollout")
-ROW_LABEL = 12          # query label column, as in `show`
-NORMAL_CELL = 6         # "0.42* ": two decimals, the row-maximum mark, a space
-COMPACT_CELL = 3        # "*42": weights x100
+ROW_LABEL = 12  # query label column, as in `show`
+NORMAL_CELL = 6  # "0.42* ": two decimals, the row-maximum mark, a space
+COMPACT_CELL = 3  # "*42": weights x100
 SINK_STYLE = "grey50 on grey15"
 MASKED_STYLE = "grey35"
 FOCUS_STYLE = "bold reverse"
@@ -82,7 +82,7 @@ def coloured_cells(result: AttentionResult) -> np.ndarray:
 
 
 def layout_mode(n_units: int, width: int) -> str:
-    """"normal" (two decimals) when the whole head fits `width` columns, else "compact"."""
+    """ "normal" (two decimals) when the whole head fits `width` columns, else "compact"."""
     return "normal" if ROW_LABEL + 1 + n_units * NORMAL_CELL <= width else "compact"
 
 
@@ -115,7 +115,7 @@ class Heatmap:
 
 
 def heatmap(result: AttentionResult, layer: int, head: int, focus: int, width: int) -> Heatmap:
-    weights = result.head(layer, head)                                              # [T, T]
+    weights = result.head(layer, head)  # [T, T]
     labels = result.labels
     T = len(labels)
     mode = layout_mode(T, width)
@@ -123,7 +123,7 @@ def heatmap(result: AttentionResult, layer: int, head: int, focus: int, width: i
     top = scale_top(result, weights, coloured)
     excluded = set(result.excluded)
     ranked = np.where(coloured, weights, -np.inf)
-    row_max = ranked.argmax(axis=1)                                                 # [T]
+    row_max = ranked.argmax(axis=1)  # [T]
     index_width = len(str(T - 1))
     cell = NORMAL_CELL if mode == "normal" else COMPACT_CELL
 
@@ -155,10 +155,17 @@ def heatmap(result: AttentionResult, layer: int, head: int, focus: int, width: i
     return Heatmap(lines, len(lines) - T, mode, top)
 
 
-def strip_line(result: AttentionResult, layer: int, head: int, focus: int, current: bool,
-               target: tuple[int, float] | None, mark: str) -> Line:
+def strip_line(
+    result: AttentionResult,
+    layer: int,
+    head: int,
+    focus: int,
+    current: bool,
+    target: tuple[int, float] | None,
+    mark: str,
+) -> Line:
     """One head of the strip: where the focus unit goes, one block per key, then its top target."""
-    row = result.head(layer, head)[focus]                                           # [T]
+    row = result.head(layer, head)[focus]  # [T]
     top = scale_top(result, row, coloured_cells(result)[focus])
     name = f"h{head:<2}" if head >= 0 else "mix"
     line = Line(("▶" if current else " ") + name + " ", "bold" if current else "")

@@ -49,7 +49,7 @@ class History:
             try:
                 entry = parse_json(line)
             except ValueError:
-                continue                 # a damaged line costs that line, not the history
+                continue  # a damaged line costs that line, not the history
             if isinstance(entry, str) and entry.strip():
                 self.entries.append(entry)
         self.entries = self.entries[-MAX_ENTRIES:]

@@ -38,8 +38,15 @@ def free_name(folder: Path, stem: str, suffixes: tuple[str, ...]) -> str:
         n += 1
 
 
-def save_view(folder: Path, result: AttentionResult, token_results: dict[str, AttentionResult], layer: int,
-              head: int, token_focus: int, pronoun_heads=None) -> list[Path]:
+def save_view(
+    folder: Path,
+    result: AttentionResult,
+    token_results: dict[str, AttentionResult],
+    layer: int,
+    head: int,
+    token_focus: int,
+    pronoun_heads=None,
+) -> list[Path]:
     """Write `result`'s head (layer, head) as PNG and the page of `token_results` (view -> token-level
     result) as HTML, at the same word level, focus and sinks setting. Returns the paths written."""
     from ..render.html import render_html
@@ -53,12 +60,23 @@ def save_view(folder: Path, result: AttentionResult, token_results: dict[str, At
     image = render_image(result.select([layer], [head]), "head", ImageOptions(), fmt="png", layer=layer, head=head)
     # render.image returns the bytes, or (as its package split plans) an object carrying them.
     data = getattr(image, "data", image)
-    known = None if pronoun_heads is None else {
-        "probe_set": pronoun_heads.probe_set,
-        "heads": [{"layer": h["layer"], "head": h["head"], "accuracy": h["accuracy"]}
-                  for h in pronoun_heads.resolving()]}
-    page = render_html(token_results, focus=str(token_focus), level=result.units,
-                       exclude_sinks=bool(result.excluded), pronoun_heads=known)
+    known = (
+        None
+        if pronoun_heads is None
+        else {
+            "probe_set": pronoun_heads.probe_set,
+            "heads": [
+                {"layer": h["layer"], "head": h["head"], "accuracy": h["accuracy"]} for h in pronoun_heads.resolving()
+            ],
+        }
+    )
+    page = render_html(
+        token_results,
+        focus=str(token_focus),
+        level=result.units,
+        exclude_sinks=bool(result.excluded),
+        pronoun_heads=known,
+    )
     png = atomic_write(folder / f"{name}.png", data)
     html = atomic_write(folder / f"{name}.html", page)
     return [png, html]

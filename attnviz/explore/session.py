@@ -25,8 +25,8 @@ class Options:
 
     view: str = "attention"
     words: bool = False
-    sinks: bool = False            # True: sink/special tokens out of rankings and the colour scale
-    focus: str | None = None       # a word or token index, for every sentence until changed
+    sinks: bool = False  # True: sink/special tokens out of rankings and the colour scale
+    focus: str | None = None  # a word or token index, for every sentence until changed
     candidates: list[str] | None = None
     top: int = 3
     truncate: bool = False
@@ -48,14 +48,14 @@ def compute(loaded, text: str, view: str, truncate: bool) -> AttentionResult:
 class Session:
     options: Options = field(default_factory=Options)
     text: str | None = None
-    pronoun_heads: object | None = None       # pronoun_heads.PronounHeads, when known
+    pronoun_heads: object | None = None  # pronoun_heads.PronounHeads, when known
     layer_pos: int = 0
     head_pos: int = 0
     focus: int = 0
     focus_note: str | None = None
     _head_before_rollout: int = 0
-    _tokens: dict = field(default_factory=dict)   # view -> token-level result of `text`
-    _words: dict = field(default_factory=dict)    # view -> its word-level result
+    _tokens: dict = field(default_factory=dict)  # view -> token-level result of `text`
+    _words: dict = field(default_factory=dict)  # view -> its word-level result
 
     # -- the result on screen ---------------------------------------------------------------
 
@@ -137,8 +137,9 @@ class Session:
     def set_focus(self, index: int) -> None:
         units = len(self.result().tokens)
         if not 0 <= index < units:
-            raise AttnvizError(f"focus {index} is out of range: the sentence has {units} "
-                               f"{self.result().unit_name}s (0-{units - 1})")
+            raise AttnvizError(
+                f"focus {index} is out of range: the sentence has {units} {self.result().unit_name}s (0-{units - 1})"
+            )
         self.focus, self.focus_note = index, None
 
     def next_focus(self, step: int = 1) -> None:

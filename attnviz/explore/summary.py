@@ -66,7 +66,9 @@ def _pronouns(out: Text, session: Session, spec: str) -> None:
         listed = " ".join(f"L{l}H{h} {m.removeprefix('★ ')}" for (l, h), m in list(marks.items())[:6])
         more = f" (+{len(marks) - 6})" if len(marks) > 6 else ""
         out.append(f"\n★ pronoun heads ({session.pronoun_heads.probe_set}): {listed}{more}", "magenta")
-    elif (session.pronoun_heads is None and session.result().model.learned
-          and session.focus_label().label.casefold() in ENGLISH_PRONOUNS):
+    elif (
+        session.pronoun_heads is None
+        and session.result().model.learned
+        and session.focus_label().label.casefold() in ENGLISH_PRONOUNS
+    ):
         out.append(f"\npronoun heads not known yet: `attnviz inspect {spec}` (or --resolve) finds them", "dim")
-

@@ -42,7 +42,7 @@ class LinesView(Widget):
     _width = 0
 
     def draw_lines(self, lines: list[Line]) -> None:
-        base = self.rich_style            # the widget's own colours under cells without a background
+        base = self.rich_style  # the widget's own colours under cells without a background
         strips = [Strip(line.segments()).apply_style(base) for line in lines]
         width = max((strip.cell_length for strip in strips), default=0)
         resized = (width, len(strips)) != (self._width, len(self._strips))
@@ -64,8 +64,10 @@ class LinesView(Widget):
 class HistoryInput(Input):
     """The sentence line; up/down walk the history (kept across runs)."""
 
-    BINDINGS = [Binding("up", "older", "older sentence", show=False),
-                Binding("down", "newer", "newer sentence", show=False)]
+    BINDINGS = [
+        Binding("up", "older", "older sentence", show=False),
+        Binding("down", "newer", "newer sentence", show=False),
+    ]
 
     def __init__(self, history: History, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -84,8 +86,12 @@ class HeatScroll(ScrollableContainer, inherit_bindings=False):
     """The scrolling frame of the heatmap: focusable, but its arrow keys belong to the app (layers
     and heads); the mouse wheel and page keys still scroll."""
 
-    BINDINGS = [Binding("pageup", "page_up", show=False), Binding("pagedown", "page_down", show=False),
-                Binding("home", "scroll_home", show=False), Binding("end", "scroll_end", show=False)]
+    BINDINGS = [
+        Binding("pageup", "page_up", show=False),
+        Binding("pagedown", "page_down", show=False),
+        Binding("home", "scroll_home", show=False),
+        Binding("end", "scroll_end", show=False),
+    ]
 
 
 class TokenBar(LinesView):

@@ -54,8 +54,8 @@ def render_compare_image(comp: Comparison, options: ImageOptions = ImageOptions(
     from .image.engine import rc
 
     style = options.style()
-    with matplotlib.rc_context():     # measuring and drawing both: the fonts and sizes of the rc
-        matplotlib.rcdefaults()       # ignore the user's matplotlibrc: same bytes everywhere
+    with matplotlib.rc_context():  # measuring and drawing both: the fonts and sizes of the rc
+        matplotlib.rcdefaults()  # ignore the user's matplotlibrc: same bytes everywhere
         matplotlib.rcParams.update(rc(style))
         return _draw(comp, options, style, fmt)
 
@@ -72,17 +72,22 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
     from .image.writer import figure_bytes
 
     notes: list[str] = []
-    ma, mb = comp.maps()                                                            # [R, C] each
+    ma, mb = comp.maps()  # [R, C] each
     diff = mb - ma
     R, C = ma.shape
     mask_a, mask_b = _side_mask(comp, "a"), _side_mask(comp, "b")
     masks = [None if m is None else np.broadcast_to(m, (R, C)) for m in (mask_a, mask_b)]
-    mask_d = None if masks[0] is None and masks[1] is None else \
-        np.logical_or(*(np.zeros((R, C), bool) if m is None else m for m in masks))
+    mask_d = (
+        None
+        if masks[0] is None and masks[1] is None
+        else np.logical_or(*(np.zeros((R, C), bool) if m is None else m for m in masks))
+    )
     causal = mask_d is not None
     flips = comp.flips.reshape(-1)
-    row_names = [head_name(layer, head) + (f" {FLIP_MARK}" if flips[r] else "")
-                 for r, (layer, head) in enumerate((la, h) for la in comp.layers for h in comp.heads)]
+    row_names = [
+        head_name(layer, head) + (f" {FLIP_MARK}" if flips[r] else "")
+        for r, (layer, head) in enumerate((la, h) for la in comp.layers for h in comp.heads)
+    ]
     cand_cols: set[int] = set()
     for side, key in ((comp.a, "a"), (comp.b, "b")):
         if side.scores is not None:
@@ -95,13 +100,19 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
     }
     labels = {k: [drawable(_short(x, LABEL_CHARS)) for x in v] for k, v in labels.items()}
     if comp.kind == "models":
-        titles = [f"{comp.a.name}: {comp.a.result.model.name}", f"{comp.b.name}: {comp.b.result.model.name}",
-                  f"{comp.b.name} − {comp.a.name}"]
+        titles = [
+            f"{comp.a.name}: {comp.a.result.model.name}",
+            f"{comp.b.name}: {comp.b.result.model.name}",
+            f"{comp.b.name} − {comp.a.name}",
+        ]
         lines = [f"text: {comp.a.result.text}"]
     else:
         titles = ["A", "B", "B − A"]
-        lines = [f"A: {comp.a.result.text}", f"B: {comp.b.result.text}",
-                 f"{comp.a.result.model.name} · {comp.a.result.model.config.describe()} · {comp.a.result.view_label}"]
+        lines = [
+            f"A: {comp.a.result.text}",
+            f"B: {comp.b.result.text}",
+            f"{comp.a.result.model.name} · {comp.a.result.model.config.describe()} · {comp.a.result.view_label}",
+        ]
     if causal:
         lines.append("causal model: grey cells are words after the focus word, which it cannot see")
     focus = comp.a.focus.label or "all words (mean over rows)"
@@ -121,8 +132,12 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
         scale_note = " · auto scale"
     d_shown = diff if mask_d is None else np.where(mask_d, 0.0, diff)
     # (at least ±0.01: twins that differ by nothing get a readable bar, not ±1e-6)
-    dmax = scale if isinstance(scale, float) else max(float(np.abs(d_shown[:, keep]).max()) if keep.any() else 0.0, 0.01)
-    captions = [CAPTIONS.get(view, view) + scale_note] * 2 + [f"{titles[2]} · " + ("auto scale" if not isinstance(scale, float) else f"±{scale:g}")]
+    dmax = (
+        scale if isinstance(scale, float) else max(float(np.abs(d_shown[:, keep]).max()) if keep.any() else 0.0, 0.01)
+    )
+    captions = [CAPTIONS.get(view, view) + scale_note] * 2 + [
+        f"{titles[2]} · " + ("auto scale" if not isinstance(scale, float) else f"±{scale:g}")
+    ]
 
     # Geometry in inches. Rows and columns take the label font when the figure is automatic;
     # a preset or --size fixes the figure and the cells share what is left.
@@ -131,11 +146,11 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
     # Between panels: room for the colour bars' end ticks ("1.0" meets "−0.25").
     pad, gap = style.pad + 0.05, max(style.gap * 3, 0.25, measure().width("1.0 −0.00", style.small) + 0.05)
     head_band = style.title * 1.5 / 72 + len(lines) * style.small * 1.45 / 72 + style.small * 1.6 / 72
-    bar_band = 0.1 + 0.12 + style.small * 2.8 / 72                     # gap, bar, ticks, caption
+    bar_band = 0.1 + 0.12 + style.small * 2.8 / 72  # gap, bar, ticks, caption
     row_w = m.widest(row_names, font) + 0.1
     col_w = m.widest([x for v in labels.values() for x in v], font) + 0.08
-    width, height = style.grid_width or style.width, style.height      # three panels: a grid's width
-    right = pad + measure().width("+0.00", style.small) / 2             # the last bar's end tick
+    width, height = style.grid_width or style.width, style.height  # three panels: a grid's width
+    right = pad + measure().width("+0.00", style.small) / 2  # the last bar's end tick
     if width is None:
         cw = max(font * 1.6 / 72, 0.18)
         width = min(pad + right + row_w + 3 * C * cw + 2 * gap, 30.0)
@@ -143,7 +158,7 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
         rh = font * 1.35 / 72
         height = min(head_band + R * rh + col_w + bar_band + 2 * pad, style.max_height)
     row_font, col_font = font, font
-    for _ in range(4):    # labels shrink with the cells, and the cells grow as the labels shrink
+    for _ in range(4):  # labels shrink with the cells, and the cells grow as the labels shrink
         row_w = m.widest(row_names, row_font or style.min_font) + 0.1
         col_w = m.widest([x for v in labels.values() for x in v], col_font) + 0.08
         cw = (width - pad - right - row_w - 2 * gap) / (3 * C)
@@ -155,11 +170,13 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
         col_font = max(min(font, cw * 72 / 1.2), style.min_font)
         row_font = min(font, rh * 72 / 1.15)
     step = 1
-    if row_font < style.min_font:    # rows too thin for every name: every step-th head's
+    if row_font < style.min_font:  # rows too thin for every name: every step-th head's
         step = math.ceil(style.min_font * 1.15 / (rh * 72))
         row_font = style.min_font
-        notes.append(f"the comparison names every {_ordinal(step)} head: its rows are too thin for all "
-                     "(use a larger --size, or fewer layers/heads)")
+        notes.append(
+            f"the comparison names every {_ordinal(step)} head: its rows are too thin for all "
+            "(use a larger --size, or fewer layers/heads)"
+        )
     if cw * 72 < col_font * 1.15:
         notes.append("word labels overlap: the columns are too narrow (use a larger --size)")
     panel_w, panel_h = C * cw, R * rh
@@ -170,14 +187,27 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
     fig.patch.set_alpha(0.0 if options.transparent else 1.0)
     top = height - pad
     title = drawable(f"where {focus!r} attends, per head (rows) and word (columns)")
-    fig.text(pad / width, top / height, _fit(title, style.title, width - pad - right), ha="left", va="top",
-             fontsize=style.title)
+    fig.text(
+        pad / width,
+        top / height,
+        _fit(title, style.title, width - pad - right),
+        ha="left",
+        va="top",
+        fontsize=style.title,
+    )
     y = top - style.title * 1.45 / 72
-    swatch = style.small / 72             # the grey key's side, before the line about masking
+    swatch = style.small / 72  # the grey key's side, before the line about masking
     for n, line in enumerate(lines):
         indent = swatch + 0.06 if causal and n == len(lines) - 1 else 0.0
-        fig.text((pad + indent) / width, y / height, _fit(drawable(line), style.small, width - pad - right - indent),
-                 ha="left", va="top", fontsize=style.small, color="#333333")
+        fig.text(
+            (pad + indent) / width,
+            y / height,
+            _fit(drawable(line), style.small, width - pad - right - indent),
+            ha="left",
+            va="top",
+            fontsize=style.small,
+            color="#333333",
+        )
         y -= style.small * 1.45 / 72
     masked_cmap = matplotlib.colormaps[options.cmap].with_extremes(bad=MASKED_COLOR)
     diff_cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad=MASKED_COLOR)
@@ -201,7 +231,7 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
         ax.tick_params(length=2, width=0.5, pad=1.5)
         if k > 0:
             ax.tick_params(axis="y", length=0)
-        for b in range(1, len(comp.layers)):   # white rules between layers
+        for b in range(1, len(comp.layers)):  # white rules between layers
             ax.axhline(b * len(comp.heads) - 0.5, color="white", linewidth=1.0)
         for r in np.flatnonzero(flips):
             ax.add_patch(Rectangle((-0.5, r - 0.5), C, 1, fill=False, lw=0.8, ec="magenta"))
@@ -221,10 +251,18 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
         bar.ax.tick_params(labelsize=style.small, length=2, width=0.5, pad=1.5)
         bar.outline.set_linewidth(0.5)
         bar.set_label(_fit(drawable(captions[k]), style.small, panel_w), fontsize=style.small, labelpad=2)
-    if causal:   # the key to the grey cells, before the last text line
-        fig.add_artist(Rectangle((pad / width, (y + style.small * 1.45 / 72 - swatch * 1.05) / height),
-                                 swatch / width, swatch / height, transform=fig.transFigure, facecolor=MASKED_COLOR, edgecolor="#8a8a8a",
-                                 linewidth=0.5))
+    if causal:  # the key to the grey cells, before the last text line
+        fig.add_artist(
+            Rectangle(
+                (pad / width, (y + style.small * 1.45 / 72 - swatch * 1.05) / height),
+                swatch / width,
+                swatch / height,
+                transform=fig.transFigure,
+                facecolor=MASKED_COLOR,
+                edgecolor="#8a8a8a",
+                linewidth=0.5,
+            )
+        )
     data = figure_bytes(fig, fmt, style.dpi, options.transparent)
     return Rendered(data, tuple(dict.fromkeys(notes)))
 

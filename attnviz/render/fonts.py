@@ -44,8 +44,10 @@ def font_files() -> tuple[str, ...]:
     from matplotlib import font_manager
 
     register_fonts()
-    return tuple(font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
-                 for family in FAMILIES)
+    return tuple(
+        font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+        for family in FAMILIES
+    )
 
 
 @functools.lru_cache(maxsize=None)

@@ -41,8 +41,20 @@ MIN_LINE = 0.02
 TOP_K_FROM = 40
 TOP_K = 5
 # Heads with a coloured line each in the head view; more heads cycle through the colours.
-HEAD_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a")
+HEAD_COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#ad494a",
+)
 # Views whose rows sum to one: their colour scale is 0-1, as in the images.
 UNIT_VIEWS = ("attention", "rollout")
 # Characters the shipped Hangul font covers (see data/fonts/build_hangul_font.py).
@@ -70,7 +82,7 @@ def quantise(weights: np.ndarray, bits: int) -> tuple[float, str]:
     """
     top = float(weights.max()) if weights.size else 0.0
     scale = top if top > 0 else 1.0
-    top_level = 2 ** bits - 1
+    top_level = 2**bits - 1
     levels = np.rint(weights.astype(np.float64).ravel() / scale * top_level).astype(np.int64)
     raw = zero_runs(levels, top_level).astype("<u2" if bits == 16 else "u1").tobytes()
     return scale, base64.b64encode(raw).decode("ascii")
@@ -82,9 +94,9 @@ def zero_runs(levels: np.ndarray, longest: int) -> np.ndarray:
     edges = np.diff(np.concatenate(([0], zero.astype(np.int8), [0])))
     starts = np.flatnonzero(edges == 1)
     lengths = np.flatnonzero(edges == -1) - starts
-    chunks = -(-lengths // longest)                                      # pairs per run
+    chunks = -(-lengths // longest)  # pairs per run
     run = np.repeat(np.arange(len(starts)), chunks)
-    k = np.arange(len(run)) - np.repeat(np.cumsum(chunks) - chunks, chunks)   # pair number within its run
+    k = np.arange(len(run)) - np.repeat(np.cumsum(chunks) - chunks, chunks)  # pair number within its run
     pair_start = starts[run] + k * longest
     pair_length = np.minimum(longest, lengths[run] - k * longest)
     # Every non-zero level emits itself, every pair's first zero emits two units, other zeros none.
@@ -104,32 +116,34 @@ def dequantise(scale: float, b64: str, bits: int, count: int) -> np.ndarray:
     zeros = np.flatnonzero(units == 0)
     for z in zeros:
         if z < i:
-            continue              # this zero was a run length
+            continue  # this zero was a run length
         n = z - i
-        levels[o:o + n] = units[i:z]
+        levels[o : o + n] = units[i:z]
         o += n
         o += int(units[z + 1])
         i = z + 2
-    levels[o:o + len(units) - i] = units[i:]
+    levels[o : o + len(units) - i] = units[i:]
     o += len(units) - i
     if o != count:
         raise ValueError(f"decoded {o} values, expected {count}")
-    return levels.astype(np.float64) * (scale / (2 ** bits - 1))
+    return levels.astype(np.float64) * (scale / (2**bits - 1))
 
 
 @dataclass(frozen=True)
 class _Level:
-    result: AttentionResult          # the attention view at this level (tokens or words)
-    groups: list[list[int]]          # token indices of each unit (tokens: one each)
+    result: AttentionResult  # the attention view at this level (tokens or words)
+    groups: list[list[int]]  # token indices of each unit (tokens: one each)
 
 
 def _levels(result: AttentionResult) -> dict[str, _Level]:
     from ..analysis.words import to_words, word_groups
 
-    if result.units == "words":     # already merged: the token level is gone
+    if result.units == "words":  # already merged: the token level is gone
         return {"words": _Level(result, [[i] for i in range(len(result.tokens))])}
-    return {"tokens": _Level(result, [[i] for i in range(len(result.tokens))]),
-            "words": _Level(to_words(result), word_groups(result))}
+    return {
+        "tokens": _Level(result, [[i] for i in range(len(result.tokens))]),
+        "words": _Level(to_words(result), word_groups(result)),
+    }
 
 
 def _focus_at(token_focus: int | None, groups: list[list[int]]) -> int | None:
@@ -139,9 +153,16 @@ def _focus_at(token_focus: int | None, groups: list[list[int]]) -> int | None:
     return next(u for u, group in enumerate(groups) if token_focus in group)
 
 
-def page_data(results: dict[str, AttentionResult], *, focus: str | None = None,
-              candidates: list[str] | None = None, level: str | None = None, bits: int | None = None,
-              exclude_sinks: bool | None = None, pronoun_heads: dict | None = None) -> dict:
+def page_data(
+    results: dict[str, AttentionResult],
+    *,
+    focus: str | None = None,
+    candidates: list[str] | None = None,
+    level: str | None = None,
+    bits: int | None = None,
+    exclude_sinks: bool | None = None,
+    pronoun_heads: dict | None = None,
+) -> dict:
     """The JSON the page's script reads. `results`: view name -> result of one text (same tokens),
     "attention" first. See `render_html`."""
     from ..analysis.focus import find_pronoun, resolve_focus
@@ -153,8 +174,7 @@ def page_data(results: dict[str, AttentionResult], *, focus: str | None = None,
     # The focus: resolved at the finest level there is, then mapped onto each level's unit.
     finest = base[level_names[0]].result
     found = resolve_focus(finest, focus) if focus is not None else find_pronoun(finest)
-    notes = list(dict.fromkeys(note for r in results.values() for note in r.notes
-                               if not note.startswith("Word level")))
+    notes = list(dict.fromkeys(note for r in results.values() for note in r.notes if not note.startswith("Word level")))
     if found is not None and found.note:
         notes.append(found.note)
 
@@ -163,10 +183,14 @@ def page_data(results: dict[str, AttentionResult], *, focus: str | None = None,
         lv = base[name]
         r = lv.result
         index = _focus_at(found.index if found is not None else None, lv.groups)
-        levels[name] = {"tokens": r.tokens, "labels": r.labels, "special": r.special,
-                        "sinks": r.sink_indices(), "groups": lv.groups,
-                        "focus": None if index is None else {"index": index, "label": r.labels[index],
-                                                             "auto": focus is None}}
+        levels[name] = {
+            "tokens": r.tokens,
+            "labels": r.labels,
+            "special": r.special,
+            "sinks": r.sink_indices(),
+            "groups": lv.groups,
+            "focus": None if index is None else {"index": index, "label": r.labels[index], "auto": focus is None},
+        }
 
     total = sum(lv.result.weights.size for levs in per_view.values() for lv in levs.values())
     if bits is None:
@@ -177,8 +201,13 @@ def page_data(results: dict[str, AttentionResult], *, focus: str | None = None,
     views: dict[str, dict] = {}
     for view, levs in per_view.items():
         some = next(iter(levs.values())).result
-        entry: dict = {"layers": some.layers, "heads": some.heads, "unit_scale": view in UNIT_VIEWS,
-                       "data": {}, "candidates": {}}
+        entry: dict = {
+            "layers": some.layers,
+            "heads": some.heads,
+            "unit_scale": view in UNIT_VIEWS,
+            "data": {},
+            "candidates": {},
+        }
         for name, lv in levs.items():
             scale, b64 = quantise(lv.result.weights, bits)
             entry["data"][name] = {"scale": scale, "b64": b64}
@@ -190,17 +219,29 @@ def page_data(results: dict[str, AttentionResult], *, focus: str | None = None,
     return {
         "format": FORMAT,
         "text": first.text,
-        "model": {"name": first.model.name, "kind": first.model.kind, "learned": first.model.learned,
-                  "num_layers": first.model.config.num_layers, "num_heads": first.model.config.num_heads},
+        "model": {
+            "name": first.model.name,
+            "kind": first.model.kind,
+            "learned": first.model.learned,
+            "num_layers": first.model.config.num_layers,
+            "num_heads": first.model.config.num_heads,
+        },
         "causal": first.causal,
         "truncated": first.truncated,
         "bits": bits,
         "levels": levels,
         "views": views,
-        "initial": {"view": next(iter(views)), "level": level if level in levels else level_names[0],
-                    "sinks_excluded": bool(first.excluded) if exclude_sinks is None else exclude_sinks},
-        "head_view": {"min_line": MIN_LINE, "top_k": TOP_K if T > TOP_K_FROM else None,
-                      "top_k_from": TOP_K_FROM, "colours": list(HEAD_COLOURS)},
+        "initial": {
+            "view": next(iter(views)),
+            "level": level if level in levels else level_names[0],
+            "sinks_excluded": bool(first.excluded) if exclude_sinks is None else exclude_sinks,
+        },
+        "head_view": {
+            "min_line": MIN_LINE,
+            "top_k": TOP_K if T > TOP_K_FROM else None,
+            "top_k_from": TOP_K_FROM,
+            "colours": list(HEAD_COLOURS),
+        },
         # Heads known to resolve pronouns ({"probe_set", "heads": [{layer, head, accuracy}]}), or None.
         "pronoun_heads": pronoun_heads,
         "notes": notes,
@@ -212,10 +253,15 @@ def _candidates(result: AttentionResult, index: int, phrases: list[str]) -> dict
 
     span = focus_span(result, index)
     scores = score_candidates(result, span, resolve_candidates(result, phrases, span))
-    return {"focus": index, "labels": [candidate_label(c) for c in scores.candidates],
-            "units": [c.units for c in scores.candidates],
-            "weights": np.round(scores.weights, 6).tolist(), "winners": scores.winners.tolist(),
-            "wins": scores.counts(), "ties": scores.ties()}
+    return {
+        "focus": index,
+        "labels": [candidate_label(c) for c in scores.candidates],
+        "units": [c.units for c in scores.candidates],
+        "weights": np.round(scores.weights, 6).tolist(),
+        "winners": scores.winners.tolist(),
+        "wins": scores.counts(),
+        "ties": scores.ties(),
+    }
 
 
 def hangul_font_css(text: str) -> str:
@@ -231,9 +277,9 @@ def hangul_font_css(text: str) -> str:
 
     source = resources.files("attnviz.data").joinpath("fonts", "AttnvizHangul-Regular.ttf")
     with source.open("rb") as handle:
-        font = TTFont(handle, recalcTimestamp=False)    # keep the shipped timestamp: same bytes every run
+        font = TTFont(handle, recalcTimestamp=False)  # keep the shipped timestamp: same bytes every run
         options = subset.Options()
-        options.name_IDs = ["*"]                         # keep the copyright and licence names
+        options.name_IDs = ["*"]  # keep the copyright and licence names
         options.hinting = False
         subsetter = subset.Subsetter(options)
         subsetter.populate(unicodes=[ord(ch) for ch in chars])
@@ -241,14 +287,23 @@ def hangul_font_css(text: str) -> str:
         buffer = io.BytesIO()
         font.save(buffer)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return ("/* Attnviz Hangul: a subset of NanumSquare (NAVER), SIL Open Font License 1.1 */\n"
-            f'@font-face {{ font-family: "Attnviz Hangul"; src: url(data:font/ttf;base64,{data}) format("truetype"); '
-            "unicode-range: U+3000-303F, U+3130-318F, U+AC00-D7A3, U+FF01-FF60; }\n")
+    return (
+        "/* Attnviz Hangul: a subset of NanumSquare (NAVER), SIL Open Font License 1.1 */\n"
+        f'@font-face {{ font-family: "Attnviz Hangul"; src: url(data:font/ttf;base64,{data}) format("truetype"); '
+        "unicode-range: U+3000-303F, U+3130-318F, U+AC00-D7A3, U+FF01-FF60; }\n"
+    )
 
 
-def render_html(results: AttentionResult | dict[str, AttentionResult], *, focus: str | None = None,
-                candidates: list[str] | None = None, level: str | None = None, bits: int | None = None,
-                exclude_sinks: bool | None = None, pronoun_heads: dict | None = None) -> str:
+def render_html(
+    results: AttentionResult | dict[str, AttentionResult],
+    *,
+    focus: str | None = None,
+    candidates: list[str] | None = None,
+    level: str | None = None,
+    bits: int | None = None,
+    exclude_sinks: bool | None = None,
+    pronoun_heads: dict | None = None,
+) -> str:
     """The whole page as a string (same input, same bytes).
 
     results: one result, or view name -> result for several views of the same text ("attention",
@@ -260,39 +315,53 @@ def render_html(results: AttentionResult | dict[str, AttentionResult], *, focus:
     """
     if isinstance(results, AttentionResult):
         results = {results.view: results}
-    data = page_data(results, focus=focus, candidates=candidates, level=level, bits=bits,
-                     exclude_sinks=exclude_sinks, pronoun_heads=pronoun_heads)
+    data = page_data(
+        results,
+        focus=focus,
+        candidates=candidates,
+        level=level,
+        bits=bits,
+        exclude_sinks=exclude_sinks,
+        pronoun_heads=pronoun_heads,
+    )
     script = _asset("view.js")
     if "</script" in script.lower():
         raise AssertionError("view.js must not contain '</script'")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     # No connect-src, no remote anything: default-src 'none' covers fetch, fonts, frames, media.
     font = hangul_font_css(data["text"] + "".join(lab for lv in data["levels"].values() for lab in lv["labels"]))
-    csp = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "
-           + ("font-src data:; " if font else "") + "base-uri 'none'; form-action 'none'")
+    csp = (
+        f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "
+        + ("font-src data:; " if font else "")
+        + "base-uri 'none'; form-action 'none'"
+    )
     text = data["text"]
     short = text if len(text) <= 80 else text[:79] + "…"
     e = html.escape
-    return "".join([
-        "<!doctype html>\n",
-        '<html lang="und"><head><meta charset="utf-8">\n',
-        f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
-        f"<title>attnviz: {e(short)}</title>\n",
-        f"<style>{font}{_asset('view.css')}</style>\n",
-        "</head><body>\n",
-        f'<main id="attnviz" aria-label="attention of: {e(short)}">'
-        f'<h1 dir="auto">{e(text)}</h1><noscript>This interactive view needs JavaScript; the same data is '
-        "available with attnviz show --format json.</noscript></main>\n",
-        f'<script type="application/json" id="attnviz-data">{script_json(data)}</script>\n',
-        f"<script>{script}</script>\n",
-        "</body></html>\n",
-    ])
+    return "".join(
+        [
+            "<!doctype html>\n",
+            '<html lang="und"><head><meta charset="utf-8">\n',
+            f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+            f"<title>attnviz: {e(short)}</title>\n",
+            f"<style>{font}{_asset('view.css')}</style>\n",
+            "</head><body>\n",
+            f'<main id="attnviz" aria-label="attention of: {e(short)}">'
+            f'<h1 dir="auto">{e(text)}</h1><noscript>This interactive view needs JavaScript; the same data is '
+            "available with attnviz show --format json.</noscript></main>\n",
+            f'<script type="application/json" id="attnviz-data">{script_json(data)}</script>\n',
+            f"<script>{script}</script>\n",
+            "</body></html>\n",
+        ]
+    )
 
 
 def iframe(page: str, height: int = 720) -> str:
     """The page inside an <iframe srcdoc>, for notebooks: sandboxed (scripts only: no same-origin
     access, no forms, no top navigation), so several views on one notebook page never clash."""
-    return (f'<iframe srcdoc="{html.escape(page, quote=True)}" sandbox="allow-scripts" '
-            f'style="width: 100%; height: {height}px; border: 1px solid #ccc; border-radius: 6px" '
-            'title="attnviz attention view" loading="lazy"></iframe>')
+    return (
+        f'<iframe srcdoc="{html.escape(page, quote=True)}" sandbox="allow-scripts" '
+        f'style="width: 100%; height: {height}px; border: 1px solid #ccc; border-radius: 6px" '
+        'title="attnviz attention view" loading="lazy"></iframe>'
+    )

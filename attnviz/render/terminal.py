@@ -20,14 +20,30 @@ from ..result import AttentionResult
 
 # matplotlib's viridis (perceptually uniform) sampled at 17 points, so the terminal view needs no
 # matplotlib import; values in between are interpolated linearly.
-VIRIDIS = [(68, 1, 84), (72, 24, 106), (71, 45, 123), (66, 64, 134), (59, 82, 139), (51, 99, 141),
-           (44, 114, 142), (38, 130, 142), (33, 145, 140), (31, 160, 136), (40, 174, 128),
-           (63, 188, 115), (94, 201, 98), (132, 212, 75), (173, 220, 48), (216, 226, 25), (253, 231, 37)]
+VIRIDIS = [
+    (68, 1, 84),
+    (72, 24, 106),
+    (71, 45, 123),
+    (66, 64, 134),
+    (59, 82, 139),
+    (51, 99, 141),
+    (44, 114, 142),
+    (38, 130, 142),
+    (33, 145, 140),
+    (31, 160, 136),
+    (40, 174, 128),
+    (63, 188, 115),
+    (94, 201, 98),
+    (132, 212, 75),
+    (173, 220, 48),
+    (216, 226, 25),
+    (253, 231, 37),
+]
 
 ROW_LABEL_WIDTH = 12
 MARK = "*"
-MASKED = "·"          # a causal model's future cell: not a weight of 0, no weight at all
-SINK_STYLE = "dim"    # an excluded (sink) cell: its real weight, off the colour scale
+MASKED = "·"  # a causal model's future cell: not a weight of 0, no weight at all
+SINK_STYLE = "dim"  # an excluded (sink) cell: its real weight, off the colour scale
 
 
 def viridis(value: float) -> tuple[int, int, int]:
@@ -57,7 +73,7 @@ def short_path(text: str, width: int) -> str:
         return text
     home = str(Path.home())
     if home != "/" and (text == home or text.startswith(home + "/")):
-        text = "~" + text[len(home):]
+        text = "~" + text[len(home) :]
     if len(text) <= width:
         return text
     first, *middle, last = text.split("/")
@@ -93,7 +109,7 @@ def model_header(title: str, info, width: int) -> list[Text]:
     if len(shortened) <= room and (shortened == info.tokenizer or room >= 24):
         return lines[:-1] + [line + Text(" · tokenizer: " + shortened)]
     path, note = info.tokenizer, ""
-    if " (" in path and "/" in path.split(" (", 1)[0]:   # "/x/model.gguf (GGUF metadata, ...)"
+    if " (" in path and "/" in path.split(" (", 1)[0]:  # "/x/model.gguf (GGUF metadata, ...)"
         path, note = path.split(" (", 1)
         note = " (" + note
     room = width - len("tokenizer: ")
@@ -109,15 +125,29 @@ def render_header(console: Console, result: AttentionResult) -> None:
     for line in model_header("attnviz", info, console.width):
         console.print(line, overflow="ellipsis", no_wrap=True)
     if not info.learned:
-        console.print(Text("Random weights: these patterns are not learned. They show how attention "
-                           "works, not what a trained model knows.", style="yellow"))
+        console.print(
+            Text(
+                "Random weights: these patterns are not learned. They show how attention "
+                "works, not what a trained model knows.",
+                style="yellow",
+            )
+        )
     if result.causal:
-        console.print(Text(f"Causal model: each {result.unit_name} attends only to itself and the ones before it "
-                           f"(look-ahead mask); later cells are masked ({MASKED}).", style="cyan"))
+        console.print(
+            Text(
+                f"Causal model: each {result.unit_name} attends only to itself and the ones before it "
+                f"(look-ahead mask); later cells are masked ({MASKED}).",
+                style="cyan",
+            )
+        )
     if result.excluded:
         sinks = ", ".join(f"{result.labels[i]} ({result.unit_name} {i})" for i in result.excluded)
-        console.print(Text(f"Sinks left out of rankings and colour scales: {sinks}; cells still show their "
-                           "real weights.", style="cyan"))
+        console.print(
+            Text(
+                f"Sinks left out of rankings and colour scales: {sinks}; cells still show their real weights.",
+                style="cyan",
+            )
+        )
     # Wrapped by hand so that an index never ends a line without its token.
     line = Text("tokens:")
     for i, label in enumerate(result.labels):
@@ -160,14 +190,14 @@ def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Gr
     the same characters and styles a Table of T x T cells gives (tests compare them), at a
     fraction of the cost (rich renders every cell of a Table on its own: 0.15 s for the eight
     tables of a 15-token `show`)."""
-    weights = result.head(layer, head)                                              # [T, T]
+    weights = result.head(layer, head)  # [T, T]
     labels = result.labels
     T = len(labels)
     mode, per_block = _layout(T, width)
-    masked = result.masked()                                                        # [T, T]
+    masked = result.masked()  # [T, T]
     ranked = ~masked
     ranked[:, list(result.excluded)] = False
-    row_max = np.where(ranked, weights, -np.inf).argmax(axis=1)                     # [T]
+    row_max = np.where(ranked, weights, -np.inf).argmax(axis=1)  # [T]
     row_max[~ranked.any(axis=1)] = -1
     top = _colour_top(result, weights, ranked)
     cell_width = 5 if mode == "normal" else 3
@@ -193,15 +223,23 @@ def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Gr
                 else:
                     body = (MARK if is_max else " ") + f"{min(round(v * 100), 99):02d}"
                 cells.append((body, cell_style(v / top, is_max) if ranked[i, j] else SINK_STYLE))
-            blocks.append(_row(f"{i:>{len(str(T - 1))}} {labels[i]}", cells, cell_width,
-                               " " if mode == "normal" else ""))
+            blocks.append(
+                _row(f"{i:>{len(str(T - 1))}} {labels[i]}", cells, cell_width, " " if mode == "normal" else "")
+            )
     return Group(*blocks)
 
 
 def _header(title: str, mode: str, labels: list[str], keys: range) -> Table:
     """The title and the column headers of a block: a Table without rows."""
-    table = Table(title=title, title_justify="left", box=None, show_edge=False,
-                  padding=(0, 1 if mode == "normal" else 0), pad_edge=False, collapse_padding=True)
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=None,
+        show_edge=False,
+        padding=(0, 1 if mode == "normal" else 0),
+        pad_edge=False,
+        collapse_padding=True,
+    )
     table.add_column("query", no_wrap=True, width=ROW_LABEL_WIDTH, overflow="ellipsis")
     for j, label in zip(keys, labels):
         header = f"{j}" if mode == "compact" else Text(f"{j}\n") + _fit(label, 5)
@@ -227,8 +265,10 @@ def render_heads(console: Console, result: AttentionResult) -> None:
     scale = "weights x100, " if mode == "compact" else ""
     units = f"{result.unit_name}s"
     top = "the head's largest weight outside the sinks (bright; in its title)" if result.excluded else "1 (bright)"
-    legend = (f"rows: query {units} · columns: key {units} · {scale}{MARK} marks each row's maximum · "
-              f"colour: viridis from 0 (dark) to {top}")
+    legend = (
+        f"rows: query {units} · columns: key {units} · {scale}{MARK} marks each row's maximum · "
+        f"colour: viridis from 0 (dark) to {top}"
+    )
     if result.excluded:
         legend += " · sinks: real weights, uncoloured, never marked"
     if result.causal:
@@ -240,8 +280,13 @@ def render_heads(console: Console, result: AttentionResult) -> None:
             console.print(head_table(result, layer, head, console.width))
 
 
-def render_focus(console: Console, result: AttentionResult, focus: Focus, per_head: list[HeadTargets],
-                 marks: dict[tuple[int, int], str] | None = None) -> None:
+def render_focus(
+    console: Console,
+    result: AttentionResult,
+    focus: Focus,
+    per_head: list[HeadTargets],
+    marks: dict[tuple[int, int], str] | None = None,
+) -> None:
     """One row per layer/head: the tokens the focus token attends to most, strongest first.
 
     `marks` ({(layer, head): "★ 94%"}) flags the heads known to resolve pronouns, in a last column."""
@@ -253,11 +298,13 @@ def render_focus(console: Console, result: AttentionResult, focus: Focus, per_he
     k = max((len(row.targets) for row in per_head), default=0)
     left_out = ", sinks left out" if result.excluded else ""
     # The title is a line of its own: as a table title it would wrap to the (narrow) table width.
-    console.print(Text(f"where {focus.label!r} ({result.unit_name} {focus.index}) attends, per head{left_out}",
-                       style="bold"))
+    console.print(
+        Text(f"where {focus.label!r} ({result.unit_name} {focus.index}) attends, per head{left_out}", style="bold")
+    )
     if k == 0:
-        console.print(Text(f"nothing to rank: {result.unit_name} {focus.index} sees no key outside the sinks",
-                           style="yellow"))
+        console.print(
+            Text(f"nothing to rank: {result.unit_name} {focus.index} sees no key outside the sinks", style="yellow")
+        )
         return
     table = Table(box=None, padding=(0, 1), pad_edge=False)
     table.add_column("layer", justify="right")
@@ -279,8 +326,13 @@ def render_focus(console: Console, result: AttentionResult, focus: Focus, per_he
         table.add_row(*cells)
     console.print(table)
     if marks:
-        console.print(Text(f"★ pronoun head: resolves pronouns on the agreement probe set (accuracy shown; "
-                           f"{len(marks)} heads, from `attnviz inspect`)", style="dim"))
+        console.print(
+            Text(
+                f"★ pronoun head: resolves pronouns on the agreement probe set (accuracy shown; "
+                f"{len(marks)} heads, from `attnviz inspect`)",
+                style="dim",
+            )
+        )
     winners = Counter(row.targets[0][0] for row in per_head if row.targets)
     if winners:
         summary = ", ".join(f"{labels[j]!r} ({result.unit_name} {j}) in {n}" for j, n in winners.most_common(3))
@@ -298,8 +350,13 @@ def render_candidates(console: Console, result: AttentionResult, scores) -> None
     for note in scores.notes:
         console.print(Text(note, style="yellow"))
     names = [candidate_label(c) for c in scores.candidates]
-    console.print(Text("word level: the weight to a candidate sums its pieces, the focus's pieces are "
-                       f"averaged; {MARK} marks the winner", style="dim"))
+    console.print(
+        Text(
+            "word level: the weight to a candidate sums its pieces, the focus's pieces are "
+            f"averaged; {MARK} marks the winner",
+            style="dim",
+        )
+    )
     console.print(Text(f"weight from {candidate_label(scores.focus)!r} to each candidate, per head", style="italic"))
     table = Table(box=None, padding=(0, 1), pad_edge=False)
     table.add_column("layer", justify="right")

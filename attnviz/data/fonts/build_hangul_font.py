@@ -32,7 +32,7 @@ def build(source: str) -> Path:
     options.hinting = False
     options.layout_features = []
     options.drop_tables += ["kern", "TSI0", "TSI1", "TSI2", "TSI3", "TSI5"]
-    options.name_IDs = [0, 1, 2, 3, 4, 5, 6, 13, 14]   # keep copyright and licence fields
+    options.name_IDs = [0, 1, 2, 3, 4, 5, 6, 13, 14]  # keep copyright and licence fields
     options.name_languages = [0x409]
     font = TTFont(source, recalcTimestamp=False)
     subsetter = subset.Subsetter(options)
@@ -49,8 +49,8 @@ def build(source: str) -> Path:
     name.setName(POSTSCRIPT, 6, 3, 1, 0x409)
     name.setName("This Font Software is licensed under the SIL Open Font License, Version 1.1.", 13, 3, 1, 0x409)
     name.setName("https://openfontlicense.org", 14, 3, 1, 0x409)
-    font["OS/2"].fsType = 0          # OFL: installable embedding, so PDFs may embed it
-    font["head"].modified = font["head"].created   # no build timestamp: reproducible bytes
+    font["OS/2"].fsType = 0  # OFL: installable embedding, so PDFs may embed it
+    font["head"].modified = font["head"].created  # no build timestamp: reproducible bytes
     font.save(OUT, reorderTables=True)
     return OUT
 

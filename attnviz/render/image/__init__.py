@@ -18,8 +18,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...result import AttentionResult
-from .options import (FORMATS, LAYOUTS, STYLES, ImageOptions, Style, check_cmap, choose_layout, format_for,
-                      parse_size, validate_options)
+from .options import (
+    FORMATS,
+    LAYOUTS,
+    STYLES,
+    ImageOptions,
+    Style,
+    check_cmap,
+    choose_layout,
+    format_for,
+    parse_size,
+    validate_options,
+)
 from .writer import PNG_COMPRESS_LEVEL, png_bytes
 
 
@@ -31,9 +41,16 @@ class Rendered:
     notes: tuple[str, ...] = ()
 
 
-def render_image(result: AttentionResult, layout: str, options: ImageOptions = ImageOptions(), *,
-                 fmt: str = "png", layer: int | None = None, head: int | None = None,
-                 focus: int | None = None) -> Rendered:
+def render_image(
+    result: AttentionResult,
+    layout: str,
+    options: ImageOptions = ImageOptions(),
+    *,
+    fmt: str = "png",
+    layer: int | None = None,
+    head: int | None = None,
+    focus: int | None = None,
+) -> Rendered:
     """One image, with its notes.
 
     layout "head" draws model layer `layer`, head `head` (default: the result's only ones);
@@ -50,7 +67,7 @@ def render_image(result: AttentionResult, layout: str, options: ImageOptions = I
         raise ValueError(f"unknown format {fmt!r}")
     style = options.style()
     with matplotlib.rc_context():
-        matplotlib.rcdefaults()             # ignore the user's matplotlibrc: same bytes everywhere
+        matplotlib.rcdefaults()  # ignore the user's matplotlibrc: same bytes everywhere
         matplotlib.rcParams.update(engine.rc(style))
         scene = engine.scene_for(layout, layouts.panel_count(result, layout), options.cmap)
         page = layouts.BUILDERS[layout](result, style, options, layer=layer, head=head, focus=focus)
@@ -59,5 +76,19 @@ def render_image(result: AttentionResult, layout: str, options: ImageOptions = I
     return Rendered(data, tuple(dict.fromkeys(page.notes)))
 
 
-__all__ = ["FORMATS", "LAYOUTS", "PNG_COMPRESS_LEVEL", "STYLES", "ImageOptions", "Rendered", "Style", "check_cmap",
-           "choose_layout", "format_for", "parse_size", "png_bytes", "render_image", "validate_options"]
+__all__ = [
+    "FORMATS",
+    "LAYOUTS",
+    "PNG_COMPRESS_LEVEL",
+    "STYLES",
+    "ImageOptions",
+    "Rendered",
+    "Style",
+    "check_cmap",
+    "choose_layout",
+    "format_for",
+    "parse_size",
+    "png_bytes",
+    "render_image",
+    "validate_options",
+]

@@ -52,11 +52,11 @@ def rc(style: Style) -> dict:
     return {
         "font.family": list(register_fonts()),
         "font.size": style.small,
-        "text.parse_math": False,     # a token such as "$5" is text, never mathtext
+        "text.parse_math": False,  # a token such as "$5" is text, never mathtext
         "text.usetex": False,
-        "svg.hashsalt": "attnviz",    # ids in SVG files are otherwise random per run
-        "svg.fonttype": "path",       # glyphs as paths: the SVG looks the same without our fonts
-        "pdf.fonttype": 42,           # TrueType, embedded and subset: selectable, editable text
+        "svg.hashsalt": "attnviz",  # ids in SVG files are otherwise random per run
+        "svg.fonttype": "path",  # glyphs as paths: the SVG looks the same without our fonts
+        "pdf.fonttype": 42,  # TrueType, embedded and subset: selectable, editable text
         "image.interpolation": "none",  # cells stay crisp; PDF/SVG embed the [T, T] data itself
         "image.resample": False,
         "figure.facecolor": "white",
@@ -75,7 +75,7 @@ class Measure:
         from matplotlib.backends.backend_agg import RendererAgg
         from matplotlib.font_manager import FontProperties
 
-        self._renderer = RendererAgg(1, 1, 72)   # at 72 dpi, pixels are points
+        self._renderer = RendererAgg(1, 1, 72)  # at 72 dpi, pixels are points
         self._props = FontProperties(size=self.REF)
         self._cache: dict[str, float] = {}
 
@@ -103,8 +103,8 @@ def measure() -> Measure:
 @dataclass
 class Label:
     text: str
-    x: float                 # inches from the figure's left
-    y: float                 # inches from the figure's bottom
+    x: float  # inches from the figure's left
+    y: float  # inches from the figure's bottom
     size: float
     ha: str = "center"
     va: str = "center"
@@ -115,12 +115,12 @@ class Label:
 
 @dataclass
 class Panel:
-    x: float                 # the cells' box, inches
+    x: float  # the cells' box, inches
     y: float
     w: float
     h: float
-    data: np.ndarray         # [rows, cols]
-    mask: np.ndarray | None = None   # [rows, cols] True: a masked cell (drawn MASKED_COLOR), None: none
+    data: np.ndarray  # [rows, cols]
+    mask: np.ndarray | None = None  # [rows, cols] True: a masked cell (drawn MASKED_COLOR), None: none
 
 
 @dataclass
@@ -133,11 +133,11 @@ class Page:
     labels: list[Label] = field(default_factory=list)
     cbar: tuple[float, float, float, float] | None = None
     vmax: float = 1.0
-    over: bool = False       # some weight is above vmax (clipped): the top tick reads "≥ vmax"
-    swatch: tuple[float, float, float, float] | None = None   # the masked-cell key, inches
-    markers: list[tuple[float, float]] = field(default_factory=list)   # inches
-    rules: list[tuple[float, float, float, float]] = field(default_factory=list)   # x0, y0, x1, y1 inches
-    notes: list[str] = field(default_factory=list)   # what the image leaves out, for the user
+    over: bool = False  # some weight is above vmax (clipped): the top tick reads "≥ vmax"
+    swatch: tuple[float, float, float, float] | None = None  # the masked-cell key, inches
+    markers: list[tuple[float, float]] = field(default_factory=list)  # inches
+    rules: list[tuple[float, float, float, float]] = field(default_factory=list)  # x0, y0, x1, y1 inches
+    notes: list[str] = field(default_factory=list)  # what the image leaves out, for the user
 
 
 class _GlyphRecorder:
@@ -151,7 +151,7 @@ class _GlyphRecorder:
             raise _NoFastText
         self.glyphs.append((np.array(image, copy=True), int(x), int(y)))
 
-    def draw_path(self, *args, **kwargs) -> None:   # box glyphs (rare): not cacheable
+    def draw_path(self, *args, **kwargs) -> None:  # box glyphs (rare): not cacheable
         raise _NoFastText
 
 
@@ -161,7 +161,7 @@ class _NoFastText(Exception):
 
 _GLYPHS: dict[tuple, list[tuple[np.ndarray, int, int]]] = {}
 _GLYPH_CACHE_LIMIT = 20000
-FAST_TEXT = True   # tests switch it off to check that cached text draws the same pixels
+FAST_TEXT = True  # tests switch it off to check that cached text draws the same pixels
 
 
 def _caching_canvas_class():
@@ -183,8 +183,17 @@ def _caching_canvas_class():
             if ismath or not FAST_TEXT:
                 return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
             ix, iy = math.floor(x), math.floor(y)
-            key = (s, hash(prop), prop.get_size_in_points(), angle, self.dpi, self.height,
-                   x - ix, y - iy, gc.get_antialiased())
+            key = (
+                s,
+                hash(prop),
+                prop.get_size_in_points(),
+                angle,
+                self.dpi,
+                self.height,
+                x - ix,
+                y - iy,
+                gc.get_antialiased(),
+            )
             glyphs = _GLYPHS.get(key)
             if glyphs is None:
                 real, recorder = self._renderer, _GlyphRecorder()
@@ -239,21 +248,35 @@ class Scene:
         self.layout = layout
         self.fig = Figure()
         _caching_canvas_class()(self.fig)
-        self.norm = Normalize(0.0, 1.0)           # shared: one colour scale for every panel
+        self.norm = Normalize(0.0, 1.0)  # shared: one colour scale for every panel
         self.axes, self.images = [], []
         masked_cmap = colormaps[cmap].with_extremes(bad=MASKED_COLOR)
-        for _ in range(panels + 1):               # the last one is the colour bar
+        for _ in range(panels + 1):  # the last one is the colour bar
             ax = self.fig.add_axes((0, 0, 1, 1))
             ax.set_axis_off()
             self.axes.append(ax)
             if len(self.images) < panels:
-                self.images.append(ax.imshow(np.zeros((1, 1), np.float32), cmap=masked_cmap, norm=self.norm,
-                                             interpolation="none", aspect="auto"))
+                self.images.append(
+                    ax.imshow(
+                        np.zeros((1, 1), np.float32),
+                        cmap=masked_cmap,
+                        norm=self.norm,
+                        interpolation="none",
+                        aspect="auto",
+                    )
+                )
         self.cax = self.axes.pop()
-        gradient = np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None]     # [256, 1], bottom to top
-        self.cax.imshow(gradient, cmap=cmap, norm=Normalize(0.0, 1.0), origin="lower",
-                        interpolation="nearest", aspect="auto", extent=(0, 1, 0, 1))
-        self.texts = []                            # the Text pool, grown on demand
+        gradient = np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None]  # [256, 1], bottom to top
+        self.cax.imshow(
+            gradient,
+            cmap=cmap,
+            norm=Normalize(0.0, 1.0),
+            origin="lower",
+            interpolation="nearest",
+            aspect="auto",
+            extent=(0, 1, 0, 1),
+        )
+        self.texts = []  # the Text pool, grown on demand
         inches = self.fig.dpi_scale_trans
 
         def line(**kw):
@@ -265,12 +288,12 @@ class Scene:
         self.fig.add_artist(self.swatch)
         self.frames = line(color="#8a8a8a", linewidth=0.5)
         self.rule_line = line(color="white", linewidth=1.2)
-        self.marks = line(linestyle="none", marker="o", markerfacecolor="none", markeredgecolor="#ff3b30",
-                          markeredgewidth=1.2)
+        self.marks = line(
+            linestyle="none", marker="o", markerfacecolor="none", markeredgecolor="#ff3b30", markeredgewidth=1.2
+        )
 
     def close(self) -> None:
         self.fig.clear()
-
 
     def apply(self, page: Page, style: Style, options: ImageOptions) -> None:
         fig = self.fig
@@ -291,7 +314,7 @@ class Scene:
             ax.set_xlim(-0.5, cols - 0.5)
             ax.set_ylim(rows - 0.5, -0.5)
             frames.append((panel.x, panel.y, panel.w, panel.h))
-        for ax in self.axes[len(page.panels):]:
+        for ax in self.axes[len(page.panels) :]:
             ax.set_visible(False)
         labels = list(page.labels)
         ticks_x: list[float] = []
@@ -347,7 +370,7 @@ class Scene:
             text.set_color(label.color)
             text.set_fontweight(label.weight)
             text.set_visible(True)
-        for text in self.texts[len(labels):]:
+        for text in self.texts[len(labels) :]:
             if text.get_visible():
                 text.set_visible(False)
 
@@ -371,4 +394,3 @@ def nice_ticks(vmax: float, room: float = 6.0) -> list[float]:
 def fmt_tick(value: float) -> str:
     text = f"{value:.3f}".rstrip("0").rstrip(".")
     return text or "0"
-

@@ -25,14 +25,13 @@ from .engine import Label, Page, Panel, fmt_tick, measure, nice_ticks
 from .options import Style
 
 _ELLIPSIS = "…"
-MASKED_LABEL = "masked"     # next to the grey swatch under the colour bar of a causal model
+MASKED_LABEL = "masked"  # next to the grey swatch under the colour bar of a causal model
 # What the colour bar measures, per view (rollout and norm state their own scale).
 CAPTIONS = {"attention": "attention weight", "rollout": "rollout: attention flow", "norm": "norm: weight × ‖value‖"}
 
 
 def panel_count(result: AttentionResult, layout: str) -> int:
-    return {"head": 1, "focus": 1, "layer": len(result.heads),
-            "model": len(result.layers) * len(result.heads)}[layout]
+    return {"head": 1, "focus": 1, "layer": len(result.heads), "model": len(result.layers) * len(result.heads)}[layout]
 
 
 def _shorten(label: str, limit: int) -> str:
@@ -73,8 +72,16 @@ def _header(page: Page, result: AttentionResult, style: Style, title: str) -> fl
         sentence = drawable(" ".join(result.text.split()))
         if result.truncated:
             sentence += " [truncated]"
-        page.labels.append(Label(_fit(sentence, style.small, room), page.width / 2, top - used + style.pad,
-                                  style.small, va="top", color="#333333"))
+        page.labels.append(
+            Label(
+                _fit(sentence, style.small, room),
+                page.width / 2,
+                top - used + style.pad,
+                style.small,
+                va="top",
+                color="#333333",
+            )
+        )
         used += style.small * 1.35 / 72
     return used + style.gap
 
@@ -115,7 +122,7 @@ def _cbar_width(style: Style, result: AttentionResult, scale: Scale) -> float:
 
 
 def _tick_room(style: Style) -> float:
-    return max(0.03, style.small / 250) + 0.03      # tick mark, then the gap to its label (engine.py)
+    return max(0.03, style.small / 250) + 0.03  # tick mark, then the gap to its label (engine.py)
 
 
 def _caption_band(style: Style) -> float:
@@ -139,21 +146,23 @@ def colour_scale(result: AttentionResult, options, data: np.ndarray, mask: np.nd
     from ..fonts import drawable
 
     scale = options.scale_for(result.view)
-    if options.scale is None and result.excluded:   # sinks left out (--exclude-sinks): of the scale too
+    if options.scale is None and result.excluded:  # sinks left out (--exclude-sinks): of the scale too
         scale = "auto"
     what = CAPTIONS.get(result.view, result.view)
     shown = data if mask is None else np.where(mask, 0.0, data)
     if scale == "fixed":
         if result.view == "norm":
-            raise AttnvizError("--scale fixed (0-1) does not suit the norm view, whose weights are not bounded "
-                               "by one: use --scale auto or a maximum such as 5")
+            raise AttnvizError(
+                "--scale fixed (0-1) does not suit the norm view, whose weights are not bounded "
+                "by one: use --scale auto or a maximum such as 5"
+            )
         vmax, caption = 1.0, what
     elif scale == "auto":
         keep = np.ones(shown.shape[-1], bool)
         keep[[i for i in result.excluded if i < len(keep)]] = False
         vmax = float(shown[..., keep].max()) if keep.any() else 0.0
         caption = f"{what} · auto scale"
-        if result.excluded:   # the sinks would set the top and wash out everything else
+        if result.excluded:  # the sinks would set the top and wash out everything else
             caption = f"{what} · auto, without " + " ".join(result.labels[i] for i in result.excluded)
     else:
         vmax, caption = float(scale), f"{what} · scale 0–{scale:g}"
@@ -161,8 +170,9 @@ def colour_scale(result: AttentionResult, options, data: np.ndarray, mask: np.nd
     return Scale(vmax, bool(shown.max() > vmax * (1 + 1e-4)), drawable(caption))
 
 
-def _colour_bar(page: Page, result: AttentionResult, style: Style, scale: Scale, right: float, y: float,
-                h: float) -> None:
+def _colour_bar(
+    page: Page, result: AttentionResult, style: Style, scale: Scale, right: float, y: float, h: float
+) -> None:
     """The colour bar right of the panels that end at `right`, from y, h tall, its caption before
     it; for a causal model the grey swatch that says which cells are masked takes its bottom."""
     page.vmax, page.over = scale.vmax, scale.over
@@ -172,14 +182,25 @@ def _colour_bar(page: Page, result: AttentionResult, style: Style, scale: Scale,
         key = w + style.small * 1.6 / 72
         if h > 3 * key:
             page.swatch = (x, y, w, w)
-            page.labels.append(Label(MASKED_LABEL, x + w + _tick_room(style), y + w / 2, style.small, ha="left",
-                                     color="#444444"))
+            page.labels.append(
+                Label(MASKED_LABEL, x + w + _tick_room(style), y + w / 2, style.small, ha="left", color="#444444")
+            )
             y, h = y + key, h - key
         else:
             page.notes.append("grey cells are masked: a causal model's tokens cannot attend to later ones")
     page.cbar = (x, y, w, h)
-    page.labels.append(Label(_fit(scale.caption, style.small, h), x - 0.025, y + h / 2, style.small, ha="center",
-                             va="bottom", rotation=90, color="#444444"))
+    page.labels.append(
+        Label(
+            _fit(scale.caption, style.small, h),
+            x - 0.025,
+            y + h / 2,
+            style.small,
+            ha="center",
+            va="bottom",
+            rotation=90,
+            color="#444444",
+        )
+    )
 
 
 def _model_title(result: AttentionResult) -> str:
@@ -191,7 +212,7 @@ def _model_title(result: AttentionResult) -> str:
 
 
 def _head_name(head: int) -> str:
-    return "rollout" if head < 0 else f"head {head}"     # rollout mixes the heads: index -1
+    return "rollout" if head < 0 else f"head {head}"  # rollout mixes the heads: index -1
 
 
 @dataclass
@@ -199,20 +220,20 @@ class _Grid:
     """A block of rows x cols square panels of side s, with token labels around it."""
 
     s: float
-    font: float            # token label size (0: none)
-    step: int              # label every step-th token
-    left: float            # inches left of the panels (labels, names)
-    bottom: float          # below
-    head_row: float        # above every panel row (panel titles) or once above (column headers)
+    font: float  # token label size (0: none)
+    step: int  # label every step-th token
+    left: float  # inches left of the panels (labels, names)
+    bottom: float  # below
+    head_row: float  # above every panel row (panel titles) or once above (column headers)
 
     def size(self, rows: int, cols: int, gap: float, every_row: bool) -> tuple[float, float]:
         heads = self.head_row * (rows if every_row else 1)
-        return (self.left + cols * self.s + (cols - 1) * gap,
-                self.bottom + heads + rows * self.s + (rows - 1) * gap)
+        return (self.left + cols * self.s + (cols - 1) * gap, self.bottom + heads + rows * self.s + (rows - 1) * gap)
 
 
-def _solve_grid(labels, T, rows, cols, room_w, room_h, style, *, axis_names, panel_titles,
-                headers, model_grid, s_target=None) -> _Grid:
+def _solve_grid(
+    labels, T, rows, cols, room_w, room_h, style, *, axis_names, panel_titles, headers, model_grid, s_target=None
+) -> _Grid:
     """Largest square panels that fit the room, with the largest readable token labels.
 
     Token labels at size f need f * 1.15 points per cell, so f = min(style.font, cell / 1.15);
@@ -230,8 +251,10 @@ def _solve_grid(labels, T, rows, cols, room_w, room_h, style, *, axis_names, pan
         left = header_left + name_band + label_w
         bottom = name_band + label_w
         if s_target is None:
-            s = min((room_w - left - (cols - 1) * gap) / cols,
-                    (room_h - bottom - title_band * (rows if panel_titles else 1) - (rows - 1) * gap) / rows)
+            s = min(
+                (room_w - left - (cols - 1) * gap) / cols,
+                (room_h - bottom - title_band * (rows if panel_titles else 1) - (rows - 1) * gap) / rows,
+            )
             s = max(s, 0.05)
         cell_pt = s * 72 / T
         font = min(style.font, cell_pt / 1.15)
@@ -250,11 +273,22 @@ def _token_label_artists(page, labels, colors, font, step, *, x0, y0, s, T, left
     cell = s / T
     for j in range(0, T, step):
         if bottom_side:
-            page.labels.append(Label(labels[j], x0 + (j + 0.5) * cell, y0 - 0.04, font, ha="right", va="center",
-                                      rotation=90, color=colors[j]))
+            page.labels.append(
+                Label(
+                    labels[j],
+                    x0 + (j + 0.5) * cell,
+                    y0 - 0.04,
+                    font,
+                    ha="right",
+                    va="center",
+                    rotation=90,
+                    color=colors[j],
+                )
+            )
         if left_side:
-            page.labels.append(Label(labels[j], x0 - 0.04, y0 + s - (j + 0.5) * cell, font, ha="right",
-                                      va="center", color=colors[j]))
+            page.labels.append(
+                Label(labels[j], x0 - 0.04, y0 + s - (j + 0.5) * cell, font, ha="right", va="center", color=colors[j])
+            )
 
 
 def _annotate(page, data, x0, y0, w, h, style, cmap_values, mask=None) -> None:
@@ -262,17 +296,25 @@ def _annotate(page, data, x0, y0, w, h, style, cmap_values, mask=None) -> None:
     cell_pt = min(w / cols, h / rows) * 72
     size = min(style.font * 0.8, cell_pt / 2.4)
     if size < style.min_font * 0.75:
-        page.notes.append("cells are too small for --annotate values; they were left out "
-                      "(use a larger --size or fewer tokens)")
+        page.notes.append(
+            "cells are too small for --annotate values; they were left out (use a larger --size or fewer tokens)"
+        )
         return
     for i in range(rows):
         for j in range(cols):
-            if mask is not None and mask[i, j]:   # a masked cell has no weight to write
+            if mask is not None and mask[i, j]:  # a masked cell has no weight to write
                 continue
             r, g, b = cmap_values[i, j, :3]
             light = 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5
-            page.labels.append(Label(_cell_value(float(data[i, j])), x0 + (j + 0.5) * w / cols,
-                                      y0 + h - (i + 0.5) * h / rows, size, color="black" if light else "white"))
+            page.labels.append(
+                Label(
+                    _cell_value(float(data[i, j])),
+                    x0 + (j + 0.5) * w / cols,
+                    y0 + h - (i + 0.5) * h / rows,
+                    size,
+                    color="black" if light else "white",
+                )
+            )
 
 
 def _colors_of(data: np.ndarray, vmax: float, cmap: str) -> np.ndarray:
@@ -299,7 +341,7 @@ def _frame(result, style: Style, grid_layout: bool, scale: Scale):
 def _page_head(result, style, options, *, layer, head, focus) -> Page:
     layer = result.layers[0] if layer is None else layer
     head = result.heads[0] if head is None else head
-    data = result.head(layer, head)                                       # [T, T]
+    data = result.head(layer, head)  # [T, T]
     T = data.shape[0]
     labels, colors = _token_labels(result, style)
     width, height = _auto_size(style, False)
@@ -328,10 +370,21 @@ def _page_head(result, style, options, *, layer, head, focus) -> Page:
     _colour_bar(page, result, style, scale, x0 + grid.s, y0, grid.s)
     _token_label_artists(page, labels, colors, grid.font, grid.step, x0=x0, y0=y0, s=grid.s, T=T)
     name = style.small
-    page.labels.append(Label("query (attending)", x0 - grid.left + 0.02, y0 + grid.s / 2, name,
-                              ha="center", va="top", rotation=90, color="#444444"))
-    page.labels.append(Label("key (attended to)", x0 + grid.s / 2, y0 - grid.bottom + 0.02, name,
-                              va="bottom", color="#444444"))
+    page.labels.append(
+        Label(
+            "query (attending)",
+            x0 - grid.left + 0.02,
+            y0 + grid.s / 2,
+            name,
+            ha="center",
+            va="top",
+            rotation=90,
+            color="#444444",
+        )
+    )
+    page.labels.append(
+        Label("key (attended to)", x0 + grid.s / 2, y0 - grid.bottom + 0.02, name, va="bottom", color="#444444")
+    )
     if options.annotate:
         _annotate(page, data, x0, y0, grid.s, grid.s, style, _colors_of(data, page.vmax, options.cmap), mask)
     return page
@@ -356,7 +409,7 @@ def _grid_shape(n: int, room_w: float | None, room_h: float | None, fit) -> tupl
 def _page_layer(result, style, options, *, layer, head, focus) -> Page:
     layer = result.layers[0] if layer is None else layer
     li = result.layers.index(layer)
-    data = result.weights[li]                                             # [H, T, T]
+    data = result.weights[li]  # [H, T, T]
     H, T = data.shape[0], data.shape[1]
     mask = causal_mask(result, T)
     scale = colour_scale(result, options, data, mask)
@@ -373,8 +426,9 @@ def _page_layer(result, style, options, *, layer, head, focus) -> Page:
         grid = _solve_grid(labels, T, rows, cols, room_w, 100.0, style, **kw)
         height = min(top + grid.size(rows, cols, style.gap, True)[1] + style.pad, style.max_height)
     room_h = height - top - style.pad
-    rows, cols = _grid_shape(H, room_w, room_h, lambda r, c: _solve_grid(
-        labels, T, r, c, room_w, room_h, style, **kw).s)
+    rows, cols = _grid_shape(
+        H, room_w, room_h, lambda r, c: _solve_grid(labels, T, r, c, room_w, room_h, style, **kw).s
+    )
     grid = _solve_grid(labels, T, rows, cols, room_w, room_h, style, **kw)
     page = Page(width, height)
     _header(page, result, style, f"layer {layer} · all heads · {_model_title(result)}")
@@ -387,21 +441,32 @@ def _page_layer(result, style, options, *, layer, head, focus) -> Page:
         x0 = bx + grid.left + c * (grid.s + style.gap)
         y0 = by + grid.bottom + (rows - 1 - r) * (grid.s + grid.head_row + style.gap)
         page.panels.append(Panel(x0, y0, grid.s, grid.s, data[k], mask))
-        page.labels.append(Label(_head_name(result.heads[k]), x0 + grid.s / 2, y0 + grid.s + 0.03, style.small,
-                                  va="bottom"))
+        page.labels.append(
+            Label(_head_name(result.heads[k]), x0 + grid.s / 2, y0 + grid.s + 0.03, style.small, va="bottom")
+        )
         last_in_column = k + cols >= H
-        _token_label_artists(page, labels, colors, grid.font, grid.step, x0=x0, y0=y0, s=grid.s, T=T,
-                             left_side=c == 0, bottom_side=last_in_column)
+        _token_label_artists(
+            page,
+            labels,
+            colors,
+            grid.font,
+            grid.step,
+            x0=x0,
+            y0=y0,
+            s=grid.s,
+            T=T,
+            left_side=c == 0,
+            bottom_side=last_in_column,
+        )
         if colors_all is not None:
             _annotate(page, data[k], x0, y0, grid.s, grid.s, style, colors_all[k], mask)
     top_y = by + block_h
-    _colour_bar(page, result, style, scale, bx + block_w, by + grid.bottom,
-                top_y - by - grid.bottom - grid.head_row)
+    _colour_bar(page, result, style, scale, bx + block_w, by + grid.bottom, top_y - by - grid.bottom - grid.head_row)
     return page
 
 
 def _page_model(result, style, options, *, layer, head, focus) -> Page:
-    data = result.weights                                                 # [L, H, T, T]
+    data = result.weights  # [L, H, T, T]
     L, H, T = data.shape[0], data.shape[1], data.shape[2]
     mask = causal_mask(result, T)
     scale = colour_scale(result, options, data, mask)
@@ -431,36 +496,59 @@ def _page_model(result, style, options, *, layer, head, focus) -> Page:
             x0 = bx + grid.left + j * (grid.s + style.gap)
             page.panels.append(Panel(x0, y0, grid.s, grid.s, data[i, j], mask))
             if i == 0:
-                page.labels.append(Label("all" if result.heads[j] < 0 else f"H{result.heads[j]}", x0 + grid.s / 2, y0 + grid.s + 0.03, header_size,
-                                          va="bottom"))
+                page.labels.append(
+                    Label(
+                        "all" if result.heads[j] < 0 else f"H{result.heads[j]}",
+                        x0 + grid.s / 2,
+                        y0 + grid.s + 0.03,
+                        header_size,
+                        va="bottom",
+                    )
+                )
             if grid.font:
-                _token_label_artists(page, labels, colors, grid.font, grid.step, x0=x0, y0=y0, s=grid.s, T=T,
-                                     left_side=j == 0, bottom_side=i == L - 1)
-    if options.annotate:   # values in hundreds of small panels would be unreadable
+                _token_label_artists(
+                    page,
+                    labels,
+                    colors,
+                    grid.font,
+                    grid.step,
+                    x0=x0,
+                    y0=y0,
+                    s=grid.s,
+                    T=T,
+                    left_side=j == 0,
+                    bottom_side=i == L - 1,
+                )
+    if options.annotate:  # values in hundreds of small panels would be unreadable
         page.notes.append("the model grid has no --annotate values; head, layer and focus images do")
     if not grid.font:
-        page.notes.append("token labels left out: the panels are too small to read them "
-                      "(use --layer to show fewer layers, or a larger --size)")
-    _colour_bar(page, result, style, scale, bx + block_w, by + grid.bottom,
-                block_h - grid.bottom - grid.head_row)
+        page.notes.append(
+            "token labels left out: the panels are too small to read them "
+            "(use --layer to show fewer layers, or a larger --size)"
+        )
+    _colour_bar(page, result, style, scale, bx + block_w, by + grid.bottom, block_h - grid.bottom - grid.head_row)
     return page
 
 
 def _page_focus(result, style, options, *, layer, head, focus) -> Page:
     if focus is None:
         raise ValueError("the focus layout needs a focus token index")
-    rows_data = result.weights[:, :, focus, :]                            # [L, H, T]
+    rows_data = result.weights[:, :, focus, :]  # [L, H, T]
     L, H, T = rows_data.shape
-    data = rows_data.reshape(L * H, T)                                    # row = (layer, head)
+    data = rows_data.reshape(L * H, T)  # row = (layer, head)
     n = L * H
     # A causal model's focus token sees only itself and the tokens before it.
-    mask = np.broadcast_to(np.arange(T) > focus, data.shape) if result.causal else None   # [n, T]
+    mask = np.broadcast_to(np.arange(T) > focus, data.shape) if result.causal else None  # [n, T]
     scale = colour_scale(result, options, data, mask)
     labels, colors, width, height, cbar, top = _frame(result, style, False, scale)
     colors = list(colors)
     colors[focus] = "#d0021b"
     m = measure()
-    row_names = [f"L{result.layers[i]}" + ("" if result.heads[j] < 0 else f" H{result.heads[j]}") for i in range(L) for j in range(H)]
+    row_names = [
+        f"L{result.layers[i]}" + ("" if result.heads[j] < 0 else f" H{result.heads[j]}")
+        for i in range(L)
+        for j in range(H)
+    ]
     label_w_base = m.widest(labels, style.font)
     if width is None:
         cw = min(max(label_w_base + 0.12, style.font * 1.6 / 72), 1.2)
@@ -478,7 +566,7 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
     for _ in range(6):
         if row_font:
             row_w = m.widest(row_names, row_font) + 0.08
-        else:   # layer names on the left, then the names of every head_step-th head
+        else:  # layer names on the left, then the names of every head_step-th head
             row_w = layer_w + m.widest(head_names, style.min_font) + 0.08
         col_w = m.widest(labels, col_font)
         bottom = (col_w if rotated else col_font * 1.3 / 72) + 0.06
@@ -487,15 +575,19 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
         cw = min(cw, ch * 6)
         fs_rot = min(style.font, cw * 72 / 1.15)
         fs_flat = min(style.font, style.font * 0.92 * cw / max(m.widest(labels, style.font), 1e-6))
-        rotated = fs_flat < max(0.75 * fs_rot, style.min_font)   # upright labels read better
+        rotated = fs_flat < max(0.75 * fs_rot, style.min_font)  # upright labels read better
         col_font = max(fs_rot if rotated else fs_flat, style.min_font)
         row_font = min(style.font, ch * 72 / 1.15)
         if row_font < style.min_font:
-            row_font = 0.0   # rows too thin for "L0 H3" on each: layers, and the heads where they fit
+            row_font = 0.0  # rows too thin for "L0 H3" on each: layers, and the heads where they fit
             head_step = math.ceil(style.min_font * 1.15 / max(ch * 72, 1e-6))
     page = Page(width, height)
-    _header(page, result, style, f"where “{_shorten(labels[focus], 20)}” ({result.unit_name} {focus}) attends · "
-                                 f"{_model_title(result)}")
+    _header(
+        page,
+        result,
+        style,
+        f"where “{_shorten(labels[focus], 20)}” ({result.unit_name} {focus}) attends · {_model_title(result)}",
+    )
     block_w = row_w + T * cw
     block_h = bottom + n * ch
     x0 = style.pad + (room_w - block_w) / 2 + row_w
@@ -504,17 +596,27 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
     _colour_bar(page, result, style, scale, x0 + T * cw, y0, n * ch)
     for j in range(T):
         cx = x0 + (j + 0.5) * cw
-        page.labels.append(Label(labels[j], cx, y0 - 0.04, col_font, ha="right" if rotated else "center",
-                                  va="center" if rotated else "top", rotation=90 if rotated else 0,
-                                  color=colors[j], weight="normal"))
+        page.labels.append(
+            Label(
+                labels[j],
+                cx,
+                y0 - 0.04,
+                col_font,
+                ha="right" if rotated else "center",
+                va="center" if rotated else "top",
+                rotation=90 if rotated else 0,
+                color=colors[j],
+                weight="normal",
+            )
+        )
     top_y = y0 + n * ch
-    ranked = np.ones(T, bool)                                              # [T] keys a ring may mark
+    ranked = np.ones(T, bool)  # [T] keys a ring may mark
     ranked[[i for i in result.excluded if i < T]] = False
     for r in range(n):
         cy = top_y - (r + 0.5) * ch
         if row_font:
             page.labels.append(Label(row_names[r], x0 - 0.04, cy, row_font, ha="right"))
-        if ranked.any():   # the ring: the strongest target outside the sinks a result excludes
+        if ranked.any():  # the ring: the strongest target outside the sinks a result excludes
             best = int(np.argmax(np.where(ranked, data[r], -np.inf)))
             page.markers.append((x0 + (best + 0.5) * cw, cy))
     if not row_font:
@@ -523,16 +625,27 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
         names_w = m.widest(head_names, style.min_font) + 0.06 if head_names and head_step < H else 0.0
         for i in range(L):
             if group_font >= style.min_font * 0.8:
-                page.labels.append(Label(f"L{result.layers[i]}", head_x - names_w, top_y - (i + 0.5) * H * ch,
-                                          group_font, ha="right"))
+                page.labels.append(
+                    Label(f"L{result.layers[i]}", head_x - names_w, top_y - (i + 0.5) * H * ch, group_font, ha="right")
+                )
             if names_w:
                 for j in range(0, H, head_step):
-                    page.labels.append(Label(head_names[j], head_x, top_y - (i * H + j + 0.5) * ch, style.min_font,
-                                             ha="right", color="#444444"))
+                    page.labels.append(
+                        Label(
+                            head_names[j],
+                            head_x,
+                            top_y - (i * H + j + 0.5) * ch,
+                            style.min_font,
+                            ha="right",
+                            color="#444444",
+                        )
+                    )
         if names_w and head_step > 1:
-            page.notes.append(f"the focus map names every {_ordinal(head_step)} head: its rows are too thin "
-                              "for all (use a larger --size or fewer layers)")
-    for i in range(1, L):   # white rules between layers
+            page.notes.append(
+                f"the focus map names every {_ordinal(head_step)} head: its rows are too thin "
+                "for all (use a larger --size or fewer layers)"
+            )
+    for i in range(1, L):  # white rules between layers
         y = top_y - i * H * ch
         page.rules.append((x0, y, x0 + T * cw, y))
     if options.annotate:

@@ -24,13 +24,13 @@ class Style:
 
     name: str
     dpi: float
-    font: float            # token labels at most this size
+    font: float  # token labels at most this size
     title: float
-    small: float           # panel titles, colour-bar ticks, axis names
-    min_font: float        # smaller labels are not drawn
+    small: float  # panel titles, colour-bar ticks, axis names
+    min_font: float  # smaller labels are not drawn
     width: float | None = None
     height: float | None = None
-    grid_width: float | None = None   # width for layer/model grids when `width` is automatic
+    grid_width: float | None = None  # width for layer/model grids when `width` is automatic
     max_height: float = 14.0
     pad: float = 0.12
     gap: float = 0.08
@@ -43,11 +43,37 @@ STYLES = {
     # On screen, in notebooks, in reports: sized to the sentence.
     None: Style("default", dpi=120, font=10, title=12, small=9, min_font=6),
     # 16:9 at 2000x1125 pixels, type readable from the back of a room.
-    "slide": Style("slide", dpi=150, font=16, title=22, small=14, min_font=8, width=40 / 3, height=7.5,
-                   pad=0.2, gap=0.14, cbar=0.22, label_chars=18),
+    "slide": Style(
+        "slide",
+        dpi=150,
+        font=16,
+        title=22,
+        small=14,
+        min_font=8,
+        width=40 / 3,
+        height=7.5,
+        pad=0.2,
+        gap=0.14,
+        cbar=0.22,
+        label_chars=18,
+    ),
     # A journal column (3.5 in; grids take the text width, 7 in); small type, vector output friendly.
-    "paper": Style("paper", dpi=300, font=7, title=8, small=6.5, min_font=4, width=3.5, grid_width=7.0,
-                   max_height=9.0, pad=0.05, gap=0.05, cbar=0.08, label_chars=14, subtitle=False),
+    "paper": Style(
+        "paper",
+        dpi=300,
+        font=7,
+        title=8,
+        small=6.5,
+        min_font=4,
+        width=3.5,
+        grid_width=7.0,
+        max_height=9.0,
+        pad=0.05,
+        gap=0.05,
+        cbar=0.08,
+        label_chars=14,
+        subtitle=False,
+    ),
 }
 
 
@@ -55,9 +81,9 @@ STYLES = {
 class ImageOptions:
     cmap: str = "viridis"
     annotate: bool = False
-    dpi: float | None = None                  # None: the preset's
-    size: tuple[float, float] | None = None   # (width, height) in inches; None: the preset's / automatic
-    preset: str | None = None                 # None, "slide" or "paper"
+    dpi: float | None = None  # None: the preset's
+    size: tuple[float, float] | None = None  # (width, height) in inches; None: the preset's / automatic
+    preset: str | None = None  # None, "slide" or "paper"
     transparent: bool = False
     # The colour scale's top: "fixed" (1: attention and rollout rows sum to one, so every image is
     # comparable), "auto" (this image's largest weight, leaving out result.excluded tokens), or a
@@ -113,9 +139,11 @@ def parse_scale(spec: str) -> str | float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (0 < value < 1e6):   # nan and inf too
-        raise AttnvizError(f"invalid --scale {spec!r}: use fixed (0-1), auto (each image's largest weight) "
-                           "or a maximum such as 0.5 (the same for every image)")
+    if not (0 < value < 1e6):  # nan and inf too
+        raise AttnvizError(
+            f"invalid --scale {spec!r}: use fixed (0-1), auto (each image's largest weight) "
+            "or a maximum such as 0.5 (the same for every image)"
+        )
     return value
 
 
@@ -123,8 +151,10 @@ def check_cmap(name: str) -> None:
     import matplotlib
 
     if name not in matplotlib.colormaps:
-        raise AttnvizError(f"unknown colormap {name!r}: try viridis (the default), magma, cividis, "
-                           "inferno, plasma or Blues (any matplotlib colormap name works)")
+        raise AttnvizError(
+            f"unknown colormap {name!r}: try viridis (the default), magma, cividis, "
+            "inferno, plasma or Blues (any matplotlib colormap name works)"
+        )
 
 
 _UNITS = {"in": 1.0, "": 1.0, "cm": 1 / 2.54, "mm": 1 / 25.4, "px": None}
@@ -135,8 +165,10 @@ def parse_size(spec: str, dpi: float | None = None, preset: str | None = None) -
     # [0-9], not \d: \d and float() also take other scripts' digits ("٣x٤"), as indices no longer do
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*[xX×]\s*([0-9]+(?:\.[0-9]+)?)\s*(in|cm|mm|px)?\s*", spec or "")
     if not match:
-        raise AttnvizError(f"invalid --size {spec!r}: use WIDTHxHEIGHT in inches (8x4.5) or with a unit "
-                           "(20x12cm, 160x90mm, 1600x900px)")
+        raise AttnvizError(
+            f"invalid --size {spec!r}: use WIDTHxHEIGHT in inches (8x4.5) or with a unit "
+            "(20x12cm, 160x90mm, 1600x900px)"
+        )
     w, h, unit = float(match[1]), float(match[2]), match[3] or ""
     if unit == "px":
         per = dpi if dpi is not None else STYLES[preset if preset in STYLES else None].dpi
