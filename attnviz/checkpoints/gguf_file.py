@@ -4,7 +4,7 @@ The file is memory-mapped; its header (metadata and the tensor directory) is par
 `struct`, and tensor blocks are dequantized by the `gguf` package (`gguf.quants.dequantize`, the
 reference the format's authors publish). Not `gguf.GGUFReader`: it builds a NumPy view for every
 string of the vocabulary, 2.7 s for SmolLM2's 49152 tokens and 48900 merges, where this parser
-takes a tenth of that; tests/test_gguf.py checks that both read the same fields and tensors.
+takes a tenth of that; tests/models/test_gguf.py checks that both read the same fields and tensors.
 
 Layout (little-endian): magic "GGUF", version (2 or 3), tensor count, metadata count, metadata
 (key, type, value), tensor directory (name, dims innermost first, ggml type, offset), padding to

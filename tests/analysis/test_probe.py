@@ -17,7 +17,7 @@ from attnviz.pipeline import run_attention_batch
 from builders import hand_set_model
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WSC = ROOT.parent / "shared" / "data" / "wsc273.jsonl"
 
 

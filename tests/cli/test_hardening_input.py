@@ -30,7 +30,7 @@ from attnviz.sizes import LIMIT_VARIABLE, MAX_LAYERS, check_model_size, memory_l
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 TWIN = "The animal didn't cross the street because it was too wide."
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def attnviz_cmd(

@@ -28,7 +28,7 @@ from attnviz.render.terminal import MARK
 from attnviz.render.terminal import cell_style as show_style
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(autouse=True)

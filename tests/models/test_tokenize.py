@@ -120,7 +120,7 @@ def test_default_tokenizer_file_is_rebuilt_identically(tmp_path):
     import importlib.util
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     spec = importlib.util.spec_from_file_location("build", root / "tools" / "build_default_tokenizer.py")
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
@@ -261,7 +261,7 @@ def test_tokenizer_errors_on_encoding_are_one_line_naming_the_file(tmp_path):
         f"{path}: the tokenizer cannot encode the text (WordLevel error: Missing [UNK] "
         "token from the vocabulary); fix its tokenizer.json or use another tokenizer"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run(
         [sys.executable, "-m", "attnviz", "show", "the dog", "--tokenizer", str(path)],
         capture_output=True,
