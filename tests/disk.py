@@ -3,7 +3,9 @@ files left behind, folders left empty."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 
@@ -27,3 +29,21 @@ def listed_files(outdir: Path) -> set[str]:
     """The image paths an export's index.json lists."""
     manifest = json.loads((outdir / "index.json").read_text(encoding="utf-8"))
     return {f["path"] for s in manifest["sentences"] for f in s["files"]}
+
+
+class FullDisk:
+    """Stands in for attnviz.io._write_all: the first `room` files are written whole; the next gets
+    half its bytes on disk, then ENOSPC, as a file system that runs out of blocks mid-file does."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.refused = 0
+
+    def __call__(self, fd: int, data: bytes) -> None:
+        if self.room > 0:
+            self.room -= 1
+            os.write(fd, data)
+            return
+        os.write(fd, data[: len(data) // 2])
+        self.refused += 1
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

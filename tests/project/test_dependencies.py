@@ -1,0 +1,36 @@
+"""Every third-party module attnviz imports is a declared dependency in pyproject.toml, or comes
+with one."""
+
+from __future__ import annotations
+
+import sys
+from cli_runs import ROOT
+
+
+def test_every_third_party_import_is_declared():
+    """A module attnviz imports at run time is a declared dependency (or comes with one)."""
+    import ast
+    import tomllib
+
+    declared = {
+        d.split(">")[0].split("=")[0].split("[")[0].strip().lower().replace("-", "_")
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    comes_with = {"fontTools": "matplotlib", "click": "typer"}  # dependencies of our dependencies
+    missing = set()
+    for path in (ROOT / "attnviz").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "attnviz":
+                    continue
+                if top.lower() not in declared and comes_with.get(top) not in declared:
+                    missing.add(f"{top} ({path.relative_to(ROOT)})")
+    assert not missing
