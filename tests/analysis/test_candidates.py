@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from attnviz.analysis.candidates import (
     NO_WINNER,
@@ -17,13 +16,12 @@ from attnviz.analysis.candidates import (
     score_candidates,
 )
 from attnviz.analysis.words import to_words
-from attnviz.cli import app
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
 
 from builders import hand_result
+from cli_runs import invoke
 
-runner = CliRunner()
 SENTENCE = "The animal didn't cross the street because it was too tired."
 
 
@@ -141,13 +139,11 @@ def test_candidate_errors():
 
 def test_show_candidates_table_and_json():
     # Like the focus summary, the candidate table covers every head unless --layer/--head narrow it.
-    out = runner.invoke(app, ["show", SENTENCE, "--focus", "it", "--candidates", "The animal,street"])
+    out = invoke("show", SENTENCE, "--focus", "it", "--candidates", "The animal,street")
     assert out.exit_code == 0, out.output
     assert "using its last word 'animal'" in out.stdout
     assert "over 8 heads:" in out.stdout and "'animal' wins" in out.stdout and "'street' wins" in out.stdout
-    js = runner.invoke(
-        app, ["show", SENTENCE, "--focus", "it", "--candidates", "animal,street", "--words", "--format", "json"]
-    )
+    js = invoke("show", SENTENCE, "--focus", "it", "--candidates", "animal,street", "--words", "--format", "json")
     assert js.exit_code == 0, js.output
     data = json.loads(js.stdout)
     labels = data["labels"]
@@ -161,7 +157,7 @@ def test_show_candidates_table_and_json():
 
 
 def test_show_missing_candidate_is_a_clean_error():
-    out = runner.invoke(app, ["show", SENTENCE, "--focus", "it", "--candidates", "animal,zebra"])
+    out = invoke("show", SENTENCE, "--focus", "it", "--candidates", "animal,zebra")
     assert out.exit_code == 2
     assert "'zebra' is not a word of the sentence" in out.stderr
     assert "Traceback" not in out.output and len(out.stderr.strip().splitlines()) == 1

@@ -5,20 +5,18 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from attnviz.analysis.candidates import NO_WINNER
 from attnviz.analysis.compare import align_units, compare_models, compare_sentences, jensen_shannon
 from attnviz.analysis.words import to_words
 from attnviz.checkpoints import random_model, save_model
-from attnviz.cli import app
 from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
 
 from builders import hand_set_model
+from cli_runs import invoke
 
-runner = CliRunner()
 A = "The cat saw the dog and it ran."
 B = "The dog saw the cat and it ran."
 
@@ -57,8 +55,8 @@ def test_flip_detection_on_hand_set_model():
 
 def test_compare_cli_end_to_end_on_hand_set_model(tmp_path):
     folder = save_model(hand_set_model(), tmp_path / "hand")
-    out = runner.invoke(
-        app, ["compare", A, B, "--model", str(folder), "--focus", "it", "--candidates", "cat,dog", "--format", "json"]
+    out = invoke(
+        "compare", A, B, "--model", str(folder), "--focus", "it", "--candidates", "cat,dog", "--format", "json"
     )
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
@@ -67,7 +65,7 @@ def test_compare_cli_end_to_end_on_hand_set_model(tmp_path):
         (0, False, 0, 0),
         (1, True, 0, 1),
     ]
-    table = runner.invoke(app, ["compare", A, B, "--model", str(folder), "--focus", "it", "--candidates", "cat,dog"])
+    table = invoke("compare", A, B, "--model", str(folder), "--focus", "it", "--candidates", "cat,dog")
     assert table.exit_code == 0, table.output
     assert "1 of 2 heads flip their winning candidate between the twins" in table.stdout
     assert "L0 H1" in table.stdout and "cat→dog" in table.stdout
@@ -75,9 +73,7 @@ def test_compare_cli_end_to_end_on_hand_set_model(tmp_path):
 
 def test_no_flip_is_said_plainly(tmp_path):
     folder = save_model(hand_set_model(), tmp_path / "hand")
-    out = runner.invoke(
-        app, ["compare", A, B, "--model", str(folder), "--head", "0", "--focus", "it", "--candidates", "cat,dog"]
-    )
+    out = invoke("compare", A, B, "--model", str(folder), "--head", "0", "--focus", "it", "--candidates", "cat,dog")
     assert out.exit_code == 0, out.output
     assert "No head flips" in out.stdout
 
@@ -138,20 +134,18 @@ def test_compare_models_jsd(small_model):
 
 def test_compare_models_cli_json_and_errors():
     text = "The animal didn't cross the street because it was too tired."
-    out = runner.invoke(
-        app, ["compare", text, "--model-b", "random", "--seed-b", "0", "--focus", "it", "--format", "json"]
-    )
+    out = invoke("compare", text, "--model-b", "random", "--seed-b", "0", "--focus", "it", "--format", "json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["kind"] == "models" and len(data["comparisons"]) == 1
     assert all(h["jsd"] == pytest.approx(0.0, abs=1e-9) for h in data["comparisons"][0]["heads"])
-    diff = runner.invoke(app, ["compare", text, "--model-b", "random", "--focus", "it"])
+    diff = invoke("compare", text, "--model-b", "random", "--focus", "it")
     assert diff.exit_code == 0 and "random (seed 1)" in diff.stdout and "largest divergence" in diff.stdout
-    missing = runner.invoke(app, ["compare", text, "--focus", "it"])
+    missing = invoke("compare", text, "--focus", "it")
     assert missing.exit_code == 2 and "give two sentences" in missing.stderr
-    bad = runner.invoke(app, ["compare", A, B, "--candidates", "cat,zebra"])
+    bad = invoke("compare", A, B, "--candidates", "cat,zebra")
     assert bad.exit_code == 2 and "'zebra' is not a word" in bad.stderr
-    no_focus = runner.invoke(app, ["compare", A, "The dog saw the cat and he sat.", "--focus", "it"])
+    no_focus = invoke("compare", A, "The dog saw the cat and he sat.", "--focus", "it")
     assert no_focus.exit_code == 2 and "sentence B: focus word 'it' is not a word" in no_focus.stderr
 
 
@@ -168,16 +162,16 @@ def test_compare_png_is_deterministic_and_metadata_free(tmp_path):
         "json",
     ]
     first, second = tmp_path / "a.png", tmp_path / "b.png"
-    r1 = runner.invoke(app, args + ["--png", str(first)])
-    r2 = runner.invoke(app, args + ["--png", str(second)])
+    r1 = invoke(*args + ["--png", str(first)])
+    r2 = invoke(*args + ["--png", str(second)])
     assert r1.exit_code == 0 and r2.exit_code == 0, r1.output
     assert first.read_bytes() == second.read_bytes()
     image = Image.open(io.BytesIO(first.read_bytes()))
     assert image.format == "PNG" and image.width > image.height > 100
     assert "Software" not in image.info and not any("date" in k.lower() for k in image.info)
-    again = runner.invoke(app, args + ["--png", str(first)])
+    again = invoke(*args + ["--png", str(first)])
     assert again.exit_code == 2 and "exists" in again.stderr
-    wrong = runner.invoke(app, args + ["--png", str(tmp_path / "x.jpg")])
+    wrong = invoke(*args + ["--png", str(tmp_path / "x.jpg")])
     assert wrong.exit_code == 2 and "end the name with .png, .svg or .pdf" in wrong.stderr
     assert wrong.stderr.count("\n") == 1 and not (tmp_path / "x.jpg").exists()
 
@@ -277,18 +271,17 @@ def test_compare_takes_the_image_flags_and_svg_pdf(tmp_path):
     from PIL import Image
 
     base = ["compare", *TWINS, "--focus", "it", "--candidates", "animal,street"]
-    slide = runner.invoke(app, base + ["--png", str(tmp_path / "s.png"), "--preset", "slide"])
+    slide = invoke(*base + ["--png", str(tmp_path / "s.png"), "--preset", "slide"])
     assert slide.exit_code == 0, slide.output
     assert Image.open(tmp_path / "s.png").size == (2000, 1125)
-    sized = runner.invoke(
-        app,
-        base + ["--png", str(tmp_path / "z.png"), "--size", "8x5", "--dpi", "100", "--transparent", "--cmap", "magma"],
+    sized = invoke(
+        *base + ["--png", str(tmp_path / "z.png"), "--size", "8x5", "--dpi", "100", "--transparent", "--cmap", "magma"]
     )
     assert sized.exit_code == 0, sized.output
     picture = Image.open(tmp_path / "z.png")
     assert picture.size == (800, 500) and picture.mode == "RGBA" and picture.getpixel((0, 0))[3] == 0
     for ext, magic in (("svg", b"<?xml"), ("pdf", b"%PDF")):
-        done = runner.invoke(app, base + ["--png", str(tmp_path / f"f.{ext}")])
+        done = invoke(*base + ["--png", str(tmp_path / f"f.{ext}")])
         assert done.exit_code == 0, done.output
         data = (tmp_path / f"f.{ext}").read_bytes()
         import matplotlib
@@ -302,7 +295,7 @@ def test_compare_takes_the_image_flags_and_svg_pdf(tmp_path):
         (["--scale", "loud"], "invalid --scale"),
         (["--dpi", "5"], "--dpi 5"),
     ):
-        bad = runner.invoke(app, base + ["--png", str(tmp_path / "b.png"), *args])
+        bad = invoke(*base + ["--png", str(tmp_path / "b.png"), *args])
         assert bad.exit_code == 2 and fragment in bad.output, args
     assert not (tmp_path / "b.png").exists()
 
@@ -382,7 +375,7 @@ def test_compare_figure_sizes_that_cannot_work_are_one_line_errors(tmp_path):
         (["--size", "0.6x0.6"], "too small"),
         (["--size", "100x100", "--dpi", "1200"], "200 megapixels"),
     ):
-        done = runner.invoke(app, base + ["--png", str(tmp_path / "x.png"), *args])
+        done = invoke(*base + ["--png", str(tmp_path / "x.png"), *args])
         assert done.exit_code == 2 and fragment in done.stderr, done.output
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.output
         assert not (tmp_path / "x.png").exists()
@@ -404,9 +397,9 @@ def test_compare_figure_draws_odd_unicode_as_visible_text(small_model, tmp_path)
 
 def test_compare_prints_the_notes_of_its_figure(tmp_path):
     base = ["compare", *TWINS, "--focus", "it", "--num-layers", "6", "--num-heads", "12", "--d-model", "96"]
-    done = runner.invoke(app, base + ["--png", str(tmp_path / "s.png"), "--preset", "slide"])
+    done = invoke(*base + ["--png", str(tmp_path / "s.png"), "--preset", "slide"])
     assert done.exit_code == 0, done.output
     assert f"wrote {tmp_path / 's.png'}; note: the comparison names every 3rd head" in done.stdout
-    as_json = runner.invoke(app, base + ["--png", str(tmp_path / "j.png"), "--preset", "slide", "--format", "json"])
+    as_json = invoke(*base + ["--png", str(tmp_path / "j.png"), "--preset", "slide", "--format", "json"])
     assert as_json.exit_code == 0 and json.loads(as_json.stdout)["kind"] == "sentences"
     assert "note: the comparison names every 3rd head" in as_json.stderr  # stdout stays JSON

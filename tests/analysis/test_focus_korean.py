@@ -4,14 +4,12 @@ import json
 import re
 
 import pytest
-from typer.testing import CliRunner
 
 from attnviz.analysis.focus import find_pronoun, is_korean_pronoun
-from attnviz.cli import app
 from attnviz.pipeline import run_attention
 from attnviz.samples import sample_sentences
+from cli_runs import invoke
 
-runner = CliRunner()
 TINY = ["--num-layers", "1", "--num-heads", "2", "--d-model", "16", "--d-ff", "32"]
 
 
@@ -81,7 +79,7 @@ def test_focus_function_skips_the_determiner(small_model, text):
 
 @pytest.mark.parametrize("text", determiner_samples())
 def test_show_prints_the_pronoun_not_the_determiner(text):
-    done = runner.invoke(app, ["show", text, *TINY])
+    done = invoke("show", text, *TINY)
     assert done.exit_code == 0, done.output
     summary = re.findall(r"where '([^']*)' \(token (\d+)\) attends", done.stdout)
     if "그것" in text:
@@ -92,7 +90,7 @@ def test_show_prints_the_pronoun_not_the_determiner(text):
 
 def test_show_word_level_focus_is_the_whole_pronoun_word():
     text = determiner_samples()[1]
-    done = runner.invoke(app, ["show", text, "--words", *TINY])
+    done = invoke("show", text, "--words", *TINY)
     assert done.exit_code == 0, done.output
     assert "where '그것이' (word " in done.stdout
 
@@ -106,13 +104,13 @@ def test_korean_he_and_the_determiner_in_one_sentence(small_model):
 def test_export_focus_maps_and_compare_follow_the_pronoun(tmp_path):
     no_pronoun, tired, wide = determiner_samples()
     out = tmp_path / "figures"
-    done = runner.invoke(app, ["export", no_pronoun, tired, "-o", str(out), "--jobs", "1", *TINY])
+    done = invoke("export", no_pronoun, tired, "-o", str(out), "--jobs", "1", *TINY)
     assert done.exit_code == 0, done.output
     first, second = json.loads((out / "index.json").read_text(encoding="utf-8"))["sentences"]
     assert not [f for f in first["files"] if f["layout"] == "focus"]  # no pronoun, no focus map
     assert [f["layout"] for f in second["files"]].count("focus") == 1
     assert second["focus"]["label"] == "그것"  # the first piece of 그것이, not the determiner 그
-    compared = runner.invoke(app, ["compare", tired, wide, "--format", "json", *TINY[:6]])
+    compared = invoke("compare", tired, wide, "--format", "json", *TINY[:6])
     assert compared.exit_code == 0, compared.output
     sides = json.loads(compared.stdout)["sides"]
     for side, text in (("A", tired), ("B", wide)):

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from attnviz.analysis.heads import (
     BROAD_ENTROPY,
@@ -24,11 +23,10 @@ from attnviz.analysis.heads import (
 )
 from attnviz.analysis.params import parameter_counts
 from attnviz.result import AttentionResult, ModelInfo
-from attnviz.cli import app
 from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
+from cli_runs import invoke
 
-runner = CliRunner()
 INFO = ModelInfo(source="hand", config=EncoderConfig(), kind="random")
 
 
@@ -325,7 +323,7 @@ SMALL = ["--num-layers", "2", "--num-heads", "3", "--d-model", "24", "--d-ff", "
 
 
 def run_json(*args):
-    result = runner.invoke(app, ["inspect", *args, "--format", "json"])
+    result = invoke("inspect", *args, "--format", "json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -354,7 +352,7 @@ def test_cli_json_matches_an_independent_computation():
 
 def test_cli_table_and_sort():
     texts = ["--text", "The cat sat on the mat.", "--text", "A dog ate food because it was hungry."]
-    result = runner.invoke(app, ["inspect", *SMALL, *texts, "--sort", "prev"])
+    result = invoke("inspect", *SMALL, *texts, "--sort", "prev")
     assert result.exit_code == 0, result.output
     out = result.stdout
     for part in ("config", "parameters", "roles", "per head", "sorted by prev", "uniform attention"):
@@ -369,7 +367,7 @@ def test_cli_table_and_sort():
 
 
 def test_cli_bad_sort_column_exits_2_with_the_valid_ones():
-    result = runner.invoke(app, ["inspect", "--sort", "bogus"])
+    result = invoke("inspect", "--sort", "bogus")
     assert result.exit_code == 2
     assert "unknown sort column 'bogus'" in result.stderr
     assert ", ".join(SORT_COLUMNS) in result.stderr
@@ -386,7 +384,7 @@ def test_cli_baseline_reports_differences_from_a_random_model():
         key = (row["layer"], row["head"])
         for name in ("entropy", "prev", "special"):
             assert row["stats"][name] == pytest.approx(ours[key][name] - theirs[key][name], abs=2e-6)
-    table = runner.invoke(app, ["inspect", *SMALL, "--text", "The cat sat on the mat.", "--baseline"])
+    table = invoke("inspect", *SMALL, "--text", "The cat sat on the mat.", "--baseline")
     assert table.exit_code == 0 and "random baseline" in table.stdout
 
 
@@ -398,27 +396,27 @@ def test_cli_probe_inputs(tmp_path):
     from attnviz.samples import sample_sentences
 
     assert run_json(*SMALL, "--file", "korean")["probe"]["texts"] == sample_sentences("korean")
-    missing = runner.invoke(app, ["inspect", "--file", str(tmp_path / "nope.txt")])
+    missing = invoke("inspect", "--file", str(tmp_path / "nope.txt"))
     assert missing.exit_code == 2 and "no such file" in missing.stderr
-    empty = runner.invoke(app, ["inspect", "--text", "  "])
+    empty = invoke("inspect", "--text", "  ")
     assert empty.exit_code == 2
 
 
 def test_cli_output_file_and_refusals(tmp_path):
     out = tmp_path / "inspect.json"
     args = ["inspect", *SMALL, "--text", "The cat sat on the mat.", "--format", "json", "-o", str(out)]
-    assert runner.invoke(app, args).exit_code == 0
+    assert invoke(*args).exit_code == 0
     assert json.loads(out.read_text(encoding="utf-8"))["heads"]["sentences"] == 1
-    again = runner.invoke(app, args)
+    again = invoke(*args)
     assert again.exit_code == 2 and "--overwrite" in again.stderr
     # Random-model flags make no sense for a checkpoint.
-    ckpt = runner.invoke(app, ["inspect", str(tmp_path), "--num-layers", "2"])
+    ckpt = invoke("inspect", str(tmp_path), "--num-layers", "2")
     assert ckpt.exit_code == 2
 
 
 def test_cli_on_an_attnviz_checkpoint_equals_the_random_model_it_saved(tmp_path):
     folder = tmp_path / "ckpt"
-    init = runner.invoke(app, ["init", str(folder), *SMALL, "--seed", "5"])
+    init = invoke("init", str(folder), *SMALL, "--seed", "5")
     assert init.exit_code == 0, init.output
     texts = ["--text", "The animal didn't cross the street because it was too tired."]
     saved = run_json(str(folder), *texts)

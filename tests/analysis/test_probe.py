@@ -7,16 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from attnviz.analysis.probe import mcnemar_one_sided, parse_item, poisson_binomial_tail, read_items, run_probe
 from attnviz.checkpoints import load_model, save_model
-from attnviz.cli import app
 from attnviz.pipeline import run_attention_batch
 
 from builders import hand_set_model
+from cli_runs import invoke
 
-runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
 WSC = ROOT.parent / "shared" / "data" / "wsc273.jsonl"
 
@@ -95,7 +93,7 @@ def write_lines(path):
 def test_probe_on_constructed_file_matches_hand_computation(tmp_path):
     folder = save_model(hand_set_model(), tmp_path / "hand")
     data_file = write_lines(tmp_path / "items.jsonl")
-    out = runner.invoke(app, ["probe", "coref", str(data_file), "--model", str(folder), "--format", "json"])
+    out = invoke("probe", "coref", str(data_file), "--model", str(folder), "--format", "json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["n_items"] == 6 and data["n_skipped"] == 5
@@ -127,7 +125,7 @@ def test_probe_on_constructed_file_matches_hand_computation(tmp_path):
 def test_probe_table_output(tmp_path):
     folder = save_model(hand_set_model(), tmp_path / "hand")
     data_file = write_lines(tmp_path / "items.jsonl")
-    out = runner.invoke(app, ["probe", "coref", str(data_file), "--model", str(folder)])
+    out = invoke("probe", "coref", str(data_file), "--model", str(folder))
     assert out.exit_code == 0, out.output
     text = out.stdout
     assert "6 items scored, 5 skipped (lines 6, 7, 8, 9, 11" in text
@@ -138,18 +136,18 @@ def test_probe_table_output(tmp_path):
 
 
 def test_probe_errors(tmp_path):
-    missing = runner.invoke(app, ["probe", "coref", str(tmp_path / "nope.jsonl")])
+    missing = invoke("probe", "coref", str(tmp_path / "nope.jsonl"))
     assert missing.exit_code == 2 and "no such file" in missing.stderr
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{}\n[1]\n", encoding="utf-8")
-    out = runner.invoke(app, ["probe", "coref", str(bad)])
+    out = invoke("probe", "coref", str(bad))
     assert out.exit_code == 2 and "no item" in out.stderr and "line 1 skipped" in out.stderr
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n", encoding="utf-8")
-    assert runner.invoke(app, ["probe", "coref", str(empty)]).exit_code == 2
+    assert invoke("probe", "coref", str(empty)).exit_code == 2
     binary = tmp_path / "bin.jsonl"
     binary.write_bytes(b"\xff\xfe\x00")
-    out = runner.invoke(app, ["probe", "coref", str(binary)])
+    out = invoke("probe", "coref", str(binary))
     assert out.exit_code == 2 and "UTF-8" in out.stderr
 
 
@@ -243,7 +241,7 @@ def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path):
     mine = run_probe(read_items(subset)[0], lambda texts: run_attention_batch(load_model("minilm"), texts))
     assert (mine.right()[clear] == right[clear]).all()
 
-    out = runner.invoke(app, ["probe", "coref", str(subset), "--model", "minilm", "--format", "json"])
+    out = invoke("probe", "coref", str(subset), "--model", "minilm", "--format", "json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["n_items"] == 24 and data["n_skipped"] == 0

@@ -10,17 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from attnviz import pronoun_heads
 from attnviz.analysis.probe import PROBE_SETS, probe_set_path, read_items, run_probe
 from attnviz.checkpoints import load_model, save_model
-from attnviz.cli import app
 from attnviz.pipeline import run_attention_batch
 
 from builders import hand_set_model
+from cli_runs import invoke
 
-runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
 SENTENCE = "The bird ignored the boys because it was tired."
 
@@ -73,7 +71,7 @@ def test_builtin_sets_by_name_and_unknown_names(tmp_path):
     if shared.is_file():
         assert probe_set_path("winograd").read_bytes() == shared.read_bytes()
     assert "CC BY 4.0" in (probe_set_path("winograd").parent / "README.md").read_text(encoding="utf-8")
-    out = runner.invoke(app, ["probe", "coref", "agreemnt"])
+    out = invoke("probe", "coref", "agreemnt")
     assert out.exit_code == 2
     assert "no probe set or file 'agreemnt'" in out.stderr and "agreement, winograd" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
@@ -110,7 +108,7 @@ def test_per_cue_accuracy_matches_hand_counts(tmp_path):
     folder = save_model(hand_set_model(), tmp_path / "hand")
     items = tmp_path / "cues.jsonl"
     items.write_text("".join(json.dumps(line) + "\n" for line in CUE_LINES), encoding="utf-8")
-    out = runner.invoke(app, ["probe", "coref", str(items), "--model", str(folder), "--format", "json"])
+    out = invoke("probe", "coref", str(items), "--model", str(folder), "--format", "json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["correct"] == [[2, 2]]
@@ -121,7 +119,7 @@ def test_per_cue_accuracy_matches_hand_counts(tmp_path):
     assert cues["b"]["baselines"] == {"nearest": 1.0, "farthest": 0.0}
     by_head = {(b["layer"], b["head"]): b["by_cue"] for b in data["best"]}
     assert by_head == {(0, 0): {"a": 0.5, "b": 0.5}, (0, 1): {"a": 1.0, "b": 0.0}}
-    table = runner.invoke(app, ["probe", "coref", str(items), "--model", str(folder)])
+    table = invoke("probe", "coref", str(items), "--model", str(folder))
     assert (
         table.exit_code == 0 and "cue a: 2 items; always the nearest 0.0%, always the farthest 100.0%" in table.stdout
     )
@@ -231,12 +229,12 @@ def test_invalid_cache_values_are_ignored_like_an_unreadable_entry(private_cache
 
 @pytest.mark.parametrize("accuracy", ["x", float("nan")])
 def test_show_ignores_a_cache_entry_with_a_bad_accuracy(private_cache, accuracy):
-    assert runner.invoke(app, ["show", SENTENCE, "--resolve"]).exit_code == 0
+    assert invoke("show", SENTENCE, "--resolve").exit_code == 0
     [entry_file] = (private_cache / "pronoun-heads").glob("*.json")
     entry = json.loads(entry_file.read_text(encoding="utf-8"))
     entry["heads"][0].update(accuracy=accuracy, resolves=True)  # would be marked "★ nan%"
     entry_file.write_text(json.dumps(entry), encoding="utf-8")
-    out = runner.invoke(app, ["show", SENTENCE])
+    out = invoke("show", SENTENCE)
     assert out.exit_code == 0, out.output
     text = " ".join(out.stdout.split())
     assert "ignored a corrupt pronoun-heads cache file" in text and not re.search(r"★ \S*%", text)
@@ -284,21 +282,21 @@ def test_checkpoints_are_matched_through_their_files_even_when_loaded_in_part(tm
 
 
 def test_show_says_how_to_find_unknown_pronoun_heads_and_survives_a_corrupt_cache(private_cache):
-    out = runner.invoke(app, ["show", SENTENCE])
+    out = invoke("show", SENTENCE)
     assert out.exit_code == 0, out.output
     assert "Pronoun heads of this model are not known yet: `attnviz inspect random`" in " ".join(out.stdout.split())
-    resolved = runner.invoke(app, ["show", SENTENCE, "--resolve"])
+    resolved = invoke("show", SENTENCE, "--resolve")
     assert resolved.exit_code == 0, resolved.output
     assert "No head of this model resolves pronouns on the agreement probe set" in " ".join(resolved.stdout.split())
     for path in (private_cache / "pronoun-heads").glob("*.json"):
         path.write_bytes(b"\xff\x00garbage")
-    broken = runner.invoke(app, ["show", SENTENCE])
+    broken = invoke("show", SENTENCE)
     assert broken.exit_code == 0, broken.output
     assert "corrupt pronoun-heads cache" in " ".join(broken.stdout.split())
 
 
 def test_inspect_random_model_honestly_finds_no_pronoun_head():
-    out = runner.invoke(app, ["inspect", "--format", "json"])
+    out = invoke("inspect", "--format", "json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["pronoun"]["probe_set"] == "agreement" and data["pronoun"]["resolving"] == []
@@ -335,7 +333,7 @@ def test_minilm_agreement_matches_transformers_and_show_marks_pronoun_heads():
     mine = run_probe(read_items(probe_set_path("agreement"))[0], lambda texts: run_attention_batch(model, texts))
     assert (mine.right()[clear] == right[clear]).all()
 
-    out = runner.invoke(app, ["inspect", "minilm", "--format", "json"])
+    out = invoke("inspect", "minilm", "--format", "json")
     assert out.exit_code == 0, out.output
     pronoun = json.loads(out.stdout)["pronoun"]
     assert pronoun["resolving"], "MiniLM has heads that resolve agreement (about 94% for the best)"
@@ -343,7 +341,7 @@ def test_minilm_agreement_matches_transformers_and_show_marks_pronoun_heads():
     assert tuple(pronoun["resolving"][0]) == (best["layer"], best["head"])
     assert best["accuracy"] == pytest.approx(mine.accuracy()[best["layer"], best["head"]])
     assert best["accuracy"] > 0.8
-    shown = runner.invoke(app, ["show", SENTENCE, "-m", "minilm"])
+    shown = invoke("show", SENTENCE, "-m", "minilm")
     assert shown.exit_code == 0, shown.output
     row = next(
         line for line in shown.stdout.splitlines() if line.split()[:2] == [str(best["layer"]), str(best["head"])]

@@ -4,15 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from attnviz.analysis.words import is_word_level, to_words, word_groups
-from attnviz.cli import app
 from attnviz.pipeline import run_attention
 
 from builders import hand_result
-
-runner = CliRunner()
+from cli_runs import invoke
 
 
 def test_aggregation_matches_hand_computed_example():
@@ -106,7 +103,7 @@ def test_korean_particles_stay_with_their_word(small_model):
 
 def test_show_words_json_and_table():
     text = "The animal didn't cross the street because it was too tired."
-    result = runner.invoke(app, ["show", text, "--words", "--format", "json"])
+    result = invoke("show", text, "--words", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["view"] == "attention" and data["units"] == "words"
@@ -114,7 +111,7 @@ def test_show_words_json_and_table():
     weights = np.array(data["weights"])
     assert weights.shape[-1] == len(data["tokens"]) == 14
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
-    table = runner.invoke(app, ["show", text, "--words", "--layer", "0", "--head", "0"])
+    table = invoke("show", text, "--words", "--layer", "0", "--head", "0")
     assert table.exit_code == 0, table.output
     assert "didn't" in table.stdout and "Word level" in table.stdout
 
@@ -125,7 +122,7 @@ def test_show_words_image_has_word_columns(tmp_path):
     text = "The animal didn't cross the street because it was too tired."
     words, tokens = tmp_path / "words.png", tmp_path / "tokens.png"
     for path, extra in ((words, ["--words"]), (tokens, [])):
-        out = runner.invoke(app, ["show", text, "--layer", "0", "--head", "0", "--png", str(path), *extra])
+        out = invoke("show", text, "--layer", "0", "--head", "0", "--png", str(path), *extra)
         assert out.exit_code == 0, out.output
     # One fewer column and row ("didn" + "'t" -> "didn't"): the images differ.
     assert Image.open(words).tobytes() != Image.open(tokens).tobytes()

@@ -8,21 +8,19 @@ import json
 import numpy as np
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
 from attnviz.analysis.compare import compare_sentences
 from attnviz.analysis.probe import parse_item, run_probe
 from attnviz.analysis.words import to_words
 from attnviz.checkpoints import random_model, save_model
-from attnviz.cli import app
 from attnviz.config import EncoderConfig
 from attnviz.pipeline import run_attention, run_attention_batch
 from attnviz.render import image as img
 from attnviz.render.image.layouts import _page_focus, colour_scale
 from attnviz.render.terminal import model_header
 from attnviz.result import ModelInfo
+from cli_runs import invoke
 
-runner = CliRunner()
 CAUSAL = EncoderConfig(
     causal=True,
     num_layers=2,
@@ -85,21 +83,18 @@ def test_header_breaks_between_parts_and_never_cuts_causal_or_the_tokenizer_note
 
 
 def test_show_header_of_a_causal_random_model_says_causal_whole():
-    out = runner.invoke(
-        app,
-        [
-            "show",
-            "The cat sat because it was tired.",
-            "--causal",
-            "--positional",
-            "rope",
-            "--norm",
-            "rms",
-            "--kv-heads",
-            "2",
-            "--ffn",
-            "gated",
-        ],
+    out = invoke(
+        "show",
+        "The cat sat because it was tired.",
+        "--causal",
+        "--positional",
+        "rope",
+        "--norm",
+        "rms",
+        "--kv-heads",
+        "2",
+        "--ffn",
+        "gated",
     )
     assert out.exit_code == 0, out.output
     head = out.stdout.splitlines()[:3]
@@ -111,7 +106,7 @@ def test_show_header_of_a_causal_random_model_says_causal_whole():
 
 
 def test_inspect_config_table_fits_80_columns_uncut(causal_dir):
-    out = runner.invoke(app, ["inspect", causal_dir, "-t", "The cat sat because it was tired.", "--no-pronouns"])
+    out = invoke("inspect", causal_dir, "-t", "The cat sat because it was tired.", "--no-pronouns")
     assert out.exit_code == 0, out.output
     lines = [line.rstrip() for line in out.stdout.splitlines()]
     start, end = lines.index("config"), lines.index("parameters")
@@ -185,12 +180,12 @@ def test_compare_says_causal_twins_the_same_up_to_the_focus_cannot_differ(causal
     assert not before.blind_to_the_difference and before.jsd.max() > 0
     encoder = compare_sentences(*(to_words(run_attention(small_model, t)) for t in (TWIN_A, TWIN_B)), "it")
     assert not encoder.blind_to_the_difference
-    out = runner.invoke(app, ["compare", TWIN_A, TWIN_B, "-m", causal_dir, "--candidates", "trophy,suitcase"])
+    out = invoke("compare", TWIN_A, TWIN_B, "-m", causal_dir, "--candidates", "trophy,suitcase")
     assert out.exit_code == 0, out.output
     text = " ".join(out.stdout.split())
     assert "The twins are the same up to the focus 'it'" in text
     assert "follows the change in meaning" not in text
-    data = json.loads(runner.invoke(app, ["compare", TWIN_A, TWIN_B, "-m", causal_dir, "--format", "json"]).stdout)
+    data = json.loads(invoke("compare", TWIN_A, TWIN_B, "-m", causal_dir, "--format", "json").stdout)
     assert data["blind_to_the_difference"] is True
 
 

@@ -7,17 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from attnviz.cli import app
 from attnviz.pipeline import run_attention
+from cli_runs import invoke
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, list(args))
 
 
 def assert_clean_error(result, fragment):

@@ -4,11 +4,9 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from attnviz.cli import app
+from cli_runs import invoke
 
-runner = CliRunner()
 
 nasty = st.sampled_from(
     [
@@ -43,13 +41,13 @@ texts = st.lists(st.one_of(st.text(max_size=12), nasty), max_size=8).map(" ".joi
 @given(text=texts)
 def test_show_never_crashes(text):
     # "--" ends the options, as a user quoting text that starts with "-" would write.
-    table = runner.invoke(app, ["show", "--max-len", "64", "-l", "0", "--head", "0", "--", text])
+    table = invoke("show", "--max-len", "64", "-l", "0", "--head", "0", "--", text)
     assert table.exit_code in (0, 2), (table.exit_code, table.output)
     assert "Traceback" not in table.output
     if table.exit_code == 2:
         assert len(table.stderr.strip().splitlines()) == 1
 
-    as_json = runner.invoke(app, ["show", "--max-len", "64", "--format", "json", "--", text])
+    as_json = invoke("show", "--max-len", "64", "--format", "json", "--", text)
     assert as_json.exit_code == table.exit_code, as_json.output
     if as_json.exit_code == 0:
         data = json.loads(as_json.stdout)

@@ -10,11 +10,9 @@ from html.parser import HTMLParser
 from urllib.parse import unquote
 
 import pytest
-from typer.testing import CliRunner
 
-from attnviz.cli import app
+from cli_runs import invoke
 
-runner = CliRunner()
 TINY = ["--num-layers", "2", "--num-heads", "2", "--d-model", "16", "--d-ff", "32", "--jobs", "1"]
 SENTENCES = [
     "The animal didn't cross the street because it was too tired.",
@@ -40,7 +38,7 @@ class Elements(HTMLParser):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("sheet") / "figures"
-    done = runner.invoke(app, ["export", *SENTENCES, "-o", str(out), "--max-len", "30", *TINY])
+    done = invoke("export", *SENTENCES, "-o", str(out), "--max-len", "30", *TINY)
     assert done.exit_code == 1, done.output  # the long sentence fails
     page = Elements()
     page.feed((out / "index.html").read_text(encoding="utf-8"))

