@@ -9,16 +9,17 @@ from __future__ import annotations
 
 __version__ = "0.2.0"
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import EncoderConfig
 from .errors import AttnvizError
-from .result import AttentionResult, ModelInfo
 
-if TYPE_CHECKING:  # heavy modules (torch, matplotlib) load on first use, not on import
+if TYPE_CHECKING:  # heavy modules (torch, matplotlib, even NumPy) load on first use, not on import
     from .checkpoints.loaded import LoadedModel
     from .render.image import ImageOptions
+    from .result import AttentionResult, ModelInfo
 
 
 def load_model(
@@ -56,7 +57,7 @@ def attention(
     heads: list[int] | None = None,
     truncate: bool = False,
     view: str = "attention",
-) -> AttentionResult:
+) -> "AttentionResult":
     """Run `text` through a loaded model: the attention of the given layers and heads (default all);
     view "attention", "rollout" or "norm". See `attnviz.pipeline.run_attention`."""
     from .pipeline import run_attention as _run
@@ -68,7 +69,7 @@ run_attention = attention
 
 
 def render_image(
-    result: AttentionResult,
+    result: "AttentionResult",
     layout: str | None = None,
     options: "ImageOptions | None" = None,
     fmt: str = "png",
@@ -82,11 +83,38 @@ def render_image(
     return _image.render_image(result, layout, options or _image.ImageOptions(), fmt=fmt, focus=focus).data
 
 
+def notebook_html(result: "AttentionResult") -> str:
+    """The interactive HTML view of `result` (render/html.py), offline, in a sandboxed iframe (scripts
+    only), so several views on one notebook page never clash. Jupyter shows every AttentionResult
+    this way once attnviz is imported (see _show_results_in_notebooks)."""
+    from .render.html import iframe, render_html
+
+    return iframe(render_html(result))
+
+
+def _show_results_in_notebooks() -> None:
+    """Register notebook_html with IPython's HTML formatter, by type name: neither attnviz.result
+    (NumPy) is imported for it nor does result.py point up at the renderers (no import cycle)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if shell is not None and hasattr(shell, "display_formatter"):
+        html = shell.display_formatter.formatters["text/html"]
+        html.for_type_by_name("attnviz.result", "AttentionResult", notebook_html)
+
+
+_show_results_in_notebooks()
+
+
 def __getattr__(name: str):
-    if name == "ImageOptions":  # matplotlib-free, but kept out of the import of attnviz itself
+    # Kept out of the import of attnviz itself, which the CLI pays on every start (`--help` too).
+    if name == "ImageOptions":  # matplotlib-free, but not NumPy-free
         from .render.image import ImageOptions
 
         return ImageOptions
+    if name in ("AttentionResult", "ModelInfo"):  # NumPy
+        from . import result
+
+        return getattr(result, name)
     raise AttributeError(f"module 'attnviz' has no attribute {name!r}")
 
 
@@ -98,6 +126,7 @@ __all__ = [
     "ModelInfo",
     "attention",
     "load_model",
+    "notebook_html",
     "render_image",
     "run_attention",
     "save_model",

@@ -19,6 +19,8 @@ NORM_PLACEMENTS = ("post", "pre")
 CONFIG_FORMAT_VERSION = 1
 # Precisions a model's weights may be loaded in (attention always comes back as float32).
 DTYPES = ("float32", "bfloat16", "float16")
+# What a run can return (analysis/views.py): the weights, rollout, or weights times value norms.
+VIEWS = ("attention", "rollout", "norm")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import AttnvizError
+from .errors import AttnvizError, first_line
 from .io import read_text
 
 DEFAULT_TOKENIZER = "default_tokenizer.json"
@@ -58,7 +58,7 @@ class TextTokenizer:
         try:
             return cls(Tokenizer.from_str(text), source)
         except Exception as exc:  # tokenizers raises its own Exception subclass with long messages
-            raise AttnvizError(f"{source}: not a valid tokenizer.json ({_first_line(exc)})") from exc
+            raise AttnvizError(f"{source}: not a valid tokenizer.json ({first_line(exc)})") from exc
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TextTokenizer":
@@ -79,7 +79,7 @@ class TextTokenizer:
             return self._tok.encode(text, **options)
         except Exception as exc:  # tokenizers raises a bare Exception
             raise AttnvizError(
-                f"{self.source}: the tokenizer cannot encode the text ({_first_line(exc)}); "
+                f"{self.source}: the tokenizer cannot encode the text ({first_line(exc)}); "
                 "fix its tokenizer.json or use another tokenizer"
             ) from None
 
@@ -91,7 +91,7 @@ class TextTokenizer:
         except Exception as exc:
             raise AttnvizError(
                 f"{self.source}: the tokenizer cannot encode words outside its vocabulary "
-                f"({_first_line(exc)}); give a tokenizer.json whose unk_token is in its "
+                f"({first_line(exc)}); give a tokenizer.json whose unk_token is in its "
                 "vocabulary"
             ) from None
 
@@ -232,8 +232,3 @@ def _words_from_offsets(offsets: list[tuple[int, int]], special: list[bool]) -> 
         words.append(current)
         last_end = end
     return words
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

@@ -4,9 +4,10 @@
 
 Prints the median wall time (and peak memory of the child process) of each command and its ratio
 to its baseline, runs interleaved so that machine noise hits every row alike:
-`attnviz --help` and `attnviz show --help` against `python -c pass` (neither may import torch or
-matplotlib); `attnviz show` on a 15-token sentence against `python -c "import torch"` (target
-<= 1.15x); and, when the MiniLM package is installed, `attnviz show S -m minilm --format json`
+`attnviz --help` and `attnviz show --help` against `python -c "import typer"` (target <= 2.0x;
+neither may import NumPy, torch or matplotlib); `attnviz show` on a 15-token sentence against
+`python -c "import torch"` (target <= 1.2x), followed by what show imports beyond torch, by import
+time (`python -X importtime`); and, when the MiniLM package is installed, `attnviz show S -m minilm --format json`
 against a plain transformers script that loads the same folder and returns the attentions
 (target <= 0.5x its time, peak memory no higher).
 """
@@ -60,8 +61,9 @@ def main() -> None:
     py = sys.executable
     rows = [
         ("python -c pass", [py, "-c", "pass"], None),
-        ("attnviz --help", [exe, "--help"], "python -c pass"),
-        ("attnviz show --help", [exe, "show", "--help"], "python -c pass"),
+        ('python -c "import typer"', [py, "-c", "import typer"], None),
+        ("attnviz --help", [exe, "--help"], 'python -c "import typer"'),
+        ("attnviz show --help", [exe, "show", "--help"], 'python -c "import typer"'),
         ('python -c "import torch"', [py, "-c", "import torch"], None),
         ("attnviz show (15 tokens)", [exe, "show", SENTENCE], 'python -c "import torch"'),
         ("attnviz show --format json", [exe, "show", SENTENCE, "--format", "json"], 'python -c "import torch"'),
@@ -98,6 +100,34 @@ def main() -> None:
         ratio = f"{t / med[baseline][0]:.2f}x" if baseline else "baseline"
         mem = f"{m / med[baseline][1]:.2f}x" if baseline else ""
         print(f"{name:<38} {t:>9.3f} {ratio:>12} {m:>8.0f} {mem:>12}")
+    print()
+    print("what `attnviz show` imports beyond `import torch` (cumulative ms of each top-level package):")
+    for package, ms in beyond_torch(exe, py)[:12]:
+        print(f"  {package:<30} {ms:>7.1f} ms")
+
+
+def import_times(cmd: list[str]) -> dict[str, float]:
+    """Module -> its own import time in ms, from `python -X importtime` (stderr)."""
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    times = {}
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            self_us, _, name = line.removeprefix("import time:").split("|")
+            if self_us.strip().isdigit():
+                times[name.strip()] = int(self_us) / 1000
+    return times
+
+
+def beyond_torch(exe: str, py: str) -> list[tuple[str, float]]:
+    """Top-level packages `attnviz show` imports that `import torch` does not, by total self time."""
+    torch_only = import_times([py, "-c", "import torch"])
+    show = import_times([exe, "show", SENTENCE])
+    totals: dict[str, float] = {}
+    for name, ms in show.items():
+        if name not in torch_only:
+            top = name.split(".")[0] if not name.startswith("attnviz") else ".".join(name.split(".")[:2])
+            totals[top] = totals.get(top, 0.0) + ms
+    return sorted(totals.items(), key=lambda item: -item[1])
 
 
 if __name__ == "__main__":

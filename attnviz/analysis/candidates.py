@@ -99,10 +99,6 @@ def span_weights(weights: np.ndarray, source: list[int], target: list[int]) -> n
     return weights[..., source, :][..., target].sum(axis=-1).mean(axis=-1)
 
 
-def _fold(text: str) -> str:
-    return unicodedata.normalize("NFC", text).casefold()
-
-
 def occurrences(text: str, word: str) -> list[tuple[int, int]]:
     """Whole-word, case-insensitive occurrences of `word` in `text` as (start, end) spans.
 

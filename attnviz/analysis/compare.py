@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..result import AttentionResult, ascii_index
+from ..result import AttentionResult
+from ..selection import ascii_index
 from ..errors import AttnvizError
 from .candidates import NO_WINNER, CandidateScores, Span, find_span, focus_span
 
@@ -277,10 +278,6 @@ def compare_models(
     return Comparison("models", sides[0], sides[1], columns, list(a.layers), list(a.heads), jsd)
 
 
-def head_name(layer: int, head: int) -> str:
-    return f"L{layer} H{head}" if head >= 0 else f"L{layer} mean"
-
-
 __all__ = [
     "Comparison",
     "Column",
@@ -290,7 +287,6 @@ __all__ = [
     "compare_models",
     "compare_sentences",
     "focus_rows",
-    "head_name",
     "jensen_shannon",
     "resolve_focus_span",
 ]

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..result import AttentionResult, ascii_index
+from ..result import AttentionResult
+from ..selection import ascii_index
 from ..errors import AttnvizError
 
 ENGLISH_PRONOUNS = frozenset("it its he him his she her hers they them their theirs".split())
@@ -33,7 +34,7 @@ _KOREAN_NOT_PRONOUNS = frozenset({"그만"})
 def is_korean_pronoun(word: str) -> bool:
     """True for a Korean pronoun word, with or without its particle: 그것, 그것이, 그녀가,
     그들을, 그것들은, 그가, 그게. False for the determiner 그/이/저 before a noun ("그 동물은")."""
-    word = _fold(word)
+    word = fold(word.strip())
     if word in KOREAN_CONTRACTIONS:
         return True
     if word in _KOREAN_NOT_PRONOUNS:
@@ -49,7 +50,7 @@ def is_korean_pronoun(word: str) -> bool:
 
 def is_pronoun(word: str) -> bool:
     """A common English pronoun ("it", "They") or a Korean one (see is_korean_pronoun)."""
-    return _fold(word) in ENGLISH_PRONOUNS or is_korean_pronoun(word)
+    return fold(word.strip()) in ENGLISH_PRONOUNS or is_korean_pronoun(word)
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ class HeadTargets:
     targets: list[tuple[int, float]]  # (key token index, weight), strongest first
 
 
-def _fold(text: str) -> str:
-    return unicodedata.normalize("NFC", text).casefold().strip()
+def fold(text: str) -> str:
+    """`text` as words are compared: NFC-normalised and case-folded ("It" == "it", "ＩＴ" != "it")."""
+    return unicodedata.normalize("NFC", text).casefold()
 
 
 def word_spans(result: AttentionResult) -> list[tuple[str, list[int]]]:
@@ -97,12 +99,12 @@ def resolve_focus(result: AttentionResult, query: str) -> Focus:
                 f"focus token {text[:40]} is out of range: the sentence has {len(labels)} tokens (0-{len(labels) - 1})"
             )
         return Focus(index, labels[index])
-    wanted = _fold(text)
+    wanted = fold(text.strip())
     if not wanted:
         raise AttnvizError("the focus word is empty; give a word of the sentence or a token index")
-    matches = [i for i, label in enumerate(labels) if not result.special[i] and _fold(label) == wanted]
+    matches = [i for i, label in enumerate(labels) if not result.special[i] and fold(label.strip()) == wanted]
     if not matches:
-        matches = [indices[0] for word, indices in word_spans(result) if _fold(word) == wanted]
+        matches = [indices[0] for word, indices in word_spans(result) if fold(word.strip()) == wanted]
     if not matches:
         raise AttnvizError(
             f"focus word {query!r} is not in the sentence; give one of its words or a token index 0-{len(labels) - 1}"

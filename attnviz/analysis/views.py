@@ -8,11 +8,27 @@ from __future__ import annotations
 
 import numpy as np
 
-VIEWS = ("attention", "rollout", "norm")
+from ..config import VIEWS as VIEWS  # the names; defined with the other choices, free of NumPy
 
 # A rollout map mixes all heads of a layer; in an AttentionResult it sits on this head index, so
-# `heads == [ROLLOUT_HEAD]` marks it and renderers can title it "heads averaged".
+# `heads == [ROLLOUT_HEAD]` marks it. Every output names it ROLLOUT_NAME (head_name, head_label).
 ROLLOUT_HEAD = -1
+ROLLOUT_NAME = "rollout"
+
+
+def is_rollout(head: int) -> bool:
+    """Whether `head` is the rollout's pseudo-head (all heads of a layer mixed), not a real head."""
+    return head == ROLLOUT_HEAD
+
+
+def head_label(head: int) -> str:
+    """ "head 5", or "rollout" for the pseudo-head: how titles name a head."""
+    return ROLLOUT_NAME if is_rollout(head) else f"head {head}"
+
+
+def head_name(layer: int, head: int) -> str:
+    """ "L2 H5", or "L2 rollout": how tables and lists name a layer's head."""
+    return f"L{layer} {ROLLOUT_NAME}" if is_rollout(head) else f"L{layer} H{head}"
 
 
 def rollout(weights: np.ndarray) -> np.ndarray:

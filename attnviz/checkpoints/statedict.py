@@ -15,7 +15,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
-from ..errors import AttnvizError
+from ..errors import AttnvizError, first_line
 
 STATE_DICT_SUFFIXES = (".bin", ".pt", ".pth")
 # Training scripts often wrap the weights: {"state_dict": {...}} or {"model": {...}}.
@@ -51,7 +51,7 @@ def load_state_dict(path: str | Path) -> dict:
             f"stops at: {_unpickler_reason(message)})"
         ) from None
     except Exception as exc:  # truncated zip, bad magic number, ...: torch raises many types
-        raise AttnvizError(f"{path}: not a readable PyTorch state dict ({_first_line(exc)})") from None
+        raise AttnvizError(f"{path}: not a readable PyTorch state dict ({first_line(exc)})") from None
     return _flatten(data, path)
 
 
@@ -77,8 +77,3 @@ def _unpickler_reason(message: str) -> str:
     tail = message.split("WeightsUnpickler error:", 1)[-1]
     lines = [line.strip() for line in tail.splitlines() if line.strip()]
     return lines[0][:160] if lines else "unknown"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:160] if lines else type(exc).__name__

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..config import EncoderConfig
-from ..errors import AttnvizError
+from ..errors import AttnvizError, first_line
 from ..io import parse_json
 from ..sizes import human_bytes, parameter_count
 from .statedict import STATE_DICT_SUFFIXES, load_state_dict
@@ -79,7 +79,7 @@ class WeightFile:
         except AttnvizError:
             raise
         except Exception as exc:
-            raise AttnvizError(f"{self.file_of(key)}: cannot read {key} ({_first_line(exc)})") from None
+            raise AttnvizError(f"{self.file_of(key)}: cannot read {key} ({first_line(exc)})") from None
         tensor = tensor.to(dtype or torch.float32).contiguous()
         # One reduction instead of a boolean copy: NaN and inf survive a sum (a finite sum cannot
         # overflow float32 for any real weights); the exact test runs only to confirm.
@@ -120,7 +120,7 @@ def _open_safetensors(path: Path) -> WeightFile:
     except FileNotFoundError:
         raise AttnvizError(f"{path}: file not found") from None
     except Exception as exc:  # SafetensorError: truncated, bad header, not safetensors at all
-        raise AttnvizError(f"{path}: not a valid safetensors file ({_first_line(exc)})") from None
+        raise AttnvizError(f"{path}: not a valid safetensors file ({first_line(exc)})") from None
     return WeightFile(str(path), shapes, dtypes, {}, handle.get_tensor)
 
 
@@ -130,7 +130,7 @@ def _open_sharded(index: Path) -> WeightFile:
         if not isinstance(weight_map, dict):
             raise TypeError("weight_map is not an object")
     except Exception as exc:
-        raise AttnvizError(f"{index}: not a valid safetensors index ({_first_line(exc)})") from None
+        raise AttnvizError(f"{index}: not a valid safetensors index ({first_line(exc)})") from None
     shards: dict[str, WeightFile] = {}
     for shard in sorted(set(weight_map.values())):
         if Path(shard).name != shard:  # the index must not point outside its folder
@@ -304,8 +304,3 @@ def layer_of(key: str, layers: str) -> int | None:
     "model.layers.3.mlp.up_proj.weight"); None for keys outside the layers."""
     match = re.match(re.escape(layers) + r"\.(\d+)\.", key)
     return int(match[1]) if match else None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:160] if lines else type(exc).__name__

@@ -15,8 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..analysis.views import VIEWS
-from ..config import ACTIVATIONS, DTYPES, FFNS, NORM_PLACEMENTS, NORMS, POSITIONAL
+from ..config import ACTIVATIONS, DTYPES, FFNS, NORM_PLACEMENTS, NORMS, POSITIONAL, VIEWS
 from ..errors import AttnvizError
 from ..workers import stop_if_sigterm
 
@@ -141,7 +140,7 @@ def _selection(value: str | None) -> str | None:
     return value
 
 
-# Layer and head selections ("0,2", "1-3", "all"); parse them with result.parse_indices.
+# Layer and head selections ("0,2", "1-3", "all"); parse them with selection.parse_indices.
 LayerOpt = Annotated[
     Optional[str],
     typer.Option("--layer", "-l", callback=_selection, help="Layers: indices and ranges such as 0,2 or 1-3, or 'all'."),
@@ -394,34 +393,43 @@ class OutputFlags:
         return report_console(self.output, self.overwrite, width)
 
 
-def output_flags(replaces: str = "--output", truncate: str | None = None):
-    """A decorator: --output/-o and --overwrite (help: "Replace `replaces` ..."), and --truncate with
-    the help `truncate` when given, received as `out: OutputFlags`."""
+OUTPUT_HELP = "Write to this file instead of the terminal (written atomically); - is standard output."
+
+
+def output_flags(
+    replaces: str = "--output",
+    truncate: str | None = None,
+    *,
+    output_help: str = OUTPUT_HELP,
+    overwrite_help: str | None = None,
+    required: bool = False,
+):
+    """A decorator: --output/-o and --overwrite (help: "Replace `replaces` ...", or `overwrite_help`),
+    and --truncate with the help `truncate` when given, received as `out: OutputFlags`. With
+    `required`, --output must be given (export's folder)."""
+    if overwrite_help is None:
+        overwrite_help = f"Replace {replaces} if {'they exist' if '/' in replaces else 'it exists'}."
+    output_type = Path if required else Optional[Path]
     options = {
         "output": (
-            Annotated[
-                Optional[Path],
-                typer.Option(
-                    "--output",
-                    "-o",
-                    help="Write to this file instead of the terminal (written atomically); - is standard output.",
-                ),
-            ],
-            None,
+            Annotated[output_type, typer.Option("--output", "-o", help=output_help, show_default=False)],
+            inspect.Parameter.empty if required else None,
         ),
-        "overwrite": (
-            Annotated[
-                bool,
-                typer.Option(
-                    "--overwrite", help=f"Replace {replaces} if {'they exist' if '/' in replaces else 'it exists'}."
-                ),
-            ],
-            False,
-        ),
+        "overwrite": (overwrite_option(overwrite_help), False),
     }
     if truncate is not None:
-        options["truncate"] = (Annotated[bool, typer.Option("--truncate", help=truncate)], False)
+        options["truncate"] = (truncate_option(truncate), False)
     return option_group("out", OutputFlags, options)
+
+
+def overwrite_option(help: str):
+    """--overwrite with `help` (what it replaces), as a type for a parameter."""
+    return Annotated[bool, typer.Option("--overwrite", help=help)]
+
+
+def truncate_option(help: str):
+    """--truncate with `help` (what is cut, and what happens without it), as a type for a parameter."""
+    return Annotated[bool, typer.Option("--truncate", help=help)]
 
 
 class Preset(str, enum.Enum):

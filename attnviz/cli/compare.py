@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,19 +16,15 @@ from .common import (
     HeadOpt,
     ImageFlags,
     LayerOpt,
-    ModelOpt,
+    ModelFlags,
+    OutputFlags,
     RandomShape,
-    SeedOpt,
-    TokenizerOpt,
     View,
-    build_model,
-    emit,
     check_not_dash,
     handles_errors,
-    report_console,
-    stdout_or_file,
+    model_flags,
+    output_flags,
     with_image_flags,
-    with_random_shape,
 )
 
 
@@ -42,7 +40,8 @@ def _png_paths(png: Path, n: int) -> list[Path]:
 
 
 @handles_errors
-@with_random_shape
+@model_flags()
+@output_flags("--output / --png", truncate="Cut text longer than the model's maximum instead of refusing it.")
 @with_image_flags
 def compare(
     text_a: Annotated[str, typer.Argument(help="The first sentence.", show_default=False)],
@@ -88,10 +87,6 @@ def compare(
     fmt: Annotated[
         Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output.")
     ] = Format.table,
-    output: Annotated[
-        Optional[Path],
-        typer.Option("--output", "-o", help="Write the table or JSON to this file (atomically); - is standard output."),
-    ] = None,
     png: Annotated[
         Optional[Path],
         typer.Option(
@@ -99,15 +94,9 @@ def compare(
             help="Also draw the two focus maps side by side and their difference into this file (.png, .svg or .pdf by extension; with --model-b and two texts: NAME-A.png and NAME-B.png). The image flags (--preset, --size, --dpi, --cmap, --scale, ...) apply.",
         ),
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output / --png if they exist.")] = False,
-    truncate: Annotated[
-        bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")
-    ] = False,
     image: ImageFlags = ImageFlags(),
-    model: ModelOpt = "random",
-    tokenizer: TokenizerOpt = None,
-    seed: SeedOpt = 0,
-    shape: RandomShape = RandomShape(),
+    out: OutputFlags = OutputFlags(),
+    models: ModelFlags = ModelFlags(),
 ) -> None:
     """Compare where a word attends in twin sentences, or in two models.
 
@@ -115,73 +104,97 @@ def compare(
     """
     from ..analysis.candidates import parse_candidates
     from ..analysis.compare import compare_models, compare_sentences
-    from ..analysis.words import to_words
-    from ..result import parse_indices
-    from ..io import atomic_write, check_distinct, check_writable
-    from ..pipeline import run_attention
 
-    output = stdout_or_file(output)
     texts = [t for t in (text_a, text_b) if t is not None]
     if any(not t.strip() for t in texts):
         raise AttnvizError("a text is empty; give two sentences to compare")
     if model_b is None and text_b is None:
         raise AttnvizError("give two sentences to compare (TEXT_A TEXT_B), or one sentence and --model-b")
     phrases = parse_candidates(candidates) if candidates is not None else None
-    check_not_dash("--png", png)
-    pngs = _png_paths(png, len(texts) if model_b is not None else 1) if png is not None else []
-    if png is not None:
-        from ..render.image import format_for
+    pngs = _check_outputs(out, png, len(texts) if model_b is not None else 1)
+    image_opts = image.options() if pngs else None
 
-        image_format = format_for(png)
-        image_opts = image.options()
-    check_distinct({"--output": output, **{f"--png ({path.name})": path for path in pngs}})
-    for path in ([output] if output else []) + pngs:
-        check_writable(path, overwrite)
-
-    loaded = build_model(model, tokenizer, seed, shape)
-    loaded_b = None
-    if model_b is not None:
-        loaded_b = build_model(
-            model_b, tokenizer, seed + 1 if seed_b is None else seed_b, shape if model_b == "random" else RandomShape()
-        )
-
-    def run(which, text):
-        config = which.config
-        layers = parse_indices(layer, config.num_layers, "layer")
-        heads = parse_indices(head, config.num_heads, "head")
-        result = run_attention(which, text, layers=layers, heads=heads, truncate=truncate, view=view.value)
-        return to_words(result)
-
-    if loaded_b is None:
+    loaded = models.build()
+    loaded_b = None if model_b is None else _model_b(models, model_b, seed_b).build()
+    run = functools.partial(_attention, layer=layer, head=head, truncate=out.truncate, view=view.value)
+    if model_b is None:
         comparisons = [compare_sentences(run(loaded, text_a), run(loaded, text_b), focus, phrases)]
     else:
         comparisons = [
             compare_models(run(loaded, t), run(loaded_b, t), focus, phrases, names=("A", "B")) for t in texts
         ]
 
+    _report(comparisons, out, fmt, top, models_compared=model_b is not None)
+    for path, comp in zip(pngs, comparisons):
+        _write_image(path, comp, image_opts, out.overwrite)
+
+
+def _check_outputs(out: OutputFlags, png: Path | None, images: int) -> list[Path]:
+    """The image files `--png` names (NAME-A.png, NAME-B.png for two), refused now when they
+    cannot be written, before the model loads."""
+    from ..io import check_distinct, check_writable
+
+    check_not_dash("--png", png)
+    pngs = _png_paths(png, images) if png is not None else []
+    if png is not None:
+        from ..render.image import format_for
+
+        format_for(png)
+    check_distinct({"--output": out.output, **{f"--png ({path.name})": path for path in pngs}})
+    out.check()
+    for path in pngs:
+        check_writable(path, out.overwrite)
+    return pngs
+
+
+def _model_b(models: ModelFlags, model_b: str, seed_b: int | None) -> ModelFlags:
+    """--model-b's flags: --seed-b (default --seed + 1); the random-model shape only when it is random."""
+    return dataclasses.replace(
+        models,
+        model=model_b,
+        seed=models.seed + 1 if seed_b is None else seed_b,
+        shape=models.shape if model_b == "random" else RandomShape(),
+    )
+
+
+def _attention(loaded, text: str, *, layer: str | None, head: str | None, truncate: bool, view: str):
+    """The chosen layers and heads of `text`, at word level (comparisons are made word by word)."""
+    from ..analysis.words import to_words
+    from ..pipeline import run_attention
+    from ..selection import parse_indices
+
+    config = loaded.config
+    layers = parse_indices(layer, config.num_layers, "layer")
+    heads = parse_indices(head, config.num_heads, "head")
+    return to_words(run_attention(loaded, text, layers=layers, heads=heads, truncate=truncate, view=view))
+
+
+def _report(comparisons: list, out: OutputFlags, fmt: Format, top: int, models_compared: bool) -> None:
+    """The comparison as JSON or tables, on standard output or into --output."""
     if fmt is Format.json:
         data = (
-            comparisons[0].to_dict()
-            if loaded_b is None
-            else {"kind": "models", "comparisons": [c.to_dict() for c in comparisons]}
+            {"kind": "models", "comparisons": [c.to_dict() for c in comparisons]}
+            if models_compared
+            else comparisons[0].to_dict()
         )
-        emit(json.dumps(data, ensure_ascii=False) + "\n", output, overwrite)
-    else:
-        from ..render.compare_view import render_comparison
+        out.emit(json.dumps(data, ensure_ascii=False) + "\n")
+        return
+    from ..render.compare_view import render_comparison
 
-        with report_console(output, overwrite, width=120) as console:
-            for k, comp in enumerate(comparisons):
-                if k:
-                    console.print()
-                render_comparison(console, comp, top)
-    if pngs:
-        from ..render.compare_image import render_compare_image
+    with out.console(width=120) as console:
+        for k, comp in enumerate(comparisons):
+            if k:
+                console.print()
+            render_comparison(console, comp, top)
 
-        for path, comp in zip(pngs, comparisons):
-            drawn = render_compare_image(comp, image_opts, image_format)
-            atomic_write(path, drawn.data, overwrite)
-            notes = "".join(f"; note: {note}" for note in drawn.notes)
-            if fmt is Format.table and output is None:
-                typer.echo(f"wrote {path}{notes}")
-            elif notes:
-                typer.echo(f"wrote {path}{notes}", err=True)
+
+def _write_image(path: Path, comparison, options, overwrite: bool) -> None:
+    """The focus maps side by side and their difference; "wrote PATH" on stderr, as `show` says it."""
+    from ..io import atomic_write
+    from ..render.compare_image import render_compare_image
+    from ..render.image import format_for
+
+    drawn = render_compare_image(comparison, options, format_for(path))
+    atomic_write(path, drawn.data, overwrite)
+    notes = "".join(f"; note: {note}" for note in drawn.notes)
+    typer.echo(f"wrote {path}{notes}", err=True)

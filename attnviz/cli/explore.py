@@ -12,11 +12,13 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import ModelOpt, RandomShape, SeedOpt, TokenizerOpt, View, build_model, handles_errors, with_random_shape
+from .common import ModelFlags, View, handles_errors, model_flags, truncate_option
+
+TruncateOpt = truncate_option("Cut text longer than the model's maximum instead of refusing it.")
 
 
 @handles_errors
-@with_random_shape
+@model_flags()
 def explore(
     text: Annotated[
         Optional[str], typer.Argument(help="A first sentence (more can be typed in the explorer).", show_default=False)
@@ -57,9 +59,7 @@ def explore(
             help='Comma-separated words the focus word may refer to, e.g. "animal,street": the weight to each in the current head, and wins over all heads.',
         ),
     ] = None,
-    truncate: Annotated[
-        bool, typer.Option("--truncate", help="Cut text longer than the model's maximum instead of refusing it.")
-    ] = False,
+    truncate: TruncateOpt = False,
     resolve: Annotated[
         bool,
         typer.Option(
@@ -70,10 +70,7 @@ def explore(
     save_dir: Annotated[
         Path, typer.Option("--save-dir", help="Folder for the PNG and HTML files that `e` saves (never overwritten).")
     ] = Path("."),
-    model: ModelOpt = "random",
-    tokenizer: TokenizerOpt = None,
-    seed: SeedOpt = 0,
-    shape: RandomShape = RandomShape(),
+    models: ModelFlags = ModelFlags(),
 ) -> None:
     """Explore a model interactively: type sentences, walk layers and heads with the arrow keys.
 
@@ -101,9 +98,7 @@ def explore(
         layer=layer,
         head=head,
     )
-    app = ExploreApp(
-        lambda: build_model(model, tokenizer, seed, shape), model, text, options, save_dir=save_dir, resolve=resolve
-    )
+    app = ExploreApp(models.build, models.model, text, options, save_dir=save_dir, resolve=resolve)
     app.run()
     if app.load_error is not None:
         raise AttnvizError(app.load_error)

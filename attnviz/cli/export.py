@@ -1,7 +1,6 @@
 """`attnviz export INPUTS... -o OUTDIR`: heatmaps of many sentences, a manifest and a contact sheet.
 
-Also home of the image options that `attnviz show --png` shares (--cmap, --annotate, --dpi,
---size, --preset, --transparent) and of the helper that writes show's image.
+parse (one planning call, before the model loads) -> run (export.run) -> report (progress, summary).
 """
 
 from __future__ import annotations
@@ -17,15 +16,13 @@ from .common import (
     HeadOpt,
     ImageFlags,
     LayerOpt,
-    ModelOpt,
-    RandomShape,
-    SeedOpt,
-    TokenizerOpt,
-    build_model,
+    ModelFlags,
+    OutputFlags,
     check_not_dash,
     handles_errors,
+    model_flags,
+    output_flags,
     with_image_flags,
-    with_random_shape,
 )
 
 
@@ -36,7 +33,13 @@ class ImageFormat(str, enum.Enum):
 
 
 @handles_errors
-@with_random_shape
+@model_flags()
+@output_flags(
+    truncate="Cut sentences longer than the model's maximum instead of failing them.",
+    output_help="The folder to write into (created if missing).",
+    overwrite_help="Redraw images that already exist (by default a rerun with the same settings skips them and so resumes an interrupted export; other settings are refused), and replace an index.json/index.html attnviz did not write.",
+    required=True,
+)
 @with_image_flags
 def export(
     inputs: Annotated[
@@ -45,9 +48,6 @@ def export(
             help="Sentences, text files (one sentence a line; blank lines and # comments skipped), folders of .txt files, or - for standard input.",
             show_default=False,
         ),
-    ],
-    outdir: Annotated[
-        Path, typer.Option("--output", "-o", help="The folder to write into (created if missing).", show_default=False)
     ],
     layout: Annotated[
         Optional[str],
@@ -87,21 +87,11 @@ def export(
             show_default=False,
         ),
     ] = None,
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            "--overwrite",
-            help="Redraw images that already exist (by default a rerun with the same settings skips them and so resumes an interrupted export; other settings are refused), and replace an index.json/index.html attnviz did not write.",
-        ),
-    ] = False,
     quiet: Annotated[
         bool,
         typer.Option(
             "--quiet", "-q", help="No progress bar and no closing line (failures are still reported on stderr)."
         ),
-    ] = False,
-    truncate: Annotated[
-        bool, typer.Option("--truncate", help="Cut sentences longer than the model's maximum instead of failing them.")
     ] = False,
     exclude_sinks: Annotated[
         bool,
@@ -110,10 +100,8 @@ def export(
             help="Leave the sink tokens (special tokens; in a causal model also the first token) out of the focus rankings and of auto colour scales (--scale auto); the weights drawn stay whole.",
         ),
     ] = False,
-    model: ModelOpt = "random",
-    tokenizer: TokenizerOpt = None,
-    seed: SeedOpt = 0,
-    shape: RandomShape = RandomShape(),
+    out: OutputFlags = OutputFlags(),
+    models: ModelFlags = ModelFlags(),
 ) -> None:
     """Export heatmaps of many sentences into a folder, with index.json and an index.html contact sheet.
 
@@ -123,78 +111,56 @@ def export(
     stderr and skipped), 2 for bad usage.
     """
     from .. import export as ex
-    from ..result import parse_indices
 
-    options = image.options()
-    layouts = ex.parse_layouts(layout)
-    check_not_dash("--output", outdir, "a folder", "- stands for standard input, and only as the text")
-    ex.check_outdir(outdir)  # a file in the way fails now, not after the model has loaded
-    # So do a user's own index.html and a rerun with other image options (the model's part and
-    # --layer/--head are compared by ex.export, once they are known).
-    previous = ex.read_previous(outdir, overwrite)
-    ex.check_settings(
-        outdir,
-        previous,
-        ex.export_settings(
-            fmt=image_format.value, options=options, focus=focus, truncate=truncate, exclude_sinks=exclude_sinks
-        ),
-    )
-    sentences = ex.collect_sentences(inputs)
-    loaded = build_model(model, tokenizer, seed, shape)
-    layers = parse_indices(layer, loaded.config.num_layers, "layer")
-    heads = parse_indices(head, loaded.config.num_heads, "head")
-    workers = jobs if jobs is not None else ex.default_jobs()
-
-    from rich.console import Console
-
-    console = Console(stderr=True, highlight=False)
-    show_progress = not quiet and console.is_terminal
-
-    def on_failure(record) -> None:
-        print(
-            f"attnviz: sentence {record.sentence.index} ({record.sentence.source}) skipped: {record.error}",
-            file=sys.stderr,
-        )
-
-    run = dict(
-        layouts=layouts,
+    if out.to_stdout:
+        check_not_dash("--output", Path("-"), "a folder", "- stands for standard input, and only as the text")
+    planned = ex.plan(
+        inputs,
+        out.output,
+        layouts=layout,
         fmt=image_format.value,
-        options=options,
-        layers=layers,
-        heads=heads,
+        options=image.options(),
+        layers=layer,
+        heads=head,
         focus=focus,
-        truncate=truncate,
-        overwrite=overwrite,
-        jobs=workers,
+        truncate=out.truncate,
+        overwrite=out.overwrite,
+        jobs=jobs,
         html=html,
         exclude_sinks=exclude_sinks,
     )
-    if show_progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(
-            TextColumn("exporting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("images"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("export", total=None)
-            report = ex.export(
-                loaded,
-                sentences,
-                outdir,
-                **run,
-                on_failure=on_failure,
-                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-    else:
-        report = ex.export(loaded, sentences, outdir, **run, on_failure=on_failure)
+    loaded = models.build()
+    report = _run(ex, loaded, planned, quiet)
     if not quiet:
         print(report.summary())
     for note, count in report.notes().items():  # what the images left out is never silent
         print(f"attnviz: note: {note} ({count} image{'s' if count != 1 else ''})", file=sys.stderr)
     if report.failed:
         raise typer.Exit(1)
+
+
+def _run(ex, loaded, planned, quiet: bool):
+    """export.run, with a progress bar on a terminal; failures reported on stderr as they come."""
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+    if quiet or not console.is_terminal:
+        return ex.run(loaded, planned, on_failure=_report_failure)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TextColumn("images"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("export", total=None)
+        return ex.run(
+            loaded,
+            planned,
+            on_failure=_report_failure,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+
+
+def _report_failure(record) -> None:
+    print(
+        f"attnviz: sentence {record.sentence.index} ({record.sentence.source}) skipped: {record.error}",
+        file=sys.stderr,
+    )

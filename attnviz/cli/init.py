@@ -7,7 +7,11 @@ from typing import Annotated
 
 import typer
 
-from .common import RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors, with_shape_only
+from .common import RandomShape, SeedOpt, TokenizerOpt, build_model, handles_errors, overwrite_option, with_shape_only
+
+OverwriteOpt = overwrite_option(
+    "Write into DIR even if it is not empty (its checkpoint files are replaced, others kept)."
+)
 
 
 @handles_errors
@@ -21,13 +25,7 @@ def init(
             show_default=False,
         ),
     ],
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            "--overwrite",
-            help="Write into DIR even if it is not empty (its checkpoint files are replaced, others kept).",
-        ),
-    ] = False,
+    overwrite: OverwriteOpt = False,
     tokenizer: TokenizerOpt = None,
     seed: SeedOpt = 0,
     shape: RandomShape = RandomShape(),

@@ -41,7 +41,7 @@ def probe_texts(text: list[str] | None, files: list[str] | None) -> tuple[list[s
     return texts, ", ".join(sources)
 
 
-def run_probe(loaded, texts: list[str], label: str):
+def profile_texts(loaded, texts: list[str], label: str):
     """Attention of every probe sentence (truncated to the model's maximum), then head profiles."""
     from rich.console import Console
     from rich.progress import Progress
@@ -154,7 +154,7 @@ def inspect(
 
     loaded = models.build(model)
     params = parameter_counts(weight_shapes(loaded.encoder), loaded.config.num_layers)
-    report, truncated = run_probe(loaded, texts, "profiling heads")
+    report, truncated = profile_texts(loaded, texts, "profiling heads")
 
     base = delta = base_sequences = None
     base_info = None
@@ -166,7 +166,7 @@ def inspect(
         bseed = baseline_seed if baseline_seed is not None else models.seed + (loaded.info.kind == "random")
         base_model = random_model(loaded.config, bseed, loaded.tokenizer)
         base_info = base_model.info
-        base, _ = run_probe(base_model, texts, "profiling the random baseline")
+        base, _ = profile_texts(base_model, texts, "profiling the random baseline")
         base_sequences = sequence_probe(base_model) if loaded.config.causal else None
         delta = deltas(report, base)
     profiles = sort_profiles(report.profiles, sort, reverse, delta)

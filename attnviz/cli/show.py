@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -117,43 +118,90 @@ def show(
 
     Example: attnviz show "The animal didn't cross the street because it was too tired." --focus it
     """
-    from ..analysis.focus import find_pronoun, resolve_focus, top_targets
-    from ..result import parse_indices
-    from ..io import atomic_write, check_distinct, check_writable
-    from ..pipeline import run_attention
+    from ..analysis.focus import resolve_focus
+    from ..selection import last_index
 
-    output, overwrite, truncate = out.output, out.overwrite, out.truncate
-    if fmt is Format.npz and out.to_stdout:
-        raise AttnvizError("--format npz is binary: give a file with --output FILE.npz, not -")
-    if fmt is Format.npz and output is None:
-        raise AttnvizError("--format npz writes a file: give it with --output FILE.npz")
-    # Bad arguments fail here, before the model loads (torch's import alone takes ~2 s).
-    check_not_dash("--png", png)
-    check_not_dash("--html", html)
-    check_distinct({"--output": output, "--png": png, "--html": html})
-    out.check()
-    if png is not None:
-        from ..render.image import format_for
-
-        format_for(png)
-        check_writable(png, overwrite)
-        image_opts = image.options()
-    if html is not None:
-        check_writable(html, overwrite)
+    _check_outputs(fmt, out, png, html)  # bad arguments fail before the model loads (torch alone takes ~2 s)
+    image_opts = image.options() if png is not None else None
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
 
     # Only the layers up to the last one asked for are loaded (-l 0 reads layer 0's weights only);
     # the focus summary (no --layer) and --resolve look at every layer.
-    loaded = models.build(last_layer=None if resolve else _last_layer(layer))
+    loaded = models.build(last_layer=None if resolve else last_index(layer))
+    shown = _attention(loaded, text, layer, head, view, words, exclude_sinks, out.truncate)
+    if focus is not None:
+        shown.focus_at = resolve_focus(shown.result, focus)
+    if candidates is not None:
+        _score_candidates(shown, candidates)
+
+    # --html and --png replace the terminal tables; --format json/npz and --output still work alongside.
+    if html is not None:
+        pronouns = _known_pronoun_heads(loaded, resolve)
+        typer.echo(_write_html(html, shown, out, focus, candidates, words, pronouns), err=True)
+    if png is not None:
+        focus_index = shown.focus_at.index if shown.focus_at is not None else None
+        typer.echo(_write_image(png, shown.selected(), focus_index, image_opts, out.overwrite), err=True)
+    if fmt is not Format.table:
+        _write_data(shown, fmt, out)
+    elif out.output is not None or (html is None and png is None):
+        _render_tables(shown, out, top, resolve, models.model)
+
+
+@dataclass
+class _Shown:
+    """What show computed: the result (word level with --words), the layers and heads asked for."""
+
+    loaded: object
+    result: object  # AttentionResult, at word level with --words
+    token_result: object  # the same at token level (the HTML page switches levels itself)
+    layers: list[int]
+    heads: list[int]
+    layer_given: bool
+    head_given: bool
+    focus_at: object = None  # analysis.focus.Focus
+    scores: object = None  # analysis.candidates scores with --candidates
+
+    def selected(self):
+        """The layers and heads asked for (all when not given)."""
+        return self.result.select(self.layers, self.heads)
+
+    def summarised(self):
+        """What the focus summary and candidates cover: the whole model unless a selection was given."""
+        return self.result.select(self.layers if self.layer_given else None, self.heads if self.head_given else None)
+
+
+def _check_outputs(fmt: Format, out: OutputFlags, png: Path | None, html: Path | None) -> None:
+    from ..io import check_distinct, check_writable
+
+    if fmt is Format.npz and out.to_stdout:
+        raise AttnvizError("--format npz is binary: give a file with --output FILE.npz, not -")
+    if fmt is Format.npz and out.output is None:
+        raise AttnvizError("--format npz writes a file: give it with --output FILE.npz")
+    check_not_dash("--png", png)
+    check_not_dash("--html", html)
+    check_distinct({"--output": out.output, "--png": png, "--html": html})
+    out.check()
+    if png is not None:
+        from ..render.image import format_for
+
+        format_for(png)
+        check_writable(png, out.overwrite)
+    if html is not None:
+        check_writable(html, out.overwrite)
+
+
+def _attention(loaded, text: str, layer, head, view: View, words: bool, exclude_sinks: bool, truncate: bool) -> _Shown:
+    from ..pipeline import run_attention
+    from ..selection import parse_indices
+
     config = loaded.config
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
-    # Rollout mixes the chosen heads of every layer into one map per layer (head index -1).
-    result = run_attention(
-        loaded, text, truncate=truncate, view=view.value, heads=heads if view is View.rollout else None
-    )
-    if view is View.rollout:
+    # Rollout mixes the chosen heads of every layer into one map per layer (views.ROLLOUT_HEAD).
+    rollout = view is View.rollout
+    result = run_attention(loaded, text, truncate=truncate, view=view.value, heads=heads if rollout else None)
+    if rollout:
         heads = list(result.heads)
     if exclude_sinks:
         result = result.without_sinks()
@@ -162,101 +210,62 @@ def show(
         from ..analysis.words import to_words
 
         result = to_words(result)
-    focus_at = resolve_focus(result, focus) if focus is not None else None
-    scores = None
-    if candidates is not None:
-        from ..analysis.candidates import focus_span, parse_candidates, resolve_candidates, score_candidates
+    return _Shown(loaded, result, token_result, layers, heads, layer is not None, head is not None)
 
-        phrases = parse_candidates(candidates)
-        if focus_at is None:
-            focus_at = find_pronoun(result)
-            if focus_at is None:
-                raise AttnvizError("--candidates needs a focus word: give it with --focus (e.g. --focus it)")
-        span = focus_span(result, focus_at.index)
-        scores = score_candidates(
-            result.select(layers if layer is not None else None, heads if head is not None else None),
-            span,
-            resolve_candidates(result, phrases, span),
-        )
 
-    if html is not None:
-        # Like --png, the page replaces the terminal tables.
-        typer.echo(
-            _write_html(
-                html,
-                loaded,
-                token_result,
-                layers if layer is not None else None,
-                heads if head is not None else None,
-                truncate,
-                focus,
-                candidates,
-                words,
-                overwrite,
-                _known_pronoun_heads(loaded, resolve),
-            ),
-            err=True,
-        )
-        if png is None and fmt is Format.table and output is None:
-            return
+def _score_candidates(shown: _Shown, candidates: str) -> None:
+    """--candidates: the weight from the focus word (default: the first pronoun) to each candidate."""
+    from ..analysis.candidates import focus_span, parse_candidates, resolve_candidates, score_candidates
+    from ..analysis.focus import find_pronoun
 
-    if png is not None:
-        # The image replaces the terminal tables; --format json/npz and --output still work alongside.
-        message = _write_image(
-            png, result.select(layers, heads), focus_at.index if focus_at is not None else None, image_opts, overwrite
-        )
-        typer.echo(message, err=True)
-        if fmt is Format.table and output is None:
-            return
+    phrases = parse_candidates(candidates)
+    if shown.focus_at is None:
+        shown.focus_at = find_pronoun(shown.result)
+        if shown.focus_at is None:
+            raise AttnvizError("--candidates needs a focus word: give it with --focus (e.g. --focus it)")
+    span = focus_span(shown.result, shown.focus_at.index)
+    shown.scores = score_candidates(shown.summarised(), span, resolve_candidates(shown.result, phrases, span))
 
-    if fmt is not Format.table:
-        selected = result.select(layers, heads)
-        if fmt is Format.json:
-            data = selected.to_dict()
-            if scores is not None:
-                data["candidates"] = scores.to_dict()
-            out.emit(json.dumps(data, ensure_ascii=False) + "\n")
-        else:
-            import numpy as np
 
-            buffer = io.BytesIO()
-            np.savez(buffer, **selected.npz_arrays())
-            atomic_write(output, buffer.getvalue(), overwrite)
+def _write_data(shown: _Shown, fmt: Format, out: OutputFlags) -> None:
+    """--format json (standard output or --output) or npz (--output)."""
+    selected = shown.selected()
+    if fmt is Format.json:
+        data = selected.to_dict()
+        if shown.scores is not None:
+            data["candidates"] = shown.scores.to_dict()
+        out.emit(json.dumps(data, ensure_ascii=False) + "\n")
         return
+    import numpy as np
 
-    if layer is None and head is None and config.num_layers * len(heads) > MAX_DEFAULT_TABLES:
+    from ..io import atomic_write
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **selected.npz_arrays())
+    atomic_write(out.output, buffer.getvalue(), out.overwrite)
+
+
+def _render_tables(shown: _Shown, out: OutputFlags, top: int, resolve: bool, spec: str) -> None:
+    """The terminal tables: header, heads, the focus summary, the candidates."""
+    from ..analysis.focus import find_pronoun, top_targets
+    from ..render.terminal import render_candidates, render_focus, render_header, render_heads
+
+    result, config = shown.result, shown.loaded.config
+    layers = shown.layers
+    if not shown.layer_given and not shown.head_given and config.num_layers * len(shown.heads) > MAX_DEFAULT_TABLES:
         layers = [0]
         result.notes.append(
             f"Tables show layer 0 of {config.num_layers}; choose others with --layer/--head (e.g. --layer all)."
         )
-    if focus_at is None:
-        focus_at = find_pronoun(result)
-    marks = _pronoun_marks(loaded, result, focus_at, resolve, models.model) if focus_at is not None else {}
-    # The focus summary is one line per head: it covers the whole model unless a selection was given.
-    summary = result.select(layers if layer is not None else None, heads if head is not None else None)
-
-    from ..render.terminal import render_candidates, render_focus, render_header, render_heads
-
+    focus_at = shown.focus_at if shown.focus_at is not None else find_pronoun(result)
+    marks = _pronoun_marks(shown.loaded, result, focus_at, resolve, spec) if focus_at is not None else {}
     with out.console() as console:
         render_header(console, result)
-        render_heads(console, result.select(layers, heads))
+        render_heads(console, result.select(layers, shown.heads))
         if focus_at is not None:
-            render_focus(console, result, focus_at, top_targets(summary, focus_at.index, top), marks)
-        if scores is not None:
-            render_candidates(console, result, scores)
-
-
-def _last_layer(spec: str | None) -> int | None:
-    """The highest layer index in a --layer selection ("0,2" -> 2, "1-3" -> 3); None for all.
-    A malformed selection gives None here and its own error once the model's layers are known."""
-    import re
-
-    from ..result import ascii_index
-
-    if spec is None or not re.fullmatch(r"[0-9\s,-]+", spec):  # ASCII digits only, as parse_indices
-        return None
-    numbers = [ascii_index(n) for n in re.findall(r"[0-9]+", spec)]
-    return max(numbers) if numbers else None
+            render_focus(console, result, focus_at, top_targets(shown.summarised(), focus_at.index, top), marks)
+        if shown.scores is not None:
+            render_candidates(console, result, shown.scores)
 
 
 def _write_image(path: Path, result, focus: int | None, options, overwrite: bool) -> str:
@@ -275,15 +284,11 @@ def _write_image(path: Path, result, focus: int | None, options, overwrite: bool
 
 def _write_html(
     path: Path,
-    loaded,
-    result,
-    layers: list[int] | None,
-    heads: list[int] | None,
-    truncate: bool,
+    shown: _Shown,
+    out: OutputFlags,
     focus: str | None,
     candidates: str | None,
     words: bool,
-    overwrite: bool,
     pronouns=None,
 ) -> str:
     """The interactive page of `result` (token level) into `path`; another --view comes with the
@@ -293,9 +298,14 @@ def _write_html(
     from ..pipeline import run_attention
     from ..render.html import render_html
 
+    result = shown.token_result
+    layers = shown.layers if shown.layer_given else None
+    heads = shown.heads if shown.head_given else None
     results = {}
     if result.view != "attention":
-        results["attention"] = run_attention(loaded, result.text, layers=layers, heads=heads, truncate=truncate)
+        results["attention"] = run_attention(
+            shown.loaded, result.text, layers=layers, heads=heads, truncate=out.truncate
+        )
     # Rollout already mixed the chosen heads into one map per layer (head -1).
     results[result.view] = result.select(layers, None if result.view == "rollout" else heads)
     known = (
@@ -315,7 +325,7 @@ def _write_html(
         level="words" if words else None,
         pronoun_heads=known,
     )
-    atomic_write(path, page, overwrite)
+    atomic_write(path, page, out.overwrite)
     bits = 16 if '"bits":16' in page else 8
     return f"wrote {path} (interactive HTML, {len(page.encode('utf-8')) // 1024} KB, weights at {bits} bits)"
 

@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 
-from ..analysis.compare import Comparison, head_name
+from ..analysis.compare import Comparison
+from ..analysis.views import head_name
 from .image import ImageOptions, Rendered
 
 FLIP_MARK = "⇄"

@@ -8,7 +8,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..analysis.candidates import NO_WINNER
-from ..analysis.compare import Comparison, head_name
+from ..analysis.compare import Comparison
+from ..analysis.views import head_name
 from .terminal import MARK, cell_style, _fit
 
 FLIP = "⇄"

@@ -399,7 +399,7 @@ def test_compare_prints_the_notes_of_its_figure(tmp_path):
     base = ["compare", *TWINS, "--focus", "it", "--num-layers", "6", "--num-heads", "12", "--d-model", "96"]
     done = invoke(*base + ["--png", str(tmp_path / "s.png"), "--preset", "slide"])
     assert done.exit_code == 0, done.output
-    assert f"wrote {tmp_path / 's.png'}; note: the comparison names every 3rd head" in done.stdout
+    assert f"wrote {tmp_path / 's.png'}; note: the comparison names every 3rd head" in done.stderr
     as_json = invoke(*base + ["--png", str(tmp_path / "j.png"), "--preset", "slide", "--format", "json"])
     assert as_json.exit_code == 0 and json.loads(as_json.stdout)["kind"] == "sentences"
     assert "note: the comparison names every 3rd head" in as_json.stderr  # stdout stays JSON

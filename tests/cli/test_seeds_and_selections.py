@@ -58,7 +58,7 @@ def test_empty_selection_is_an_error_in_compare_and_export_too(args, flag, tmp_p
 
 
 def test_parse_indices_takes_ascii_digits_only_and_names_the_whole_bad_range():
-    from attnviz.result import ascii_index, parse_indices
+    from attnviz.selection import ascii_index, parse_indices
 
     assert parse_indices(" 0 , 2-3 ", 4, "head") == [0, 2, 3]
     for spec in ("٠", "٣", "1-٣", "²", "０"):  # Arabic-Indic, superscript, fullwidth digits

@@ -205,7 +205,7 @@ def test_a_sigterm_renamed_by_a_c_extension_still_stops_a_one_process_export(tmp
         _RENAMED_SIGTERM
         + f"""
 import attnviz.export, attnviz.cli
-attnviz.export.render_task = renamed
+attnviz.export.drawing.render_task = renamed
 sys.argv = ["attnviz", "export", "One it.\\nTwo it.\\nThree it.", "-o", {str(out)!r}, *{TINY!r}, "--jobs", "1"]
 attnviz.cli.app()
 """

@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+import attnviz
 from attnviz.analysis.words import to_words
 from attnviz.pipeline import run_attention
 from attnviz.render.html import dequantise, render_html
@@ -157,11 +158,12 @@ import sys, numpy as np
 from attnviz.result import AttentionResult, ModelInfo
 from attnviz.config import EncoderConfig
 assert "attnviz.render.html" not in sys.modules
+import attnviz
 w = np.full((1, 2, 3, 3), 1 / 3, dtype=np.float32)
 r = AttentionResult(text="a b", tokens=["[CLS]", "a", "b"], offsets=[(0, 0), (0, 1), (2, 3)], word_ids=[None, 0, 1],
                     special=[True, False, False], weights=w, layers=[0], heads=[0, 1],
                     model=ModelInfo("random", EncoderConfig(num_layers=1, num_heads=2, d_model=8), seed=0))
-page = r._repr_html_()
+page = attnviz.notebook_html(r)
 assert page.startswith("<iframe"), page[:50]
 heavy = [m for m in ("torch", "matplotlib", "transformers") if m in sys.modules]
 assert not heavy, heavy
@@ -171,7 +173,7 @@ assert not heavy, heavy
 
 
 def test_repr_html_is_a_sandboxed_srcdoc_iframe(result):
-    frame = result._repr_html_()
+    frame = attnviz.notebook_html(result)
     parser = Tags()
     parser.feed(frame)
     assert [t for t, _ in parser.tags] == ["iframe"]

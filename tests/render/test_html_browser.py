@@ -12,6 +12,7 @@ import pytest
 
 import browser
 from builders import hand_result
+import attnviz
 from attnviz.analysis.words import to_words
 from attnviz.pipeline import run_attention
 from attnviz.render.html import render_html
@@ -75,8 +76,8 @@ def pages(tmp_path_factory, small_model):
     write("scripts.html", render_html(scripts))
     parent = (
         "<!doctype html><html><head><meta charset='utf-8'><title>notebook</title></head><body>"
-        + result._repr_html_()
-        + to_words(result)._repr_html_()
+        + attnviz.notebook_html(result)
+        + attnviz.notebook_html(to_words(result))
         + "</body></html>"
     )
     write("notebook.html", parent)

@@ -1,6 +1,7 @@
-"""What an export folder already holds, checked before an export writes into it.
+"""The export folder's index.json: written at the end of an export, read before the next one.
 
-Two things make a rerun unsafe, and both are refused (one AttnvizError line) unless `--overwrite`:
+Before writing into a folder, an export reads what it already holds (`read_previous`). Two things
+make a rerun unsafe, and both are refused (one AttnvizError line) unless `--overwrite`:
 
 - a top-level file export would replace (index.json, index.html) that attnviz did not write: the
   user's own homepage or data. attnviz's index.json starts with its format marker, its index.html
@@ -18,9 +19,11 @@ from __future__ import annotations
 import json
 import os
 import stat
+import struct
 from pathlib import Path
 
-from .errors import AttnvizError
+from ..errors import AttnvizError
+from .folder import write_inside
 
 MANIFEST = "index.json"
 CONTACT_SHEET = "index.html"
@@ -139,7 +142,7 @@ def read_previous(outdir: Path, overwrite: bool) -> dict | None:
 def _head(path: Path) -> bytes | None:
     """The first bytes of a regular file; None for anything else (a folder, a pipe: never read)."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        if not stat.S_ISREG(os.lstat(path).st_mode):  # a symbolic link is not ours either
             return None
         with open(path, "rb") as handle:
             return handle.read(_HEAD_BYTES)
@@ -208,3 +211,84 @@ def _show(name: str, value) -> str:
 def _quote(text) -> str:
     text = " ".join(str(text).split())
     return repr(text if len(text) <= 60 else text[:59] + "…")
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+def png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, without decoding it."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def manifest_entries(outdir: Path, records: list) -> list[dict]:
+    entries = []
+    for record in records:
+        entry: dict = {
+            "index": record.sentence.index,
+            "id": record.folder,
+            "source": record.sentence.source,
+            "text": record.sentence.text,
+            "status": "failed" if record.error else "ok",
+        }
+        if record.error:
+            entry["error"] = record.error
+            entry["files"] = []
+        else:
+            result = record.result
+            entry.update(
+                {
+                    "tokens": result.tokens,
+                    "labels": result.labels,
+                    "truncated": result.truncated,
+                    "model": result.model.name,
+                    "focus": None
+                    if record.focus is None
+                    else {"index": record.focus, "label": result.labels[record.focus]},
+                    "files": [],
+                }
+            )
+            if record.html:
+                entry["html"] = record.html
+            for job in record.jobs:
+                file: dict = {"path": job.path, "layout": job.layout}
+                if job.layer is not None:
+                    file["layer"] = job.layer
+                if job.head is not None:
+                    file["head"] = job.head
+                size = png_size(outdir / job.path) if job.path.endswith(".png") else None
+                if size:
+                    file["width"], file["height"] = size
+                entry["files"].append(file)
+        entries.append(entry)
+    return entries
+
+
+def write_manifest(outdir: Path, records, model, layouts, fmt: str, options, settings: dict | None = None) -> Path:
+    """index.json. "format" comes first: read_previous recognises its own manifest by it. `settings`
+    (export_settings) are what a rerun into this folder must match."""
+
+    payload = {
+        "format": EXPORT_FORMAT,
+        "model": model.info.to_dict(),
+        "layouts": list(layouts),
+        "image_format": fmt,
+        "image_options": image_options_record(options),
+        "counts": {
+            "sentences": len(records),
+            "failed": sum(1 for r in records if r.error),
+            "images": sum(len(r.jobs) for r in records if not r.error),
+        },
+        "sentences": manifest_entries(outdir, records),
+    }
+    if settings is not None:
+        payload["settings"] = settings
+    write_inside(outdir / MANIFEST, json.dumps(payload, ensure_ascii=False, indent=1) + "\n")
+    return outdir / MANIFEST
