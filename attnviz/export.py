@@ -51,7 +51,7 @@ from .export_folder import (
     image_options_record,
     read_previous,
 )
-from .io import WriteError, make_folders, remove_empty, write_error
+from .files import WriteError, make_folders, remove_empty, write_error
 from .render.image import ImageOptions
 from .workers import exit_on_sigterm, stop_if_sigterm
 
@@ -253,7 +253,7 @@ def render_task(task: RenderTask) -> list[tuple[str, bool, tuple[str, ...]]]:
 
     A failed write (WriteError) takes away the sentence folder again if this call created it and
     nothing is in it; atomic_write has already removed its temporary file."""
-    from .io import atomic_write
+    from .files import atomic_write
     from .render.image import render_image
 
     done = []
@@ -518,7 +518,7 @@ def _weights_dtype(model) -> str | None:
 def _write_page(outdir: Path, record: SentenceRecord, focus: str | None, overwrite: bool) -> str:
     """The sentence's interactive page, here in the main process (it needs no drawing; a
     40-token page takes milliseconds); an existing page is kept unless `overwrite`, as images are."""
-    from .io import atomic_write
+    from .files import atomic_write
     from .render.html import render_html
 
     path = f"{record.folder}/{HTML_VIEW}"
@@ -681,7 +681,7 @@ def write_manifest(
 ) -> Path:
     """index.json. "format" comes first: export_folder recognises its own manifest by it. `settings`
     (export_folder.export_settings) are what a rerun into this folder must match."""
-    from .io import atomic_write
+    from .files import atomic_write
 
     payload = {
         "format": EXPORT_FORMAT,
@@ -725,7 +725,7 @@ a { color: inherit; }
 
 def write_contact_sheet(outdir: Path, records, model) -> Path:
     """index.html: every image with its sentence; inline CSS, relative links, no script, no network."""
-    from .io import atomic_write
+    from .files import atomic_write
 
     ok = [r for r in records if not r.error]
     failed = [r for r in records if r.error]

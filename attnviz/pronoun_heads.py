@@ -22,7 +22,8 @@ from pathlib import Path
 from .analysis.probe import ProbeResult, read_items, resolve_probe_file, run_probe
 from .checkpoints import LoadedModel
 from .errors import AttnvizError
-from .io import JSONLimitError, atomic_write, parse_json
+from .files import atomic_write
+from .reading import JSONLimitError, parse_json
 
 DEFAULT_SET = "agreement"
 CACHE_VERSION = 1

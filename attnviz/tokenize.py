@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import AttnvizError
-from .io import read_text
+from .reading import read_text
 
 DEFAULT_TOKENIZER = "default_tokenizer.json"
 # Words no vocabulary holds whole (and a symbol): encoding them needs the unknown-token or byte

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
-import attnviz.io as aio
+import attnviz.files as aio
 from attnviz import export as ex
 from attnviz.cli import app
 
@@ -381,7 +381,7 @@ def test_a_full_disk_while_writing_the_manifest_keeps_the_images(tmp_path, monke
 
 SITECUSTOMIZE = """
 import errno, os
-import attnviz.io as aio
+import attnviz.files as aio
 
 def _full_after(fd, data, _room=[int(os.environ["FULL_AFTER"])], _out=os.environ["FULL_OUT"]):
     # shared across processes: the disk is "full" once FULL_AFTER images exist

@@ -31,7 +31,8 @@ import numpy as np
 
 from ..result import AttentionResult
 from ..errors import AttnvizError
-from ..io import LINE_BREAK, JSONLimitError, parse_json, read_text
+from ..reading import JSONLimitError, parse_json, read_text
+from ..text import LINE_BREAK
 from .candidates import NO_WINNER, Span, find_span, pinned_span, span_weights, winners
 
 SIGNIFICANCE = 0.05

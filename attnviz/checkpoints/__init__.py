@@ -27,7 +27,7 @@ from pathlib import Path
 from ..result import ModelInfo
 from ..config import EncoderConfig
 from ..errors import AttnvizError
-from ..io import parse_json
+from ..reading import parse_json
 from ..tokenize import TextTokenizer
 from .loaded import (  # noqa: F401  (re-exported for callers)
     LoadedModel,

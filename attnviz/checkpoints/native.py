@@ -19,7 +19,7 @@ from pathlib import Path
 from ..result import ModelInfo
 from ..config import CONFIG_FORMAT_VERSION, EncoderConfig
 from ..errors import AttnvizError
-from ..io import current_umask, temporary_name, write_error
+from ..files import current_umask, temporary_name, write_error
 from ..tokenize import TextTokenizer
 from .loaded import LoadedModel, build_encoder, place
 from .weights import WeightFile, fill_encoder, layer_of

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..config import EncoderConfig
 from ..errors import AttnvizError
-from ..io import parse_json
+from ..reading import parse_json
 from ..sizes import human_bytes, parameter_count
 from .statedict import STATE_DICT_SUFFIXES, load_state_dict
 

@@ -100,7 +100,7 @@ def emit(text: str, output: Path | None, overwrite: bool) -> None:
     if output is None:
         typer.echo(text, nl=False)
     else:
-        from ..io import atomic_write
+        from ..files import atomic_write
 
         atomic_write(output, text, overwrite)
 
@@ -114,7 +114,7 @@ def report_console(output: Path | None, overwrite: bool, width: int = 100):
         file=sink, width=width if sink else None, highlight=False, soft_wrap=False, no_color=sink is not None
     )
     if sink is not None:
-        from ..io import atomic_write
+        from ..files import atomic_write
 
         atomic_write(output, sink.getvalue(), overwrite)
 
@@ -383,7 +383,7 @@ class OutputFlags:
     def check(self) -> None:
         """Refuse an existing --output (without --overwrite) before any slow work."""
         if self.output is not None:
-            from ..io import check_writable
+            from ..files import check_writable
 
             check_writable(self.output, self.overwrite)
 

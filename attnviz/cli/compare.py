@@ -117,7 +117,7 @@ def compare(
     from ..analysis.compare import compare_models, compare_sentences
     from ..analysis.words import to_words
     from ..result import parse_indices
-    from ..io import atomic_write, check_distinct, check_writable
+    from ..files import atomic_write, check_distinct, check_writable
     from ..pipeline import run_attention
 
     output = stdout_or_file(output)

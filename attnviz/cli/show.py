@@ -119,7 +119,7 @@ def show(
     """
     from ..analysis.focus import find_pronoun, resolve_focus, top_targets
     from ..result import parse_indices
-    from ..io import atomic_write, check_distinct, check_writable
+    from ..files import atomic_write, check_distinct, check_writable
     from ..pipeline import run_attention
 
     output, overwrite, truncate = out.output, out.overwrite, out.truncate
@@ -262,7 +262,7 @@ def _last_layer(spec: str | None) -> int | None:
 def _write_image(path: Path, result, focus: int | None, options, overwrite: bool) -> str:
     """Draw `result` (already narrowed to the chosen layers and heads) into `path`; the format
     comes from the extension. Returns a one-line description for the terminal."""
-    from ..io import atomic_write
+    from ..files import atomic_write
     from ..render.image import choose_layout, format_for, render_image
 
     fmt = format_for(path)
@@ -289,7 +289,7 @@ def _write_html(
     """The interactive page of `result` (token level) into `path`; another --view comes with the
     attention it derives from, so the page can switch between them. Returns a line for the terminal."""
     from ..analysis.candidates import parse_candidates
-    from ..io import atomic_write
+    from ..files import atomic_write
     from ..pipeline import run_attention
     from ..render.html import render_html
 

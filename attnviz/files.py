@@ -8,19 +8,12 @@ the operating system refuses (read-only place, no permission, disk full, name to
 from __future__ import annotations
 
 import errno as errnos
-import json
 import os
-import re
 import secrets
 import stat
 from pathlib import Path
 
 from .errors import AttnvizError
-
-# A line ends at \n, \r\n or \r only, as `wc -l` and editors count them: str.splitlines would
-# also split at U+2028, U+2029, U+0085, \x0b, \x0c and \x1c-\x1e, which can sit inside a sentence
-# (or inside a JSON string of a .jsonl line).
-LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 # Longest part of a file name kept in a temporary name: `.{name}.{16 hex}.part` must itself fit in
 # the 255 bytes most file systems allow for one name.
@@ -58,83 +51,6 @@ def write_error(path: str | Path, exc: OSError, action: str = "write") -> WriteE
     reason = (exc.strerror or str(exc)).lower()
     hint = _HINTS.get(exc.errno)
     return WriteError(f"cannot {action} {path}: {reason}" + (f"; {hint}" if hint else ""), str(path), exc.errno)
-
-
-def read_text(path: str | Path, wanted: str) -> str:
-    """A UTF-8 text file's contents (a byte-order mark dropped), or an AttnvizError that names the
-    file; `wanted` says what the user should give instead, e.g. "a .jsonl file"."""
-    path = Path(path)
-    if path.is_dir():
-        raise AttnvizError(f"{path} is a folder; give {wanted}")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise AttnvizError(f"no such file: {path}; give {wanted}") from None
-    except OSError as exc:
-        raise AttnvizError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return decode_utf8(raw, str(path), "save it as UTF-8")
-
-
-def decode_utf8(raw: bytes, name: str, fix: str) -> str:
-    """`raw` as UTF-8 text (a byte-order mark dropped), or an AttnvizError naming `name` and the
-    line of the first bad byte, then `fix` (what to do about it)."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise AttnvizError(f"{name} is not UTF-8 text (bad byte at line {line}); {fix}") from None
-
-
-def read_stdin(wanted: str) -> str:
-    """Standard input as UTF-8 text, read as bytes: Python's own decoding would either fail with a
-    traceback or, in UTF-8 mode, smuggle bad bytes through as lone surrogates."""
-    import sys
-
-    stream = getattr(sys.stdin, "buffer", None)
-    if stream is None:  # a text-only stream (some test harnesses): its text is already decoded
-        return check_text(sys.stdin.read(), "standard input")
-    try:
-        raw = stream.read()
-    except OSError as exc:
-        raise AttnvizError(f"cannot read standard input: {exc.strerror or exc}; give {wanted}") from None
-    return decode_utf8(raw, "standard input", "convert it to UTF-8")
-
-
-class JSONLimitError(ValueError):
-    """Well-formed JSON beyond what Python's parser takes: nested too deeply, or a number too long."""
-
-
-def parse_json(text: str | bytes):
-    """json.loads(text); JSON that is well formed but beyond Python's limits raises JSONLimitError
-    (a ValueError, as a JSONDecodeError is) with a plain reason. Nesting by the thousand
-    (`[[[[...`) makes json.loads raise RecursionError, which is no ValueError, so callers that
-    treat a decode error as bad input would let it through as an internal error; an integer of
-    thousands of digits raises a ValueError whose text tells the user to call
-    sys.set_int_max_str_digits()."""
-    import sys
-
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise JSONLimitError("arrays or objects nested too deeply") from None
-    except json.JSONDecodeError:
-        raise
-    except ValueError:  # int() refusing the digits of a huge number
-        raise JSONLimitError(f"a number longer than {sys.get_int_max_str_digits()} digits") from None
-
-
-def check_text(text: str, name: str) -> str:
-    """Refuse text that holds lone surrogates (bytes that were not UTF-8, smuggled in by the
-    surrogateescape decoding of command-line arguments), naming the line; else return it."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = ord(text[exc.start])
-        byte = f"byte 0x{bad - 0xDC00:02x}" if 0xDC80 <= bad <= 0xDCFF else f"character U+{bad:04X}"
-        line = text.count("\n", 0, exc.start) + 1
-        where = f" at line {line}" if "\n" in text else ""
-        raise AttnvizError(f"{name} is not valid UTF-8 (bad {byte}{where}); convert it to UTF-8") from None
-    return text
 
 
 def check_writable(path: Path, overwrite: bool) -> None:
