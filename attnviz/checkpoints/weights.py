@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..config import EncoderConfig
 from ..errors import AttnvizError
-from ..reading import parse_json
+from ..reading import JSON_LIMIT, parse_json, read_bytes
 from ..sizes import human_bytes, parameter_count
 from .statedict import STATE_DICT_SUFFIXES, load_state_dict
 
@@ -126,7 +126,7 @@ def _open_safetensors(path: Path) -> WeightFile:
 
 def _open_sharded(index: Path) -> WeightFile:
     try:
-        weight_map = parse_json(index.read_text(encoding="utf-8"))["weight_map"]
+        weight_map = parse_json(read_bytes(index, "a safetensors index", JSON_LIMIT))["weight_map"]
         if not isinstance(weight_map, dict):
             raise TypeError("weight_map is not an object")
     except Exception as exc:

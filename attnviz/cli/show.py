@@ -41,7 +41,9 @@ class Format(str, enum.Enum):
 @output_flags("--output / --png / --html", truncate="Cut text longer than the model's maximum instead of refusing it.")
 @with_image_flags
 def show(
-    text: Annotated[str, typer.Argument(help="The sentence to visualise.", show_default=False)],
+    text: Annotated[
+        str, typer.Argument(help="The sentence to visualise; - reads it from standard input.", show_default=False)
+    ],
     layer: LayerOpt = None,
     head: HeadOpt = None,
     focus: Annotated[
@@ -123,6 +125,10 @@ def show(
     from ..pipeline import run_attention
 
     output, overwrite, truncate = out.output, out.overwrite, out.truncate
+    if text == "-":  # standard input, as for export's `-` (a hyphen alone is no sentence to show)
+        from ..reading import sentence_from_stdin
+
+        text = sentence_from_stdin()
     if fmt is Format.npz and out.to_stdout:
         raise AttnvizError("--format npz is binary: give a file with --output FILE.npz, not -")
     if fmt is Format.npz and output is None:
