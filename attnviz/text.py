@@ -34,3 +34,18 @@ def check_text(text: str, name: str) -> str:
         where = f" at line {line}" if "\n" in text else ""
         raise AttnvizError(f"{name} is not valid UTF-8 (bad {byte}{where}); convert it to UTF-8") from None
     return text
+
+
+def json_text(data, indent: int | None = None) -> str:
+    """`data` as JSON text (non-ASCII kept) ending in a line break. NaN and infinity are refused
+    (allow_nan=False): Python would write them as NaN/Infinity literals, which are not JSON and
+    which other tools reject. The forward pass refuses non-finite numbers already (numerics.py);
+    this is the writer's own guard, one clear line instead of an invalid file."""
+    import json
+
+    try:
+        return json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False) + "\n"
+    except ValueError:
+        raise AttnvizError(
+            "the output holds NaN or infinity, which JSON cannot carry; the model's numbers are not finite"
+        ) from None

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import EncoderConfig
+from ..config import EncoderConfig, finite_positive
 from ..errors import AttnvizError
 from ..result import ModelInfo
 from ..tokenize import TextTokenizer
@@ -328,8 +328,8 @@ def _divisible(width: int, heads: int, width_key: str, heads_key: str, label: st
 
 def _eps(data: dict, key: str, default: float, label: str) -> float:
     eps = data.get(key, default)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise AttnvizError(f"{label}: {key} must be a positive number, got {eps!r}")
+    if not finite_positive(eps):  # inf (1e999, Infinity) would make every head uniform
+        raise AttnvizError(f"{label}: {key} must be a positive finite number, got {eps!r}")
     return float(eps)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import enum
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..text import json_text
 from ..errors import AttnvizError
 from .common import (
     HeadOpt,
@@ -165,7 +165,7 @@ def compare(
             if loaded_b is None
             else {"kind": "models", "comparisons": [c.to_dict() for c in comparisons]}
         )
-        emit(json.dumps(data, ensure_ascii=False) + "\n", output, overwrite)
+        emit(json_text(data), output, overwrite)
     else:
         from ..render.compare_view import render_comparison
 

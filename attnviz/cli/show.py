@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import enum
 import io
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..text import json_text
 from ..errors import AttnvizError
 from .common import (
     HeadOpt,
@@ -221,7 +221,7 @@ def show(
             data = selected.to_dict()
             if scores is not None:
                 data["candidates"] = scores.to_dict()
-            out.emit(json.dumps(data, ensure_ascii=False) + "\n")
+            out.emit(json_text(data))
         else:
             import numpy as np
 
