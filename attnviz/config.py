@@ -110,7 +110,17 @@ class EncoderConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise AttnvizError(f"invalid config: {name} must be a non-negative integer, got {value!r}")
-        if self.embedding_size is not None and (not isinstance(self.embedding_size, int) or self.embedding_size <= 0):
+        if not isinstance(self.embedding_layernorm, bool):
+            raise AttnvizError(
+                f"invalid config: embedding_layernorm must be true or false, got {self.embedding_layernorm!r}"
+            )
+        if self.final_norm is not None and not isinstance(self.final_norm, bool):
+            raise AttnvizError(f"invalid config: final_norm must be true, false or null, got {self.final_norm!r}")
+        if self.embedding_size is not None and (
+            not isinstance(self.embedding_size, int)
+            or isinstance(self.embedding_size, bool)
+            or self.embedding_size <= 0
+        ):
             raise AttnvizError(
                 f"invalid config: embedding_size must be a positive integer, got {self.embedding_size!r}"
             )

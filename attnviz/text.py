@@ -49,3 +49,13 @@ def json_text(data, indent: int | None = None) -> str:
         raise AttnvizError(
             "the output holds NaN or infinity, which JSON cannot carry; the model's numbers are not finite"
         ) from None
+
+
+def shown(value, limit: int = 60) -> str:
+    """repr(value) cut to `limit` characters, for error lines: a config value can be a list of a
+    million numbers or nested thousands deep (repr would then raise RecursionError)."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"a {type(value).__name__} nested too deeply"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -30,6 +30,7 @@ from ..config import EncoderConfig
 from ..errors import AttnvizError
 from ..reading import JSON_LIMIT, parse_json, read_bytes
 from ..tokenize import TextTokenizer
+from ..text import shown
 from .loaded import (  # noqa: F401  (re-exported for callers)
     LoadedModel,
     build_encoder,
@@ -180,6 +181,8 @@ def read_config(folder: Path) -> dict:
         raise AttnvizError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise AttnvizError(f"{path}: expected a JSON object")
+    if not isinstance(data.get("model_type", ""), str):  # a list or object would reach dict lookups
+        raise AttnvizError(f"{path}: model_type must be a string, got {shown(data['model_type'])}")
     if "attnviz_format" not in data and "model_type" not in data:
         raise AttnvizError(
             f"{path}: neither an attnviz checkpoint (no 'attnviz_format') nor a transformers config (no 'model_type')"

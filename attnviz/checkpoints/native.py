@@ -20,6 +20,7 @@ from ..result import ModelInfo
 from ..config import CONFIG_FORMAT_VERSION, EncoderConfig
 from ..errors import AttnvizError
 from ..files import current_umask, temporary_name, write_error
+from ..text import shown
 from ..tokenize import TextTokenizer
 from .loaded import LoadedModel, build_encoder, place
 from .weights import WeightFile, fill_encoder, layer_of
@@ -46,8 +47,8 @@ def parse_config(data: dict, label: str) -> tuple[EncoderConfig, bool, int | Non
     seed = data.get("seed")
     if not isinstance(learned, bool):
         raise AttnvizError(f"{label}: 'learned' must be true or false, got {learned!r}")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise AttnvizError(f"{label}: 'seed' must be an integer or null, got {seed!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise AttnvizError(f"{label}: 'seed' must be a non-negative integer or null (as --seed), got {shown(seed)}")
     fields = {k: v for k, v in data.items() if k not in META_KEYS}
     try:
         config = EncoderConfig.from_dict(fields, source=label)

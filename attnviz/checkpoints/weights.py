@@ -129,6 +129,9 @@ def _open_sharded(index: Path) -> WeightFile:
         weight_map = parse_json(read_bytes(index, "a safetensors index", JSON_LIMIT))["weight_map"]
         if not isinstance(weight_map, dict):
             raise TypeError("weight_map is not an object")
+        wrong = next((k for k, v in weight_map.items() if not isinstance(v, str)), None)
+        if wrong is not None:  # numbers, lists or objects where a shard's file name goes
+            raise TypeError(f"weight_map[{wrong[:80]!r}] is not a file name")
     except Exception as exc:
         raise AttnvizError(f"{index}: not a valid safetensors index ({_first_line(exc)})") from None
     shards: dict[str, WeightFile] = {}
