@@ -7,6 +7,7 @@ model without importing torch.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from .errors import AttnvizError
@@ -94,20 +95,34 @@ class EncoderConfig:
                 f"invalid config: rotary positions turn pairs of dimensions, so the head width "
                 f"d_model / num_heads ({self.d_model} / {self.num_heads} = {self.d_head}) must be even"
             )
-        if not (_is_number(self.rope_base) and self.rope_base > 0):
-            raise AttnvizError(f"invalid config: rope_base must be positive, got {self.rope_base!r}")
+        if not finite_positive(self.rope_base):
+            raise AttnvizError(f"invalid config: rope_base must be a positive finite number, got {self.rope_base!r}")
         for name in ("causal", "attention_bias", "output_bias", "ffn_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise AttnvizError(f"invalid config: {name} must be true or false, got {getattr(self, name)!r}")
         if not (_is_number(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise AttnvizError(f"invalid config: dropout must be in [0, 1), got {self.dropout!r}")
-        if not (_is_number(self.layer_norm_eps) and self.layer_norm_eps > 0):
-            raise AttnvizError(f"invalid config: layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
+        # Finite too: an infinite epsilon (1e999 or Infinity in a config.json, inf in a GGUF) makes
+        # every normalised vector 0 and every head uniform, silently.
+        if not finite_positive(self.layer_norm_eps):
+            raise AttnvizError(
+                f"invalid config: layer_norm_eps must be a positive finite number, got {self.layer_norm_eps!r}"
+            )
         for name in ("type_vocab_size", "position_offset", "pad_token_id"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise AttnvizError(f"invalid config: {name} must be a non-negative integer, got {value!r}")
-        if self.embedding_size is not None and (not isinstance(self.embedding_size, int) or self.embedding_size <= 0):
+        if not isinstance(self.embedding_layernorm, bool):
+            raise AttnvizError(
+                f"invalid config: embedding_layernorm must be true or false, got {self.embedding_layernorm!r}"
+            )
+        if self.final_norm is not None and not isinstance(self.final_norm, bool):
+            raise AttnvizError(f"invalid config: final_norm must be true, false or null, got {self.final_norm!r}")
+        if self.embedding_size is not None and (
+            not isinstance(self.embedding_size, int)
+            or isinstance(self.embedding_size, bool)
+            or self.embedding_size <= 0
+        ):
             raise AttnvizError(
                 f"invalid config: embedding_size must be a positive integer, got {self.embedding_size!r}"
             )
@@ -157,3 +172,11 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 def _is_number(value) -> bool:
     """An int or float from a config file; not a bool (JSON true is no number), a string, or None."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def finite_positive(value) -> bool:
+    """A number above 0 that is finite as a float (not inf, NaN, or an integer of 400 digits)."""
+    try:
+        return _is_number(value) and value > 0 and math.isfinite(float(value))
+    except OverflowError:
+        return False

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import EncoderConfig
+from .numerics import check_layer
 
 _ACTIVATIONS = {
     "gelu": lambda x: F.gelu(x),  # exact erf GELU (BERT "gelu")
@@ -278,6 +279,7 @@ class Encoder(nn.Module):
             raise IndexError(f"keep_layers {kept} out of range for {n} layers")
         B, T = input_ids.shape
         x = self.embeddings(input_ids, token_type_ids)
+        check_layer(None, x)  # inf/NaN: one error naming where it appeared (numerics.py)
         mask = self.additive_mask(attention_mask, T, x.dtype, x.device)
         rope = rope_tables(self.config, T, x.device) if self.config.positional == "rope" else None
         if rope is not None:
@@ -303,6 +305,7 @@ class Encoder(nn.Module):
                 values.append(layer.attention.value(seen))  # [B, T, G*Dh]
             slot = buffer[kept.index(i)] if buffer is not None and i in kept else None  # [B, H, T, T]
             x, probs = layer(x, mask, need_weights=i in kept, weights_out=slot, rope=rope)
+            check_layer(i, x, probs)  # inf/NaN: one error naming this layer (numerics.py)
             if buffer is None and probs is not None:
                 collected.append(probs)
         if self.final_norm is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .result import AttentionResult
 from .errors import AttnvizError
 from .checkpoints import LoadedModel
-from .io import check_text
+from .text import check_text
 from .sizes import check_run_size
 from .tokenize import Encoding
 

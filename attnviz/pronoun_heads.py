@@ -22,7 +22,8 @@ from pathlib import Path
 from .analysis.probe import ProbeResult, read_items, resolve_probe_file, run_probe
 from .checkpoints import LoadedModel
 from .errors import AttnvizError
-from .io import JSONLimitError, atomic_write, parse_json
+from .files import atomic_write
+from .reading import JSON_LIMIT, TEXT_LIMIT, JSONLimitError, parse_json, read_bytes
 
 DEFAULT_SET = "agreement"
 CACHE_VERSION = 1
@@ -94,10 +95,10 @@ def _weights_digest(model: LoadedModel) -> str | None:
         identity = ";".join(_file_identity(Path(p)) for p in model.sources) + f";{getattr(first, 'dtype', None)}"
         memo = cache_dir() / "weight-digests" / hashlib.sha256(identity.encode()).hexdigest()[:32]
         try:
-            known = memo.read_text(encoding="ascii").strip()
+            known = read_bytes(memo, "a digest", 1024).decode("ascii").strip()
             if len(known) == 64:
                 return known
-        except (OSError, UnicodeDecodeError):
+        except (OSError, ValueError):  # AttnvizError and UnicodeDecodeError are ValueErrors
             pass  # not remembered yet, or unreadable: compute it
     if model.built_layers < model.config.num_layers:
         return None
@@ -109,7 +110,7 @@ def _weights_digest(model: LoadedModel) -> str | None:
     if memo is not None:
         try:
             memo.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(memo, digest.hexdigest(), overwrite=True)
+            atomic_write(memo, digest.hexdigest(), overwrite=True, links="replace")
         except (OSError, AttnvizError):
             pass  # a memory that cannot be written costs time, never correctness
     return digest.hexdigest()
@@ -125,7 +126,9 @@ def _cache_path(model: LoadedModel, probe_file: Path) -> Path | None:
     weights = fingerprint(model)
     if weights is None:
         return None
-    key = hashlib.sha256(f"{weights}:{hashlib.sha256(probe_file.read_bytes()).hexdigest()}".encode())
+    key = hashlib.sha256(
+        f"{weights}:{hashlib.sha256(read_bytes(probe_file, 'a .jsonl probe file', TEXT_LIMIT)).hexdigest()}".encode()
+    )
     return cache_dir() / "pronoun-heads" / f"{key.hexdigest()[:32]}.json"
 
 
@@ -137,7 +140,7 @@ def cached(model: LoadedModel, probe_set: str = DEFAULT_SET) -> PronounHeads | N
     if path is None or not path.exists():
         return None
     try:
-        data = parse_json(path.read_text(encoding="utf-8"))
+        data = parse_json(read_bytes(path, "a cache entry", JSON_LIMIT))  # AttnvizError: a ValueError
         if isinstance(data, dict) and data.get("version") != CACHE_VERSION:
             return None
         return checked_entry(data, model.config.num_layers, model.config.num_heads)
@@ -221,7 +224,7 @@ def store(model: LoadedModel, heads: PronounHeads, probe_set: str = DEFAULT_SET)
         return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps({"version": CACHE_VERSION, **heads.to_dict()}), overwrite=True)
+        atomic_write(path, json.dumps({"version": CACHE_VERSION, **heads.to_dict()}), overwrite=True, links="replace")
     except (OSError, AttnvizError):
         return None
     return path

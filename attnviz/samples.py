@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import AttnvizError
-from .io import LINE_BREAK, read_stdin, read_text
+from .reading import read_stdin, read_text
+from .text import LINE_BREAK
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_texts"
 COMMENT = "#"

@@ -118,7 +118,8 @@ def memory_limit() -> tuple[int, str]:
     if given:
         value = parse_bytes(given)
         if value is None:
-            raise AttnvizError(f"{LIMIT_VARIABLE}={given!r} is not a size; give bytes or e.g. 4G, 500M")
+            shown = given if len(given) <= 40 else given[:40] + "..."
+            raise AttnvizError(f"{LIMIT_VARIABLE}={shown!r} is not a size; give bytes or e.g. 4G, 500M")
         return value, f"{LIMIT_VARIABLE}={given}"
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -188,7 +189,9 @@ def blame(c: dict) -> str:
 
 def parse_bytes(text: str) -> int | None:
     """ "123", "4G", "4GB", "500M", "1.5T" -> bytes (binary units); None if not a size."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    # ASCII digits only (\d would take ٣ for 3), and at most 20 of them: more is no size of memory
+    # (a float of 5,000 digits is infinity, which int() refuses with an OverflowError).
+    match = re.fullmatch(r"\s*([0-9]{1,20}(?:\.[0-9]{1,20})?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
     if not match:
         return None
     scale = 1024 ** "BKMGT".index((match[2] or "B").upper())

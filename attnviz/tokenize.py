@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import AttnvizError, first_line
-from .io import read_text
+from .reading import TOKENIZER_LIMIT, read_text
 
 DEFAULT_TOKENIZER = "default_tokenizer.json"
 # Words no vocabulary holds whole (and a symbol): encoding them needs the unknown-token or byte
@@ -65,7 +65,7 @@ class TextTokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / "tokenizer.json"
-        return cls.from_str(read_text(path, "a tokenizer.json (or a folder holding one)"), str(path))
+        return cls.from_str(read_text(path, "a tokenizer.json (or a folder holding one)", TOKENIZER_LIMIT), str(path))
 
     @property
     def vocab_size(self) -> int:

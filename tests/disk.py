@@ -32,7 +32,7 @@ def listed_files(outdir: Path) -> set[str]:
 
 
 class FullDisk:
-    """Stands in for attnviz.io._write_all: the first `room` files are written whole; the next gets
+    """Stands in for attnviz.files._write_all: the first `room` files are written whole; the next gets
     half its bytes on disk, then ENOSPC, as a file system that runs out of blocks mid-file does."""
 
     def __init__(self, room: int) -> None:

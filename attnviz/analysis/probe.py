@@ -31,7 +31,8 @@ import numpy as np
 
 from ..result import AttentionResult
 from ..errors import AttnvizError
-from ..io import LINE_BREAK, JSONLimitError, parse_json, read_text
+from ..reading import JSONLimitError, check_regular_file, parse_json, read_text
+from ..text import LINE_BREAK
 from .candidates import NO_WINNER, Span, find_span, pinned_span, span_weights, winners
 
 SIGNIFICANCE = 0.05
@@ -132,6 +133,7 @@ def resolve_probe_file(spec: str | Path) -> tuple[Path, str]:
         return probe_set_path(str(spec)), str(spec)
     if not path.exists() and "/" not in str(spec) and not str(spec).endswith((".jsonl", ".json")):
         raise AttnvizError(f"no probe set or file {str(spec)!r}; built-in sets: {', '.join(PROBE_SETS)}")
+    check_regular_file(path, "a .jsonl file or a built-in set name")  # a FIFO or /dev/zero: refused now
     return path, str(spec)
 
 

@@ -22,13 +22,15 @@ Submodules: `loaded` (LoadedModel, build_encoder), `native` (attnviz format), `f
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..result import ModelInfo
 from ..config import EncoderConfig
 from ..errors import AttnvizError
-from ..io import parse_json
+from ..reading import JSON_LIMIT, parse_json, read_bytes
 from ..tokenize import TextTokenizer
+from ..text import shown
 from .loaded import (  # noqa: F401  (re-exported for callers)
     LoadedModel,
     build_encoder,
@@ -168,18 +170,19 @@ def load_path(
 
 def read_config(folder: Path) -> dict:
     path = folder / "config.json"
+    if not os.path.lexists(path):
+        raise AttnvizError(f"{folder}: no config.json (an attnviz checkpoint or a Hugging Face model folder has one)")
+    raw = read_bytes(path, "a config.json file", JSON_LIMIT)  # a FIFO or /dev/zero is refused
     try:
-        data = parse_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AttnvizError(
-            f"{folder}: no config.json (an attnviz checkpoint or a Hugging Face model folder has one)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+        data = parse_json(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise AttnvizError(f"{path}: cannot read ({exc})") from None
     except ValueError as exc:  # a JSONDecodeError, or JSON beyond the parser's limits
         raise AttnvizError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise AttnvizError(f"{path}: expected a JSON object")
+    if not isinstance(data.get("model_type", ""), str):  # a list or object would reach dict lookups
+        raise AttnvizError(f"{path}: model_type must be a string, got {shown(data['model_type'])}")
     if "attnviz_format" not in data and "model_type" not in data:
         raise AttnvizError(
             f"{path}: neither an attnviz checkpoint (no 'attnviz_format') nor a transformers config (no 'model_type')"
@@ -202,7 +205,7 @@ def _wordpiece_from_vocab(folder: Path, vocab: Path) -> TextTokenizer:
 
     lowercase = True
     try:
-        settings = parse_json((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        settings = parse_json(read_bytes(folder / "tokenizer_config.json", "a JSON file", JSON_LIMIT))
         lowercase = bool(settings.get("do_lower_case", True))
     except (OSError, ValueError, AttributeError):
         pass  # no tokenizer_config.json: BERT's default is lower case

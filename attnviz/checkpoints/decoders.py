@@ -25,11 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import EncoderConfig
+from ..config import EncoderConfig, finite_positive
 from ..errors import AttnvizError
 from ..result import ModelInfo
 from ..tokenize import TextTokenizer
 from .loaded import LoadedModel, build_encoder, place
+from ..text import shown
 from .foreign import find_prefix, positive_int
 from .weights import Part, WeightFile, fill_encoder, layer_of
 
@@ -129,14 +130,14 @@ def _gpt2_config(data: dict, label: str) -> EncoderConfig:
         ("scale_attn_by_inverse_layer_idx", False),
         ("add_cross_attention", False),
     ):
-        if data.get(key, needed) != needed:
+        if _flag(data, key, label, default=needed) != needed:
             raise AttnvizError(
-                f"{label}: {key} {data[key]!r} is not supported; attnviz reads GPT-2 with {key} {str(needed).lower()}"
+                f"{label}: {key} {shown(data[key])} is not supported; attnviz reads GPT-2 with {key} {str(needed).lower()}"
             )
     d_model = positive_int(data, "n_embd", label, 768)
     heads = positive_int(data, "n_head", label, 12)
     _divisible(d_model, heads, "n_embd", "n_head", label)
-    d_ff = data.get("n_inner") or 4 * d_model
+    d_ff = 4 * d_model if data.get("n_inner") is None else positive_int(data, "n_inner", label)
     return EncoderConfig(
         vocab_size=positive_int(data, "vocab_size", label, 50257),
         num_layers=positive_int(data, "n_layer", label, 12),
@@ -215,17 +216,18 @@ def _rope_base(data: dict, label: str) -> float:
     """The rotary base; only the default RoPE (no scaling) is implemented."""
     # transformers 5 writes rope_parameters {"rope_type", "rope_theta"}; older configs rope_theta
     # at the top and rope_scaling (null, or {"type"/"rope_type": ...}).
+    for key in ("rope_parameters", "rope_scaling"):
+        if data.get(key) is not None and not isinstance(data[key], dict):  # [] or "" must not read as absent
+            raise AttnvizError(f"{label}: {key} must be an object, got {shown(data[key])}")
     rope = data.get("rope_parameters") or data.get("rope_scaling") or {}
-    if not isinstance(rope, dict):
-        raise AttnvizError(f"{label}: rope_parameters must be an object, got {rope!r}")
     kind = rope.get("rope_type", rope.get("type", "default"))
     if kind != "default":
         raise AttnvizError(
             f"{label}: RoPE type {kind!r} is not supported; supported: default (rotary positions without scaling)"
         )
     base = rope.get("rope_theta", data.get("rope_theta", 10000.0))
-    if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 0:
-        raise AttnvizError(f"{label}: rope_theta must be a positive number, got {base!r}")
+    if not finite_positive(base):
+        raise AttnvizError(f"{label}: rope_theta must be a positive finite number, got {shown(base)}")
     return float(base)
 
 
@@ -233,8 +235,11 @@ def _sliding_window(data: dict, label: str, model_type: str) -> int | None:
     """The attention window when any layer uses one (Mistral; Qwen2 with use_sliding_window)."""
     window = data.get("sliding_window")
     if model_type == "qwen2":
-        layer_types = data.get("layer_types") or []
-        if not data.get("use_sliding_window", False) and "sliding_attention" not in layer_types:
+        layer_types = data.get("layer_types")
+        layer_types = [] if layer_types is None else layer_types  # not `or []`: {}, "" and 0 are no list
+        if not isinstance(layer_types, list):
+            raise AttnvizError(f"{label}: layer_types must be a list of layer kinds, got {shown(layer_types)}")
+        if not _flag(data, "use_sliding_window", label) and "sliding_attention" not in layer_types:
             return None
     if window is None:
         return None
@@ -316,8 +321,8 @@ def load_decoder(
 
 def _activation(data: dict, key: str, default: str, label: str) -> str:
     act = data.get(key, default)
-    if act not in ACTIVATIONS:
-        raise AttnvizError(f"{label}: {key} {act!r} is not supported; supported: {', '.join(sorted(ACTIVATIONS))}")
+    if not isinstance(act, str) or act not in ACTIVATIONS:  # a list or object is no name (and unhashable)
+        raise AttnvizError(f"{label}: {key} {shown(act)} is not supported; supported: {', '.join(sorted(ACTIVATIONS))}")
     return ACTIVATIONS[act]
 
 
@@ -328,13 +333,13 @@ def _divisible(width: int, heads: int, width_key: str, heads_key: str, label: st
 
 def _eps(data: dict, key: str, default: float, label: str) -> float:
     eps = data.get(key, default)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise AttnvizError(f"{label}: {key} must be a positive number, got {eps!r}")
+    if not finite_positive(eps):  # inf (1e999, Infinity) would make every head uniform
+        raise AttnvizError(f"{label}: {key} must be a positive finite number, got {eps!r}")
     return float(eps)
 
 
-def _flag(data: dict, key: str, label: str) -> bool:
-    value = data.get(key, False)
+def _flag(data: dict, key: str, label: str, default: bool = False) -> bool:
+    value = data.get(key, default)
     if not isinstance(value, bool):
-        raise AttnvizError(f"{label}: {key} must be true or false, got {value!r}")
+        raise AttnvizError(f"{label}: {key} must be true or false, got {shown(value)}")
     return value

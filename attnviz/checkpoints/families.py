@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..result import ModelInfo
-from ..config import EncoderConfig
+from ..config import EncoderConfig, finite_positive
 from ..errors import AttnvizError
 from ..tokenize import TextTokenizer
 from . import decoders
 from .loaded import LoadedModel, build_encoder, place
+from ..text import shown
 from .foreign import find_prefix, positive_int
 from .weights import WeightFile, fill_encoder, layer_of
 
@@ -110,6 +111,8 @@ def family_config(data: dict, label: str) -> EncoderConfig:
     if data.get("model_type") in decoders.DECODERS:
         return decoders.decoder_config(data, label)
     family = family_of(data, label)
+    if not isinstance(data.get("is_decoder", False), bool):
+        raise AttnvizError(f"{label}: is_decoder must be true or false, got {shown(data['is_decoder'])}")
     if data.get("is_decoder"):
         raise AttnvizError(f"{label}: is_decoder is true; attnviz reads encoders (bidirectional attention) only")
     if family.model_type == "distilbert":
@@ -135,7 +138,7 @@ def family_config(data: dict, label: str) -> EncoderConfig:
         kind = data.get("position_embedding_type", "absolute")
         if kind != "absolute":
             raise AttnvizError(
-                f"{label}: position_embedding_type {kind!r} is not supported; "
+                f"{label}: position_embedding_type {shown(kind)} is not supported; "
                 "attnviz maps absolute position embeddings only"
             )
     fields = {ours: positive_int(data, theirs, label) for ours, theirs in names.items()}
@@ -145,16 +148,18 @@ def family_config(data: dict, label: str) -> EncoderConfig:
             f"{names['num_heads']} ({fields['num_heads']})"
         )
     act = data.get(act_key, act_default)
-    if act not in ACTIVATIONS:
-        raise AttnvizError(f"{label}: {act_key} {act!r} is not supported; supported: {', '.join(sorted(ACTIVATIONS))}")
+    if not isinstance(act, str) or act not in ACTIVATIONS:  # a list or object is no name (and unhashable)
+        raise AttnvizError(
+            f"{label}: {act_key} {shown(act)} is not supported; supported: {', '.join(sorted(ACTIVATIONS))}"
+        )
     pad = _int(data, "pad_token_id", family.pad_token_id, label, allow_none=True)
     pad = family.pad_token_id if pad is None else pad
     if family.model_type == "distilbert":
         eps, type_vocab = 1e-12, 0  # DistilBERT hard-codes eps=1e-12 and has no segment embeddings
     else:
         eps = data.get("layer_norm_eps", 1e-12)
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-            raise AttnvizError(f"{label}: layer_norm_eps must be a positive number, got {eps!r}")
+        if not finite_positive(eps):  # inf would make every head uniform
+            raise AttnvizError(f"{label}: layer_norm_eps must be a positive finite number, got {shown(eps)}")
         type_vocab = _int(data, "type_vocab_size", 2, label)
     offset = pad + 1 if family.offset_positions else 0
     max_len = fields["max_len"] - offset

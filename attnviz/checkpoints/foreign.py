@@ -5,6 +5,7 @@ weight name ("bert.", "transformer.", "model.")."""
 from __future__ import annotations
 
 from ..errors import AttnvizError
+from ..text import shown
 from .weights import WeightFile
 
 
@@ -14,7 +15,7 @@ def positive_int(data: dict, key: str, label: str, default: int | None = None) -
     if value is None:
         raise AttnvizError(f"{label}: missing {key!r}")
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise AttnvizError(f"{label}: {key} must be a positive integer, got {value!r}")
+        raise AttnvizError(f"{label}: {key} must be a positive integer, got {shown(value)}")
     return value
 
 

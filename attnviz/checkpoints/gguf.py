@@ -21,9 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import EncoderConfig
+from ..config import EncoderConfig, finite_positive
 from ..errors import AttnvizError
 from ..result import ModelInfo
+from ..text import shown
 from ..tokenize import TextTokenizer
 from .gguf_file import GGUFFile
 from .loaded import LoadedModel, build_encoder, place, torch_device, torch_dtype
@@ -75,9 +76,9 @@ def load_gguf(
     file = GGUFFile(path)
     try:
         arch = file.fields.get("general.architecture")
-        if arch not in ARCHITECTURES:
+        if not isinstance(arch, str) or arch not in ARCHITECTURES:  # an array is no name (nor hashable)
             raise file.error(
-                f"architecture {arch!r} is not supported; supported GGUF architectures: {', '.join(ARCHITECTURES)}"
+                f"architecture {shown(arch)} is not supported; supported GGUF architectures: {', '.join(ARCHITECTURES)}"
             )
         file.check_types()
         config = gguf_config(file, arch)
@@ -131,8 +132,11 @@ def gguf_config(file: GGUFFile, arch: str) -> EncoderConfig:
     if len(embedding.shape) != 2 or embedding.shape[1] != d_model:
         raise file.error(f"token_embd.weight has shape {list(embedding.shape)} but {p}embedding_length is {d_model}")
     for key in (p + "expert_count", p + "attention.sliding_window"):
-        if f.get(key):
-            raise file.error(f"{key} is {f[key]}: mixture-of-experts and sliding-window models are not supported")
+        value = f.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:  # an array, a string, a float
+            raise file.error(f"metadata {key} must be a non-negative integer, got {shown(value)}")
+        if value:
+            raise file.error(f"{key} is {value}: mixture-of-experts and sliding-window models are not supported")
     pad = f.get("tokenizer.ggml.padding_token_id", 0)
     common = dict(
         vocab_size=embedding.shape[0],
@@ -147,7 +151,7 @@ def gguf_config(file: GGUFFile, arch: str) -> EncoderConfig:
         type_vocab_size=0,
         dropout=0.0,
         pad_token_id=pad if isinstance(pad, int) else 0,
-        extra={"format": "gguf", "architecture": arch, "name": str(f.get("general.name", ""))},
+        extra={"format": "gguf", "architecture": arch, "name": _text(file, "general.name", "")},
     )
     if arch == "gpt2":
         return _config(
@@ -170,8 +174,8 @@ def gguf_config(file: GGUFFile, arch: str) -> EncoderConfig:
             f"{p}rope.dimension_count ({rotary}) differs from the head width ({head_dim}); "
             "partial rotary embeddings are not supported for llama GGUF files"
         )
-    scaling = f.get(p + "rope.scaling.type", "none")
-    factor = f.get(p + "rope.scaling.factor", 1.0)
+    scaling = _text(file, p + "rope.scaling.type", "none")
+    factor = _number(file, p + "rope.scaling.factor", 1.0)
     if (
         scaling not in ("none", "linear")
         or (scaling == "linear" and factor != 1.0)
@@ -287,7 +291,14 @@ def _positive(file: GGUFFile, key: str, default: int | None = None) -> int:
     if value is None:
         raise file.error(f"missing metadata key {key!r}")
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise file.error(f"metadata {key} must be a positive integer, got {value!r}")
+        raise file.error(f"metadata {key} must be a positive integer, got {shown(value)}")
+    return value
+
+
+def _text(file: GGUFFile, key: str, default: str) -> str:
+    value = file.fields.get(key, default)
+    if not isinstance(value, str):
+        raise file.error(f"metadata {key} must be a string, got {shown(value)}")
     return value
 
 
@@ -295,6 +306,6 @@ def _number(file: GGUFFile, key: str, default: float | None = None) -> float:
     value = file.fields.get(key, default)
     if value is None:
         raise file.error(f"missing metadata key {key!r}")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise file.error(f"metadata {key} must be a positive number, got {value!r}")
+    if not finite_positive(value):  # inf or NaN epsilon: every head would come out uniform
+        raise file.error(f"metadata {key} must be a positive finite number, got {shown(value)}")
     return float(value)

@@ -19,12 +19,14 @@ from __future__ import annotations
 import math
 import mmap
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import AttnvizError
+from ..text import shown
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
+MAX_NESTING = 16  # arrays of arrays: llama.cpp writes none; deeper than this is a corrupt file
 # Metadata value types (gguf.GGUFValueType) with a fixed width: struct format.
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
@@ -63,8 +66,14 @@ class GGUFFile:
         self.path = Path(path)
         self.label = str(path)
         try:
-            with open(self.path, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
+            # O_NONBLOCK: a FIFO must be refused, not waited on; only a regular file is mapped.
+            with open(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if stat.S_ISDIR(info.st_mode):
+                    raise IsADirectoryError
+                if not stat.S_ISREG(info.st_mode):
+                    raise self.error("not a regular file (a device, FIFO or socket); give a .gguf file")
+                size = info.st_size
                 if size < 24:
                     raise self.error(f"not a GGUF file ({size} bytes, too short for a GGUF header)")
                 self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
@@ -108,7 +117,7 @@ class GGUFFile:
         except UnicodeDecodeError:
             raise self.error(f"corrupt GGUF file (the {what} at byte {self._pos - n} is not UTF-8)") from None
 
-    def _value(self, kind: int, key: str):
+    def _value(self, kind: int, key: str, depth: int = 0):
         if kind in _SCALARS:
             return self._scalar(_SCALARS[kind], f"value of {key}")
         if kind == _STRING:
@@ -127,7 +136,9 @@ class GGUFFile:
         if item == _STRING:
             return self._strings(count, key)
         if item == _ARRAY:  # nested arrays: no model key uses them; read them the slow way
-            return [self._value(_ARRAY, key) for _ in range(count)]
+            if depth >= MAX_NESTING:  # 5,000 deep would exhaust Python's recursion limit
+                raise self.error(f"corrupt GGUF file (metadata {key!r} nests arrays more than {MAX_NESTING} deep)")
+            return [self._value(_ARRAY, key, depth + 1) for _ in range(count)]
         raise self.error(f"corrupt GGUF file (metadata {key!r} holds elements of unknown type {item})")
 
     def _strings(self, count: int, key: str) -> list[str]:
@@ -184,8 +195,13 @@ class GGUFFile:
             offset = self._scalar("<Q", f"offset of {name}")
             directory.append((name, dims, type_id, offset))
         alignment = self.fields.get("general.alignment", DEFAULT_ALIGNMENT)
-        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
-            raise self.error(f"corrupt GGUF file (general.alignment {alignment!r} is not a power of two)")
+        if (
+            isinstance(alignment, bool)
+            or not isinstance(alignment, int)
+            or alignment <= 0
+            or alignment & (alignment - 1)
+        ):
+            raise self.error(f"corrupt GGUF file (general.alignment {shown(alignment)} is not a power of two)")
         self.data_start = -(-self._pos // alignment) * alignment
         for name, dims, type_id, offset in directory:
             self.tensors[name] = self._tensor_info(name, dims, type_id, offset)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from ..errors import AttnvizError
+from ..text import shown
 from ..tokenize import TextTokenizer
 
 # llama.cpp's split expressions (llama-vocab.cpp), per tokenizer.ggml.pre. The GPT-2 expression is
@@ -51,21 +52,20 @@ def gguf_tokenizer(fields: dict, label: str) -> TextTokenizer:
             f"{label}: no tokenizer in the file (no tokenizer.ggml.model); "
             "pass --tokenizer PATH to the model's tokenizer.json"
         )
-    if model != "gpt2":
+    if not isinstance(model, str) or model != "gpt2":
         raise AttnvizError(
-            f"{label}: tokenizer.ggml.model {model!r} is not supported; attnviz rebuilds "
+            f"{label}: tokenizer.ggml.model {shown(model)} is not supported; attnviz rebuilds "
             "byte-level BPE vocabularies ('gpt2') only; pass --tokenizer PATH to a tokenizer.json"
         )
     pre = fields.get("tokenizer.ggml.pre", "default")
-    if pre not in PRE_TOKENIZERS:
+    if not isinstance(pre, str) or pre not in PRE_TOKENIZERS:  # an array is no name (nor hashable)
         raise AttnvizError(
-            f"{label}: tokenizer.ggml.pre {pre!r} is not supported; supported: "
+            f"{label}: tokenizer.ggml.pre {shown(pre)} is not supported; supported: "
             f"{', '.join(sorted(PRE_TOKENIZERS))}; or pass --tokenizer PATH to a tokenizer.json"
         )
     tokens = _string_list(fields, "tokenizer.ggml.tokens", label)
     merges = _string_list(fields, "tokenizer.ggml.merges", label)
-    types = fields.get("tokenizer.ggml.token_type")
-    types = [] if types is None else [int(t) for t in types]
+    types = _token_types(fields.get("tokenizer.ggml.token_type"), len(tokens), label)
     alphabet = _byte_alphabet()
     # Tokens are stored in the byte-level spelling ("Ġit"); one outside that alphabet is spelled
     # from its UTF-8 bytes, as transformers' GGUF loader does.
@@ -110,13 +110,39 @@ def gguf_tokenizer(fields: dict, label: str) -> TextTokenizer:
         ]
     )
     post = [processors.ByteLevel(trim_offsets=True)]  # offsets cover the word, not its leading space
-    if fields.get("tokenizer.ggml.add_bos_token", False):
+    add_bos = fields.get("tokenizer.ggml.add_bos_token", False)
+    if not isinstance(add_bos, bool):
+        raise AttnvizError(
+            f"{label}: metadata tokenizer.ggml.add_bos_token must be true or false, got {shown(add_bos)}"
+        )
+    if add_bos:
         bos = fields.get("tokenizer.ggml.bos_token_id")
-        if not isinstance(bos, int) or not 0 <= bos < len(tokens):
+        if isinstance(bos, bool) or not isinstance(bos, int) or not 0 <= bos < len(tokens):
             raise AttnvizError(f"{label}: tokenizer.ggml.add_bos_token is set but bos_token_id is {bos!r}")
         post.append(processors.TemplateProcessing(single=f"{tokens[bos]} $A", special_tokens=[(tokens[bos], bos)]))
     tok.post_processor = post[0] if len(post) == 1 else processors.Sequence(post)
     return TextTokenizer(tok, f"{label} (GGUF metadata, pre-tokenizer {pre})")
+
+
+def _token_types(value, count: int, label: str) -> list[int]:
+    """tokenizer.ggml.token_type: one integer per token, llama.cpp's 0-6 (undefined, normal,
+    unknown, control, user-defined, unused, byte); absent: none special."""
+    import numpy as np
+
+    if value is None:
+        return []
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "iu" or value.ndim != 1:
+        raise AttnvizError(
+            f"{label}: corrupt metadata tokenizer.ggml.token_type (expected integers, got {shown(value)})"
+        )
+    if len(value) != count:
+        raise AttnvizError(
+            f"{label}: corrupt metadata tokenizer.ggml.token_type ({len(value)} values for {count} tokens)"
+        )
+    if len(value) and not (0 <= int(value.min()) and int(value.max()) <= 6):
+        bad = int(value[(value < 0) | (value > 6)][0])
+        raise AttnvizError(f"{label}: corrupt metadata tokenizer.ggml.token_type (a value {bad}; llama.cpp's are 0-6)")
+    return value.tolist()
 
 
 def _string_list(fields: dict, key: str, label: str) -> list[str]:

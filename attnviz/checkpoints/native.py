@@ -19,7 +19,8 @@ from pathlib import Path
 from ..result import ModelInfo
 from ..config import CONFIG_FORMAT_VERSION, EncoderConfig
 from ..errors import AttnvizError
-from ..io import current_umask, temporary_name, write_error
+from ..files import current_umask, cut_to_bytes, temporary_name, write_error
+from ..text import shown
 from ..tokenize import TextTokenizer
 from .loaded import LoadedModel, build_encoder, place
 from .weights import WeightFile, fill_encoder, layer_of
@@ -46,8 +47,8 @@ def parse_config(data: dict, label: str) -> tuple[EncoderConfig, bool, int | Non
     seed = data.get("seed")
     if not isinstance(learned, bool):
         raise AttnvizError(f"{label}: 'learned' must be true or false, got {learned!r}")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise AttnvizError(f"{label}: 'seed' must be an integer or null, got {seed!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise AttnvizError(f"{label}: 'seed' must be a non-negative integer or null (as --seed), got {shown(seed)}")
     fields = {k: v for k, v in data.items() if k not in META_KEYS}
     try:
         config = EncoderConfig.from_dict(fields, source=label)
@@ -176,8 +177,10 @@ def write_folder(folder: str | Path, files: dict[str, bytes], overwrite: bool = 
     folder = Path(folder)
     check_target(folder, overwrite, tuple(files))
     parent = folder.parent if str(folder.parent) else Path(".")
+    sweep_stale_folders(parent, folder.name)
     tmp = temporary_name(parent, folder.name)
     where = folder  # what an OSError is about: the folder, or the file being replaced
+    lock = None
     try:
         umask = current_umask()
         try:
@@ -185,6 +188,7 @@ def write_folder(folder: str | Path, files: dict[str, bytes], overwrite: bool = 
         except FileExistsError:
             tmp = None  # a name clash: that folder is someone else's
             raise
+        lock = _hold(tmp)  # while we live the folder is ours; after a SIGKILL the next write sweeps it
         os.chmod(tmp, 0o777 & ~umask)  # made 0700 so no one reads it half-written; then an ordinary folder
         for name, data in files.items():
             # open() applies the umask too, but say it: files are 0666 less the umask, like any tool's
@@ -209,4 +213,58 @@ def write_folder(folder: str | Path, files: dict[str, bytes], overwrite: bool = 
         if isinstance(exc, OSError):
             raise write_error(where, exc) from None
         raise
+    finally:
+        if lock is not None:
+            os.close(lock)
     return folder
+
+
+# A temporary folder younger than this is never swept: its writer may be between mkdir and flock.
+_SWEEP_AGE_SECONDS = 2
+
+
+def _hold(folder: Path) -> int:
+    """An exclusive flock on `folder` (a descriptor to close when done). The kernel drops it when
+    the process ends, however it ends (SIGKILL, power loss aside): a lock that can be taken marks a
+    temporary folder whose writer is gone."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def sweep_stale_folders(parent: Path, name: str) -> list[Path]:
+    """Remove the temporary folders (`.NAME.<16 hex>.part`) that a killed write of `name` left in
+    `parent` (`init` SIGKILLed mid-write leaves its whole checkpoint there, 1.3 GB for a big model);
+    a folder whose writer still runs holds its lock and is left alone. Returns what was removed."""
+    import fcntl
+    import re
+    import time
+
+    pattern = re.compile(re.escape(f".{cut_to_bytes(name)}.") + r"[0-9a-f]{16}\.part")
+    removed = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not pattern.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            if time.time() - entry.stat(follow_symlinks=False).st_mtime < _SWEEP_AGE_SECONDS:
+                continue
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its writer is alive
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+        finally:
+            os.close(fd)
+    return removed

@@ -69,6 +69,16 @@ def _flatten(data, path: Path) -> dict:
             raise AttnvizError(f"{path}: state dict key {key!r} is not a string")
         if not isinstance(value, torch.Tensor):
             raise AttnvizError(f"{path}: {key} is a {type(value).__name__}, not a tensor")
+        # A meta tensor has a shape but no values; a sparse or quantized one would not copy into
+        # a dense parameter: both would fail later with torch's own message (or load nothing).
+        if value.is_meta:
+            raise AttnvizError(f"{path}: {key} is a meta tensor (a shape without values); save the real weights")
+        if value.layout != torch.strided:
+            raise AttnvizError(
+                f"{path}: {key} is a {value.layout} tensor; attnviz reads dense tensors (save .to_dense())"
+            )
+        if value.is_quantized or value.is_complex():
+            raise AttnvizError(f"{path}: {key} is a {value.dtype} tensor; attnviz reads real floating-point weights")
     return data
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..config import EncoderConfig
 from ..errors import AttnvizError, first_line
-from ..io import parse_json
+from ..reading import JSON_LIMIT, parse_json, read_bytes
 from ..sizes import human_bytes, parameter_count
 from .statedict import STATE_DICT_SUFFIXES, load_state_dict
 
@@ -126,9 +126,12 @@ def _open_safetensors(path: Path) -> WeightFile:
 
 def _open_sharded(index: Path) -> WeightFile:
     try:
-        weight_map = parse_json(index.read_text(encoding="utf-8"))["weight_map"]
+        weight_map = parse_json(read_bytes(index, "a safetensors index", JSON_LIMIT))["weight_map"]
         if not isinstance(weight_map, dict):
             raise TypeError("weight_map is not an object")
+        wrong = next((k for k, v in weight_map.items() if not isinstance(v, str)), None)
+        if wrong is not None:  # numbers, lists or objects where a shard's file name goes
+            raise TypeError(f"weight_map[{wrong[:80]!r}] is not a file name")
     except Exception as exc:
         raise AttnvizError(f"{index}: not a valid safetensors index ({first_line(exc)})") from None
     shards: dict[str, WeightFile] = {}

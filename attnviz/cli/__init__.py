@@ -11,7 +11,7 @@ import errno
 import typer
 
 from .. import __version__
-from .common import STATE, fail, quiet_stdout
+from .common import STATE, fail, finish_stdout, quiet_stdout
 from .compare import compare
 from .explore import explore
 from .export import export
@@ -64,7 +64,19 @@ def _click_exceptions():
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: usage errors become one line on stderr with exit status 2."""
+    """Console entry point: usage errors become one line on stderr with exit status 2; standard
+    output is checked (see files.checked_stdout) and flushed before the exit status is decided."""
+    from ..environment import check_environment
+    from ..files import checked_stdout
+
+    with checked_stdout():
+        code = check_environment(fail)
+        if code is None:
+            code = _run(argv)
+        return finish_stdout(code)
+
+
+def _run(argv: list[str] | None) -> int:
     ex = _click_exceptions()
     try:
         rv = app(args=argv, prog_name="attnviz", standalone_mode=False)

@@ -81,6 +81,20 @@ def quiet_stdout() -> int:
     return 0
 
 
+def finish_stdout(code: int) -> int:
+    """Flush standard output before exiting with `code`: a full disk or /dev/full met by the last
+    bytes is one error line and exit 2 (not a success with a cut file), a closed pipe is quiet."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return quiet_stdout() if code == 0 else code
+    except AttnvizError as exc:  # files.WriteError from the checked standard output
+        return fail(str(exc), 2) if code == 0 else code
+    except (OSError, ValueError):  # an unchecked stream (a test harness) that is closed
+        pass
+    return code
+
+
 def make_console(**kwargs):
     """A rich Console for attnviz's output: like rich's own, except that a closed pipe raises
     BrokenPipeError (which `handles_errors` turns into a quiet exit 0) where rich would exit 1."""
@@ -97,9 +111,11 @@ def make_console(**kwargs):
 def emit(text: str, output: Path | None, overwrite: bool) -> None:
     """Machine-readable output: to stdout, or atomically into --output."""
     if output is None:
-        typer.echo(text, nl=False)
+        from ..files import write_stdout_bytes
+
+        write_stdout_bytes(text.encode("utf-8", "surrogateescape"))  # JSON is UTF-8 whatever the locale
     else:
-        from ..io import atomic_write
+        from ..files import atomic_write
 
         atomic_write(output, text, overwrite)
 
@@ -113,7 +129,7 @@ def report_console(output: Path | None, overwrite: bool, width: int = 100):
         file=sink, width=width if sink else None, highlight=False, soft_wrap=False, no_color=sink is not None
     )
     if sink is not None:
-        from ..io import atomic_write
+        from ..files import atomic_write
 
         atomic_write(output, sink.getvalue(), overwrite)
 
@@ -382,7 +398,7 @@ class OutputFlags:
     def check(self) -> None:
         """Refuse an existing --output (without --overwrite) before any slow work."""
         if self.output is not None:
-            from ..io import check_writable
+            from ..files import check_writable
 
             check_writable(self.output, self.overwrite)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..text import json_text
 from ..errors import AttnvizError
 from .common import (
     HeadOpt,
@@ -132,7 +132,7 @@ def compare(
 def _check_outputs(out: OutputFlags, png: Path | None, images: int) -> list[Path]:
     """The image files `--png` names (NAME-A.png, NAME-B.png for two), refused now when they
     cannot be written, before the model loads."""
-    from ..io import check_distinct, check_writable
+    from ..files import check_distinct, check_writable
 
     check_not_dash("--png", png)
     pngs = _png_paths(png, images) if png is not None else []
@@ -177,7 +177,7 @@ def _report(comparisons: list, out: OutputFlags, fmt: Format, top: int, models_c
             if models_compared
             else comparisons[0].to_dict()
         )
-        out.emit(json.dumps(data, ensure_ascii=False) + "\n")
+        out.emit(json_text(data))
         return
     from ..render.compare_view import render_comparison
 
@@ -190,7 +190,7 @@ def _report(comparisons: list, out: OutputFlags, fmt: Format, top: int, models_c
 
 def _write_image(path: Path, comparison, options, overwrite: bool) -> None:
     """The focus maps side by side and their difference; "wrote PATH" on stderr, as `show` says it."""
-    from ..io import atomic_write
+    from ..files import atomic_write
     from ..render.compare_image import render_compare_image
     from ..render.image import format_for
 

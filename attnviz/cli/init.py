@@ -36,11 +36,13 @@ def init(
     """
     from ..checkpoints import save_model
     from ..checkpoints.native import check_target
+    from ..workers import exit_on_sigterm
 
     check_target(folder, overwrite)  # fail before building the model
     loaded = build_model("random", tokenizer, seed, shape)
     loaded.tokenizer.check_encodes()  # a tokenizer that fails on unknown words would break the checkpoint
-    save_model(loaded, folder, overwrite=overwrite)
+    with exit_on_sigterm():  # a `kill` unwinds like Ctrl-C: the hidden .DIR.<hex>.part/ folder is removed
+        save_model(loaded, folder, overwrite=overwrite)
     typer.echo(
         f"wrote {folder}: random model (seed {seed}), {loaded.config.describe()}, "
         f"vocabulary {loaded.config.vocab_size}; use it with --model {folder}"

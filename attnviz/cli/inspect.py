@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import enum
-import json
 import sys
 from typing import Annotated, Optional
 
 import typer
 
+from ..text import json_text
 from ..errors import AttnvizError
 from .common import ModelFlags, OutputFlags, handles_errors, model_flags, output_flags
 
@@ -204,7 +204,7 @@ def inspect(
                 ],
             },
         }
-        out.emit(json.dumps(payload, ensure_ascii=False, indent=1) + "\n")
+        out.emit(json_text(payload, indent=1))
         return
 
     from ..render.inspect_view import render_heads, render_model

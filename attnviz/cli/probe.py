@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import enum
-import json
 import sys
 from typing import Annotated
 
 import typer
 
+from ..text import json_text
 from ..errors import AttnvizError
 from .common import ModelFlags, OutputFlags, View, handles_errors, model_flags, output_flags
 
@@ -88,7 +88,7 @@ def coref(
 
         store(loaded, PronounHeads.from_probe(result, name), str(file))
     if fmt is Format.json:
-        out.emit(json.dumps(result.to_dict(top), ensure_ascii=False) + "\n")
+        out.emit(json_text(result.to_dict(top)))
         return
     from ..render.probe_view import render_probe
 

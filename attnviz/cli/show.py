@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import enum
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..text import json_text
 from ..errors import AttnvizError
 from .common import (
     HeadOpt,
@@ -42,7 +42,9 @@ class Format(str, enum.Enum):
 @output_flags("--output / --png / --html", truncate="Cut text longer than the model's maximum instead of refusing it.")
 @with_image_flags
 def show(
-    text: Annotated[str, typer.Argument(help="The sentence to visualise.", show_default=False)],
+    text: Annotated[
+        str, typer.Argument(help="The sentence to visualise; - reads it from standard input.", show_default=False)
+    ],
     layer: LayerOpt = None,
     head: HeadOpt = None,
     focus: Annotated[
@@ -121,6 +123,10 @@ def show(
     from ..analysis.focus import resolve_focus
     from ..selection import last_index
 
+    if text == "-":  # standard input, as for export's `-` (a hyphen alone is no sentence to show)
+        from ..reading import sentence_from_stdin
+
+        text = sentence_from_stdin()
     _check_outputs(fmt, out, png, html)  # bad arguments fail before the model loads (torch alone takes ~2 s)
     image_opts = image.options() if png is not None else None
     if not text.strip():
@@ -172,7 +178,7 @@ class _Shown:
 
 
 def _check_outputs(fmt: Format, out: OutputFlags, png: Path | None, html: Path | None) -> None:
-    from ..io import check_distinct, check_writable
+    from ..files import check_distinct, check_writable
 
     if fmt is Format.npz and out.to_stdout:
         raise AttnvizError("--format npz is binary: give a file with --output FILE.npz, not -")
@@ -234,11 +240,11 @@ def _write_data(shown: _Shown, fmt: Format, out: OutputFlags) -> None:
         data = selected.to_dict()
         if shown.scores is not None:
             data["candidates"] = shown.scores.to_dict()
-        out.emit(json.dumps(data, ensure_ascii=False) + "\n")
+        out.emit(json_text(data))
         return
     import numpy as np
 
-    from ..io import atomic_write
+    from ..files import atomic_write
 
     buffer = io.BytesIO()
     np.savez(buffer, **selected.npz_arrays())
@@ -271,7 +277,7 @@ def _render_tables(shown: _Shown, out: OutputFlags, top: int, resolve: bool, spe
 def _write_image(path: Path, result, focus: int | None, options, overwrite: bool) -> str:
     """Draw `result` (already narrowed to the chosen layers and heads) into `path`; the format
     comes from the extension. Returns a one-line description for the terminal."""
-    from ..io import atomic_write
+    from ..files import atomic_write
     from ..render.image import choose_layout, format_for, render_image
 
     fmt = format_for(path)
@@ -294,7 +300,7 @@ def _write_html(
     """The interactive page of `result` (token level) into `path`; another --view comes with the
     attention it derives from, so the page can switch between them. Returns a line for the terminal."""
     from ..analysis.candidates import parse_candidates
-    from ..io import atomic_write
+    from ..files import atomic_write
     from ..pipeline import run_attention
     from ..render.html import render_html
 

@@ -2,7 +2,7 @@
 
 One JSON string per line (a sentence may hold any character) in `$ATTNVIZ_STATE_DIR`, else
 `$XDG_STATE_HOME/attnviz`, else `~/.local/state/attnviz`, file `explore-history.jsonl`; written
-atomically (attnviz.io), the newest last, at most MAX_ENTRIES. A file that cannot be read or
+atomically (attnviz.files), the newest last, at most MAX_ENTRIES. A file that cannot be read or
 written never stops the explorer: it starts with an empty history and says why.
 """
 
@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 
 from ..errors import AttnvizError
-from ..io import atomic_write, parse_json
+from ..files import atomic_write
+from ..reading import parse_json
 
 MAX_ENTRIES = 200
 FILE_NAME = "explore-history.jsonl"

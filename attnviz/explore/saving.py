@@ -8,7 +8,7 @@ import unicodedata
 from pathlib import Path
 
 from ..errors import AttnvizError
-from ..io import atomic_write
+from ..files import atomic_write
 from ..result import AttentionResult
 
 MAX_SLUG = 40

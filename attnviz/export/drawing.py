@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io import make_folders, remove_empty
+from ..files import make_folders, remove_empty
 from ..render.image import ImageOptions
 from ..result import AttentionResult
 from ..workers import stop_if_sigterm

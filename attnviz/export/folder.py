@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 
 from ..errors import AttnvizError
-from ..io import write_error
+from ..files import write_error
 
 LOCK_FILE = ".attnviz-export.lock"
 _UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # no lock file: no other file either
@@ -64,7 +64,7 @@ def check_inside(outdir: Path, folder: Path) -> None:
 
 def write_inside(target: Path, data: bytes | str) -> None:
     """atomic_write into `target`, replacing a symbolic link there rather than what it points to."""
-    from ..io import atomic_write
+    from ..files import atomic_write
 
     if target.is_symlink():
         target.unlink()

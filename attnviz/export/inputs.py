@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable
 
 from ..errors import AttnvizError
-from ..io import check_text, decode_utf8
+from ..text import check_text, decode_utf8
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024  # 64 MB of text: about a million sentences, far beyond an export
 WANTED = "give text files, folders of .txt files, '-' for standard input, or sentences"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import AttnvizError
-from ..io import WriteError, make_folders, remove_empty
+from ..files import WriteError, make_folders, remove_empty
 from ..render.image import ImageOptions
 from ..result import AttentionResult
 from ..selection import parse_indices

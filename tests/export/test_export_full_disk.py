@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from PIL import Image
-import attnviz.io as aio
+import attnviz.files as aio
 from cli_runs import TINY, assert_one_error_line, invoke
 from disk import FullDisk, empty_folders, parts, tree
 
@@ -68,7 +68,7 @@ def test_a_full_disk_while_writing_the_manifest_keeps_the_images(tmp_path, monke
 
 SITECUSTOMIZE = """
 import errno, os
-import attnviz.io as aio
+import attnviz.files as aio
 
 def _full_after(fd, data, _room=[int(os.environ["FULL_AFTER"])], _out=os.environ["FULL_OUT"]):
     # shared across processes: the disk is "full" once FULL_AFTER images exist

@@ -1,4 +1,4 @@
-"""Atomic writes (attnviz.io): a full disk keeps the old file, a signal between making the temporary
+"""Atomic writes (attnviz.files): a full disk keeps the old file, a signal between making the temporary
 file and renaming it leaves nothing behind, a clashing temporary name is refused, long names keep a
 temporary name that fits; every file and folder written gets the mode the umask gives."""
 
@@ -9,7 +9,7 @@ import os
 import stat
 from pathlib import Path
 import pytest
-import attnviz.io as aio
+import attnviz.files as aio
 from cli_runs import TINY, invoke
 from disk import FullDisk, parts, tree
 

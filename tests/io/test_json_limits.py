@@ -22,7 +22,7 @@ GOOD_ITEM = {"text": "The cat saw the dog and it ran.", "pronoun": "it", "candid
 
 
 def test_parse_json_turns_parser_limits_into_a_value_error():
-    from attnviz.io import JSONLimitError, parse_json
+    from attnviz.reading import JSONLimitError, parse_json
 
     with pytest.raises(JSONLimitError, match="nested too deeply"):
         parse_json(DEEP)

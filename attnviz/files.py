@@ -7,20 +7,16 @@ the operating system refuses (read-only place, no permission, disk full, name to
 
 from __future__ import annotations
 
+import contextlib
 import errno as errnos
-import json
+import io
 import os
-import re
 import secrets
 import stat
+import sys
 from pathlib import Path
 
 from .errors import AttnvizError
-
-# A line ends at \n, \r\n or \r only, as `wc -l` and editors count them: str.splitlines would
-# also split at U+2028, U+2029, U+0085, \x0b, \x0c and \x1c-\x1e, which can sit inside a sentence
-# (or inside a JSON string of a .jsonl line).
-LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 # Longest part of a file name kept in a temporary name: `.{name}.{16 hex}.part` must itself fit in
 # the 255 bytes most file systems allow for one name.
@@ -60,96 +56,37 @@ def write_error(path: str | Path, exc: OSError, action: str = "write") -> WriteE
     return WriteError(f"cannot {action} {path}: {reason}" + (f"; {hint}" if hint else ""), str(path), exc.errno)
 
 
-def read_text(path: str | Path, wanted: str) -> str:
-    """A UTF-8 text file's contents (a byte-order mark dropped), or an AttnvizError that names the
-    file; `wanted` says what the user should give instead, e.g. "a .jsonl file"."""
-    path = Path(path)
-    if path.is_dir():
-        raise AttnvizError(f"{path} is a folder; give {wanted}")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise AttnvizError(f"no such file: {path}; give {wanted}") from None
-    except OSError as exc:
-        raise AttnvizError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return decode_utf8(raw, str(path), "save it as UTF-8")
-
-
-def decode_utf8(raw: bytes, name: str, fix: str) -> str:
-    """`raw` as UTF-8 text (a byte-order mark dropped), or an AttnvizError naming `name` and the
-    line of the first bad byte, then `fix` (what to do about it)."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise AttnvizError(f"{name} is not UTF-8 text (bad byte at line {line}); {fix}") from None
-
-
-def read_stdin(wanted: str) -> str:
-    """Standard input as UTF-8 text, read as bytes: Python's own decoding would either fail with a
-    traceback or, in UTF-8 mode, smuggle bad bytes through as lone surrogates."""
-    import sys
-
-    stream = getattr(sys.stdin, "buffer", None)
-    if stream is None:  # a text-only stream (some test harnesses): its text is already decoded
-        return check_text(sys.stdin.read(), "standard input")
-    try:
-        raw = stream.read()
-    except OSError as exc:
-        raise AttnvizError(f"cannot read standard input: {exc.strerror or exc}; give {wanted}") from None
-    return decode_utf8(raw, "standard input", "convert it to UTF-8")
-
-
-class JSONLimitError(ValueError):
-    """Well-formed JSON beyond what Python's parser takes: nested too deeply, or a number too long."""
-
-
-def parse_json(text: str | bytes):
-    """json.loads(text); JSON that is well formed but beyond Python's limits raises JSONLimitError
-    (a ValueError, as a JSONDecodeError is) with a plain reason. Nesting by the thousand
-    (`[[[[...`) makes json.loads raise RecursionError, which is no ValueError, so callers that
-    treat a decode error as bad input would let it through as an internal error; an integer of
-    thousands of digits raises a ValueError whose text tells the user to call
-    sys.set_int_max_str_digits()."""
-    import sys
-
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise JSONLimitError("arrays or objects nested too deeply") from None
-    except json.JSONDecodeError:
-        raise
-    except ValueError:  # int() refusing the digits of a huge number
-        raise JSONLimitError(f"a number longer than {sys.get_int_max_str_digits()} digits") from None
-
-
-def check_text(text: str, name: str) -> str:
-    """Refuse text that holds lone surrogates (bytes that were not UTF-8, smuggled in by the
-    surrogateescape decoding of command-line arguments), naming the line; else return it."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = ord(text[exc.start])
-        byte = f"byte 0x{bad - 0xDC00:02x}" if 0xDC80 <= bad <= 0xDCFF else f"character U+{bad:04X}"
-        line = text.count("\n", 0, exc.start) + 1
-        where = f" at line {line}" if "\n" in text else ""
-        raise AttnvizError(f"{name} is not valid UTF-8 (bad {byte}{where}); convert it to UTF-8") from None
-    return text
-
-
-def check_writable(path: Path, overwrite: bool) -> None:
+def check_writable(path: Path, overwrite: bool, links: str = "follow") -> None:
     """Refuse early what atomic_write would refuse: an existing file (unless `overwrite`), a folder,
     a device or pipe, a parent that is missing or is a file. Permissions are left to the write itself
-    (root ignores them, and a read-only file system only says so when written)."""
+    (root ignores them, and a read-only file system only says so when written).
+
+    A symbolic link is an existing file even when it points nowhere (a dangling link): without
+    `overwrite` it is refused; with it, what it points to is checked (atomic_write writes there),
+    unless links="replace" (the link itself is what gets replaced)."""
     path = Path(path)
     try:
-        info = path.stat()
+        info = path.lstat()
     except FileNotFoundError:
         info = None
     except NotADirectoryError:
         raise AttnvizError(f"cannot write {path}: {_file_in_the_way(path)} is a file, not a folder") from None
     except OSError as exc:
         raise write_error(path, exc) from None
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        if not overwrite and links == "replace":
+            raise AttnvizError(f"{path} already exists (a symbolic link); pass --overwrite to replace it")
+        if not overwrite:
+            raise AttnvizError(
+                f"{path} already exists (a symbolic link); pass --overwrite to replace what it points to"
+            )
+        if links == "replace":
+            return _check_folder(path)
+        target = link_target(path)
+        if target == path:  # a loop of links: nothing to write through to
+            raise AttnvizError(f"cannot write {path}: a loop of symbolic links; remove the link or give another name")
+        check_writable(target, overwrite)
+        return
     if info is not None:
         if stat.S_ISDIR(info.st_mode):
             raise AttnvizError(f"{path} is a folder; give a file name")
@@ -157,11 +94,24 @@ def check_writable(path: Path, overwrite: bool) -> None:
             raise AttnvizError(f"{path} already exists; pass --overwrite to replace it")
         if not stat.S_ISREG(info.st_mode):
             raise AttnvizError(f"{path} is not a regular file (a device, pipe or socket); give a file name")
+    _check_folder(path)
+
+
+def _check_folder(path: Path) -> None:
     folder = _folder_of(path)
     if not folder.is_dir():
         if folder.exists():
             raise AttnvizError(f"cannot write {path}: {folder} is a file, not a folder")
         raise AttnvizError(f"cannot write {path}: folder {folder} does not exist")
+
+
+def link_target(path: Path) -> Path:
+    """Where the symbolic link `path` finally points (it need not exist: a dangling link); `path`
+    itself for a loop of links."""
+    try:
+        return Path(os.path.realpath(path, strict=False))
+    except OSError:  # ELOOP (realpath raises it only in strict mode on some Pythons)
+        return path
 
 
 def check_distinct(outputs: dict[str, Path | None]) -> None:
@@ -178,18 +128,24 @@ def check_distinct(outputs: dict[str, Path | None]) -> None:
         seen[where] = option
 
 
-def atomic_write(path: str | Path, data: bytes | str, overwrite: bool = False) -> Path:
+def atomic_write(path: str | Path, data: bytes | str, overwrite: bool = False, links: str = "follow") -> Path:
     """Write `data` to `path` through a temporary file in the same folder, renamed into place.
 
     The file gets the mode the umask gives a new file (0644 under umask 022), as `open()` would;
     the temporary file (created 0600 so no one reads half of it) is set to that mode before the
     rename. On any failure the temporary file is removed and nothing else changes.
+
+    `path` a symbolic link (allowed only with `overwrite`): with links="follow" the file it points to
+    is replaced, atomically (the temporary file sits in the target's folder), and the link stays, as
+    `> link` in a shell writes through it; links="replace" replaces the link itself by the file.
+    Returns `path`.
     """
     path = Path(path)
-    check_writable(path, overwrite)
+    check_writable(path, overwrite, links)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    tmp = temporary_name(_folder_of(path), path.name)
+    target = link_target(path) if links == "follow" and path.is_symlink() else path
+    tmp = temporary_name(_folder_of(target), target.name)
     try:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -202,14 +158,24 @@ def atomic_write(path: str | Path, data: bytes | str, overwrite: bool = False) -
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException as exc:
         if tmp is not None:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
         if isinstance(exc, OSError):
             raise write_error(path, exc) from None
         raise
     return path
+
+
+def discard(path: Path) -> None:
+    """Remove a temporary file of ours if it is there. Its own failure is never reported: on a
+    read-only file system unlink says EROFS even for a file that was never created, and that must
+    not hide the error that made us clean up (the caller re-raises that one)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def temporary_name(folder: Path, name: str) -> Path:
@@ -304,4 +270,91 @@ def _file_in_the_way(path: Path) -> Path:
 
 def cut_to_bytes(name: str, limit: int = _TMP_NAME_BYTES) -> str:
     """`name` cut to at most `limit` bytes of UTF-8, at a character boundary."""
-    return name.encode("utf-8")[:limit].decode("utf-8", "ignore")
+    try:
+        return name.encode("utf-8")[:limit].decode("utf-8", "ignore")
+    except UnicodeEncodeError:  # a name that is not UTF-8 (-o $'\xff.json', bytes kept as surrogates)
+        return os.fsdecode(os.fsencode(name)[:limit])
+
+
+# Standard output ----------------------------------------------------------------------------------
+
+
+class _CheckedStdout(io.RawIOBase):
+    """File descriptor 1 for Python's buffered writer: a refused write (`> /dev/full`, a full disk,
+    EIO) becomes a WriteError naming standard output instead of an OSError no one expects; a
+    closed pipe stays a BrokenPipeError (a reader that left is not an error). After either, further
+    writes are dropped, so the final flush at exit cannot fail a second time. BufferedWriter calls
+    write() again for what a short write left, so every byte is out or reported."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self.failed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data) -> int:
+        if self.failed:
+            return len(data)
+        try:
+            return os.write(self._fd, data)
+        except BrokenPipeError:
+            self.failed = True
+            raise
+        except OSError as exc:
+            self.failed = True
+            raise write_error("standard output", exc) from None
+
+
+@contextlib.contextmanager
+def checked_stdout():
+    """Within the block, sys.stdout writes to file descriptor 1 through _CheckedStdout, in the same
+    encoding, with unencodable characters replaced (PYTHONIOENCODING=ascii: `?` for `·`, not a
+    crash). Left alone when sys.stdout is not the process's own (a test harness capturing it).
+    The caller flushes (finish_stdout) before the block ends, to report what the flush meets."""
+    original = sys.stdout
+    try:
+        fd = original.fileno() if original is not None and original is sys.__stdout__ else None
+    except (OSError, ValueError, AttributeError):
+        fd = None
+    if fd is None:
+        yield
+        return
+    original.flush()
+    stream = io.TextIOWrapper(
+        io.BufferedWriter(_CheckedStdout(fd)),
+        encoding=original.encoding,
+        errors="replace",
+        line_buffering=original.line_buffering,
+    )
+    sys.stdout = stream
+    try:
+        yield
+    finally:
+        sys.stdout = original
+        try:
+            stream.flush()
+        except Exception:  # finish_stdout reported it already; the raw layer now drops bytes
+            pass
+        with contextlib.suppress(Exception):
+            stream.detach()  # fd 1 stays open: it was never ours to close
+
+
+def write_stdout_bytes(data: bytes) -> None:
+    """`data` (UTF-8 machine-readable output, whatever the terminal's encoding) to standard output,
+    after anything already written as text."""
+    stream = sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:  # a text-only stream (a test harness): its text is already decoded
+        stream.write(data.decode("utf-8"))
+        return
+    stream.flush()
+    buffer.write(data)
+    buffer.flush()
