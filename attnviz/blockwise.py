@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-# Scores of one block (B x H x R x W float32) stay under this: 64 MB, i.e. R = 1,820 rows of a
-# 9-head, 1,000-token layer; 227 rows at 8,192 tokens.
-BLOCK_BYTES = 64 * 1024**2
+from .sizes import BLOCK_BYTES  # noqa: F401  (scores of one block stay under it: 64 MB, 227 rows at 9 x 8,192)
 
 
 def block_rows(batch: int, heads: int, tokens: int, block_bytes: int | None = None) -> int:
@@ -119,8 +117,8 @@ def attend(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """softmax(q k^T * scale + mask) v for q [B, H, T, Dh], k and v [B, G, T, Dh].
 
-    Returns the per-head context [B, H, T, Dh] and, when `keep.collect`, the kept heads'
-    probabilities [B, H', T, T] (float32). Everything else `keep` asks for is written into its
+    Returns the per-head context [B, H, T, Dh] and the kept heads' probabilities [B, H', T, T]
+    (float32) when `keep.collect`, or on the whole-matrix path when every head is kept. Everything else `keep` asks for is written into its
     slots. keep None: nobody reads the probabilities, the fused kernel may skip them.
     """
     B, H, T, _ = q.shape
@@ -168,8 +166,9 @@ def _whole(q, k, v, scale, masking, keep, dropout, training):
         attended = F.dropout(probs, dropout, training)
     context = (attended.view(B, G, group * T, T) @ v).view(B, H, T, Dh)  # [B, H, T, Dh]
     _hand_out(keep, probs, 0, 0, slot is not None)
-    kept = probs if keep.heads is None else probs[:, keep.heads]
-    return context, (kept if keep.collect else None)
+    if keep.heads is None:
+        return context, probs  # as before: every head's probabilities (in the slot when there is one)
+    return context, (probs[:, keep.heads] if keep.collect else None)
 
 
 def _blocks(q, k, v, scale, masking, keep, dropout, training, rows):
