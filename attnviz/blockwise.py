@@ -134,10 +134,11 @@ def _whole(q, k, v, scale, masking, keep, dropout, training):
     group = H // G  # grouped-query attention: query head h reads key/value head h // group
     mask = masking.additive()
     dropout = dropout if training else 0.0
-    if keep is None:
-        # Nobody looks at this layer's weights: let the fused kernel skip materialising them.
-        context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, enable_gqa=group > 1)
-        return context, None
+    # Even when nobody reads this layer's probabilities they are computed the same way: the fused
+    # kernel's output differs in the last bits, and the layers above would then show other numbers
+    # than a run that keeps every layer (`show -l 1` must equal layer 1 of `show`). A short text's
+    # layer costs little; long texts (the block path) do use the fused kernel.
+    keep = keep if keep is not None else LayerKeep(heads=[])
     # Scale q [B, H, T, Dh] rather than the scores [B, H, T, T]: same logits, T/Dh times less work
     # on long inputs. When every head's map is kept the scores are computed in that slot and
     # normalised there (softmax's row-wise kernel is safe in place; the parity tests against

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import enum
-import io
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..errors import AttnvizError
+from ..sizes import Outputs
 from .common import (
     HeadOpt,
     ImageFlags,
@@ -34,6 +33,11 @@ class Format(str, enum.Enum):
     table = "table"
     json = "json"
     npz = "npz"
+
+
+class Precision(str, enum.Enum):
+    float32 = "float32"
+    float16 = "float16"
 
 
 @handles_errors
@@ -88,6 +92,21 @@ def show(
             "--format", help="table: rich tables; json: an object on stdout or --output; npz: arrays in --output."
         ),
     ] = Format.table,
+    digits: Annotated[
+        Optional[int],
+        typer.Option(
+            "--digits",
+            min=0,
+            max=8,
+            help='Round JSON weights to this many decimals (the JSON says "digits"): a smaller file for long texts.',
+        ),
+    ] = None,
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            "--precision", help="NPZ weights as float32 (exact) or float16 (3 significant digits, half the size)."
+        ),
+    ] = Precision.float32,
     resolve: Annotated[
         bool,
         typer.Option(
@@ -119,7 +138,7 @@ def show(
     """
     from ..analysis.focus import find_pronoun, resolve_focus, top_targets
     from ..result import parse_indices
-    from ..io import atomic_write, check_distinct, check_writable
+    from ..io import check_distinct, check_writable
     from ..pipeline import run_attention
 
     output, overwrite, truncate = out.output, out.overwrite, out.truncate
@@ -142,6 +161,23 @@ def show(
         check_writable(html, overwrite)
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
+    if digits is not None and fmt is not Format.json:
+        raise AttnvizError("--digits rounds JSON weights: use it with --format json")
+    if precision is Precision.float16 and fmt is not Format.npz:
+        raise AttnvizError("--precision sets the NPZ weights' type: use it with --format npz")
+    # Long texts: only the maps shown are kept (the focus summary reads one row per head), so
+    # what is kept is known before the model loads, and a run that cannot fit is refused now.
+    streamed = view is View.attention and not words and candidates is None and html is None
+    tables_only = fmt is Format.table and png is None
+    outputs = Outputs(
+        json=fmt is Format.json,
+        digits=digits,
+        npz=fmt is Format.npz,
+        precision=precision.value,
+        html=html is not None,
+        image=png is not None,
+    )
+    _check_plan(models, text, layer, head, truncate, streamed, tables_only, outputs, output)
 
     # Only the layers up to the last one asked for are loaded (-l 0 reads layer 0's weights only);
     # the focus summary (no --layer) and --resolve look at every layer.
@@ -149,10 +185,29 @@ def show(
     config = loaded.config
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
-    # Rollout mixes the chosen heads of every layer into one map per layer (head index -1).
-    result = run_attention(
-        loaded, text, truncate=truncate, view=view.value, heads=heads if view is View.rollout else None
-    )
+    if streamed:
+        # The maps drawn or written, and (for the summary under the tables) the focus token's row
+        # of every head of the layers it covers.
+        maps = _table_layers(layer, head, layers, heads, config) if tables_only else layers
+
+        def focus_of(skeleton) -> int | None:
+            found = resolve_focus(skeleton, focus) if focus is not None else find_pronoun(skeleton)
+            return None if found is None else found.index
+
+        result = run_attention(
+            loaded,
+            text,
+            layers=maps,
+            heads=heads,
+            truncate=truncate,
+            focus=focus_of if tables_only else None,
+            focus_layers=layers if layer is not None else None,
+        )
+    else:
+        # Rollout mixes the chosen heads of every layer into one map per layer (head index -1).
+        result = run_attention(
+            loaded, text, truncate=truncate, view=view.value, heads=heads if view is View.rollout else None
+        )
     if view is View.rollout:
         heads = list(result.heads)
     if exclude_sinks:
@@ -210,21 +265,18 @@ def show(
             return
 
     if fmt is not Format.table:
+        from ..stream_out import write_json, write_npz
+
+        # Written as produced (stream_out.py): no whole-output string in memory.
         selected = result.select(layers, heads)
         if fmt is Format.json:
-            data = selected.to_dict()
-            if scores is not None:
-                data["candidates"] = scores.to_dict()
-            out.emit(json.dumps(data, ensure_ascii=False) + "\n")
+            extra = {"candidates": scores.to_dict()} if scores is not None else None
+            write_json(selected, output, overwrite, digits, extra, echo=lambda piece: typer.echo(piece, nl=False))
         else:
-            import numpy as np
-
-            buffer = io.BytesIO()
-            np.savez(buffer, **selected.npz_arrays())
-            atomic_write(output, buffer.getvalue(), overwrite)
+            write_npz(selected, output, overwrite, precision.value)
         return
 
-    if layer is None and head is None and config.num_layers * len(heads) > MAX_DEFAULT_TABLES:
+    if _table_layers(layer, head, layers, heads, config) != layers:
         layers = [0]
         result.notes.append(
             f"Tables show layer 0 of {config.num_layers}; choose others with --layer/--head (e.g. --layer all)."
@@ -244,6 +296,40 @@ def show(
             render_focus(console, result, focus_at, top_targets(summary, focus_at.index, top), marks)
         if scores is not None:
             render_candidates(console, result, scores)
+
+
+def _table_layers(layer: str | None, head: str | None, layers: list[int], heads: list[int], config) -> list[int]:
+    """The layers the terminal tables show: layer 0 alone for a big model when nothing was chosen."""
+    if layer is None and head is None and config.num_layers * len(heads) > MAX_DEFAULT_TABLES:
+        return [0]
+    return layers
+
+
+def _check_plan(models, text, layer, head, truncate, streamed, tables_only, outputs, output) -> None:
+    """Refuse, before the model loads, a run whose kept maps and outputs would not fit in memory
+    (or on the output's disk): the config and tokenizer are read without the weights."""
+    from ..checkpoints import peek_model
+    from ..result import parse_indices
+    from ..sizes import check_plan
+
+    config = models.shape.config() if models.model == "random" else None
+    peeked = peek_model(models.model, config=config, tokenizer=str(models.tokenizer) if models.tokenizer else None)
+    if peeked is None:
+        return  # the load says what is wrong; the pipeline checks the maps again before the pass
+    config, tokenizer = peeked
+    tokens = len(tokenizer.encode(text, max_len=config.max_len, truncate=truncate).ids)
+    layers = parse_indices(layer, config.num_layers, "layer")
+    heads = parse_indices(head, config.num_heads, "head")
+    if streamed:
+        kept = _table_layers(layer, head, layers, heads, config) if tables_only else layers
+        count, per = len(kept), len(heads)
+    else:
+        count, per = config.num_layers, config.num_heads  # every map, for the views that need them
+    written = outputs
+    if tables_only:
+        written = Outputs(image=outputs.image)
+    folder = None if output is None else (output.parent if str(output.parent) else Path("."))
+    check_plan(config, tokens, count, per, written, folder)
 
 
 def _last_layer(spec: str | None) -> int | None:
