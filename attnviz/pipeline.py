@@ -136,16 +136,16 @@ def _other_view(
     layers = list(range(model.built_layers)) if layers is None else sorted(set(layers))
     heads = list(range(config.num_heads)) if heads is None else list(heads)
     enc = encode(model, text, truncate)
-    # Rollout through layer l needs every layer up to l, with all their heads.
-    keep = list(range(layers[-1] + 1)) if view == "rollout" else layers
-    ids, _, type_ids = model_inputs(model, [enc], len(keep))  # [1, T]
-    with torch.inference_mode():
-        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=_built(model, keep), keep_values=view == "norm")
-    probs = out.attentions[0].double().cpu().numpy()  # [K, H, T, T]
     notes = []
     if view == "rollout":
-        rolled = views.rollout(probs[:, heads])  # [K, T, T]
-        weights = rolled[[keep.index(i) for i in layers]][:, None]  # [L, 1, T, T]
+        # Rollout through layer l needs every layer up to l: their products are made while the
+        # maps stream past (views.RolloutProducts), one layer's head mean at a time.
+        products = views.RolloutProducts(_built(model, list(range(layers[-1] + 1))), heads, len(enc.ids), layers)
+        keep = KeepRequest().with_consumers(products)
+        ids, _, type_ids = model_inputs(model, [enc], keep=keep)  # [1, T]
+        with torch.inference_mode():
+            model.encoder(ids, token_type_ids=type_ids, keep=keep)
+        weights = np.stack([products.kept[i] for i in layers])[:, None]  # [L, 1, T, T]
         out_heads = [views.ROLLOUT_HEAD]
         which = "all heads" if len(heads) == config.num_heads else "heads " + ",".join(map(str, heads))
         notes.append(
@@ -153,6 +153,10 @@ def _other_view(
             "(0.5 A + 0.5 I) and multiplied through the layers below (Abnar & Zuidema 2020)."
         )
     else:
+        ids, _, type_ids = model_inputs(model, [enc], len(layers))  # [1, T]
+        with torch.inference_mode():
+            out = model.encoder(ids, token_type_ids=type_ids, keep_layers=_built(model, layers), keep_values=True)
+        probs = out.attentions[0].double().cpu().numpy()  # [K, H, T, T]
         values = out.values[0].double().cpu().numpy()  # [K, T, G*Dh]
         attns = [model.encoder.layers[layer].attention for layer in out.layers]
         weights = np.stack(
