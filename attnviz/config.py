@@ -22,6 +22,7 @@ CONFIG_FORMAT_VERSION = 1
 DTYPES = ("float32", "bfloat16", "float16")
 # What a run can return (analysis/views.py): the weights, rollout, or weights times value norms.
 VIEWS = ("attention", "rollout", "norm")
+LAYER_TYPES = ("full_attention", "sliding_attention")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ class EncoderConfig:
     output_bias: bool = True  # bias on the attention output projection (not LLaMA, not Qwen2)
     ffn_bias: bool = True  # biases in the feed-forward (not LLaMA)
     final_norm: bool | None = None  # a norm after the last layer (None: only with pre-LN)
+    sliding_window: int | None = (
+        None  # keys j a query i may see in a local layer: i - sliding_window < j <= i (HF semantics)
+    )
+    layer_types: tuple[str, ...] | None = None  # per layer "sliding_attention" or "full_attention" (HF names);
+    # None with sliding_window set: every layer is local (Mistral)
     extra: dict = field(default_factory=dict, compare=False)  # free-form provenance, not validated
 
     def __post_init__(self) -> None:
@@ -126,10 +132,35 @@ class EncoderConfig:
             raise AttnvizError(
                 f"invalid config: embedding_size must be a positive integer, got {self.embedding_size!r}"
             )
+        self._check_windows()
+
+    def is_local(self, layer: int) -> bool:
+        """Whether layer `layer` attends within the sliding window only."""
+        if self.sliding_window is None:
+            return False
+        return self.layer_types is None or self.layer_types[layer] == "sliding_attention"
 
     @property
     def d_head(self) -> int:
         return self.head_dim or self.d_model // self.num_heads
+
+    def _check_windows(self) -> None:
+        window = self.sliding_window
+        if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window <= 0):
+            raise AttnvizError(f"invalid config: sliding_window must be a positive integer, got {window!r}")
+        if self.layer_types is None:
+            return
+        types = self.layer_types
+        if not isinstance(types, (list, tuple)) or len(types) != self.num_layers:
+            raise AttnvizError(
+                f"invalid config: layer_types must be a list of {self.num_layers} layer types, got {str(types)[:60]}"
+            )
+        for kind in types:
+            if kind not in LAYER_TYPES:
+                raise AttnvizError(
+                    f"invalid config: layer_types holds {str(kind)[:40]!r}; each must be one of {', '.join(LAYER_TYPES)}"
+                )
+        object.__setattr__(self, "layer_types", tuple(types))  # a JSON list, kept as a tuple
 
     @property
     def kv_heads(self) -> int:

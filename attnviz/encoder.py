@@ -24,8 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .blockwise import LayerKeep, Masking, attend
 from .config import EncoderConfig
 from .numerics import check_layer
+from .keep import KeepRequest
 
 _ACTIVATIONS = {
     "gelu": lambda x: F.gelu(x),  # exact erf GELU (BERT "gelu")
@@ -134,6 +136,7 @@ class MultiHeadAttention(nn.Module):
         self.value = nn.Linear(D, G * Dh, bias=config.attention_bias)
         self.out = nn.Linear(H * Dh, D, bias=config.output_bias)
         self.dropout_p = config.dropout
+        self.scale = Dh**-0.5  # the attention scale (models may set another, e.g. Gemma 3)
 
     def split_heads(self, x: torch.Tensor, heads: int) -> torch.Tensor:
         B, T, _ = x.shape
@@ -142,16 +145,17 @@ class MultiHeadAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        mask: torch.Tensor | None,
-        need_weights: bool,
+        mask: Masking,
+        need_weights: LayerKeep | bool,
         weights_out: torch.Tensor | None = None,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x [B, T, D]; mask additive, broadcastable to [B, 1, T, T] (0 keep, most negative float
-        drop: padding and, in a decoder, future keys) or None; rope: cos, sin [T, R] or None.
+        """x [B, T, D]; mask: which keys each query may see (blockwise.Masking: padding, and in a
+        decoder future keys and a sliding window); rope: cos, sin [T, R] or None.
+        need_weights: what to keep of the probabilities (blockwise.LayerKeep; True: all heads,
+        written into `weights_out` [B, H, T, T] when given; False: nothing).
 
-        Returns the output [B, T, D] and, if asked, the probabilities [B, H, T, T] (written into
-        `weights_out`, a contiguous [B, H, T, T] tensor, when one is given).
+        Returns the output [B, T, D] and the probabilities the LayerKeep collects (else None).
         """
         B, T, D = x.shape
         q = self.split_heads(self.query(x), self.num_heads)  # [B, H, T, Dh]
@@ -159,39 +163,12 @@ class MultiHeadAttention(nn.Module):
         v = self.split_heads(self.value(x), self.kv_heads)  # [B, G, T, Dh]
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        H, G, Dh = self.num_heads, self.kv_heads, self.d_head
-        group = H // G  # grouped-query attention: query head h reads key/value head h // group
-        dropout = self.dropout_p if self.training else 0.0
-        if need_weights:
-            # Scale q [B, H, T, Dh] rather than the scores [B, H, T, T]: same logits, T/Dh times
-            # less work on long inputs. With `weights_out` the scores are computed in that slot
-            # and normalised there (softmax's row-wise kernel is safe in place; the parity tests
-            # against transformers guard it), so no [B, H, T, T] temporary is ever allocated.
-            # With G < H key/value heads, the `group` query heads of each key head are stacked
-            # along the rows, q [B, G, group*T, Dh]: one matmul per key head against keys that
-            # are never copied H/G times; the scores [B, G, group*T, T] are the [B, H, T, T] maps.
-            if q.dtype != torch.float32:
-                # Half precision: the logits and the softmax in float32 (bfloat16 keeps 3 digits,
-                # a logit of 20 would be off by 0.1), and those float32 probabilities are returned.
-                qg = q.float().reshape(B, G, group * T, Dh)
-                scores = (torch.matmul(qg, k.float().transpose(-1, -2)) * Dh**-0.5).view(B, H, T, T)
-                if mask is not None:
-                    scores += mask.float()
-                probs = scores.softmax(dim=-1)  # [B, H, T, T] float32
-                attended = F.dropout(probs, dropout, self.training).to(v.dtype)
-            else:
-                qg = (q * Dh**-0.5).reshape(B, G, group * T, Dh)
-                slot = weights_out.view(B, G, group * T, T) if weights_out is not None else None
-                scores = torch.matmul(qg, k.transpose(-1, -2), out=slot).view(B, H, T, T)
-                if mask is not None:
-                    scores += mask
-                probs = scores.softmax(dim=-1) if weights_out is None else torch.softmax(scores, dim=-1, out=scores)
-                attended = F.dropout(probs, dropout, self.training)
-            context = (attended.view(B, G, group * T, T) @ v).view(B, H, T, Dh)  # [B, H, T, Dh]
-        else:
-            # Nobody looks at this layer's weights: let the fused kernel skip materialising them.
-            probs = None
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, enable_gqa=group > 1)
+        if need_weights is True:
+            need_weights = LayerKeep(maps_out=weights_out, collect=weights_out is None)
+        # Block-wise for long texts, the whole matrix for short ones (blockwise.py).
+        context, probs = attend(
+            q, k, v, self.scale, mask, need_weights or None, self.dropout_p, self.training
+        )  # [B, H, T, Dh]
         context = context.transpose(1, 2).reshape(B, T, self.num_heads * self.d_head)
         return self.out(context), probs
 
@@ -226,8 +203,8 @@ class EncoderLayer(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        mask: torch.Tensor | None,
-        need_weights: bool,
+        mask: Masking,
+        need_weights: LayerKeep | bool,
         weights_out: torch.Tensor | None = None,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -244,10 +221,13 @@ class EncoderLayer(nn.Module):
 
 @dataclass
 class EncoderOutput:
-    attentions: torch.Tensor  # [B, K, H, T, T] for the kept layers, in order
+    attentions: torch.Tensor  # [B, K, H', T, T] for the kept layers, in order (H': the kept heads)
     layers: list[int]  # which layers `attentions` holds
     hidden: torch.Tensor | None  # [B, T, D] after the last layer; None if the pass stopped early
     values: torch.Tensor | None = None  # [B, K, T, G*Dh] value vectors x W_v + b_v of the kept layers (keep_values)
+    heads: list[int] | None = None  # the heads `attentions` holds; None: all
+    focus_rows: torch.Tensor | None = None  # [B, Lf, H, T] the focus token's row of every head (KeepRequest.focus)
+    focus_layers: list[int] | None = None  # which layers `focus_rows` holds
 
 
 class Encoder(nn.Module):
@@ -266,74 +246,103 @@ class Encoder(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         keep_layers: list[int] | None = None,
         keep_values: bool = False,
+        keep: KeepRequest | None = None,
     ) -> EncoderOutput:
         """input_ids [B, T]; attention_mask [B, T], 1 for real tokens and 0 for padding.
 
-        keep_layers: the layers whose attention to return (default: all). Layers after the last
-        kept one are not computed at all, and `hidden` is then None.
+        keep_layers: the layers whose attention to return, every head (default: all). Layers
+        after the last kept one are not computed at all, and `hidden` is then None.
+        keep: instead of keep_layers, what to keep (keep.KeepRequest: the maps of some heads, the
+        focus token's row of every head, consumers fed block by block).
         keep_values: also return the kept layers' value vectors (for the norm view).
         """
         n = self.config.num_layers
-        kept = list(range(n)) if keep_layers is None else sorted(set(keep_layers))
-        if any(not 0 <= i < n for i in kept):
+        if keep is None:
+            keep = KeepRequest.maps(range(n) if keep_layers is None else keep_layers)
+        kept = list(keep.layers)
+        if any(not 0 <= i < n for i in kept + list(keep.focus_layers)):
             raise IndexError(f"keep_layers {kept} out of range for {n} layers")
+        heads = None if keep.heads is None else list(keep.heads)
+        H = self.config.num_heads
         B, T = input_ids.shape
         x = self.embeddings(input_ids, token_type_ids)
         check_layer(None, x)  # inf/NaN: one error naming where it appeared (numerics.py)
-        mask = self.additive_mask(attention_mask, T, x.dtype, x.device)
+        masks = self.maskings(attention_mask, T, x.dtype, x.device)
         rope = rope_tables(self.config, T, x.device) if self.config.positional == "rope" else None
         if rope is not None:
             rope = (rope[0].to(x.dtype), rope[1].to(x.dtype))
-        # One buffer for all kept layers, [K, B, H, T, T]: each layer's softmax writes straight into
-        # its slot, so keeping K layers holds K maps and no more (stacking a list at the end would
-        # briefly hold two copies). Returned as [B, K, H, T, T] (a strided view when B > 1).
-        # With autograd on (softmax(out=) has no gradient) the maps are collected and stacked.
-        # Half-precision models collect their maps too, converted to float32 at the end.
-        buffer = (
-            None
-            if torch.is_grad_enabled() or x.dtype != torch.float32
-            else x.new_empty((len(kept), B, self.config.num_heads, T, T))
-        )
+        # One float32 buffer for all kept maps, [K, B, H', T, T]: each layer's probabilities go
+        # straight into its slot, so keeping K layers holds K maps and no more (stacking a list at
+        # the end would briefly hold two copies). Returned as [B, K, H', T, T] (a strided view
+        # when B > 1). With autograd on (softmax(out=) has no gradient) the maps are collected.
+        grad = torch.is_grad_enabled()
+        buffer = None if grad else x.new_empty((len(kept), B, keep.head_count(H), T, T), dtype=torch.float32)
+        focus_rows = None
+        if keep.focus is not None:
+            focus_rows = x.new_zeros((len(keep.focus_layers), B, H, T), dtype=torch.float32)
         collected, values = [], []
-        last = kept[-1] if kept else -1
+        last = keep.last_layer
+
+        def output(hidden):
+            return EncoderOutput(
+                _attentions(buffer, collected, B, T),
+                kept,
+                hidden,
+                _values(values, keep_values),
+                heads,
+                None if focus_rows is None else focus_rows.transpose(0, 1),
+                list(keep.focus_layers) if focus_rows is not None else None,
+            )
+
         for i, layer in enumerate(self.layers):
             if i > last:
-                return EncoderOutput(_attentions(buffer, collected, B, T), kept, None, _values(values, keep_values))
+                return output(None)
             if keep_values and i in kept:
                 # What this layer's attention reads (LayerNormed first in pre-LN), through W_v + b_v.
                 seen = layer.attention_norm(x) if layer.pre_norm else x
                 values.append(layer.attention.value(seen))  # [B, T, G*Dh]
-            slot = buffer[kept.index(i)] if buffer is not None and i in kept else None  # [B, H, T, T]
-            x, probs = layer(x, mask, need_weights=i in kept, weights_out=slot, rope=rope)
+            plan = False
+            if keep.probabilities_needed(i):
+                plan = LayerKeep(
+                    layer=i,
+                    heads=heads if i in kept else [],
+                    maps_out=buffer[kept.index(i)] if buffer is not None and i in kept else None,
+                    focus=keep.focus if i in keep.focus_layers else None,
+                    focus_out=focus_rows[keep.focus_layers.index(i)]
+                    if focus_rows is not None and i in keep.focus_layers
+                    else None,
+                    consumers=list(keep.consumers),
+                    collect=grad and i in kept,
+                )
+            x, probs = layer(x, masks[i], need_weights=plan, rope=rope)
             check_layer(i, x, probs)  # inf/NaN: one error naming this layer (numerics.py)
             if buffer is None and probs is not None:
                 collected.append(probs)
+            for consumer in keep.consumers:
+                if i in consumer.layers:
+                    consumer.layer_done(i)
         if self.final_norm is not None:
             x = self.final_norm(x)
-        return EncoderOutput(_attentions(buffer, collected, B, T), kept, x, _values(values, keep_values))
+        return output(x)
 
-    def additive_mask(self, attention_mask: torch.Tensor | None, T: int, dtype, device) -> torch.Tensor | None:
-        """Added to the scores: 0 where a query may look, the most negative float where it may not
-        (padded keys [B, 1, 1, T]; in a decoder also future keys, [1, 1, T, T] combined), so exp()
-        gives exactly 0 there and the probabilities returned are 0 in masked cells."""
-        lowest = torch.finfo(dtype).min
-        mask = None
-        if attention_mask is not None:
-            mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * lowest  # [B, 1, 1, T]
-        if self.config.causal:
-            future = torch.ones(T, T, dtype=torch.bool, device=device).triu(1)
-            causal = torch.zeros(T, T, dtype=dtype, device=device).masked_fill(future, lowest)[None, None]
-            # A padded key in the past and the future mask both at the lowest float would overflow
-            # to -inf when added; clamp keeps it finite (its exp is 0 either way).
-            mask = causal if mask is None else (mask + causal).clamp(min=lowest)  # [B, 1, T, T]
-        return mask
+    def maskings(self, attention_mask: torch.Tensor | None, T: int, dtype, device) -> list[Masking]:
+        """Per layer, which keys each query may see: padding, a decoder's look-ahead mask, and in
+        local layers the sliding window. Layers of one kind share one Masking (and so the one
+        whole-matrix mask a short text builds)."""
+        padding = None if attention_mask is None else attention_mask.to(torch.bool)  # [B, T]
+        config = self.config
+        full = Masking(padding, config.causal, None, T, dtype, device)
+        local = None
+        if config.sliding_window is not None:
+            local = Masking(padding, config.causal, config.sliding_window, T, dtype, device)
+        return [local if local is not None and config.is_local(i) else full for i in range(config.num_layers)]
 
 
 def _attentions(buffer: torch.Tensor | None, collected: list[torch.Tensor], B: int, T: int) -> torch.Tensor:
     if buffer is not None and len(buffer):
-        return buffer.transpose(0, 1)  # [B, K, H, T, T]
+        return buffer.transpose(0, 1)  # [B, K, H', T, T]
     if collected:
-        return torch.stack(collected, dim=1).float()  # [B, K, H, T, T]
+        return torch.stack(collected, dim=1).float()  # [B, K, H', T, T]
     return torch.zeros(B, 0, 0, T, T)
 
 

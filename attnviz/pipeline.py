@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+
+from .keep import KeepRequest
 from .result import AttentionResult
 from .errors import AttnvizError
 from .checkpoints import LoadedModel
@@ -16,13 +22,19 @@ def encode(model: LoadedModel, text: str, truncate: bool = False) -> Encoding:
     return model.tokenizer.encode(check_text(text, "the text"), max_len=model.config.max_len, truncate=truncate)
 
 
-def model_inputs(model: LoadedModel, encodings: list[Encoding], layers: int | None = None):
+def model_inputs(
+    model: LoadedModel, encodings: list[Encoding], layers: int | None = None, keep: KeepRequest | None = None
+):
     """(ids [B, T], attention mask [B, T] or None, token types [B, T] or None) for a batch, padded
-    after the real tokens, once the attention maps of `layers` kept layers are known to fit."""
+    after the real tokens, once the attention maps of `layers` kept layers (or what `keep` keeps)
+    are known to fit."""
 
     config = model.config
     T = max(len(enc.ids) for enc in encodings)
-    check_run_size(config, T, len(encodings), layers)
+    if keep is not None:
+        check_run_size(config, T, len(encodings), len(keep.layers), keep.head_count(config.num_heads))
+    else:
+        check_run_size(config, T, len(encodings), layers)
     pads = [T - len(enc.ids) for enc in encodings]
     ids = _on_device(model, [enc.ids + [config.pad_token_id] * p for enc, p in zip(encodings, pads)])
     mask = (
@@ -45,11 +57,19 @@ def run_attention(
     heads: list[int] | None = None,
     truncate: bool = False,
     view: str = "attention",
+    focus: Callable[[AttentionResult], int | None] | int | None = None,
+    focus_layers: list[int] | None = None,
 ) -> AttentionResult:
     """Attention of `text` for the given layers and heads (default: all).
 
     Raises AttnvizError for empty text or text longer than the model's maximum (unless
     `truncate`). Layers after the last selected one are never computed.
+
+    Only the maps of `layers` x `heads` are kept; the rest of each layer is computed and let go
+    (keep.KeepRequest). focus: a token index, or a function of the tokenized text (an
+    AttentionResult with no maps yet) that picks one (None: no focus); its row of every head of
+    `focus_layers` (default: every layer loaded) is kept as well, as `focus_rows`, for a
+    summary over all heads while the maps of a few are kept.
 
     view: "attention" (the probabilities), "rollout" (one map per layer, mixing the given heads
     of every layer up to it; its head index is -1) or "norm" (each weight times the norm of the
@@ -64,10 +84,30 @@ def run_attention(
     layers = list(range(model.built_layers)) if layers is None else list(layers)
     heads = list(range(config.num_heads)) if heads is None else list(heads)
     enc = encode(model, text, truncate)
-    ids, _, type_ids = model_inputs(model, [enc], len(set(layers)))  # [1, T]
+    skeleton = _result(model, text, enc, np.zeros((0, 0, len(enc.ids), len(enc.ids)), np.float32), [], [])
+    index = focus(skeleton) if callable(focus) else focus
+    keep = KeepRequest.maps(layers, None if heads == list(range(config.num_heads)) else heads)
+    if index is not None:
+        focus_layers = list(range(model.built_layers)) if focus_layers is None else focus_layers
+        keep = keep.with_focus(index, _built(model, focus_layers))
+    ids, _, type_ids = model_inputs(model, [enc], keep=keep)  # [1, T]
+    _built(model, list(keep.layers))
     with torch.inference_mode():
-        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=_built(model, layers))
-    weights = out.attentions[0][:, heads].float().cpu().numpy()  # [K, H', T, T]
+        out = model.encoder(ids, token_type_ids=type_ids, keep=keep)
+    weights = out.attentions[0].float().cpu().numpy()  # [K, H', T, T]: sorted layers, heads as given
+    result = _result(model, text, enc, weights, list(keep.layers), heads)
+    if out.focus_rows is None:
+        return result
+    return replace(
+        result,
+        focus_rows=out.focus_rows[0].float().cpu().numpy(),  # [Lf, H, T]
+        focus_index=index,
+        focus_layers=list(out.focus_layers),
+        focus_heads=list(range(config.num_heads)),
+    )
+
+
+def _result(model, text: str, enc: Encoding, weights, layers: list[int], heads: list[int]) -> AttentionResult:
     return AttentionResult(
         text=text,
         tokens=enc.tokens,
@@ -75,7 +115,7 @@ def run_attention(
         word_ids=enc.word_ids,
         special=enc.special,
         weights=weights,
-        layers=out.layers,
+        layers=layers,
         heads=heads,
         model=model.info,
         truncated=enc.truncated,
@@ -96,16 +136,16 @@ def _other_view(
     layers = list(range(model.built_layers)) if layers is None else sorted(set(layers))
     heads = list(range(config.num_heads)) if heads is None else list(heads)
     enc = encode(model, text, truncate)
-    # Rollout through layer l needs every layer up to l, with all their heads.
-    keep = list(range(layers[-1] + 1)) if view == "rollout" else layers
-    ids, _, type_ids = model_inputs(model, [enc], len(keep))  # [1, T]
-    with torch.inference_mode():
-        out = model.encoder(ids, token_type_ids=type_ids, keep_layers=_built(model, keep), keep_values=view == "norm")
-    probs = out.attentions[0].double().cpu().numpy()  # [K, H, T, T]
     notes = []
     if view == "rollout":
-        rolled = views.rollout(probs[:, heads])  # [K, T, T]
-        weights = rolled[[keep.index(i) for i in layers]][:, None]  # [L, 1, T, T]
+        # Rollout through layer l needs every layer up to l: their products are made while the
+        # maps stream past (views.RolloutProducts), one layer's head mean at a time.
+        products = views.RolloutProducts(_built(model, list(range(layers[-1] + 1))), heads, len(enc.ids), layers)
+        keep = KeepRequest().with_consumers(products)
+        ids, _, type_ids = model_inputs(model, [enc], keep=keep)  # [1, T]
+        with torch.inference_mode():
+            model.encoder(ids, token_type_ids=type_ids, keep=keep)
+        weights = np.stack([products.kept[i] for i in layers])[:, None]  # [L, 1, T, T]
         out_heads = [views.ROLLOUT_HEAD]
         which = "all heads" if len(heads) == config.num_heads else "heads " + ",".join(map(str, heads))
         notes.append(
@@ -113,6 +153,10 @@ def _other_view(
             "(0.5 A + 0.5 I) and multiplied through the layers below (Abnar & Zuidema 2020)."
         )
     else:
+        ids, _, type_ids = model_inputs(model, [enc], len(layers))  # [1, T]
+        with torch.inference_mode():
+            out = model.encoder(ids, token_type_ids=type_ids, keep_layers=_built(model, layers), keep_values=True)
+        probs = out.attentions[0].double().cpu().numpy()  # [K, H, T, T]
         values = out.values[0].double().cpu().numpy()  # [K, T, G*Dh]
         attns = [model.encoder.layers[layer].attention for layer in out.layers]
         weights = np.stack(

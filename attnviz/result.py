@@ -64,12 +64,24 @@ class AttentionResult:
     # sinks; the weights themselves stay whole. Set by `without_sinks`, said in headers.
     excluded: tuple[int, ...] = ()
     notes: list[str] = field(default_factory=list)
+    # Long texts keep the full maps of the heads shown only (`weights`); the focus summary, which
+    # covers every head, reads the focus token's row of each, kept while the maps streamed past:
+    # focus_rows[i, j] is the row of token `focus_index` in layer focus_layers[i], head
+    # focus_heads[j], float32 [len(focus_layers), len(focus_heads), T]. None: read `weights`.
+    focus_rows: np.ndarray | None = None
+    focus_index: int | None = None
+    focus_layers: list[int] = field(default_factory=list)
+    focus_heads: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         T = len(self.tokens)
         expected = (len(self.layers), len(self.heads), T, T)
         if self.weights.shape != expected:
             raise ValueError(f"weights shape {self.weights.shape} != {expected}")
+        if self.focus_rows is not None:
+            rows = (len(self.focus_layers), len(self.focus_heads), T)
+            if self.focus_rows.shape != rows or self.focus_index is None or not 0 <= self.focus_index < T:
+                raise ValueError(f"focus_rows shape {self.focus_rows.shape} != {rows} (focus {self.focus_index})")
 
     @property
     def labels(self) -> list[str]:
@@ -95,14 +107,29 @@ class AttentionResult:
         """A decoder's look-ahead mask: row i has weights on keys 0..i only (the rest are masked, not 0)."""
         return self.model.config.causal
 
-    def masked(self) -> np.ndarray:
+    def masked(self, layer: int | None = None) -> np.ndarray:
         """[T, T] bool, True where query i cannot see key j: in a causal model every j > i (the
-        look-ahead mask, also between words of a word-level result). Those cells hold 0 in
-        `weights` but are not weights of 0: views draw them as masked and rankings skip them."""
+        look-ahead mask, also between words of a word-level result), and in a model layer
+        `layer` that attends within a sliding window also every j <= i - window (token level).
+        Those cells hold 0 in `weights` but are not weights of 0: views draw them as masked and
+        rankings skip them. layer None: the look-ahead mask only."""
         T = len(self.tokens)
         if not self.causal:
             return np.zeros((T, T), dtype=bool)
-        return np.triu(np.ones((T, T), dtype=bool), k=1)
+        hidden = np.triu(np.ones((T, T), dtype=bool), k=1)
+        window = self.window(layer)
+        if window is not None:
+            hidden |= np.tril(np.ones((T, T), dtype=bool), k=-window)
+        return hidden
+
+    def window(self, layer: int | None) -> int | None:
+        """The sliding window of model layer `layer` when it has one and the text is longer (else
+        None); word-level results keep the look-ahead mask only (a window cuts words)."""
+        config = self.model.config
+        window = config.sliding_window
+        if layer is None or window is None or self.units != "tokens" or window >= len(self.tokens):
+            return None
+        return window if config.is_local(layer) else None
 
     def sink_indices(self) -> list[int]:
         """Tokens that soak up attention without meaning: special tokens ([CLS], [SEP], <s>), and
@@ -125,7 +152,19 @@ class AttentionResult:
         heads = self.heads if heads is None else heads
         li = [self.layers.index(i) for i in layers]
         hi = [self.heads.index(i) for i in heads]
-        return replace(self, weights=self.weights[np.ix_(li, hi)], layers=list(layers), heads=list(heads))
+        # All of it in order: the same array, not a copy (a long text's maps are large).
+        whole = li == list(range(len(self.layers))) and hi == list(range(len(self.heads)))
+        weights = self.weights if whole else self.weights[np.ix_(li, hi)]
+        out = replace(self, weights=weights, layers=list(layers), heads=list(heads))
+        if self.focus_rows is None or (layers is self.layers and heads is self.heads):
+            return out
+        # An explicit choice narrows the focus rows too (to the chosen layers and heads they hold).
+        fl = [i for i in layers if i in self.focus_layers] if layers is not self.layers else self.focus_layers
+        fh = [h for h in heads if h in self.focus_heads] if heads is not self.heads else self.focus_heads
+        rows = self.focus_rows[
+            np.ix_([self.focus_layers.index(i) for i in fl], [self.focus_heads.index(h) for h in fh])
+        ]
+        return replace(out, focus_rows=rows, focus_layers=list(fl), focus_heads=list(fh))
 
     def to_dict(self) -> dict:
         return {

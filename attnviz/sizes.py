@@ -24,6 +24,12 @@ from .config import EncoderConfig
 from .errors import AttnvizError
 
 FLOAT_BYTES = 4  # the encoder computes in float32
+BLOCK_BYTES = 64 * 1024**2  # scores of one block of query rows (blockwise.BLOCK_BYTES; no torch here)
+# A float32 weight in JSON: the shortest repr that reads back ("0.0123456789", "1.2345678e-05")
+# and ", ": 13 bytes on average over real maps (measured: 12.6 on SmolLM2, 12.9 on MiniLM).
+JSON_WEIGHT_BYTES = 13
+HTML_WEIGHT_BYTES = 3  # 16-bit weights in base64 (2 x 4/3) and the page around them
+HTML_COPIES = 3  # the page string, its encoded bytes, the base64 pieces it is joined from
 LAYER_OVERHEAD = 100 * 1024  # Python objects of one layer's modules (measured: ~80-120 KB)
 MAX_LAYERS = 4096  # real models have at most a few hundred layers
 FALLBACK_LIMIT = 8 * 1024**3  # when sysconf cannot tell the RAM size
@@ -102,14 +108,117 @@ def largest_tensor(c: dict) -> int:
     return max(c["vocab_size"] * E, positions * E, c.get("type_vocab_size", 0) * E, D * F, D * H * Dh)
 
 
-def run_bytes(config: EncoderConfig, tokens: int, batch: int = 1, layers: int | None = None) -> int:
-    """Working memory of one forward pass over `batch` texts of `tokens` tokens keeping `layers`
-    layers' maps: the kept maps [K, B, H, T, T] twice (the result copies its heads), the scores and
-    probabilities of the layer being computed, and the activations [B, T, D or d_ff]."""
+def run_bytes(
+    config: EncoderConfig, tokens: int, batch: int = 1, layers: int | None = None, heads: int | None = None
+) -> int:
+    """Working memory of one forward pass over `batch` texts of `tokens` tokens keeping the maps of
+    `layers` layers x `heads` heads (default: all): the kept maps once (the result shares them),
+    the scores and probabilities of the layer being computed (whole for a short text, a block of
+    query rows of at most BLOCK_BYTES for a long one: blockwise.py), and the activations."""
     K = config.num_layers if layers is None else layers
-    maps = batch * config.num_heads * tokens * tokens
-    hidden = batch * tokens * (4 * config.d_model + 3 * config.d_ff)
-    return FLOAT_BYTES * ((2 * K + 3) * maps + hidden)
+    Hk = config.num_heads if heads is None else heads
+    kept = batch * K * Hk * tokens * tokens
+    layer = min(batch * config.num_heads * tokens * tokens * FLOAT_BYTES, BLOCK_BYTES)
+    hidden = batch * tokens * (4 * config.d_model + 3 * config.d_ff + 4 * config.num_heads * config.d_head)
+    return FLOAT_BYTES * (kept + hidden) + 3 * layer
+
+
+def output_bytes(maps: int, tokens: int, causal: bool, outputs: "Outputs") -> tuple[int, int]:
+    """(memory, disk) the chosen outputs of `maps` [T, T] maps need beyond the maps themselves.
+
+    JSON and NPZ are streamed (stream_out.py): memory is a map's worth of conversion at most; the
+    file takes about JSON_WEIGHT_BYTES per weight (fewer with --digits; a decoder's masked half
+    are short zeros), NPZ 4 bytes per weight (2 in float16). The HTML page is a string built in
+    memory, about HTML_WEIGHT_BYTES per weight of what it holds, a few copies of it while it is
+    made; an image converts the maps it draws to float64 once."""
+    cells = maps * tokens * tokens
+    seen = cells // 2 if causal else cells
+    memory = disk = 0
+    if outputs.json:
+        per = JSON_WEIGHT_BYTES if outputs.digits is None else outputs.digits + 4
+        disk += seen * per + (cells - seen) * 5
+        memory += 8 * tokens * tokens
+    if outputs.npz:
+        per = 2 if outputs.precision == "float16" else 4
+        disk += cells * per
+        memory += per * tokens * tokens
+    if outputs.html:
+        memory += HTML_COPIES * HTML_WEIGHT_BYTES * cells
+        disk += HTML_WEIGHT_BYTES * cells
+    if outputs.image:
+        memory += 8 * cells
+    return memory, disk
+
+
+def check_plan(config: EncoderConfig, tokens: int, layers: int, heads: int, outputs: "Outputs", folder=None) -> None:
+    """Refuse, before the model loads, a run whose kept maps and outputs would not fit in memory
+    (or its files on the disk of `folder`), in one line saying what would fit."""
+    maps = layers * heads
+    extra, disk = output_bytes(maps, tokens, config.causal, outputs)
+    need = run_bytes(config, tokens, 1, layers, heads) + model_bytes(config) + extra
+    limit, why = memory_limit()
+    what = f"{tokens} tokens in {layers} layer{'s' * (layers != 1)} x {heads} head{'s' * (heads != 1)}"
+    if need > limit:
+        raise AttnvizError(
+            f"attention maps of {what}{outputs.describe()} would need {human_bytes(need)}, more than attnviz may "
+            f"use here ({human_bytes(limit)}: {why}); {_what_fits(config, tokens, layers, heads, outputs, limit)}"
+        )
+    if folder is not None and disk:
+        import shutil
+
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            return
+        if disk > free:
+            raise AttnvizError(
+                f"the output of {what}{outputs.describe()} would take about {human_bytes(disk)} but {folder} has "
+                f"{human_bytes(free)} free; choose fewer layers or heads, --format npz --precision float16, "
+                "or JSON --digits 3"
+            )
+
+
+def _what_fits(config: EncoderConfig, tokens: int, layers: int, heads: int, outputs: "Outputs", limit: int) -> str:
+    """What would fit instead: as many layers with these heads, one head per layer, NPZ, a shorter text."""
+
+    def fits(k: int, h: int, out: "Outputs") -> bool:
+        extra = output_bytes(k * h, tokens, config.causal, out)[0]
+        return run_bytes(config, tokens, 1, k, h) + model_bytes(config) + extra <= limit
+
+    hints = []
+    k = max((k for k in range(1, layers) if fits(k, heads, outputs)), default=0)
+    if k:
+        hints.append(f"{k} layer{'s' * (k != 1)} of {heads} head{'s' * (heads != 1)} would fit (--layer)")
+    elif heads > 1 and fits(1, max(1, heads // 4), outputs):
+        h = max((h for h in range(1, heads) if fits(1, h, outputs)), default=1)
+        hints.append(f"one layer of {h} head{'s' * (h != 1)} would fit (--layer, --head)")
+    if outputs.json or outputs.html:
+        npz = Outputs(npz=True, precision="float16")
+        if fits(layers, heads, npz):
+            hints.append("--format npz --precision float16 would fit")
+    return "; ".join(hints) or "shorten the text"
+
+
+class Outputs:
+    """The outputs a command will write, for the estimate (JSON, NPZ and its precision, HTML, images)."""
+
+    def __init__(
+        self,
+        json: bool = False,
+        digits: int | None = None,
+        npz: bool = False,
+        precision: str = "float32",
+        html: bool = False,
+        image: bool = False,
+    ) -> None:
+        self.json, self.digits, self.npz, self.precision = json, digits, npz, precision
+        self.html, self.image = html, image
+
+    def describe(self) -> str:
+        names = [
+            n for n, on in (("JSON", self.json), ("NPZ", self.npz), ("HTML", self.html), ("an image", self.image)) if on
+        ]
+        return " to " + " and ".join(names) if names else ""
 
 
 def memory_limit() -> tuple[int, str]:
@@ -156,15 +265,18 @@ def check_model_size(config: EncoderConfig | dict, label: str = "", keys: dict[s
         )
 
 
-def check_run_size(config: EncoderConfig, tokens: int, batch: int = 1, layers: int | None = None) -> None:
-    """Refuse a forward pass whose attention maps would not fit, before it starts."""
-    need = run_bytes(config, tokens, batch, layers) + model_bytes(config)
+def check_run_size(
+    config: EncoderConfig, tokens: int, batch: int = 1, layers: int | None = None, heads: int | None = None
+) -> None:
+    """Refuse a forward pass whose kept attention maps would not fit, before it starts."""
+    need = run_bytes(config, tokens, batch, layers, heads) + model_bytes(config)
     limit, why = memory_limit()
     if need > limit:
         K = config.num_layers if layers is None else layers
         texts = f"{batch} texts of up to {tokens} tokens" if batch > 1 else f"{tokens} tokens"
+        H = config.num_heads if heads is None else heads
         raise AttnvizError(
-            f"attention maps of {texts} in {K} layers x {config.num_heads} heads would need "
+            f"attention maps of {texts} in {K} layers x {H} heads would need "
             f"{human_bytes(need)}, more than attnviz may use here ({human_bytes(limit)}: "
             f"{why}); shorten the text or choose fewer layers"
         )

@@ -137,7 +137,9 @@ def ranked_keys(result: AttentionResult, index: int) -> np.ndarray:
     """[T] bool: the keys a ranking of query `index` may name. Not the masked ones (a causal
     model's later tokens, which the query cannot see) nor the excluded ones (sinks, when the
     result was made `without_sinks`)."""
-    keys = ~result.masked()[index]
+    keys = np.ones(len(result.tokens), dtype=bool)  # row `index` of ~result.masked(), without a [T, T] mask
+    if result.causal:
+        keys[index + 1 :] = False
     keys[list(result.excluded)] = False
     return keys
 
@@ -145,11 +147,16 @@ def ranked_keys(result: AttentionResult, index: int) -> np.ndarray:
 def top_targets(result: AttentionResult, index: int, k: int = 3) -> list[HeadTargets]:
     """Per layer and head, the `k` keys that token `index` attends to most (ties: earlier token),
     among its ranked keys (fewer than `k` when fewer are left); the weights are the real ones."""
-    rows = result.weights[:, :, index, :]  # [L, H, T]
+    layers, heads = result.layers, result.heads
+    if result.focus_rows is not None and result.focus_index == index:
+        # A long text: the maps of the heads shown only, the focus row of every head.
+        rows, layers, heads = result.focus_rows, result.focus_layers, result.focus_heads  # [L, H, T]
+    else:
+        rows = result.weights[:, :, index, :]  # [L, H, T]
     keys = np.flatnonzero(ranked_keys(result, index))  # [K]
     order = keys[np.argsort(-rows[..., keys], axis=-1, kind="stable")[..., :k]]  # [L, H, min(k, K)]
     out = []
-    for li, layer in enumerate(result.layers):
-        for hi, head in enumerate(result.heads):
+    for li, layer in enumerate(layers):
+        for hi, head in enumerate(heads):
             out.append(HeadTargets(layer, head, [(int(j), float(rows[li, hi, j])) for j in order[li, hi]]))
     return out

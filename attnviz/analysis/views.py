@@ -51,6 +51,39 @@ def rollout(weights: np.ndarray) -> np.ndarray:
     return out
 
 
+class RolloutProducts:
+    """`rollout` computed while the maps stream past (a keep.KeepRequest consumer): per layer the
+    mean of `heads` is filled block by block into one [T, T] float64 array, mixed with the
+    identity and multiplied into the running product when the layer is done. The same operations
+    in the same order as `rollout` on the full [L, H, T, T] maps, so the same numbers, while only
+    one layer's mean is held (not every layer's heads in float64: 8.6 GB at 30 x 9 x 2,000²).
+
+    kept[l]: rollout through layer l [T, T] float64, for each l of `keep`."""
+
+    def __init__(self, layers: list[int], heads: list[int], tokens: int, keep: list[int]) -> None:
+        self.layers = frozenset(layers)
+        self.heads = list(heads)
+        self.keep = set(keep)
+        self.mixed = np.zeros((tokens, tokens))  # [T, T] this layer's head mean
+        self.acc = np.eye(tokens)
+        self.kept: dict[int, np.ndarray] = {}
+
+    def rows(self, layer: int, r0: int, k0: int, probs) -> None:
+        """probs [1, H, R, W]: query rows r0.., keys k0.. of every head (keys outside: weight 0)."""
+        block = np.asarray(probs[0].numpy(), dtype=np.float64)[self.heads]  # [H', R, W]
+        R, W = block.shape[-2:]
+        self.mixed[r0 : r0 + R, :] = 0.0
+        self.mixed[r0 : r0 + R, k0 : k0 + W] = block.mean(axis=0)
+
+    def layer_done(self, layer: int) -> None:
+        T = len(self.mixed)
+        mixed = 0.5 * self.mixed + 0.5 * np.eye(T)
+        mixed /= mixed.sum(axis=-1, keepdims=True)
+        self.acc = mixed @ self.acc
+        if layer in self.keep:
+            self.kept[layer] = self.acc
+
+
 def transformed_value_norms(
     values: np.ndarray, out_weight: np.ndarray, num_heads: int, kv_heads: int | None = None
 ) -> np.ndarray:

@@ -99,4 +99,8 @@ def to_words(result: AttentionResult) -> AttentionResult:
         units="words",
         excluded=excluded,
         notes=notes,
+        focus_rows=None,  # token rows; the word level merges whole maps
+        focus_index=None,
+        focus_layers=[],
+        focus_heads=[],
     )

@@ -238,3 +238,43 @@ def save_model(model: LoadedModel, folder: str | Path, *, overwrite: bool = Fals
         raise AttnvizError("save_model takes a loaded model (from attnviz.load_model)")
     check_target(Path(folder), overwrite)
     return write_folder(folder, checkpoint_files(model, learned), overwrite)
+
+
+def peek_model(spec: str, *, config: EncoderConfig | None = None, tokenizer: str | None = None):
+    """(config, tokenizer) of the model `spec` names, read without building it or reading its
+    weights (config.json and tokenizer.json, or a GGUF file's metadata): what a run's size is
+    estimated from before the model loads. None when they cannot be read this way (the load
+    itself then says why)."""
+    try:
+        tok = TextTokenizer.from_file(tokenizer) if tokenizer else None
+        spec = str(spec)
+        if spec == "random":
+            return config or EncoderConfig(), tok or TextTokenizer.default()
+        path = Path(spec).expanduser()
+        if not path.exists():
+            from .named import resolve_named
+
+            path, _ = resolve_named(spec)
+        if path.suffix.lower() == GGUF_SUFFIX and not path.is_dir():
+            from .gguf import gguf_config, _tokenizer
+            from .gguf_file import GGUFFile
+
+            file = GGUFFile(path)
+            try:
+                arch = file.fields.get("general.architecture")
+                return gguf_config(file, arch), tok or _tokenizer(file)
+            finally:
+                file.close()
+        folder = path if path.is_dir() else path.parent
+        data = read_config(folder)
+        from .native import is_native, parse_config
+
+        if is_native(data):
+            found = parse_config(data, str(folder / "config.json"))[0]
+        else:
+            from .families import family_config
+
+            found = family_config(data, str(folder / "config.json"))
+        return found, tok or folder_tokenizer(folder)
+    except (AttnvizError, OSError, ValueError, KeyError, TypeError):
+        return None

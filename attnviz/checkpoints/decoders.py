@@ -11,10 +11,11 @@ comes from `transformers`; the tables below are the whole mapping.
   LLaMA    pre-RMSNorm block, rotary positions (half-split layout) on Q and K, grouped-query
            attention, gated feed-forward down(silu(gate x) * up x), no biases (attention_bias
            and mlp_bias add them).
-  Mistral  LLaMA's block; its sliding window equals full causal attention on texts no longer
-           than the window, so the window becomes the model's max_len (longer texts are
-           refused, or cut with --truncate, instead of silently attending too far).
-  Qwen2    LLaMA's block with biases on Q, K and V (not on the output projection).
+  Mistral  LLaMA's block with a sliding window: query i sees keys i - window < j <= i in every
+           layer (config sliding_window; blockwise.Masking builds the mask per block).
+  Qwen2    LLaMA's block with biases on Q, K and V (not on the output projection); with
+           use_sliding_window, the layers layer_types marks "sliding_attention" (by default
+           those from max_window_layers on) attend within the window.
 
 A config this module does not implement exactly (another RoPE scaling, ALiBi, mixtures of
 experts, attention without the 1/sqrt(d) scale...) is refused in one line that names it.
@@ -25,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import EncoderConfig, finite_positive
+from ..config import LAYER_TYPES, EncoderConfig, finite_positive
 from ..errors import AttnvizError
 from ..result import ModelInfo
 from ..tokenize import TextTokenizer
@@ -173,9 +174,8 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
     else:
         head_dim = positive_int(data, "head_dim", label)
     max_len = positive_int(data, "max_position_embeddings", label)
-    window = _sliding_window(data, label, model_type)
-    if window is not None:
-        max_len = min(max_len, window)  # within the window, sliding-window attention is plain causal
+    layers = positive_int(data, "num_hidden_layers", label)
+    window, layer_types = _sliding_window(data, label, model_type, layers)
     if model_type == "qwen2":
         qkv_bias, out_bias, ffn_bias = True, False, False
     elif model_type == "mistral":
@@ -185,7 +185,7 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
         ffn_bias = _flag(data, "mlp_bias", label)
     return EncoderConfig(
         vocab_size=positive_int(data, "vocab_size", label),
-        num_layers=positive_int(data, "num_hidden_layers", label),
+        num_layers=layers,
         num_heads=heads,
         d_model=d_model,
         d_ff=positive_int(data, "intermediate_size", label),
@@ -208,6 +208,8 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
         output_bias=out_bias,
         ffn_bias=ffn_bias,
         final_norm=True,
+        sliding_window=window,
+        layer_types=layer_types,
         extra={"model_type": model_type},
     )
 
@@ -231,19 +233,28 @@ def _rope_base(data: dict, label: str) -> float:
     return float(base)
 
 
-def _sliding_window(data: dict, label: str, model_type: str) -> int | None:
-    """The attention window when any layer uses one (Mistral; Qwen2 with use_sliding_window)."""
-    window = data.get("sliding_window")
+def _sliding_window(data: dict, label: str, model_type: str, layers: int) -> tuple[int | None, tuple | None]:
+    """(window, layer types) as transformers reads them: Mistral's window applies to every layer
+    (layer types None); Qwen2's only with use_sliding_window, in the layers `layer_types` marks
+    "sliding_attention" (written by transformers 5; else those from max_window_layers on)."""
     if model_type == "qwen2":
-        layer_types = data.get("layer_types")
-        layer_types = [] if layer_types is None else layer_types  # not `or []`: {}, "" and 0 are no list
-        if not isinstance(layer_types, list):
-            raise AttnvizError(f"{label}: layer_types must be a list of layer kinds, got {shown(layer_types)}")
-        if not _flag(data, "use_sliding_window", label) and "sliding_attention" not in layer_types:
-            return None
-    if window is None:
-        return None
-    return positive_int(data, "sliding_window", label)
+        if not _flag(data, "use_sliding_window", label) or data.get("sliding_window") is None:
+            return None, None
+        window = positive_int(data, "sliding_window", label)
+        types = data.get("layer_types")
+        if types is None:
+            first = data.get("max_window_layers", 28)
+            if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+                raise AttnvizError(f"{label}: max_window_layers must be a non-negative integer, got {str(first)[:40]}")
+            types = ["sliding_attention" if i >= first else "full_attention" for i in range(layers)]
+        if not isinstance(types, list) or len(types) != layers or any(t not in LAYER_TYPES for t in types):
+            raise AttnvizError(
+                f"{label}: layer_types must be a list of {layers} entries, each one of {', '.join(LAYER_TYPES)}"
+            )
+        return window, tuple(types)
+    if model_type == "mistral" and data.get("sliding_window") is not None:
+        return positive_int(data, "sliding_window", label), None
+    return None, None
 
 
 def weight_map(

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import enum
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..text import json_text
 from ..errors import AttnvizError
+from ..sizes import Outputs
 from .common import (
     HeadOpt,
     ImageFlags,
@@ -35,6 +34,11 @@ class Format(str, enum.Enum):
     table = "table"
     json = "json"
     npz = "npz"
+
+
+class Precision(str, enum.Enum):
+    float32 = "float32"
+    float16 = "float16"
 
 
 @handles_errors
@@ -91,6 +95,21 @@ def show(
             "--format", help="table: rich tables; json: an object on stdout or --output; npz: arrays in --output."
         ),
     ] = Format.table,
+    digits: Annotated[
+        Optional[int],
+        typer.Option(
+            "--digits",
+            min=0,
+            max=8,
+            help='Round JSON weights to this many decimals (the JSON says "digits"): a smaller file for long texts.',
+        ),
+    ] = None,
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            "--precision", help="NPZ weights as float32 (exact) or float16 (3 significant digits, half the size)."
+        ),
+    ] = Precision.float32,
     resolve: Annotated[
         bool,
         typer.Option(
@@ -127,15 +146,30 @@ def show(
         from ..reading import sentence_from_stdin
 
         text = sentence_from_stdin()
-    _check_outputs(fmt, out, png, html)  # bad arguments fail before the model loads (torch alone takes ~2 s)
+    _check_outputs(fmt, out, png, html, digits, precision)  # before the model loads (torch alone takes ~2 s)
     image_opts = image.options() if png is not None else None
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
+    # Long texts: only the maps shown are kept (the focus summary reads one row per head), so
+    # what is kept is known before the model loads, and a run that cannot fit is refused now.
+    plan = _Plan(
+        streamed=view is View.attention and not words and candidates is None and html is None,
+        tables_only=fmt is Format.table and png is None,
+        outputs=Outputs(
+            json=fmt is Format.json,
+            digits=digits,
+            npz=fmt is Format.npz,
+            precision=precision.value,
+            html=html is not None,
+            image=png is not None,
+        ),
+    )
+    _check_plan(models, text, layer, head, out, plan)
 
     # Only the layers up to the last one asked for are loaded (-l 0 reads layer 0's weights only);
     # the focus summary (no --layer) and --resolve look at every layer.
     loaded = models.build(last_layer=None if resolve else last_index(layer))
-    shown = _attention(loaded, text, layer, head, view, words, exclude_sinks, out.truncate)
+    shown = _attention(loaded, text, layer, head, view, words, exclude_sinks, out.truncate, plan, focus)
     if focus is not None:
         shown.focus_at = resolve_focus(shown.result, focus)
     if candidates is not None:
@@ -149,9 +183,18 @@ def show(
         focus_index = shown.focus_at.index if shown.focus_at is not None else None
         typer.echo(_write_image(png, shown.selected(), focus_index, image_opts, out.overwrite), err=True)
     if fmt is not Format.table:
-        _write_data(shown, fmt, out)
+        _write_data(shown, fmt, out, digits, precision)
     elif out.output is not None or (html is None and png is None):
         _render_tables(shown, out, top, resolve, models.model)
+
+
+@dataclass
+class _Plan:
+    """What show will keep and write, known before the model loads."""
+
+    streamed: bool  # the attention view alone: keep only the maps shown and the focus rows
+    tables_only: bool  # terminal tables, no --png or --format json/npz
+    outputs: Outputs
 
 
 @dataclass
@@ -177,8 +220,13 @@ class _Shown:
         return self.result.select(self.layers if self.layer_given else None, self.heads if self.head_given else None)
 
 
-def _check_outputs(fmt: Format, out: OutputFlags, png: Path | None, html: Path | None) -> None:
+def _check_outputs(fmt: Format, out: OutputFlags, png: Path | None, html: Path | None, digits, precision) -> None:
     from ..files import check_distinct, check_writable
+
+    if digits is not None and fmt is not Format.json:
+        raise AttnvizError("--digits rounds JSON weights: use it with --format json")
+    if precision is Precision.float16 and fmt is not Format.npz:
+        raise AttnvizError("--precision sets the NPZ weights' type: use it with --format npz")
 
     if fmt is Format.npz and out.to_stdout:
         raise AttnvizError("--format npz is binary: give a file with --output FILE.npz, not -")
@@ -197,16 +245,40 @@ def _check_outputs(fmt: Format, out: OutputFlags, png: Path | None, html: Path |
         check_writable(html, out.overwrite)
 
 
-def _attention(loaded, text: str, layer, head, view: View, words: bool, exclude_sinks: bool, truncate: bool) -> _Shown:
+def _attention(
+    loaded, text: str, layer, head, view: View, words: bool, exclude_sinks: bool, truncate: bool, plan: _Plan, focus
+) -> _Shown:
+    from ..analysis.focus import find_pronoun, resolve_focus
     from ..pipeline import run_attention
     from ..selection import parse_indices
 
     config = loaded.config
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
-    # Rollout mixes the chosen heads of every layer into one map per layer (views.ROLLOUT_HEAD).
     rollout = view is View.rollout
-    result = run_attention(loaded, text, truncate=truncate, view=view.value, heads=heads if rollout else None)
+    if plan.streamed:
+        # The maps drawn or written, and (for the summary under the tables) the focus token's row
+        # of every head of the layers it covers.
+        maps = (
+            _table_layers(layer is not None or head is not None, layers, heads, config) if plan.tables_only else layers
+        )
+
+        def focus_of(skeleton) -> int | None:
+            found = resolve_focus(skeleton, focus) if focus is not None else find_pronoun(skeleton)
+            return None if found is None else found.index
+
+        result = run_attention(
+            loaded,
+            text,
+            layers=maps,
+            heads=heads,
+            truncate=truncate,
+            focus=focus_of if plan.tables_only else None,
+            focus_layers=layers if layer is not None else None,
+        )
+    else:
+        # Rollout mixes the chosen heads of every layer into one map per layer (views.ROLLOUT_HEAD).
+        result = run_attention(loaded, text, truncate=truncate, view=view.value, heads=heads if rollout else None)
     if rollout:
         heads = list(result.heads)
     if exclude_sinks:
@@ -233,22 +305,25 @@ def _score_candidates(shown: _Shown, candidates: str) -> None:
     shown.scores = score_candidates(shown.summarised(), span, resolve_candidates(shown.result, phrases, span))
 
 
-def _write_data(shown: _Shown, fmt: Format, out: OutputFlags) -> None:
-    """--format json (standard output or --output) or npz (--output)."""
+def _write_data(shown: _Shown, fmt: Format, out: OutputFlags, digits: int | None, precision: Precision) -> None:
+    """--format json (standard output or --output) or npz (--output), written as produced
+    (stream_out.py): no whole-output string in memory."""
+    from ..files import write_stdout_bytes
+    from ..stream_out import write_json, write_npz
+
     selected = shown.selected()
     if fmt is Format.json:
-        data = selected.to_dict()
-        if shown.scores is not None:
-            data["candidates"] = shown.scores.to_dict()
-        out.emit(json_text(data))
+        extra = {"candidates": shown.scores.to_dict()} if shown.scores is not None else None
+        write_json(
+            selected,
+            out.output,
+            out.overwrite,
+            digits,
+            extra,
+            echo=lambda piece: write_stdout_bytes(piece.encode("utf-8", "surrogateescape")),
+        )
         return
-    import numpy as np
-
-    from ..files import atomic_write
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **selected.npz_arrays())
-    atomic_write(out.output, buffer.getvalue(), out.overwrite)
+    write_npz(selected, out.output, out.overwrite, precision.value)
 
 
 def _render_tables(shown: _Shown, out: OutputFlags, top: int, resolve: bool, spec: str) -> None:
@@ -258,7 +333,7 @@ def _render_tables(shown: _Shown, out: OutputFlags, top: int, resolve: bool, spe
 
     result, config = shown.result, shown.loaded.config
     layers = shown.layers
-    if not shown.layer_given and not shown.head_given and config.num_layers * len(shown.heads) > MAX_DEFAULT_TABLES:
+    if _table_layers(shown.layer_given or shown.head_given, layers, shown.heads, config) != layers:
         layers = [0]
         result.notes.append(
             f"Tables show layer 0 of {config.num_layers}; choose others with --layer/--head (e.g. --layer all)."
@@ -272,6 +347,42 @@ def _render_tables(shown: _Shown, out: OutputFlags, top: int, resolve: bool, spe
             render_focus(console, result, focus_at, top_targets(shown.summarised(), focus_at.index, top), marks)
         if shown.scores is not None:
             render_candidates(console, result, shown.scores)
+
+
+def _table_layers(chosen: bool, layers: list[int], heads: list[int], config) -> list[int]:
+    """The layers the terminal tables show: layer 0 alone for a big model when no --layer or
+    --head was `chosen`."""
+    if not chosen and config.num_layers * len(heads) > MAX_DEFAULT_TABLES:
+        return [0]
+    return layers
+
+
+def _check_plan(models: ModelFlags, text: str, layer, head, out: OutputFlags, plan: _Plan) -> None:
+    """Refuse, before the model loads, a run whose kept maps and outputs would not fit in memory
+    (or on the output's disk): the config and tokenizer are read without the weights."""
+    from ..checkpoints import peek_model
+    from ..selection import parse_indices
+    from ..sizes import check_plan
+
+    config = models.shape.config() if models.model == "random" else None
+    peeked = peek_model(models.model, config=config, tokenizer=str(models.tokenizer) if models.tokenizer else None)
+    if peeked is None:
+        return  # the load says what is wrong; the pipeline checks the maps again before the pass
+    config, tokenizer = peeked
+    tokens = len(tokenizer.encode(text, max_len=config.max_len, truncate=out.truncate).ids)
+    layers = parse_indices(layer, config.num_layers, "layer")
+    heads = parse_indices(head, config.num_heads, "head")
+    if plan.streamed:
+        kept = (
+            _table_layers(layer is not None or head is not None, layers, heads, config) if plan.tables_only else layers
+        )
+        count, per = len(kept), len(heads)
+    else:
+        count, per = config.num_layers, config.num_heads  # every map, for the views that need them
+    written = Outputs(image=plan.outputs.image) if plan.tables_only else plan.outputs
+    output = out.output
+    folder = None if output is None else (output.parent if str(output.parent) else Path("."))
+    check_plan(config, tokens, count, per, written, folder)
 
 
 def _write_image(path: Path, result, focus: int | None, options, overwrite: bool) -> str:

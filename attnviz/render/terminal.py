@@ -194,7 +194,7 @@ def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Gr
     labels = result.labels
     T = len(labels)
     mode, per_block = _layout(T, width)
-    masked = result.masked()  # [T, T]
+    masked = result.masked(layer)  # [T, T]: look-ahead and, in a local layer, the sliding window
     ranked = ~masked
     ranked[:, list(result.excluded)] = False
     row_max = np.where(ranked, weights, -np.inf).argmax(axis=1)  # [T]
