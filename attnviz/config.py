@@ -16,6 +16,7 @@ POSITIONAL = ("sinusoidal", "learned", "rope", "none")
 NORMS = ("layer", "rms")
 FFNS = ("standard", "gated")
 NORM_PLACEMENTS = ("post", "pre")
+LAYER_TYPES = ("sliding_attention", "full_attention")
 CONFIG_FORMAT_VERSION = 1
 # Precisions a model's weights may be loaded in (attention always comes back as float32).
 DTYPES = ("float32", "bfloat16", "float16")
@@ -58,6 +59,18 @@ class EncoderConfig:
     output_bias: bool = True  # bias on the attention output projection (not LLaMA, not Qwen2)
     ffn_bias: bool = True  # biases in the feed-forward (not LLaMA)
     final_norm: bool | None = None  # a norm after the last layer (None: only with pre-LN)
+    # Gemma 3 / Qwen3 features (checkpoints/decoders.py, gemma.py). Defaults: off.
+    qk_norm: bool = False  # RMSNorm over each head's query and key (weights [Dh]), before RoPE
+    norm_offset: float = 0.0  # RMSNorm scales by (norm_offset + weight): Gemma stores w - 1 (offset 1.0)
+    sandwich_norm: bool = False  # norms after attention and after the feed-forward too (Gemma 2/3)
+    embedding_scale: float | None = None  # token embeddings multiplied by this (Gemma: sqrt(d_model))
+    attention_scale: float | None = None  # logits' scale when not Dh ** -0.5 (Gemma: query_pre_attn_scalar ** -0.5)
+    rope_local_base: float | None = None  # rotary base of local (sliding-window) layers when not rope_base
+    sliding_window: int | None = (
+        None  # keys j a query i may see in a local layer: i - sliding_window < j <= i (HF semantics)
+    )
+    layer_types: tuple[str, ...] | None = None  # per layer "sliding_attention" or "full_attention" (HF names);
+    # None with sliding_window set: every layer is local (Mistral)
     extra: dict = field(default_factory=dict, compare=False)  # free-form provenance, not validated
 
     def __post_init__(self) -> None:
@@ -94,7 +107,7 @@ class EncoderConfig:
             )
         if not (_is_number(self.rope_base) and self.rope_base > 0):
             raise AttnvizError(f"invalid config: rope_base must be positive, got {self.rope_base!r}")
-        for name in ("causal", "attention_bias", "output_bias", "ffn_bias"):
+        for name in ("causal", "attention_bias", "output_bias", "ffn_bias", "qk_norm", "sandwich_norm"):
             if not isinstance(getattr(self, name), bool):
                 raise AttnvizError(f"invalid config: {name} must be true or false, got {getattr(self, name)!r}")
         if not (_is_number(self.dropout) and 0.0 <= self.dropout < 1.0):
@@ -109,6 +122,42 @@ class EncoderConfig:
             raise AttnvizError(
                 f"invalid config: embedding_size must be a positive integer, got {self.embedding_size!r}"
             )
+
+        self._check_gemma_fields()
+
+    def _check_gemma_fields(self) -> None:
+        if not (_is_number(self.norm_offset) and self.norm_offset >= 0):
+            raise AttnvizError(f"invalid config: norm_offset must be a non-negative number, got {self.norm_offset!r}")
+        for name in ("embedding_scale", "attention_scale", "rope_local_base"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and value > 0):
+                raise AttnvizError(f"invalid config: {name} must be a positive number, got {value!r}")
+        if self.sliding_window is not None and (
+            not isinstance(self.sliding_window, int)
+            or isinstance(self.sliding_window, bool)
+            or self.sliding_window <= 0
+        ):
+            raise AttnvizError(
+                f"invalid config: sliding_window must be a positive integer, got {self.sliding_window!r}"
+            )
+        if self.layer_types is not None:
+            if isinstance(self.layer_types, list):  # from JSON
+                object.__setattr__(self, "layer_types", tuple(self.layer_types))
+            if not isinstance(self.layer_types, tuple) or len(self.layer_types) != self.num_layers:
+                raise AttnvizError(
+                    f"invalid config: layer_types must list one type per layer ({self.num_layers}), "
+                    f"got {self.layer_types!r}"
+                )
+            for kind in self.layer_types:
+                _choice("layer_types entry", kind, LAYER_TYPES)
+            if "sliding_attention" in self.layer_types and self.sliding_window is None:
+                raise AttnvizError("invalid config: layer_types has sliding_attention layers but no sliding_window")
+
+    def is_local(self, layer: int) -> bool:
+        """Whether `layer` attends within the sliding window only (see sliding_window)."""
+        if self.sliding_window is None:
+            return False
+        return self.layer_types is None or self.layer_types[layer] == "sliding_attention"
 
     @property
     def d_head(self) -> int:

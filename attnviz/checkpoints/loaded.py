@@ -87,7 +87,8 @@ def truncated(config: EncoderConfig, last_layer: int | None) -> EncoderConfig:
         return config
     import dataclasses
 
-    return dataclasses.replace(config, num_layers=last_layer + 1)
+    types = config.layer_types[: last_layer + 1] if config.layer_types is not None else None
+    return dataclasses.replace(config, num_layers=last_layer + 1, layer_types=types)
 
 
 def torch_dtype(name):
