@@ -51,10 +51,15 @@ def gguf_tokenizer(fields: dict, label: str) -> TextTokenizer:
             f"{label}: no tokenizer in the file (no tokenizer.ggml.model); "
             "pass --tokenizer PATH to the model's tokenizer.json"
         )
+    if model == "llama":  # SentencePiece BPE (Gemma, Phi-3, LLaMA 2)
+        from .gguf_sentencepiece import sentencepiece_tokenizer
+
+        return sentencepiece_tokenizer(fields, label)
     if model != "gpt2":
         raise AttnvizError(
             f"{label}: tokenizer.ggml.model {model!r} is not supported; attnviz rebuilds "
-            "byte-level BPE vocabularies ('gpt2') only; pass --tokenizer PATH to a tokenizer.json"
+            "byte-level BPE ('gpt2') and SentencePiece BPE ('llama') vocabularies; "
+            "pass --tokenizer PATH to a tokenizer.json"
         )
     pre = fields.get("tokenizer.ggml.pre", "default")
     if pre not in PRE_TOKENIZERS:
