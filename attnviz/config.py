@@ -193,7 +193,11 @@ class EncoderConfig:
         shape = f"{plural(self.num_layers, 'layer')} x {plural(self.num_heads, 'head')} x d_model {self.d_model}"
         if self.num_kv_heads and self.num_kv_heads != self.num_heads:
             shape += f" ({self.num_kv_heads} KV heads)"
-        return shape + (" · causal" if self.causal else "")
+        shape += " · causal" if self.causal else ""
+        if self.sliding_window is not None:  # which layers see only the window (Gemma 3: 5 of every 6)
+            full = [str(i) for i in range(self.num_layers) if not self.is_local(i)]
+            shape += f" · window {self.sliding_window}" + (f" (global layers {', '.join(full)})" if full else "")
+        return shape
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
