@@ -188,3 +188,41 @@ def test_unsupported_features_are_one_line(tmp_path):
         (folder / "config.json").write_text(json.dumps({**data, **change}))
         with pytest.raises(AttnvizError, match=message.replace("(", r"\(").replace(")", r"\)")):
             attnviz.load_model(str(folder))
+
+
+def test_gemma3_multimodal_folder_reads_its_text_model(tmp_path):
+    """A `gemma3` folder (Gemma3ForConditionalGeneration: a vision tower beside the language model,
+    weights under language_model.model.): attnviz reads the text model and ignores the rest."""
+    T = transformers
+    text = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        sliding_window=4,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+    )
+    vision = dict(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14
+    )
+    torch.manual_seed(0)
+    model = T.Gemma3ForConditionalGeneration(
+        T.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4)
+    )
+    sharpen(model, seed=3)
+    model.save_pretrained(tmp_path / "g3")
+    (tmp_path / "g3" / "tokenizer.json").write_text(tokenizer().to_str(), encoding="utf-8")
+    reference = T.Gemma3ForConditionalGeneration.from_pretrained(tmp_path / "g3")
+    reference.set_attn_implementation("eager")
+    reference.eval()
+    loaded = attnviz.load_model(str(tmp_path / "g3"))
+    assert loaded.info.kind == "gemma3" and loaded.config.norm_offset == 1.0
+    for text_ in SENTENCES:
+        ids = torch.tensor([loaded.tokenizer.encode(text_).ids])
+        expected = hf_attention(reference.model.language_model, ids)
+        with torch.inference_mode():
+            got = loaded.encoder(ids).attentions.float().numpy()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOL)
