@@ -17,6 +17,7 @@ POSITIONAL = ("sinusoidal", "learned", "rope", "none")
 NORMS = ("layer", "rms")
 FFNS = ("standard", "gated")
 NORM_PLACEMENTS = ("post", "pre")
+LAYER_TYPES = ("sliding_attention", "full_attention")
 CONFIG_FORMAT_VERSION = 1
 # Precisions a model's weights may be loaded in (attention always comes back as float32).
 DTYPES = ("float32", "bfloat16", "float16")
@@ -62,9 +63,15 @@ class EncoderConfig:
     output_bias: bool = True  # bias on the attention output projection (not LLaMA, not Qwen2)
     ffn_bias: bool = True  # biases in the feed-forward (not LLaMA)
     final_norm: bool | None = None  # a norm after the last layer (None: only with pre-LN)
-    sliding_window: int | None = (
-        None  # keys j a query i may see in a local layer: i - sliding_window < j <= i (HF semantics)
-    )
+    # Gemma 3 / Qwen3 features (checkpoints/decoders.py, gemma.py). Defaults: off.
+    qk_norm: bool = False  # RMSNorm over each head's query and key (weights [Dh]), before RoPE
+    norm_offset: float = 0.0  # RMSNorm scales by (norm_offset + weight): Gemma stores w - 1 (offset 1.0)
+    sandwich_norm: bool = False  # norms after attention and after the feed-forward too (Gemma 2/3)
+    embedding_scale: float | None = None  # token embeddings multiplied by this (Gemma: sqrt(d_model))
+    attention_scale: float | None = None  # logits' scale when not Dh ** -0.5 (Gemma: query_pre_attn_scalar ** -0.5)
+    rope_local_base: float | None = None  # rotary base of local (sliding-window) layers when not rope_base
+    # Keys j a query i may see in a local layer: i - sliding_window < j <= i (HF semantics).
+    sliding_window: int | None = None
     layer_types: tuple[str, ...] | None = None  # per layer "sliding_attention" or "full_attention" (HF names);
     # None with sliding_window set: every layer is local (Mistral)
     extra: dict = field(default_factory=dict, compare=False)  # free-form provenance, not validated
@@ -103,7 +110,7 @@ class EncoderConfig:
             )
         if not finite_positive(self.rope_base):
             raise AttnvizError(f"invalid config: rope_base must be a positive finite number, got {self.rope_base!r}")
-        for name in ("causal", "attention_bias", "output_bias", "ffn_bias"):
+        for name in ("causal", "attention_bias", "output_bias", "ffn_bias", "qk_norm", "sandwich_norm"):
             if not isinstance(getattr(self, name), bool):
                 raise AttnvizError(f"invalid config: {name} must be true or false, got {getattr(self, name)!r}")
         if not (_is_number(self.dropout) and 0.0 <= self.dropout < 1.0):
@@ -133,9 +140,18 @@ class EncoderConfig:
                 f"invalid config: embedding_size must be a positive integer, got {self.embedding_size!r}"
             )
         self._check_windows()
+        self._check_gemma_fields()
+
+    def _check_gemma_fields(self) -> None:
+        if not (_is_number(self.norm_offset) and self.norm_offset >= 0):
+            raise AttnvizError(f"invalid config: norm_offset must be a non-negative number, got {self.norm_offset!r}")
+        for name in ("embedding_scale", "attention_scale", "rope_local_base"):
+            value = getattr(self, name)
+            if value is not None and not finite_positive(value):
+                raise AttnvizError(f"invalid config: {name} must be a positive finite number, got {value!r}")
 
     def is_local(self, layer: int) -> bool:
-        """Whether layer `layer` attends within the sliding window only."""
+        """Whether `layer` attends within the sliding window only (see sliding_window)."""
         if self.sliding_window is None:
             return False
         return self.layer_types is None or self.layer_types[layer] == "sliding_attention"
@@ -192,7 +208,11 @@ class EncoderConfig:
         shape = f"{plural(self.num_layers, 'layer')} x {plural(self.num_heads, 'head')} x d_model {self.d_model}"
         if self.num_kv_heads and self.num_kv_heads != self.num_heads:
             shape += f" ({self.num_kv_heads} KV heads)"
-        return shape + (" · causal" if self.causal else "")
+        shape += " · causal" if self.causal else ""
+        if self.sliding_window is not None:  # which layers see only the window (Gemma 3: 5 of every 6)
+            full = [str(i) for i in range(self.num_layers) if not self.is_local(i)]
+            shape += f" · window {self.sliding_window}" + (f" (global layers {', '.join(full)})" if full else "")
+        return shape
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -53,24 +53,35 @@ class RMSNorm(nn.RMSNorm):
     Written out rather than torch's fused rms_norm: on CPU the fused kernel is 2-3x slower than
     these three element-wise ops (0.5 vs 1.3 ms at 512 x 576)."""
 
+    offset = 0.0  # Gemma: (1 + weight), multiplied in float32 before the cast back, as its reference does
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x32 = x.float()
         normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.offset:
+            return (normed * (self.offset + self.weight.float())).to(x.dtype)
         return self.weight * normed.to(x.dtype)
 
 
 def make_norm(config: EncoderConfig, width: int) -> nn.Module:
-    """LayerNorm, or RMSNorm (LLaMA: weight * x / sqrt(mean(x^2) + eps), no bias, no centring)."""
+    """LayerNorm, or RMSNorm (LLaMA: weight * x / sqrt(mean(x^2) + eps), no bias, no centring;
+    Gemma: (1 + weight) * x / ...)."""
     if config.norm == "rms":
-        return RMSNorm(width, eps=config.layer_norm_eps)
+        norm = RMSNorm(width, eps=config.layer_norm_eps)
+        norm.offset = float(config.norm_offset)
+        return norm
     return nn.LayerNorm(width, eps=config.layer_norm_eps)
 
 
-def rope_tables(config: EncoderConfig, T: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_tables(
+    config: EncoderConfig, T: int, device=None, base: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin [T, R] for rotary positions 0..T-1 over the first R = rotary_dim dims of a head,
-    in the half-split layout of LLaMA checkpoints (frequency i drives dims i and i + R/2)."""
+    in the half-split layout of LLaMA checkpoints (frequency i drives dims i and i + R/2).
+    `base`: the rotary base (default config.rope_base; Gemma's local layers have their own)."""
     R = config.rotary_dim or config.d_head
-    inv_freq = 1.0 / (config.rope_base ** (torch.arange(0, R, 2, dtype=torch.int64, device=device).float() / R))
+    base = config.rope_base if base is None else base
+    inv_freq = 1.0 / (base ** (torch.arange(0, R, 2, dtype=torch.int64, device=device).float() / R))
     freqs = torch.arange(T, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]  # [T, R/2]
     emb = torch.cat((freqs, freqs), dim=-1)  # [T, R]
     return emb.cos(), emb.sin()
@@ -108,6 +119,8 @@ class Embeddings(nn.Module):
         if self.position is not None:
             positions = torch.arange(T, device=input_ids.device) + self.config.position_offset
             x = x + self.position(positions)[None]
+        if self.config.embedding_scale is not None:  # Gemma: x sqrt(D), the factor rounded to x's dtype as HF does
+            x = x * torch.tensor(self.config.embedding_scale, dtype=x.dtype)
         elif self.config.positional == "sinusoidal":
             # Made for the T positions of this text, not kept for all max_len: a function of the
             # position alone, so the rows are the same either way, and a table of max_len rows
@@ -136,7 +149,10 @@ class MultiHeadAttention(nn.Module):
         self.value = nn.Linear(D, G * Dh, bias=config.attention_bias)
         self.out = nn.Linear(H * Dh, D, bias=config.output_bias)
         self.dropout_p = config.dropout
-        self.scale = Dh**-0.5  # the attention scale (models may set another, e.g. Gemma 3)
+        self.scale = config.attention_scale or Dh**-0.5  # Gemma: query_pre_attn_scalar ** -0.5
+        # QK-norm (Qwen3, Gemma 3): RMSNorm over each head's Dh dims of q and k, before RoPE.
+        self.query_norm = make_norm(config, Dh) if config.qk_norm else None
+        self.key_norm = make_norm(config, Dh) if config.qk_norm else None
 
     def split_heads(self, x: torch.Tensor, heads: int) -> torch.Tensor:
         B, T, _ = x.shape
@@ -161,6 +177,8 @@ class MultiHeadAttention(nn.Module):
         q = self.split_heads(self.query(x), self.num_heads)  # [B, H, T, Dh]
         k = self.split_heads(self.key(x), self.kv_heads)  # [B, G, T, Dh]
         v = self.split_heads(self.value(x), self.kv_heads)  # [B, G, T, Dh]
+        if self.query_norm is not None:  # QK-norm, per head
+            q, k = self.query_norm(q), self.key_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if need_weights is True:
@@ -198,6 +216,9 @@ class EncoderLayer(nn.Module):
         self.attention_norm = make_norm(config, config.d_model)
         self.ffn = FeedForward(config)
         self.ffn_norm = make_norm(config, config.d_model)
+        # Sandwich norms (Gemma 2/3): each sub-block's output is normed again before the residual add.
+        self.attention_post_norm = make_norm(config, config.d_model) if config.sandwich_norm else None
+        self.ffn_post_norm = make_norm(config, config.d_model) if config.sandwich_norm else None
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
@@ -210,8 +231,13 @@ class EncoderLayer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.pre_norm:
             attended, probs = self.attention(self.attention_norm(x), mask, need_weights, weights_out, rope)
+            if self.attention_post_norm is not None:
+                attended = self.attention_post_norm(attended)
             x = x + self.dropout(attended)
-            x = x + self.dropout(self.ffn(self.ffn_norm(x)))
+            fed = self.ffn(self.ffn_norm(x))
+            if self.ffn_post_norm is not None:
+                fed = self.ffn_post_norm(fed)
+            x = x + self.dropout(fed)
         else:
             attended, probs = self.attention(x, mask, need_weights, weights_out, rope)
             x = self.attention_norm(x + self.dropout(attended))
@@ -271,6 +297,12 @@ class Encoder(nn.Module):
         rope = rope_tables(self.config, T, x.device) if self.config.positional == "rope" else None
         if rope is not None:
             rope = (rope[0].to(x.dtype), rope[1].to(x.dtype))
+        # Sliding-window layers (Gemma 3: 5 of 6) may have their own rotary base.
+        local_rope = rope
+        if rope is not None and self.config.rope_local_base is not None:
+            local_rope = tuple(
+                t.to(x.dtype) for t in rope_tables(self.config, T, x.device, self.config.rope_local_base)
+            )
         # One float32 buffer for all kept maps, [K, B, H', T, T]: each layer's probabilities go
         # straight into its slot, so keeping K layers holds K maps and no more (stacking a list at
         # the end would briefly hold two copies). Returned as [B, K, H', T, T] (a strided view
@@ -314,7 +346,7 @@ class Encoder(nn.Module):
                     consumers=list(keep.consumers),
                     collect=grad and i in kept,
                 )
-            x, probs = layer(x, masks[i], need_weights=plan, rope=rope)
+            x, probs = layer(x, masks[i], need_weights=plan, rope=local_rope if self.config.is_local(i) else rope)
             check_layer(i, x, probs)  # inf/NaN: one error naming this layer (numerics.py)
             if buffer is None and probs is not None:
                 collected.append(probs)

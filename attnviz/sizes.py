@@ -83,6 +83,8 @@ def parameter_count(config: EncoderConfig | dict) -> int:
         + (3 if c.get("ffn", "standard") == "gated" else 2) * D * F
         + ((2 if c.get("ffn", "standard") == "gated" else 1) * F + D if ffn_bias else 0)
         + 2 * norm(D)
+        + (2 * norm(D) if c.get("sandwich_norm") else 0)  # Gemma's norms after attention and feed-forward
+        + (2 * norm(Dh) if c.get("qk_norm") else 0)  # QK-norm: one [Dh] weight each for q and k
     )
     total += L * layer
     final = c.get("final_norm")

@@ -168,7 +168,9 @@ class TextTokenizer:
             text, [tuple(o) if s else _trim_spaces(text, o) for o, s in zip(enc.offsets, special)], special
         )
         word_ids = list(enc.word_ids)
-        if all(w is None for w, s in zip(word_ids, special) if not s):
+        # Without a pre-tokenizer (SentencePiece as Gemma's GGUF vocabulary is rebuilt) the whole
+        # text is one "word" to the library: words then come from the gaps between tokens.
+        if self._tok.pre_tokenizer is None or all(w is None for w, s in zip(word_ids, special) if not s):
             word_ids = _words_from_offsets(offsets, special)
         word_ids = [None if s else w for w, s in zip(word_ids, special)]
         return Encoding(list(enc.ids), list(enc.tokens), offsets, word_ids, special, list(enc.type_ids), truncated)

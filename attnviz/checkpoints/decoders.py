@@ -16,6 +16,12 @@ comes from `transformers`; the tables below are the whole mapping.
   Qwen2    LLaMA's block with biases on Q, K and V (not on the output projection); with
            use_sliding_window, the layers layer_types marks "sliding_attention" (by default
            those from max_window_layers on) attend within the window.
+  Qwen3    LLaMA's block with RMSNorm over each head's queries and keys (QK-norm), no biases,
+           head_dim given; sliding-window layers as layer_types says.
+  Phi-3    LLaMA's block with Q, K, V fused in one `qkv_proj` [H*Dh + 2*G*Dh, D] and gate and up
+           in one `gate_up_proj` [2*d_ff, D] (split on load, `weights.Part` rows); partial rotary
+           dims (partial_rotary_factor); a sliding window over every layer.
+  Gemma 3  see `gemma.py` (text model of gemma3_text and gemma3 folders).
 
 A config this module does not implement exactly (another RoPE scaling, ALiBi, mixtures of
 experts, attention without the 1/sqrt(d) scale...) is refused in one line that names it.
@@ -57,10 +63,9 @@ UNSUPPORTED = {
     "mpt": "ALiBi positions",
     "falcon": "parallel attention and ALiBi options",
     "gemma": "scaled embeddings and (1 + w) RMSNorm",
-    "gemma2": "soft-capped logits and sandwich norms",
-    "qwen3": "Q/K RMSNorm",
-    "olmo2": "Q/K RMSNorm",
-    "phi3": "fused QKV and gate/up projections",
+    "gemma2": "soft-capped attention logits",
+    "olmo2": "Q/K RMSNorm over all heads at once",
+    "phimoe": "a mixture of experts",
     "gpt_neox": "parallel residual and interleaved fused QKV",
     "gptj": "interleaved rotary positions",
 }
@@ -83,6 +88,10 @@ DECODERS = {
         Decoder("llama", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
         Decoder("mistral", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
         Decoder("qwen2", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
+        Decoder("qwen3", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
+        Decoder("phi3", "model.", "embed_tokens.weight", "layers", LLAMA_IGNORED),
+        Decoder("gemma3_text", "model.", "embed_tokens.weight", "layers"),
+        Decoder("gemma3", "model.language_model.", "embed_tokens.weight", "layers"),
     )
 }
 
@@ -97,7 +106,17 @@ LLAMA_LAYER = {
     "ffn.gate": "mlp.gate_proj",
     "ffn.up": "mlp.up_proj",
     "ffn.down": "mlp.down_proj",
+    "attention.query_norm": "self_attn.q_norm",  # QK-norm (Qwen3, Gemma 3)
+    "attention.key_norm": "self_attn.k_norm",
 }
+# Gemma 3's four norms: its post_attention_layernorm is the norm after attention (sandwich_norm).
+GEMMA_LAYER = {
+    **LLAMA_LAYER,
+    "attention_post_norm": "post_attention_layernorm",
+    "ffn_norm": "pre_feedforward_layernorm",
+    "ffn_post_norm": "post_feedforward_layernorm",
+}
+GEMMA_TYPES = ("gemma3", "gemma3_text")
 # GPT-2: attnviz module -> (stored module, chunk of c_attn or None, stored as Conv1D [in, out]).
 GPT2_LAYER = {
     "attention.query": ("attn.c_attn", (0, 3), True),
@@ -122,6 +141,10 @@ def decoder_config(data: dict, label: str) -> EncoderConfig:
     model_type = data["model_type"]
     if model_type == "gpt2":
         return _gpt2_config(data, label)
+    if model_type in GEMMA_TYPES:
+        from .gemma import gemma_config
+
+        return gemma_config(data, label)
     return _llama_config(data, label, model_type)
 
 
@@ -175,11 +198,20 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
         head_dim = positive_int(data, "head_dim", label)
     max_len = positive_int(data, "max_position_embeddings", label)
     layers = positive_int(data, "num_hidden_layers", label)
-    window, layer_types = _sliding_window(data, label, model_type, layers)
+    if model_type in ("qwen3", "phi3"):
+        window, layer_types = _window_layers(data, label, model_type)
+    else:
+        window, layer_types = _sliding_window(data, label, model_type, layers)
+    rotary = None
     if model_type == "qwen2":
         qkv_bias, out_bias, ffn_bias = True, False, False
-    elif model_type == "mistral":
+    elif model_type in ("mistral", "phi3"):
         qkv_bias = out_bias = ffn_bias = False
+        if model_type == "phi3":
+            rotary = _partial_rotary(data, label, head_dim or d_model // heads)
+    elif model_type == "qwen3":
+        qkv_bias = out_bias = _flag(data, "attention_bias", label)
+        ffn_bias = False
     else:
         qkv_bias = out_bias = _flag(data, "attention_bias", label)
         ffn_bias = _flag(data, "mlp_bias", label)
@@ -208,10 +240,44 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
         output_bias=out_bias,
         ffn_bias=ffn_bias,
         final_norm=True,
+        rotary_dim=rotary,
+        qk_norm=model_type == "qwen3",
         sliding_window=window,
         layer_types=layer_types,
         extra={"model_type": model_type},
     )
+
+
+def _window_layers(data: dict, label: str, model_type: str) -> tuple[int | None, tuple[str, ...] | None]:
+    """Qwen3: (window, layer_types) when use_sliding_window; Phi-3: (window, None), every layer local."""
+    window = data.get("sliding_window")
+    if window is None:
+        return None, None
+    window = positive_int(data, "sliding_window", label)
+    if model_type == "phi3":
+        return window, None
+    if not data.get("use_sliding_window", False):
+        return None, None
+    layers = positive_int(data, "num_hidden_layers", label)
+    types = data.get("layer_types")
+    if types is None:
+        first = data.get("max_window_layers", layers)
+        types = ["sliding_attention" if i >= first else "full_attention" for i in range(layers)]
+    if not isinstance(types, list) or len(types) != layers or not set(types) <= {"sliding_attention", "full_attention"}:
+        raise AttnvizError(f"{label}: layer_types must list one attention type per layer")
+    return (window, tuple(types)) if "sliding_attention" in types else (None, None)
+
+
+def _partial_rotary(data: dict, label: str, head_dim: int) -> int | None:
+    """Phi-3's rotary dims: head_dim x partial_rotary_factor (None: the whole head)."""
+    rope = data.get("rope_parameters") or {}
+    factor = (
+        rope.get("partial_rotary_factor", data.get("partial_rotary_factor", 1.0)) if isinstance(rope, dict) else 1.0
+    )
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= 1:
+        raise AttnvizError(f"{label}: partial_rotary_factor must be in (0, 1], got {factor!r}")
+    dims = int(head_dim * factor)
+    return None if dims == head_dim else dims
 
 
 def _rope_base(data: dict, label: str) -> float:
@@ -258,7 +324,12 @@ def _sliding_window(data: dict, label: str, model_type: str, layers: int) -> tup
 
 
 def weight_map(
-    decoder: Decoder, names: list[str], weights: WeightFile, num_layers: int, label: str
+    decoder: Decoder,
+    names: list[str],
+    weights: WeightFile,
+    num_layers: int,
+    label: str,
+    config: EncoderConfig | None = None,
 ) -> dict[str, str | Part]:
     """attnviz state-dict name -> the checkpoint's key (or the Part of it), for every name of our
     (possibly truncated) encoder.
@@ -280,8 +351,11 @@ def weight_map(
                 mapping[name] = Part(
                     f"{layers}.{index}.{theirs}.{leaf}", transpose=conv and leaf == "weight", chunk=chunk
                 )
+            elif decoder.model_type == "phi3" and local in PHI3_FUSED:
+                mapping[name] = _phi3_part(f"{layers}.{index}", local, leaf, config)
             else:
-                mapping[name] = f"{layers}.{index}.{LLAMA_LAYER[local]}.{leaf}"
+                table = GEMMA_LAYER if decoder.model_type in GEMMA_TYPES else LLAMA_LAYER
+                mapping[name] = f"{layers}.{index}.{table[local]}.{leaf}"
         else:
             mapping[name] = prefix + _outer_name(decoder, module, leaf)
     used = {m.key if isinstance(m, Part) else m for m in mapping.values()}
@@ -299,6 +373,20 @@ def weight_map(
             f"{decoder.model_type} model that {label} describes)"
         )
     return mapping
+
+
+PHI3_FUSED = ("attention.query", "attention.key", "attention.value", "ffn.gate", "ffn.up")
+
+
+def _phi3_part(layer: str, local: str, leaf: str, config: EncoderConfig) -> Part:
+    """Phi-3's fused projections as row ranges: qkv_proj [H*Dh | G*Dh | G*Dh, D], gate_up_proj [d_ff | d_ff, D]."""
+    if local.startswith("ffn."):
+        ff = config.d_ff
+        start = 0 if local == "ffn.gate" else ff
+        return Part(f"{layer}.mlp.gate_up_proj.{leaf}", rows=(start, start + ff, 2 * ff))
+    q, kv = config.num_heads * config.d_head, config.kv_heads * config.d_head
+    start, size = {"attention.query": (0, q), "attention.key": (q, kv), "attention.value": (q + kv, kv)}[local]
+    return Part(f"{layer}.self_attn.qkv_proj.{leaf}", rows=(start, start + size, q + 2 * kv))
 
 
 def _outer_name(decoder: Decoder, module: str, leaf: str) -> str:
@@ -322,7 +410,7 @@ def load_decoder(
     config = decoder_config(data, label)
     decoder = DECODERS[data["model_type"]]
     encoder = build_encoder(config, weights, label, data, last_layer=last_layer)
-    mapping = weight_map(decoder, list(encoder.state_dict()), weights, config.num_layers, label)
+    mapping = weight_map(decoder, list(encoder.state_dict()), weights, config.num_layers, label, config)
     fill_encoder(encoder, mapping, weights, label, dtype)
     info = ModelInfo(
         source=source, config=config, seed=None, learned=True, tokenizer=tokenizer.source, kind=decoder.model_type

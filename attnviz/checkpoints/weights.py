@@ -164,13 +164,24 @@ class Part:
     key: str
     transpose: bool = False  # stored [in, out]: transpose into Linear's [out, in]
     chunk: tuple[int, int] | None = None  # (i, n): the i-th of n equal parts of the stored last dim
+    # Phi-3's fused qkv_proj [H*Dh + 2*G*Dh, D] (parts of unequal size): rows [start, stop) of a
+    # stored tensor with `total` rows.
+    rows: tuple[int, int, int] | None = None  # (start, stop, total)
+
+    @property
+    def fused(self) -> bool:
+        return bool(self.chunk or self.rows)
 
     def stored_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The stored shape that gives a parameter of `shape`."""
+        if self.rows:
+            return (self.rows[2],) + tuple(shape[1:])
         shape = tuple(reversed(shape)) if self.transpose else tuple(shape)
         return shape[:-1] + (shape[-1] * self.chunk[1],) if self.chunk else shape
 
     def cut(self, tensor: "torch.Tensor") -> "torch.Tensor":
+        if self.rows:
+            tensor = tensor[self.rows[0] : self.rows[1]]
         if self.chunk:
             i, n = self.chunk
             width = tensor.shape[-1] // n
@@ -207,7 +218,7 @@ def fill_encoder(
             raise AttnvizError(
                 f"{weights.file_of(key)}: {key} has shape {list(got)} but {config_label} implies {list(expected)}"
             )
-        if part.chunk:  # fused: read once, cut three times
+        if part.fused:  # fused: read once, cut three times
             if key not in fused:
                 fused[key] = weights.get(key, dtype)
             loaded[name] = part.cut(fused[key])
