@@ -133,6 +133,9 @@ class MultiHeadAttention(nn.Module):
         self.value = nn.Linear(D, G * Dh, bias=config.attention_bias)
         self.out = nn.Linear(H * Dh, D, bias=config.output_bias)
         self.dropout_p = config.dropout
+        # Interventions (attnviz.interventions): fn(context [B, H, T, Dh]) -> context, applied to
+        # each head's output right before the output projection; None in every ordinary run.
+        self.edit_context = None
 
     def split_heads(self, x: torch.Tensor, heads: int) -> torch.Tensor:
         B, T, _ = x.shape
@@ -191,6 +194,8 @@ class MultiHeadAttention(nn.Module):
             # Nobody looks at this layer's weights: let the fused kernel skip materialising them.
             probs = None
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, enable_gqa=group > 1)
+        if self.edit_context is not None:  # an intervention: ablate or patch heads (interventions/)
+            context = self.edit_context(context)
         context = context.transpose(1, 2).reshape(B, T, self.num_heads * self.d_head)
         return self.out(context), probs
 
