@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-VIEWS = ("attention", "rollout", "norm")
+VIEWS = ("attention", "rollout", "norm", "value-zeroing")  # value zeroing: interventions/value_zeroing.py
+
+# `--view value-zeroing --per-head`: one value-zeroing map per head (interventions/value_zeroing.py).
+VALUE_ZEROING_HEADS = "value-zeroing-heads"
 
 # A rollout map mixes all heads of a layer; in an AttentionResult it sits on this head index, so
 # `heads == [ROLLOUT_HEAD]` marks it and renderers can title it "heads averaged".

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..analysis.views import ROLLOUT_HEAD, VALUE_ZEROING_HEADS
 from ..errors import AttnvizError
 from .common import (
     HeadOpt,
@@ -67,6 +68,13 @@ def show(
             help="attention: the weights; rollout: attention flow through the layers below (Abnar & Zuidema 2020), one map per layer; norm: weights times the norm of the value they carry (Kobayashi et al. 2020).",
         ),
     ] = View.attention,
+    per_head: Annotated[
+        bool,
+        typer.Option(
+            "--per-head",
+            help="With --view value-zeroing: zero a token's value in one head at a time (a map per head) instead of in all heads.",
+        ),
+    ] = False,
     candidates: Annotated[
         Optional[str],
         typer.Option(
@@ -142,6 +150,8 @@ def show(
         check_writable(html, overwrite)
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
+    if per_head and view.value != "value-zeroing":
+        raise AttnvizError("--per-head goes with --view value-zeroing")
 
     # Only the layers up to the last one asked for are loaded (-l 0 reads layer 0's weights only);
     # the focus summary (no --layer) and --resolve look at every layer.
@@ -150,10 +160,11 @@ def show(
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
     # Rollout mixes the chosen heads of every layer into one map per layer (head index -1).
+    view_name = VALUE_ZEROING_HEADS if per_head else view.value
     result = run_attention(
-        loaded, text, truncate=truncate, view=view.value, heads=heads if view is View.rollout else None
+        loaded, text, truncate=truncate, view=view_name, heads=heads if view is View.rollout else None
     )
-    if view is View.rollout:
+    if view is View.rollout or result.heads == [ROLLOUT_HEAD]:
         heads = list(result.heads)
     if exclude_sinks:
         result = result.without_sinks()

@@ -27,7 +27,13 @@ from .options import Style
 _ELLIPSIS = "…"
 MASKED_LABEL = "masked"  # next to the grey swatch under the colour bar of a causal model
 # What the colour bar measures, per view (rollout and norm state their own scale).
-CAPTIONS = {"attention": "attention weight", "rollout": "rollout: attention flow", "norm": "norm: weight × ‖value‖"}
+CAPTIONS = {
+    "attention": "attention weight",
+    "rollout": "rollout: attention flow",
+    "norm": "norm: weight × ‖value‖",
+    "value-zeroing": "value zeroing: mixing score",
+    "value-zeroing-heads": "value zeroing: mixing score",
+}
 
 
 def panel_count(result: AttentionResult, layout: str) -> int:
@@ -212,7 +218,7 @@ def _model_title(result: AttentionResult) -> str:
 
 
 def _head_name(head: int) -> str:
-    return "rollout" if head < 0 else f"head {head}"  # rollout mixes the heads: index -1
+    return "all heads" if head < 0 else f"head {head}"  # rollout and value zeroing mix the heads: index -1
 
 
 @dataclass
