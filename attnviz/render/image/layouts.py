@@ -217,8 +217,10 @@ def _model_title(result: AttentionResult) -> str:
     return title if result.view_label == "attention" else f"{result.view_label} · {title}"
 
 
-def _head_name(head: int) -> str:
-    return "all heads" if head < 0 else f"head {head}"  # rollout and value zeroing mix the heads: index -1
+def _head_name(head: int, view: str = "rollout") -> str:
+    if head >= 0:
+        return f"head {head}"
+    return "rollout" if view == "rollout" else "all heads"  # rollout and value zeroing mix the heads: index -1
 
 
 @dataclass
@@ -360,7 +362,7 @@ def _page_head(result, style, options, *, layer, head, focus) -> Page:
         grid = _solve_grid(labels, T, 1, 1, 0, 0, style, s_target=s_target, **kw)
         width = 2 * style.pad + grid.left + grid.s + cbar
     page = Page(width, height or 100.0)
-    top = _header(page, result, style, f"layer {layer} · {_head_name(head)} · {_model_title(result)}")
+    top = _header(page, result, style, f"layer {layer} · {_head_name(head, result.view)} · {_model_title(result)}")
     room_w = width - 2 * style.pad - cbar + style.pad
     if height is None:
         grid = _solve_grid(labels, T, 1, 1, room_w, 100.0, style, **kw)
@@ -448,7 +450,7 @@ def _page_layer(result, style, options, *, layer, head, focus) -> Page:
         y0 = by + grid.bottom + (rows - 1 - r) * (grid.s + grid.head_row + style.gap)
         page.panels.append(Panel(x0, y0, grid.s, grid.s, data[k], mask))
         page.labels.append(
-            Label(_head_name(result.heads[k]), x0 + grid.s / 2, y0 + grid.s + 0.03, style.small, va="bottom")
+            Label(_head_name(result.heads[k], result.view), x0 + grid.s / 2, y0 + grid.s + 0.03, style.small, va="bottom")
         )
         last_in_column = k + cols >= H
         _token_label_artists(
