@@ -60,7 +60,7 @@ def run_causal(items, skipped, name: str, file, loaded, fmt_json: bool, out, top
     else:
         for k, item in enumerate(usable):
             one(item)
-            if k == 0 or (k + 1) % 25 == 0:
+            if k == 0 or (k + 1) % 5 == 0:
                 spent = time.perf_counter() - started
                 left = spent / (k + 1) * (len(usable) - k - 1)
                 print(

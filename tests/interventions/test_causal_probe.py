@@ -104,3 +104,17 @@ def test_probe_causal_without_a_head_is_one_line(tmp_path, capsys):
     code = main(["probe", "coref", "agreement", "--ablation"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "has no language-model head" in err
+
+
+@pytest.mark.slow
+def test_causal_flag_with_a_checkpoint_means_the_ablation_probe(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ATTNVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    folder, _ = write_model(tmp_path, "gpt2")
+    probe_file = tmp_path / "set.jsonl"
+    text, pronoun, cands, answer = ITEMS[0]
+    probe_file.write_text(json.dumps({"text": text, "pronoun": pronoun, "candidates": cands, "answer": answer}) * 1)
+    code = main(["probe", "coref", str(probe_file), "-m", str(folder), "--causal", "--limit", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "1 items read out" in captured.out and "causal heads (" in captured.out and "in both:" in captured.out
+    assert "ablated 1 of 1 items, about 0.0 min left" in captured.err  # progress when not a terminal

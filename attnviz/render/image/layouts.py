@@ -450,7 +450,9 @@ def _page_layer(result, style, options, *, layer, head, focus) -> Page:
         y0 = by + grid.bottom + (rows - 1 - r) * (grid.s + grid.head_row + style.gap)
         page.panels.append(Panel(x0, y0, grid.s, grid.s, data[k], mask))
         page.labels.append(
-            Label(_head_name(result.heads[k], result.view), x0 + grid.s / 2, y0 + grid.s + 0.03, style.small, va="bottom")
+            Label(
+                _head_name(result.heads[k], result.view), x0 + grid.s / 2, y0 + grid.s + 0.03, style.small, va="bottom"
+            )
         )
         last_in_column = k + cols >= H
         _token_label_artists(
