@@ -55,7 +55,12 @@ def coref(
     ] = False,
     limit: Annotated[
         Optional[int],
-        typer.Option("--limit", min=1, help="With --ablation: only the first N items.", show_default=False),
+        typer.Option(
+            "--limit",
+            min=1,
+            help="With --ablation: N items spread evenly over the set (every k-th item).",
+            show_default=False,
+        ),
     ] = None,
     out: OutputFlags = OutputFlags(),
     models: ModelFlags = ModelFlags(),

@@ -28,8 +28,10 @@ def run_causal(items, skipped, name: str, file, loaded, fmt_json: bool, out, top
     usable = [it for it in items if len(it.candidates) == 2 and it.answer in (0, 1)]
     skips = [(s.line, s.reason) for s in skipped]
     skips += [(it.line, "the causal readout needs exactly two candidates") for it in items if it not in usable]
-    if limit is not None:
-        usable = usable[:limit]
+    if limit is not None and limit < len(usable):
+        # Spread over the set (every k-th item), so a sample covers every cue of a set sorted by cue.
+        picks = sorted({round(i * (len(usable) - 1) / max(limit - 1, 1)) for i in range(limit)})
+        usable = [usable[i] for i in picks]
     effects, clean, ids = [], [], []
     from rich.console import Console
 
