@@ -22,7 +22,7 @@ CONFIG_FORMAT_VERSION = 1
 # Precisions a model's weights may be loaded in (attention always comes back as float32).
 DTYPES = ("float32", "bfloat16", "float16")
 # What a run can return (analysis/views.py): the weights, rollout, or weights times value norms.
-VIEWS = ("attention", "rollout", "norm")
+VIEWS = ("attention", "rollout", "norm", "value-zeroing")  # value zeroing: interventions/value_zeroing.py
 LAYER_TYPES = ("full_attention", "sliding_attention")
 
 

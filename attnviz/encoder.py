@@ -153,6 +153,9 @@ class MultiHeadAttention(nn.Module):
         # QK-norm (Qwen3, Gemma 3): RMSNorm over each head's Dh dims of q and k, before RoPE.
         self.query_norm = make_norm(config, Dh) if config.qk_norm else None
         self.key_norm = make_norm(config, Dh) if config.qk_norm else None
+        # Interventions (attnviz.interventions): fn(context [B, H, T, Dh]) -> context, applied to
+        # each head's output right before the output projection; None in every ordinary run.
+        self.edit_context = None
 
     def split_heads(self, x: torch.Tensor, heads: int) -> torch.Tensor:
         B, T, _ = x.shape
@@ -187,6 +190,9 @@ class MultiHeadAttention(nn.Module):
         context, probs = attend(
             q, k, v, self.scale, mask, need_weights or None, self.dropout_p, self.training
         )  # [B, H, T, Dh]
+        # Interventions (attnviz.interventions): fn(context [B, H, T, Dh]) -> context, applied to
+        # each head's output right before the output projection; None in every ordinary run.
+        self.edit_context = None
         context = context.transpose(1, 2).reshape(B, T, self.num_heads * self.d_head)
         return self.out(context), probs
 

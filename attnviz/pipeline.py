@@ -77,6 +77,10 @@ def run_attention(
     """
     import torch
 
+    if view.startswith("value-zeroing"):  # an intervention: interventions/value_zeroing.py
+        from .interventions.value_zeroing import value_zeroing_result
+
+        return value_zeroing_result(model, encode(model, text, truncate), text, layers, heads, view)
     if view != "attention":
         return _other_view(model, text, layers, heads, truncate, view)
 

@@ -13,6 +13,7 @@ cannot be read is ignored with a note.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -38,6 +39,16 @@ class PronounHeads:
     baselines: dict  # "nearest", "farthest", "chance": accuracies
     heads: list[dict]  # per head: layer, head, accuracy, by_cue, p_nearest, p_farthest, resolves
     notes: list[str] = field(default_factory=list, compare=False)
+    # `probe coref --causal`: {"n_items", "mode", "accuracy", "heads": [{layer, head, mean_effect, p,
+    # confirmed}]} (analysis.causal_probe.CausalProbe.summary); None until such a run. Optional in
+    # the cache file, so entries written before it still read.
+    causal: dict | None = None
+
+    def causally_confirmed(self) -> set[tuple[int, int]]:
+        """The heads whose ablation hurts the readout significantly (empty without a causal run)."""
+        if not self.causal:
+            return set()
+        return {(h["layer"], h["head"]) for h in self.causal["heads"] if h["confirmed"]}
 
     def resolving(self) -> list[dict]:
         """The heads that resolve pronouns, best first."""
@@ -50,7 +61,10 @@ class PronounHeads:
         return None
 
     def to_dict(self) -> dict:
-        return {"probe_set": self.probe_set, "n_items": self.n_items, "baselines": self.baselines, "heads": self.heads}
+        data = {"probe_set": self.probe_set, "n_items": self.n_items, "baselines": self.baselines, "heads": self.heads}
+        if self.causal is not None:
+            data["causal"] = self.causal
+        return data
 
     @classmethod
     def from_probe(cls, probe: ProbeResult, probe_set: str) -> "PronounHeads":
@@ -213,7 +227,40 @@ def checked_entry(data, num_layers: int, num_heads: int) -> PronounHeads:
                 **{k: _share(entry.get(k), f"{where} {k}") for k in ("p_nearest", "p_farthest")},
             }
         )
-    return PronounHeads(probe_set, n_items, baselines, checked)
+    causal = _checked_causal(data.get("causal"), num_layers, num_heads)
+    return PronounHeads(probe_set, n_items, baselines, checked, causal=causal)
+
+
+def _checked_causal(causal, num_layers: int, num_heads: int) -> dict | None:
+    """The optional causal part of an entry (see PronounHeads.causal), checked like the rest."""
+    if causal is None:
+        return None
+    if not isinstance(causal, dict) or not isinstance(causal.get("heads"), list):
+        raise CorruptEntry("causal is not an object with a list of heads")
+    n = causal.get("n_items")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or not isinstance(causal.get("mode"), str):
+        raise CorruptEntry("causal lacks n_items or mode")
+    heads = []
+    for entry in causal["heads"]:
+        if not isinstance(entry, dict):
+            raise CorruptEntry("a causal head entry is not an object")
+        layer = _index(entry.get("layer"), num_layers, "causal layer")
+        head = _index(entry.get("head"), num_heads, "causal head")
+        effect = entry.get("mean_effect")
+        if isinstance(effect, bool) or not isinstance(effect, (int, float)) or effect != effect:
+            raise CorruptEntry(f"causal layer {layer} head {head}: mean_effect is not a number")
+        if not isinstance(entry.get("confirmed"), bool):
+            raise CorruptEntry(f"causal layer {layer} head {head}: confirmed is not true or false")
+        p = _share(entry.get("p"), f"causal layer {layer} head {head} p")
+        heads.append(
+            {"layer": layer, "head": head, "mean_effect": float(effect), "p": p, "confirmed": entry["confirmed"]}
+        )
+    return {
+        "n_items": n,
+        "mode": causal["mode"],
+        "accuracy": _share(causal.get("accuracy", 0.0), "causal accuracy"),
+        "heads": heads,
+    }
 
 
 def store(model: LoadedModel, heads: PronounHeads, probe_set: str = DEFAULT_SET) -> Path | None:
@@ -222,6 +269,10 @@ def store(model: LoadedModel, heads: PronounHeads, probe_set: str = DEFAULT_SET)
     path = _cache_path(model, probe_file)
     if path is None:
         return None
+    if heads.causal is None:  # an attention-only rerun keeps what a causal run found
+        known = cached(model, probe_set)
+        if known is not None and known.causal is not None and known.n_items == heads.n_items:
+            heads = dataclasses.replace(heads, causal=known.causal)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps({"version": CACHE_VERSION, **heads.to_dict()}), overwrite=True, links="replace")

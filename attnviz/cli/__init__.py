@@ -11,11 +11,13 @@ import errno
 import typer
 
 from .. import __version__
+from .ablate import ablate
 from .common import STATE, fail, finish_stdout, quiet_stdout
 from .compare import compare
 from .explore import explore
 from .export import export
 from .inspect import inspect
+from .patch import patch
 from .init import init
 from .probe import probe_app
 from .show import show
@@ -36,6 +38,8 @@ app.command(no_args_is_help=True)(compare)
 app.command(no_args_is_help=True)(export)
 app.command()(explore)
 app.add_typer(probe_app, name="probe")
+app.command(no_args_is_help=True)(ablate)
+app.command(no_args_is_help=True)(patch)
 
 
 def _version(value: bool) -> None:

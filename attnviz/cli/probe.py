@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import sys
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -46,6 +46,22 @@ def coref(
     fmt: Annotated[
         Format, typer.Option("--format", help="table: grids and rankings; json: one object on stdout or --output.")
     ] = Format.table,
+    ablation: Annotated[
+        bool,
+        typer.Option(
+            "--ablation",
+            help="Causal evidence (models with an LM head; --causal with a checkpoint means the same): ablate every head on every item, the heads whose ablation hurts the model's answer significantly, beside the attention-based pronoun heads.",
+        ),
+    ] = False,
+    limit: Annotated[
+        Optional[int],
+        typer.Option(
+            "--limit",
+            min=1,
+            help="With --ablation: N items spread evenly over the set (every k-th item).",
+            show_default=False,
+        ),
+    ] = None,
     out: OutputFlags = OutputFlags(),
     models: ModelFlags = ModelFlags(),
 ) -> None:
@@ -61,7 +77,18 @@ def coref(
     items, skipped = read_items(file)
     if not items and not skipped:
         raise AttnvizError(f"{name} has no items; write one JSON object a line")
+    if models.shape.causal and models.model != "random":
+        # --causal shapes a random decoder; a checkpoint brings its own shape, so there it asks for
+        # the causal (ablation) evidence instead.
+        import dataclasses
+
+        ablation = True
+        models = dataclasses.replace(models, shape=dataclasses.replace(models.shape, causal=False))
     loaded = models.build()
+    if ablation:
+        from .probe_causal import run_causal
+
+        return run_causal(items, skipped, name, file, loaded, fmt is Format.json, out, top, limit)
 
     def attention(texts):
         return run_attention_batch(loaded, texts, truncate=out.truncate, view=view.value)

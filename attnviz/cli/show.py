@@ -74,6 +74,13 @@ def show(
             help="attention: the weights; rollout: attention flow through the layers below (Abnar & Zuidema 2020), one map per layer; norm: weights times the norm of the value they carry (Kobayashi et al. 2020).",
         ),
     ] = View.attention,
+    per_head: Annotated[
+        bool,
+        typer.Option(
+            "--per-head",
+            help="With --view value-zeroing: zero a token's value in one head at a time (a map per head) instead of in all heads.",
+        ),
+    ] = False,
     candidates: Annotated[
         Optional[str],
         typer.Option(
@@ -147,6 +154,8 @@ def show(
 
         text = sentence_from_stdin()
     _check_outputs(fmt, out, png, html, digits, precision)  # before the model loads (torch alone takes ~2 s)
+    if per_head and view.value != "value-zeroing":
+        raise AttnvizError("--per-head goes with --view value-zeroing")
     image_opts = image.options() if png is not None else None
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
@@ -169,7 +178,7 @@ def show(
     # Only the layers up to the last one asked for are loaded (-l 0 reads layer 0's weights only);
     # the focus summary (no --layer) and --resolve look at every layer.
     loaded = models.build(last_layer=None if resolve else last_index(layer))
-    shown = _attention(loaded, text, layer, head, view, words, exclude_sinks, out.truncate, plan, focus)
+    shown = _attention(loaded, text, layer, head, view, words, exclude_sinks, out.truncate, plan, focus, per_head)
     if focus is not None:
         shown.focus_at = resolve_focus(shown.result, focus)
     if candidates is not None:
@@ -246,9 +255,20 @@ def _check_outputs(fmt: Format, out: OutputFlags, png: Path | None, html: Path |
 
 
 def _attention(
-    loaded, text: str, layer, head, view: View, words: bool, exclude_sinks: bool, truncate: bool, plan: _Plan, focus
+    loaded,
+    text: str,
+    layer,
+    head,
+    view: View,
+    words: bool,
+    exclude_sinks: bool,
+    truncate: bool,
+    plan: _Plan,
+    focus,
+    per_head: bool = False,
 ) -> _Shown:
     from ..analysis.focus import find_pronoun, resolve_focus
+    from ..analysis.views import ROLLOUT_HEAD, VALUE_ZEROING_HEADS
     from ..pipeline import run_attention
     from ..selection import parse_indices
 
@@ -278,8 +298,10 @@ def _attention(
         )
     else:
         # Rollout mixes the chosen heads of every layer into one map per layer (views.ROLLOUT_HEAD).
-        result = run_attention(loaded, text, truncate=truncate, view=view.value, heads=heads if rollout else None)
-    if rollout:
+        # --view value-zeroing --per-head: one value-zeroing map per head.
+        view_name = VALUE_ZEROING_HEADS if per_head else view.value
+        result = run_attention(loaded, text, truncate=truncate, view=view_name, heads=heads if rollout else None)
+    if rollout or result.heads == [ROLLOUT_HEAD]:
         heads = list(result.heads)
     if exclude_sinks:
         result = result.without_sinks()

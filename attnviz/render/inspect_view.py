@@ -272,8 +272,9 @@ def render_pronoun_heads(console: Console, heads, n_heads: int) -> None:
         console.print(Text(f"no head resolves pronouns{tail}", style="yellow"))
         return
     cues = sorted(found[0]["by_cue"])
+    confirmed = heads.causally_confirmed()  # empty until `probe coref --causal` ran
     table = Table(box=None, padding=(0, 1), pad_edge=False)
-    for name in ("layer", "head", "acc", *cues, "p nearest", "p farthest"):
+    for name in ("layer", "head", "acc", *cues, "p nearest", "p farthest", *(["causal"] if heads.causal else [])):
         table.add_column(name, justify="right", no_wrap=True)
     for h in found:
         table.add_row(
@@ -283,9 +284,19 @@ def render_pronoun_heads(console: Console, heads, n_heads: int) -> None:
             *(f"{100 * h['by_cue'][c]:.1f}%" for c in cues),
             f"{h['p_nearest']:.2g}",
             f"{h['p_farthest']:.2g}",
+            *(["✓" if (h["layer"], h["head"]) in confirmed else "·"] if heads.causal else []),
         )
     console.print(table)
     console.print(Text(f"{len(found)} of {n_heads} heads resolve pronouns", style="dim"))
+    if heads.causal:
+        both = sum((h["layer"], h["head"]) in confirmed for h in found)
+        console.print(
+            Text(
+                f"causal: {len(confirmed)} heads confirmed by ablation on {heads.causal['n_items']} items "
+                f"(✓: its ablation hurts the readout, sign test, Bonferroni); {both} of the {len(found)} above",
+                style="dim",
+            )
+        )
 
 
 def render_sequence_roles(console: Console, scores, baseline=None) -> None:

@@ -180,6 +180,11 @@ def _colour_top(result: AttentionResult, weights: np.ndarray, ranked: np.ndarray
     return max(float(weights[ranked].max()), 1e-6)
 
 
+def _mixed_heads(view: str) -> str:
+    """The title of a map that mixes every head (head index -1): rollout, or value zeroing in all heads."""
+    return "heads averaged (rollout)" if view == "rollout" else "all heads"
+
+
 def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Group:
     """One head's heatmap as a Group of blocks (several when keys are split into blocks).
 
@@ -204,7 +209,7 @@ def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Gr
     blocks = []
     for start in range(0, T, per_block):
         keys = range(start, min(T, start + per_block))
-        title = f"layer {layer} · " + (f"head {head}" if head >= 0 else "heads averaged (rollout)")
+        title = f"layer {layer} · " + (f"head {head}" if head >= 0 else _mixed_heads(result.view))
         if per_block < T:
             title += f" · keys {keys.start}-{keys.stop - 1}"
         if top < 1.0:

@@ -27,7 +27,13 @@ from .options import Style
 _ELLIPSIS = "…"
 MASKED_LABEL = "masked"  # next to the grey swatch under the colour bar of a causal model
 # What the colour bar measures, per view (rollout and norm state their own scale).
-CAPTIONS = {"attention": "attention weight", "rollout": "rollout: attention flow", "norm": "norm: weight × ‖value‖"}
+CAPTIONS = {
+    "attention": "attention weight",
+    "rollout": "rollout: attention flow",
+    "norm": "norm: weight × ‖value‖",
+    "value-zeroing": "value zeroing: mixing score",
+    "value-zeroing-heads": "value zeroing: mixing score",
+}
 
 
 def panel_count(result: AttentionResult, layout: str) -> int:
@@ -211,8 +217,10 @@ def _model_title(result: AttentionResult) -> str:
     return title if result.view_label == "attention" else f"{result.view_label} · {title}"
 
 
-def _head_name(head: int) -> str:
-    return "rollout" if head < 0 else f"head {head}"  # rollout mixes the heads: index -1
+def _head_name(head: int, view: str = "rollout") -> str:
+    if head >= 0:
+        return f"head {head}"
+    return "rollout" if view == "rollout" else "all heads"  # rollout and value zeroing mix the heads: index -1
 
 
 @dataclass
@@ -354,7 +362,7 @@ def _page_head(result, style, options, *, layer, head, focus) -> Page:
         grid = _solve_grid(labels, T, 1, 1, 0, 0, style, s_target=s_target, **kw)
         width = 2 * style.pad + grid.left + grid.s + cbar
     page = Page(width, height or 100.0)
-    top = _header(page, result, style, f"layer {layer} · {_head_name(head)} · {_model_title(result)}")
+    top = _header(page, result, style, f"layer {layer} · {_head_name(head, result.view)} · {_model_title(result)}")
     room_w = width - 2 * style.pad - cbar + style.pad
     if height is None:
         grid = _solve_grid(labels, T, 1, 1, room_w, 100.0, style, **kw)
@@ -442,7 +450,9 @@ def _page_layer(result, style, options, *, layer, head, focus) -> Page:
         y0 = by + grid.bottom + (rows - 1 - r) * (grid.s + grid.head_row + style.gap)
         page.panels.append(Panel(x0, y0, grid.s, grid.s, data[k], mask))
         page.labels.append(
-            Label(_head_name(result.heads[k]), x0 + grid.s / 2, y0 + grid.s + 0.03, style.small, va="bottom")
+            Label(
+                _head_name(result.heads[k], result.view), x0 + grid.s / 2, y0 + grid.s + 0.03, style.small, va="bottom"
+            )
         )
         last_in_column = k + cols >= H
         _token_label_artists(
