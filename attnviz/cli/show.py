@@ -30,6 +30,11 @@ from .common import (
 MAX_DEFAULT_TABLES = 8
 
 
+class Pooling(str, enum.Enum):
+    max = "max"
+    mean = "mean"
+
+
 class Format(str, enum.Enum):
     table = "table"
     json = "json"
@@ -109,6 +114,19 @@ def show(
             help="Write an interactive page into this file instead of the terminal tables: head, matrix and model views, the focus word, word level and sinks toggles; one offline file for browsers and notebooks.",
         ),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Print every head's full table even when the text is too long for the terminal (by default a long text gets a pooled overview).",
+        ),
+    ] = False,
+    pool: Annotated[
+        Pooling,
+        typer.Option(
+            "--pool", help="How the overview of a long text pools each block of cells: its max or mean weight."
+        ),
+    ] = Pooling.max,
     image: ImageFlags = ImageFlags(),
     out: OutputFlags = OutputFlags(),
     models: ModelFlags = ModelFlags(),
@@ -238,8 +256,15 @@ def show(
     from ..render.terminal import render_candidates, render_focus, render_header, render_heads
 
     with out.console() as console:
-        render_header(console, result)
-        render_heads(console, result.select(layers, heads))
+        # A text too long for tables gets the pooled overview (render/overview.py) unless --full.
+        from ..render.overview import HEADER_TOKEN_LINES, needs_overview, render_overview
+
+        overview = not full and needs_overview(len(result.tokens), console.width)
+        render_header(console, result, HEADER_TOKEN_LINES if overview else None)
+        if overview:
+            render_overview(console, result.select(layers, heads), focus_at, pool.value)
+        else:
+            render_heads(console, result.select(layers, heads))
         if focus_at is not None:
             render_focus(console, result, focus_at, top_targets(summary, focus_at.index, top), marks)
         if scores is not None:
