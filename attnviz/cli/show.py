@@ -198,13 +198,23 @@ def show(
         )
 
     if html is not None:
-        # Like --png, the page replaces the terminal tables.
+        # Like --png, the page replaces the terminal tables. A long text's page holds the chosen
+        # layers only: layer 0 unless --layer says otherwise (its maps are megabytes per layer).
+        from ..render.html import LONG_FROM
+
+        page_layers = layers if layer is not None else None
+        if page_layers is None and len(token_result.tokens) > LONG_FROM and len(token_result.layers) > 1:
+            page_layers = [token_result.layers[0]]
+            token_result.notes.append(
+                f"This page holds layer {page_layers[0]} of {config.num_layers}: the maps of a long text "
+                "are large; choose layers with --layer (e.g. --layer 3,15)."
+            )
         typer.echo(
             _write_html(
                 html,
                 loaded,
                 token_result,
-                layers if layer is not None else None,
+                page_layers,
                 heads if head is not None else None,
                 truncate,
                 focus,
@@ -341,8 +351,11 @@ def _write_html(
         pronoun_heads=known,
     )
     atomic_write(path, page, overwrite)
+    size = len(page.encode("utf-8")) // 1024
+    if '"format":"attnviz-long/1"' in page:
+        return f"wrote {path} (interactive HTML of a long text, {size} KB: pooled overviews and a zoom)"
     bits = 16 if '"bits":16' in page else 8
-    return f"wrote {path} (interactive HTML, {len(page.encode('utf-8')) // 1024} KB, weights at {bits} bits)"
+    return f"wrote {path} (interactive HTML, {size} KB, weights at {bits} bits)"
 
 
 def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
