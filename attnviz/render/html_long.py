@@ -15,7 +15,9 @@ Content-Security-Policy):
 Storage. Every map is kept whole for the zoom, as bytes: a level 0..255 per cell on a square-root
 scale (weight = (level / 255)^2 x the head's largest weight, so small weights keep about two
 significant digits where a linear byte would round them to 0), then zero runs (html.zero_runs),
-then base64. 2,000 tokens x 9 heads of one layer make about 10-15 MB. A page holds at most
+then base64, each map in a script element of its own (the first before the page's script, the
+others after it, so the first view is drawn while the browser still reads them). 2,000 tokens x 9
+heads of SmolLM2's layer 0 (its broadest) make 16 MB. A page holds at most
 MAX_VALUES stored cells (about 4 layers of 9 heads at 2,000 tokens); `show --html` puts in only
 the layers chosen with --layer (layer 0 by default) and the page says which it holds. Tokens
 only (no word level) and the first view only (attention); the page says so when others were asked.
@@ -176,6 +178,16 @@ def render_long_html(
     from .html import _asset, hangul_font_css, script_json
 
     data = long_page_data(result, focus=focus, notes=notes)
+    # The full maps go into script elements of their own, the first head's before the script and
+    # the others after it: the script draws the overviews, the zoom and the focus row of the first
+    # head while the browser is still reading the rest (megabytes), and the JSON it parses is small.
+    maps = []
+    for k, entry in enumerate(data["heads"]):
+        maps.append(entry["full"].pop("b64"))
+        entry["full"]["id"] = f"attnviz-full-{k}"
+    blocks = [
+        f'<script type="application/octet-stream" id="attnviz-full-{k}">{b64}</script>\n' for k, b64 in enumerate(maps)
+    ]
     script = _asset("long.js")
     if "</script" in script.lower():
         raise AssertionError("long.js must not contain '</script'")
@@ -203,7 +215,9 @@ def render_long_html(
             f'<h1 dir="auto">{e(short)} <span class="meta">({size})</span></h1><noscript>This interactive view '
             "needs JavaScript; the same data is available with attnviz show --format json.</noscript></main>\n",
             f'<script type="application/json" id="attnviz-data">{script_json(data)}</script>\n',
+            *blocks[:1],
             f"<script>{script}</script>\n",
+            *blocks[1:],
             "</body></html>\n",
         ]
     )

@@ -19,7 +19,12 @@ from attnviz.render.html_long import FLOOR, decode, long_page_data
 
 
 def page_json(page: str) -> dict:
-    return json.loads(re.search(r'<script type="application/json" id="attnviz-data">(.*?)</script>', page, re.S)[1])
+    """The page's data, with each full map's base64 put back from its own script element."""
+    data = json.loads(re.search(r'<script type="application/json" id="attnviz-data">(.*?)</script>', page, re.S)[1])
+    for entry in data.get("heads", []):
+        found = re.search(f'<script type="application/octet-stream" id="{entry["full"]["id"]}">(.*?)</script>', page)
+        entry["full"]["b64"] = found[1]
+    return data
 
 
 def realistic(T: int, H: int, seed: int = 0):
@@ -123,6 +128,10 @@ def test_the_long_page_in_chromium(page2000):
                 break
             time.sleep(0.05)
         assert ready == "1", ready
+        for _ in range(300):  # the other heads' maps come after the first view
+            if driver.execute_script("return document.getElementById('attnviz').dataset.loaded"):
+                break
+            time.sleep(0.05)
         first_view = int(driver.execute_script("return document.getElementById('attnviz').dataset.firstView"))
         print(f"first view: {first_view} ms")
         # Nine overviews, drawn: a masked (grey) corner top right, viridis below the diagonal.

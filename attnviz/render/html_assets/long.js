@@ -28,7 +28,7 @@
   // --- data ------------------------------------------------------------------------------------
   // Levels 0..255 of a map (zero runs: a 0 byte is followed by how many zeros it stands for).
   function levels(entry, count) {
-    const bin = atob(entry.b64);
+    const bin = atob(entry.b64 != null ? entry.b64 : document.getElementById(entry.id).textContent);
     const out = new Uint8Array(count);
     let o = 0;
     for (let u = 0; u < bin.length; u++) {
@@ -45,10 +45,14 @@
     return t;
   }
   const overview = H.map((h) => ({ lv: levels(h.overview, R * R), w: weightsOf(h.overview.scale) }));
+  let waiting = false;
   const full = new Map();   // head index -> {lv, w}; the last few used (4 MB each at 2,000 tokens)
+  // A head's full map; null while the browser has not read its element yet (the page redraws
+  // when it has: DOMContentLoaded).
   function fullMap(k) {
     let m = full.get(k);
     if (m) { full.delete(k); full.set(k, m); return m; }
+    if (H[k].full.b64 == null && !document.getElementById(H[k].full.id)) { waiting = true; return null; }
     m = { lv: levels(H[k].full, T * T), w: weightsOf(H[k].full.scale) };
     full.set(k, m);
     if (full.size > 3) full.delete(full.keys().next().value);
@@ -172,7 +176,9 @@
   const LABEL_W = 96, LABEL_H = 70;
   function cellPx() { return Math.max(2, Math.floor(640 / state.Z)); }
   function drawZoom() {
-    const k = state.sel, Z = state.Z, cell = cellPx(), fm = fullMap(k), cidx = colourTable(k, fm.w), layer = H[k].layer;
+    const k = state.sel, Z = state.Z, cell = cellPx(), fm = fullMap(k);
+    if (!fm) { zoomTitle.textContent = "reading the page… (this head's map comes next)"; return; }
+    const cidx = colourTable(k, fm.w), layer = H[k].layer;
     const W = LABEL_W + Z * cell, Ht = LABEL_H + Z * cell;
     if (zoom.width !== W) zoom.width = W;
     if (zoom.height !== Ht) zoom.height = Ht;
@@ -225,7 +231,9 @@
       focusBox.appendChild(el("p", { class: "meta" }, "No focus word (give one with --focus)."));
       return;
     }
-    const k = state.sel, f = DATA.focus.index, fm = fullMap(k), cidx = colourTable(k, fm.w), layer = H[k].layer;
+    const k = state.sel, f = DATA.focus.index, fm = fullMap(k);
+    if (!fm) return;
+    const cidx = colourTable(k, fm.w), layer = H[k].layer;
     focusBox.appendChild(el("h2", {}, "where \u201c" + DATA.focus.label + "\u201d (token " + f + ") attends · layer " +
       H[k].layer + " · head " + H[k].head + " · its whole row, one pixel column per token"));
     const strip = el("canvas", { width: String(T), height: "1", id: "strip", class: "strip", "aria-label": "focus row" });
@@ -308,6 +316,7 @@
     const a = Math.floor((ev.offsetY - LABEL_H) / cell), b = Math.floor((ev.offsetX - LABEL_W) / cell);
     if (a < 0 || b < 0 || a >= state.Z || b >= state.Z) { status.textContent = ""; return; }
     const i = state.r0 + a, j = state.c0 + b, k = state.sel, fm = fullMap(k);
+    if (!fm) return;
     status.textContent = "query " + i + " \u201c" + labels[i] + "\u201d \u2192 key " + j + " \u201c" + labels[j] + "\u201d: " +
       (masked(H[k].layer, i, j) ? "masked" : fm.w[fm.lv[i * T + j]].toFixed(4));
   });
@@ -338,6 +347,10 @@
     redraw(true);
     drawFocus();
   } catch (err) { fail(err); return; }
+  document.addEventListener("DOMContentLoaded", () => {
+    root.dataset.loaded = "1";
+    if (waiting) { waiting = false; drawZoom(); drawFocus(); }
+  });
   // For tests and the bench: the state, a way to move, and when the first view was drawn.
   window.attnvizLong = { state, move, select, resize, centre };
   requestAnimationFrame(() => {
