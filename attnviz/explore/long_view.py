@@ -100,7 +100,7 @@ def _overview(result, layer, head, width, height, how) -> tuple[Heatmap, list[in
     skip = skipped_cells(layer_mask(result, layer), result.excluded)  # [T, T]
     cols = max(8, min(width - ROW_LABEL - 1, 2 * max(4, height - 3), T))
     pooled = pool_map(result.weights[li, hi], skip, cols, cols, how)  # two row blocks per line
-    texts = head_overview(pooled, layer, head, result.labels, True)
+    texts = head_overview(pooled, layer, head, result.labels, True, result.causal)
     hint = Line(fit(f"{T:,} tokens pooled to fit · z: zoom in (full resolution)", width), "dim")
     title = Line(fit(texts[0].plain, width), "bold")  # "layer 0 · head 1 · 27 x 54 blocks, max over ..."
     lines = [hint, title] + [_to_line(t) for t in texts[1:]]

@@ -122,8 +122,11 @@ def long_page_data(
         for hi, head in enumerate(result.heads):
             w = result.weights[li, hi]  # [T, T]
             pooled = pool_map(w, mask, R, R, how)
-            top = float(np.where(mask, 0.0, w).max())
-            top_no_sinks = float(np.where(skip, 0.0, w).max())
+            # In a causal model the first queries see a handful of keys (the very first only itself,
+            # with weight 1): the colour scale starts below the overview's first block row.
+            first = int(pooled.row_edges[1]) if result.causal and T > 1 else 0
+            top = float(np.where(mask, 0.0, w)[first:].max())
+            top_no_sinks = float(np.where(skip, 0.0, w)[first:].max())
             entry = {
                 "layer": layer,
                 "head": head,

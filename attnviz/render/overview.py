@@ -89,6 +89,8 @@ def render_overview(
     )
     console.print(Text(intro, style="bold"))
     scale = "the map's largest value outside the sinks" if result.excluded else "the map's largest value"
+    if result.causal:  # see head_overview
+        scale += " below its first block row"
     if colour:
         legend = (
             f"rows: query {units}, two blocks per line (▀: upper block in front, lower behind) · "
@@ -114,7 +116,7 @@ def render_overview(
             # In colour a line holds two row blocks; without colour one.
             pooled = pool_map(weights, skip, rows if colour else max(1, rows // 2), cols, how)
             console.print()
-            for line in head_overview(pooled, layer, head, labels, colour):
+            for line in head_overview(pooled, layer, head, labels, colour, result.causal):
                 console.print(line)
             if focus is not None:
                 row, row_skip = weights[focus.index], skip[focus.index]  # [T]
@@ -122,8 +124,11 @@ def render_overview(
                     console.print(line)
 
 
-def _top(pooled: Pooled) -> float:
-    kept = pooled.values[~pooled.empty]
+def _top(pooled: Pooled, first_row: int = 0) -> float:
+    """The value drawn brightest: the largest pooled value from block row `first_row` on."""
+    kept = pooled.values[first_row:][~pooled.empty[first_row:]]
+    if not kept.size:
+        kept = pooled.values[~pooled.empty]
     return max(float(kept.max()), 1e-6) if kept.size else 1.0
 
 
@@ -145,10 +150,15 @@ def _shade(fraction: float) -> str:
     return SHADES[1 + min(3, int(fraction * 4))]
 
 
-def head_overview(pooled: Pooled, layer: int, head: int, labels: list[str], colour: bool) -> list[Text]:
-    """The lines of one head's overview: title, column ticks, then the map with row labels."""
+def head_overview(
+    pooled: Pooled, layer: int, head: int, labels: list[str], colour: bool, causal: bool = False
+) -> list[Text]:
+    """The lines of one head's overview: title, column ticks, then the map with row labels.
+
+    causal: leave the first block row out of the colour scale (its queries see a handful of keys,
+    the very first only itself, with weight 1, which would make the rest of the map dark)."""
     T = int(pooled.row_edges[-1])
-    top = _top(pooled)
+    top = _top(pooled, 1 if causal and pooled.values.shape[0] > 1 else 0)
     R, C = pooled.values.shape
     name = f"head {head}" if head >= 0 else "heads averaged (rollout)"
     title = Text(f"layer {layer} · {name} · {R} x {C} blocks, {pooled.describe()} · colour 0-{top:.2f}", style="bold")

@@ -98,7 +98,8 @@
   root.appendChild(el("p", { class: "meta" },
     "Overview: each head pooled to " + R + " x " + R + " blocks of up to " + DATA.pool.block + " x " + DATA.pool.block +
     " tokens, the " + DATA.pool.how + " of each block. Zoom: one cell per token pair. Colour: viridis of the weight " +
-    "over the head's largest weight outside masked cells (and the sinks " + DATA.sinks.map((i) => labels[i]).join(" ") +
+    "over the head's largest weight outside masked cells" + (DATA.causal ? " below the overview's first block row" : "") +
+    " (and the sinks " + DATA.sinks.map((i) => labels[i]).join(" ") +
     ", when left out below: their cells then show brightest), linear or square root; grey: masked. Drag on an overview or use the arrow keys to move the zoom " +
     "(Shift: a whole window), + and - to resize it, [ and ] for the previous or next head."));
   for (const note of DATA.notes) root.appendChild(el("p", { class: "meta warn" }, note));
