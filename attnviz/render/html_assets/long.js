@@ -236,15 +236,21 @@
     if (!fm) return;
     const cidx = colourTable(k, fm.w), layer = H[k].layer;
     focusBox.appendChild(el("h2", {}, "where \u201c" + DATA.focus.label + "\u201d (token " + f + ") attends · layer " +
-      H[k].layer + " · head " + H[k].head + " · its whole row, one pixel column per token"));
-    const strip = el("canvas", { width: String(T), height: "1", id: "strip", class: "strip", "aria-label": "focus row" });
+      H[k].layer + " · head " + H[k].head + " · its whole row, each pixel the largest weight of its tokens"));
+    // One canvas pixel per screen pixel (at most one per token): each the max of its tokens, so a
+    // single strong weight never falls between pixels when the row is wider than the screen.
+    const n = Math.max(1, Math.min(T, Math.floor(focusBox.clientWidth || T)));
+    const strip = el("canvas", { width: String(n), height: "1", id: "strip", class: "strip", "aria-label": "focus row" });
     const ctx = strip.getContext("2d");
-    const img = ctx.createImageData(T, 1), px = img.data;
-    for (let j = 0; j < T; j++) {
+    const img = ctx.createImageData(n, 1), px = img.data;
+    for (let p = 0; p < n; p++) {
+      const j0 = Math.floor(p * T / n), j1 = Math.max(j0 + 1, Math.floor((p + 1) * T / n));
+      let best = -1;
+      for (let j = j0; j < j1; j++) if (!masked(layer, f, j) && fm.lv[f * T + j] > best) best = fm.lv[f * T + j];
       let rgb;
-      if (masked(layer, f, j)) rgb = GREY;
-      else { const q = 3 * cidx[fm.lv[f * T + j]]; rgb = [LUT[q], LUT[q + 1], LUT[q + 2]]; }
-      px[4 * j] = rgb[0]; px[4 * j + 1] = rgb[1]; px[4 * j + 2] = rgb[2]; px[4 * j + 3] = 255;
+      if (best < 0) rgb = GREY;
+      else { const q = 3 * cidx[best]; rgb = [LUT[q], LUT[q + 1], LUT[q + 2]]; }
+      px[4 * p] = rgb[0]; px[4 * p + 1] = rgb[1]; px[4 * p + 2] = rgb[2]; px[4 * p + 3] = 255;
     }
     ctx.putImageData(img, 0, 0);
     const wrap = el("div", { class: "strip-wrap" });
