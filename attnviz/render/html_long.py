@@ -17,8 +17,8 @@ scale (weight = (level / 255)^2 x the head's largest weight, so small weights ke
 significant digits where a linear byte would round them to 0), then zero runs (html.zero_runs),
 then base64, each map in a script element of its own (the first before the page's script, the
 others after it, so the first view is drawn while the browser still reads them). 2,000 tokens x 9
-heads of SmolLM2's layer 0 (its broadest) make 16 MB. A page holds at most
-MAX_VALUES stored cells (about 4 layers of 9 heads at 2,000 tokens); `show --html` puts in only
+heads of SmolLM2's layer 0 (its broadest) make 17.5 MB (layer 13: 2 MB). A page holds at most
+MAX_VALUES stored cells (one layer of 9 heads at 2,000 tokens, four at 1,000); `show --html` puts in only
 the layers chosen with --layer (layer 0 by default) and the page says which it holds. Tokens
 only (no word level) and the first view only (attention); the page says so when others were asked.
 """
@@ -42,7 +42,7 @@ TARGETS = 10  # targets of the focus word listed per head
 # stored as 0 in the zoom's maps: a linear colour scale cannot show them (1/255), the square-root
 # one barely (3%); most weights of a long text are that small, and zero runs store them for free.
 FLOOR = 1e-3
-MAX_VALUES = 40_000_000  # stored cells in a page at most (the maps of ~4 layers of 9 heads at 2,000 tokens)
+MAX_VALUES = 40_000_000  # stored cells in a page at most: one layer of 9 heads at 2,000 tokens, four at 1,000
 
 
 def sqrt_levels(weights: np.ndarray, scale: float) -> np.ndarray:
