@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from rich.text import Text
 
-from ..analysis.pooling import DEFAULT_POOLING, pool_map, pool_row, skipped_cells
-from ..render.overview import head_overview, layer_mask, needs_overview
+from ..analysis.pooling import DEFAULT_POOLING, layer_mask, pool_map, pool_row, skipped_cells
+from ..render.overview import head_overview, needs_overview
 from ..render.terminal import MARK, cell_style, viridis
 from ..result import AttentionResult
 from .cells import COMPACT_CELL, FOCUS_STYLE, MASKED_STYLE, ROW_LABEL, SINK_STYLE, Heatmap, Line, fit, pad, scale_top

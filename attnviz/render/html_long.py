@@ -97,29 +97,35 @@ def long_page_data(
 ) -> dict:
     """The JSON the long page's script reads (one result, token level)."""
     from ..analysis.focus import find_pronoun, resolve_focus
-    from .overview import layer_mask
+    from ..analysis.pooling import layer_mask
 
     T = len(result.tokens)
     notes = list(notes or []) + list(result.notes)
     found = resolve_focus(result, focus) if focus is not None else find_pronoun(result)
     if found is not None and found.note:
         notes.append(found.note)
-    per_layer = len(result.heads) * T * T
-    keep = max(1, min(len(result.layers), MAX_VALUES // max(per_layer, 1)))
-    if keep < len(result.layers):
-        left = result.layers[keep:]
+    # Maps in order while they fit MAX_VALUES (the first always: a page shows something).
+    pairs = [(layer, head) for layer in result.layers for head in result.heads]
+    held = pairs[: max(1, MAX_VALUES // max(T * T, 1))]
+    if len(held) < len(pairs):
+        left = pairs[len(held) :]
         notes.append(
-            f"This page holds layers {', '.join(map(str, result.layers[:keep]))}: the maps of a long text are "
-            f"large, so layers {', '.join(map(str, left))} were left out; choose layers with --layer."
+            f"This page holds {len(held)} of the {len(pairs)} maps asked for (up to layer {held[-1][0]} head "
+            f"{held[-1][1]}): the maps of {T:,} tokens are large, so layer {left[0][0]} head {left[0][1]} and "
+            "the ones after it were left out; choose layers and heads with --layer and --head."
         )
-        result = result.select(result.layers[:keep], None)
+    held_set = set(held)
     R = min(T, OVERVIEW_CELLS)
     heads = []
     for li, layer in enumerate(result.layers):
+        if (layer, result.heads[0]) not in held_set:
+            break
         mask = layer_mask(result, layer)  # [T, T]
         skip = mask.copy()
         skip[:, result.sink_indices()] = True  # [T, T] for the colour top without the sinks
         for hi, head in enumerate(result.heads):
+            if (layer, head) not in held_set:
+                break
             w = result.weights[li, hi]  # [T, T]
             pooled = pool_map(w, mask, R, R, how)
             # In a causal model the first queries see a handful of keys (the very first only itself,
@@ -162,7 +168,7 @@ def long_page_data(
         "sinks_out": bool(result.excluded) or result.causal,
         "causal": result.causal,
         "windows": _windows(result),
-        "layers": result.layers,
+        "layers": sorted({layer for layer, _ in held}),
         "pool": {"how": how, "edges": pooled.row_edges.tolist(), "block": int(np.diff(pooled.row_edges).max())},
         "zoom": min(ZOOM, T),
         "focus": None if found is None else {"index": found.index, "label": result.labels[found.index]},

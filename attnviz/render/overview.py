@@ -19,7 +19,16 @@ from rich.console import Console
 from rich.text import Text
 
 from ..analysis.focus import Focus
-from ..analysis.pooling import DEFAULT_POOLING, Pooled, nice_ticks, pool_map, pool_row, rank_row, skipped_cells
+from ..analysis.pooling import (
+    DEFAULT_POOLING,
+    Pooled,
+    layer_mask,
+    nice_ticks,
+    pool_map,
+    pool_row,
+    rank_row,
+    skipped_cells,
+)
 from ..result import AttentionResult
 from .terminal import ROW_LABEL_WIDTH, _fit, viridis
 
@@ -44,15 +53,6 @@ def needs_overview(n_tokens: int, width: int) -> bool:
     this width (terminal.py's compact layout: 3 columns per key after the row labels)."""
     per_block = max(1, (width - ROW_LABEL_WIDTH - 1) // 3)
     return n_tokens > MAX_TABLE_BLOCKS * per_block
-
-
-def layer_mask(result: AttentionResult, layer: int) -> np.ndarray:
-    """[T, T] bool: cells query i cannot see in model layer `layer`. Results whose mask depends on
-    the layer (sliding windows) take it as an argument; the causal mask is the same for all."""
-    try:
-        return result.masked(layer)
-    except TypeError:
-        return result.masked()
 
 
 def colourful(console: Console) -> bool:

@@ -92,10 +92,13 @@ def test_a_page_holds_layers_within_its_budget(monkeypatch):
     two = builders.hand_result(
         np.concatenate([result.weights] * 3), result.tokens, result.offsets, result.word_ids, result.text, causal=True
     )
-    monkeypatch.setattr(hl, "MAX_VALUES", 2 * 2 * 600 * 600)
+    monkeypatch.setattr(hl, "MAX_VALUES", 3 * 600 * 600)
     data = long_page_data(two)
     assert data["layers"] == [0, 1]
-    assert any("layers 2 were left out" in note for note in data["notes"])
+    assert [(h["layer"], h["head"]) for h in data["heads"]] == [(0, 0), (0, 1), (1, 0)]
+    assert any(
+        "holds 3 of the 6 maps" in note and "layer 1 head 1 and the ones after" in note for note in data["notes"]
+    )
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ...analysis.pooling import DEFAULT_POOLING, block_edges, nice_ticks, pool_map, pool_row
+from ...analysis.pooling import DEFAULT_POOLING, block_edges, layer_mask, nice_ticks, pool_map, pool_row
 from ...result import AttentionResult
 
 MAX_CELLS = 1000  # cells per side drawn at most (a panel of 12 inches at 100 dpi: ~1 pixel each)
@@ -47,11 +47,13 @@ def pool_for_image(
         return result, focus, None
     edges = block_edges(T, max_cells)
     R = len(edges) - 1
-    mask = result.masked()  # [T, T]; the same for every layer here (a causal model's look-ahead)
     L, H = len(result.layers), len(result.heads)
     weights = np.zeros((L, H, R, R), dtype=np.float32)
     block_of = np.searchsorted(edges, np.arange(T), side="right") - 1  # [T] token -> block
     for li in range(L):
+        # [T, T]: per layer (a sliding window's cells outside it are skipped too; the pooled result
+        # itself marks only the causal blocks as masked, its blocks outside a window hold 0)
+        mask = layer_mask(result, result.layers[li])
         for hi in range(H):
             pooled = pool_map(result.weights[li, hi], mask, R, R, how)
             weights[li, hi] = pooled.values
