@@ -30,6 +30,11 @@ from .common import (
 MAX_DEFAULT_TABLES = 8
 
 
+class Pooling(str, enum.Enum):
+    max = "max"
+    mean = "mean"
+
+
 class Format(str, enum.Enum):
     table = "table"
     json = "json"
@@ -138,6 +143,19 @@ def show(
             help="Write an interactive page into this file instead of the terminal tables: head, matrix and model views, the focus word, word level and sinks toggles; one offline file for browsers and notebooks.",
         ),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Print every head's full table even when the text is too long for the terminal (by default a long text gets a pooled overview).",
+        ),
+    ] = False,
+    pool: Annotated[
+        Pooling,
+        typer.Option(
+            "--pool", help="How the overview of a long text pools each block of cells: its max or mean weight."
+        ),
+    ] = Pooling.max,
     image: ImageFlags = ImageFlags(),
     out: OutputFlags = OutputFlags(),
     models: ModelFlags = ModelFlags(),
@@ -194,7 +212,7 @@ def show(
     if fmt is not Format.table:
         _write_data(shown, fmt, out, digits, precision)
     elif out.output is not None or (html is None and png is None):
-        _render_tables(shown, out, top, resolve, models.model)
+        _render_tables(shown, out, top, resolve, models.model, full, pool.value)
 
 
 @dataclass
@@ -348,8 +366,11 @@ def _write_data(shown: _Shown, fmt: Format, out: OutputFlags, digits: int | None
     write_npz(selected, out.output, out.overwrite, precision.value)
 
 
-def _render_tables(shown: _Shown, out: OutputFlags, top: int, resolve: bool, spec: str) -> None:
-    """The terminal tables: header, heads, the focus summary, the candidates."""
+def _render_tables(
+    shown: _Shown, out: OutputFlags, top: int, resolve: bool, spec: str, full: bool = False, pool: str = "max"
+) -> None:
+    """The terminal tables (or, for a long text, the pooled overview): header, heads, the focus
+    summary, the candidates."""
     from ..analysis.focus import find_pronoun, top_targets
     from ..render.terminal import render_candidates, render_focus, render_header, render_heads
 
@@ -363,8 +384,15 @@ def _render_tables(shown: _Shown, out: OutputFlags, top: int, resolve: bool, spe
     focus_at = shown.focus_at if shown.focus_at is not None else find_pronoun(result)
     marks = _pronoun_marks(shown.loaded, result, focus_at, resolve, spec) if focus_at is not None else {}
     with out.console() as console:
-        render_header(console, result)
-        render_heads(console, result.select(layers, shown.heads))
+        # A text too long for tables gets the pooled overview (render/overview.py) unless --full.
+        from ..render.overview import HEADER_TOKEN_LINES, needs_overview, render_overview
+
+        overview = not full and needs_overview(len(result.tokens), console.width)
+        render_header(console, result, HEADER_TOKEN_LINES if overview else None)
+        if overview:
+            render_overview(console, result.select(layers, shown.heads), focus_at, pool)
+        else:
+            render_heads(console, result.select(layers, shown.heads))
         if focus_at is not None:
             render_focus(console, result, focus_at, top_targets(shown.summarised(), focus_at.index, top), marks)
         if shown.scores is not None:
@@ -435,10 +463,18 @@ def _write_html(
     from ..analysis.candidates import parse_candidates
     from ..files import atomic_write
     from ..pipeline import run_attention
-    from ..render.html import render_html
+    from ..render.html import LONG_FROM, render_html
 
     result = shown.token_result
     layers = shown.layers if shown.layer_given else None
+    # A long text's page holds the chosen layers only: layer 0 unless --layer says otherwise (its
+    # maps are megabytes per layer).
+    if layers is None and len(result.tokens) > LONG_FROM and len(result.layers) > 1:
+        layers = [result.layers[0]]
+        result.notes.append(
+            f"This page holds layer {layers[0]} of {shown.loaded.config.num_layers}: the maps of a long text "
+            "are large; choose layers with --layer (e.g. --layer 3,15)."
+        )
     heads = shown.heads if shown.head_given else None
     results = {}
     if result.view != "attention":
@@ -465,8 +501,11 @@ def _write_html(
         pronoun_heads=known,
     )
     atomic_write(path, page, out.overwrite)
+    size = len(page.encode("utf-8")) // 1024
+    if '"format":"attnviz-long/1"' in page:
+        return f"wrote {path} (interactive HTML of a long text, {size} KB: pooled overviews and a zoom)"
     bits = 16 if '"bits":16' in page else 8
-    return f"wrote {path} (interactive HTML, {len(page.encode('utf-8')) // 1024} KB, weights at {bits} bits)"
+    return f"wrote {path} (interactive HTML, {size} KB, weights at {bits} bits)"
 
 
 def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:

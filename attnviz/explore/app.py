@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
 from ..errors import AttnvizError
-from . import cells
+from . import cells, long_view
 from .history import History
 from .session import Options, Session, compute
 from .summary import focus_summary, head_name
@@ -33,6 +33,8 @@ attnviz explore: type a sentence and press Enter; then walk the heads.
   v               view: attention → rollout → norm
   s               leave special / sink tokens out of the colour scale and rankings
   e               save this head as PNG and the sentence as interactive HTML
+  z               long texts (drawn pooled): zoom into a window at full resolution, or back
+  shift+arrows    move the zoomed window by half its size
   /  or  i        back to the sentence line (↑ ↓ there: history)
   @WORD           typed on the sentence line: focus that word (or @INDEX)
   ?               this help        q  quit
@@ -96,6 +98,11 @@ class ExploreApp(App[int]):
         Binding("v", "view", "view"),
         Binding("s", "sinks", "sinks"),
         Binding("e", "save", "save"),
+        Binding("z", "zoom", "zoom", show=False),
+        Binding("shift+left", "pan(0,-1)", show=False),
+        Binding("shift+right", "pan(0,1)", show=False),
+        Binding("shift+up", "pan(-1,0)", show=False),
+        Binding("shift+down", "pan(1,0)", show=False),
         Binding("slash,i", "edit", "type", show=False),
         Binding("escape", "leave_input", show=False),
     ]
@@ -123,6 +130,11 @@ class ExploreApp(App[int]):
         self.load_error: str | None = None  # AttnvizError text when loading failed (exit 2)
         self.internal_error: BaseException | None = None
         self.saved: list[Path] = []
+        # A long text (long_view.py): the zoomed window (None: the pooled overview), and the
+        # token of each heatmap line below its header (None: a line per token, as for a sentence).
+        self.zoom: long_view.Zoom | None = None
+        self.zoom_asked = False
+        self.row_tokens: list[int] | None = None
 
     # -- the screen ------------------------------------------------------------------------------
 
@@ -196,21 +208,52 @@ class ExploreApp(App[int]):
         bar_width = max(self.query_one("#tokens").size.width, 20)
         text, spans = cells.token_bar(result, session.focus, bar_width)
         self.query_one("#tokens", TokenBar).show(text, spans)
-        heat = cells.heatmap(result, session.layer, session.head, session.focus, width)
+        long = long_view.is_long(len(result.tokens), width)
+        if long:
+            height = self.query_one("#heat-scroll").size.height or 24
+            if self.zoom_asked and self.zoom is None:
+                rows, cols = long_view.window_size(width, height, len(result.tokens))
+                self.zoom = long_view.around(session.focus, rows, cols, len(result.tokens))
+            heat, self.row_tokens, self.zoom = long_view.heatmap(
+                result,
+                session.layer,
+                session.head,
+                session.focus,
+                width,
+                height,
+                self.zoom if self.zoom_asked else None,
+            )
+        else:
+            heat, self.row_tokens = cells.heatmap(result, session.layer, session.head, session.focus, width), None
         self.query_one("#heatmap", HeatmapView).show(heat.lines, heat.header_rows)
-        self._keep_visible(heat.header_rows + session.focus)
+        if not long:
+            self._keep_visible(heat.header_rows + session.focus)
         marks = session.pronoun_marks()
         rows = session.layer_targets()
         title = cells.Line(f"layer {session.layer}: where {result.labels[session.focus]!r} goes", "bold")
+        strip_cols = max(10, self.query_one("#side").size.width - 22)
         lines = [
-            cells.strip_line(
-                result,
-                session.layer,
-                row.head,
-                session.focus,
-                row.head == session.head,
-                row.targets[0] if row.targets else None,
-                marks.get((session.layer, row.head), ""),
+            (
+                long_view.strip_line(
+                    result,
+                    session.layer,
+                    row.head,
+                    session.focus,
+                    row.head == session.head,
+                    row.targets[0] if row.targets else None,
+                    marks.get((session.layer, row.head), ""),
+                    strip_cols,
+                )
+                if long
+                else cells.strip_line(
+                    result,
+                    session.layer,
+                    row.head,
+                    session.focus,
+                    row.head == session.head,
+                    row.targets[0] if row.targets else None,
+                    marks.get((session.layer, row.head), ""),
+                )
             )
             for row in rows
         ]
@@ -305,6 +348,7 @@ class ExploreApp(App[int]):
             if result.view != session.options.view:
                 session.options.view = result.view
             notes = session.set_sentence(text, result)
+            self.zoom, self.zoom_asked = None, False  # a new text opens on its overview
             self.say(
                 "; ".join(notes + ([session.focus_note] if session.focus_note else []))
                 or ("the text was truncated to the model's maximum" if result.truncated else "")
@@ -367,7 +411,10 @@ class ExploreApp(App[int]):
         self._set_focus(message.index)
 
     def on_heatmap_view_row_clicked(self, message: HeatmapView.RowClicked) -> None:
-        self._set_focus(message.index)
+        if self.row_tokens is None:
+            self._set_focus(message.index)
+        elif message.index < len(self.row_tokens):  # a long text: the line's (first) token
+            self._set_focus(self.row_tokens[message.index])
 
     def on_head_strip_head_clicked(self, message: HeadStrip.HeadClicked) -> None:
         if self.session.ready:
@@ -441,6 +488,29 @@ class ExploreApp(App[int]):
             token_focus = word_groups(session.token_result())[session.focus][0]
         self.say(f"saving {head_name(session.layer, session.head)}…", info=True)
         self._save(session.result(), session.token_results(), session.layer, session.head, token_focus)
+
+    def action_zoom(self) -> None:
+        """A long text: from the overview into a window around the focus, or back."""
+        if not self._needs_result():
+            return
+        if not long_view.is_long(len(self.session.result().tokens), self.query_one("#heat-scroll").size.width or 60):
+            self.say("the whole head fits: zoom is for long texts, drawn pooled", info=True)
+            return
+        self.zoom_asked = not self.zoom_asked
+        self.zoom = None
+        self.show_result()
+
+    def action_pan(self, rows: int, cols: int) -> None:
+        """Move the zoomed window by half its size."""
+        if not self._needs_result() or self.zoom is None or not self.zoom_asked:
+            return
+        T = len(self.session.result().tokens)
+        frame = self.query_one("#heat-scroll").size
+        shown_rows, shown_cols = long_view.window_size(frame.width or 60, frame.height or 24, T)
+        self.zoom = long_view.Zoom(
+            self.zoom.r0 + rows * max(1, shown_rows // 2), self.zoom.c0 + cols * max(1, shown_cols // 2)
+        )
+        self.show_result()
 
     def action_edit(self) -> None:
         self.query_one("#sentence", Input).focus()

@@ -30,6 +30,8 @@ import numpy as np
 
 from ..result import AttentionResult
 
+LONG_FROM = 512  # tokens: longer texts get the page of html_long.py
+
 FORMAT = "attnviz-html/1"
 # Up to this many stored values in the whole page (every view and level), weights keep 16 bits;
 # past it 8 bits halve the size (a 128-token MiniLM page: ~2.5 MB instead of ~5 MB).
@@ -315,6 +317,11 @@ def render_html(
     """
     if isinstance(results, AttentionResult):
         results = {results.view: results}
+    first = results.get("attention", next(iter(results.values())))
+    if len(first.tokens) > LONG_FROM:  # a page of text: overviews and a zoom (html_long.py)
+        from .html_long import long_notes, render_long_html
+
+        return render_long_html(first, focus=focus, notes=long_notes(results, candidates, level))
     data = page_data(
         results,
         focus=focus,

@@ -120,7 +120,9 @@ def model_header(title: str, info, width: int) -> list[Text]:
     return lines + [Text("tokenizer: " + short_path(path, room))] + tail
 
 
-def render_header(console: Console, result: AttentionResult) -> None:
+def render_header(console: Console, result: AttentionResult, max_token_lines: int | None = None) -> None:
+    """The model, notes and the numbered tokens; `max_token_lines` caps the token list (a long
+    text's overview), the rest said in one line."""
     info = result.model
     for line in model_header("attnviz", info, console.width):
         console.print(line, overflow="ellipsis", no_wrap=True)
@@ -149,12 +151,17 @@ def render_header(console: Console, result: AttentionResult) -> None:
             )
         )
     # Wrapped by hand so that an index never ends a line without its token.
-    line = Text("tokens:")
+    line, printed = Text("tokens:"), 0
     for i, label in enumerate(result.labels):
         item = Text.assemble("  ", (str(i), "dim"), " ", label)
         if line.cell_len + item.cell_len > console.width and line.plain.strip():
             console.print(line, overflow="ellipsis", no_wrap=True)
-            line = Text("       ")
+            line, printed = Text("       "), printed + 1
+            if max_token_lines is not None and printed >= max_token_lines:
+                line = Text(
+                    f"       … and {len(result.labels) - i:,} more, up to {result.unit_name} {len(result.labels) - 1:,}"
+                )
+                break
         line.append_text(item)
     console.print(line, overflow="ellipsis", no_wrap=True)
     if result.truncated:

@@ -5,6 +5,7 @@ The package, by job:
   layouts.py   the page layouts (head, layer, model, focus) as geometry in inches
   engine.py    the drawing engine: reusable figures, text measuring, cached glyphs
   writer.py    the PNG writer, and SVG/PDF without metadata
+  pooled.py    long texts: cells pooled into blocks of tokens, labels thinned, a note that says so
 
 Importing it loads no matplotlib: that happens on the first drawing.
 
@@ -30,6 +31,7 @@ from .options import (
     parse_size,
     validate_options,
 )
+from .pooled import BLANK, FOCUS_LABELS, LAYOUT_CELLS, pool_for_image
 from .writer import PNG_COMPRESS_LEVEL, png_bytes
 
 
@@ -65,12 +67,19 @@ def render_image(
         raise ValueError(f"unknown layout {layout!r}")
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
+    # A long text is drawn pooled into blocks (pooled.py), with a note that says so.
+    result, focus, pooled_note = pool_for_image(
+        result, focus, LAYOUT_CELLS[layout], name_every=FOCUS_LABELS if layout == "focus" else None
+    )
     style = options.style()
     with matplotlib.rc_context():
         matplotlib.rcdefaults()  # ignore the user's matplotlibrc: same bytes everywhere
         matplotlib.rcParams.update(engine.rc(style))
         scene = engine.scene_for(layout, layouts.panel_count(result, layout), options.cmap)
         page = layouts.BUILDERS[layout](result, style, options, layer=layer, head=head, focus=focus)
+        if pooled_note is not None:
+            page.notes.insert(0, pooled_note)
+            page.labels = [label for label in page.labels if label.text != BLANK]
         scene.apply(page, style, options)
         data = writer.figure_bytes(scene.fig, fmt, style.dpi, options.transparent)
     return Rendered(data, tuple(dict.fromkeys(page.notes)))
