@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import sys
+from dataclasses import dataclass, field
 from typing import Annotated, Optional
 
 import typer
@@ -139,9 +140,7 @@ def inspect(
 
     Example: attnviz inspect minilm --sort prev --baseline
     """
-    from ..analysis.heads import SORT_COLUMNS, deltas, sort_profiles
-    from ..analysis.params import parameter_counts
-    from ..checkpoints.lazy_rows import weight_shapes
+    from ..analysis.heads import SORT_COLUMNS, sort_profiles
 
     if sort not in SORT_COLUMNS:  # before loading anything
         raise AttnvizError(f"unknown sort column {sort!r}; choose one of: {', '.join(SORT_COLUMNS)}")
@@ -153,77 +152,114 @@ def inspect(
         resolve_probe_file(pronoun_set)  # a bad set name fails before the model loads
 
     loaded = models.build(model)
-    params = parameter_counts(weight_shapes(loaded.encoder), loaded.config.num_layers)
-    report, truncated = profile_texts(loaded, texts, "profiling heads")
-
-    base = delta = base_sequences = None
-    base_info = None
-    # Decoders: induction, duplicate-token and previous-token heads on repeated random tokens.
-    sequences = sequence_probe(loaded) if loaded.config.causal else None
-    if baseline:
-        from ..checkpoints import random_model
-
-        bseed = baseline_seed if baseline_seed is not None else models.seed + (loaded.info.kind == "random")
-        base_model = random_model(loaded.config, bseed, loaded.tokenizer)
-        base_info = base_model.info
-        base, _ = profile_texts(base_model, texts, "profiling the random baseline")
-        base_sequences = sequence_probe(base_model) if loaded.config.causal else None
-        delta = deltas(report, base)
-    profiles = sort_profiles(report.profiles, sort, reverse, delta)
-    pronoun_heads = None
+    found = _profile(loaded, texts, baseline, baseline_seed, models.seed)
+    found.probe = probe
+    found.profiles = sort_profiles(found.report.profiles, sort, reverse, found.delta)
     if pronouns:
         from ..pronoun_heads import find
 
-        pronoun_heads, _ = find(loaded, pronoun_set)
+        found.pronoun_heads, _ = find(loaded, pronoun_set)
 
     if fmt is Format.json:
-        payload = {
-            "model": loaded.info.to_dict(),
-            "parameters": params.to_dict(),
-            "probe": {"source": probe, "texts": texts, "truncated": truncated},
-            "sort": {"column": sort, "reverse": reverse},
-            "heads": {**report.to_dict(), "profiles": [_with_pronoun(p.to_dict(), pronoun_heads) for p in profiles]},
-            "sequences": None
-            if sequences is None
-            else {**sequences.to_dict(), "baseline": None if base_sequences is None else base_sequences.to_dict()},
-            "pronoun": None
-            if pronoun_heads is None
-            else {**pronoun_heads.to_dict(), "resolving": [(h["layer"], h["head"]) for h in pronoun_heads.resolving()]},
-            "baseline": None
-            if base is None
-            else {
-                "model": base_info.to_dict(),
-                "heads": base.to_dict(),
-                "delta": [
-                    {
-                        "layer": p.layer,
-                        "head": p.head,
-                        "stats": {k: (None if v != v else round(v, 6)) for k, v in delta[(p.layer, p.head)].items()},
-                    }
-                    for p in profiles
-                ],
-            },
+        out.emit(json_text(_payload(found, texts, sort, reverse), indent=1))
+    else:
+        _render_tables(found, out, sort)
+
+
+@dataclass
+class _Inspection:
+    """What inspect found: the model, its parameters and head profiles, and the optional parts."""
+
+    loaded: object
+    params: object  # analysis.params counts
+    report: object  # analysis.heads report over the probe texts
+    truncated: int
+    sequences: object = None  # decoders: analysis.sequence_roles scores
+    base: object = None  # --baseline: the random model's report ...
+    base_info: object = None
+    base_sequences: object = None
+    delta: dict | None = None  # ... and each statistic's difference from it
+    probe: str = ""
+    profiles: list = field(default_factory=list)  # sorted for display
+    pronoun_heads: object = None
+
+
+def _profile(loaded, texts: list[str], baseline: bool, baseline_seed: int | None, seed: int) -> _Inspection:
+    """Parameter counts and head profiles of `loaded` (and of its random baseline with --baseline)."""
+    from ..analysis.heads import deltas
+    from ..analysis.params import parameter_counts
+    from ..checkpoints.lazy_rows import weight_shapes
+
+    params = parameter_counts(weight_shapes(loaded.encoder), loaded.config.num_layers)
+    report, truncated = profile_texts(loaded, texts, "profiling heads")
+    found = _Inspection(loaded, params, report, truncated)
+    # Decoders: induction, duplicate-token and previous-token heads on repeated random tokens.
+    found.sequences = sequence_probe(loaded) if loaded.config.causal else None
+    if baseline:
+        from ..checkpoints import random_model
+
+        bseed = baseline_seed if baseline_seed is not None else seed + (loaded.info.kind == "random")
+        base_model = random_model(loaded.config, bseed, loaded.tokenizer)
+        found.base_info = base_model.info
+        found.base, _ = profile_texts(base_model, texts, "profiling the random baseline")
+        found.base_sequences = sequence_probe(base_model) if loaded.config.causal else None
+        found.delta = deltas(report, found.base)
+    return found
+
+
+def _payload(found: _Inspection, texts: list[str], sort: str, reverse: bool) -> dict:
+    """inspect --format json."""
+    pronoun_heads, sequences, base = found.pronoun_heads, found.sequences, found.base
+    return {
+        "model": found.loaded.info.to_dict(),
+        "parameters": found.params.to_dict(),
+        "probe": {"source": found.probe, "texts": texts, "truncated": found.truncated},
+        "sort": {"column": sort, "reverse": reverse},
+        "heads": {
+            **found.report.to_dict(),
+            "profiles": [_with_pronoun(p.to_dict(), pronoun_heads) for p in found.profiles],
+        },
+        "sequences": None
+        if sequences is None
+        else {
+            **sequences.to_dict(),
+            "baseline": None if found.base_sequences is None else found.base_sequences.to_dict(),
+        },
+        "pronoun": None
+        if pronoun_heads is None
+        else {**pronoun_heads.to_dict(), "resolving": [(h["layer"], h["head"]) for h in pronoun_heads.resolving()]},
+        "baseline": None
+        if base is None
+        else {"model": found.base_info.to_dict(), "heads": base.to_dict(), "delta": _delta_rows(found)},
+    }
+
+
+def _delta_rows(found: _Inspection) -> list[dict]:
+    return [
+        {
+            "layer": p.layer,
+            "head": p.head,
+            "stats": {k: (None if v != v else round(v, 6)) for k, v in found.delta[(p.layer, p.head)].items()},
         }
-        out.emit(json_text(payload, indent=1))
-        return
+        for p in found.profiles
+    ]
 
-    from ..render.inspect_view import render_heads, render_model
 
+def _render_tables(found: _Inspection, out: OutputFlags, sort: str) -> None:
+    from ..render.inspect_view import render_heads, render_model, render_pronoun_heads, render_sequence_roles
+
+    loaded = found.loaded
     with out.console(width=120) as console:
-        render_model(console, loaded.info, params)
-        if truncated:
+        render_model(console, loaded.info, found.params)
+        if found.truncated:
             console.print(
-                f"[yellow]{truncated} probe sentence(s) were cut to the model's {loaded.config.max_len} tokens.[/]"
+                f"[yellow]{found.truncated} probe sentence(s) were cut to the model's {loaded.config.max_len} tokens.[/]"
             )
-        render_heads(console, report, profiles, sort, probe, base, delta)
-        if sequences is not None:
-            from ..render.inspect_view import render_sequence_roles
-
-            render_sequence_roles(console, sequences, base_sequences)
-        if pronoun_heads is not None:
-            from ..render.inspect_view import render_pronoun_heads
-
-            render_pronoun_heads(console, pronoun_heads, len(report.profiles))
+        render_heads(console, found.report, found.profiles, sort, found.probe, found.base, found.delta)
+        if found.sequences is not None:
+            render_sequence_roles(console, found.sequences, found.base_sequences)
+        if found.pronoun_heads is not None:
+            render_pronoun_heads(console, found.pronoun_heads, len(found.report.profiles))
 
 
 # Repeated random tokens: SEQUENCES texts of SEQUENCE_LENGTH words, each repeated once.

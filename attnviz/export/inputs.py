@@ -116,6 +116,8 @@ def _read_stdin() -> str:
         return check_text(text, "standard input")
     try:
         raw = read_bounded(stream, "standard input")
+    except AttnvizError:
+        raise
     except (OSError, ValueError) as exc:  # EBADF, or a stream closed under us
         raise AttnvizError(f"cannot read standard input: {getattr(exc, 'strerror', None) or exc}") from None
     return decode_utf8(raw, "standard input", "convert it to UTF-8")

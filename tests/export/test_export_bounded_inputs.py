@@ -32,7 +32,7 @@ def one_error_line(done, fragment):
 def test_endless_standard_input_stops_with_one_line(tmp_path):
     with open("/dev/zero", "rb") as zero:
         done = run("-", "-o", str(tmp_path / "out"), stdin=zero)
-    one_error_line(done, "standard input holds more than 64 MB of text")
+    one_error_line(done, "error: standard input holds more than 64 MB of text")
     assert not (tmp_path / "out").exists()
 
 
