@@ -3,13 +3,13 @@ significantly, beside the attention-based pronoun heads."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
 import numpy as np
 
 from ..errors import AttnvizError
+from ..text import json_text
 
 
 def _span_text(value) -> str:
@@ -101,7 +101,7 @@ def run_causal(items, skipped, name: str, file, loaded, fmt_json: bool, out, top
         "overlap": shared,
     }
     if fmt_json:
-        out.emit(json.dumps(data, ensure_ascii=False) + "\n")
+        out.emit(json_text(data))
         return
     from rich.text import Text
 
