@@ -73,7 +73,21 @@ def test_read_only_file_system_is_one_line_naming_the_real_error(readonly, args,
 
 
 @root_only
-def test_full_disk_file_output_is_reported_and_leaves_nothing(full, capsys):
+def test_full_disk_file_output_is_refused_before_the_run_and_leaves_nothing(full, capsys):
+    code = main(["show", SENTENCE, "--format", "json", "-o", str(full / "o.json")])
+    line = one_line_in_process(capsys, code)
+    assert "to JSON would take about" in line and "free" in line, line
+    assert sorted(p.name for p in full.iterdir()) == ["filler"]
+
+
+@root_only
+def test_full_disk_met_while_writing_is_reported_and_leaves_nothing(full, capsys, monkeypatch):
+    """The free space checked before the run can be taken by another program meanwhile: the
+    write itself then fails, and that is one line naming the real error, with nothing left."""
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=1 << 40))
     code = main(["show", SENTENCE, "--format", "json", "-o", str(full / "o.json")])
     assert "no space left on device" in one_line_in_process(capsys, code)
     assert sorted(p.name for p in full.iterdir()) == ["filler"]
