@@ -74,7 +74,7 @@ class GGUFFile:
             for part in parts or [self.path]:
                 with open(part, "rb") as handle:
                     if os.fstat(handle.fileno()).st_size == 0:
-                        raise AttnvizError(f"{part}: empty file")
+                        raise AttnvizError(f"{part}: not a GGUF file (0 bytes, too short for a GGUF header)")
                     maps.append(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
         except FileNotFoundError as exc:
             raise AttnvizError(f"{exc.filename or self.label}: file not found") from None
