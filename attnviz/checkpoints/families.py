@@ -10,7 +10,7 @@ What differs between the families (all post-LN encoders with learned absolute po
   ELECTRA            embeddings narrower than the hidden size, then a linear projection
   DistilBERT         no token types, its own parameter names (q_lin, sa_layer_norm, ffn.lin1, ...)
 
-Decoder families (GPT-2, LLaMA, Mistral, Qwen2) live in `decoders.py`; the entry points here
+Decoder families (GPT-2, LLaMA, Mistral, Qwen2, Qwen3, Phi-3, Gemma 3) live in `decoders.py`; the entry points here
 dispatch to it by model_type.
 """
 

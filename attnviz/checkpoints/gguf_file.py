@@ -83,7 +83,7 @@ class GGUFFile:
                     if not stat.S_ISREG(info.st_mode):
                         raise AttnvizError(f"{part}: not a regular file (a device, FIFO or socket); give a .gguf file")
                     if info.st_size == 0:
-                        raise AttnvizError(f"{part}: empty file")
+                        raise AttnvizError(f"{part}: not a GGUF file (0 bytes, too short for a GGUF header)")
                     maps.append(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
         except FileNotFoundError as exc:
             raise AttnvizError(f"{exc.filename or self.label}: file not found") from None

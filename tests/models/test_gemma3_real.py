@@ -109,4 +109,7 @@ def test_show_json_on_gemma3_names_the_local_layers():
     )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["tokens"][0] == "<bos>"
+    assert data["tokens"][0] == "<bos>" and data["word_ids"][:4] == [None, 0, 1, 2]
+    config = data["model"]["config"]
+    assert config["sliding_window"] == 512
+    assert [i for i, kind in enumerate(config["layer_types"]) if kind == "full_attention"] == [5, 11, 17]

@@ -226,3 +226,14 @@ def test_gemma3_multimodal_folder_reads_its_text_model(tmp_path):
         with torch.inference_mode():
             got = loaded.encoder(ids).attentions.float().numpy()
         np.testing.assert_allclose(got, expected, rtol=0, atol=TOL)
+
+
+def test_gemma3_saved_as_an_attnviz_checkpoint_round_trips(tmp_path):
+    """The new config fields (layer_types a list in JSON) survive save_model and load_model."""
+    folder, _ = write_folder(tmp_path, "gemma3_text")
+    loaded = attnviz.load_model(str(folder))
+    saved = attnviz.checkpoints.save_model(loaded, tmp_path / "native")
+    again = attnviz.load_model(str(saved))
+    assert again.config == loaded.config and again.config.layer_types == loaded.config.layer_types
+    for text in SENTENCES:
+        np.testing.assert_array_equal(run_attention(again, text).weights, run_attention(loaded, text).weights)
