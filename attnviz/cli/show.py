@@ -235,13 +235,16 @@ def show(
     # The focus summary is one line per head: it covers the whole model unless a selection was given.
     summary = result.select(layers if layer is not None else None, heads if head is not None else None)
 
-    from ..render.terminal import render_candidates, render_focus, render_header, render_heads
+    from ..render.terminal import render_candidates, render_focus, render_focus_answer, render_header, render_heads
 
+    per_head = top_targets(summary, focus_at.index, top) if focus_at is not None else []
     with out.console() as console:
         render_header(console, result)
+        if focus_at is not None:
+            render_focus_answer(console, result, focus_at, per_head)
         render_heads(console, result.select(layers, heads))
         if focus_at is not None:
-            render_focus(console, result, focus_at, top_targets(summary, focus_at.index, top), marks)
+            render_focus(console, result, focus_at, per_head, marks)
         if scores is not None:
             render_candidates(console, result, scores)
 
@@ -314,6 +317,7 @@ def _write_html(
         candidates=parse_candidates(candidates) if candidates else None,
         level="words" if words else None,
         pronoun_heads=known,
+        open_on_focus=True,
     )
     atomic_write(path, page, overwrite)
     bits = 16 if '"bits":16' in page else 8
@@ -328,6 +332,8 @@ def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
 
     if focus_at.label.casefold() not in ENGLISH_PRONOUNS:  # the probe set is English
         return {}
+    if not loaded.info.learned and not resolve:
+        return {}  # random weights have no pronoun heads: no hint to go looking for them
     heads = _known_pronoun_heads(loaded, resolve, result.notes)
     if heads is None and loaded.built_layers < loaded.config.num_layers:
         # Matched through the files' remembered digest only (pronoun_heads.fingerprint), which a
