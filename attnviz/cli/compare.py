@@ -128,6 +128,7 @@ def compare(
         raise AttnvizError("give two sentences to compare (TEXT_A TEXT_B), or one sentence and --model-b")
     phrases = parse_candidates(candidates) if candidates is not None else None
     check_not_dash("--png", png)
+    image.require(png)
     pngs = _png_paths(png, len(texts) if model_b is not None else 1) if png is not None else []
     if png is not None:
         from ..render.image import format_for

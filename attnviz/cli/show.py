@@ -132,6 +132,7 @@ def show(
     check_not_dash("--html", html)
     check_distinct({"--output": output, "--png": png, "--html": html})
     out.check()
+    image.require(png)
     if png is not None:
         from ..render.image import format_for
 
@@ -332,9 +333,9 @@ def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
 
     if focus_at.label.casefold() not in ENGLISH_PRONOUNS:  # the probe set is English
         return {}
+    heads = _known_pronoun_heads(loaded, resolve, result.notes)
     if not loaded.info.learned and not resolve:
         return {}  # random weights have no pronoun heads: no hint to go looking for them
-    heads = _known_pronoun_heads(loaded, resolve, result.notes)
     if heads is None and loaded.built_layers < loaded.config.num_layers:
         # Matched through the files' remembered digest only (pronoun_heads.fingerprint), which a
         # whole load of the same files writes.

@@ -140,3 +140,13 @@ def test_an_image_of_emoji_draws_without_missing_glyphs(small_model):
         render_image(result, "head", ImageOptions(), layer=0, head=0)
     texts = [t.get_text() for t in engine.last_scene().texts if t.get_visible()]
     assert not any("<U+" in t for t in texts)
+
+
+def test_a_trained_checkpoint_still_says_how_to_find_its_pronoun_heads(small_model, tmp_path):
+    import attnviz
+
+    folder = attnviz.save_model(small_model, tmp_path / "trained", learned=True)
+    out = " ".join(show(SENTENCE, "-m", str(folder)).split())
+    assert f"Pronoun heads of this model are not known yet: `attnviz inspect {folder}`" in out
+    out = " ".join(show(SENTENCE, "-m", str(folder), "-l", "0").split())
+    assert "Pronoun heads are not marked: --layer loaded layer 0 only" in out
