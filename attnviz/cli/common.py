@@ -465,6 +465,27 @@ class ImageFlags:
     transparent: bool = False
     scale: str | None = None
 
+    def require(self, png) -> None:
+        """Figure flags without the image they shape are a mistake, not something to ignore."""
+        given = [
+            flag
+            for flag, value, default in (
+                ("--cmap", self.cmap, "viridis"),
+                ("--annotate", self.annotate, False),
+                ("--dpi", self.dpi, None),
+                ("--size", self.size, None),
+                ("--preset", self.preset, None),
+                ("--transparent", self.transparent, False),
+                ("--scale", self.scale, None),
+            )
+            if value != default
+        ]
+        if png is None and given:
+            raise AttnvizError(
+                f"{', '.join(given)} shape{'s' * (len(given) == 1)} an image: add --png FILE "
+                "(the terminal tables and --html do not use it)"
+            )
+
     def options(self):
         """Validated render.image.ImageOptions (AttnvizError on a bad value)."""
         from ..render.image import ImageOptions, parse_size, validate_options

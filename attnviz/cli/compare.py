@@ -111,6 +111,7 @@ def compare(
     if model_b is None and text_b is None:
         raise AttnvizError("give two sentences to compare (TEXT_A TEXT_B), or one sentence and --model-b")
     phrases = parse_candidates(candidates) if candidates is not None else None
+    image.require(png)
     pngs = _check_outputs(out, png, len(texts) if model_b is not None else 1)
     image_opts = image.options() if pngs else None
 

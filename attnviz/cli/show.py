@@ -172,6 +172,7 @@ def show(
 
         text = sentence_from_stdin()
     _check_outputs(fmt, out, png, html, digits, precision)  # before the model loads (torch alone takes ~2 s)
+    image.require(png)
     if per_head and view.value != "value-zeroing":
         raise AttnvizError("--per-head goes with --view value-zeroing")
     image_opts = image.options() if png is not None else None
@@ -372,7 +373,7 @@ def _render_tables(
     """The terminal tables (or, for a long text, the pooled overview): header, heads, the focus
     summary, the candidates."""
     from ..analysis.focus import find_pronoun, top_targets
-    from ..render.terminal import render_candidates, render_focus, render_header, render_heads
+    from ..render.terminal import render_candidates, render_focus, render_focus_answer, render_header, render_heads
 
     result, config = shown.result, shown.loaded.config
     layers = shown.layers
@@ -383,18 +384,21 @@ def _render_tables(
         )
     focus_at = shown.focus_at if shown.focus_at is not None else find_pronoun(result)
     marks = _pronoun_marks(shown.loaded, result, focus_at, resolve, spec) if focus_at is not None else {}
+    per_head = top_targets(shown.summarised(), focus_at.index, top) if focus_at is not None else []
     with out.console() as console:
         # A text too long for tables gets the pooled overview (render/overview.py) unless --full.
         from ..render.overview import HEADER_TOKEN_LINES, needs_overview, render_overview
 
         overview = not full and needs_overview(len(result.tokens), console.width)
         render_header(console, result, HEADER_TOKEN_LINES if overview else None)
+        if focus_at is not None:
+            render_focus_answer(console, result, focus_at, per_head)
         if overview:
             render_overview(console, result.select(layers, shown.heads), focus_at, pool)
         else:
             render_heads(console, result.select(layers, shown.heads))
         if focus_at is not None:
-            render_focus(console, result, focus_at, top_targets(shown.summarised(), focus_at.index, top), marks)
+            render_focus(console, result, focus_at, per_head, marks)
         if shown.scores is not None:
             render_candidates(console, result, shown.scores)
 
@@ -499,6 +503,7 @@ def _write_html(
         candidates=parse_candidates(candidates) if candidates else None,
         level="words" if words else None,
         pronoun_heads=known,
+        open_on_focus=True,
     )
     atomic_write(path, page, out.overwrite)
     size = len(page.encode("utf-8")) // 1024
@@ -517,6 +522,8 @@ def _pronoun_marks(loaded, result, focus_at, resolve: bool, spec: str) -> dict:
     if focus_at.label.casefold() not in ENGLISH_PRONOUNS:  # the probe set is English
         return {}
     heads = _known_pronoun_heads(loaded, resolve, result.notes)
+    if not loaded.info.learned and not resolve:
+        return {}  # random weights have no pronoun heads: no hint to go looking for them
     if heads is None and loaded.built_layers < loaded.config.num_layers:
         # Matched through the files' remembered digest only (pronoun_heads.fingerprint), which a
         # whole load of the same files writes.

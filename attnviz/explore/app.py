@@ -66,7 +66,7 @@ class ExploreApp(App[int]):
 
     TITLE = "attnviz explore"
     ENABLE_COMMAND_PALETTE = False
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (60, "-narrow"), (110, "-wide")]
     CSS = """
     Screen { layout: vertical; }
     #sentence { height: 1; border: none; padding: 0 1; background: $boost; }
@@ -77,13 +77,14 @@ class ExploreApp(App[int]):
     #heat-scroll:focus { background-tint: $primary 5%; }
     #heatmap { width: auto; height: auto; }
     #side { height: 1fr; padding: 0 0 0 1; scrollbar-size: 1 1; }
+    .-tiny #side { display: none; }  /* below 60 columns the heatmap takes the whole width */
     .-narrow #side { width: 36; }
     .-wide #side { width: 52; }
     #strip { width: auto; height: auto; }
     #summary { height: auto; margin-top: 1; }
     #message { display: none; height: auto; max-height: 2; padding: 0 1; color: $warning; }
     #message.info { color: $success; }
-    #status { height: auto; max-height: 2; padding: 0 1; background: $panel; }
+    #status { height: 1; padding: 0 1; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     """
     BINDINGS = [
         Binding("question_mark", "help", "help"),
@@ -179,20 +180,22 @@ class ExploreApp(App[int]):
             status.draw(Text(f"{self.spec} · loading…", style="dim"))
             return
         info = self.loaded.info
-        bits = [info.name, info.config.describe()]
+        # One line, cut with an ellipsis rather than wrapped: where you are first (indices as on the
+        # rest of the screen, with the counts), then what you toggled, then the model.
+        bits = []
         if self.session.ready:
             result = self.session.result()
             bits += [
+                f"layer {self.session.layer} (of {len(result.layers)}) · "
+                + (f"head {self.session.head} (of {len(result.heads)})" if self.session.head >= 0 else "heads mixed"),
                 result.view,
                 "word level" if result.units == "words" else "token level",
-                "causal" if result.causal else "bidirectional",
                 "sinks out of scale" if result.excluded else "sinks in scale",
-                f"layer {self.session.layer}/{len(result.layers) - 1} · "
-                + (f"head {self.session.head}/{len(result.heads) - 1}" if self.session.head >= 0 else "heads mixed"),
+                "causal" if result.causal else "bidirectional",
             ]
         else:
             bits += [self.session.options.view, "causal" if info.config.causal else "bidirectional"]
-        line = Text(" · ".join(bits))
+        line = Text(" · ".join(bits + [info.name, info.config.describe()]))
         if not info.learned:
             line.append(" · random weights: patterns not learned", "yellow")
         status.draw(line)

@@ -41,7 +41,10 @@ def compute(loaded, text: str, view: str, truncate: bool) -> AttentionResult:
 
     if not text.strip():
         raise AttnvizError("the sentence is empty; type one and press Enter")
-    return run_attention(loaded, text, truncate=truncate, view=view)
+    try:
+        return run_attention(loaded, text, truncate=truncate, view=view)
+    except AttnvizError as exc:  # the command-line advice means nothing on the explorer's screen
+        raise AttnvizError(str(exc).replace("; shorten it or pass --truncate", "; shorten it")) from None
 
 
 @dataclass
@@ -128,11 +131,10 @@ class Session:
         return notes
 
     def focus_on(self, query: str) -> None:
-        """A typed focus (a word or a token index); AttnvizError when it is not in the sentence.
-        It stays the focus for the next sentences too."""
+        """A typed focus (a word or a token index) for this sentence; AttnvizError when it is not
+        in it. The next sentence starts again from --focus or its first pronoun."""
         found = resolve_focus(self.result(), query)
         self.focus, self.focus_note = found.index, found.note
-        self.options.focus = query
 
     def set_focus(self, index: int) -> None:
         units = len(self.result().tokens)

@@ -9,8 +9,9 @@ a stale cache from before the install cannot hide it. Text is set with the famil
 Both files come with the installed packages, so every machine draws the same glyphs, which is
 what makes image bytes reproducible across machines.
 
-A character neither font has (Chinese, emoji, ...) is written as a visible `<U+XXXX>` escape by
-`drawable`, never as a box: a missing-glyph warning is a bug.
+A character neither font has (Chinese, emoji, ...) is drawn by `drawable` as U+FFFD (�), one per
+emoji sequence, never as an empty box; a control or format character without a glyph is written
+as a visible `<U+XXXX>` escape. A missing-glyph warning is a bug.
 """
 
 from __future__ import annotations
@@ -61,11 +62,42 @@ def coverage() -> frozenset[int]:
     return frozenset(covered)
 
 
+FALLBACK = "\ufffd"  # drawn for a character no font has (DejaVu Sans has it)
+# What continues an emoji sequence: zero-width joiner, variation selectors, skin tones, keycap, tags.
+_EMOJI_JOINERS = {0x200D, 0xFE0E, 0xFE0F, 0x20E3, *range(0x1F3FB, 0x1F400), *range(0xE0020, 0xE0080)}
+
+
 def drawable(text: str) -> str:
-    """`text` with every character no font can draw replaced by a visible `<U+XXXX>` escape."""
+    """`text` as the fonts can draw it: a character no font has becomes FALLBACK (one for a whole
+    emoji sequence such as a family joined by U+200D, or a flag's two letters); a control or format
+    character without a glyph becomes a visible `<U+XXXX>` escape."""
     # Decomposed Hangul (jamo sequences, as macOS file names have them) composes to syllables.
     text = unicodedata.normalize("NFC", text)
     covered = coverage()
     if all(ord(ch) in covered for ch in text):
         return text
-    return "".join(ch if ord(ch) in covered else f"<U+{ord(ch):04X}>" for ch in text)
+    out: list[str] = []
+    glued = False  # a zero-width joiner after a fallback: the next pictograph belongs to it
+    half_flag = False  # the fallback drawn was a flag's first regional-indicator letter
+    for ch in text:
+        cp = ord(ch)
+        after_fallback = bool(out) and out[-1] == FALLBACK
+        is_letter_of_flag = 0x1F1E6 <= cp <= 0x1F1FF
+        if after_fallback and cp in _EMOJI_JOINERS:
+            glued = glued or cp == 0x200D
+            continue
+        if cp in covered:
+            out.append(ch)
+        elif unicodedata.category(ch)[0] in "CZ":  # control, format, private, unassigned, separators
+            out.append(f"<U+{cp:04X}>")
+        elif after_fallback and (glued or (half_flag and is_letter_of_flag)):
+            half_flag = False  # the same emoji sequence: its fallback is drawn already
+            glued = False
+            continue
+        else:
+            out.append(FALLBACK)
+            half_flag = is_letter_of_flag
+            glued = False
+            continue
+        glued = half_flag = False
+    return "".join(out)

@@ -164,6 +164,7 @@ def page_data(
     bits: int | None = None,
     exclude_sinks: bool | None = None,
     pronoun_heads: dict | None = None,
+    open_on_focus: bool = False,
 ) -> dict:
     """The JSON the page's script reads. `results`: view name -> result of one text (same tokens),
     "attention" first. See `render_html`."""
@@ -237,6 +238,7 @@ def page_data(
             "view": next(iter(views)),
             "level": level if level in levels else level_names[0],
             "sinks_excluded": bool(first.excluded) if exclude_sinks is None else exclude_sinks,
+            **(_opening(first, found, pronoun_heads, notes) if open_on_focus else {}),
         },
         "head_view": {
             "min_line": MIN_LINE,
@@ -248,6 +250,18 @@ def page_data(
         "pronoun_heads": pronoun_heads,
         "notes": notes,
     }
+
+
+def _opening(result: AttentionResult, found, pronoun_heads: dict | None, notes: list[str]) -> dict:
+    """The head the page opens on, alone in the head view (analysis.opening_head), with a note saying why."""
+    from ..analysis.opening_head import opening_head
+
+    chosen = opening_head(result, found.index if found else None, (pronoun_heads or {}).get("heads"))
+    if chosen is None:
+        return {}
+    li, hi, why = chosen
+    notes.append(f"Opened on layer {result.layers[li]} head {result.heads[hi]}: {why}.")
+    return {"layer": li, "head": hi}
 
 
 def _candidates(result: AttentionResult, index: int, phrases: list[str]) -> dict:
@@ -305,6 +319,7 @@ def render_html(
     bits: int | None = None,
     exclude_sinks: bool | None = None,
     pronoun_heads: dict | None = None,
+    open_on_focus: bool = False,
 ) -> str:
     """The whole page as a string (same input, same bytes).
 
@@ -313,7 +328,8 @@ def render_html(
     token index (default: the first pronoun); candidates: words the focus may refer to; level:
     "tokens" or "words" shown first; bits: 8 or 16 (default by size); exclude_sinks: start with
     sink tokens out of the colour scale (default: when the result excludes them); pronoun_heads:
-    the heads known to resolve pronouns, marked in the focus panel.
+    the heads known to resolve pronouns, marked in the focus panel; open_on_focus: open on the one
+    head that answers the focus question (`analysis.opening_head`) instead of every head of layer 0.
     """
     if isinstance(results, AttentionResult):
         results = {results.view: results}
@@ -330,6 +346,7 @@ def render_html(
         bits=bits,
         exclude_sinks=exclude_sinks,
         pronoun_heads=pronoun_heads,
+        open_on_focus=open_on_focus,
     )
     script = _asset("view.js")
     if "</script" in script.lower():

@@ -348,7 +348,29 @@ def render_focus(
     winners = Counter(row.targets[0][0] for row in per_head if row.targets)
     if winners:
         summary = ", ".join(f"{labels[j]!r} ({result.unit_name} {j}) in {n}" for j, n in winners.most_common(3))
-        console.print(Text(f"top target over {len(per_head)} heads: {summary}", style="dim"))
+        console.print(Text(f"top target over {_heads(len(per_head))}: {summary}", style="dim"))
+
+
+def render_focus_answer(console: Console, result: AttentionResult, focus: Focus, per_head: list[HeadTargets]) -> None:
+    """The focus summary's answer in one line, printed before the tables so that it is not
+    scrolled away by them: the keys that most heads rank first."""
+    winners = Counter(row.targets[0][0] for row in per_head if row.targets)
+    if not winners:
+        return
+    unit, labels = result.unit_name, result.labels
+    (first, n), *rest = winners.most_common(3)
+    others = "".join(f", {labels[j]!r} ({unit} {j}) in {m}" for j, m in rest)
+    console.print(
+        Text(
+            f"{focus.label!r} ({unit} {focus.index}) attends most to {labels[first]!r} ({unit} {first}) "
+            f"in {n} of {_heads(len(per_head))}{others}; per head after the tables",
+            style="bold",
+        )
+    )
+
+
+def _heads(n: int) -> str:
+    return f"{n} head" if n == 1 else f"{n} heads"
 
 
 def render_candidates(console: Console, result: AttentionResult, scores) -> None:
@@ -392,4 +414,4 @@ def render_candidates(console: Console, result: AttentionResult, scores) -> None
     parts = [f"{name!r} wins {n} head{'s' if n != 1 else ''}" for name, n in zip(names, counts)]
     if scores.ties():
         parts.append(f"{scores.ties()} tied")
-    console.print(Text(f"over {total} heads: " + ", ".join(parts), style="bold"))
+    console.print(Text(f"over {_heads(total)}: " + ", ".join(parts), style="bold"))

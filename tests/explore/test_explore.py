@@ -155,7 +155,7 @@ def test_arrows_and_hjkl_walk_every_head_of_the_model(tmp_path):
             assert (app.session.layer, app.session.head) == (0, 2)
             strip = app.query_one("#strip")
             assert len(strip.heads) == 4 and strip.heads[2].plain.startswith("▶h2")
-            assert "layer 0/2 · head 2/3" in str(app.query_one("#status").render())
+            assert "layer 0 (of 3) · head 2 (of 4)" in str(app.query_one("#status").render())
 
     asyncio.run(run())
 

@@ -56,6 +56,10 @@
     view: DATA.initial.view, level: DATA.initial.level, sinks: DATA.initial.sinks_excluded,
     layer: 0, head: 0, shown: null, tab: "head", hover: null, cell: null, focus: {},
   };
+  // show --html opens on the one head that answers the focus question (html.py _opening).
+  if (DATA.initial.head !== undefined) {
+    state.layer = DATA.initial.layer; state.head = DATA.initial.head; state.shown = new Set([DATA.initial.head]);
+  }
   for (const name of levelNames) state.focus[name] = DATA.levels[name].focus ? DATA.levels[name].focus.index : null;
 
   function cur() {
@@ -90,6 +94,12 @@
   // token neither reorders the numbers around it nor turns the line right to left.
   function iso(s) { return "\u2068" + s + "\u2069"; }
   function fmt(v) { return v.toFixed(DATA.bits === 16 ? 4 : 3); }
+  // Candidate weights: 4 decimals, more (up to the 6 stored) until the winner's reads unlike the others.
+  function candDigits(ws, won) {
+    if (won === null) return 4;
+    for (let d = 4; d < 6; d++) if (ws.every((v, k) => k === won || v.toFixed(d) !== ws[won].toFixed(d))) return d;
+    return 6;
+  }
 
   // --- small DOM helpers -------------------------------------------------------------------------
   function el(tag, attrs, children) {
@@ -140,10 +150,13 @@
     panels[id] = el("section", { class: "panel", id: "panel-" + id, role: "tabpanel", "aria-labelledby": "tab-" + id });
     root.appendChild(panels[id]);
   }
-  const notes = el("ul", { class: "notes" });
-  root.appendChild(notes);
-  const help = "Keys: ← → change head, ↑ ↓ change layer; in the matrix, focus it and use the arrows to move between cells.";
-  for (const note of [...DATA.notes, help]) notes.appendChild(el("li", { text: note }));
+  // Notes are a list only when there are some; the keys help is a line of its own.
+  if (DATA.notes.length) {
+    const notes = el("ul", { class: "notes" });
+    root.appendChild(notes);
+    for (const note of DATA.notes) notes.appendChild(el("li", { text: note }));
+  }
+  root.appendChild(el("p", { class: "meta keys", text: "Keys: ← → change head, ↑ ↓ change layer; in the matrix, focus it and use the arrows to move between cells." }));
 
   // Controls: view, unit level, sinks, layer, head.
   function toggle(label, pressed, onclick, attrs) {
@@ -506,7 +519,10 @@
       }
       if (useCands) {
         const won = cands.winners[li][hi];
-        cands.weights[li][hi].forEach((v, k) => tr.appendChild(el("td", { class: "num" + (won === k ? " win" : ""), text: v.toFixed(4) + (won === k ? " ★" : "") })));
+        const ws = cands.weights[li][hi], d = candDigits(ws, won);
+        // A winner whose weight still reads like another's won by less than the page stores (1e-6).
+        const close = won !== null && ws.some((v, k) => k !== won && v.toFixed(d) === ws[won].toFixed(d));
+        ws.forEach((v, k) => tr.appendChild(el("td", { class: "num" + (won === k ? " win" : ""), text: v.toFixed(d) + (won === k ? (close ? " ★ (by < 0.000001)" : " ★") : "") })));
       }
       if (PH) {
         const acc = pronounOf[l + "/" + h];

@@ -106,6 +106,17 @@ def _fit(text: str, size: float, room: float) -> str:
     return text[:lo] + _ELLIPSIS
 
 
+def _fit_caption(caption: str, size: float, room: float) -> str:
+    """The colour bar's caption, in shorter words before it is cut: a short bar (a grid's) still
+    says which scale it is on ("weight · auto" rather than "attention weight · auto sc…")."""
+    m = measure()
+    shorter = caption.replace(" · auto scale", " · auto").replace("attention weight", "weight")
+    for text in (caption, caption.replace(" · auto scale", " · auto"), shorter):
+        if m.width(text, size) <= room:
+            return text
+    return _fit(shorter, size, room)
+
+
 @dataclass(frozen=True)
 class Scale:
     """One image's colour scale: 0 to vmax, whether weights go beyond it, and what it measures."""
@@ -197,7 +208,7 @@ def _colour_bar(
     page.cbar = (x, y, w, h)
     page.labels.append(
         Label(
-            _fit(scale.caption, style.small, h),
+            _fit_caption(scale.caption, style.small, h),
             x - 0.025,
             y + h / 2,
             style.small,
