@@ -13,8 +13,9 @@ PLAIN_EVERY_SECONDS = 5.0
 
 
 @contextlib.contextmanager
-def progress(label: str, total: int, every: float = PLAIN_EVERY_SECONDS) -> Iterator[Callable[[int], None]]:
-    """Yields advance(n): call it as work completes."""
+def progress(label: str, total: int, every: float | None = None) -> Iterator[Callable[[int], None]]:
+    """Yields advance(n): call it as work completes. `every`: seconds between plain lines
+    (default PLAIN_EVERY_SECONDS)."""
     if sys.stderr is not None and sys.stderr.isatty():
         from rich.console import Console
         from rich.progress import Progress
@@ -23,7 +24,7 @@ def progress(label: str, total: int, every: float = PLAIN_EVERY_SECONDS) -> Iter
             task = bar.add_task(label, total=total)
             yield lambda n: bar.advance(task, n)
         return
-    yield _PlainProgress(label, total, every).advance
+    yield _PlainProgress(label, total, PLAIN_EVERY_SECONDS if every is None else every).advance
 
 
 class _PlainProgress:
