@@ -85,7 +85,15 @@ def check_writable(path: Path, overwrite: bool, links: str = "follow") -> None:
         target = link_target(path)
         if target == path:  # a loop of links: nothing to write through to
             raise AttnvizError(f"cannot write {path}: a loop of symbolic links; remove the link or give another name")
-        check_writable(target, overwrite)
+        try:
+            mode = target.stat().st_mode
+        except OSError:  # dangling: the target will be created, in a folder that must exist
+            mode = None
+        if mode is not None and stat.S_ISDIR(mode):
+            raise AttnvizError(f"{path} is a folder (a link to {target}); give a file name")
+        if mode is not None and not stat.S_ISREG(mode):
+            raise AttnvizError(f"{path} is not a regular file (a link to a device, pipe or socket); give a file name")
+        _check_folder(target)
         return
     if info is not None:
         if stat.S_ISDIR(info.st_mode):

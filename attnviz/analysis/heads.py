@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -266,21 +267,24 @@ def assign_role(stats: dict[str, float], excess: dict[str, float]) -> tuple[str,
     return "mixed", best
 
 
-def profile_heads(results: list[AttentionResult]) -> HeadReport:
-    """Statistics and roles of every head in `results` (one result per probe sentence)."""
-    if not results:
-        raise AttnvizError("no sentences to measure the heads on; give some with --text or --file")
-    layers, heads = list(results[0].layers), list(results[0].heads)
-    for r in results[1:]:
-        if list(r.layers) != layers or list(r.heads) != heads:
-            raise ValueError("all results must hold the same layers and heads")
-    acc = _Accumulator((len(layers), len(heads)))
-    queries = skipped = 0
+def profile_heads(results: Iterable[AttentionResult]) -> HeadReport:
+    """Statistics and roles of every head in `results` (one result per probe sentence), read once
+    and in order: a generator works, so callers need not hold every result at once."""
+    layers = heads = acc = None
+    queries = skipped = total = 0
     for r in results:
+        if layers is None:
+            layers, heads = list(r.layers), list(r.heads)
+            acc = _Accumulator((len(layers), len(heads)))
+        elif list(r.layers) != layers or list(r.heads) != heads:
+            raise ValueError("all results must hold the same layers and heads")
+        total += 1
         if len(r.tokens) < 2:
             skipped += 1
             continue
         queries += _measure(acc, r)
+    if layers is None:
+        raise AttnvizError("no sentences to measure the heads on; give some with --text or --file")
     if not queries:
         raise AttnvizError("every probe sentence is a single token; give longer sentences")
 
@@ -295,7 +299,7 @@ def profile_heads(results: list[AttentionResult]) -> HeadReport:
             profiles.append(HeadProfile(layer, head, stats, excess, role, score))
     uniform = {name: acc.uniform_mean(name) for name in STATS}
     uniform["entropy"] = 1.0 if acc.counts.get("entropy") else math.nan
-    return HeadReport(profiles, layers, heads, len(results) - skipped, queries, skipped, uniform)
+    return HeadReport(profiles, layers, heads, total - skipped, queries, skipped, uniform)
 
 
 # Columns `sort_profiles` accepts: numbers sort largest first, layer/head/role in order.

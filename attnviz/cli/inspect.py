@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import sys
 from dataclasses import dataclass, field
 from typing import Annotated, Optional
 
@@ -43,21 +42,32 @@ def probe_texts(text: list[str] | None, files: list[str] | None) -> tuple[list[s
 
 
 def profile_texts(loaded, texts: list[str], label: str):
-    """Attention of every probe sentence (truncated to the model's maximum), then head profiles."""
-    from rich.console import Console
-    from rich.progress import Progress
+    """Attention of every probe sentence (truncated to the model's maximum), then head profiles.
 
+    Sentences run in padded batches (pipeline.run_attention_batch) and are measured as they come,
+    so 100,000 sentences hold one batch of attention maps at a time, not all of them."""
     from ..analysis.heads import profile_heads
-    from ..pipeline import run_attention
+    from ..pipeline import run_attention_batch
+    from .progress import progress
 
-    results = []
-    with Progress(transient=True, disable=not sys.stderr.isatty(), console=Console(stderr=True)) as progress:
-        task = progress.add_task(label, total=len(texts))
-        for text in texts:
-            results.append(run_attention(loaded, text, truncate=True))
-            progress.advance(task)
-    truncated = sum(r.truncated for r in results)
-    return profile_heads(results), truncated
+    truncated = 0
+
+    def results(advance):
+        nonlocal truncated
+        for start in range(0, len(texts), BATCH):
+            for result in run_attention_batch(loaded, texts[start : start + BATCH], truncate=True):
+                if isinstance(result, AttnvizError):
+                    raise result
+                truncated += result.truncated
+                yield result
+            advance(len(texts[start : start + BATCH]))
+
+    with progress(label, len(texts)) as advance:
+        report = profile_heads(results(advance))
+    return report, truncated
+
+
+BATCH = 64  # sentences per call of run_attention_batch (which pads them into batches of 32)
 
 
 @handles_errors

@@ -93,16 +93,10 @@ def coref(
     def attention(texts):
         return run_attention_batch(loaded, texts, truncate=out.truncate, view=view.value)
 
-    from rich.console import Console
-    from rich.progress import Progress
+    from .progress import progress
 
-    err = Console(stderr=True)
-    if err.is_terminal:
-        with Progress(console=err, transient=True) as bar:
-            task = bar.add_task(f"scoring {len(items)} items", total=len(items))
-            result = run_probe(items, attention, skipped, progress=lambda n: bar.advance(task, n))
-    else:
-        result = run_probe(items, attention, skipped)
+    with progress(f"scoring {len(items)} items", len(items)) as advance:
+        result = run_probe(items, attention, skipped, progress=advance)
     result.source = name
     for s in result.skipped:
         print(f"attnviz: warning: {name} line {s.line} skipped: {' '.join(s.reason.split())}", file=sys.stderr)
