@@ -1,8 +1,11 @@
 """Running the encoder's layers piecewise, with edits of the per-head context.
 
-The layer loop mirrors Encoder.forward (same masks, same rotary tables, same layers) but can start
-at any layer from a cached residual stream, and sets MultiHeadAttention.edit_context on the layers
-being intervened on. Shapes: S sequences, R repeats (one per intervened head), T tokens, D width.
+The clean run is Encoder.forward itself: a pre-hook on every layer records the layer's input and
+the other arguments Encoder.forward gave it (the mask, the rotary tables, whatever a layer of this
+model needs), so the piecewise runs call each layer exactly as the model does (local and global
+layers, per-layer positions...) without repeating that logic here. Later runs start at any layer
+from the recorded residual stream, with MultiHeadAttention.edit_context set on the layers being
+intervened on. Shapes: S sequences, R repeats (one per intervened head), T tokens, D width.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from typing import Callable
 import torch
 
 from ..checkpoints.loaded import LoadedModel
-from ..encoder import rope_tables
 
 Edit = Callable[[torch.Tensor], torch.Tensor]  # context [B, H, T, Dh] -> context
 
@@ -25,17 +27,51 @@ class Runner:
         self.config = loaded.encoder.config
         self.ids, self.attention_mask = ids, attention_mask
         self.S, self.T = ids.shape
-        type_ids = torch.zeros_like(ids) if self.config.type_vocab_size else None
-        self.x0 = self.encoder.embeddings(ids, type_ids)  # [S, T, D]
-        self.mask = self.encoder.additive_mask(attention_mask, self.T, self.x0.dtype, self.x0.device)
-        self.rope = None
-        if self.config.positional == "rope":
-            cos, sin = rope_tables(self.config, self.T, self.x0.device)
-            self.rope = (cos.to(self.x0.dtype), sin.to(self.x0.dtype))
+        self._record_clean()
+
+    def _record_clean(self) -> None:
+        """One Encoder.forward: every layer's input [S, T, D], its call arguments, and the final hidden
+        state (after the final norm)."""
+        inputs, calls = [], []
+
+        def record(module, args, kwargs):
+            inputs.append(args[0])
+            calls.append((args[1:], dict(kwargs)))
+
+        hooks = [layer.register_forward_pre_hook(record, with_kwargs=True) for layer in self.encoder.layers]
+        try:
+            type_ids = torch.zeros_like(self.ids) if self.config.type_vocab_size else None
+            last = len(self.encoder.layers) - 1
+            out = self.encoder(self.ids, self.attention_mask, type_ids, keep_layers=[last])
+        finally:
+            for hook in hooks:
+                hook.remove()
+        self.inputs = inputs + [out.hidden]  # N + 1: the last is the final hidden state
+        self.calls = calls
+        self.x0 = inputs[0]
 
     @property
     def num_layers(self) -> int:
         return len(self.encoder.layers)
+
+    def _call(self, i: int, x: torch.Tensor, R: int):
+        """Layer i on x [R*S, T, D] with the arguments the clean run gave it (no weights kept)."""
+        args, kwargs = self.calls[i]
+        args = tuple(self._repeat(a, R) for a in args)
+        kwargs = {k: self._repeat(v, R) for k, v in kwargs.items()}
+        if "need_weights" in kwargs:
+            kwargs["need_weights"] = False
+        if "weights_out" in kwargs:
+            kwargs["weights_out"] = None
+        if len(args) >= 2 and isinstance(args[1], bool):  # need_weights given by position
+            args = (args[0], False, *args[2:])
+        return self.encoder.layers[i](x, *args, **kwargs)
+
+    def _repeat(self, value, R: int):
+        """A per-sequence mask [S, 1, T, T] repeated for R repeats (repeat-major, like x)."""
+        if R > 1 and self.S > 1 and isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[0] == self.S:
+            return value.repeat(R, 1, 1, 1)
+        return value
 
     def run(self, x: torch.Tensor, start: int = 0, edits: dict[int, Edit] | None = None, stop: int | None = None):
         """The residual stream after layers start..stop-1 (default: all, then the final norm) from
@@ -43,16 +79,13 @@ class Runner:
         applied only when `stop` is None (a run to the end)."""
         edits = edits or {}
         R = x.shape[0] // self.S
-        mask = self.mask
-        if mask is not None and mask.shape[0] > 1 and R > 1:
-            mask = mask.repeat(R, 1, 1, 1)  # [R*S, 1, T, T], repeat-major like x
         final = stop is None
         stop = self.num_layers if stop is None else stop
         for i in range(start, stop):
             layer = self.encoder.layers[i]
             layer.attention.edit_context = edits.get(i)
             try:
-                x, _ = layer(x, mask, need_weights=False, rope=self.rope)
+                x, _ = self._call(i, x, R)
             finally:
                 layer.attention.edit_context = None
         if final and self.encoder.final_norm is not None:
@@ -62,16 +95,20 @@ class Runner:
     def clean(self, record_context: bool = False):
         """The clean run: the input of every layer [S, T, D] (N + 1 of them: the last is the final
         hidden state after the final norm) and, if asked, every layer's context [S, H, T, Dh]."""
-        inputs, contexts = [self.x0], []  # inputs[-1] is then the final hidden state
+        contexts = []
+        if record_context:
 
-        def record(context):
-            contexts.append(context.clone())
-            return context
+            def record(context):
+                contexts.append(context.clone())
+                return context
 
-        x = self.x0
-        for i in range(self.num_layers):
-            x = self.run(x, i, {i: record} if record_context else None, stop=i + 1)
-            inputs.append(x)
-        if self.encoder.final_norm is not None:
-            inputs[-1] = self.encoder.final_norm(x)
-        return inputs, contexts
+            for i in range(self.num_layers):
+                self.run(self.inputs[i], i, {i: record}, stop=i + 1)
+        return self.inputs, contexts
+
+    def layer_args(self, i: int):
+        """(mask, rope) as the clean run gave layer i (for code that calls the attention itself)."""
+        args, kwargs = self.calls[i]
+        mask = args[0] if args else kwargs.get("mask")
+        rope = kwargs.get("rope", args[3] if len(args) > 3 else None)
+        return mask, rope

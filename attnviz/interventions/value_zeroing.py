@@ -42,13 +42,7 @@ def value_zeroing(
     with torch.inference_mode():
         runner = Runner(loaded, ids)
         T = runner.T
-        x = runner.x0
-        out = []
-        for l in range(max(layers) + 1):
-            layer = encoder.layers[l]
-            if l in layers:
-                out.append(_layer_scores(runner, layer, l, x, H, G, Dh, T, per_head))
-            x = runner.run(x, l, stop=l + 1)
+        out = [_layer_scores(runner, encoder.layers[l], l, runner.inputs[l], H, G, Dh, T, per_head) for l in layers]
     scores = np.stack(out)  # [K, H or 1, T, T]
     if config.causal:
         scores = scores * np.tril(np.ones((T, T)))  # exactly 0 where j is in i's future
@@ -59,11 +53,12 @@ def value_zeroing(
 def _layer_scores(runner, layer, l: int, x, H: int, G: int, Dh: int, T: int, per_head: bool) -> np.ndarray:
     attention = layer.attention
     seen = layer.attention_norm(x) if layer.pre_norm else x
-    _, probs = attention(seen, runner.mask, True, None, runner.rope)  # [1, H, T, T]
+    mask, rope = runner.layer_args(l)
+    _, probs = attention(seen, mask, True, None, rope)  # [1, H, T, T]
     probs = probs[0].to(x.dtype)  # [H, Tq, Tk]
     values = attention.split_heads(attention.value(seen), G)[0]  # [G, T, Dh]
     values = values.repeat_interleave(H // G, dim=0)  # [H, T, Dh]: query head h reads h // (H/G)
-    clean = runner.run(x, l, stop=l + 1)[0]  # [T, D]
+    clean = runner.run(x, l, stop=l + 1)[0]  # [T, D] (not inputs[l + 1]: the last one is final-normed)
     pairs = [(j, h) for j in range(T) for h in (range(H) if per_head else [None])]
     distances = np.zeros((len(pairs), T))
     for start in range(0, len(pairs), CHUNK):
