@@ -43,6 +43,13 @@ class Masking:
         self._additive: torch.Tensor | None = None
         self._built = False
 
+    def repeated(self, R: int) -> "Masking":
+        """The same masks for a batch of R copies of every sequence (repeat-major, as
+        torch.Tensor.repeat lays them out): interventions run R edited copies at once."""
+        if self.padding is None or R == 1:
+            return self
+        return Masking(self.padding.repeat(R, 1), self.causal, self.window, self.T, self.dtype, self.device)
+
     @property
     def trivial(self) -> bool:
         return self.padding is None and not self.causal

@@ -169,10 +169,12 @@ def check_plan(config: EncoderConfig, tokens: int, layers: int, heads: int, outp
         import shutil
 
         try:
-            free = shutil.disk_usage(folder).free
+            usage = shutil.disk_usage(folder)
         except OSError:
             return
-        if disk > free:
+        free = usage.free
+        # A file system of no size (/sys, /proc) tells nothing about room: the write says what is wrong.
+        if usage.total and disk > free:
             raise AttnvizError(
                 f"the output of {what}{outputs.describe()} would take about {human_bytes(disk)} but {folder} has "
                 f"{human_bytes(free)} free; choose fewer layers or heads, --format npz --precision float16, "

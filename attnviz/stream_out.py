@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import AttnvizError
-from .files import check_writable, current_umask, temporary_name, write_error
+from .files import check_writable, current_umask, link_target, temporary_name, write_error
 from .result import AttentionResult
 
 PRECISIONS = ("float32", "float16")
@@ -145,6 +145,10 @@ class streamed_file:
 
     def __enter__(self):
         check_writable(self.path, self.overwrite)
+        # A symbolic link (allowed with --overwrite) is written through, as files.atomic_write
+        # does: the temporary file sits beside what it points to, which is replaced; the link stays.
+        if self.path.is_symlink():
+            self.path = link_target(self.path)
         folder = self.path.parent if str(self.path.parent) else Path(".")
         self.tmp = temporary_name(folder, self.path.name)
         try:

@@ -423,7 +423,9 @@ def _check_plan(models: ModelFlags, text: str, layer, head, out: OutputFlags, pl
     if peeked is None:
         return  # the load says what is wrong; the pipeline checks the maps again before the pass
     config, tokenizer = peeked
-    tokens = len(tokenizer.encode(text, max_len=config.max_len, truncate=out.truncate).ids)
+    from ..text import check_text
+
+    tokens = len(tokenizer.encode(check_text(text, "the text"), max_len=config.max_len, truncate=out.truncate).ids)
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
     if plan.streamed:

@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ..blockwise import Masking
 from ..checkpoints.loaded import LoadedModel
 
 Edit = Callable[[torch.Tensor], torch.Tensor]  # context [B, H, T, Dh] -> context
@@ -68,7 +69,10 @@ class Runner:
         return self.encoder.layers[i](x, *args, **kwargs)
 
     def _repeat(self, value, R: int):
-        """A per-sequence mask [S, 1, T, T] repeated for R repeats (repeat-major, like x)."""
+        """A per-sequence mask (blockwise.Masking, or a tensor [S, 1, T, T]) repeated for R
+        repeats (repeat-major, like x)."""
+        if R > 1 and self.S > 1 and isinstance(value, Masking):
+            return value.repeated(R)
         if R > 1 and self.S > 1 and isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[0] == self.S:
             return value.repeat(R, 1, 1, 1)
         return value
