@@ -13,7 +13,7 @@ import attnviz.cli.progress as progress_module
 from attnviz.analysis.heads import profile_heads
 from attnviz.checkpoints import random_model
 from attnviz.cli import main
-from attnviz.cli.inspect import run_probe
+from attnviz.cli.inspect import profile_texts
 from attnviz.config import EncoderConfig
 from attnviz.pipeline import run_attention
 
@@ -58,7 +58,7 @@ def test_batched_profiles_match_one_sentence_at_a_time(causal):
         "Short.",
         "A much longer sentence that has quite a few more words in it than the others do.",
     ] * 40
-    batched, truncated = run_probe(model, texts, "profiling")
+    batched, truncated = profile_texts(model, texts, "profiling")
     single = profile_heads([run_attention(model, t, truncate=True) for t in texts])
     assert truncated == 0 and batched.sentences == single.sentences and batched.queries == single.queries
     for a, b in zip(batched.profiles, single.profiles):
