@@ -27,6 +27,9 @@ from .common import (
 # Above this many heads in total, the tables show one layer unless --layer/--head say otherwise
 # (the focus summary, one line per head, still covers the whole model).
 MAX_DEFAULT_TABLES = 8
+# Texts up to this many bytes (at most about as many tokens) skip the size check before loading:
+# reading a checkpoint's tokenizer twice costs more than a sentence's maps (SmolLM2's: 1-3 s).
+SHORT_TEXT_BYTES = 1024
 
 
 class Format(str, enum.Enum):
@@ -312,6 +315,8 @@ def _check_plan(models, text, layer, head, truncate, streamed, tables_only, outp
     from ..result import parse_indices
     from ..sizes import check_plan
 
+    if models.model != "random" and len(text.encode("utf-8", "replace")) <= SHORT_TEXT_BYTES:
+        return  # a sentence: not worth reading a tokenizer twice (the pipeline checks before the pass)
     config = models.shape.config() if models.model == "random" else None
     peeked = peek_model(models.model, config=config, tokenizer=str(models.tokenizer) if models.tokenizer else None)
     if peeked is None:
