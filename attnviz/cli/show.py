@@ -322,7 +322,13 @@ def _check_plan(models, text, layer, head, truncate, streamed, tables_only, outp
     if peeked is None:
         return  # the load says what is wrong; the pipeline checks the maps again before the pass
     config, tokenizer = peeked
-    tokens = len(tokenizer.encode(text, max_len=config.max_len, truncate=truncate).ids)
+    from ..sizes import memory_limit, model_bytes
+
+    if model_bytes(config) > memory_limit()[0]:
+        return  # the model alone does not fit: the loader refuses it, naming the flag or key
+    from ..io import check_text
+
+    tokens = len(tokenizer.encode(check_text(text, "the text"), max_len=config.max_len, truncate=truncate).ids)
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
     if streamed:
