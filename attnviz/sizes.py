@@ -200,7 +200,7 @@ def _what_fits(config: EncoderConfig, tokens: int, layers: int, heads: int, outp
         npz = Outputs(npz=True, precision="float16")
         if fits(layers, heads, npz):
             hints.append("--format npz --precision float16 would fit")
-    return "; ".join(hints) or "shorten the text"
+    return "; ".join(hints) or "shorten the text or choose fewer layers or heads"
 
 
 class Outputs:

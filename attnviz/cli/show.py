@@ -28,6 +28,9 @@ from .common import (
 # Above this many heads in total, the tables show one layer unless --layer/--head say otherwise
 # (the focus summary, one line per head, still covers the whole model).
 MAX_DEFAULT_TABLES = 8
+# Texts up to this many bytes (at most about as many tokens) skip the size check before loading:
+# reading a checkpoint's tokenizer twice costs more than a sentence's maps (SmolLM2's: 1-3 s).
+SHORT_TEXT_BYTES = 1024
 
 
 class Pooling(str, enum.Enum):
@@ -418,11 +421,17 @@ def _check_plan(models: ModelFlags, text: str, layer, head, out: OutputFlags, pl
     from ..selection import parse_indices
     from ..sizes import check_plan
 
+    if models.model != "random" and len(text.encode("utf-8", "replace")) <= SHORT_TEXT_BYTES:
+        return  # a sentence: not worth reading a tokenizer twice (the pipeline checks before the pass)
     config = models.shape.config() if models.model == "random" else None
     peeked = peek_model(models.model, config=config, tokenizer=str(models.tokenizer) if models.tokenizer else None)
     if peeked is None:
         return  # the load says what is wrong; the pipeline checks the maps again before the pass
     config, tokenizer = peeked
+    from ..sizes import memory_limit, model_bytes
+
+    if model_bytes(config) > memory_limit()[0]:
+        return  # the model alone does not fit: the loader refuses it, naming the flag or key
     from ..text import check_text
 
     tokens = len(tokenizer.encode(check_text(text, "the text"), max_len=config.max_len, truncate=out.truncate).ids)

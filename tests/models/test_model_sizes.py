@@ -131,7 +131,7 @@ def test_attention_maps_of_a_long_text_are_refused_before_the_forward_pass():
     line = assert_one_error_line(
         run_attnviz("show", text, "--max-len", "4096", "--num-heads", "16", env={LIMIT_VARIABLE: "100M"})
     )
-    assert "attention maps of 2002 tokens in 2 layers x 16 heads would need" in line
+    assert "attention maps of 2002 tokens in 1 layer x 16 heads would need" in line  # the tables show layer 0 only
     assert "shorten the text or choose fewer layers" in line
 
 
