@@ -190,9 +190,8 @@ class MultiHeadAttention(nn.Module):
         context, probs = attend(
             q, k, v, self.scale, mask, need_weights or None, self.dropout_p, self.training
         )  # [B, H, T, Dh]
-        # Interventions (attnviz.interventions): fn(context [B, H, T, Dh]) -> context, applied to
-        # each head's output right before the output projection; None in every ordinary run.
-        self.edit_context = None
+        if self.edit_context is not None:  # an intervention: ablate or patch heads (interventions/)
+            context = self.edit_context(context)
         context = context.transpose(1, 2).reshape(B, T, self.num_heads * self.d_head)
         return self.out(context), probs
 
