@@ -153,6 +153,9 @@ def inspect(
         resolve_probe_file(pronoun_set)  # a bad set name fails before the model loads
 
     loaded = models.build(model)
+    from ..engines import require_native
+
+    require_native(loaded, "inspect (parameter counts, the random baseline)")
     params = parameter_counts(weight_shapes(loaded.encoder), loaded.config.num_layers)
     report, truncated = profile_texts(loaded, texts, "profiling heads")
 

@@ -32,4 +32,4 @@ def engine_of(model) -> str:
 def require_native(model, what: str) -> None:
     """One line when `what` (the norm view, ablation...) needs the native engine's layers."""
     if engine_of(model) != "native":
-        raise AttnvizError(f"{what} {NATIVE_ONLY} (--engine transformers)")
+        raise AttnvizError(f"{what} {NATIVE_ONLY}")

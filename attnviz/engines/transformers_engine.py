@@ -64,11 +64,11 @@ class TransformersModel:
     @property
     def encoder(self):
         """The native encoder's layers (norm view, interventions, parameter counts): not here."""
-        raise AttnvizError(f"this {NATIVE_ONLY} (--engine transformers)")
+        raise AttnvizError(f"this command {NATIVE_ONLY}")
 
     @property
     def tokenizer(self):
-        raise AttnvizError(f"this {NATIVE_ONLY} (--engine transformers)")
+        raise AttnvizError(f"this command {NATIVE_ONLY}")
 
     def unchanged_since_load(self) -> bool:
         return False
