@@ -51,6 +51,7 @@ class TransformersModel:
     info: ModelInfo
     encoder_decoder: bool = False
     sources: tuple[str, ...] = ()
+    full_model: object = None  # the whole encoder-decoder (cross-attention); hf_model is its encoder
     engine: str = field(default="transformers", init=False)
 
     @property
@@ -135,7 +136,7 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
         tokenizer=str(folder),
         kind=f"transformers:{hf_config.model_type}",
     )
-    return TransformersModel(runner, tokenizer, info, encoder_decoder, sources=(str(folder),))
+    return TransformersModel(runner, tokenizer, info, encoder_decoder, sources=(str(folder),), full_model=model)
 
 
 def _short(exc: Exception) -> str:
@@ -394,3 +395,76 @@ def run_batch(
                 model, texts[i], enc, weights, list(range(weights.shape[0])), list(range(weights.shape[1]))
             )
     return out
+
+
+ATTENTIONS = ("encoder", "decoder", "cross")
+
+
+def run_seq2seq(
+    model: TransformersModel,
+    source: str,
+    target: str,
+    attention: str = "cross",
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+    truncate: bool = False,
+) -> AttentionResult:
+    """An encoder-decoder model teacher-forced on `target`: its encoder self-attention (source x
+    source), decoder self-attention (causal, target x target) or cross-attention (rows: the
+    decoder's tokens, the start token then the target's; columns: the source's tokens)."""
+    import torch
+
+    if not model.encoder_decoder:
+        raise AttnvizError(
+            f"{model.info.source}: --target and --attention go with encoder-decoder models (T5, BART...)"
+        )
+    if attention not in ATTENTIONS:
+        raise AttnvizError(f"--attention: choose one of {', '.join(ATTENTIONS)}")
+    if attention == "encoder":
+        return replace(run(model, source, layers, heads, truncate), attention="encoder")
+    src = tokenize(model, source, truncate)
+    tgt = tokenize(model, check_text(target, "the target"), truncate)
+    hf_config = model.full_model.config
+    start = getattr(hf_config, "decoder_start_token_id", None)
+    if start is None:
+        start = getattr(hf_config, "bos_token_id", None) or 0
+    # Teacher forcing: the decoder reads the start token, then the target; row i predicts token i.
+    dec_ids = [start] + tgt.ids
+    device = next(model.full_model.parameters()).device
+    with torch.inference_mode():
+        out = model.full_model(
+            input_ids=torch.tensor([src.ids], device=device),
+            attention_mask=torch.ones(1, len(src.ids), dtype=torch.long, device=device),
+            decoder_input_ids=torch.tensor([dec_ids], device=device),
+            output_attentions=True,
+            return_dict=True,
+        )
+    maps = out.cross_attentions if attention == "cross" else out.decoder_attentions
+    if not maps or any(a is None for a in maps):
+        raise AttnvizError(f"{model.info.source}: this model {NO_EAGER}")
+    weights = torch.stack(list(maps), dim=1)[0].float().cpu().numpy()  # [L, H, Td, Tk]
+    L, H = weights.shape[:2]
+    layers = list(range(L)) if layers is None else sorted(set(layers))
+    heads = list(range(H)) if heads is None else list(heads)
+    config = replace(
+        model.config, num_layers=L, num_heads=H, causal=attention == "decoder", sliding_window=None, layer_types=None
+    )
+    start_token = str(model.hf_tokenizer.convert_ids_to_tokens([start])[0])
+    keys = {}
+    if attention == "cross":
+        keys = dict(key_tokens=src.tokens, key_offsets=src.offsets, key_special=src.special, key_text=source)
+    return AttentionResult(
+        text=target,
+        tokens=[start_token] + tgt.tokens,
+        offsets=[(0, 0)] + tgt.offsets,
+        word_ids=[None] + tgt.word_ids,
+        special=[True] + tgt.special,
+        weights=np.ascontiguousarray(weights[layers][:, heads]),
+        layers=layers,
+        heads=heads,
+        model=replace(model.info, config=config),
+        truncated=src.truncated or tgt.truncated,
+        attention=attention,
+        notes=[f"{attention} attention of an encoder-decoder model, teacher-forced on the target"],
+        **keys,
+    )
