@@ -99,10 +99,6 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
     folder = Path(folder)
     if not folder.is_dir():
         raise AttnvizError(f"{source}: the transformers engine loads a model folder (config.json, weights, tokenizer)")
-    try:
-        hf_config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise AttnvizError(f"{source}: transformers cannot read its config.json ({_short(exc)})") from None
     kwargs = {"local_files_only": True, "attn_implementation": "eager"}
     if dtype is not None:
         kwargs["dtype"] = getattr(torch, dtype)
@@ -119,6 +115,7 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
             model.set_attn_implementation("eager")
         except (AttributeError, ValueError):
             raise AttnvizError(f"{source}: this model {NO_EAGER}") from None
+    hf_config = model.config  # read once, by from_pretrained
     model.eval()
     if device not in (None, "cpu"):
         model.to(device)
