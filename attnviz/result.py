@@ -138,7 +138,13 @@ class AttentionResult:
         if self.key_tokens is not None:  # cross-attention: every target token sees the whole source
             return np.zeros((T, len(self.key_tokens)), dtype=bool)
         if not self.causal:
-            return np.zeros((T, T), dtype=bool)
+            hidden = np.zeros((T, T), dtype=bool)
+            window = self.window(layer)
+            if window is not None:  # a bidirectional local layer (ModernBERT): keys within |i - j| < window
+                hidden |= np.tril(np.ones((T, T), dtype=bool), k=-window) | np.triu(
+                    np.ones((T, T), dtype=bool), k=window
+                )
+            return hidden
         hidden = np.triu(np.ones((T, T), dtype=bool), k=1)
         window = self.window(layer)
         if window is not None:

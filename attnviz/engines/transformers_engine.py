@@ -168,7 +168,8 @@ def describe(hf_config, tokenizer, model) -> EncoderConfig:
     vocab = _first_int(hf_config, ("vocab_size",)) or max(len(tokenizer), 1)
     kv = _first_int(hf_config, ("num_key_value_heads", "num_kv_heads"))
     rotary = any(getattr(hf_config, k, None) is not None for k in ("rope_theta", "rope_parameters", "rotary_pct"))
-    window, layer_types = _windows(hf_config, layers)
+    causal = _causal(hf_config)
+    window, layer_types = _windows(hf_config, layers, causal)
     return EncoderConfig(
         vocab_size=vocab,
         num_layers=layers,
@@ -177,7 +178,7 @@ def describe(hf_config, tokenizer, model) -> EncoderConfig:
         d_ff=d_ff,
         max_len=max_len or 512,
         positional="none" if rotary else ("learned" if max_len else "none"),
-        causal=_causal(hf_config),
+        causal=causal,
         num_kv_heads=kv if kv is not None and heads % kv == 0 else None,
         head_dim=head_dim,
         pad_token_id=getattr(tokenizer, "pad_token_id", None) or 0,
@@ -203,12 +204,17 @@ def _causal(hf_config) -> bool:
     return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
-def _windows(hf_config, layers: int) -> tuple[int | None, tuple[str, ...] | None]:
-    """(sliding_window, layer_types) of a causal model with local layers (Mistral-like: every layer;
-    with layer_types: the "sliding_attention" ones); (None, None) otherwise."""
+def _windows(hf_config, layers: int, causal: bool) -> tuple[int | None, tuple[str, ...] | None]:
+    """(sliding_window, layer_types) of a model with local layers (Mistral-like: every layer; with
+    layer_types: the "sliding_attention" ones); (None, None) otherwise. In attnviz's terms a causal
+    query i sees keys i - window < j <= i, a bidirectional one keys |i - j| < window."""
     window = getattr(hf_config, "sliding_window", None)
     if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
         return None, None
+    if not causal:
+        if hf_config.model_type != "modernbert":
+            return None, None  # no other bidirectional window is known to mean the same
+        window += 1  # ModernBERT's sliding_window is half its local_attention: keys |i - j| <= it
     if getattr(hf_config, "use_sliding_window", True) is False:
         return None, None
     types = getattr(hf_config, "layer_types", None)

@@ -219,3 +219,32 @@ def test_probe_and_export_run_through_transformers(models, tmp_path):
 
 def test_inspect_is_one_line(models):
     assert_one_error_line(invoke("inspect", models["gpt_neox"]), "needs the native engine")
+
+
+@pytest.mark.slow
+def test_modernbert_local_layers_are_drawn_masked(models):
+    """ModernBERT (local_attention 4): its local layer sees keys |i - j| <= 2, both sides; its
+    global layer sees everything. The masked cells are exactly the ones transformers gives 0."""
+    from attnviz.pipeline import run_attention
+
+    model = _load(models["modernbert"])
+    result = run_attention(model, "the cat sat on the mat because it was tired .")
+    assert np.array_equal(result.weights, tiny_hf.reference(models["modernbert"], result.text)[0])
+    assert not result.causal
+    T = len(result.tokens)
+    far = np.abs(np.subtract.outer(np.arange(T), np.arange(T))) > 2
+    types = result.model.config.layer_types
+    assert sorted(types) == ["full_attention", "sliding_attention"]
+    for layer, kind in enumerate(types):
+        hidden = result.masked(layer)
+        assert np.array_equal(hidden, far if kind == "sliding_attention" else np.zeros((T, T), bool))
+        zeros = (result.weights[result.layers.index(layer)] == 0).all(axis=0)  # [T, T] zero in every head
+        assert np.array_equal(zeros, hidden)
+
+
+@pytest.mark.slow
+def test_html_page_through_transformers(models, tmp_path):
+    page = tmp_path / "p.html"
+    done = invoke("show", TEXT, "-m", models["deberta-v2"], "--html", page)
+    assert done.exit_code == 0, done.output
+    assert page.read_text().lstrip().lower().startswith("<!doctype html")
