@@ -172,6 +172,12 @@ def show(
             show_default=False,
         ),
     ] = None,
+    max_new_tokens: Annotated[
+        int,
+        typer.Option(
+            "--max-new-tokens", min=1, help="Encoder-decoder models without --target: the longest greedy output."
+        ),
+    ] = 20,
     image: ImageFlags = ImageFlags(),
     out: OutputFlags = OutputFlags(),
     models: ModelFlags = ModelFlags(),
@@ -214,7 +220,7 @@ def show(
     loaded = models.build(last_layer=None if resolve else last_index(layer))
     kind = attention.value if attention is not None else ("cross" if target is not None else "encoder")
     if target is not None or kind != "encoder":  # cli/show_seq2seq.py: the decoder's attention
-        return show_seq2seq(loaded, text, target, kind, layer, head, fmt.value, out, png, html)
+        return show_seq2seq(loaded, text, target, kind, layer, head, fmt.value, out, png, html, max_new_tokens)
     shown = _attention(loaded, text, layer, head, view, words, exclude_sinks, out.truncate, plan, focus, per_head)
     if focus is not None:
         shown.focus_at = resolve_focus(shown.result, focus)

@@ -27,21 +27,22 @@ def show_seq2seq(
     out,
     png: Path | None,
     html: Path | None,
+    max_new_tokens: int = 20,
 ) -> None:
-    """Teacher-forced on `target`; refused in one line for a model without a decoder, without
-    --target, or with an output that draws square maps only (--png, --html, --format npz)."""
+    """Teacher-forced on `target` (None: the model's own greedy output, at most `max_new_tokens`);
+    refused in one line for a model without a decoder, or with an output that draws square maps only (--png, --html, --format npz)."""
     from ..engines import transformers_engine
     from ..selection import parse_indices
 
     if not getattr(loaded, "encoder_decoder", False):
         raise AttnvizError("--target and --attention decoder/cross go with encoder-decoder models (T5, BART...)")
-    if target is None:
-        raise AttnvizError(f"--attention {attention} reads the decoder: give the target text with --target")
     if png is not None or html is not None or fmt == "npz":
         raise AttnvizError(
             "--target shows terminal tables or --format json; --png, --html and npz draw self-attention of one text"
         )
-    result = transformers_engine.run_seq2seq(loaded, source, target, attention, truncate=out.truncate)
+    result = transformers_engine.run_seq2seq(
+        loaded, source, target, attention, truncate=out.truncate, max_new_tokens=max_new_tokens
+    )
     layers = parse_indices(layer, len(result.layers), "layer") if layer is not None else None
     heads = parse_indices(head, len(result.heads), "head") if head is not None else None
     if layers is None and heads is None and len(result.layers) * len(result.heads) > 8:

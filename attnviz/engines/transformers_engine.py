@@ -103,7 +103,7 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
     if dtype is not None:
         kwargs["dtype"] = getattr(torch, dtype)
     try:
-        model = transformers.AutoModel.from_pretrained(folder, **kwargs)
+        model = _from_pretrained(transformers, folder, kwargs)
     except ValueError as exc:
         if "attn" in str(exc).lower() or "eager" in str(exc).lower():
             raise AttnvizError(f"{source}: this model {NO_EAGER}") from None
@@ -134,6 +134,18 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
         kind=f"transformers:{hf_config.model_type}",
     )
     return TransformersModel(runner, tokenizer, info, encoder_decoder, sources=(str(folder),), full_model=model)
+
+
+def _from_pretrained(transformers, folder: Path, kwargs: dict):
+    """AutoModel; for an encoder-decoder the model with its LM head (AutoModelForSeq2SeqLM), which
+    can write its own target (greedy) when none is given."""
+    config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+    if getattr(config, "is_encoder_decoder", False):
+        from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+
+        if config.model_type in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+            return transformers.AutoModelForSeq2SeqLM.from_pretrained(folder, config=config, **kwargs)
+    return transformers.AutoModel.from_pretrained(folder, config=config, **kwargs)
 
 
 def _short(exc: Exception) -> str:
@@ -406,15 +418,17 @@ ATTENTIONS = ("encoder", "decoder", "cross")
 def run_seq2seq(
     model: TransformersModel,
     source: str,
-    target: str,
+    target: str | None,
     attention: str = "cross",
     layers: list[int] | None = None,
     heads: list[int] | None = None,
     truncate: bool = False,
+    max_new_tokens: int = 20,
 ) -> AttentionResult:
     """An encoder-decoder model teacher-forced on `target`: its encoder self-attention (source x
     source), decoder self-attention (causal, target x target) or cross-attention (rows: the
-    decoder's tokens, the start token then the target's; columns: the source's tokens)."""
+    decoder's tokens, the start token then the target's; columns: the source's tokens). Without
+    `target`, the model's own greedy output (at most `max_new_tokens`) is the target."""
     import torch
 
     if not model.encoder_decoder:
@@ -426,14 +440,20 @@ def run_seq2seq(
     if attention == "encoder":
         return replace(run(model, source, layers, heads, truncate), attention="encoder")
     src = tokenize(model, source, truncate)
-    tgt = tokenize(model, check_text(target, "the target"), truncate)
     hf_config = model.full_model.config
     start = getattr(hf_config, "decoder_start_token_id", None)
     if start is None:
         start = getattr(hf_config, "bos_token_id", None) or 0
+    device = next(model.full_model.parameters()).device
+    notes = [f"{attention} attention of an encoder-decoder model, teacher-forced on the target"]
+    if target is None:
+        tgt = _greedy(model, src, max_new_tokens, device)
+        target = model.hf_tokenizer.decode(tgt.ids, skip_special_tokens=True)
+        notes = [f"{attention} attention of an encoder-decoder model on its own greedy output ({len(tgt.ids)} tokens)"]
+    else:
+        tgt = tokenize(model, check_text(target, "the target"), truncate)
     # Teacher forcing: the decoder reads the start token, then the target; row i predicts token i.
     dec_ids = [start] + tgt.ids
-    device = next(model.full_model.parameters()).device
     with torch.inference_mode():
         out = model.full_model(
             input_ids=torch.tensor([src.ids], device=device),
@@ -468,6 +488,33 @@ def run_seq2seq(
         model=replace(model.info, config=config),
         truncated=src.truncated or tgt.truncated,
         attention=attention,
-        notes=[f"{attention} attention of an encoder-decoder model, teacher-forced on the target"],
+        notes=notes,
         **keys,
     )
+
+
+def _greedy(model: TransformersModel, src: TokenizedText, max_new_tokens: int, device) -> TokenizedText:
+    """The model's own greedy continuation of the source, as the target's tokens (no character
+    offsets: the labels are the token strings)."""
+    import torch
+
+    if not hasattr(model.full_model, "generate") or not hasattr(model.full_model, "lm_head"):
+        raise AttnvizError(
+            f"{model.info.source}: this model has no language-model head to write a target; give --target"
+        )
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise AttnvizError(f"--max-new-tokens must be a positive integer, got {max_new_tokens!r}")
+    with torch.inference_mode():
+        out = model.full_model.generate(
+            input_ids=torch.tensor([src.ids], device=device),
+            attention_mask=torch.ones(1, len(src.ids), dtype=torch.long, device=device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+        )
+    ids = [int(i) for i in out[0].tolist()[1:]]  # without the decoder's start token
+    if not ids:
+        raise AttnvizError(f"{model.info.source}: the model wrote no target; give --target")
+    specials = set(model.hf_tokenizer.all_special_ids)
+    tokens = [str(t) for t in model.hf_tokenizer.convert_ids_to_tokens(ids)]
+    return TokenizedText(ids, tokens, [(0, 0)] * len(ids), [None] * len(ids), [i in specials for i in ids])

@@ -100,7 +100,31 @@ def test_cross_attention_refusals_are_one_line(models, tmp_path):
     assert_one_error_line(
         invoke("show", SOURCE, "--target", TARGET, "-m", models["t5"], "--png", tmp_path / "a.png"), "--png"
     )
-    assert_one_error_line(invoke("show", SOURCE, "--attention", "cross", "-m", models["bart"]), "--target")
     assert_one_error_line(invoke("show", SOURCE, "--target", TARGET, "-m", models["albert"]), "encoder-decoder")
     assert_one_error_line(invoke("show", SOURCE, "--target", TARGET), "encoder-decoder")
     assert not (tmp_path / "a.png").exists()
+
+
+@pytest.mark.slow
+def test_without_target_the_models_greedy_output_is_the_target(models):
+    """No --target: the model writes its own (greedy, --max-new-tokens); the rows are its tokens."""
+    import torch
+    import transformers
+
+    from attnviz.engines import transformers_engine
+
+    folder = models["t5"]
+    model = transformers_engine.load(folder, "t5")
+    result = transformers_engine.run_seq2seq(model, SOURCE, None, "cross", max_new_tokens=4)
+    ref = transformers.AutoModelForSeq2SeqLM.from_pretrained(folder, local_files_only=True, attn_implementation="eager")
+    tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    src = tok(SOURCE, return_tensors="pt")
+    with torch.no_grad():
+        generated = ref.eval().generate(**src, max_new_tokens=4, do_sample=False, num_beams=1)
+        out = ref(**src, decoder_input_ids=generated, output_attentions=True)
+    assert result.tokens == tok.convert_ids_to_tokens(generated[0].tolist())
+    assert np.array_equal(result.weights, torch.stack(out.cross_attentions, dim=1)[0].numpy())
+    assert "greedy output" in result.notes[0]
+    done = invoke("show", SOURCE, "--attention", "cross", "-m", folder, "--max-new-tokens", "3", "--format", "json")
+    assert done.exit_code == 0, done.output
+    assert len(json.loads(done.stdout)["tokens"]) <= 4
