@@ -248,3 +248,24 @@ def test_html_page_through_transformers(models, tmp_path):
     done = invoke("show", TEXT, "-m", models["deberta-v2"], "--html", page)
     assert done.exit_code == 0, done.output
     assert page.read_text().lstrip().lower().startswith("<!doctype html")
+
+
+@pytest.mark.slow
+def test_auto_engine_finds_a_cached_model_id(models, tmp_path, monkeypatch):
+    """A model id in the local Hugging Face cache (no download) runs through transformers by default."""
+    import shutil
+
+    cache = tmp_path / "hub"
+    repo = cache / "models--tiny--albert"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(models["albert"], snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    done = invoke("show", TEXT, "-m", "tiny/albert", "--format", "json")
+    assert done.exit_code == 0, done.output
+    data = json.loads(done.stdout)
+    assert data["model"]["kind"] == "transformers:albert" and data["model"]["source"] == "tiny/albert"
+    assert np.array_equal(np.array(data["weights"], dtype=np.float32), tiny_hf.reference(models["albert"], TEXT)[0])
+    assert_one_error_line(invoke("show", TEXT, "-m", "tiny/absent", "--engine", "transformers"), "never downloads")
