@@ -130,7 +130,7 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
         source=source,
         config=config,
         learned=True,
-        tokenizer=str(folder),
+        tokenizer=f"{folder} (the model's own; run by the transformers engine)",  # said in headers
         kind=f"transformers:{hf_config.model_type}",
     )
     return TransformersModel(runner, tokenizer, info, encoder_decoder, sources=(str(folder),), full_model=model)
