@@ -75,6 +75,12 @@ def run_attention(
     of every layer up to it; its head index is -1) or "norm" (each weight times the norm of the
     transformed value vector, Kobayashi et al. 2020). See analysis/views.py.
     """
+    if (
+        getattr(model, "engine", "native") == "transformers"
+    ):  # engines/transformers_engine.py: the same result, another engine
+        from .engines import transformers_engine
+
+        return transformers_engine.run(model, text, layers, heads, truncate, view, focus, focus_layers)
     import torch
 
     if view.startswith("value-zeroing"):  # an intervention: interventions/value_zeroing.py
@@ -197,6 +203,10 @@ def run_attention_batch(
     AttnvizError that text raised (empty, too long). Texts of the attention view run in padded
     batches (an additive mask gives padded keys exactly zero weight, and padding sits after the
     real tokens, so positions are unchanged); other views run one by one."""
+    if getattr(model, "engine", "native") == "transformers":
+        from .engines import transformers_engine
+
+        return transformers_engine.run_batch(model, texts, truncate, view, batch_size)
     import torch
 
     out: list[AttentionResult | AttnvizError | None] = [None] * len(texts)

@@ -90,6 +90,8 @@ def fingerprint(model: LoadedModel) -> str | None:
     one) and the dtype, and read back next time. A model loaded up to `last_layer` lacks tensors:
     it can only be matched through that memory (a whole load of the same files wrote it), else
     its fingerprint is unknown and nothing is cached for it."""
+    if getattr(model, "engine", "native") != "native":
+        return None  # a model run by transformers (engines/): its heads are not remembered
     weights = _weights_digest(model)
     if weights is None:
         return None

@@ -72,10 +72,20 @@ class AttentionResult:
     focus_index: int | None = None
     focus_layers: list[int] = field(default_factory=list)
     focus_heads: list[int] = field(default_factory=list)
+    # Encoder-decoder models (engines/transformers_engine.py): which attention this is ("self";
+    # "encoder", "decoder" or "cross"). Cross-attention's rows are the target's tokens (`tokens`,
+    # `offsets` into `text`, the target) and its columns the source's: key_tokens, key_offsets
+    # into key_text, key_special; weights [L, H, T, Tk]. None for self-attention (keys = queries).
+    attention: str = "self"
+    key_tokens: list[str] | None = None
+    key_offsets: list[tuple[int, int]] | None = None
+    key_special: list[bool] | None = None
+    key_text: str | None = None
 
     def __post_init__(self) -> None:
         T = len(self.tokens)
-        expected = (len(self.layers), len(self.heads), T, T)
+        Tk = T if self.key_tokens is None else len(self.key_tokens)
+        expected = (len(self.layers), len(self.heads), T, Tk)
         if self.weights.shape != expected:
             raise ValueError(f"weights shape {self.weights.shape} != {expected}")
         if self.focus_rows is not None:
@@ -89,6 +99,17 @@ class AttentionResult:
         out = []
         for token, (start, end), special in zip(self.tokens, self.offsets, self.special):
             piece = token if special or end <= start else self.text[start:end]
+            out.append(printable(piece))
+        return out
+
+    @property
+    def key_labels(self) -> list[str]:
+        """The labels of the columns: `labels`, or for cross-attention the source's tokens."""
+        if self.key_tokens is None:
+            return self.labels
+        out = []
+        for token, (start, end), special in zip(self.key_tokens, self.key_offsets, self.key_special):
+            piece = token if special or end <= start else self.key_text[start:end]
             out.append(printable(piece))
         return out
 
@@ -114,8 +135,16 @@ class AttentionResult:
         Those cells hold 0 in `weights` but are not weights of 0: views draw them as masked and
         rankings skip them. layer None: the look-ahead mask only."""
         T = len(self.tokens)
+        if self.key_tokens is not None:  # cross-attention: every target token sees the whole source
+            return np.zeros((T, len(self.key_tokens)), dtype=bool)
         if not self.causal:
-            return np.zeros((T, T), dtype=bool)
+            hidden = np.zeros((T, T), dtype=bool)
+            window = self.window(layer)
+            if window is not None:  # a bidirectional local layer (ModernBERT): keys within |i - j| < window
+                hidden |= np.tril(np.ones((T, T), dtype=bool), k=-window) | np.triu(
+                    np.ones((T, T), dtype=bool), k=window
+                )
+            return hidden
         hidden = np.triu(np.ones((T, T), dtype=bool), k=1)
         window = self.window(layer)
         if window is not None:
@@ -167,6 +196,17 @@ class AttentionResult:
         return replace(out, focus_rows=rows, focus_layers=list(fl), focus_heads=list(fh))
 
     def to_dict(self) -> dict:
+        keys = {}
+        if self.attention != "self":
+            keys["attention"] = self.attention
+        if self.key_tokens is not None:  # cross-attention: columns are the source's tokens
+            keys.update(
+                key_text=self.key_text,
+                key_tokens=self.key_tokens,
+                key_labels=self.key_labels,
+                key_offsets=[list(o) for o in self.key_offsets],
+                key_special=self.key_special,
+            )
         return {
             "text": self.text,
             "tokens": self.tokens,
@@ -185,6 +225,7 @@ class AttentionResult:
             # float32 -> Python float is exact, and JSON's shortest repr of that double reads back
             # to the same float32: weights round-trip bit for bit.
             "weights": self.weights.astype(np.float32).tolist(),
+            **keys,
         }
 
     def npz_arrays(self) -> dict[str, np.ndarray]:

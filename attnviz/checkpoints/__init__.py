@@ -286,3 +286,21 @@ def peek_model(spec: str, *, config: EncoderConfig | None = None, tokenizer: str
         return found, tok or folder_tokenizer(folder)
     except (AttnvizError, OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def native_reads(folder: Path) -> bool:
+    """Whether the native loaders read the model folder `folder`: an attnviz checkpoint, or a
+    config.json whose model_type is a family they map (`--engine auto` runs the others through
+    transformers). A config.json that cannot be read counts as native: its loader says why."""
+    from .decoders import DECODERS
+    from .families import FAMILIES
+    from .native import is_native
+
+    try:
+        data = read_config(Path(folder))
+    except AttnvizError:
+        return True
+    if is_native(data):
+        return True
+    kind = data.get("model_type")
+    return kind in DECODERS or (kind in FAMILIES and data.get("is_decoder") is not True)

@@ -41,6 +41,7 @@ class LoadedModel:
     # hashing every tensor on every run, and a model loaded up to `last_layer` matches its whole self.
     sources: tuple[str, ...] = ()
     _versions: dict = field(default_factory=dict, repr=False, compare=False)
+    engine: str = field(default="native", init=False)  # engines/: what pipeline.run_attention dispatches on
 
     def mark_loaded(self, sources) -> "LoadedModel":
         """Record where the weights came from and their state now (see `sources`)."""

@@ -64,8 +64,10 @@ def parse_candidates(value: str) -> tuple[str, str]:
 def load_with_head(models: ModelFlags):
     """The model (every layer) and its language-model head, or one line saying which models have one."""
     from ..checkpoints.lm_head import load_lm_head
+    from ..engines import require_native
 
     loaded = models.build()
+    require_native(loaded, "reading the model's answer with heads ablated or patched")
     return loaded, load_lm_head(loaded)
 
 

@@ -253,6 +253,15 @@ DeviceOpt = Annotated[
     ),
 ]
 
+Engine = _choices("Engine", ("auto", "native", "transformers"))  # engines.ENGINES (not imported: --help stays light)
+EngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help="What runs the model: native (attnviz's own, exact and fast, for the families it reads), transformers (any model transformers loads; pip install 'attnviz[transformers]'), or auto: native where it reads the model, else transformers.",
+    ),
+]
+
 # RandomShape field -> EncoderConfig field, where the names differ.
 _CONFIG_NAMES = {"kv_heads": "num_kv_heads"}
 
@@ -345,6 +354,7 @@ class ModelFlags:
     tokenizer: Path | None = None
     seed: int = 0
     shape: RandomShape = RandomShape()
+    engine: Engine = Engine.auto
 
     @classmethod
     def from_options(cls, **given) -> "ModelFlags":
@@ -354,14 +364,18 @@ class ModelFlags:
     def build(self, model: str | None = None, last_layer: int | None = None):
         """The model these flags describe (`model` replaces --model: inspect's MODEL argument),
         loaded up to `last_layer` (None: all layers)."""
-        return build_model(self.model if model is None else model, self.tokenizer, self.seed, self.shape, last_layer)
+        return build_model(
+            self.model if model is None else model, self.tokenizer, self.seed, self.shape, last_layer, self.engine
+        )
 
 
 def model_flags(model_option: bool = True):
     """A decorator: the model flags of every command that builds one, received as `models: ModelFlags`.
     Without `model_option` the command names the model itself (inspect's MODEL argument)."""
     options = {"model": (ModelOpt, "random")} if model_option else {}
-    options.update({"tokenizer": (TokenizerOpt, None), "seed": (SeedOpt, 0), **SHAPE_OPTIONS})
+    options.update(
+        {"tokenizer": (TokenizerOpt, None), "seed": (SeedOpt, 0), **SHAPE_OPTIONS, "engine": (EngineOpt, Engine.auto)}
+    )
     return option_group("models", ModelFlags.from_options, options)
 
 
@@ -582,13 +596,34 @@ with_image_flags = option_group(
 
 
 def build_model(
-    model: str, tokenizer: Path | None, seed: int, shape: RandomShape = RandomShape(), last_layer: int | None = None
+    model: str,
+    tokenizer: Path | None,
+    seed: int,
+    shape: RandomShape = RandomShape(),
+    last_layer: int | None = None,
+    engine=Engine.auto,
 ):
     """Resolve --model; the random-model flags apply to `random` only, --dtype and --device to any.
 
-    last_layer: the last layer the command will look at (None: all); later ones are not loaded."""
+    last_layer: the last layer the command will look at (None: all); later ones are not loaded.
+    engine: --engine (see `choose_engine`)."""
     from ..checkpoints import load_model
 
+    engine = engine.value if isinstance(engine, enum.Enum) else str(engine)
+    if engine != "native" and model != "random":
+        folder = choose_engine(model, engine)
+        if folder is not None:
+            if tokenizer is not None:
+                raise AttnvizError(
+                    "--tokenizer replaces a native model's tokenizer; the transformers engine uses the model's own"
+                )
+            from ..engines import transformers_engine
+
+            return transformers_engine.load(
+                folder, model, dtype=shape.dtype.value if shape.dtype else None, device=shape.device
+            )
+    elif engine == "transformers":
+        raise AttnvizError("the random model runs on the native engine only; drop --engine transformers")
     given = shape.given()
     if model != "random" and given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
@@ -609,3 +644,44 @@ def build_model(
         dtype=shape.dtype.value if shape.dtype else None,
         device=shape.device,
     )
+
+
+def choose_engine(spec: str, engine: str) -> Path | None:
+    """The model folder to load through transformers, or None for the native engine: with
+    `--engine transformers` any transformers folder (or cached model id), with `auto` the ones
+    whose model_type the native loaders do not read. Without transformers installed, such a
+    model is one line naming the extra."""
+    from ..checkpoints import native_reads
+    from ..engines import INSTALL, transformers_available
+
+    folder = _transformers_folder(spec, engine == "transformers")
+    if folder is None:
+        return None
+    if engine == "auto" and native_reads(folder):
+        return None
+    if not transformers_available():
+        kind = "" if engine == "transformers" else " the native engine does not read it, and"
+        raise AttnvizError(f"model {spec!r}:{kind} the transformers engine is not installed: {INSTALL}")
+    return folder
+
+
+def _transformers_folder(spec: str, required: bool) -> Path | None:
+    """The folder of a transformers model `spec` names (a folder or a cached id), or None (a
+    GGUF file, a weights file, a short name... for the native engine); `required`: one line instead."""
+    from ..checkpoints import GGUF_SUFFIX
+    from ..checkpoints.named import SHORT_FILES, SPLIT_FILES, resolve_named
+
+    path = Path(spec).expanduser()
+    if not path.exists() and spec.lower() not in {**SHORT_FILES, **SPLIT_FILES}:
+        try:
+            path, _ = resolve_named(spec)
+        except AttnvizError:
+            if required:
+                raise
+            return None
+    if path.is_dir() and (path / "config.json").is_file():
+        return path
+    if required:
+        what = "a GGUF file" if path.suffix.lower() == GGUF_SUFFIX else "not a transformers model folder"
+        raise AttnvizError(f"model {spec!r}: {what}; the transformers engine loads a folder with config.json")
+    return None

@@ -162,6 +162,9 @@ def inspect(
         resolve_probe_file(pronoun_set)  # a bad set name fails before the model loads
 
     loaded = models.build(model)
+    from ..engines import require_native
+
+    require_native(loaded, "inspect (parameter counts, the random baseline)")
     found = _profile(loaded, texts, baseline, baseline_seed, models.seed)
     found.probe = probe
     found.profiles = sort_profiles(found.report.profiles, sort, reverse, found.delta)

@@ -24,6 +24,7 @@ from .common import (
     output_flags,
     with_image_flags,
 )
+from .show_seq2seq import Attention, show_seq2seq
 
 # Above this many heads in total, the tables show one layer unless --layer/--head say otherwise
 # (the focus summary, one line per head, still covers the whole model).
@@ -159,6 +160,27 @@ def show(
             "--pool", help="How the overview of a long text pools each block of cells: its max or mean weight."
         ),
     ] = Pooling.max,
+    target: Annotated[
+        Optional[str],
+        typer.Option(
+            "--target",
+            help="Encoder-decoder models (T5, BART; through transformers): the decoder's text, teacher-forced; TEXT is the source.",
+        ),
+    ] = None,
+    attention: Annotated[
+        Optional[Attention],
+        typer.Option(
+            "--attention",
+            help="Encoder-decoder models: encoder self-attention, decoder self-attention (causal) or cross-attention (rows: target tokens, columns: source tokens) [default: cross with --target, else encoder].",
+            show_default=False,
+        ),
+    ] = None,
+    max_new_tokens: Annotated[
+        int,
+        typer.Option(
+            "--max-new-tokens", min=1, help="Encoder-decoder models without --target: the longest greedy output."
+        ),
+    ] = 20,
     image: ImageFlags = ImageFlags(),
     out: OutputFlags = OutputFlags(),
     models: ModelFlags = ModelFlags(),
@@ -200,6 +222,9 @@ def show(
     # Only the layers up to the last one asked for are loaded (-l 0 reads layer 0's weights only);
     # the focus summary (no --layer) and --resolve look at every layer.
     loaded = models.build(last_layer=None if resolve else last_index(layer))
+    kind = attention.value if attention is not None else ("cross" if target is not None else "encoder")
+    if target is not None or kind != "encoder":  # cli/show_seq2seq.py: the decoder's attention
+        return show_seq2seq(loaded, text, target, kind, layer, head, fmt.value, out, png, html, max_new_tokens)
     shown = _attention(loaded, text, layer, head, view, words, exclude_sinks, out.truncate, plan, focus, per_head)
     if focus is not None:
         shown.focus_at = resolve_focus(shown.result, focus)

@@ -313,6 +313,8 @@ class _Export:
 
 def _weights_dtype(model) -> str | None:
     """ "float32", "bfloat16", ...: the precision the attention was computed in (--dtype)."""
+    if getattr(model, "engine", "native") != "native":  # engines/transformers_engine.py
+        return model.dtype_name
     try:
         return str(next(model.encoder.parameters()).dtype).removeprefix("torch.")
     except (AttributeError, StopIteration):

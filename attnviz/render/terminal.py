@@ -202,11 +202,12 @@ def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Gr
     the same characters and styles a Table of T x T cells gives (tests compare them), at a
     fraction of the cost (rich renders every cell of a Table on its own: 0.15 s for the eight
     tables of a 15-token `show`)."""
-    weights = result.head(layer, head)  # [T, T]
+    weights = result.head(layer, head)  # [T, Tk]: Tk = T but for cross-attention (source keys)
     labels = result.labels
-    T = len(labels)
-    mode, per_block = _layout(T, width)
-    masked = result.masked(layer)  # [T, T]: look-ahead and, in a local layer, the sliding window
+    key_labels = result.key_labels
+    T, Tk = len(labels), len(key_labels)
+    mode, per_block = _layout(Tk, width)
+    masked = result.masked(layer)  # [T, Tk]: look-ahead and, in a local layer, the sliding window
     ranked = ~masked
     ranked[:, list(result.excluded)] = False
     row_max = np.where(ranked, weights, -np.inf).argmax(axis=1)  # [T]
@@ -214,14 +215,16 @@ def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Gr
     top = _colour_top(result, weights, ranked)
     cell_width = 5 if mode == "normal" else 3
     blocks = []
-    for start in range(0, T, per_block):
-        keys = range(start, min(T, start + per_block))
+    for start in range(0, Tk, per_block):
+        keys = range(start, min(Tk, start + per_block))
         title = f"layer {layer} · " + (f"head {head}" if head >= 0 else _mixed_heads(result.view))
-        if per_block < T:
+        if result.attention != "self":
+            title += f" · {result.attention} attention"
+        if per_block < Tk:
             title += f" · keys {keys.start}-{keys.stop - 1}"
         if top < 1.0:
             title += f" · colour 0-{top:.2f}"
-        blocks.append(_header(title, mode, [labels[j] for j in keys], keys))
+        blocks.append(_header(title, mode, [key_labels[j] for j in keys], keys))
         for i in range(T):
             cells = []
             for j in keys:
@@ -273,7 +276,7 @@ def _row(label: str, cells: list[tuple[str, str]], width: int, gap: str) -> Text
 
 
 def render_heads(console: Console, result: AttentionResult) -> None:
-    mode, _ = _layout(len(result.tokens), console.width)
+    mode, _ = _layout(len(result.key_labels), console.width)
     scale = "weights x100, " if mode == "compact" else ""
     units = f"{result.unit_name}s"
     top = "the head's largest weight outside the sinks (bright; in its title)" if result.excluded else "1 (bright)"
@@ -281,6 +284,10 @@ def render_heads(console: Console, result: AttentionResult) -> None:
         f"rows: query {units} · columns: key {units} · {scale}{MARK} marks each row's maximum · "
         f"colour: viridis from 0 (dark) to {top}"
     )
+    if result.key_tokens is not None:
+        legend = legend.replace(
+            f"rows: query {units} · columns: key {units}", "rows: target tokens · columns: source tokens"
+        )
     if result.excluded:
         legend += " · sinks: real weights, uncoloured, never marked"
     if result.causal:

@@ -1,0 +1,520 @@
+"""The transformers engine: any model `transformers.AutoModel` loads, run with eager attention.
+
+For the models the native engine does not read (DeBERTa, ModernBERT, ALBERT, T5, BART, GPT-NeoX,
+Falcon, OLMo...). The model's own tokenizer (AutoTokenizer) gives the tokens, character offsets
+and special-token marks; the model's `output_attentions` gives the maps, which come back as the
+same AttentionResult the native engine returns. Nothing is ever downloaded (local_files_only).
+
+Encoder-decoder models (T5, BART) run their encoder here: encoder self-attention.
+
+transformers and torch are imported inside the functions (the optional extra, and a fast --help).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..config import LAYER_TYPES, EncoderConfig
+from ..errors import AttnvizError
+from ..result import AttentionResult, ModelInfo
+from ..text import check_text
+from ..tokenize import _cover_marks, _trim_spaces
+from . import INSTALL, NATIVE_ONLY
+
+NO_EAGER = "cannot return its attention weights through transformers (it has no eager attention implementation)"
+
+
+@dataclass
+class TokenizedText:
+    """One text through the model's own tokenizer."""
+
+    ids: list[int]
+    tokens: list[str]
+    offsets: list[tuple[int, int]]
+    word_ids: list[int | None]
+    special: list[bool]
+    truncated: bool = False
+
+
+@dataclass
+class TransformersModel:
+    """A transformers model, its tokenizer and what it is: what the pipeline runs when `engine`
+    is "transformers". `hf_model` is the module whose forward returns the attention (the encoder
+    of an encoder-decoder model)."""
+
+    hf_model: object
+    hf_tokenizer: object
+    info: ModelInfo
+    encoder_decoder: bool = False
+    sources: tuple[str, ...] = ()
+    full_model: object = None  # the whole encoder-decoder (cross-attention); hf_model is its encoder
+    engine: str = field(default="transformers", init=False)
+
+    @property
+    def config(self) -> EncoderConfig:
+        return self.info.config
+
+    @property
+    def built_layers(self) -> int:
+        return self.config.num_layers  # always loaded whole
+
+    @property
+    def encoder(self):
+        """The native encoder's layers (norm view, interventions, parameter counts): not here."""
+        raise AttnvizError(f"this command {NATIVE_ONLY}")
+
+    @property
+    def tokenizer(self):
+        raise AttnvizError(f"this command {NATIVE_ONLY}")
+
+    def unchanged_since_load(self) -> bool:
+        return False
+
+    @property
+    def dtype_name(self) -> str:
+        return str(next(self.hf_model.parameters()).dtype).removeprefix("torch.")
+
+
+def _import_transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise AttnvizError(f"the transformers engine needs transformers: {INSTALL}") from None
+    return transformers
+
+
+def load(folder: Path, source: str, *, dtype: str | None = None, device: str | None = None) -> TransformersModel:
+    """The model in `folder` (a transformers folder: config.json and weights, a tokenizer), with
+    eager attention so that its forward returns the attention probabilities it used."""
+    transformers = _import_transformers()
+    import torch
+
+    # Quiet: attnviz's stderr is one line on error; no progress bars or config warnings.
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AttnvizError(f"{source}: the transformers engine loads a model folder (config.json, weights, tokenizer)")
+    kwargs = {"local_files_only": True, "attn_implementation": "eager"}
+    if dtype is not None:
+        kwargs["dtype"] = getattr(torch, dtype)
+    try:
+        model = _from_pretrained(transformers, folder, kwargs)
+    except ValueError as exc:
+        if "attn" in str(exc).lower() or "eager" in str(exc).lower():
+            raise AttnvizError(f"{source}: this model {NO_EAGER}") from None
+        raise AttnvizError(f"{source}: transformers cannot load it ({_short(exc)})") from None
+    except (OSError, KeyError, RuntimeError, TypeError) as exc:
+        raise AttnvizError(f"{source}: transformers cannot load it ({_short(exc)})") from None
+    if getattr(model.config, "_attn_implementation", "eager") != "eager":
+        try:  # transformers 5 may pick another implementation despite the request
+            model.set_attn_implementation("eager")
+        except (AttributeError, ValueError):
+            raise AttnvizError(f"{source}: this model {NO_EAGER}") from None
+    hf_config = model.config  # read once, by from_pretrained
+    model.eval()
+    if device not in (None, "cpu"):
+        model.to(device)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AttnvizError(f"{source}: transformers cannot load its tokenizer ({_short(exc)})") from None
+    encoder_decoder = bool(getattr(hf_config, "is_encoder_decoder", False))
+    runner = model.get_encoder() if encoder_decoder else model
+    config = describe(hf_config, tokenizer, model)
+    info = ModelInfo(
+        source=source,
+        config=config,
+        learned=True,
+        tokenizer=f"{folder} (the model's own; run by the transformers engine)",  # said in headers
+        kind=f"transformers:{hf_config.model_type}",
+    )
+    return TransformersModel(runner, tokenizer, info, encoder_decoder, sources=(str(folder),), full_model=model)
+
+
+def _from_pretrained(transformers, folder: Path, kwargs: dict):
+    """AutoModel; for an encoder-decoder the model with its LM head (AutoModelForSeq2SeqLM), which
+    can write its own target (greedy) when none is given."""
+    config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+    if getattr(config, "is_encoder_decoder", False):
+        from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+
+        if config.model_type in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+            return transformers.AutoModelForSeq2SeqLM.from_pretrained(folder, config=config, **kwargs)
+    return transformers.AutoModel.from_pretrained(folder, config=config, **kwargs)
+
+
+def _short(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def _first_int(config, names: tuple[str, ...]) -> int | None:
+    for name in names:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def describe(hf_config, tokenizer, model) -> EncoderConfig:
+    """An EncoderConfig describing the model's shape as far as it maps: layers, heads, widths,
+    whether it is causal and which layers attend within a sliding window. For headers, JSON and
+    the masks; the transformers model itself is what runs."""
+    layers = _first_int(hf_config, ("num_hidden_layers", "encoder_layers", "num_layers", "n_layer"))
+    heads = _first_int(hf_config, ("num_attention_heads", "encoder_attention_heads", "num_heads", "n_head"))
+    d_model = _first_int(hf_config, ("hidden_size", "d_model", "n_embd", "dim"))
+    if layers is None or heads is None or d_model is None:
+        raise AttnvizError(f"model_type {hf_config.model_type!r}: cannot tell its layers, heads and width")
+    d_ff = _first_int(hf_config, ("intermediate_size", "d_ff", "encoder_ffn_dim", "ffn_dim", "n_inner")) or 4 * d_model
+    max_len = _first_int(hf_config, ("max_position_embeddings", "n_positions", "n_ctx"))
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if max_len is None and isinstance(tok_max, int) and 0 < tok_max < 10**6:
+        max_len = tok_max
+    head_dim = _first_int(hf_config, ("head_dim",))
+    if head_dim is None and d_model % heads:
+        head_dim = d_model // heads or 1
+    vocab = _first_int(hf_config, ("vocab_size",)) or max(len(tokenizer), 1)
+    kv = _first_int(hf_config, ("num_key_value_heads", "num_kv_heads"))
+    rotary = any(getattr(hf_config, k, None) is not None for k in ("rope_theta", "rope_parameters", "rotary_pct"))
+    causal = _causal(hf_config)
+    window, layer_types = _windows(hf_config, layers, causal)
+    return EncoderConfig(
+        vocab_size=vocab,
+        num_layers=layers,
+        num_heads=heads,
+        d_model=d_model,
+        d_ff=d_ff,
+        max_len=max_len or 512,
+        positional="none" if rotary else ("learned" if max_len else "none"),
+        causal=causal,
+        num_kv_heads=kv if kv is not None and heads % kv == 0 else None,
+        head_dim=head_dim,
+        pad_token_id=getattr(tokenizer, "pad_token_id", None) or 0,
+        sliding_window=window,
+        layer_types=layer_types,
+        extra={"engine": "transformers", "model_type": hf_config.model_type, "rotary": rotary},
+    )
+
+
+def _causal(hf_config) -> bool:
+    """A decoder-only model: is_decoder, or a model type transformers knows as a causal LM and
+    not as a masked LM (BERT has both). `run` checks this against the maps themselves."""
+    if getattr(hf_config, "is_decoder", False):
+        return True
+    if getattr(hf_config, "is_encoder_decoder", False):
+        return False
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    kind = hf_config.model_type
+    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def _windows(hf_config, layers: int, causal: bool) -> tuple[int | None, tuple[str, ...] | None]:
+    """(sliding_window, layer_types) of a model with local layers (Mistral-like: every layer; with
+    layer_types: the "sliding_attention" ones); (None, None) otherwise. In attnviz's terms a causal
+    query i sees keys i - window < j <= i, a bidirectional one keys |i - j| < window."""
+    window = getattr(hf_config, "sliding_window", None)
+    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+        return None, None
+    if not causal:
+        if hf_config.model_type != "modernbert":
+            return None, None  # no other bidirectional window is known to mean the same
+        window += 1  # ModernBERT's sliding_window is half its local_attention: keys |i - j| <= it
+    if getattr(hf_config, "use_sliding_window", True) is False:
+        return None, None
+    types = getattr(hf_config, "layer_types", None)
+    if types is None:
+        return window, None
+    types = tuple(types)
+    if len(types) != layers or any(t not in LAYER_TYPES for t in types):
+        return None, None  # chunked or other attention kinds: no window mask drawn
+    if "sliding_attention" not in types:
+        return None, None
+    return window, types
+
+
+def tokenize(model: TransformersModel, text: str, truncate: bool = False) -> TokenizedText:
+    """`text` through the model's own tokenizer, refused (one line) when empty or longer than the
+    model's maximum (unless `truncate`)."""
+    text = check_text(text, "the text")
+    if not text.strip():
+        raise AttnvizError("the text is empty; give a sentence to visualise")
+    tok = model.hf_tokenizer
+    fast = bool(getattr(tok, "is_fast", False))
+    max_len = model.config.max_len
+
+    def encode(limit: int | None):
+        return tok(
+            text,
+            return_offsets_mapping=fast,
+            return_special_tokens_mask=True,
+            truncation=limit is not None,
+            max_length=limit,
+        )
+
+    enc = encode(None)
+    truncated = False
+    if len(enc["input_ids"]) > max_len:
+        if not truncate:
+            raise AttnvizError(
+                f"the text has {len(enc['input_ids'])} tokens but the model takes at most {max_len}; "
+                "shorten it or pass --truncate"
+            )
+        enc, truncated = encode(max_len), True
+    ids = list(enc["input_ids"])
+    special = [bool(s) for s in enc.get("special_tokens_mask", [0] * len(ids))]
+    if not ids or all(special):
+        raise AttnvizError("the text has no tokens the tokenizer can read; give a sentence to visualise")
+    tokens = tok.convert_ids_to_tokens(ids)
+    if fast:
+        raw = [tuple(o) for o in enc["offset_mapping"]]
+        offsets = _cover_marks(text, [o if s else _trim_spaces(text, o) for o, s in zip(raw, special)], special)
+        word_ids = [None if s else w for w, s in zip(enc.word_ids(), special)]
+    else:  # a slow tokenizer knows no offsets: labels fall back to the token strings
+        offsets = [(0, 0)] * len(ids)
+        word_ids = [None if s else i for i, s in enumerate(special)]
+    return TokenizedText(ids, [str(t) for t in tokens], offsets, word_ids, special, truncated)
+
+
+def forward(model: TransformersModel, batch: list[list[int]], lengths: list[int]) -> np.ndarray:
+    """Attention of a batch of token ids padded on the right: float32 [B, L, H, T, T]."""
+    import torch
+
+    device = next(model.hf_model.parameters()).device
+    ids = torch.tensor(batch, device=device)
+    mask = torch.tensor([[1] * n + [0] * (ids.shape[1] - n) for n in lengths], device=device)
+    with torch.inference_mode():
+        out = model.hf_model(input_ids=ids, attention_mask=mask, output_attentions=True, return_dict=True)
+    attentions = getattr(out, "attentions", None)
+    if not attentions or any(a is None for a in attentions):
+        raise AttnvizError(f"{model.info.source}: this model {NO_EAGER}")
+    return torch.stack(list(attentions), dim=1).float().cpu().numpy()  # [B, L, H, T, T]
+
+
+def _result(model: TransformersModel, text: str, enc: TokenizedText, weights, layers, heads, **more):
+    config = model.config
+    T = len(enc.ids)
+    if T > 1 and weights.size and len(layers) == config.num_layers:
+        # The maps say whether the model looks ahead: a decoder's upper triangle is exactly 0.
+        causal = not np.triu(weights, k=1).any()
+        if causal != config.causal:
+            config = replace(config, causal=causal, sliding_window=None if not causal else config.sliding_window)
+            model.info = replace(model.info, config=config)
+    return AttentionResult(
+        text=text,
+        tokens=enc.tokens,
+        offsets=enc.offsets,
+        word_ids=enc.word_ids,
+        special=enc.special,
+        weights=weights.astype(np.float32),
+        layers=list(layers),
+        heads=list(heads),
+        model=model.info,
+        truncated=enc.truncated,
+        **more,
+    )
+
+
+def run(
+    model: TransformersModel,
+    text: str,
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+    truncate: bool = False,
+    view: str = "attention",
+    focus: Callable[[AttentionResult], int | None] | int | None = None,
+    focus_layers: list[int] | None = None,
+) -> AttentionResult:
+    """pipeline.run_attention for a model run by transformers: the whole model runs (every layer,
+    every head); the selected layers and heads are kept."""
+    if view in ("norm",) or view.startswith("value-zeroing"):
+        raise AttnvizError(f"--view {view} {NATIVE_ONLY}; use --engine native on a model it reads")
+    if view not in ("attention", "rollout"):
+        raise AttnvizError(f"unknown view {view!r}")
+    config = model.config
+    all_layers = list(range(config.num_layers))
+    layers = all_layers if layers is None else list(layers)
+    heads = list(range(config.num_heads)) if heads is None else list(heads)
+    enc = tokenize(model, text, truncate)
+    maps = forward(model, [enc.ids], [len(enc.ids)])[0]  # [L, H, T, T] every layer and head
+    if maps.shape[:2] != (config.num_layers, config.num_heads):
+        config = replace(config, num_layers=maps.shape[0], num_heads=maps.shape[1])
+        model.info = replace(model.info, config=config)
+    full = _result(model, text, enc, maps, all_layers, list(range(maps.shape[1])))  # checks causality
+    if view == "rollout":
+        from ..analysis import views
+
+        rolled = views.rollout(maps[: max(layers) + 1][:, heads])[sorted(set(layers))]  # [L', T, T]
+        which = "all heads" if len(heads) == config.num_heads else "heads " + ",".join(map(str, heads))
+        note = (
+            f"Rollout view: one map per layer, the mean of {which} mixed with the residual "
+            "(0.5 A + 0.5 I) and multiplied through the layers below (Abnar & Zuidema 2020)."
+        )
+        return replace(
+            full.select(layers=[], heads=[]),
+            weights=rolled[:, None].astype(np.float32),
+            layers=sorted(set(layers)),
+            heads=[views.ROLLOUT_HEAD],
+            view="rollout",
+            notes=[note],
+        )
+    result = full.select(layers=sorted(set(layers)), heads=heads)
+    result = replace(result, weights=np.ascontiguousarray(result.weights))
+    index = focus(full.select(layers=[], heads=[])) if callable(focus) else focus
+    if index is None:
+        return result
+    focus_layers = all_layers if focus_layers is None else list(focus_layers)
+    return replace(
+        result,
+        focus_rows=np.ascontiguousarray(maps[focus_layers][:, :, index, :]),  # [Lf, H, T]
+        focus_index=index,
+        focus_layers=focus_layers,
+        focus_heads=list(range(config.num_heads)),
+    )
+
+
+def run_batch(
+    model: TransformersModel, texts: list[str], truncate: bool = False, view: str = "attention", batch_size: int = 32
+) -> list[AttentionResult | AttnvizError]:
+    """pipeline.run_attention_batch for a model run by transformers: padded batches (padding
+    after the real tokens, masked by the attention mask) for the attention view."""
+    out: list = [None] * len(texts)
+    encoded = []
+    for i, text in enumerate(texts):
+        try:
+            if view != "attention":
+                out[i] = run(model, text, truncate=truncate, view=view)
+            else:
+                encoded.append((i, tokenize(model, text, truncate)))
+        except AttnvizError as exc:
+            out[i] = exc
+    encoded.sort(key=lambda pair: len(pair[1].ids))
+    pad = getattr(model.hf_tokenizer, "pad_token_id", None) or 0
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start : start + batch_size]
+        T = max(len(enc.ids) for _, enc in chunk)
+        maps = forward(
+            model, [enc.ids + [pad] * (T - len(enc.ids)) for _, enc in chunk], [len(e.ids) for _, e in chunk]
+        )
+        for b, (i, enc) in enumerate(chunk):
+            n = len(enc.ids)
+            weights = np.ascontiguousarray(maps[b, :, :, :n, :n])  # [L, H, n, n]
+            out[i] = _result(
+                model, texts[i], enc, weights, list(range(weights.shape[0])), list(range(weights.shape[1]))
+            )
+    return out
+
+
+ATTENTIONS = ("encoder", "decoder", "cross")
+
+
+def run_seq2seq(
+    model: TransformersModel,
+    source: str,
+    target: str | None,
+    attention: str = "cross",
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+    truncate: bool = False,
+    max_new_tokens: int = 20,
+) -> AttentionResult:
+    """An encoder-decoder model teacher-forced on `target`: its encoder self-attention (source x
+    source), decoder self-attention (causal, target x target) or cross-attention (rows: the
+    decoder's tokens, the start token then the target's; columns: the source's tokens). Without
+    `target`, the model's own greedy output (at most `max_new_tokens`) is the target."""
+    import torch
+
+    if not model.encoder_decoder:
+        raise AttnvizError(
+            f"{model.info.source}: --target and --attention go with encoder-decoder models (T5, BART...)"
+        )
+    if attention not in ATTENTIONS:
+        raise AttnvizError(f"--attention: choose one of {', '.join(ATTENTIONS)}")
+    if attention == "encoder":
+        return replace(run(model, source, layers, heads, truncate), attention="encoder")
+    src = tokenize(model, source, truncate)
+    hf_config = model.full_model.config
+    start = getattr(hf_config, "decoder_start_token_id", None)
+    if start is None:
+        start = getattr(hf_config, "bos_token_id", None) or 0
+    device = next(model.full_model.parameters()).device
+    notes = [f"{attention} attention of an encoder-decoder model, teacher-forced on the target"]
+    if target is None:
+        tgt = _greedy(model, src, max_new_tokens, device)
+        target = model.hf_tokenizer.decode(tgt.ids, skip_special_tokens=True)
+        notes = [f"{attention} attention of an encoder-decoder model on its own greedy output ({len(tgt.ids)} tokens)"]
+    else:
+        tgt = tokenize(model, check_text(target, "the target"), truncate)
+    # Teacher forcing: the decoder reads the start token, then the target; row i predicts token i.
+    dec_ids = [start] + tgt.ids
+    with torch.inference_mode():
+        out = model.full_model(
+            input_ids=torch.tensor([src.ids], device=device),
+            attention_mask=torch.ones(1, len(src.ids), dtype=torch.long, device=device),
+            decoder_input_ids=torch.tensor([dec_ids], device=device),
+            output_attentions=True,
+            return_dict=True,
+        )
+    maps = out.cross_attentions if attention == "cross" else out.decoder_attentions
+    if not maps or any(a is None for a in maps):
+        raise AttnvizError(f"{model.info.source}: this model {NO_EAGER}")
+    weights = torch.stack(list(maps), dim=1)[0].float().cpu().numpy()  # [L, H, Td, Tk]
+    L, H = weights.shape[:2]
+    layers = list(range(L)) if layers is None else sorted(set(layers))
+    heads = list(range(H)) if heads is None else list(heads)
+    config = replace(
+        model.config, num_layers=L, num_heads=H, causal=attention == "decoder", sliding_window=None, layer_types=None
+    )
+    start_token = str(model.hf_tokenizer.convert_ids_to_tokens([start])[0])
+    keys = {}
+    if attention == "cross":
+        keys = dict(key_tokens=src.tokens, key_offsets=src.offsets, key_special=src.special, key_text=source)
+    return AttentionResult(
+        text=target,
+        tokens=[start_token] + tgt.tokens,
+        offsets=[(0, 0)] + tgt.offsets,
+        word_ids=[None] + tgt.word_ids,
+        special=[True] + tgt.special,
+        weights=np.ascontiguousarray(weights[layers][:, heads]),
+        layers=layers,
+        heads=heads,
+        model=replace(model.info, config=config),
+        truncated=src.truncated or tgt.truncated,
+        attention=attention,
+        notes=notes,
+        **keys,
+    )
+
+
+def _greedy(model: TransformersModel, src: TokenizedText, max_new_tokens: int, device) -> TokenizedText:
+    """The model's own greedy continuation of the source, as the target's tokens (no character
+    offsets: the labels are the token strings)."""
+    import torch
+
+    if not hasattr(model.full_model, "generate") or not hasattr(model.full_model, "lm_head"):
+        raise AttnvizError(
+            f"{model.info.source}: this model has no language-model head to write a target; give --target"
+        )
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise AttnvizError(f"--max-new-tokens must be a positive integer, got {max_new_tokens!r}")
+    with torch.inference_mode():
+        out = model.full_model.generate(
+            input_ids=torch.tensor([src.ids], device=device),
+            attention_mask=torch.ones(1, len(src.ids), dtype=torch.long, device=device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+        )
+    ids = [int(i) for i in out[0].tolist()[1:]]  # without the decoder's start token
+    if not ids:
+        raise AttnvizError(f"{model.info.source}: the model wrote no target; give --target")
+    specials = set(model.hf_tokenizer.all_special_ids)
+    tokens = [str(t) for t in model.hf_tokenizer.convert_ids_to_tokens(ids)]
+    return TokenizedText(ids, tokens, [(0, 0)] * len(ids), [None] * len(ids), [i in specials for i in ids])
