@@ -36,6 +36,7 @@ from ..text import shown
 from .loaded import (  # noqa: F401  (re-exported for callers)
     LoadedModel,
     build_encoder,
+    check_vocab,
     no_init,
     place,
     torch_device,
@@ -222,15 +223,6 @@ def _wordpiece_from_vocab(folder: Path, vocab: Path) -> TextTokenizer:
     except Exception as exc:
         raise AttnvizError(f"{vocab}: cannot build a WordPiece tokenizer ({exc})") from None
     return TextTokenizer(built._tokenizer, str(vocab))
-
-
-def check_vocab(model: LoadedModel) -> None:
-    """Token ids beyond the embedding table would crash mid-run (or read garbage): refuse now."""
-    if model.tokenizer.vocab_size > model.config.vocab_size:
-        raise AttnvizError(
-            f"{model.tokenizer.source}: the tokenizer has {model.tokenizer.vocab_size} tokens but the "
-            f"model's vocab_size is {model.config.vocab_size}; use the model's own tokenizer"
-        )
 
 
 def save_model(model: LoadedModel, folder: str | Path, *, overwrite: bool = False, learned: bool | None = None) -> Path:

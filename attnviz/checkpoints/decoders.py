@@ -38,18 +38,8 @@ from ..result import ModelInfo
 from ..tokenize import TextTokenizer
 from .loaded import LoadedModel, build_encoder, place
 from ..text import shown
-from .foreign import find_prefix, positive_int
+from .foreign import ACTIVATIONS, decoder_activation, decoder_eps, decoder_flag, find_prefix, positive_int  # noqa: F401
 from .weights import Part, WeightFile, fill_encoder, layer_of
-
-# transformers' ACT2FN names that our feed-forward computes identically.
-ACTIVATIONS = {
-    "gelu": "gelu",
-    "gelu_new": "gelu_tanh",
-    "gelu_pytorch_tanh": "gelu_tanh",
-    "relu": "relu",
-    "silu": "silu",
-    "swish": "silu",
-}
 
 # model_types people will try, with what attnviz lacks to read them exactly.
 UNSUPPORTED = {
@@ -154,7 +144,7 @@ def _gpt2_config(data: dict, label: str) -> EncoderConfig:
         ("scale_attn_by_inverse_layer_idx", False),
         ("add_cross_attention", False),
     ):
-        if _flag(data, key, label, default=needed) != needed:
+        if decoder_flag(data, key, label, default=needed) != needed:
             raise AttnvizError(
                 f"{label}: {key} {shown(data[key])} is not supported; attnviz reads GPT-2 with {key} {str(needed).lower()}"
             )
@@ -169,11 +159,11 @@ def _gpt2_config(data: dict, label: str) -> EncoderConfig:
         d_model=d_model,
         d_ff=positive_int({"n_inner": d_ff}, "n_inner", label),
         max_len=positive_int(data, "n_positions", label, 1024),
-        activation=_activation(data, "activation_function", "gelu_new", label),
+        activation=decoder_activation(data, "activation_function", "gelu_new", label),
         dropout=0.0,
         norm_placement="pre",
         positional="learned",
-        layer_norm_eps=_eps(data, "layer_norm_epsilon", 1e-5, label),
+        layer_norm_eps=decoder_eps(data, "layer_norm_epsilon", 1e-5, label),
         type_vocab_size=0,
         embedding_layernorm=False,
         pad_token_id=0,
@@ -210,11 +200,11 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
         if model_type == "phi3":
             rotary = _partial_rotary(data, label, head_dim or d_model // heads)
     elif model_type == "qwen3":
-        qkv_bias = out_bias = _flag(data, "attention_bias", label)
+        qkv_bias = out_bias = decoder_flag(data, "attention_bias", label)
         ffn_bias = False
     else:
-        qkv_bias = out_bias = _flag(data, "attention_bias", label)
-        ffn_bias = _flag(data, "mlp_bias", label)
+        qkv_bias = out_bias = decoder_flag(data, "attention_bias", label)
+        ffn_bias = decoder_flag(data, "mlp_bias", label)
     return EncoderConfig(
         vocab_size=positive_int(data, "vocab_size", label),
         num_layers=layers,
@@ -222,11 +212,11 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
         d_model=d_model,
         d_ff=positive_int(data, "intermediate_size", label),
         max_len=max_len,
-        activation=_activation(data, "hidden_act", "silu", label),
+        activation=decoder_activation(data, "hidden_act", "silu", label),
         dropout=0.0,
         norm_placement="pre",
         positional="rope",
-        layer_norm_eps=_eps(data, "rms_norm_eps", 1e-6, label),
+        layer_norm_eps=decoder_eps(data, "rms_norm_eps", 1e-6, label),
         type_vocab_size=0,
         embedding_layernorm=False,
         pad_token_id=0,
@@ -304,7 +294,7 @@ def _sliding_window(data: dict, label: str, model_type: str, layers: int) -> tup
     (layer types None); Qwen2's only with use_sliding_window, in the layers `layer_types` marks
     "sliding_attention" (written by transformers 5; else those from max_window_layers on)."""
     if model_type == "qwen2":
-        if not _flag(data, "use_sliding_window", label) or data.get("sliding_window") is None:
+        if not decoder_flag(data, "use_sliding_window", label) or data.get("sliding_window") is None:
             return None, None
         window = positive_int(data, "sliding_window", label)
         types = data.get("layer_types")
@@ -418,27 +408,6 @@ def load_decoder(
     return LoadedModel(place(encoder, dtype, device), tokenizer, info)
 
 
-def _activation(data: dict, key: str, default: str, label: str) -> str:
-    act = data.get(key, default)
-    if not isinstance(act, str) or act not in ACTIVATIONS:  # a list or object is no name (and unhashable)
-        raise AttnvizError(f"{label}: {key} {shown(act)} is not supported; supported: {', '.join(sorted(ACTIVATIONS))}")
-    return ACTIVATIONS[act]
-
-
 def _divisible(width: int, heads: int, width_key: str, heads_key: str, label: str) -> None:
     if width % heads:
         raise AttnvizError(f"{label}: {width_key} ({width}) is not divisible by {heads_key} ({heads})")
-
-
-def _eps(data: dict, key: str, default: float, label: str) -> float:
-    eps = data.get(key, default)
-    if not finite_positive(eps):  # inf (1e999, Infinity) would make every head uniform
-        raise AttnvizError(f"{label}: {key} must be a positive finite number, got {eps!r}")
-    return float(eps)
-
-
-def _flag(data: dict, key: str, label: str, default: bool = False) -> bool:
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        raise AttnvizError(f"{label}: {key} must be true or false, got {shown(value)}")
-    return value

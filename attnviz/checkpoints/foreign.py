@@ -4,6 +4,7 @@ weight name ("bert.", "transformer.", "model.")."""
 
 from __future__ import annotations
 
+from ..config import finite_positive
 from ..errors import AttnvizError
 from ..text import shown
 from .weights import WeightFile
@@ -38,3 +39,35 @@ def find_prefix(weights: WeightFile, anchor: str, wrapper: str, model_type: str)
         f"{weights.label}: several models in one file ({', '.join(found)}); "
         "attnviz cannot tell which one config.json describes"
     )
+
+
+# transformers' ACT2FN names that our feed-forward computes identically.
+ACTIVATIONS = {
+    "gelu": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "relu": "relu",
+    "silu": "silu",
+    "swish": "silu",
+}
+
+
+def decoder_activation(data: dict, key: str, default: str, label: str) -> str:
+    act = data.get(key, default)
+    if not isinstance(act, str) or act not in ACTIVATIONS:  # a list or object is no name (and unhashable)
+        raise AttnvizError(f"{label}: {key} {shown(act)} is not supported; supported: {', '.join(sorted(ACTIVATIONS))}")
+    return ACTIVATIONS[act]
+
+
+def decoder_eps(data: dict, key: str, default: float, label: str) -> float:
+    eps = data.get(key, default)
+    if not finite_positive(eps):  # inf (1e999, Infinity) would make every head uniform
+        raise AttnvizError(f"{label}: {key} must be a positive finite number, got {eps!r}")
+    return float(eps)
+
+
+def decoder_flag(data: dict, key: str, label: str, default: bool = False) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise AttnvizError(f"{label}: {key} must be true or false, got {shown(value)}")
+    return value

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ..config import EncoderConfig
 from ..errors import AttnvizError
-from .foreign import positive_int
+from .foreign import decoder_activation, decoder_eps, decoder_flag, positive_int
 
 # Gemma3TextConfig's defaults (a gemma3 config.json's text_config may list only what differs).
 DEFAULTS = {
@@ -49,7 +49,6 @@ def gemma_text(data: dict) -> dict:
 
 
 def gemma_config(data: dict, label: str) -> EncoderConfig:
-    from .decoders import _activation, _eps, _flag
 
     data = gemma_text(data)
     if not isinstance(data.get("text_config", {}), dict):
@@ -78,7 +77,7 @@ def gemma_config(data: dict, label: str) -> EncoderConfig:
     global_base, local_base = _gemma_rope(data, label)
     head_dim, d_model = get["head_dim"], get["hidden_size"]
     scale = float(get["query_pre_attn_scalar"]) ** -0.5
-    attention_bias = _flag(data, "attention_bias", label)
+    attention_bias = decoder_flag(data, "attention_bias", label)
     return EncoderConfig(
         vocab_size=get["vocab_size"],
         num_layers=layers,
@@ -86,11 +85,11 @@ def gemma_config(data: dict, label: str) -> EncoderConfig:
         d_model=d_model,
         d_ff=get["intermediate_size"],
         max_len=get["max_position_embeddings"],
-        activation=_activation(data, "hidden_activation", "gelu_pytorch_tanh", label),
+        activation=decoder_activation(data, "hidden_activation", "gelu_pytorch_tanh", label),
         dropout=0.0,
         norm_placement="pre",
         positional="rope",
-        layer_norm_eps=_eps(data, "rms_norm_eps", 1e-6, label),
+        layer_norm_eps=decoder_eps(data, "rms_norm_eps", 1e-6, label),
         type_vocab_size=0,
         embedding_layernorm=False,
         pad_token_id=0,

@@ -83,7 +83,7 @@ def load_gguf(
     """The model in a .gguf file, with layers 0..last_layer only (all by default); keywords as for
     `checkpoints.load_model`. `info.config` describes the whole file, as for every loader.
     `parts`: the files whose concatenation is the GGUF file (`path` then only names it)."""
-    from . import check_vocab
+    from .loaded import check_vocab
 
     dtype, device = torch_dtype(dtype), torch_device(device)
     _release_temporaries()

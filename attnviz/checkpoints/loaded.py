@@ -193,3 +193,12 @@ def no_init():
 
 def _untouched(tensor, *args, **kwargs):
     return tensor
+
+
+def check_vocab(model: LoadedModel) -> None:
+    """Token ids beyond the embedding table would crash mid-run (or read garbage): refuse now."""
+    if model.tokenizer.vocab_size > model.config.vocab_size:
+        raise AttnvizError(
+            f"{model.tokenizer.source}: the tokenizer has {model.tokenizer.vocab_size} tokens but the "
+            f"model's vocab_size is {model.config.vocab_size}; use the model's own tokenizer"
+        )

@@ -20,15 +20,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import io
-import json
-import re
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 
 from ..result import AttentionResult
+from .html_page import asset, hangul_font_css, script_json, zero_runs
 
 LONG_FROM = 512  # tokens: longer texts get the page of html_long.py
 
@@ -59,21 +56,9 @@ HEAD_COLOURS = (
 )
 # Views whose rows sum to one: their colour scale is 0-1, as in the images.
 UNIT_VIEWS = ("attention", "rollout")
+
+
 # Characters the shipped Hangul font covers (see data/fonts/build_hangul_font.py).
-HANGUL = re.compile("[\u3000-\u303f\u3130-\u318f\uac00-\ud7a3\uff01-\uff60]")
-
-
-def _asset(name: str) -> str:
-    return resources.files("attnviz.render").joinpath("html_assets", name).read_text(encoding="utf-8")
-
-
-def script_json(data) -> str:
-    """JSON that is safe inside a <script> element: no '<' (so no '</script>' or '<!--'), and no
-    U+2028/2029 (line terminators to old JavaScript parsers)."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-
-
 def quantise(weights: np.ndarray, bits: int) -> tuple[float, str]:
     """(scale, base64 of the zero-run-encoded levels): weight ~= level / (2^bits - 1) * scale.
 
@@ -88,25 +73,6 @@ def quantise(weights: np.ndarray, bits: int) -> tuple[float, str]:
     levels = np.rint(weights.astype(np.float64).ravel() / scale * top_level).astype(np.int64)
     raw = zero_runs(levels, top_level).astype("<u2" if bits == 16 else "u1").tobytes()
     return scale, base64.b64encode(raw).decode("ascii")
-
-
-def zero_runs(levels: np.ndarray, longest: int) -> np.ndarray:
-    """Replace each run of zeros by (0, length) pairs, runs cut at `longest` (vectorised)."""
-    zero = levels == 0
-    edges = np.diff(np.concatenate(([0], zero.astype(np.int8), [0])))
-    starts = np.flatnonzero(edges == 1)
-    lengths = np.flatnonzero(edges == -1) - starts
-    chunks = -(-lengths // longest)  # pairs per run
-    run = np.repeat(np.arange(len(starts)), chunks)
-    k = np.arange(len(run)) - np.repeat(np.cumsum(chunks) - chunks, chunks)  # pair number within its run
-    pair_start = starts[run] + k * longest
-    pair_length = np.minimum(longest, lengths[run] - k * longest)
-    # Every non-zero level emits itself, every pair's first zero emits two units, other zeros none.
-    emit = (~zero).astype(np.int64)
-    emit[pair_start] = 2
-    out = np.repeat(levels, emit)
-    out[np.cumsum(emit)[pair_start] - 1] = pair_length
-    return out
 
 
 def dequantise(scale: float, b64: str, bits: int, count: int) -> np.ndarray:
@@ -280,36 +246,6 @@ def _candidates(result: AttentionResult, index: int, phrases: list[str]) -> dict
     }
 
 
-def hangul_font_css(text: str) -> str:
-    """An @font-face holding just the Hangul glyphs `text` uses, from attnviz's own Hangul font
-    (SIL OFL, data/fonts/OFL.txt), as a data: URL: Korean reads on a machine without a Korean
-    font too, for a few KB (the whole font is 0.5 MB). "" when the text has no Hangul."""
-    chars = sorted({ch for ch in text if HANGUL.match(ch)})
-    if not chars:
-        return ""
-    # fontTools comes with matplotlib, an attnviz dependency; imported only for Korean text.
-    from fontTools import subset
-    from fontTools.ttLib import TTFont
-
-    source = resources.files("attnviz.data").joinpath("fonts", "AttnvizHangul-Regular.ttf")
-    with source.open("rb") as handle:
-        font = TTFont(handle, recalcTimestamp=False)  # keep the shipped timestamp: same bytes every run
-        options = subset.Options()
-        options.name_IDs = ["*"]  # keep the copyright and licence names
-        options.hinting = False
-        subsetter = subset.Subsetter(options)
-        subsetter.populate(unicodes=[ord(ch) for ch in chars])
-        subsetter.subset(font)
-        buffer = io.BytesIO()
-        font.save(buffer)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return (
-        "/* Attnviz Hangul: a subset of NanumSquare (NAVER), SIL Open Font License 1.1 */\n"
-        f'@font-face {{ font-family: "Attnviz Hangul"; src: url(data:font/ttf;base64,{data}) format("truetype"); '
-        "unicode-range: U+3000-303F, U+3130-318F, U+AC00-D7A3, U+FF01-FF60; }\n"
-    )
-
-
 def render_html(
     results: AttentionResult | dict[str, AttentionResult],
     *,
@@ -348,7 +284,7 @@ def render_html(
         pronoun_heads=pronoun_heads,
         open_on_focus=open_on_focus,
     )
-    script = _asset("view.js")
+    script = asset("view.js")
     if "</script" in script.lower():
         raise AssertionError("view.js must not contain '</script'")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
@@ -369,7 +305,7 @@ def render_html(
             f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n',
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
             f"<title>attnviz: {e(short)}</title>\n",
-            f"<style>{font}{_asset('view.css')}</style>\n",
+            f"<style>{font}{asset('view.css')}</style>\n",
             "</head><body>\n",
             f'<main id="attnviz" aria-label="attention of: {e(short)}">'
             f'<h1 dir="auto">{e(text)}</h1><noscript>This interactive view needs JavaScript; the same data is '

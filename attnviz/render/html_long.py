@@ -14,7 +14,7 @@ Content-Security-Policy):
 
 Storage. Every map is kept whole for the zoom, as bytes: a level 0..255 per cell on a square-root
 scale (weight = (level / 255)^2 x the head's largest weight, so small weights keep about two
-significant digits where a linear byte would round them to 0), then zero runs (html.zero_runs),
+significant digits where a linear byte would round them to 0), then zero runs (html_page.zero_runs),
 then base64, each map in a script element of its own (the first before the page's script, the
 others after it, so the first view is drawn while the browser still reads them). 2,000 tokens x 9
 heads of SmolLM2's layer 0 (its broadest) make 17.5 MB (layer 13: 2 MB). A page holds at most
@@ -53,7 +53,7 @@ def sqrt_levels(weights: np.ndarray, scale: float) -> np.ndarray:
 def encode(weights: np.ndarray, floor: float = 0.0) -> dict:
     """{"scale", "b64"}: the square-root levels of `weights`, those below `floor` stored as 0,
     zero-run encoded, base64."""
-    from .html import zero_runs
+    from .html_page import zero_runs
 
     top = float(weights.max()) if weights.size else 0.0
     scale = top if top > 0 else 1.0
@@ -184,7 +184,7 @@ def render_long_html(
     notes: list[str] | None = None,
 ) -> str:
     """The long-text page as a string (same input, same bytes)."""
-    from .html import _asset, hangul_font_css, script_json
+    from .html_page import asset, hangul_font_css, script_json
 
     data = long_page_data(result, focus=focus, notes=notes)
     # The full maps go into script elements of their own, the first head's before the script and
@@ -197,7 +197,7 @@ def render_long_html(
     blocks = [
         f'<script type="application/octet-stream" id="attnviz-full-{k}">{b64}</script>\n' for k, b64 in enumerate(maps)
     ]
-    script = _asset("long.js")
+    script = asset("long.js")
     if "</script" in script.lower():
         raise AssertionError("long.js must not contain '</script'")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
@@ -218,7 +218,7 @@ def render_long_html(
             f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n',
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
             f"<title>attnviz: {e(short)}</title>\n",
-            f"<style>{font}{_asset('long.css')}</style>\n",
+            f"<style>{font}{asset('long.css')}</style>\n",
             "</head><body>\n",
             f'<main id="attnviz" class="long" aria-label="attention of a long text ({size})">'
             f'<h1 dir="auto">{e(short)} <span class="meta">({size})</span></h1><noscript>This interactive view '

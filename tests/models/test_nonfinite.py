@@ -103,10 +103,10 @@ def test_config_refuses_infinite_eps_and_rope_base(eps):
 
 
 def test_decoder_rms_eps_infinite_is_refused(tmp_path):
-    from attnviz.checkpoints.decoders import _eps
+    from attnviz.checkpoints.foreign import decoder_eps
 
     with pytest.raises(AttnvizError, match="rms_norm_eps must be a positive finite number"):
-        _eps({"rms_norm_eps": float("inf")}, "rms_norm_eps", 1e-6, "config.json")
+        decoder_eps({"rms_norm_eps": float("inf")}, "rms_norm_eps", 1e-6, "config.json")
 
 
 def test_json_writer_refuses_nan():
