@@ -20,7 +20,7 @@ from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
 
 from builders import hand_result
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 
@@ -158,6 +158,4 @@ def test_show_candidates_table_and_json():
 
 def test_show_missing_candidate_is_a_clean_error():
     out = invoke("show", SENTENCE, "--focus", "it", "--candidates", "animal,zebra")
-    assert out.exit_code == 2
-    assert "'zebra' is not a word of the sentence" in out.stderr
-    assert "Traceback" not in out.output and len(out.stderr.strip().splitlines()) == 1
+    assert_one_error_line(out, "'zebra' is not a word of the sentence")

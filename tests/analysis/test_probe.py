@@ -13,7 +13,7 @@ from attnviz.checkpoints import load_model, save_model
 from attnviz.pipeline import run_attention_batch
 
 from builders import hand_set_model
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 WSC = ROOT.parent / "shared" / "data" / "wsc273.jsonl"
@@ -136,19 +136,17 @@ def test_probe_table_output(tmp_path):
 
 
 def test_probe_errors(tmp_path):
-    missing = invoke("probe", "coref", str(tmp_path / "nope.jsonl"))
-    assert missing.exit_code == 2 and "no such file" in missing.stderr
+    assert_one_error_line(invoke("probe", "coref", str(tmp_path / "nope.jsonl")), "no such file")
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{}\n[1]\n", encoding="utf-8")
     out = invoke("probe", "coref", str(bad))
     assert out.exit_code == 2 and "no item" in out.stderr and "line 1 skipped" in out.stderr
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n", encoding="utf-8")
-    assert invoke("probe", "coref", str(empty)).exit_code == 2
+    assert_one_error_line(invoke("probe", "coref", str(empty)))
     binary = tmp_path / "bin.jsonl"
     binary.write_bytes(b"\xff\xfe\x00")
-    out = invoke("probe", "coref", str(binary))
-    assert out.exit_code == 2 and "UTF-8" in out.stderr
+    assert_one_error_line(invoke("probe", "coref", str(binary)), "UTF-8")
 
 
 def test_parse_item_validation():

@@ -17,7 +17,7 @@ from attnviz.checkpoints import load_model, save_model
 from attnviz.pipeline import run_attention_batch
 
 from builders import hand_set_model
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTENCE = "The bird ignored the boys because it was tired."
@@ -72,9 +72,7 @@ def test_builtin_sets_by_name_and_unknown_names(tmp_path):
         assert probe_set_path("winograd").read_bytes() == shared.read_bytes()
     assert "CC BY 4.0" in (probe_set_path("winograd").parent / "README.md").read_text(encoding="utf-8")
     out = invoke("probe", "coref", "agreemnt")
-    assert out.exit_code == 2
-    assert "no probe set or file 'agreemnt'" in out.stderr and "agreement, winograd" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
+    assert_one_error_line(out, "no probe set or file 'agreemnt'", "agreement, winograd")
 
 
 # ---- per cue, by hand -----------------------------------------------------------------------

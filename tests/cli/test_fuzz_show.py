@@ -5,7 +5,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 
 nasty = st.sampled_from(
@@ -45,7 +45,7 @@ def test_show_never_crashes(text):
     assert table.exit_code in (0, 2), (table.exit_code, table.output)
     assert "Traceback" not in table.output
     if table.exit_code == 2:
-        assert len(table.stderr.strip().splitlines()) == 1
+        assert_one_error_line(table)
 
     as_json = invoke("show", "--max-len", "64", "--format", "json", "--", text)
     assert as_json.exit_code == table.exit_code, as_json.output

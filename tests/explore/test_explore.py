@@ -26,6 +26,7 @@ from attnviz.explore.session import Options
 from attnviz.pipeline import run_attention
 from attnviz.render.terminal import MARK
 from attnviz.render.terminal import cell_style as show_style
+from cli_runs import assert_one_error_line
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -656,10 +657,8 @@ def test_explore_off_terminal_exits_2_pointing_to_show():
         env=_env(),
         timeout=60,
     )
-    assert proc.returncode == 2
+    assert_one_error_line(proc, "attnviz show")
     assert proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("attnviz: error: ") and "attnviz show" in lines[0]
 
 
 def test_explore_load_failure_exits_2_with_the_line_of_show(tmp_path):
@@ -671,7 +670,7 @@ def test_explore_load_failure_exits_2_with_the_line_of_show(tmp_path):
         env=_env(),
         timeout=120,
     )
-    assert shown.returncode == 2
+    shown_line = assert_one_error_line(shown)
     # explore needs a terminal: a pseudo-terminal, on which Textual draws (through stderr) and
     # after which the error line comes, once the app has given the screen back.
     main, child = pty.openpty()
@@ -699,9 +698,7 @@ def test_explore_load_failure_exits_2_with_the_line_of_show(tmp_path):
     output = output.rsplit(b"\x1b[?1049l", 1)[1]
     text = re.sub(r"\x1b(\[[0-9;?<>=$]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-Za-z]|[=>])", "", output.decode())
     lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    assert lines[-1] == shown.stderr.strip()
-    assert len(shown.stderr.strip().splitlines()) == 1
-    assert len(lines) == 1
+    assert lines == [shown_line]
 
 
 def test_help_does_not_import_textual():

@@ -22,7 +22,7 @@ from PIL import Image
 from attnviz import export as ex
 from attnviz.errors import AttnvizError
 from attnviz.tokenize import TextTokenizer
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 TINY = ["--num-layers", "2", "--num-heads", "2", "--d-model", "16", "--d-ff", "32"]
 SENTENCES = [
@@ -223,9 +223,7 @@ def test_stdin_input(tmp_path):
 )
 def test_bad_usage_exits_2_with_one_line(tmp_path, monkeypatch, args, fragment):
     monkeypatch.chdir(tmp_path)
-    done = run_export(*args)
-    assert done.exit_code == 2
-    assert fragment in done.stderr and "Traceback" not in done.output
+    assert_one_error_line(run_export(*args), fragment)
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
 
 

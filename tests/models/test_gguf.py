@@ -21,7 +21,7 @@ from attnviz.checkpoints.lazy_rows import LazyEmbedding
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention, run_attention_batch
 from attnviz.samples import sample_sentences
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 gguf = pytest.importorskip("gguf")
 transformers = pytest.importorskip("transformers")
@@ -210,11 +210,7 @@ def reference_attentions(model, ids: list[int]) -> torch.Tensor:
 
 
 def show_error(path, *extra) -> str:
-    result = invoke("show", "The cat sat.", "--model", str(path), *extra)
-    assert result.exit_code == 2, result.output
-    line = result.stderr.strip()
-    assert line.startswith("attnviz: error:") and "\n" not in line and "Traceback" not in line
-    return line
+    return assert_one_error_line(invoke("show", "The cat sat.", "--model", str(path), *extra))
 
 
 # Tensors ----------------------------------------------------------------------------------------

