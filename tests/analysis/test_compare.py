@@ -201,11 +201,10 @@ def head_rows(lines: list[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def minilm_twins():
+def minilm_twins(minilm):
     from attnviz.analysis.candidates import parse_candidates
-    from attnviz.checkpoints import load_model
 
-    model = load_model("minilm")
+    model = minilm
     a = to_words(run_attention(model, "The animal didn't cross the street because it was too tired."))
     b = to_words(run_attention(model, "The animal didn't cross the street because it was too wide."))
     return compare_sentences(a, b, "it", parse_candidates("animal,street"))

