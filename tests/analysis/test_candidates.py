@@ -137,6 +137,7 @@ def test_candidate_errors():
         resolve_candidates(result, ["dog", "it"], focus)
 
 
+@pytest.mark.slow
 def test_show_candidates_table_and_json():
     # Like the focus summary, the candidate table covers every head unless --layer/--head narrow it.
     out = invoke("show", SENTENCE, "--focus", "it", "--candidates", "The animal,street")

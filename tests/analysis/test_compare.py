@@ -89,6 +89,7 @@ def test_align_units_pairs_replaced_words(small_model):
     assert [c.b for c in cols if c.b is not None] == list(range(len(b.labels)))
 
 
+@pytest.mark.slow
 def test_sentence_jsd_matches_direct_computation(small_model):
     ta = "The animal didn't cross the street because it was too tired."
     tb = "The animal didn't cross the street because it was too wide."
@@ -116,6 +117,7 @@ def test_sentence_jsd_matches_direct_computation(small_model):
     assert comp.flips.tolist() == flips_direct
 
 
+@pytest.mark.slow
 def test_compare_models_jsd(small_model):
     text = "The animal didn't cross the street because it was too tired."
     other = random_model(EncoderConfig(), seed=7)
@@ -132,6 +134,7 @@ def test_compare_models_jsd(small_model):
         compare_models(a, bigger, "it")
 
 
+@pytest.mark.slow
 def test_compare_models_cli_json_and_errors():
     text = "The animal didn't cross the street because it was too tired."
     out = invoke("compare", text, "--model-b", "random", "--seed-b", "0", "--focus", "it", "--format", "json")
@@ -147,6 +150,7 @@ def test_compare_models_cli_json_and_errors():
     assert_one_error_line(no_focus, "sentence B: focus word 'it' is not a word")
 
 
+@pytest.mark.slow
 def test_compare_png_is_deterministic_and_metadata_free(tmp_path):
     from PIL import Image
 
@@ -210,6 +214,8 @@ def minilm_twins(minilm):
     return compare_sentences(a, b, "it", parse_candidates("animal,street"))
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @pytest.mark.parametrize("width", [80, 100, 200])
 def test_jsd_is_never_cut_whatever_the_width(minilm_twins, width):
     from rich.cells import cell_len
@@ -263,6 +269,7 @@ def svg_panels(svg: bytes, shape=None) -> list[np.ndarray]:
     return [x for x in images if shape is None or x.shape[:2] == tuple(shape)]
 
 
+@pytest.mark.slow
 def test_compare_takes_the_image_flags_and_svg_pdf(tmp_path):
     from PIL import Image
 
@@ -296,6 +303,8 @@ def test_compare_takes_the_image_flags_and_svg_pdf(tmp_path):
     assert not (tmp_path / "b.png").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_a_72_head_comparison_names_every_head_in_a_readable_size(minilm_twins):
     """It was 2222x1792 px with 6 pt row labels; now rows take the label font (at least the
     preset's minimum), and when a slide is too short for 72 names it names every Nth and says so."""
@@ -313,6 +322,7 @@ def test_a_72_head_comparison_names_every_head_in_a_readable_size(minilm_twins):
     assert any("names every 3rd head" in note for note in slide.notes)
 
 
+@pytest.mark.slow
 def test_compare_maps_use_the_fixed_scale_and_auto_on_request(small_model):
     import matplotlib
 
@@ -365,6 +375,7 @@ def test_causal_comparison_draws_the_words_after_the_focus_as_masked(causal_twin
         assert not np.any(np.all(panel[:, ~future] == grey, axis=-1))
 
 
+@pytest.mark.slow
 def test_compare_figure_sizes_that_cannot_work_are_one_line_errors(tmp_path):
     base = ["compare", *TWINS, "--focus", "it", "--num-layers", "6", "--num-heads", "12", "--d-model", "96"]
     for args, fragment in (
@@ -389,6 +400,7 @@ def test_compare_figure_draws_odd_unicode_as_visible_text(small_model, tmp_path)
         assert render_compare_image(comp).data.startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_compare_prints_the_notes_of_its_figure(tmp_path):
     base = ["compare", *TWINS, "--focus", "it", "--num-layers", "6", "--num-heads", "12", "--d-model", "96"]
     done = invoke(*base + ["--png", str(tmp_path / "s.png"), "--preset", "slide"])

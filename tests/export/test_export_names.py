@@ -4,6 +4,8 @@ full text."""
 
 from __future__ import annotations
 
+import pytest
+
 import html
 import json
 import re
@@ -30,6 +32,7 @@ LONG_KOREAN = "가나다라마바사아자차" * 11  # 110 characters, 330 bytes
 LONG_KOREAN_SPACED = " ".join(["고양이가 매트 위에 앉았는데 그것이 너무 피곤했기 때문이다"] * 4)
 
 
+@pytest.mark.slow
 def test_long_sentences_export_with_short_names_and_the_full_text_in_the_manifest(tmp_path):
     out = tmp_path / "out"
     sentences = [LONG_ENGLISH, LONG_KOREAN, LONG_KOREAN_SPACED, LONG_KOREAN + "끝"]

@@ -82,6 +82,7 @@ def test_a_sheet_and_manifest_written_before_the_markers_still_resume(tmp_path):
     assert json.loads((out / "index.json").read_text(encoding="utf-8"))["settings"]["layers"] == [1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "changed, was, now",
     [

@@ -99,6 +99,7 @@ def umask(request):
         os.umask(old)
 
 
+@pytest.mark.slow
 def test_every_written_file_gets_the_mode_of_the_umask(tmp_path, umask):
     file_mode, folder_mode = 0o666 & ~umask, 0o777 & ~umask
     assert aio.current_umask() == umask

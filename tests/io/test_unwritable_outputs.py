@@ -180,6 +180,7 @@ def read_only_folder(tmp_path):
     subprocess.run(["chattr", "-i", str(folder)], capture_output=True, timeout=30)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "command, shown",
     [
@@ -197,6 +198,7 @@ def test_a_read_only_folder_is_one_line_and_stays_empty(read_only_folder, comman
     assert list(read_only_folder.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [

@@ -50,6 +50,7 @@ def init(tmp_path, *args, name="ckpt"):
 # Save and load ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "config", [CONFIG, EncoderConfig(positional="sinusoidal", num_layers=1)], ids=["learned-pre-ln", "sinusoidal"]
 )
@@ -133,6 +134,7 @@ def test_save_refuses_non_empty_folder_and_file(tmp_path):
 # attnviz init ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_init_writes_the_random_model_of_the_same_flags(tmp_path):
     folder, result = init(
         tmp_path,
@@ -187,6 +189,7 @@ def test_init_writes_the_random_model_of_the_same_flags(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
+@pytest.mark.slow
 def test_init_is_deterministic(tmp_path):
     a, ra = init(tmp_path, "--seed", "4", name="a")
     b, rb = init(tmp_path, "--seed", "4", name="b")
@@ -197,6 +200,7 @@ def test_init_is_deterministic(tmp_path):
     assert (a / "model.safetensors").read_bytes() != (c / "model.safetensors").read_bytes()
 
 
+@pytest.mark.slow
 def test_init_refuses_non_empty_folder_unless_overwrite(tmp_path):
     folder, first = init(tmp_path, "--seed", "1")
     assert first.exit_code == 0
@@ -331,6 +335,7 @@ def test_broken_files(saved, tmp_path):
     assert "no config.json" in show_error(saved)
 
 
+@pytest.mark.slow
 def test_nan_weights_and_foreign_tokenizer_refused(saved, tmp_path):
     tensors = load_file(saved / "model.safetensors")
     tensors["layers.0.attention.query.weight"][0, 0] = float("nan")
@@ -354,6 +359,7 @@ def test_missing_tokenizer_and_weights(saved):
     assert "no weights found" in show_error(saved)
 
 
+@pytest.mark.slow
 def test_weights_file_as_spec_uses_folder_config(saved, tmp_path):
     """`--model folder/file.pt`: a state dict described by the config.json next to it."""
     reference = load_model(str(saved))
@@ -398,6 +404,7 @@ def fake_hf_cache(cache: Path, repo_id: str, model_folder: Path) -> Path:
     return snapshot
 
 
+@pytest.mark.slow
 def test_hf_cache_lookup_is_offline(saved, tmp_path, monkeypatch, no_network):
     cache = tmp_path / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
@@ -437,6 +444,8 @@ def test_minilm_short_name_is_the_package_folder():
 # Light imports -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_help_and_checkpoint_modules_do_not_import_torch():
     code = (
         "import sys\n"

@@ -14,6 +14,8 @@ from builders import edited_copy
 from cli_runs import assert_one_error_line, run_attnviz
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "key, value",
     [("dropout", "x"), ("dropout", True), ("layer_norm_eps", None), ("layer_norm_eps", "1e-5"), ("rope_base", "big")],
@@ -26,6 +28,9 @@ def test_a_config_value_of_the_wrong_type_is_named_without_python_s_words(small_
     assert "not supported between" not in line
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "key, value, expect",
     [

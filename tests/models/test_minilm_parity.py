@@ -47,6 +47,8 @@ def models(minilm):
     return ours, ref
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_all_72_heads_match_on_sample_texts(models):
     ours, ref = models
     assert (ours.config.num_layers, ours.config.num_heads) == (6, 12)
@@ -66,6 +68,8 @@ def test_all_72_heads_match_on_sample_texts(models):
     assert worst < TOL
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_padded_batch_matches(models):
     ours, ref = models
     encs = [ours.tokenizer.encode(t) for t in sample_sentences()[:8]]
@@ -80,6 +84,8 @@ def test_padded_batch_matches(models):
         assert (got[b, :, :, :n] - expected[b, :, :, :n]).abs().max().item() < TOL
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_cli_show_minilm():
     text = "The animal didn't cross the street because it was too tired."
     result = invoke("show", text, "--model", "minilm", "--format", "json", "--layer", "0", "--head", "2")

@@ -319,6 +319,7 @@ def test_show_layer_0_reads_layer_0_only(tmp_path, reads):
     assert_one_error_line(invoke("show", SENTENCES[2], "-m", str(folder), "-l", "5"), "the model has 3 layers")
 
 
+@pytest.mark.slow
 def test_last_layer_on_encoder_families_and_native(tmp_path, reads):
     """BERT-family and attnviz's own checkpoints skip the later layers too."""
     config = transformers.BertConfig(

@@ -125,6 +125,7 @@ def assert_meaningful(attn: np.ndarray) -> None:
     assert attn.max() > 0.5, "reference attention is nearly uniform; the test would prove little"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", list(family_models()))
 def test_attention_matches_transformers(tmp_path, key):
     folder, ref = write_folder(tmp_path, key)

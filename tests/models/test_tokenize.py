@@ -247,6 +247,8 @@ def _wordlevel_without_unk(path):
     return path
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_tokenizer_errors_on_encoding_are_one_line_naming_the_file(tmp_path):
 
     path = _wordlevel_without_unk(tmp_path / "nounk.json")
@@ -262,6 +264,7 @@ def test_tokenizer_errors_on_encoding_are_one_line_naming_the_file(tmp_path):
     assert line == f"attnviz: error: {caught.value}"
 
 
+@pytest.mark.slow
 def test_init_refuses_a_tokenizer_that_fails_on_unknown_words(tmp_path):
 
     path = _wordlevel_without_unk(tmp_path / "nounk.json")

@@ -252,6 +252,8 @@ def test_show_exclude_sinks_says_so_and_keeps_the_real_weights(causal_dir):
         assert not cells[0].endswith("*")
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_minilm_focus_summary_without_sinks(minilm):
     """The MiniLM focus summary's top target is [CLS] in most heads; with --exclude-sinks in none."""
     result = run_attention(minilm, "The animal didn't cross the street because it was too tired.")

@@ -151,6 +151,7 @@ def test_long_text_draws_top_k_lines_and_says_so(small_model):
     assert long["head_view"]["top_k"] == 5
 
 
+@pytest.mark.subprocess
 def test_rendering_needs_neither_torch_nor_matplotlib():
     code = """
 import sys, numpy as np
@@ -182,6 +183,7 @@ def test_repr_html_is_a_sandboxed_srcdoc_iframe(result):
     assert htmllib.unescape(re.search(r'srcdoc="([^"]*)"', frame)[1]) == render_html(result)
 
 
+@pytest.mark.slow
 def test_show_html_refuses_to_overwrite_and_replaces_the_tables(tmp_path):
     target = tmp_path / "view.html"
     done = invoke("show", SENTENCE, "--html", str(target))
@@ -213,6 +215,7 @@ def test_show_html_embeds_the_asked_view_beside_attention_and_starts_at_word_lev
     }
 
 
+@pytest.mark.slow
 def test_export_html_writes_linked_listed_pages(tmp_path):
     out = tmp_path / "figures"
     done = invoke(
@@ -246,6 +249,8 @@ def test_export_html_writes_linked_listed_pages(tmp_path):
     assert (out / pages[0]).stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_size_budgets_with_minilm(minilm):
     model = minilm
     short = run_attention(model, "The animal didn't cross the street because it was tired.")

@@ -289,6 +289,7 @@ def test_all_40_token_labels_are_drawn_readable_and_never_overlap(preset, layout
         ), (a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", [None, "slide", "paper"])
 def test_grids_draw_only_labels_that_fit_and_they_never_overlap(preset):
     res = synthetic(40, layers=3, heads=6)
@@ -301,6 +302,7 @@ def test_grids_draw_only_labels_that_fit_and_they_never_overlap(preset):
             assert inter is None or inter.width * inter.height < 1.0, (layout, a, b)
 
 
+@pytest.mark.slow
 def test_model_grid_leaves_out_unreadable_token_labels_and_says_so():
     res = synthetic(30, layers=6, heads=12)
     notes = []
@@ -328,6 +330,7 @@ def test_annotate_is_left_out_with_a_note_when_cells_are_tiny():
     assert any("--annotate" in note for note in notes)
 
 
+@pytest.mark.slow
 def test_cached_glyphs_draw_exactly_the_pixels_matplotlib_draws(korean, monkeypatch):
     options = img.ImageOptions(preset="slide")
     fast = [draw(korean, layout, options, focus=16) for layout in ("head", "focus")]
@@ -363,6 +366,7 @@ def test_the_check_would_catch_boxes_for_hangul():
     assert glyph_warnings(draw)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", img.FORMATS)
 def test_korean_renders_without_missing_glyph_warnings(korean, fmt):
     options = img.ImageOptions(preset="slide")
@@ -385,6 +389,8 @@ def test_characters_no_font_has_become_visible_escapes(small_model):
     assert glyph_warnings(lambda: draw(res, "head", img.ImageOptions(), layer=0, head=0)) == []
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_fresh_font_cache_still_finds_the_hangul_font(tmp_path):
     """A matplotlib font cache built without our font (a new MPLCONFIGDIR) cannot hide it."""
     code = (
@@ -447,6 +453,8 @@ def test_user_rc_settings_do_not_change_the_bytes(result):
     assert before == during
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_same_command_writes_identical_files_in_separate_processes(tmp_path):
     """Two fresh processes (fresh caches, random SVG ids otherwise), byte-identical PNG, SVG and PDF."""
     code = (
@@ -481,6 +489,7 @@ def test_show_png_writes_the_image_instead_of_tables(tmp_path):
     assert png_size(target.read_bytes()) == (2000, 1125)
 
 
+@pytest.mark.slow
 def test_show_png_picks_the_layout_from_the_selection(tmp_path):
     cases = {("--layer", "1", "--head", "2"): "head", ("--layer", "1"): "layer", (): "model"}
     for args, layout in cases.items():
@@ -561,6 +570,7 @@ def test_png_is_exactly_what_agg_drew(result):
 # --- the package: notes as return values, no state leaking between images ---------------------------
 
 
+@pytest.mark.subprocess
 def test_importing_the_image_package_loads_no_matplotlib():
     code = (
         "import sys, attnviz.render.image as m\n"
@@ -572,6 +582,7 @@ def test_importing_the_image_package_loads_no_matplotlib():
     assert done.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_a_render_returns_its_notes_and_a_clean_image_has_none():
     tiny = synthetic(40, layers=1, heads=1)
     drawn = img.render_image(tiny, "head", img.ImageOptions(annotate=True, preset="paper"))
@@ -583,6 +594,7 @@ def test_a_render_returns_its_notes_and_a_clean_image_has_none():
     assert len(grid.notes) == len(set(grid.notes)) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["svg", "pdf", "png"])
 def test_a_transparent_image_does_not_leave_the_next_one_on_the_same_figure_transparent(result, fmt):
     """Regression: the reused figure kept the transparent PNG's background, so an SVG of the same
@@ -598,6 +610,7 @@ def test_a_transparent_image_does_not_leave_the_next_one_on_the_same_figure_tran
         assert b"fill: #ffffff" in patch and b"opacity: 0" not in patch
 
 
+@pytest.mark.slow
 def test_rerendering_after_other_layouts_gives_the_same_bytes(result, korean):
     first = [draw(result, layout, img.ImageOptions(), focus=9, layer=1) for layout in img.LAYOUTS]
     for layout in img.LAYOUTS:  # other sentences, presets and options on the same figures
@@ -605,6 +618,7 @@ def test_rerendering_after_other_layouts_gives_the_same_bytes(result, korean):
     assert [draw(result, layout, img.ImageOptions(), focus=9, layer=1) for layout in img.LAYOUTS] == first
 
 
+@pytest.mark.slow
 def test_export_prints_the_notes_of_its_images(tmp_path):
     """--annotate on cells too small for values: export says so (on stderr), as show does."""
     long = " ".join(f"w{i}" for i in range(40))
@@ -724,6 +738,7 @@ def test_auto_scale_ignores_masked_cells_and_the_first_token_sink(causal):
 # --- the focus map names its heads -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_72_row_focus_map_names_heads_as_well_as_layers():
     res = synthetic(16, layers=6, heads=12)  # MiniLM's shape
     for preset, every in ((None, 1), ("slide", 2)):
