@@ -14,7 +14,7 @@ TINY = ["--num-layers", "1", "--num-heads", "2", "--d-model", "16", "--d-ff", "3
 
 
 def determiner_samples() -> list[str]:
-    """The shipped sentences with a bare 그 before a noun (issue 8 item 8: sample sentences 31, 34, 35)."""
+    """The shipped sentences with a bare 그 ("that") right before a noun."""
     return [s for s in sample_sentences() if "그" in s.split()]
 
 

@@ -293,8 +293,8 @@ def test_batched_attention_matches_one_by_one(small_model):
 
 
 def test_a_line_separator_inside_an_item_does_not_split_the_line(tmp_path):
-    """JSON allows a raw U+2028 or U+0085 inside a string; str.splitlines
-    cut such a line in two, and both halves were skipped as malformed."""
+    """JSON allows a raw U+2028 or U+0085 inside a string: the item is read
+    whole, as one line (str.splitlines would cut it in two malformed halves)."""
     text = "The cat saw the dog and it ran.\u2028Then it slept.\x85"
     item = {"text": text, "pronoun": "it", "candidates": ["cat", "dog"], "answer": 0}
     path = tmp_path / "items.jsonl"

@@ -1,5 +1,5 @@
-"""What the decoder commands say when they run on a causal model (issue 9's "Done when" run on
-SmolLM2): headers that never cut "causal", an inspect config that fits, focus maps that leave the
+"""What the decoder commands say when they run on a causal model (random decoders and SmolLM2's
+header): headers that never cut "causal", an inspect config that fits, focus maps that leave the
 sinks out, and compare/probe saying when twins differ only after the pronoun, which a causal
 model's pronoun cannot see."""
 

@@ -596,7 +596,7 @@ def test_help_screen_opens_and_closes(small_model, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.real_model
-def test_issue_12_done_when_on_minilm(tmp_path, minilm):
+def test_minilm_walk_from_typing_to_a_saved_word_level_png(tmp_path, minilm):
     """Type the sentence, see where "it" goes in every head of a layer, walk all 72 heads with
     the arrow keys, switch to word level and save the head as PNG."""
     model = minilm

@@ -83,7 +83,8 @@ ODD_BREAKS = "one\u2028two\u2029three\x0bfour\x0cfive\x1csix\x1dseven\x1eeight\x
 
 
 def test_sentences_end_at_newlines_only(tmp_path, monkeypatch):
-    """Seen: printf 'one\\u2028two\\x0cthree' | attnviz export - made 3 sentences; wc -l counts 1."""
+    """Line and paragraph separators, form feeds and the like stay inside a sentence, as `wc -l`
+    counts lines: `printf 'one\\u2028two\\x0cthree' | attnviz export -` is one sentence."""
     notes = tmp_path / "notes.txt"
     notes.write_bytes(f"{ODD_BREAKS}\nsecond\r\nthird\rfourth\n".encode("utf-8"))
     assert [s.text for s in ex.collect_sentences([str(notes)])] == [ODD_BREAKS, "second", "third", "fourth"]

@@ -36,7 +36,8 @@ def run_tiny(*args, input=None):
     ],
 )
 def test_a_users_own_index_file_is_refused_before_the_model_loads_and_kept(tmp_path, files, named):
-    """Seen: export -o site replaced the user's site/index.html and index.json, exit 0."""
+    """A folder holding the user's own index.html or index.json: refused in one line before the
+    model loads, byte for byte untouched; --overwrite replaces them, and after that reruns resume."""
     site = tmp_path / "site"
     site.mkdir()
     for name, data in files.items():
@@ -97,8 +98,9 @@ def test_a_sheet_and_manifest_written_before_the_markers_still_resume(tmp_path):
     ],
 )
 def test_a_rerun_with_other_settings_is_refused_and_overwrite_redraws(tmp_path, changed, was, now):
-    """Seen: --seed 0, then --seed 5 --cmap magma into the same folder: exit 0, the images kept
-    their seed-0 viridis bytes while index.json said seed 5."""
+    """An export into a folder made with other settings (seed, colormap, preset, ...) is refused in
+    one line naming both settings, nothing changed; --overwrite redraws to the bytes of a fresh
+    export with the new settings; the same settings again resume."""
     out = tmp_path / "rs"
     assert run_tiny("The cat sat.", "-o", str(out)).exit_code == 0
     before = tree(out)

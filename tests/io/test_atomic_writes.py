@@ -38,8 +38,7 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file_and_no_part(tmp_path, mo
 
 def _interrupted_right_after(real):
     """`real` (os.open or os.mkdir) that does its work, then raises KeyboardInterrupt as a signal
-    handler would at the next bytecode: the moment tempfile.mkstemp left its file behind (a SIGTERM
-    during export, seen in CI)."""
+    handler would at the next bytecode, right after the temporary file or folder exists."""
 
     def call(*args, **kwargs):
         real(*args, **kwargs)

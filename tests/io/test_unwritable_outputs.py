@@ -124,8 +124,8 @@ def test_a_pipe_or_device_is_never_replaced_even_with_overwrite(tmp_path, throug
     ],
 )
 def test_two_outputs_into_one_file_are_refused_before_anything_is_written(tmp_path, options, shown):
-    """Seen: --html a.png --png a.png --overwrite wrote the page, then the image over it, exit 0;
-    without --overwrite the second write failed after the first had been made."""
+    """Two outputs that name one file (directly, through `..` or a symbolic link) are refused in one
+    line before either is written, with or without --overwrite."""
     (tmp_path / "sub").mkdir()
     (tmp_path / "link.png").symlink_to(tmp_path / "a.png")
     before = tree(tmp_path)

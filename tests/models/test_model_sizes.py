@@ -39,8 +39,9 @@ def test_absurd_random_model_is_refused_before_building(flag, value, extra):
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_a_huge_max_len_costs_nothing_with_sinusoidal_positions(tmp_path):
-    """The sinusoid rows are made for the text's positions only: `init --max-len 100000000` was
-    killed by the kernel (a max_len table and its float64 temporaries: 57 GB at d_model 16)."""
+    """The sinusoid rows are made for the text's positions only: `init --max-len 100000000` and a
+    show of the saved model succeed (a whole max_len table with its float64 temporaries would be
+    57 GB at d_model 16)."""
     done = run_attnviz(
         "init",
         "m",
@@ -95,9 +96,8 @@ def test_the_memory_estimate_counts_the_copy_made_while_filling_the_largest_tens
 @pytest.mark.parametrize("max_len, shown", [("1", "at most 1 token: no room"), ("2", "at most 2 tokens: no room")])
 @pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
 def test_a_max_len_with_no_room_beside_the_special_tokens_is_one_line(max_len, shown, positional):
-    """Seen: --max-len 1 --truncate with learned positions was an internal IndexError (the library
-    adds [CLS] and [SEP] after cutting: 3 tokens for 1 position); with sinusoidal positions it
-    ran 3 tokens; --max-len 2 said the text had no readable tokens."""
+    """A --max-len that leaves no room for a word beside [CLS] and [SEP] (which come on top of the
+    cut text) is one line saying so, for learned and sinusoidal positions alike."""
     line = assert_one_error_line(
         run_attnviz("show", "the cat sat", "--max-len", max_len, "--truncate", "--positional", positional)
     )

@@ -3,7 +3,8 @@ transformers reading the same file (`from_pretrained(folder, gguf_file=...)`, ea
 
 Tokens equal transformers' GGUF tokenizer on all of sample_texts/; all 270 heads (30 layers x 9)
 match to 1e-4; the Q4_1 and Q8_0 tensors dequantize to exactly the parameters transformers loads.
-Each model is loaded once per module (transformers takes ~15 s to convert the file).
+attnviz's model is the session's (tests/conftest.py); transformers' is loaded once for this module
+(it takes ~15 s to convert the file).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Causal (decoder) results in the terminal views and the analysis, and attention sinks left out of
-rankings (issue 9 item 6, issue 8 item 16)."""
+rankings and colour scales."""
 
 import json
 import re
