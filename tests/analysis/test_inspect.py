@@ -25,7 +25,7 @@ from attnviz.analysis.params import parameter_counts
 from attnviz.result import AttentionResult, ModelInfo
 from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
-from cli_runs import assert_one_error_line, invoke
+from cli_runs import invoke_json, assert_one_error_line, invoke
 
 INFO = ModelInfo(source="hand", config=EncoderConfig(), kind="random")
 
@@ -323,9 +323,7 @@ SMALL = ["--num-layers", "2", "--num-heads", "3", "--d-model", "24", "--d-ff", "
 
 
 def run_json(*args):
-    result = invoke("inspect", *args, "--format", "json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return invoke_json("inspect", *args, "--format", "json")
 
 
 @pytest.mark.slow
