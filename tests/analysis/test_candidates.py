@@ -157,6 +157,7 @@ def test_show_candidates_table_and_json():
     assert data["candidates"]["wins"] == expected_wins
 
 
+@pytest.mark.slow
 def test_show_missing_candidate_is_a_clean_error():
     out = invoke("show", SENTENCE, "--focus", "it", "--candidates", "animal,zebra")
     assert_one_error_line(out, "'zebra' is not a word of the sentence")

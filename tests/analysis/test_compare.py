@@ -53,6 +53,7 @@ def test_flip_detection_on_hand_set_model():
     assert data["n_flips"] == 1 and [h["flip"] for h in data["heads"]] == [False, True]
 
 
+@pytest.mark.slow
 def test_compare_cli_end_to_end_on_hand_set_model(tmp_path):
     folder = save_model(hand_set_model(), tmp_path / "hand")
     out = invoke(
@@ -230,6 +231,7 @@ def test_jsd_is_never_cut_whatever_the_width(minilm_twins, width):
     assert header.split()[-1] == "JSD"
 
 
+@pytest.mark.slow
 def test_words_are_whole_when_there_is_room_and_give_way_first_when_not(small_model):
     from attnviz.analysis.candidates import parse_candidates
 
@@ -356,6 +358,7 @@ def causal_twins():
     return compare_sentences(a, b, "it", parse_candidates("animal,street"))
 
 
+@pytest.mark.slow
 def test_causal_comparison_draws_the_words_after_the_focus_as_masked(causal_twins):
     import matplotlib.colors
 
@@ -386,6 +389,7 @@ def test_compare_figure_sizes_that_cannot_work_are_one_line_errors(tmp_path):
         assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow
 def test_compare_figure_draws_odd_unicode_as_visible_text(small_model, tmp_path):
     import warnings
 

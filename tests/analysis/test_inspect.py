@@ -349,6 +349,7 @@ def test_cli_json_matches_an_independent_computation():
     assert set(profile["stats"]) == set(STATS)
 
 
+@pytest.mark.slow
 def test_cli_table_and_sort():
     texts = ["--text", "The cat sat on the mat.", "--text", "A dog ate food because it was hungry."]
     result = invoke("inspect", *SMALL, *texts, "--sort", "prev")
@@ -370,6 +371,7 @@ def test_cli_bad_sort_column_exits_2_with_the_valid_ones():
     assert_one_error_line(result, "unknown sort column 'bogus'", ", ".join(SORT_COLUMNS))
 
 
+@pytest.mark.slow
 def test_cli_baseline_reports_differences_from_a_random_model():
     data = run_json(*SMALL, "--text", "The cat sat on the mat.", "--baseline")
     base = data["baseline"]
@@ -385,6 +387,7 @@ def test_cli_baseline_reports_differences_from_a_random_model():
     assert table.exit_code == 0 and "random baseline" in table.stdout
 
 
+@pytest.mark.slow
 def test_cli_probe_inputs(tmp_path):
     path = tmp_path / "mine.txt"
     path.write_text("# my sentences\nOne two three.\n\nFour five six.\n", encoding="utf-8")
@@ -397,6 +400,7 @@ def test_cli_probe_inputs(tmp_path):
     assert_one_error_line(invoke("inspect", "--text", "  "))
 
 
+@pytest.mark.slow
 def test_cli_output_file_and_refusals(tmp_path):
     out = tmp_path / "inspect.json"
     args = ["inspect", *SMALL, "--text", "The cat sat on the mat.", "--format", "json", "-o", str(out)]

@@ -176,6 +176,7 @@ def test_statistics_helpers():
     assert poisson_binomial_tail([0.25, 0.5], 0) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_sample_twins_file_is_complete(small_model):
     items, skipped = read_items(ROOT / "sample_texts" / "coref_twins.jsonl")
     assert not skipped and len(items) >= 40
@@ -269,6 +270,7 @@ def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path, minilm):
     assert (data["best"][0]["layer"], data["best"][0]["head"]) == best
 
 
+@pytest.mark.slow
 def test_batched_attention_matches_one_by_one(small_model):
     from attnviz.errors import AttnvizError
     from attnviz.pipeline import run_attention

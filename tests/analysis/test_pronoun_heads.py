@@ -103,6 +103,7 @@ CUE_LINES = [
 ]
 
 
+@pytest.mark.slow
 def test_per_cue_accuracy_matches_hand_counts(tmp_path):
     folder = save_model(hand_set_model(), tmp_path / "hand")
     items = tmp_path / "cues.jsonl"

@@ -68,6 +68,7 @@ def test_header_breaks_between_parts_and_never_cuts_causal_or_the_tokenizer_note
     assert len(wide) == 1 and wide[0].endswith("· causal · tokenizer: " + GGUF_TOKENIZER)
 
 
+@pytest.mark.slow
 def test_show_header_of_a_causal_random_model_says_causal_whole():
     out = invoke(
         "show",
@@ -199,6 +200,7 @@ def _twin_items() -> list:
     return [parse_item(json.dumps(line), n) for n, line in enumerate(lines, 1)]
 
 
+@pytest.mark.slow
 def test_probe_counts_the_twin_groups_a_causal_model_cannot_tell_apart(causal_model, small_model):
     result = run_probe(_twin_items(), lambda texts: run_attention_batch(causal_model, texts))
     assert result.n_items == 4 and len(result.groups()) == 2

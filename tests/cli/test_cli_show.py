@@ -14,6 +14,7 @@ from cli_runs import assert_one_error_line, invoke
 SENTENCE = "The animal didn't cross the street because it was too tired."
 
 
+@pytest.mark.slow
 def test_show_prints_header_tables_and_pronoun_summary():
     result = invoke("show", SENTENCE)
     assert result.exit_code == 0, result.output
@@ -70,6 +71,7 @@ def test_json_round_trips_weights_exactly(small_model, tmp_path):
     assert np.array_equal(np.array(json.loads(out.read_text())["weights"], dtype=np.float32), ref.weights)
 
 
+@pytest.mark.slow
 def test_npz_round_trips_weights_exactly(small_model, tmp_path):
     out = tmp_path / "a.npz"
     assert invoke("show", SENTENCE, "--format", "npz", "-o", str(out)).exit_code == 0
@@ -81,6 +83,7 @@ def test_npz_round_trips_weights_exactly(small_model, tmp_path):
         assert json.loads(str(data["model"]))["name"] == "random (seed 0)"
 
 
+@pytest.mark.slow
 def test_existing_output_is_not_overwritten_unless_asked(tmp_path):
     out = tmp_path / "keep.json"
     out.write_text("precious")
@@ -91,6 +94,7 @@ def test_existing_output_is_not_overwritten_unless_asked(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["keep.json"]  # no temporary left behind
 
 
+@pytest.mark.slow
 def test_config_flags_change_the_model():
     result = invoke(
         "show",
@@ -132,6 +136,7 @@ def test_truncate_cuts_instead_of_refusing():
     assert len(data["tokens"]) == 16 and data["truncated"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, fragment",
     [
@@ -160,6 +165,7 @@ def test_usage_errors_exit_2():
     assert invoke("nonsense").exit_code == 2
 
 
+@pytest.mark.slow
 def test_compact_layout_fits_80_columns():
     long_text = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen " * 2
     result = invoke("show", long_text, "-l", "0", "--head", "0")  # CliRunner is not a terminal: 80 columns

@@ -80,6 +80,7 @@ def test_parse_indices_takes_ascii_digits_only_and_names_the_whole_bad_range():
     assert [ascii_index(t) for t in ("7", " 12 ", "٣", "", "-1", "9" * 30)] == [7, 12, None, None, None, 10**18]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [

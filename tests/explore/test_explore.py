@@ -201,6 +201,7 @@ def test_clicks_on_tokens_rows_and_strip_set_focus_and_head(small_model, tmp_pat
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_word_level_keeps_the_focus_word_and_draws_word_weights(small_model, tmp_path):
     text = "Tokenization splits unbelievable words."
 
@@ -370,6 +371,7 @@ def test_unexpected_failure_of_a_sentence_is_a_message(small_model, tmp_path, mo
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_known_pronoun_heads_are_starred_as_in_show(small_model, tmp_path, monkeypatch):
     import attnviz.explore.app as explore_app
     from attnviz.pronoun_heads import PronounHeads
@@ -392,6 +394,7 @@ def test_known_pronoun_heads_are_starred_as_in_show(small_model, tmp_path, monke
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_rollout_head_saves_as_png(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path, view="rollout")
@@ -408,6 +411,7 @@ def test_rollout_head_saves_as_png(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_candidates_and_bad_candidates(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path, candidates=["animal", "street"])
@@ -424,6 +428,7 @@ def test_candidates_and_bad_candidates(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_causal_model_draws_future_keys_as_masked(tmp_path):
     model = random_model(EncoderConfig(causal=True), seed=0)
 
@@ -442,6 +447,7 @@ def test_causal_model_draws_future_keys_as_masked(tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_loading_state_keeps_the_sentence_line_usable(small_model, tmp_path):
     release = threading.Event()
 
@@ -532,6 +538,7 @@ def test_damaged_or_unwritable_history_never_stops_the_app(small_model, tmp_path
     assert "history not saved" in blocked.add("a dog")
 
 
+@pytest.mark.slow
 def test_resize_reflows_the_heatmap_and_the_side_panel(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -574,6 +581,7 @@ def test_long_sentence_scrolls_to_keep_the_focus_row_in_view(small_model, tmp_pa
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_help_screen_opens_and_closes(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -711,6 +719,7 @@ def test_explore_load_failure_exits_2_with_the_line_of_show(tmp_path):
     assert lines == [shown_line]
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_help_does_not_import_textual():
     code = (

@@ -59,6 +59,7 @@ def test_every_image_of_the_manifest_is_on_the_sheet_and_exists(exported):
     assert all(w > 100 for w in widths)
 
 
+@pytest.mark.slow
 def test_sheet_shows_each_sentence_escaped_and_the_failure(exported):
     _, page = exported
     text = "".join(page.text)

@@ -177,6 +177,7 @@ def test_rerun_skips_existing_files_and_overwrite_redraws_them(tmp_path):
     assert {p: (out / p).read_bytes() for p in stamps} == contents  # deterministic redraw
 
 
+@pytest.mark.slow
 def test_bad_sentences_are_reported_skipped_and_counted(tmp_path):
     out = tmp_path / "f"
     long = " ".join(["word"] * 40)
@@ -242,6 +243,7 @@ def test_piped_output_has_no_progress_bar_and_quiet_has_no_closing_line(tmp_path
     assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
 
 
+@pytest.mark.slow
 def test_progress_bar_on_a_terminal(tmp_path):
     """rich treats the output as a terminal under FORCE_COLOR (what a tty gives); the bar draws."""
     done = invoke(

@@ -68,6 +68,7 @@ def test_cut_names_are_deterministic_and_tell_apart_sentences_that_start_alike()
     assert len(ex.slugify("𠀀" * 30).encode("utf-8")) <= ex.SLUG_BYTES
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300), st.integers(1, 999_999)
@@ -82,6 +83,7 @@ def test_folder_names_fit_in_100_bytes_whatever_the_script(text, index):
 ODD_BREAKS = "one\u2028two\u2029three\x0bfour\x0cfive\x1csix\x1dseven\x1eeight\x85nine"
 
 
+@pytest.mark.slow
 def test_sentences_end_at_newlines_only(tmp_path, monkeypatch):
     """Line and paragraph separators, form feeds and the like stay inside a sentence, as `wc -l`
     counts lines: `printf 'one\\u2028two\\x0cthree' | attnviz export -` is one sentence."""

@@ -24,6 +24,7 @@ def run_tiny(*args, input=None):
     return invoke("export", *args, *TINY, "--jobs", "1", "-q", input=input)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "files, named",
     [
@@ -64,6 +65,7 @@ def test_the_library_refuses_a_users_index_file_too(tmp_path, small_model):
     assert tree(tmp_path) == {"index.html": OWN_SHEET}
 
 
+@pytest.mark.slow
 def test_a_sheet_and_manifest_written_before_the_markers_still_resume(tmp_path):
     """Pages from before the generator meta tag are recognised by their title; an index.json from
     before `settings` is compared on what it records (README: export)."""
@@ -120,6 +122,7 @@ def test_a_rerun_with_other_settings_is_refused_and_overwrite_redraws(tmp_path, 
     assert again.exit_code == 0 and "(0 images written, " in again.stdout, again.output
 
 
+@pytest.mark.slow
 def test_a_rerun_with_another_model_shape_is_refused(tmp_path):
     out = tmp_path / "rs"
     assert run_tiny("The cat sat.", "-o", str(out)).exit_code == 0
@@ -149,6 +152,7 @@ def test_a_rerun_with_another_model_shape_is_refused(tmp_path):
     assert tree(out) == before
 
 
+@pytest.mark.slow
 def test_another_sentence_behind_an_existing_folder_name_is_refused(tmp_path):
     """Two sentences that start alike get one folder name: the old one's images must not be kept
     as the new one's."""

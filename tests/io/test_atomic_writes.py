@@ -128,6 +128,7 @@ def test_every_written_file_gets_the_mode_of_the_umask(tmp_path, umask):
     assert {p.relative_to(tmp_path).as_posix(): oct(mode(p)) for p in folders if mode(p) != folder_mode} == {}
 
 
+@pytest.mark.slow
 def test_init_overwrite_keeps_the_umask_mode(tmp_path, umask):
     folder = tmp_path / "model"
     assert invoke("init", str(folder), *TINY).exit_code == 0

@@ -47,6 +47,7 @@ needs_read_only_sys = pytest.mark.skipif(
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc")
 
 
+@pytest.mark.slow
 @needs_read_only_sys
 @pytest.mark.parametrize(
     "args, path",
@@ -76,6 +77,7 @@ def test_init_into_proc_is_one_line():
     assert not os.path.exists("/proc/m")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [

@@ -214,6 +214,7 @@ def test_init_refuses_non_empty_folder_unless_overwrite(tmp_path):
     assert json.loads((folder / "config.json").read_text())["seed"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "in_the_way, blocker, reason",
     [
@@ -234,6 +235,7 @@ def test_overwrite_checks_every_file_before_writing_any(tmp_path, in_the_way, bl
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_init_into_existing_empty_folder_and_bad_targets(tmp_path):
     (tmp_path / "empty").mkdir()
     _, ok = init(tmp_path, name="empty")
@@ -288,6 +290,7 @@ def test_wrong_shape_names_file_and_key(saved):
     assert "model.safetensors" in line and "layers.0.ffn.up.weight" in line and "[24, 16]" in line
 
 
+@pytest.mark.slow
 def test_missing_and_unexpected_keys(saved):
     tensors = load_file(saved / "model.safetensors")
     del tensors["layers.1.attention.key.bias"]
@@ -318,6 +321,7 @@ def test_bad_native_config(saved, change, words):
         assert word in line
 
 
+@pytest.mark.slow
 def test_broken_files(saved, tmp_path):
     raw = (saved / "model.safetensors").read_bytes()
     (saved / "model.safetensors").write_bytes(raw[: len(raw) // 2])

@@ -359,6 +359,7 @@ def test_llama_without_unpermuting_would_differ(llama_pair, tmp_path, bpe):
     assert np.abs(run_attention(wrong, SENTENCES[0]).weights - expected).max() > 1e-2
 
 
+@pytest.mark.slow
 def test_quantized_llama_matches_transformers_from_the_same_gguf(tmp_path, bpe):
     """Q8_0 weights: attnviz and transformers (from_pretrained(folder, gguf_file=...)) dequantize
     the same file to the same model."""
@@ -483,6 +484,7 @@ def test_smollm_pre_tokenizer_splits_digits_and_bos_is_added_when_asked(tmp_path
 # Errors: one line, exit 2 ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_truncated_and_corrupt_files_are_one_line(llama_pair, tmp_path):
     data = llama_pair[2].read_bytes()
     for cut, what in (

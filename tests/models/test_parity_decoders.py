@@ -347,6 +347,7 @@ def test_last_layer_on_encoder_families_and_native(tmp_path, reads):
         np.testing.assert_array_equal(a.weights[:1], b.weights)
 
 
+@pytest.mark.slow
 def test_random_model_last_layer_has_the_same_first_layers():
     full = attnviz.load_model("random", config=attnviz.EncoderConfig(num_layers=4, causal=True))
     first = attnviz.load_model("random", config=attnviz.EncoderConfig(num_layers=4, causal=True), last_layer=1)
@@ -359,6 +360,7 @@ def test_random_model_last_layer_has_the_same_first_layers():
 # Precision and device ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype, tol", [("bfloat16", 0.3), ("float16", 0.05)])
 def test_half_precision_gives_float32_attention_close_to_float32(tmp_path, dtype, tol):
     """In half precision the weights are rounded, so attention moves; it must move no more than
@@ -450,6 +452,7 @@ def write_config(tmp_path, key: str, change: dict, drop: tuple = ()):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "key, change, words",
     [
@@ -508,6 +511,7 @@ def test_weights_that_disagree_with_config_name_file_and_key(tmp_path):
         attnviz.load_model(str(folder))
 
 
+@pytest.mark.slow
 def test_sliding_window_is_the_longest_text(tmp_path):
     """Within Mistral's window sliding-window attention is plain causal attention (checked against
     transformers); a longer text would need the window, so it is refused (or cut with --truncate)."""

@@ -58,6 +58,7 @@ def test_causal_random_model_flags_reach_the_config_and_mask():
     assert show_json(*DECODER, "--seed", "1") != out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "flag", [["--causal"], ["--positional", "rope"], ["--norm", "rms"], ["--kv-heads", "2"], ["--ffn", "gated"]]
 )

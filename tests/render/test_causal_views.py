@@ -229,6 +229,7 @@ def test_a_candidate_that_is_a_sink_is_refused():
     assert [c.units for c in resolve_candidates(result, ["and", "cats"], focus)] == [[1], [2]]
 
 
+@pytest.mark.slow
 def test_show_exclude_sinks_says_so_and_keeps_the_real_weights(causal_dir):
     plain = invoke("show", SENTENCE, "-m", causal_dir, "--format", "json")
     left = invoke("show", SENTENCE, "-m", causal_dir, "--format", "json", "--exclude-sinks")
@@ -267,6 +268,7 @@ def test_minilm_focus_summary_without_sinks(minilm):
     assert row.targets[0][1] == pytest.approx(float(result.weights[0, 0, it, row.targets[0][0]]))
 
 
+@pytest.mark.slow
 def test_focus_on_the_sink_itself_has_nothing_left_to_rank(causal_dir):
     done = invoke("show", SENTENCE, "-m", causal_dir, "--focus", "0", "--exclude-sinks")
     assert done.exit_code == 0, done.output

@@ -90,6 +90,7 @@ def test_hostile_text_stays_data(small_model):
     assert "&lt;/script&gt;" in page  # the heading shows the text escaped
 
 
+@pytest.mark.slow
 def test_same_bytes_every_run(result, tmp_path):
     assert render_html(result) == render_html(result)
     outs = []
@@ -197,6 +198,7 @@ def test_show_html_refuses_to_overwrite_and_replaces_the_tables(tmp_path):
     assert with_table.exit_code == 0 and json.loads(with_table.stdout)["tokens"][9] == "it"
 
 
+@pytest.mark.slow
 def test_show_html_embeds_the_asked_view_beside_attention_and_starts_at_word_level(tmp_path):
     target = tmp_path / "rollout.html"
     done = invoke("show", SENTENCE, "--html", str(target), "--view", "rollout", "--words", "-c", "animal,street")
@@ -273,6 +275,7 @@ def test_size_budgets_with_minilm(minilm):
     assert page_json(big_page.decode())["bits"] == 8 and page_json(small_page.decode())["bits"] == 16
 
 
+@pytest.mark.slow
 def test_korean_pages_embed_just_their_hangul_glyphs(small_model):
     from fontTools.ttLib import TTFont
     import io

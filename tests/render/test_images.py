@@ -77,6 +77,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 # --- sizes and layouts ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", img.LAYOUTS)
 def test_slide_preset_is_2000_by_1125_pixels(result, layout):
     data = draw(result, layout, img.ImageOptions(preset="slide"), focus=9)
@@ -90,6 +91,7 @@ def test_size_and_dpi_set_the_pixel_size(result):
     assert png_size(draw(result, "model", options)) == (1600, 900)
 
 
+@pytest.mark.slow
 def test_paper_preset_is_a_column_wide_at_300_dpi(result):
     width, height = png_size(draw(result.select([0], [0]), "head", img.ImageOptions(preset="paper")))
     assert width == 1050 and 0 < height <= 9 * 300
@@ -221,6 +223,7 @@ def test_the_colour_bar_is_labelled_and_runs_0_to_1_by_default(result, layout):
     assert ticks[0] == "0" and ticks[-1] == "1"
 
 
+@pytest.mark.slow
 def test_rollout_and_norm_views_state_their_own_scale(small_model):
     rollout = run_attention(small_model, SENTENCE, view="rollout")
     texts = [t for t, _, _ in drawn_texts("model", rollout, img.ImageOptions())]
@@ -272,6 +275,7 @@ def drawn_texts(layout, result, options, notes=None, **kw):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", [None, "slide", "paper"])
 @pytest.mark.parametrize("layout", ["head", "focus"])
 def test_all_40_token_labels_are_drawn_readable_and_never_overlap(preset, layout):
@@ -480,6 +484,7 @@ def test_same_command_writes_identical_files_in_separate_processes(tmp_path):
 # --- the command line --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_show_png_writes_the_image_instead_of_tables(tmp_path):
     target = tmp_path / "it.png"
     done = invoke("show", SENTENCE, "--png", str(target), "--preset", "slide", "--focus", "it")
@@ -507,6 +512,7 @@ def test_show_png_with_json_still_prints_json(tmp_path):
     assert done.stdout.startswith("{") and (tmp_path / "x.png").is_file()
 
 
+@pytest.mark.slow
 def test_transparent_background(tmp_path):
     for flag, mode in (([], "RGB"), (["--transparent"], "RGBA")):
         target = tmp_path / f"t{len(flag)}.png"
@@ -767,6 +773,7 @@ def test_the_notebook_api_draws_through_the_package(result):
         assert __import__(f"attnviz.render.image.{name}", fromlist=["x"])
 
 
+@pytest.mark.slow
 def test_export_draws_every_image_on_the_scale_it_is_given(tmp_path):
     import json
 
