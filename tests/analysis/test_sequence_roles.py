@@ -84,6 +84,7 @@ def test_repeated_random_words_are_one_token_each_and_deterministic():
     assert len(real) == 24 and real[:12] == real[12:]
 
 
+@pytest.mark.slow
 def test_random_causal_model_has_no_induction_head():
     """An untrained causal model has no mechanism to copy from the earlier occurrence: honest zero."""
     from attnviz.checkpoints import random_model

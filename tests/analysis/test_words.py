@@ -101,6 +101,7 @@ def test_korean_particles_stay_with_their_word(small_model):
     assert words.labels == ["[CLS]", "동물은", "너무", "피곤해서", "길을", "건너지", "않았다", ".", "[SEP]"]
 
 
+@pytest.mark.slow
 def test_show_words_json_and_table():
     text = "The animal didn't cross the street because it was too tired."
     result = invoke("show", text, "--words", "--format", "json")
@@ -116,6 +117,7 @@ def test_show_words_json_and_table():
     assert "didn't" in table.stdout and "Word level" in table.stdout
 
 
+@pytest.mark.slow
 def test_show_words_image_has_word_columns(tmp_path):
     from PIL import Image
 

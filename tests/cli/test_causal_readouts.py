@@ -1,5 +1,5 @@
-"""What the decoder commands say when they run on a causal model (issue 9's "Done when" run on
-SmolLM2): headers that never cut "causal", an inspect config that fits, focus maps that leave the
+"""What the decoder commands say when they run on a causal model (random decoders and SmolLM2's
+header): headers that never cut "causal", an inspect config that fits, focus maps that leave the
 sinks out, and compare/probe saying when twins differ only after the pronoun, which a causal
 model's pronoun cannot see."""
 
@@ -12,7 +12,6 @@ from rich.console import Console
 from attnviz.analysis.compare import compare_sentences
 from attnviz.analysis.probe import parse_item, run_probe
 from attnviz.analysis.words import to_words
-from attnviz.checkpoints import random_model, save_model
 from attnviz.config import EncoderConfig
 from attnviz.pipeline import run_attention, run_attention_batch
 from attnviz.render import image as img
@@ -21,32 +20,19 @@ from attnviz.render.terminal import model_header
 from attnviz.result import ModelInfo
 from cli_runs import invoke
 
-CAUSAL = EncoderConfig(
-    causal=True,
-    num_layers=2,
-    num_heads=3,
-    d_model=24,
-    d_ff=32,
-    positional="rope",
-    norm="rms",
-    norm_placement="pre",
-    num_kv_heads=1,
-    ffn="gated",
-)
 TWIN_A = "The trophy doesn't fit into the suitcase because it is too big."
 TWIN_B = "The trophy doesn't fit into the suitcase because it is too small."
 
 
 @pytest.fixture(scope="module")
-def causal_model():
-    return random_model(CAUSAL, seed=5)
+def causal_model(causal_random):
+    """A LLaMA-shaped random decoder, 2 layers x 3 heads x 24, one KV head."""
+    return causal_random(seed=5, num_layers=2, num_heads=3, d_model=24, d_ff=32)
 
 
 @pytest.fixture(scope="module")
-def causal_dir(tmp_path_factory, causal_model):
-    folder = tmp_path_factory.mktemp("causal") / "model"
-    save_model(causal_model, folder)
-    return str(folder)
+def causal_dir(causal_model, saved_model):
+    return saved_model(causal_model)
 
 
 # --- headers -----------------------------------------------------------------------------------------
@@ -82,6 +68,7 @@ def test_header_breaks_between_parts_and_never_cuts_causal_or_the_tokenizer_note
     assert len(wide) == 1 and wide[0].endswith("· causal · tokenizer: " + GGUF_TOKENIZER)
 
 
+@pytest.mark.slow
 def test_show_header_of_a_causal_random_model_says_causal_whole():
     out = invoke(
         "show",
@@ -105,7 +92,8 @@ def test_show_header_of_a_causal_random_model_says_causal_whole():
 # --- inspect's config table ----------------------------------------------------------------------------
 
 
-def test_inspect_config_table_fits_80_columns_uncut(causal_dir):
+@pytest.mark.slow
+def test_inspect_config_table_fits_80_columns_uncut(causal_dir, causal_model):
     out = invoke("inspect", causal_dir, "-t", "The cat sat because it was tired.", "--no-pronouns")
     assert out.exit_code == 0, out.output
     lines = [line.rstrip() for line in out.stdout.splitlines()]
@@ -114,7 +102,7 @@ def test_inspect_config_table_fits_80_columns_uncut(causal_dir):
     assert block[0].strip(), "no empty header row under the title"
     assert all(len(line) <= 80 and "…" not in line for line in block), block
     cells = " ".join(block).split()
-    for key, value in CAUSAL.to_dict().items():
+    for key, value in causal_model.config.to_dict().items():
         if key == "extra":
             continue
         shown = f"{value:.7g}" if isinstance(value, float) else str(value)
@@ -167,6 +155,7 @@ def test_focus_map_rings_skip_the_sink_and_the_scale_leaves_it_out(causal_model)
 # --- twins that differ only after the pronoun ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compare_says_causal_twins_the_same_up_to_the_focus_cannot_differ(causal_model, causal_dir, small_model):
     a, b = (to_words(run_attention(causal_model, t)) for t in (TWIN_A, TWIN_B))
     comp = compare_sentences(a, b, "it", ["trophy", "suitcase"])
@@ -211,6 +200,7 @@ def _twin_items() -> list:
     return [parse_item(json.dumps(line), n) for n, line in enumerate(lines, 1)]
 
 
+@pytest.mark.slow
 def test_probe_counts_the_twin_groups_a_causal_model_cannot_tell_apart(causal_model, small_model):
     result = run_probe(_twin_items(), lambda texts: run_attention_batch(causal_model, texts))
     assert result.n_items == 4 and len(result.groups()) == 2

@@ -8,6 +8,7 @@ import pytest
 from cli_runs import TINY, assert_one_error_line, invoke, run_attnviz
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, starts",
     [
@@ -32,6 +33,8 @@ def test_dash_output_is_standard_output(tmp_path, monkeypatch, args, starts):
         json.loads(to_dash.stdout)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_dash_output_is_refused_for_npz(tmp_path):
     line = assert_one_error_line(run_attnviz("show", "hi it", "--format", "npz", "-o", "-", cwd=tmp_path))
     assert line == "attnviz: error: --format npz is binary: give a file with --output FILE.npz, not -"

@@ -50,6 +50,8 @@ def test_cli_choices_are_the_configs_tuples():
     assert json.loads(result.stdout)["model"]["config"]["positional"] == "rope"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "args", [["inspect", "-t", "hi it"], ["probe", "coref", "agreement"], ["show", "hi it", "--format", "json"]]
 )

@@ -15,6 +15,8 @@ SENTENCE = "The animal didn't cross the street because it was too tired."
 TWIN = "The animal didn't cross the street because it was too wide."
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "args",
     [
@@ -32,6 +34,8 @@ def test_negative_seed_is_a_usage_error(args, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_negative_baseline_seed_is_a_usage_error():
     line = assert_one_error_line(run_attnviz("inspect", "--baseline", "--baseline-seed", "-5"))
     assert "Invalid value for '--baseline-seed'" in line
@@ -42,6 +46,8 @@ def test_library_refuses_negative_seed():
         random_model(seed=-1)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("flag", ["-l", "--layer", "--head"])
 @pytest.mark.parametrize("value", ["", "  "])
 def test_empty_selection_is_an_error_not_all(flag, value):
@@ -49,6 +55,8 @@ def test_empty_selection_is_an_error_not_all(flag, value):
     assert "an empty selection" in line and ("--head" if flag == "--head" else "--layer") in line
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("args", [["compare", "a b it", "a c it"], ["export", "hi it", "-o", "never-written"]])
 @pytest.mark.parametrize("flag", ["-l", "--head"])
 def test_empty_selection_is_an_error_in_compare_and_export_too(args, flag, tmp_path):
@@ -72,6 +80,7 @@ def test_parse_indices_takes_ascii_digits_only_and_names_the_whole_bad_range():
     assert [ascii_index(t) for t in ("7", " 12 ", "٣", "", "-1", "9" * 30)] == [7, 12, None, None, None, 10**18]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [

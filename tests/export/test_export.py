@@ -22,7 +22,7 @@ from PIL import Image
 from attnviz import export as ex
 from attnviz.errors import AttnvizError
 from attnviz.tokenize import TextTokenizer
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 TINY = ["--num-layers", "2", "--num-heads", "2", "--d-model", "16", "--d-ff", "32"]
 SENTENCES = [
@@ -62,6 +62,7 @@ def test_slug_examples():
     assert ex.slugify("x" * 40) == "x" * 17 + "-" + hashlib.sha1(b"x" * 40).hexdigest()[:6]
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=80))
 def test_slug_is_always_a_safe_short_file_name(text):
@@ -127,6 +128,7 @@ def test_a_missing_file_is_an_error_not_a_sentence(tmp_path):
 # --- the command -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_export_writes_named_images_manifest_and_sheet(tmp_path):
     out = tmp_path / "figures"
     done = run_export(*SENTENCES, "-o", str(out), "--layout", "model,layers,heads,focus")
@@ -158,6 +160,7 @@ def test_export_writes_named_images_manifest_and_sheet(tmp_path):
     assert (out / "index.html").is_file()
 
 
+@pytest.mark.slow
 def test_rerun_skips_existing_files_and_overwrite_redraws_them(tmp_path):
     out = tmp_path / "f"
     assert run_export(SENTENCES[0], "-o", str(out)).exit_code == 0
@@ -174,6 +177,7 @@ def test_rerun_skips_existing_files_and_overwrite_redraws_them(tmp_path):
     assert {p: (out / p).read_bytes() for p in stamps} == contents  # deterministic redraw
 
 
+@pytest.mark.slow
 def test_bad_sentences_are_reported_skipped_and_counted(tmp_path):
     out = tmp_path / "f"
     long = " ".join(["word"] * 40)
@@ -223,9 +227,7 @@ def test_stdin_input(tmp_path):
 )
 def test_bad_usage_exits_2_with_one_line(tmp_path, monkeypatch, args, fragment):
     monkeypatch.chdir(tmp_path)
-    done = run_export(*args)
-    assert done.exit_code == 2
-    assert fragment in done.stderr and "Traceback" not in done.output
+    assert_one_error_line(run_export(*args), fragment)
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
 
 
@@ -233,6 +235,7 @@ def test_missing_output_option_is_usage_error():
     assert invoke("export", "A sentence.").exit_code == 2
 
 
+@pytest.mark.slow
 def test_piped_output_has_no_progress_bar_and_quiet_has_no_closing_line(tmp_path):
     done = run_export(SENTENCES[0], "-o", str(tmp_path / "a"))
     assert done.stderr == "" and done.stdout.count("\n") == 1
@@ -240,6 +243,7 @@ def test_piped_output_has_no_progress_bar_and_quiet_has_no_closing_line(tmp_path
     assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
 
 
+@pytest.mark.slow
 def test_progress_bar_on_a_terminal(tmp_path):
     """rich treats the output as a terminal under FORCE_COLOR (what a tty gives); the bar draws."""
     done = invoke(
@@ -256,6 +260,7 @@ def test_progress_bar_on_a_terminal(tmp_path):
     assert "exporting" in done.stderr and "images" in done.stderr
 
 
+@pytest.mark.slow
 def test_parallel_jobs_write_the_same_bytes_as_one_process(tmp_path):
     args = [*SENTENCES, "-o"]
     one = invoke("export", *args, str(tmp_path / "one"), *TINY, "--jobs", "1", "--layout", "all")
@@ -268,6 +273,8 @@ def test_parallel_jobs_write_the_same_bytes_as_one_process(tmp_path):
     assert (tmp_path / "one" / "index.json").read_bytes() == (tmp_path / "two" / "index.json").read_bytes()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_an_export_killed_part_way_resumes_and_completes_with_whole_files(tmp_path):
     inputs = tmp_path / "many.txt"
     inputs.write_text("\n".join(f"Sentence number {i} says it was late." for i in range(16)) + "\n", encoding="utf-8")
@@ -309,6 +316,8 @@ def test_an_export_killed_part_way_resumes_and_completes_with_whole_files(tmp_pa
     assert len(manifest_files(out)) == 16 * 5
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_export_help_imports_neither_torch_nor_matplotlib():
     code = (
         "import sys\n"
@@ -323,6 +332,7 @@ def test_export_help_imports_neither_torch_nor_matplotlib():
         assert option in done.stdout
 
 
+@pytest.mark.slow
 def test_exclude_sinks_leaves_the_sinks_out_of_the_results_and_the_auto_scale(tmp_path):
     """[CLS] and [SEP] soak up attention: with --exclude-sinks the auto colour scale of the focus
     map tops out at the largest weight elsewhere, so the image differs; the results say so."""

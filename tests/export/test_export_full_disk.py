@@ -4,6 +4,8 @@ the same bytes as an uninterrupted one."""
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -24,6 +26,7 @@ def run_export(*args, jobs="1"):
     return invoke("export", *args, *TINY, "--jobs", jobs)
 
 
+@pytest.mark.slow
 def test_export_stops_at_the_first_enospc_and_a_later_run_resumes(tmp_path, monkeypatch):
     out = tmp_path / "out"
     args = [*SENTENCES, "-o", str(out), "--layout", "model,layers"]  # 4 sentences x 3 images
@@ -82,6 +85,8 @@ aio._write_all = _full_after
 """
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_parallel_export_stops_at_enospc_in_a_worker(tmp_path):
     """The fault injected in every process (a sitecustomize on PYTHONPATH runs in spawned workers
     too): the worker's WriteError stops the pool, one line, no partial file, no empty folder."""

@@ -4,6 +4,8 @@ full text."""
 
 from __future__ import annotations
 
+import pytest
+
 import html
 import json
 import re
@@ -30,6 +32,7 @@ LONG_KOREAN = "가나다라마바사아자차" * 11  # 110 characters, 330 bytes
 LONG_KOREAN_SPACED = " ".join(["고양이가 매트 위에 앉았는데 그것이 너무 피곤했기 때문이다"] * 4)
 
 
+@pytest.mark.slow
 def test_long_sentences_export_with_short_names_and_the_full_text_in_the_manifest(tmp_path):
     out = tmp_path / "out"
     sentences = [LONG_ENGLISH, LONG_KOREAN, LONG_KOREAN_SPACED, LONG_KOREAN + "끝"]
@@ -65,6 +68,7 @@ def test_cut_names_are_deterministic_and_tell_apart_sentences_that_start_alike()
     assert len(ex.slugify("𠀀" * 30).encode("utf-8")) <= ex.SLUG_BYTES
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300), st.integers(1, 999_999)
@@ -79,8 +83,10 @@ def test_folder_names_fit_in_100_bytes_whatever_the_script(text, index):
 ODD_BREAKS = "one\u2028two\u2029three\x0bfour\x0cfive\x1csix\x1dseven\x1eeight\x85nine"
 
 
+@pytest.mark.slow
 def test_sentences_end_at_newlines_only(tmp_path, monkeypatch):
-    """Seen: printf 'one\\u2028two\\x0cthree' | attnviz export - made 3 sentences; wc -l counts 1."""
+    """Line and paragraph separators, form feeds and the like stay inside a sentence, as `wc -l`
+    counts lines: `printf 'one\\u2028two\\x0cthree' | attnviz export -` is one sentence."""
     notes = tmp_path / "notes.txt"
     notes.write_bytes(f"{ODD_BREAKS}\nsecond\r\nthird\rfourth\n".encode("utf-8"))
     assert [s.text for s in ex.collect_sentences([str(notes)])] == [ODD_BREAKS, "second", "third", "fourth"]

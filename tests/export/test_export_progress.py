@@ -3,11 +3,14 @@ shows that total and a time remaining."""
 
 from __future__ import annotations
 
+import pytest
+
 import re
 from attnviz import export as ex
 from cli_runs import TINY, invoke
 
 
+@pytest.mark.slow
 def test_progress_total_is_final_from_the_first_call(tmp_path, small_model):
     sentences = ex.collect_sentences(
         [
@@ -37,6 +40,7 @@ def test_progress_total_is_final_from_the_first_call(tmp_path, small_model):
     assert calls[0] == (0, len(written)) and calls[-1] == (len(written), len(written))
 
 
+@pytest.mark.slow
 def test_the_progress_bar_shows_the_final_total_and_a_time_remaining(tmp_path):
     """rich draws the bar under FORCE_COLOR; every frame's N/M has the final M."""
     inputs = tmp_path / "in.txt"

@@ -24,6 +24,7 @@ def run_tiny(*args, input=None):
     return invoke("export", *args, *TINY, "--jobs", "1", "-q", input=input)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "files, named",
     [
@@ -36,7 +37,8 @@ def run_tiny(*args, input=None):
     ],
 )
 def test_a_users_own_index_file_is_refused_before_the_model_loads_and_kept(tmp_path, files, named):
-    """Seen: export -o site replaced the user's site/index.html and index.json, exit 0."""
+    """A folder holding the user's own index.html or index.json: refused in one line before the
+    model loads, byte for byte untouched; --overwrite replaces them, and after that reruns resume."""
     site = tmp_path / "site"
     site.mkdir()
     for name, data in files.items():
@@ -63,6 +65,7 @@ def test_the_library_refuses_a_users_index_file_too(tmp_path, small_model):
     assert tree(tmp_path) == {"index.html": OWN_SHEET}
 
 
+@pytest.mark.slow
 def test_a_sheet_and_manifest_written_before_the_markers_still_resume(tmp_path):
     """Pages from before the generator meta tag are recognised by their title; an index.json from
     before `settings` is compared on what it records (README: export)."""
@@ -82,6 +85,7 @@ def test_a_sheet_and_manifest_written_before_the_markers_still_resume(tmp_path):
     assert json.loads((out / "index.json").read_text(encoding="utf-8"))["settings"]["layers"] == [1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "changed, was, now",
     [
@@ -96,8 +100,9 @@ def test_a_sheet_and_manifest_written_before_the_markers_still_resume(tmp_path):
     ],
 )
 def test_a_rerun_with_other_settings_is_refused_and_overwrite_redraws(tmp_path, changed, was, now):
-    """Seen: --seed 0, then --seed 5 --cmap magma into the same folder: exit 0, the images kept
-    their seed-0 viridis bytes while index.json said seed 5."""
+    """An export into a folder made with other settings (seed, colormap, preset, ...) is refused in
+    one line naming both settings, nothing changed; --overwrite redraws to the bytes of a fresh
+    export with the new settings; the same settings again resume."""
     out = tmp_path / "rs"
     assert run_tiny("The cat sat.", "-o", str(out)).exit_code == 0
     before = tree(out)
@@ -117,6 +122,7 @@ def test_a_rerun_with_other_settings_is_refused_and_overwrite_redraws(tmp_path, 
     assert again.exit_code == 0 and "(0 images written, " in again.stdout, again.output
 
 
+@pytest.mark.slow
 def test_a_rerun_with_another_model_shape_is_refused(tmp_path):
     out = tmp_path / "rs"
     assert run_tiny("The cat sat.", "-o", str(out)).exit_code == 0
@@ -146,6 +152,7 @@ def test_a_rerun_with_another_model_shape_is_refused(tmp_path):
     assert tree(out) == before
 
 
+@pytest.mark.slow
 def test_another_sentence_behind_an_existing_folder_name_is_refused(tmp_path):
     """Two sentences that start alike get one folder name: the old one's images must not be kept
     as the new one's."""

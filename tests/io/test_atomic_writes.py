@@ -38,8 +38,7 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file_and_no_part(tmp_path, mo
 
 def _interrupted_right_after(real):
     """`real` (os.open or os.mkdir) that does its work, then raises KeyboardInterrupt as a signal
-    handler would at the next bytecode: the moment tempfile.mkstemp left its file behind (a SIGTERM
-    during export, seen in CI)."""
+    handler would at the next bytecode, right after the temporary file or folder exists."""
 
     def call(*args, **kwargs):
         real(*args, **kwargs)
@@ -99,6 +98,7 @@ def umask(request):
         os.umask(old)
 
 
+@pytest.mark.slow
 def test_every_written_file_gets_the_mode_of_the_umask(tmp_path, umask):
     file_mode, folder_mode = 0o666 & ~umask, 0o777 & ~umask
     assert aio.current_umask() == umask
@@ -128,6 +128,7 @@ def test_every_written_file_gets_the_mode_of_the_umask(tmp_path, umask):
     assert {p.relative_to(tmp_path).as_posix(): oct(mode(p)) for p in folders if mode(p) != folder_mode} == {}
 
 
+@pytest.mark.slow
 def test_init_overwrite_keeps_the_umask_mode(tmp_path, umask):
     folder = tmp_path / "model"
     assert invoke("init", str(folder), *TINY).exit_code == 0

@@ -3,6 +3,8 @@ command and output format."""
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import re
 import subprocess
@@ -15,6 +17,8 @@ SENTENCE = "The animal didn't cross the street because it was too tired."
 TWIN = "The animal didn't cross the street because it was too wide."
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_closed_pipe_is_a_quiet_success_for_every_command_and_format():
     """The reader goes away before attnviz writes (as `| head -1` does for long output): every
     command and format must exit 0 with nothing on stderr. All run at once to save time."""
@@ -47,6 +51,8 @@ def test_closed_pipe_is_a_quiet_success_for_every_command_and_format():
     assert not failures
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_pipe_closed_after_the_first_line():
     """The shell case itself: `attnviz show ... | head -1`."""
     proc = subprocess.run(

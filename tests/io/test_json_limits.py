@@ -33,6 +33,8 @@ def test_parse_json_turns_parser_limits_into_a_value_error():
     assert parse_json('{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_probe_line_beyond_the_parser_is_skipped_with_a_plain_warning(tmp_path):
     items = tmp_path / "items.jsonl"
     huge = json.dumps({**GOOD_ITEM, "answer": 0}).replace('"answer": 0', '"answer": ' + "9" * 5000)
@@ -53,6 +55,8 @@ def test_probe_line_beyond_the_parser_is_skipped_with_a_plain_warning(tmp_path):
     assert "set_int_max_str_digits" not in err and "Traceback" not in err
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_deep_probe_file_alone_is_one_error_line(tmp_path):
     deep = tmp_path / "deep.jsonl"
     deep.write_text(DEEP + "\n", encoding="utf-8")
@@ -64,6 +68,8 @@ def test_deep_probe_file_alone_is_one_error_line(tmp_path):
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_deep_config_json_is_one_line_naming_the_file(small_checkpoint, tmp_path):
     folder = edited_copy(small_checkpoint, tmp_path / "deep")
     (folder / "config.json").write_text(DEEP, encoding="utf-8")
@@ -87,6 +93,8 @@ def test_deep_safetensors_index_and_tokenizer_config_are_handled(small_checkpoin
     assert folder_tokenizer(bert).encode("HELLO").ids[1:-1] == [5]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_deep_pronoun_cache_is_ignored_with_a_note(tmp_path):
     cache = tmp_path / "cache"
     env = {"ATTNVIZ_CACHE_DIR": str(cache)}
@@ -100,6 +108,7 @@ def test_deep_pronoun_cache_is_ignored_with_a_note(tmp_path):
     assert "ignored a corrupt pronoun-heads cache file" in out and "(arrays or objects nested too deeply)" in out
 
 
+@pytest.mark.slow
 def test_deep_history_line_costs_that_line(tmp_path):
     from attnviz.explore.history import History
 

@@ -157,6 +157,8 @@ def test_package_folder_is_the_top_level_folder():
     assert samples.sample_dir().resolve() == TOP_LEVEL.resolve()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.skipif(not TOP_LEVEL.is_dir(), reason="needs the source checkout")
 def test_a_built_wheel_carries_the_sample_texts(tmp_path):
     """A normal (non-editable) install gets real files, byte for byte, not a dangling link."""

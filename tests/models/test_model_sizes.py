@@ -18,6 +18,8 @@ from builders import edited_copy
 from cli_runs import assert_one_error_line, run_attnviz
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "flag, value, extra",
     [
@@ -34,9 +36,12 @@ def test_absurd_random_model_is_refused_before_building(flag, value, extra):
     assert time.monotonic() - start < 30  # refused from arithmetic, not after an allocation attempt
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_a_huge_max_len_costs_nothing_with_sinusoidal_positions(tmp_path):
-    """The sinusoid rows are made for the text's positions only: `init --max-len 100000000` was
-    killed by the kernel (a max_len table and its float64 temporaries: 57 GB at d_model 16)."""
+    """The sinusoid rows are made for the text's positions only: `init --max-len 100000000` and a
+    show of the saved model succeed (a whole max_len table with its float64 temporaries would be
+    57 GB at d_model 16)."""
     done = run_attnviz(
         "init",
         "m",
@@ -58,6 +63,8 @@ def test_a_huge_max_len_costs_nothing_with_sinusoidal_positions(tmp_path):
     assert json.loads(shown.stdout)["model"]["config"]["max_len"] == 100_000_000
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_the_memory_estimate_counts_the_copy_made_while_filling_the_largest_tensor(tmp_path):
     """A learned position table of 20M x 16 floats is 1.2 GiB, and drawing its random values takes
     as much again: under a 2 GiB limit it is refused, not built until the kernel kills it."""
@@ -84,18 +91,21 @@ def test_the_memory_estimate_counts_the_copy_made_while_filling_the_largest_tens
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("max_len, shown", [("1", "at most 1 token: no room"), ("2", "at most 2 tokens: no room")])
 @pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
 def test_a_max_len_with_no_room_beside_the_special_tokens_is_one_line(max_len, shown, positional):
-    """Seen: --max-len 1 --truncate with learned positions was an internal IndexError (the library
-    adds [CLS] and [SEP] after cutting: 3 tokens for 1 position); with sinusoidal positions it
-    ran 3 tokens; --max-len 2 said the text had no readable tokens."""
+    """A --max-len that leaves no room for a word beside [CLS] and [SEP] (which come on top of the
+    cut text) is one line saying so, for learned and sinusoidal positions alike."""
     line = assert_one_error_line(
         run_attnviz("show", "the cat sat", "--max-len", max_len, "--truncate", "--positional", positional)
     )
     assert shown in line and "2 special tokens" in line
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_the_smallest_max_len_that_holds_a_word_truncates_to_it():
     done = run_attnviz(
         "show", "the cat sat", "--max-len", "3", "--truncate", "--positional", "learned", "--format", "json"
@@ -104,12 +114,16 @@ def test_the_smallest_max_len_that_holds_a_word_truncates_to_it():
     assert json.loads(done.stdout)["tokens"] == ["[CLS]", "the", "[SEP]"]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_absurd_layer_count_is_refused_by_the_layer_cap(tmp_path):
     line = assert_one_error_line(run_attnviz("init", "never-written", "--num-layers", "1000000000", cwd=tmp_path))
     assert f"--num-layers 1000000000 is more layers than attnviz builds (at most {MAX_LAYERS};" in line
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_checkpoint_with_absurd_d_model_names_file_and_key(small_checkpoint, tmp_path):
     bad = edited_copy(small_checkpoint, tmp_path / "big", d_model=1_000_000_000)
     line = assert_one_error_line(run_attnviz("show", "hi it", "-m", str(bad)))
@@ -117,6 +131,8 @@ def test_checkpoint_with_absurd_d_model_names_file_and_key(small_checkpoint, tmp
     assert "model.safetensors" in line and "the largest is" in line
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_memory_limit_refuses_a_valid_checkpoint(small_checkpoint):
     need = 4 * parameter_count(json.loads((small_checkpoint / "config.json").read_text()))
     line = assert_one_error_line(
@@ -126,6 +142,8 @@ def test_memory_limit_refuses_a_valid_checkpoint(small_checkpoint):
     assert f"{LIMIT_VARIABLE}={need // 2}" in line
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_attention_maps_of_a_long_text_are_refused_before_the_forward_pass():
     text = " ".join(["word"] * 2000)
     line = assert_one_error_line(

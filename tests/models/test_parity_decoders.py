@@ -25,7 +25,7 @@ from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention, run_attention_batch
 from attnviz.tokenize import TextTokenizer
 from test_parity_families import SENTENCES, TOL  # the same sentences and tolerance as the encoders
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
@@ -316,10 +316,10 @@ def test_show_layer_0_reads_layer_0_only(tmp_path, reads):
     ids = torch.tensor([LLAMA_TOKENIZER.encode(SENTENCES[2]).ids])
     np.testing.assert_allclose(np.asarray(payload["weights"]), hf_attention(ref, ids)[0, :1], rtol=0, atol=TOL)
     # A layer beyond the model is still the usual one-line error with the real count.
-    bad = invoke("show", SENTENCES[2], "-m", str(folder), "-l", "5")
-    assert bad.exit_code == 2 and "the model has 3 layers" in bad.stderr
+    assert_one_error_line(invoke("show", SENTENCES[2], "-m", str(folder), "-l", "5"), "the model has 3 layers")
 
 
+@pytest.mark.slow
 def test_last_layer_on_encoder_families_and_native(tmp_path, reads):
     """BERT-family and attnviz's own checkpoints skip the later layers too."""
     config = transformers.BertConfig(
@@ -347,6 +347,7 @@ def test_last_layer_on_encoder_families_and_native(tmp_path, reads):
         np.testing.assert_array_equal(a.weights[:1], b.weights)
 
 
+@pytest.mark.slow
 def test_random_model_last_layer_has_the_same_first_layers():
     full = attnviz.load_model("random", config=attnviz.EncoderConfig(num_layers=4, causal=True))
     first = attnviz.load_model("random", config=attnviz.EncoderConfig(num_layers=4, causal=True), last_layer=1)
@@ -359,6 +360,7 @@ def test_random_model_last_layer_has_the_same_first_layers():
 # Precision and device ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype, tol", [("bfloat16", 0.3), ("float16", 0.05)])
 def test_half_precision_gives_float32_attention_close_to_float32(tmp_path, dtype, tol):
     """In half precision the weights are rounded, so attention moves; it must move no more than
@@ -406,9 +408,7 @@ def test_random_model_in_bfloat16():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu_is_one_line_exit_2():
-    result = invoke("show", "All is well.", "--device", "cuda")
-    assert result.exit_code == 2
-    assert result.stderr.count("\n") == 1 and "no CUDA GPU" in result.stderr
+    assert_one_error_line(invoke("show", "All is well.", "--device", "cuda"), "no CUDA GPU")
     with pytest.raises(AttnvizError, match="no CUDA GPU"):
         attnviz.load_model("random", device="cuda")
 
@@ -421,9 +421,7 @@ def test_cuda_without_a_gpu_is_one_line_exit_2():
     ],
 )
 def test_bad_device_is_one_line_exit_2(args, words):
-    result = invoke("show", "All is well.", *args)
-    assert result.exit_code == 2 and result.stderr.count("\n") == 1
-    assert all(w in result.stderr for w in words)
+    assert_one_error_line(invoke("show", "All is well.", *args), *words)
 
 
 def test_bad_dtype_is_refused():
@@ -454,6 +452,7 @@ def write_config(tmp_path, key: str, change: dict, drop: tuple = ()):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "key, change, words",
     [
@@ -492,8 +491,7 @@ def test_unsupported_is_one_line_exit_2(tmp_path, key, change, words):
     message = load_error(folder)
     for word in words:
         assert word in message
-    result = invoke("show", "All is well.", "-m", str(folder))
-    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("attnviz: error:")
+    assert_one_error_line(invoke("show", "All is well.", "-m", str(folder)))
 
 
 def test_weights_that_disagree_with_config_name_file_and_key(tmp_path):
@@ -513,6 +511,7 @@ def test_weights_that_disagree_with_config_name_file_and_key(tmp_path):
         attnviz.load_model(str(folder))
 
 
+@pytest.mark.slow
 def test_sliding_window_is_the_longest_text(tmp_path):
     """Texts longer than Mistral's window are read with the window now (not refused): attention
     equals transformers' beyond it (more in tests/long/test_sliding_window.py)."""
@@ -530,4 +529,4 @@ def test_sliding_window_is_the_longest_text(tmp_path):
 def test_random_shape_flags_are_refused_for_a_checkpoint(tmp_path):
     folder, _ = write_folder(tmp_path, "gpt2")
     result = invoke("show", "All is well.", "-m", str(folder), "--causal", "--kv-heads", "2")
-    assert result.exit_code == 2 and "--causal" in result.stderr and "--kv-heads" in result.stderr
+    assert_one_error_line(result, "--causal", "--kv-heads")

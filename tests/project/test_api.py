@@ -4,9 +4,13 @@ import inspect
 import subprocess
 import sys
 
+import pytest
+
 import attnviz
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_result_module_is_a_module_and_attention_a_function():
     code = (
         "import attnviz\n"

@@ -4,9 +4,13 @@ with one."""
 from __future__ import annotations
 
 import sys
+
+import pytest
+
 from cli_runs import ROOT
 
 
+@pytest.mark.slow
 def test_every_third_party_import_is_declared():
     """A module attnviz imports at run time is a declared dependency (or comes with one)."""
     import ast

@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.subprocess
 def test_ruff_finds_nothing():
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
     if not Path(ruff).exists():
@@ -18,6 +19,7 @@ def test_ruff_finds_nothing():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.subprocess
 def test_ruff_format_leaves_everything_as_it_is():
     """The code is formatted by `ruff format` (line length in pyproject.toml): nothing to change."""
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")

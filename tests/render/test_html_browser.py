@@ -159,6 +159,8 @@ def expected_lines(data, level, layer, heads, *, sinks=False, query=None, key=No
     return [x for x in out if (query is None or x[1] == query) and (key is None or x[2] == key)]
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_opens_from_disk_offline_without_errors(driver, pages):
     folder = pages[0]
     open_page(driver, folder / "main.html")
@@ -173,6 +175,8 @@ def test_opens_from_disk_offline_without_errors(driver, pages):
     assert any("Content Security Policy" in e["message"] for e in browser.console(driver))
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_opens_from_a_web_server(driver, pages):
     folder = pages[0]
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
@@ -191,6 +195,8 @@ def test_opens_from_a_web_server(driver, pages):
         server.server_close()
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_head_view_draws_the_expected_lines_and_filters_on_hover_and_focus(driver, pages):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import Select
@@ -222,6 +228,8 @@ def test_head_view_draws_the_expected_lines_and_filters_on_hover_and_focus(drive
     assert severe(driver) == []
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_long_pages_draw_only_the_top_lines(driver, pages):
     folder = pages[0]
     data = page_json((folder / "long.html").read_text(encoding="utf-8"))
@@ -249,6 +257,8 @@ def hover_cell(driver, i, j):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_matrix_tooltip_gives_query_key_and_weight(driver, pages):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
@@ -287,6 +297,8 @@ def test_matrix_tooltip_gives_query_key_and_weight(driver, pages):
     assert severe(driver) == []
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_model_view_thumbnail_opens_that_head(driver, pages):
     folder = pages[0]
     open_page(driver, folder / "main.html")
@@ -307,6 +319,8 @@ def test_model_view_thumbnail_opens_that_head(driver, pages):
     assert state == ["matrix", "0", "3"]
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_arrow_keys_change_layer_and_head(driver, pages):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
@@ -328,6 +342,8 @@ def test_arrow_keys_change_layer_and_head(driver, pages):
     assert unnamed == 0
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_word_level_toggle_changes_the_units(driver, pages):
     folder, result = pages[0], pages[1]
     open_page(driver, folder / "main.html")
@@ -349,6 +365,8 @@ def test_word_level_toggle_changes_the_units(driver, pages):
     assert not {"[CLS]", "[SEP]"} & set(js(driver, ranked))
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_causal_result_shows_masked_cells_as_masked(driver, pages):
     folder, decoder = pages[0], pages[2]
     assert decoder.causal
@@ -372,6 +390,8 @@ def test_causal_result_shows_masked_cells_as_masked(driver, pages):
     assert severe(driver) == []
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_notebook_iframes_work_side_by_side(driver, pages):
     folder = pages[0]
     driver.get("about:blank")
@@ -394,6 +414,8 @@ def test_notebook_iframes_work_side_by_side(driver, pages):
     assert severe(driver) == []
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_korean_hebrew_and_arabic_render(driver, pages):
     folder, scripts = pages[0], pages[3]
     open_page(driver, folder / "scripts.html")
@@ -435,6 +457,8 @@ def test_korean_hebrew_and_arabic_render(driver, pages):
     assert severe(driver) == []
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_view_buttons_switch_between_the_embedded_views(driver, pages):
     from selenium.webdriver.support.ui import Select
 
@@ -454,6 +478,8 @@ def test_view_buttons_switch_between_the_embedded_views(driver, pages):
     assert severe(driver) == []
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_focus_panel_marks_known_pronoun_heads(driver, pages, tmp_path):
     folder, result = pages[0], pages[1]
     known = {"probe_set": "agreement", "heads": [{"layer": 1, "head": 2, "accuracy": 0.941}]}

@@ -92,6 +92,7 @@ def models():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["encoder", "causal"])
 @pytest.mark.parametrize("text", SENTENCES)
 @pytest.mark.parametrize("width", [200, 100, 60, 30])

