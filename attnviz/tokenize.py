@@ -164,8 +164,8 @@ class TextTokenizer:
         special = [bool(s) for s in enc.special_tokens_mask]
         if all(special):
             raise AttnvizError("the text has no tokens the tokenizer can read; give a sentence to visualise")
-        offsets = _cover_marks(
-            text, [tuple(o) if s else _trim_spaces(text, o) for o, s in zip(enc.offsets, special)], special
+        offsets = cover_marks(
+            text, [tuple(o) if s else trim_spaces(text, o) for o, s in zip(enc.offsets, special)], special
         )
         word_ids = list(enc.word_ids)
         # Without a pre-tokenizer (SentencePiece as Gemma's GGUF vocabulary is rebuilt) the whole
@@ -182,7 +182,7 @@ def _joins_previous(ch: str) -> bool:
     return unicodedata.category(ch)[0] == "M" or "\u1160" <= ch <= "\u11ff" or "\ud7b0" <= ch <= "\ud7ff"
 
 
-def _cover_marks(text: str, offsets: list[tuple[int, int]], special: list[bool]) -> list[tuple[int, int]]:
+def cover_marks(text: str, offsets: list[tuple[int, int]], special: list[bool]) -> list[tuple[int, int]]:
     """Give back to their tokens the characters that normalisation merged away.
 
     Accent stripping removes a decomposed acute (e + U+0301) and Indic vowel signs from what the
@@ -209,7 +209,7 @@ def _cover_marks(text: str, offsets: list[tuple[int, int]], special: list[bool])
     return out
 
 
-def _trim_spaces(text: str, span) -> tuple[int, int]:
+def trim_spaces(text: str, span) -> tuple[int, int]:
     """A token's span without the spaces around it. Byte-level BPE (GPT-2, LLaMA 3, SmolLM) and
     SentencePiece pieces carry the space before a word ("Ġit" spans " it"): trimmed, labels show
     the word as written ("it"), as for BERT's pieces. A piece that is only spaces keeps its span."""

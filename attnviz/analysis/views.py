@@ -24,6 +24,12 @@ def is_rollout(head: int) -> bool:
     return head == ROLLOUT_HEAD
 
 
+def mixed_name(view: str) -> str:
+    """The one name of the pseudo-head ROLLOUT_HEAD in every output: "rollout", or "all heads"
+    for value zeroing in all heads (both mix every head of a layer into one map)."""
+    return ROLLOUT_NAME if view == "rollout" else "all heads"
+
+
 def head_label(head: int) -> str:
     """ "head 5", or "rollout" for the pseudo-head: how titles name a head."""
     return ROLLOUT_NAME if is_rollout(head) else f"head {head}"

@@ -256,13 +256,13 @@ def peek_model(spec: str, *, config: EncoderConfig | None = None, tokenizer: str
 
             path, _ = resolve_named(spec)
         if path.suffix.lower() == GGUF_SUFFIX and not path.is_dir():
-            from .gguf import gguf_config, _tokenizer
+            from .gguf import file_tokenizer, gguf_config
             from .gguf_file import GGUFFile
 
             file = GGUFFile(path)
             try:
                 arch = file.fields.get("general.architecture")
-                return gguf_config(file, arch), tok or _tokenizer(file)
+                return gguf_config(file, arch), tok or file_tokenizer(file)
             finally:
                 file.close()
         folder = path if path.is_dir() else path.parent

@@ -96,7 +96,7 @@ def load_gguf(
             )
         file.check_types()
         config = gguf_config(file, arch)
-        tokenizer = tokenizer or _tokenizer(file)
+        tokenizer = tokenizer or file_tokenizer(file)
         file.forget_metadata()  # parsed into config and tokenizer: not held while the tensors load
         weights = GGUFWeights(file, arch, config)
         encoder = build_encoder(config, weights.file, file.label, last_layer=last_layer)
@@ -351,7 +351,7 @@ def _unpermute(rows, heads: int):
     return rows.reshape(heads, d_half, 2, *shape[1:]).swapaxes(1, 2).reshape(shape).copy()
 
 
-def _tokenizer(file: GGUFFile) -> TextTokenizer:
+def file_tokenizer(file: GGUFFile) -> TextTokenizer:
     from .gguf_tokenizer import gguf_tokenizer
 
     return gguf_tokenizer(file.fields, file.label)

@@ -22,7 +22,7 @@ from ..config import LAYER_TYPES, EncoderConfig
 from ..errors import AttnvizError
 from ..result import AttentionResult, ModelInfo
 from ..text import check_text
-from ..tokenize import _cover_marks, _trim_spaces
+from ..tokenize import cover_marks, trim_spaces
 from . import INSTALL, NATIVE_ONLY
 
 NO_EAGER = "cannot return its attention weights through transformers (it has no eager attention implementation)"
@@ -275,7 +275,7 @@ def tokenize(model: TransformersModel, text: str, truncate: bool = False) -> Tok
     tokens = tok.convert_ids_to_tokens(ids)
     if fast:
         raw = [tuple(o) for o in enc["offset_mapping"]]
-        offsets = _cover_marks(text, [o if s else _trim_spaces(text, o) for o, s in zip(raw, special)], special)
+        offsets = cover_marks(text, [o if s else trim_spaces(text, o) for o, s in zip(raw, special)], special)
         word_ids = [None if s else w for w, s in zip(enc.word_ids(), special)]
     else:  # a slow tokenizer knows no offsets: labels fall back to the token strings
         offsets = [(0, 0)] * len(ids)

@@ -15,6 +15,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
+from ..analysis.views import mixed_name
 from ..errors import AttnvizError
 from . import cells, long_view
 from .history import History
@@ -187,7 +188,11 @@ class ExploreApp(App[int]):
             result = self.session.result()
             bits += [
                 f"layer {self.session.layer} (of {len(result.layers)}) · "
-                + (f"head {self.session.head} (of {len(result.heads)})" if self.session.head >= 0 else "heads mixed"),
+                + (
+                    f"head {self.session.head} (of {len(result.heads)})"
+                    if self.session.head >= 0
+                    else mixed_name(result.view)
+                ),
                 result.view,
                 "word level" if result.units == "words" else "token level",
                 "sinks out of scale" if result.excluded else "sinks in scale",

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+from ..analysis.views import mixed_name
 from ..errors import AttnvizError
 from ..files import atomic_write
 from ..result import AttentionResult
@@ -54,7 +55,7 @@ def save_view(
 
     if not folder.is_dir():
         raise AttnvizError(f"cannot save into {folder}: no such folder")
-    head_part = f"h{head}" if head >= 0 else "mixed"
+    head_part = f"h{head}" if head >= 0 else "-" + mixed_name(result.view).replace(" ", "-")
     stem = f"{slug(result.text)}-{result.view}-{result.units}-l{layer}{head_part}"
     name = free_name(folder, stem, (".png", ".html"))
     image = render_image(result.select([layer], [head]), "head", ImageOptions(), fmt="png", layer=layer, head=head)

@@ -69,7 +69,7 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
 
     from .fonts import drawable
     from .image.engine import MASKED_COLOR, fmt_tick, measure, nice_ticks
-    from .image.layouts import CAPTIONS, _fit, _ordinal
+    from .image.layouts import CAPTIONS, fit_text, ordinal
     from .image.writer import figure_bytes
 
     notes: list[str] = []
@@ -175,7 +175,7 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
         step = math.ceil(style.min_font * 1.15 / (rh * 72))
         row_font = style.min_font
         notes.append(
-            f"the comparison names every {_ordinal(step)} head: its rows are too thin for all "
+            f"the comparison names every {ordinal(step)} head: its rows are too thin for all "
             "(use a larger --size, or fewer layers/heads)"
         )
     if cw * 72 < col_font * 1.15:
@@ -191,7 +191,7 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
     fig.text(
         pad / width,
         top / height,
-        _fit(title, style.title, width - pad - right),
+        fit_text(title, style.title, width - pad - right),
         ha="left",
         va="top",
         fontsize=style.title,
@@ -203,7 +203,7 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
         fig.text(
             (pad + indent) / width,
             y / height,
-            _fit(drawable(line), style.small, width - pad - right - indent),
+            fit_text(drawable(line), style.small, width - pad - right - indent),
             ha="left",
             va="top",
             fontsize=style.small,
@@ -221,7 +221,7 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
             image = ax.imshow(shown_data, cmap=diff_cmap, vmin=-dmax, vmax=dmax, aspect="auto", interpolation="none")
         else:
             image = ax.imshow(shown_data, cmap=masked_cmap, vmin=0.0, vmax=vmax, aspect="auto", interpolation="none")
-        ax.set_title(_fit(drawable(titles[k]), style.small, panel_w), fontsize=style.small, pad=3)
+        ax.set_title(fit_text(drawable(titles[k]), style.small, panel_w), fontsize=style.small, pad=3)
         ax.set_xticks(range(C))
         ax.set_xticklabels(labels[key], rotation=90, fontsize=col_font)
         for c, tick in enumerate(ax.get_xticklabels()):
@@ -251,7 +251,7 @@ def _draw(comp: Comparison, options: ImageOptions, style, fmt: str) -> Rendered:
         bar.set_ticks(ticks, labels=names)
         bar.ax.tick_params(labelsize=style.small, length=2, width=0.5, pad=1.5)
         bar.outline.set_linewidth(0.5)
-        bar.set_label(_fit(drawable(captions[k]), style.small, panel_w), fontsize=style.small, labelpad=2)
+        bar.set_label(fit_text(drawable(captions[k]), style.small, panel_w), fontsize=style.small, labelpad=2)
     if causal:  # the key to the grey cells, before the last text line
         fig.add_artist(
             Rectangle(

@@ -10,7 +10,7 @@ from rich.text import Text
 from ..analysis.candidates import NO_WINNER
 from ..analysis.compare import Comparison
 from ..analysis.views import head_name
-from .terminal import MARK, cell_style, _fit
+from .terminal import MARK, cell_style, fit_label
 
 FLIP = "⇄"
 GAP = 2  # between table columns: padding (0, 1) on both sides
@@ -26,7 +26,7 @@ def _winner(side, li: int, hi: int, width: int) -> Text:
     won = int(side.scores.winners[li, hi])
     if won == NO_WINNER:
         return Text("tie", style="dim")
-    return _fit(side.scores.candidates[won].label, width)
+    return fit_label(side.scores.candidates[won].label, width)
 
 
 def label_width(console_width: int, comp: Comparison, with_cands: bool) -> int:
@@ -127,7 +127,7 @@ def render_comparison(console: Console, comp: Comparison, top_n: int = 5) -> Non
             cells = [head_name(layer, head)]
             for side in (a, b):
                 j, w = side.top(li, hi)
-                cells.append(Text.assemble(_fit(side.result.labels[j], words), f" {_num(w)}"))
+                cells.append(Text.assemble(fit_label(side.result.labels[j], words), f" {_num(w)}"))
             if with_cands:
                 for side in (a, b):
                     won = int(side.scores.winners[li, hi])

@@ -30,7 +30,7 @@ from ..analysis.pooling import (
     skipped_cells,
 )
 from ..result import AttentionResult
-from .terminal import ROW_LABEL_WIDTH, _fit, viridis
+from .terminal import ROW_LABEL_WIDTH, fit_label, viridis
 
 # The tables of a head are split into blocks of key columns when they do not fit; past this many
 # blocks the overview replaces them.
@@ -169,7 +169,7 @@ def head_overview(
     labelled = _row_labels(line_starts, T)
     levels = _level(pooled.values, top)
     for k in range(n_lines):
-        label = _fit(f"{line_starts[k]:>{len(str(T - 1))}} {labels[line_starts[k]]}", ROW_LABEL_WIDTH)
+        label = fit_label(f"{line_starts[k]:>{len(str(T - 1))}} {labels[line_starts[k]]}", ROW_LABEL_WIDTH)
         row = label if k in labelled else Text("")
         row.no_wrap, row.overflow = True, "crop"
         row.pad_right(ROW_LABEL_WIDTH + 1 - row.cell_len)
@@ -242,7 +242,7 @@ def focus_strip(
     strip = pool_row(row, skip, cols, how)
     top = _top(strip)
     C = strip.values.shape[1]
-    line = _fit(f"row {focus.index}", ROW_LABEL_WIDTH)
+    line = fit_label(f"row {focus.index}", ROW_LABEL_WIDTH)
     line.overflow = "crop"
     line.pad_right(ROW_LABEL_WIDTH + 1 - line.cell_len)
     if colour:

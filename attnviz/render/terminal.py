@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..analysis.focus import Focus, HeadTargets
+from ..analysis.views import mixed_name
 from ..result import AttentionResult
 
 # matplotlib's viridis (perceptually uniform) sampled at 17 points, so the terminal view needs no
@@ -59,7 +60,7 @@ def cell_style(value: float, is_max: bool) -> str:
     return f"{'bold ' if is_max else ''}{ink} on rgb({r},{g},{b})"
 
 
-def _fit(label: str, width: int) -> Text:
+def fit_label(label: str, width: int) -> Text:
     text = Text(label, no_wrap=True, overflow="ellipsis")
     text.truncate(width, overflow="ellipsis")
     return text
@@ -188,8 +189,8 @@ def _colour_top(result: AttentionResult, weights: np.ndarray, ranked: np.ndarray
 
 
 def _mixed_heads(view: str) -> str:
-    """The title of a map that mixes every head (head index -1): rollout, or value zeroing in all heads."""
-    return "heads averaged (rollout)" if view == "rollout" else "all heads"
+    """The title of a map that mixes every head (views.ROLLOUT_HEAD)."""
+    return mixed_name(view)
 
 
 def head_table(result: AttentionResult, layer: int, head: int, width: int) -> Group:
@@ -257,7 +258,7 @@ def _header(title: str, mode: str, labels: list[str], keys: range) -> Table:
     )
     table.add_column("query", no_wrap=True, width=ROW_LABEL_WIDTH, overflow="ellipsis")
     for j, label in zip(keys, labels):
-        header = f"{j}" if mode == "compact" else Text(f"{j}\n") + _fit(label, 5)
+        header = f"{j}" if mode == "compact" else Text(f"{j}\n") + fit_label(label, 5)
         table.add_column(header, justify="right", no_wrap=True, width=5 if mode == "normal" else 3)
     return table
 
@@ -266,7 +267,7 @@ def _row(label: str, cells: list[tuple[str, str]], width: int, gap: str) -> Text
     """One query row as a Table would draw it: the label cut to ROW_LABEL_WIDTH cells and padded,
     then per key `gap` (the collapsed column padding, unstyled) and the cell's text right-justified
     in `width` and styled, padding included."""
-    row = _fit(label, ROW_LABEL_WIDTH)
+    row = fit_label(label, ROW_LABEL_WIDTH)
     row.no_wrap, row.overflow = True, "crop"
     row.pad_right(ROW_LABEL_WIDTH - row.cell_len)
     for body, style in cells:
@@ -333,9 +334,9 @@ def render_focus(
     if marks:
         table.add_column("pronoun", no_wrap=True)
     for row in per_head:
-        cells = [str(row.layer), str(row.head) if row.head >= 0 else "mean"]
+        cells = [str(row.layer), str(row.head) if row.head >= 0 else _mixed_heads(result.view)]
         for rank, (j, w) in enumerate(row.targets):
-            cell = Text.assemble(_fit(labels[j], 12), f" {w:.2f}")
+            cell = Text.assemble(fit_label(labels[j], 12), f" {w:.2f}")
             if rank == 0:
                 cell.stylize(cell_style(w, True))
             cells.append(cell)
@@ -403,17 +404,17 @@ def render_candidates(console: Console, result: AttentionResult, scores) -> None
     table.add_column("layer", justify="right")
     table.add_column("head", justify="right")
     for name in names:
-        table.add_column(_fit(name, 14), justify="right", no_wrap=True)
+        table.add_column(fit_label(name, 14), justify="right", no_wrap=True)
     table.add_column("winner", no_wrap=True)
     won = scores.winners
     for li, layer in enumerate(scores.layers):
         for hi, head in enumerate(scores.heads):
-            cells = [str(layer), str(head) if head >= 0 else "mean"]
+            cells = [str(layer), str(head) if head >= 0 else _mixed_heads(result.view)]
             for c in range(len(names)):
                 w = float(scores.weights[li, hi, c])
                 is_win = won[li, hi] == c
                 cells.append(Text(f"{w:.3f}" + (MARK if is_win else " "), style=cell_style(w, is_win)))
-            cells.append(Text("tie", style="dim") if won[li, hi] == NO_WINNER else _fit(names[won[li, hi]], 14))
+            cells.append(Text("tie", style="dim") if won[li, hi] == NO_WINNER else fit_label(names[won[li, hi]], 14))
             table.add_row(*cells)
     console.print(table)
     counts = scores.counts()

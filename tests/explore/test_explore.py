@@ -247,7 +247,7 @@ def test_v_cycles_the_views_through_the_pipeline(small_model, tmp_path):
             result = app.session.result()
             assert result.view == "rollout" and result.heads == [-1]
             np.testing.assert_array_equal(result.weights, rollout.weights)
-            assert "heads mixed" in str(app.query_one("#status").render())
+            assert "rollout" in str(app.query_one("#status").render())
             await pilot.press("v")
             await settle(app, pilot)
             norm = run_attention(small_model, SENTENCE, view="norm")
@@ -404,7 +404,7 @@ def test_rollout_head_saves_as_png(small_model, tmp_path):
             await pilot.press("down", "e")
             await settle(app, pilot)
             png = app.saved[0]
-            assert png.name == "a-dog-ate-food-rollout-tokens-l1mixed.png"
+            assert png.name == "a-dog-ate-food-rollout-tokens-l1-rollout.png"
             with Image.open(png) as image:
                 assert image.format == "PNG"
 

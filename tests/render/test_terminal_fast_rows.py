@@ -32,7 +32,7 @@ def reference_table(result, layer, head, width) -> Group:
     blocks = []
     for start in range(0, T, per_block):
         keys = range(start, min(T, start + per_block))
-        title = f"layer {layer} · " + (f"head {head}" if head >= 0 else "heads averaged (rollout)")
+        title = f"layer {layer} · " + (f"head {head}" if head >= 0 else "rollout")
         if per_block < T:
             title += f" · keys {keys.start}-{keys.stop - 1}"
         if top < 1.0:
@@ -48,10 +48,10 @@ def reference_table(result, layer, head, width) -> Group:
         )
         table.add_column("query", no_wrap=True, width=t.ROW_LABEL_WIDTH, overflow="ellipsis")
         for j in keys:
-            header = f"{j}" if mode == "compact" else Text(f"{j}\n") + t._fit(labels[j], 5)
+            header = f"{j}" if mode == "compact" else Text(f"{j}\n") + t.fit_label(labels[j], 5)
             table.add_column(header, justify="right", no_wrap=True, width=5 if mode == "normal" else 3)
         for i in range(T):
-            cells = [t._fit(f"{i:>{len(str(T - 1))}} {labels[i]}", t.ROW_LABEL_WIDTH)]
+            cells = [t.fit_label(f"{i:>{len(str(T - 1))}} {labels[i]}", t.ROW_LABEL_WIDTH)]
             for j in keys:
                 if masked[i, j]:
                     cells.append(Text(t.MASKED + (" " if mode == "normal" else ""), style="dim"))

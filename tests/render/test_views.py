@@ -259,7 +259,7 @@ def test_show_views_in_json_and_terminal(view):
     assert table.exit_code == 0, table.output
     assert ("Rollout view" if view == "rollout" else "Norm view") in table.stdout
     if view == "rollout":
-        assert "heads averaged" in table.stdout
+        assert "layer 0 · rollout" in table.stdout
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...analysis.views import mixed_name
 from ...errors import AttnvizError
 from ...result import AttentionResult
 from .engine import Label, Page, Panel, fmt_tick, measure, nice_ticks
@@ -72,7 +73,7 @@ def _header(page: Page, result: AttentionResult, style: Style, title: str) -> fl
     size = style.title
     while size > style.min_font and m.width(title, size) > room:
         size -= 0.5
-    page.labels.append(Label(_fit(title, size, room), page.width / 2, top, size, va="top"))
+    page.labels.append(Label(fit_text(title, size, room), page.width / 2, top, size, va="top"))
     used = style.pad + size * 1.3 / 72
     if style.subtitle:
         sentence = drawable(" ".join(result.text.split()))
@@ -80,7 +81,7 @@ def _header(page: Page, result: AttentionResult, style: Style, title: str) -> fl
             sentence += " [truncated]"
         page.labels.append(
             Label(
-                _fit(sentence, style.small, room),
+                fit_text(sentence, style.small, room),
                 page.width / 2,
                 top - used + style.pad,
                 style.small,
@@ -92,7 +93,7 @@ def _header(page: Page, result: AttentionResult, style: Style, title: str) -> fl
     return used + style.gap
 
 
-def _fit(text: str, size: float, room: float) -> str:
+def fit_text(text: str, size: float, room: float) -> str:
     m = measure()
     if m.width(text, size) <= room:
         return text
@@ -114,7 +115,7 @@ def _fit_caption(caption: str, size: float, room: float) -> str:
     for text in (caption, caption.replace(" · auto scale", " · auto"), shorter):
         if m.width(text, size) <= room:
             return text
-    return _fit(shorter, size, room)
+    return fit_text(shorter, size, room)
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ def _model_title(result: AttentionResult) -> str:
 def _head_name(head: int, view: str = "rollout") -> str:
     if head >= 0:
         return f"head {head}"
-    return "rollout" if view == "rollout" else "all heads"  # rollout and value zeroing mix the heads: index -1
+    return mixed_name(view)  # rollout and value zeroing mix the heads: views.ROLLOUT_HEAD
 
 
 @dataclass
@@ -663,7 +664,7 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
                     )
         if names_w and head_step > 1:
             page.notes.append(
-                f"the focus map names every {_ordinal(head_step)} head: its rows are too thin "
+                f"the focus map names every {ordinal(head_step)} head: its rows are too thin "
                 "for all (use a larger --size or fewer layers)"
             )
     for i in range(1, L):  # white rules between layers
@@ -674,7 +675,7 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
     return page
 
 
-def _ordinal(n: int) -> str:
+def ordinal(n: int) -> str:
     return {2: "2nd", 3: "3rd"}.get(n, f"{n}th")
 
 
