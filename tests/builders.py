@@ -95,3 +95,25 @@ def edited_copy(src: Path, dst: Path, **changes) -> Path:
     config.update(changes)
     (dst / "config.json").write_text(json.dumps(config))
     return dst
+
+
+def hf_readout(model, readout, layer=None, edit=None) -> float:
+    """The readout (interventions.readout.Readout) computed by a transformers causal LM, with
+    `edit(x, s)` applied to the input of layer `layer`'s o_proj (the heads' concatenated outputs)
+    of sequence s: the reference the native interventions are checked against."""
+    import torch
+
+    total = 0.0
+    for s, seq in enumerate(readout.sequences):
+        handle = None
+        if edit is not None:
+            proj = model.model.layers[layer].self_attn.o_proj
+            handle = proj.register_forward_pre_hook(lambda m, args, s=s: (edit(args[0].clone(), s),))
+        try:
+            with torch.inference_mode():
+                logp = model(input_ids=torch.tensor([seq])).logits[0].float().log_softmax(-1)
+        finally:
+            if handle is not None:
+                handle.remove()
+        total += sum(sign * float(logp[pos, tok]) for s2, pos, tok, sign in readout.terms if s2 == s)
+    return total

@@ -83,8 +83,10 @@ def load_lm_head(loaded: LoadedModel) -> LMHead:
     if not sources or not loaded.info.learned:
         return _refuse(loaded, " (a random model)" if not loaded.info.learned else "")
     gguf = [s for s in sources if s.suffix.lower() == ".gguf"]
-    if gguf:
-        return _gguf_head(loaded, gguf[0])
+    # A GGUF file split over packages (gemma3): its parts, read as one file.
+    parts = [s for s in sources if ".gguf.part" in s.name.lower()]
+    if gguf or parts:
+        return _gguf_head(loaded, gguf[0] if gguf else parts[0], parts or None)
     return _folder_head(loaded, sources)
 
 
@@ -101,12 +103,12 @@ def _embedding_table(loaded: LoadedModel) -> "torch.Tensor":
     return table.detach().float()
 
 
-def _gguf_head(loaded: LoadedModel, path: Path) -> LMHead:
+def _gguf_head(loaded: LoadedModel, path: Path, parts: list[Path] | None = None) -> LMHead:
     import torch
 
     from .gguf_file import GGUFFile
 
-    with GGUFFile(path) as file:
+    with GGUFFile(path, parts=parts) as file:
         if "output.weight" in file.tensors:
             weight = torch.from_numpy(file.read("output.weight")).float()
             return _checked(loaded, LMHead(weight, None, masked=False, source=f"{path}: output.weight"))

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import attnviz
+from builders import hf_readout as hf_value
 from attnviz.checkpoints.lm_head import load_lm_head
 from attnviz.interventions.ablation import ablate
 from attnviz.interventions.patching import patch
@@ -34,23 +35,6 @@ def models():
     reference = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
     reference.set_attn_implementation("eager")
     return loaded, load_lm_head(loaded), reference.eval()
-
-
-def hf_value(model, readout, layer=None, edit=None) -> float:
-    total = 0.0
-    for s, seq in enumerate(readout.sequences):
-        handle = None
-        if edit is not None:
-            proj = model.model.layers[layer].self_attn.o_proj
-            handle = proj.register_forward_pre_hook(lambda m, args, s=s: (edit(args[0].clone(), s),))
-        try:
-            with torch.inference_mode():
-                logp = model(input_ids=torch.tensor([seq])).logits[0].float().log_softmax(-1)
-        finally:
-            if handle is not None:
-                handle.remove()
-        total += sum(sign * float(logp[pos, tok]) for s2, pos, tok, sign in readout.terms if s2 == s)
-    return total
 
 
 def test_readout_ablation_and_patching_match_transformers(models):

@@ -113,3 +113,27 @@ def test_show_json_on_gemma3_names_the_local_layers():
     config = data["model"]["config"]
     assert config["sliding_window"] == 512
     assert [i for i, kind in enumerate(config["layer_types"]) if kind == "full_attention"] == [5, 11, 17]
+
+
+def test_readout_and_head_ablations_match_transformers_with_hooks(ours, reference):
+    """The causal readout on Gemma 3 (its tied head read from the four parts as one file) and
+    every head's zero ablation in three layers equal transformers with a pre-hook on o_proj."""
+    from attnviz.checkpoints.lm_head import load_lm_head
+    from attnviz.interventions.ablation import ablate
+    from attnviz.interventions.readout import build_readout
+    from builders import hf_readout
+
+    model, _ = reference
+    head = load_lm_head(ours)
+    readout = build_readout(ours, head, "The queen thanked the king because she had won.", ("queen", "king"))
+    result = ablate(ours, head, readout)
+    assert result.clean == pytest.approx(hf_readout(model, readout), abs=1e-4)
+    Dh = ours.config.d_head
+    for layer in (0, 9, 17):
+        for h in range(ours.config.num_heads):
+
+            def zero(x, s, h=h):
+                x[..., h * Dh : (h + 1) * Dh] = 0.0
+                return x
+
+            assert result.ablated[layer, h] == pytest.approx(hf_readout(model, readout, layer, zero), abs=1e-3)
