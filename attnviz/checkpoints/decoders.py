@@ -240,21 +240,17 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
 
 def _window_layers(data: dict, label: str, model_type: str) -> tuple[int | None, tuple[str, ...] | None]:
     """Qwen3: (window, layer_types) when use_sliding_window; Phi-3: (window, None), every layer local."""
-    window = data.get("sliding_window")
-    if window is None:
+    layers = positive_int(data, "num_hidden_layers", label)
+    types = _layer_types(data, label, layers)
+    if data.get("sliding_window") is None:
         return None, None
     window = positive_int(data, "sliding_window", label)
     if model_type == "phi3":
         return window, None
-    if not data.get("use_sliding_window", False):
+    if not decoder_flag(data, "use_sliding_window", label):
         return None, None
-    layers = positive_int(data, "num_hidden_layers", label)
-    types = data.get("layer_types")
     if types is None:
-        first = data.get("max_window_layers", layers)
-        types = ["sliding_attention" if i >= first else "full_attention" for i in range(layers)]
-    if not isinstance(types, list) or len(types) != layers or not set(types) <= {"sliding_attention", "full_attention"}:
-        raise AttnvizError(f"{label}: layer_types must list one attention type per layer")
+        types = _from_max_window_layers(data, label, layers, layers)
     return (window, tuple(types)) if "sliding_attention" in types else (None, None)
 
 
@@ -289,24 +285,37 @@ def _rope_base(data: dict, label: str) -> float:
     return float(base)
 
 
+def _layer_types(data: dict, label: str, layers: int) -> list | None:
+    """config.json's layer_types, checked whenever it is there (whether or not a window uses it)."""
+    types = data.get("layer_types")
+    if types is not None and (
+        not isinstance(types, list) or len(types) != layers or any(t not in LAYER_TYPES for t in types)
+    ):
+        raise AttnvizError(
+            f"{label}: layer_types must be a list of {layers} entries, each one of {', '.join(LAYER_TYPES)}"
+        )
+    return types
+
+
+def _from_max_window_layers(data: dict, label: str, layers: int, default: int) -> list[str]:
+    """Layer types as transformers derives them without layer_types: local from max_window_layers on."""
+    first = data.get("max_window_layers", default)
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+        raise AttnvizError(f"{label}: max_window_layers must be a non-negative integer, got {str(first)[:40]}")
+    return ["sliding_attention" if i >= first else "full_attention" for i in range(layers)]
+
+
 def _sliding_window(data: dict, label: str, model_type: str, layers: int) -> tuple[int | None, tuple | None]:
     """(window, layer types) as transformers reads them: Mistral's window applies to every layer
     (layer types None); Qwen2's only with use_sliding_window, in the layers `layer_types` marks
     "sliding_attention" (written by transformers 5; else those from max_window_layers on)."""
+    types = _layer_types(data, label, layers)
     if model_type == "qwen2":
         if not decoder_flag(data, "use_sliding_window", label) or data.get("sliding_window") is None:
             return None, None
         window = positive_int(data, "sliding_window", label)
-        types = data.get("layer_types")
         if types is None:
-            first = data.get("max_window_layers", 28)
-            if isinstance(first, bool) or not isinstance(first, int) or first < 0:
-                raise AttnvizError(f"{label}: max_window_layers must be a non-negative integer, got {str(first)[:40]}")
-            types = ["sliding_attention" if i >= first else "full_attention" for i in range(layers)]
-        if not isinstance(types, list) or len(types) != layers or any(t not in LAYER_TYPES for t in types):
-            raise AttnvizError(
-                f"{label}: layer_types must be a list of {layers} entries, each one of {', '.join(LAYER_TYPES)}"
-            )
+            types = _from_max_window_layers(data, label, layers, 28)
         return window, tuple(types)
     if model_type == "mistral" and data.get("sliding_window") is not None:
         return positive_int(data, "sliding_window", label), None
