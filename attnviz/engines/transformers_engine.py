@@ -103,13 +103,21 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
     if dtype is not None:
         kwargs["dtype"] = getattr(torch, dtype)
     try:
-        model = _from_pretrained(transformers, folder, kwargs)
+        model, loading = _from_pretrained(transformers, folder, kwargs)
     except ValueError as exc:
         if "attn" in str(exc).lower() or "eager" in str(exc).lower():
             raise AttnvizError(f"{source}: this model {NO_EAGER}") from None
         raise AttnvizError(f"{source}: transformers cannot load it ({_short(exc)})") from None
     except (OSError, KeyError, RuntimeError, TypeError) as exc:
         raise AttnvizError(f"{source}: transformers cannot load it ({_short(exc)})") from None
+    # Weights the checkpoint lacks would be random: attention of a model that is not the one on
+    # disk (a config naming another architecture than its weights). Refused, never drawn.
+    missing = loading.get("missing_keys") or []
+    if missing:
+        raise AttnvizError(
+            f"{source}: its weights do not fit its config.json ({model.config.model_type}): "
+            f"{len(missing)} missing, e.g. {sorted(missing)[0]!r}; check model_type and the weights file"
+        )
     if getattr(model.config, "_attn_implementation", "eager") != "eager":
         try:  # transformers 5 may pick another implementation despite the request
             model.set_attn_implementation("eager")
@@ -137,15 +145,17 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
 
 
 def _from_pretrained(transformers, folder: Path, kwargs: dict):
-    """AutoModel; for an encoder-decoder the model with its LM head (AutoModelForSeq2SeqLM), which
-    can write its own target (greedy) when none is given."""
+    """(model, loading info) from AutoModel; for an encoder-decoder the model with its LM head
+    (AutoModelForSeq2SeqLM), which can write its own target (greedy) when none is given."""
     config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
     if getattr(config, "is_encoder_decoder", False):
         from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
 
         if config.model_type in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
-            return transformers.AutoModelForSeq2SeqLM.from_pretrained(folder, config=config, **kwargs)
-    return transformers.AutoModel.from_pretrained(folder, config=config, **kwargs)
+            return transformers.AutoModelForSeq2SeqLM.from_pretrained(
+                folder, config=config, output_loading_info=True, **kwargs
+            )
+    return transformers.AutoModel.from_pretrained(folder, config=config, output_loading_info=True, **kwargs)
 
 
 def _short(exc: Exception) -> str:
