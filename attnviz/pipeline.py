@@ -118,17 +118,13 @@ def run_attention(
 
 
 def _result(model, text: str, enc: Encoding, weights, layers: list[int], heads: list[int]) -> AttentionResult:
-    return AttentionResult(
-        text=text,
-        tokens=enc.tokens,
-        offsets=enc.offsets,
-        word_ids=enc.word_ids,
-        special=enc.special,
+    return AttentionResult.of_encoding(
+        enc,
+        text,
         weights=weights,
         layers=layers,
         heads=heads,
         model=model.info,
-        truncated=enc.truncated,
     )
 
 
@@ -180,17 +176,13 @@ def _other_view(
             "Norm view: each weight times the norm of the value vector it carries, after the "
             "output projection (||alpha f(x)||, Kobayashi et al. 2020); rows do not sum to one."
         )
-    return AttentionResult(
-        text=text,
-        tokens=enc.tokens,
-        offsets=enc.offsets,
-        word_ids=enc.word_ids,
-        special=enc.special,
+    return AttentionResult.of_encoding(
+        enc,
+        text,
         weights=weights.astype(np.float32),
         layers=layers,
         heads=out_heads,
         model=model.info,
-        truncated=enc.truncated,
         view=view,
         notes=notes,
     )
@@ -231,17 +223,13 @@ def run_attention_batch(
         for b, (i, enc) in enumerate(chunk):
             n = len(enc.ids)
             weights = attentions[b, :, :, :n, :n].numpy()  # [L, H, n, n]
-            out[i] = AttentionResult(
-                text=texts[i],
-                tokens=enc.tokens,
-                offsets=enc.offsets,
-                word_ids=enc.word_ids,
-                special=enc.special,
+            out[i] = AttentionResult.of_encoding(
+                enc,
+                texts[i],
                 weights=weights.copy(),
                 layers=result.layers,
                 heads=list(range(config.num_heads)),
                 model=model.info,
-                truncated=enc.truncated,
             )
     return out
 

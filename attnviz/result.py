@@ -82,6 +82,20 @@ class AttentionResult:
     key_special: list[bool] | None = None
     key_text: str | None = None
 
+    @classmethod
+    def of_encoding(cls, enc, text: str, **fields) -> "AttentionResult":
+        """A result over the tokens of `enc` (tokenize.Encoding: tokens, offsets, word ids, special
+        tokens, truncation) of `text`; `fields` give the weights, layers, heads, model and the rest."""
+        return cls(
+            text=text,
+            tokens=enc.tokens,
+            offsets=enc.offsets,
+            word_ids=enc.word_ids,
+            special=enc.special,
+            truncated=enc.truncated,
+            **fields,
+        )
+
     def __post_init__(self) -> None:
         T = len(self.tokens)
         Tk = T if self.key_tokens is None else len(self.key_tokens)

@@ -317,17 +317,13 @@ def _result(model: TransformersModel, text: str, enc: TokenizedText, weights, la
         if causal != config.causal:
             config = replace(config, causal=causal, sliding_window=None if not causal else config.sliding_window)
             model.info = replace(model.info, config=config)
-    return AttentionResult(
-        text=text,
-        tokens=enc.tokens,
-        offsets=enc.offsets,
-        word_ids=enc.word_ids,
-        special=enc.special,
+    return AttentionResult.of_encoding(
+        enc,
+        text,
         weights=weights.astype(np.float32),
         layers=list(layers),
         heads=list(heads),
         model=model.info,
-        truncated=enc.truncated,
         **more,
     )
 

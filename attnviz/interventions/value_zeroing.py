@@ -108,17 +108,13 @@ def value_zeroing_result(model: LoadedModel, enc, text: str, layers, heads, view
         + ("one head at a time" if per_head else "every head")
         + "), rows normalised (Mohebbi et al. 2023)."
     )
-    return AttentionResult(
-        text=text,
-        tokens=enc.tokens,
-        offsets=enc.offsets,
-        word_ids=enc.word_ids,
-        special=enc.special,
+    return AttentionResult.of_encoding(
+        enc,
+        text,
         weights=weights.astype(np.float32),
         layers=layers,
         heads=heads if per_head else [ROLLOUT_HEAD],
         model=model.info,
-        truncated=enc.truncated,
         view=view,
         notes=[note],
     )
