@@ -29,6 +29,14 @@ def reference_model(loaded):
     import transformers
 
     source = Path(loaded.sources[0])
+    if ".gguf.part" in source.name:  # a GGUF split over packages (gemma3): transformers needs one file
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="bench_causal."))
+        source = folder / source.name.split(".part")[0]
+        with open(source, "wb") as out:
+            for part in loaded.sources:
+                out.write(Path(part).read_bytes())
     if source.suffix == ".gguf":
         model = transformers.AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name)
     else:
