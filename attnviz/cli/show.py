@@ -203,20 +203,8 @@ def show(
     image_opts = image.options() if png is not None else None
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
-    # Long texts: only the maps shown are kept (the focus summary reads one row per head), so
-    # what is kept is known before the model loads, and a run that cannot fit is refused now.
-    plan = _Plan(
-        streamed=view is View.attention and not words and candidates is None and html is None,
-        tables_only=fmt is Format.table and png is None,
-        outputs=Outputs(
-            json=fmt is Format.json,
-            digits=digits,
-            npz=fmt is Format.npz,
-            precision=precision.value,
-            html=html is not None,
-            image=png is not None,
-        ),
-    )
+    # Long texts: what is kept is known before the model loads; a run that cannot fit is refused now.
+    plan = _Plan.of(view, words, candidates, fmt, digits, precision, png, html)
     _check_plan(models, text, layer, head, out, plan)
 
     # Only the layers up to the last one asked for are loaded (-l 0 reads layer 0's weights only);
@@ -251,6 +239,23 @@ class _Plan:
     streamed: bool  # the attention view alone: keep only the maps shown and the focus rows
     tables_only: bool  # terminal tables, no --png or --format json/npz
     outputs: Outputs
+
+    @classmethod
+    def of(cls, view, words: bool, candidates, fmt, digits, precision, png, html) -> "_Plan":
+        """Only the maps shown are kept (the focus summary reads one row per head) unless a view,
+        the word level, --candidates or the HTML page needs every map."""
+        return cls(
+            streamed=view is View.attention and not words and candidates is None and html is None,
+            tables_only=fmt is Format.table and png is None,
+            outputs=Outputs(
+                json=fmt is Format.json,
+                digits=digits,
+                npz=fmt is Format.npz,
+                precision=precision.value,
+                html=html is not None,
+                image=png is not None,
+            ),
+        )
 
 
 @dataclass
