@@ -11,7 +11,16 @@ import typer
 
 from ..text import json_text
 from ..errors import AttnvizError
-from .common import ModelFlags, OutputFlags, check_not_dash, handles_errors, model_flags, output_flags
+from .common import (
+    ModelFlags,
+    OutputFlags,
+    candidates_option,
+    check_not_dash,
+    focus_option,
+    handles_errors,
+    model_flags,
+    output_flags,
+)
 
 
 class Format(str, enum.Enum):
@@ -24,19 +33,10 @@ class Mode(str, enum.Enum):
     mean = "mean"
 
 
-CandidatesOpt = Annotated[
-    str,
-    typer.Option(
-        "--candidates",
-        "-c",
-        help="RIGHT,WRONG: the word the focus word refers to, then the other candidate (both words of the text).",
-        show_default=False,
-    ),
-]
-FocusOpt = Annotated[
-    Optional[str],
-    typer.Option("--focus", help="The word the readout asks about [default: the first pronoun].", show_default=False),
-]
+CandidatesOpt = candidates_option(
+    "RIGHT,WRONG: the word the focus word refers to, then the other candidate (both words of the text).", required=True
+)
+FocusOpt = focus_option("The word the readout asks about [default: the first pronoun].")
 ReadoutOpt = Annotated[
     Optional[str],
     typer.Option(

@@ -457,6 +457,28 @@ def overwrite_option(help: str):
     return Annotated[bool, typer.Option("--overwrite", help=help)]
 
 
+def focus_option(help: str):
+    """--focus/-f (a word of the text, or a token index) with `help`, as a type for a parameter."""
+    return Annotated[Optional[str], typer.Option("--focus", "-f", help=help, show_default=False)]
+
+
+def candidates_option(help: str, required: bool = False):
+    """--candidates/-c (comma-separated words) with `help`; `required`: a str that must be given."""
+    return Annotated[
+        str if required else Optional[str], typer.Option("--candidates", "-c", help=help, show_default=False)
+    ]
+
+
+def words_option(help: str):
+    """--words (subword pieces merged into words) with `help`, as a type for a parameter."""
+    return Annotated[bool, typer.Option("--words", help=help)]
+
+
+def top_option(help: str, most: int):
+    """--top (how many, 1 to `most`) with `help`, as a type for a parameter."""
+    return Annotated[int, typer.Option("--top", min=1, max=most, help=help)]
+
+
 def truncate_option(help: str):
     """--truncate with `help` (what is cut, and what happens without it), as a type for a parameter."""
     return Annotated[bool, typer.Option("--truncate", help=help)]

@@ -13,6 +13,9 @@ import typer
 from ..text import json_text
 from ..errors import AttnvizError
 from .common import (
+    candidates_option,
+    focus_option,
+    top_option,
     HeadOpt,
     ImageFlags,
     LayerOpt,
@@ -52,22 +55,12 @@ def compare(
             show_default=False,
         ),
     ] = None,
-    focus: Annotated[
-        Optional[str],
-        typer.Option(
-            "--focus",
-            "-f",
-            help="The word to follow in both sentences (first occurrence; or a word index); default: the first pronoun.",
-        ),
-    ] = None,
-    candidates: Annotated[
-        Optional[str],
-        typer.Option(
-            "--candidates",
-            "-c",
-            help='Comma-separated words the focus may refer to, e.g. "animal,street": winners per head and the heads that flip.',
-        ),
-    ] = None,
+    focus: focus_option(
+        "The word to follow in both sentences (first occurrence; or a word index); default: the first pronoun."
+    ) = None,
+    candidates: candidates_option(
+        'Comma-separated words the focus may refer to, e.g. "animal,street": winners per head and the heads that flip.'
+    ) = None,
     model_b: Annotated[
         Optional[str],
         typer.Option(
@@ -83,7 +76,7 @@ def compare(
     view: Annotated[
         View, typer.Option("--view", help="attention (default), rollout or norm; see 'attnviz show --help'.")
     ] = View.attention,
-    top: Annotated[int, typer.Option("--top", min=1, max=50, help="How many heads the divergence summary lists.")] = 5,
+    top: top_option("How many heads the divergence summary lists.", 50) = 5,
     fmt: Annotated[
         Format, typer.Option("--format", help="table: rich tables; json: an object on stdout or --output.")
     ] = Format.table,

@@ -12,7 +12,17 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AttnvizError
-from .common import ModelFlags, View, handles_errors, model_flags, truncate_option
+from .common import (
+    candidates_option,
+    focus_option,
+    top_option,
+    words_option,
+    ModelFlags,
+    View,
+    handles_errors,
+    model_flags,
+    truncate_option,
+)
 
 TruncateOpt = truncate_option("Cut text longer than the model's maximum instead of refusing it.")
 
@@ -25,19 +35,9 @@ def explore(
     ] = None,
     layer: Annotated[int, typer.Option("--layer", "-l", min=0, help="Layer to open first.")] = 0,
     head: Annotated[int, typer.Option("--head", min=0, help="Head to open first.")] = 0,
-    focus: Annotated[
-        Optional[str],
-        typer.Option(
-            "--focus", "-f", help="A word of the sentence (or a token index) to follow; default: the first pronoun."
-        ),
-    ] = None,
-    top: Annotated[
-        int, typer.Option("--top", min=1, max=10, help="How many targets the focus summary lists for the current head.")
-    ] = 3,
-    words: Annotated[
-        bool,
-        typer.Option("--words", help="Start at word level (subword pieces merged, Clark et al. 2019); `w` toggles it."),
-    ] = False,
+    focus: focus_option("A word of the sentence (or a token index) to follow; default: the first pronoun.") = None,
+    top: top_option("How many targets the focus summary lists for the current head.", 10) = 3,
+    words: words_option("Start at word level (subword pieces merged, Clark et al. 2019); `w` toggles it.") = False,
     view: Annotated[
         View,
         typer.Option(
@@ -51,14 +51,9 @@ def explore(
             help="Start with special/sink tokens left out of the colour scale and rankings; `s` toggles it.",
         ),
     ] = False,
-    candidates: Annotated[
-        Optional[str],
-        typer.Option(
-            "--candidates",
-            "-c",
-            help='Comma-separated words the focus word may refer to, e.g. "animal,street": the weight to each in the current head, and wins over all heads.',
-        ),
-    ] = None,
+    candidates: candidates_option(
+        'Comma-separated words the focus word may refer to, e.g. "animal,street": the weight to each in the current head, and wins over all heads.'
+    ) = None,
     truncate: TruncateOpt = False,
     resolve: Annotated[
         bool,

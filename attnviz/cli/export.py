@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (
+    focus_option,
     HeadOpt,
     ImageFlags,
     LayerOpt,
@@ -60,14 +61,9 @@ def export(
     image_format: Annotated[ImageFormat, typer.Option("--format", help="Image file format.")] = ImageFormat.png,
     layer: LayerOpt = None,
     head: HeadOpt = None,
-    focus: Annotated[
-        Optional[str],
-        typer.Option(
-            "--focus",
-            "-f",
-            help="The word (or token index) of the focus map; a sentence without it fails. Default: each sentence's first pronoun, and no focus map when it has none.",
-        ),
-    ] = None,
+    focus: focus_option(
+        "The word (or token index) of the focus map; a sentence without it fails. Default: each sentence's first pronoun, and no focus map when it has none."
+    ) = None,
     html: Annotated[
         bool,
         typer.Option(

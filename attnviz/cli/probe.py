@@ -10,7 +10,7 @@ import typer
 
 from ..text import json_text
 from ..errors import AttnvizError
-from .common import ModelFlags, OutputFlags, View, handles_errors, model_flags, output_flags
+from .common import top_option, ModelFlags, OutputFlags, View, handles_errors, model_flags, output_flags
 
 probe_app = typer.Typer(
     help="Score every head of a model on an annotated task.",
@@ -42,7 +42,7 @@ def coref(
     view: Annotated[
         View, typer.Option("--view", help="attention (default), rollout or norm: which weights the heads pick with.")
     ] = View.attention,
-    top: Annotated[int, typer.Option("--top", min=1, max=100, help="How many of the best heads to list.")] = 10,
+    top: top_option("How many of the best heads to list.", 100) = 10,
     fmt: Annotated[
         Format, typer.Option("--format", help="table: grids and rankings; json: one object on stdout or --output.")
     ] = Format.table,

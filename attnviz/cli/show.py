@@ -12,6 +12,10 @@ import typer
 from ..errors import AttnvizError
 from ..sizes import Outputs
 from .common import (
+    candidates_option,
+    focus_option,
+    top_option,
+    words_option,
     HeadOpt,
     ImageFlags,
     check_not_dash,
@@ -60,22 +64,11 @@ def show(
     ],
     layer: LayerOpt = None,
     head: HeadOpt = None,
-    focus: Annotated[
-        Optional[str],
-        typer.Option(
-            "--focus", "-f", help="A word of the sentence (or a token index): list where it attends in every head."
-        ),
-    ] = None,
-    top: Annotated[
-        int, typer.Option("--top", min=1, max=10, help="How many targets the focus summary lists per head.")
-    ] = 3,
-    words: Annotated[
-        bool,
-        typer.Option(
-            "--words",
-            help="Merge subword pieces into words: attention to a word is the sum over its pieces, from a word the mean (Clark et al. 2019).",
-        ),
-    ] = False,
+    focus: focus_option("A word of the sentence (or a token index): list where it attends in every head.") = None,
+    top: top_option("How many targets the focus summary lists per head.", 10) = 3,
+    words: words_option(
+        "Merge subword pieces into words: attention to a word is the sum over its pieces, from a word the mean (Clark et al. 2019)."
+    ) = False,
     view: Annotated[
         View,
         typer.Option(
@@ -90,14 +83,9 @@ def show(
             help="With --view value-zeroing: zero a token's value in one head at a time (a map per head) instead of in all heads.",
         ),
     ] = False,
-    candidates: Annotated[
-        Optional[str],
-        typer.Option(
-            "--candidates",
-            "-c",
-            help='Comma-separated words the focus word may refer to, e.g. "animal,street": per head, the weight from the focus to each and the winner.',
-        ),
-    ] = None,
+    candidates: candidates_option(
+        'Comma-separated words the focus word may refer to, e.g. "animal,street": per head, the weight from the focus to each and the winner.'
+    ) = None,
     exclude_sinks: Annotated[
         bool,
         typer.Option(
