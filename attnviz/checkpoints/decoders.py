@@ -32,13 +32,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import LAYER_TYPES, EncoderConfig, finite_positive
+from ..config import EncoderConfig, finite_positive
 from ..errors import AttnvizError
 from ..result import ModelInfo
 from ..tokenize import TextTokenizer
 from .loaded import LoadedModel, build_encoder, place
 from ..text import shown
-from .foreign import ACTIVATIONS, decoder_activation, decoder_eps, decoder_flag, find_prefix, positive_int  # noqa: F401
+from .foreign import (
+    LLAMA_BLOCK,
+    checked_layer_types,
+    decoder_activation,
+    decoder_eps,
+    decoder_flag,
+    find_prefix,
+    positive_int,
+)  # noqa: F401
 from .weights import Part, WeightFile, fill_encoder, layer_of
 
 # model_types people will try, with what attnviz lacks to read them exactly.
@@ -206,6 +214,7 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
         qkv_bias = out_bias = decoder_flag(data, "attention_bias", label)
         ffn_bias = decoder_flag(data, "mlp_bias", label)
     return EncoderConfig(
+        **LLAMA_BLOCK,
         vocab_size=positive_int(data, "vocab_size", label),
         num_layers=layers,
         num_heads=heads,
@@ -213,23 +222,13 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
         d_ff=positive_int(data, "intermediate_size", label),
         max_len=max_len,
         activation=decoder_activation(data, "hidden_act", "silu", label),
-        dropout=0.0,
-        norm_placement="pre",
-        positional="rope",
         layer_norm_eps=decoder_eps(data, "rms_norm_eps", 1e-6, label),
-        type_vocab_size=0,
-        embedding_layernorm=False,
-        pad_token_id=0,
-        causal=True,
-        norm="rms",
         num_kv_heads=kv_heads if kv_heads != heads else None,
         head_dim=head_dim if head_dim is not None and head_dim * heads != d_model else None,
-        ffn="gated",
         rope_base=_rope_base(data, label),
         attention_bias=qkv_bias,
         output_bias=out_bias,
         ffn_bias=ffn_bias,
-        final_norm=True,
         rotary_dim=rotary,
         qk_norm=model_type == "qwen3",
         sliding_window=window,
@@ -241,7 +240,7 @@ def _llama_config(data: dict, label: str, model_type: str) -> EncoderConfig:
 def _window_layers(data: dict, label: str, model_type: str) -> tuple[int | None, tuple[str, ...] | None]:
     """Qwen3: (window, layer_types) when use_sliding_window; Phi-3: (window, None), every layer local."""
     layers = positive_int(data, "num_hidden_layers", label)
-    types = _layer_types(data, label, layers)
+    types = checked_layer_types(data, label, layers)
     if data.get("sliding_window") is None:
         return None, None
     window = positive_int(data, "sliding_window", label)
@@ -285,18 +284,6 @@ def _rope_base(data: dict, label: str) -> float:
     return float(base)
 
 
-def _layer_types(data: dict, label: str, layers: int) -> list | None:
-    """config.json's layer_types, checked whenever it is there (whether or not a window uses it)."""
-    types = data.get("layer_types")
-    if types is not None and (
-        not isinstance(types, list) or len(types) != layers or any(t not in LAYER_TYPES for t in types)
-    ):
-        raise AttnvizError(
-            f"{label}: layer_types must be a list of {layers} entries, each one of {', '.join(LAYER_TYPES)}"
-        )
-    return types
-
-
 def _from_max_window_layers(data: dict, label: str, layers: int, default: int) -> list[str]:
     """Layer types as transformers derives them without layer_types: local from max_window_layers on."""
     first = data.get("max_window_layers", default)
@@ -309,7 +296,7 @@ def _sliding_window(data: dict, label: str, model_type: str, layers: int) -> tup
     """(window, layer types) as transformers reads them: Mistral's window applies to every layer
     (layer types None); Qwen2's only with use_sliding_window, in the layers `layer_types` marks
     "sliding_attention" (written by transformers 5; else those from max_window_layers on)."""
-    types = _layer_types(data, label, layers)
+    types = checked_layer_types(data, label, layers)
     if model_type == "qwen2":
         if not decoder_flag(data, "use_sliding_window", label) or data.get("sliding_window") is None:
             return None, None

@@ -4,7 +4,7 @@ weight name ("bert.", "transformer.", "model.")."""
 
 from __future__ import annotations
 
-from ..config import finite_positive
+from ..config import LAYER_TYPES, finite_positive
 from ..errors import AttnvizError
 from ..text import shown
 from .weights import WeightFile
@@ -50,6 +50,33 @@ ACTIVATIONS = {
     "silu": "silu",
     "swish": "silu",
 }
+
+# What every LLaMA-shaped decoder config shares (LLaMA, Mistral, Qwen, Phi-3, Gemma 3): pre-RMSNorm
+# blocks with a final norm, rotary positions, a gated feed-forward, a look-ahead mask.
+LLAMA_BLOCK = dict(
+    dropout=0.0,
+    norm_placement="pre",
+    positional="rope",
+    type_vocab_size=0,
+    embedding_layernorm=False,
+    pad_token_id=0,
+    causal=True,
+    norm="rms",
+    ffn="gated",
+    final_norm=True,
+)
+
+
+def checked_layer_types(data: dict, label: str, layers: int) -> list | None:
+    """config.json's layer_types, checked whenever it is there (whether or not a window uses it)."""
+    types = data.get("layer_types")
+    if types is not None and (
+        not isinstance(types, list) or len(types) != layers or any(t not in LAYER_TYPES for t in types)
+    ):
+        raise AttnvizError(
+            f"{label}: layer_types must be a list of {layers} entries, each one of {', '.join(LAYER_TYPES)}"
+        )
+    return types
 
 
 def decoder_activation(data: dict, key: str, default: str, label: str) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ..config import EncoderConfig
 from ..errors import AttnvizError
-from .foreign import decoder_activation, decoder_eps, decoder_flag, positive_int
+from .foreign import LLAMA_BLOCK, checked_layer_types, decoder_activation, decoder_eps, decoder_flag, positive_int
 
 # Gemma3TextConfig's defaults (a gemma3 config.json's text_config may list only what differs).
 DEFAULTS = {
@@ -66,19 +66,16 @@ def gemma_config(data: dict, label: str) -> EncoderConfig:
     if heads % kv:
         raise AttnvizError(f"{label}: num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv})")
     layers = get["num_hidden_layers"]
-    types = data.get("layer_types")
+    types = checked_layer_types(data, label, layers)
     if types is None:
         pattern = positive_int(data, "sliding_window_pattern", label, 6)
         types = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(layers)]
-    if not isinstance(types, list) or len(types) != layers or not set(types) <= {"sliding_attention", "full_attention"}:
-        raise AttnvizError(
-            f"{label}: layer_types must list 'sliding_attention' or 'full_attention' for each of the {layers} layers"
-        )
     global_base, local_base = _gemma_rope(data, label)
     head_dim, d_model = get["head_dim"], get["hidden_size"]
     scale = float(get["query_pre_attn_scalar"]) ** -0.5
     attention_bias = decoder_flag(data, "attention_bias", label)
     return EncoderConfig(
+        **LLAMA_BLOCK,
         vocab_size=get["vocab_size"],
         num_layers=layers,
         num_heads=heads,
@@ -86,23 +83,13 @@ def gemma_config(data: dict, label: str) -> EncoderConfig:
         d_ff=get["intermediate_size"],
         max_len=get["max_position_embeddings"],
         activation=decoder_activation(data, "hidden_activation", "gelu_pytorch_tanh", label),
-        dropout=0.0,
-        norm_placement="pre",
-        positional="rope",
         layer_norm_eps=decoder_eps(data, "rms_norm_eps", 1e-6, label),
-        type_vocab_size=0,
-        embedding_layernorm=False,
-        pad_token_id=0,
-        causal=True,
-        norm="rms",
         num_kv_heads=kv if kv != heads else None,
         head_dim=head_dim if head_dim * heads != d_model else None,
-        ffn="gated",
         rope_base=global_base,
         attention_bias=attention_bias,
         output_bias=attention_bias,
         ffn_bias=False,
-        final_norm=True,
         qk_norm=True,
         norm_offset=1.0,
         sandwich_norm=True,
