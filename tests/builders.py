@@ -117,3 +117,26 @@ def hf_readout(model, readout, layer=None, edit=None) -> float:
                 handle.remove()
         total += sum(sign * float(logp[pos, tok]) for s2, pos, tok, sign in readout.terms if s2 == s)
     return total
+
+
+def byte_level_tokenizer(sentences: list[str], bos: bool, vocab_size: int = 300):
+    """A byte-level BPE tokenizer trained on `sentences`, as decoders ship them (GPT-2's pieces
+    start with 'Ġ'); with `bos`, its post-processor adds <s> in front as LLaMA's tokenizer.json does."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    from attnviz.tokenize import TextTokenizer
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(sentences * 4, trainer)
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+        )
+    else:
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    return TextTokenizer(tok, "byte-level test tokenizer")

@@ -4,6 +4,8 @@ transformers model with forward hooks, for the exactness tests of attnviz.interv
 
 from __future__ import annotations
 
+import builders
+
 import torch
 
 transformers = __import__("pytest").importorskip("transformers")
@@ -20,24 +22,7 @@ VOCAB = 480
 
 
 def byte_level_tokenizer(bos: bool):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    from attnviz.tokenize import TextTokenizer
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=460, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator(SENTENCES * 4, trainer)
-    if bos:
-        tok.post_processor = processors.TemplateProcessing(
-            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
-        )
-    else:
-        tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    return TextTokenizer(tok, "byte-level test tokenizer")
+    return builders.byte_level_tokenizer(SENTENCES, bos, vocab_size=460)
 
 
 def wordpiece_tokenizer():

@@ -12,6 +12,8 @@ errors for what attnviz does not read.
 
 from __future__ import annotations
 
+import builders
+
 import json
 
 import numpy as np
@@ -31,25 +33,8 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
 
-def byte_level_tokenizer(bos: bool) -> TextTokenizer:
-    """A byte-level BPE tokenizer as decoders ship them (GPT-2's pieces start with 'Ġ'); with `bos`,
-    its post-processor adds <s> in front as LLaMA's tokenizer.json does."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator(SENTENCES * 4, trainer)
-    if bos:
-        tok.post_processor = processors.TemplateProcessing(
-            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
-        )
-    else:
-        tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    return TextTokenizer(tok, "byte-level test tokenizer")
+def byte_level_tokenizer(bos: bool):
+    return builders.byte_level_tokenizer(SENTENCES, bos, vocab_size=300)
 
 
 GPT2_TOKENIZER = byte_level_tokenizer(bos=False)
