@@ -4,16 +4,12 @@ offline (inline CSS from render/html_assets/contact_sheet.css, relative links, n
 from __future__ import annotations
 
 import html
-from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
+from ..render.html_page import asset
 from .folder import write_inside
 from .manifest import CONTACT_SHEET, GENERATOR, png_size
-
-
-def _css() -> str:
-    return resources.files("attnviz.render").joinpath("html_assets", "contact_sheet.css").read_text(encoding="utf-8")
 
 
 def write_contact_sheet(outdir: Path, records, model) -> Path:
@@ -28,7 +24,7 @@ def write_contact_sheet(outdir: Path, records, model) -> Path:
         GENERATOR,
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>attnviz export: {len(records)} sentences</title>",
-        f"<style>{_css()}</style></head><body>",
+        f"<style>{asset('contact_sheet.css')}</style></head><body>",
         "<header>",
         f"<h1>Attention heatmaps of {len(records)} sentence{'s' if len(records) != 1 else ''}</h1>",
         f'<div class="meta">model: {e(model.info.name)}'

@@ -18,14 +18,13 @@ the page shows exactly what the terminal shows.
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..result import AttentionResult
-from .html_page import asset, hangul_font_css, script_json, zero_runs
+from .html_page import asset, page_script, hangul_font_css, script_json, zero_runs
 
 LONG_FROM = 512  # tokens: longer texts get the page of html_long.py
 
@@ -284,10 +283,7 @@ def render_html(
         pronoun_heads=pronoun_heads,
         open_on_focus=open_on_focus,
     )
-    script = asset("view.js")
-    if "</script" in script.lower():
-        raise AssertionError("view.js must not contain '</script'")
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    script, digest = page_script("view.js")
     # No connect-src, no remote anything: default-src 'none' covers fetch, fonts, frames, media.
     font = hangul_font_css(data["text"] + "".join(lab for lv in data["levels"].values() for lab in lv["labels"]))
     csp = (

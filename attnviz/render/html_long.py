@@ -26,7 +26,6 @@ only (no word level) and the first view only (attention); the page says so when 
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 
 import numpy as np
@@ -184,7 +183,7 @@ def render_long_html(
     notes: list[str] | None = None,
 ) -> str:
     """The long-text page as a string (same input, same bytes)."""
-    from .html_page import asset, hangul_font_css, script_json
+    from .html_page import asset, page_script, hangul_font_css, script_json
 
     data = long_page_data(result, focus=focus, notes=notes)
     # The full maps go into script elements of their own, the first head's before the script and
@@ -197,10 +196,7 @@ def render_long_html(
     blocks = [
         f'<script type="application/octet-stream" id="attnviz-full-{k}">{b64}</script>\n' for k, b64 in enumerate(maps)
     ]
-    script = asset("long.js")
-    if "</script" in script.lower():
-        raise AssertionError("long.js must not contain '</script'")
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    script, digest = page_script("long.js")
     font = hangul_font_css(data["text"] + "".join(data["labels"]))
     csp = (
         f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "

@@ -5,6 +5,7 @@ short-text page (html.py) and the long-text page (html_long.py) build on the sam
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import re
@@ -74,3 +75,12 @@ def hangul_font_css(text: str) -> str:
         f'@font-face {{ font-family: "Attnviz Hangul"; src: url(data:font/ttf;base64,{data}) format("truetype"); '
         "unicode-range: U+3000-303F, U+3130-318F, U+AC00-D7A3, U+FF01-FF60; }\n"
     )
+
+
+def page_script(name: str) -> tuple[str, str]:
+    """(the inline script of a page: the shared colour table, then html_assets/`name`, and its
+    sha256 for the page's Content-Security-Policy)."""
+    script = asset("viridis.js") + asset(name)
+    if "</script" in script.lower():
+        raise AssertionError(f"{name} must not contain '</script'")
+    return script, base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
