@@ -17,8 +17,8 @@ POSITIONAL = ("sinusoidal", "learned", "rope", "none")
 NORMS = ("layer", "rms")
 FFNS = ("standard", "gated")
 NORM_PLACEMENTS = ("post", "pre")
-LAYER_TYPES = ("sliding_attention", "full_attention")
 CONFIG_FORMAT_VERSION = 1
+MAX_SIZE = 2**31 - 1  # the largest count or length a config may give (vocabulary, positions, window...)
 # Precisions a model's weights may be loaded in (attention always comes back as float32).
 DTYPES = ("float32", "bfloat16", "float16")
 # What a run can return (analysis/views.py): the weights, rollout, or weights times value norms.
@@ -78,9 +78,7 @@ class EncoderConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "num_layers", "num_heads", "d_model", "d_ff", "max_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise AttnvizError(f"invalid config: {name} must be a positive integer, got {value!r}")
+            _size(name, getattr(self, name))
         if self.head_dim is None and self.d_model % self.num_heads:
             raise AttnvizError(
                 f"invalid config: d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
@@ -91,9 +89,8 @@ class EncoderConfig:
         _choice("norm", self.norm, NORMS)
         _choice("ffn", self.ffn, FFNS)
         for name in ("num_kv_heads", "head_dim", "rotary_dim"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-                raise AttnvizError(f"invalid config: {name} must be a positive integer, got {value!r}")
+            if getattr(self, name) is not None:
+                _size(name, getattr(self, name))
         if self.num_kv_heads is not None and self.num_heads % self.num_kv_heads:
             raise AttnvizError(
                 f"invalid config: num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
@@ -161,9 +158,8 @@ class EncoderConfig:
         return self.head_dim or self.d_model // self.num_heads
 
     def _check_windows(self) -> None:
-        window = self.sliding_window
-        if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window <= 0):
-            raise AttnvizError(f"invalid config: sliding_window must be a positive integer, got {window!r}")
+        if self.sliding_window is not None:
+            _size("sliding_window", self.sliding_window)
         if self.layer_types is None:
             return
         types = self.layer_types
@@ -213,6 +209,16 @@ class EncoderConfig:
             full = [str(i) for i in range(self.num_layers) if not self.is_local(i)]
             shape += f" · window {self.sliding_window}" + (f" (global layers {', '.join(full)})" if full else "")
         return shape
+
+
+def _size(name: str, value) -> None:
+    """A count or length: a positive integer no larger than any model's (2**31 - 1; past int64 even
+    torch fails with a Python message)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise AttnvizError(f"invalid config: {name} must be a positive integer, got {value!r}")
+    if value > MAX_SIZE:
+        # bit_length, not the digits: str() of a huge int is slow and refused past 4,300 digits
+        raise AttnvizError(f"invalid config: {name} is about 2**{value.bit_length() - 1}, larger than any model's")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -4,7 +4,7 @@ weight name ("bert.", "transformer.", "model.")."""
 
 from __future__ import annotations
 
-from ..config import LAYER_TYPES, finite_positive
+from ..config import LAYER_TYPES, MAX_SIZE, finite_positive
 from ..errors import AttnvizError
 from ..text import shown
 from .weights import WeightFile
@@ -17,6 +17,8 @@ def positive_int(data: dict, key: str, label: str, default: int | None = None) -
         raise AttnvizError(f"{label}: missing {key!r}")
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise AttnvizError(f"{label}: {key} must be a positive integer, got {shown(value)}")
+    if value > MAX_SIZE:
+        raise AttnvizError(f"{label}: {key} is about 2**{value.bit_length() - 1}, larger than any model's")
     return value
 
 

@@ -222,6 +222,7 @@ def test_config_json_value_of_another_type_is_one_error_line(family_folders, mut
         ("llama", "rope_parameters", "[]"),
         ("gpt2", "n_inner", "[]"),
         ("native", "embedding_size", "true"),
+        ("llama", "max_position_embeddings", "12345678901234567890123456789"),  # RoPE builds no table
     ],
 )
 def test_examples_of_the_issue(family_folders, tmp_path, family, key, value):
