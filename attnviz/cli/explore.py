@@ -40,9 +40,7 @@ def explore(
     words: words_option("Start at word level (subword pieces merged, Clark et al. 2019); `w` toggles it.") = False,
     view: Annotated[
         View,
-        typer.Option(
-            "--view", help="The view to start with (attention, rollout or norm, as in `show`); `v` cycles them."
-        ),
+        typer.Option("--view", help="The view to start with (as in `show`); `v` cycles them."),
     ] = View.attention,
     sinks: Annotated[
         bool,

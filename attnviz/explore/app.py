@@ -31,7 +31,7 @@ attnviz explore: type a sentence and press Enter; then walk the heads.
   tab, shift+tab  next / previous focus token (or click a token, or a heatmap row)
   click a head    open that head of the strip
   w               word level on/off (subword pieces merged, Clark et al. 2019)
-  v               view: attention → rollout → norm
+  v               view: attention → rollout → norm → value zeroing
   s               leave special / sink tokens out of the colour scale and rankings
   e               save this head as PNG and the sentence as interactive HTML
   z               long texts (drawn pooled): zoom into a window at full resolution, or back

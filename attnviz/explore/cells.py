@@ -19,7 +19,7 @@ from rich.style import Style
 from ..render.terminal import MARK, cell_style, viridis
 from ..result import AttentionResult
 
-UNIT_SCALE_VIEWS = ("attention", "rollout")
+UNIT_SCALE_VIEWS = ("attention", "rollout", "value-zeroing")  # rows that sum to one
 ROW_LABEL = 12  # query label column, as in `show`
 NORMAL_CELL = 6  # "0.42* ": two decimals, the row-maximum mark, a space
 COMPACT_CELL = 3  # "*42": weights x100

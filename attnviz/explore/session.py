@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 
 from ..analysis.focus import ENGLISH_PRONOUNS, Focus, HeadTargets, find_pronoun, resolve_focus, top_targets
 from ..analysis.words import to_words, word_groups
+from ..config import VIEWS  # `v` cycles every view `show --view` offers
 from ..errors import AttnvizError
 from ..result import AttentionResult
 
-VIEWS = ("attention", "rollout", "norm")
+# Views with one map per layer (head index -1): rollout mixes layers, value zeroing all heads.
+MIXED_VIEWS = ("rollout", "value-zeroing")
 
 
 @dataclass
@@ -185,10 +187,10 @@ class Session:
         return VIEWS[(VIEWS.index(self.options.view) + 1) % len(VIEWS)]
 
     def set_view(self, view: str) -> None:
-        """Switch to a computed view; the head position is remembered across rollout's single map."""
-        if view == "rollout":
+        """Switch to a computed view; the head position is remembered across a mixed view's single map."""
+        if view in MIXED_VIEWS and self.options.view not in MIXED_VIEWS:
             self._head_before_rollout = self.head_pos
-        elif self.options.view == "rollout":
+        elif view not in MIXED_VIEWS and self.options.view in MIXED_VIEWS:
             self.head_pos = self._head_before_rollout
         self.options.view = view
         self.set_head(self.head_pos)

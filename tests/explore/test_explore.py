@@ -22,7 +22,7 @@ from attnviz.errors import AttnvizError
 from attnviz.explore import cells
 from attnviz.explore.app import ExploreApp, HelpScreen
 from attnviz.explore.history import History
-from attnviz.explore.session import Options
+from attnviz.explore.session import Options, Session
 from attnviz.pipeline import run_attention
 from attnviz.render.terminal import MARK
 from attnviz.render.terminal import cell_style as show_style
@@ -257,9 +257,21 @@ def test_v_cycles_the_views_through_the_pipeline(small_model, tmp_path):
             top = cells.heatmap(app.session.result(), 0, 2, 0, 200).top
             assert top == pytest.approx(float(norm.head(0, 2).max()))
             await pilot.press("v")
-            assert app.session.result().view == "attention"
+            await settle(app, pilot)
+            zeroing = run_attention(small_model, SENTENCE, view="value-zeroing")
+            result = app.session.result()
+            assert result.view == "value-zeroing" and result.heads == [-1]
+            np.testing.assert_allclose(result.weights, zeroing.weights, atol=1e-6)
+            assert "all heads" in str(app.query_one("#status").render())
+            await pilot.press("v")
+            assert app.session.result().view == "attention" and app.session.head == 2
 
     asyncio.run(run())
+
+
+def test_a_session_started_in_value_zeroing_cycles_on():
+    session = Session(Options(view="value-zeroing"))
+    assert session.next_view() == "attention"
 
 
 @pytest.mark.slow
