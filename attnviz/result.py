@@ -176,7 +176,10 @@ class AttentionResult:
 
     def sink_indices(self) -> list[int]:
         """Tokens that soak up attention without meaning: special tokens ([CLS], [SEP], <s>), and
-        in a causal model the first token, which every query can see (the attention sink)."""
+        in a causal model the first token, which every query can see (the attention sink). Key
+        indices: for cross-attention the source's special tokens."""
+        if self.key_tokens is not None:  # cross-attention: the keys are the source's tokens
+            return [j for j, special in enumerate(self.key_special) if special]
         sinks = {i for i, special in enumerate(self.special) if special}
         if self.causal and self.tokens:
             sinks.add(0)

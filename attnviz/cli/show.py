@@ -200,7 +200,23 @@ def show(
     loaded = models.build(last_layer=None if resolve else last_index(layer))
     kind = attention.value if attention is not None else ("cross" if target is not None else "encoder")
     if target is not None or kind != "encoder":  # cli/show_seq2seq.py: the decoder's attention
-        return show_seq2seq(loaded, text, target, kind, layer, head, fmt.value, out, png, html, max_new_tokens)
+        return show_seq2seq(
+            loaded,
+            text,
+            target,
+            kind,
+            layer,
+            head,
+            fmt.value,
+            out,
+            png,
+            html,
+            max_new_tokens,
+            focus=focus,
+            top=top,
+            chosen=attention is not None,
+            image_opts=image_opts,
+        )
     shown = _attention(loaded, text, layer, head, view, words, exclude_sinks, out.truncate, plan, focus, per_head)
     if focus is not None:
         shown.focus_at = resolve_focus(shown.result, focus)
