@@ -30,6 +30,27 @@ class Attention(str, enum.Enum):
     cross = "cross"
 
 
+def check_seq2seq_flags(fmt: str, words: bool, candidates, view: str, resolve: bool) -> None:
+    """Refuse, before the model loads, what --target cannot show: npz (square maps), and the
+    analyses of one text's self-attention (word level, candidates, other views, pronoun heads)."""
+    if fmt == "npz":
+        raise AttnvizError("--target shows terminal tables, --format json, --png or --html; npz holds square maps only")
+    given = [
+        flag
+        for flag, on in (
+            ("--words", words),
+            ("--candidates", candidates is not None),
+            (f"--view {view}", view != "attention"),
+            ("--resolve", resolve),
+        )
+        if on
+    ]
+    if given:
+        raise AttnvizError(
+            f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} with one text's self-attention, not with --target or --attention decoder/cross"
+        )
+
+
 def show_seq2seq(
     loaded,
     source: str,
@@ -46,6 +67,7 @@ def show_seq2seq(
     top: int = 3,
     chosen: bool = True,
     image_opts=None,
+    exclude_sinks: bool = False,
 ) -> None:
     """Teacher-forced on `target` (None: the model's own greedy output, at most `max_new_tokens`);
     refused in one line for a model without a decoder, or --format npz (square maps only).
@@ -55,11 +77,12 @@ def show_seq2seq(
 
     if not getattr(loaded, "encoder_decoder", False):
         raise AttnvizError("--target and --attention decoder/cross go with encoder-decoder models (T5, BART...)")
-    if fmt == "npz":
-        raise AttnvizError("--target shows terminal tables, --format json, --png or --html; npz holds square maps only")
+    check_seq2seq_flags(fmt, False, None, "attention", False)
     results = transformers_engine.run_seq2seq_kinds(
         loaded, source, target, truncate=out.truncate, max_new_tokens=max_new_tokens
     )
+    if exclude_sinks:  # special tokens out of rankings and colour scales (cross: the source's)
+        results = {kind: r.without_sinks() for kind, r in results.items()}
     focus_at, attention = _focus(results, focus, attention, chosen)
     result = results[attention]
     layers = parse_indices(layer, len(result.layers), "layer") if layer is not None else None
@@ -129,9 +152,9 @@ def _focus(results: dict, focus: str | None, attention: str, chosen: bool):
         )
         return found, other
     hint = "--attention encoder" if other == "encoder" else "--attention cross or decoder"
+    short = KIND_NAMES[attention].split(" (")[0].split(":")[0]  # "cross-attention", "encoder self-attention"
     raise AttnvizError(
-        f"focus word {focus!r} is in the {ROW_SIDE[other]}, not the {side} whose tokens are the rows of "
-        f"{KIND_NAMES[attention]}: use {hint}"
+        f"focus word {focus!r} is in the {ROW_SIDE[other]}, not the {side} (the rows of {short}): use {hint}"
     )
 
 

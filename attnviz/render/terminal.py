@@ -144,7 +144,8 @@ def render_header(console: Console, result: AttentionResult, max_token_lines: in
             )
         )
     if result.excluded:
-        sinks = ", ".join(f"{result.labels[i]} ({result.unit_name} {i})" for i in result.excluded)
+        unit = "source token" if result.key_tokens is not None else result.unit_name  # excluded: key indices
+        sinks = ", ".join(f"{result.key_labels[i]} ({unit} {i})" for i in result.excluded)
         console.print(
             Text(
                 f"Sinks left out of rankings and colour scales: {sinks}; cells still show their real weights.",

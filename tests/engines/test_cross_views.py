@@ -236,3 +236,32 @@ def test_focus_side_rules_and_one_line_errors(models):
     done = invoke("show", SOURCE, "--target", TARGET, "-m", folder, "--attention", "decoder", "--focus", "chat")
     assert done.exit_code == 0, done.output
     assert "'chat' (token 3) attends most" in done.stdout
+
+
+def test_what_target_cannot_show_is_refused_before_the_model_loads(tmp_path):
+    """One line, before anything loads (the random model is no encoder-decoder: it never gets that far)."""
+    for flags, said in (
+        (["--words"], "--words goes with one text's self-attention"),
+        (["--candidates", "cat,mat"], "--candidates"),
+        (["--view", "rollout"], "--view rollout"),
+        (["--format", "npz", "-o", str(tmp_path / "a.npz")], "npz holds square maps only"),
+    ):
+        assert_one_error_line(invoke("show", SOURCE, "--target", TARGET, *flags), said)
+    assert not (tmp_path / "a.npz").exists()
+
+
+@pytest.mark.slow
+def test_exclude_sinks_leaves_the_sources_special_tokens_out_of_the_cross_ranking(models):
+    ref = reference(models["t5"])
+    index = ref["rows"].index("chat")
+    done = invoke(
+        "show", SOURCE, "--target", TARGET, "-m", models["t5"], "-l", "0", "--head", "1", "--focus", "chat",
+        "--exclude-sinks",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    row = ref["cross"][0, 1, index].copy()
+    specials = [j for j, t in enumerate(ref["columns"]) if t in ("[CLS]", "[SEP]")]
+    row[specials] = -1
+    best = int(np.argmax(row))
+    assert f"attends most to {ref['columns'][best]!r} (source token {best})" in done.stdout
+    assert "Sinks left out of rankings and colour scales: [CLS] (source token 0)" in " ".join(done.stdout.split())

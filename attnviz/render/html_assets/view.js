@@ -150,7 +150,8 @@
     const m = DATA.model;
     return "model: " + m.name + " · " + m.num_layers + " layers × " + m.num_heads + " heads"
       + (DATA.causal ? " · " + (KINDS.length ? "" : "decoder ") + "(causal: a token sees only the tokens before it)" : "")
-      + " · weights stored " + (DATA.bits === 32 ? "exactly (float32)" : "at " + DATA.bits + " bits (exact values: attnviz show --format json)");
+      + (DATA.bits === 32 ? " · weights stored exactly (float32)"
+        : " · weights stored at " + DATA.bits + " bits (exact values: attnviz show --format json)");
   }
   info.textContent = infoText();
   root.appendChild(info);
@@ -182,15 +183,17 @@
   }
   // Notes are a list only when there are some; the keys help is a line of its own.
   const notes = el("ul", { class: "notes", id: "notes" });
+  const keysLine = el("p", { class: "meta keys", text: "Keys: ← → change head, ↑ ↓ change layer; in the matrix, focus it and use the arrows to move between cells."
+    + (KINDS.length ? " e, d, c: encoder, decoder, cross-attention." : "") });
+  root.appendChild(keysLine);
+  // The list is on the page only while it has notes (another kind of attention has its own).
   function buildNotes() {
     notes.textContent = "";
     for (const note of DATA.notes) notes.appendChild(el("li", { text: note }));
-    notes.hidden = !DATA.notes.length;
+    if (DATA.notes.length && !notes.parentNode) root.insertBefore(notes, keysLine);
+    else if (!DATA.notes.length && notes.parentNode) notes.remove();
   }
   buildNotes();
-  root.appendChild(notes);
-  root.appendChild(el("p", { class: "meta keys", text: "Keys: ← → change head, ↑ ↓ change layer; in the matrix, focus it and use the arrows to move between cells."
-    + (KINDS.length ? " e, d, c: encoder, decoder, cross-attention." : "") }));
 
   // Controls: view, unit level, sinks, layer, head.
   function toggle(label, pressed, onclick, attrs) {

@@ -476,8 +476,9 @@ def _page_head(result, style, options, *, layer, head, focus) -> Page:
     return page
 
 
-def _grid_shape(n: int, room_w: float | None, room_h: float | None, fit) -> tuple[int, int]:
-    """Columns x rows for n panels: the biggest panels for a fixed room, else a ~16:10 block."""
+def _grid_shape(n: int, room_w: float | None, room_h: float | None, fit, aspect: float = 1.0) -> tuple[int, int]:
+    """Columns x rows for n panels (each `aspect` times as wide as tall): the biggest panels for a
+    fixed room, else a ~16:10 block."""
     best, best_score = (n, 1), None
     for cols in range(1, n + 1):
         rows = math.ceil(n / cols)
@@ -486,7 +487,7 @@ def _grid_shape(n: int, room_w: float | None, room_h: float | None, fit) -> tupl
         if room_w is not None and room_h is not None:
             score = fit(rows, cols)
         else:
-            score = -abs(math.log(cols / rows / 1.6)) - 0.1 * (rows * cols - n)
+            score = -abs(math.log(cols * aspect / rows / 1.6)) - 0.1 * (rows * cols - n)
         if best_score is None or score > best_score + 1e-9:
             best, best_score = (rows, cols), score
     return best
@@ -503,13 +504,13 @@ def _page_layer(result, style, options, *, layer, head, focus) -> Page:
     keys = _key_labels(result, style)
     kw = dict(axis_names=False, panel_titles=True, headers=False, model_grid=False, key_labels=keys[0])
     if width is None:
-        rows, cols = _grid_shape(H, None, None, None)
+        rows, cols = _grid_shape(H, None, None, None, data.shape[2] / T)
         s_target = min(max(T * style.font * 1.2 / 72, 1.6), 4.5)
         grid = _solve_grid(labels, T, rows, cols, 0, 0, style, s_target=s_target, **kw)
         width = 2 * style.pad + grid.size(rows, cols, style.gap, True)[0] + cbar - style.pad
     room_w = width - style.pad - cbar
     if height is None:
-        rows, cols = _grid_shape(H, None, None, None)
+        rows, cols = _grid_shape(H, None, None, None, data.shape[2] / T)
         grid = _solve_grid(labels, T, rows, cols, room_w, 100.0, style, **kw)
         height = min(top + grid.size(rows, cols, style.gap, True)[1] + style.pad, style.max_height)
     room_h = height - top - style.pad
