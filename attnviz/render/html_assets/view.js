@@ -360,7 +360,8 @@
     drawLines();
     grid.append(qcol, svg, kcol);
     panel.appendChild(grid);
-    let say = "Lines from each query (left) to the keys it attends to (right); opacity and width = weight, one colour per head. "
+    let say = (c.cross ? "Lines from each target token (left) to the source tokens it attends to (right)"
+      : "Lines from each query (left) to the keys it attends to (right)") + "; opacity and width = weight, one colour per head. "
       + "Hover or focus a token to see only its lines. Lines weaker than " + Math.round(DATA.head_view.min_line * 100) + "% are not drawn.";
     if (DATA.head_view.top_k) say += " Long text (over " + DATA.head_view.top_k_from + " units): each query draws only its "
       + DATA.head_view.top_k + " strongest lines per head, to stay responsive; the matrix shows every weight.";
