@@ -246,7 +246,8 @@ class AttentionResult:
         }
 
     def npz_arrays(self) -> dict[str, np.ndarray]:
-        """The same content as to_dict, as arrays for np.savez (word_ids: -1 for None)."""
+        """The same content as to_dict, as arrays for np.savez (word_ids: -1 for None; for
+        cross-attention also the source's key_* arrays)."""
         return {
             "weights": self.weights.astype(np.float32),
             "tokens": np.array(self.tokens, dtype=str),
@@ -262,7 +263,23 @@ class AttentionResult:
             "causal": np.array(self.causal),
             "excluded": np.array(self.excluded, dtype=np.int64),
             "model": np.array(json.dumps(self.model.to_dict(), ensure_ascii=False)),
+            **self._key_arrays(),
         }
+
+    def _key_arrays(self) -> dict[str, np.ndarray]:
+        """An encoder-decoder's kind, and for cross-attention the columns' (source's) tokens."""
+        if self.attention == "self":
+            return {}
+        arrays = {"attention": np.array(self.attention)}
+        if self.key_tokens is not None:
+            arrays.update(
+                key_text=np.array(self.key_text),
+                key_tokens=np.array(self.key_tokens, dtype=str),
+                key_labels=np.array(self.key_labels, dtype=str),
+                key_offsets=np.array(self.key_offsets, dtype=np.int64).reshape(-1, 2),
+                key_special=np.array(self.key_special, dtype=bool),
+            )
+        return arrays
 
 
 def printable(text: str) -> str:

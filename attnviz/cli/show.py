@@ -193,7 +193,7 @@ def show(
     image_opts = image.options() if png is not None else None
     seq2seq = target is not None or (attention is not None and attention is not Attention.encoder)
     if seq2seq:  # cli/show_seq2seq.py: what the decoder's attention cannot show, refused before the load
-        check_seq2seq_flags(fmt.value, words, candidates, view.value, resolve)
+        check_seq2seq_flags(words, candidates, view.value, resolve)
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
     # Long texts: what is kept is known before the model loads; a run that cannot fit is refused now.
@@ -222,6 +222,8 @@ def show(
             chosen=attention is not None,
             image_opts=image_opts,
             exclude_sinks=exclude_sinks,
+            digits=digits,
+            precision=precision.value,
         )
     shown = _attention(loaded, text, layer, head, view, words, exclude_sinks, out.truncate, plan, focus, per_head)
     if focus is not None:

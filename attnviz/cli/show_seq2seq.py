@@ -10,7 +10,6 @@ in the source only switches to encoder self-attention, and the output says so.""
 from __future__ import annotations
 
 import enum
-import json
 from pathlib import Path
 
 from ..errors import AttnvizError
@@ -30,11 +29,9 @@ class Attention(str, enum.Enum):
     cross = "cross"
 
 
-def check_seq2seq_flags(fmt: str, words: bool, candidates, view: str, resolve: bool) -> None:
-    """Refuse, before the model loads, what --target cannot show: npz (square maps), and the
-    analyses of one text's self-attention (word level, candidates, other views, pronoun heads)."""
-    if fmt == "npz":
-        raise AttnvizError("--target shows terminal tables, --format json, --png or --html; npz holds square maps only")
+def check_seq2seq_flags(words: bool, candidates, view: str, resolve: bool) -> None:
+    """Refuse, before the model loads, what --target cannot show: the analyses of one text's
+    self-attention (word level, candidates, other views, pronoun heads)."""
     given = [
         flag
         for flag, on in (
@@ -68,16 +65,17 @@ def show_seq2seq(
     chosen: bool = True,
     image_opts=None,
     exclude_sinks: bool = False,
+    digits: int | None = None,
+    precision: str = "float32",
 ) -> None:
     """Teacher-forced on `target` (None: the model's own greedy output, at most `max_new_tokens`);
-    refused in one line for a model without a decoder, or --format npz (square maps only).
+    refused in one line for a model without a decoder.
     `chosen`: --attention was given (else a focus word found in the source only picks encoder)."""
     from ..engines import transformers_engine
     from ..selection import parse_indices
 
     if not getattr(loaded, "encoder_decoder", False):
         raise AttnvizError("--target and --attention decoder/cross go with encoder-decoder models (T5, BART...)")
-    check_seq2seq_flags(fmt, False, None, "attention", False)
     results = transformers_engine.run_seq2seq_kinds(
         loaded, source, target, truncate=out.truncate, max_new_tokens=max_new_tokens
     )
@@ -91,9 +89,8 @@ def show_seq2seq(
         _write_html(html, results, attention, focus, layers, heads, out)
     if png is not None:
         _write_image(png, result.select(layers, heads), focus_at, image_opts, out.overwrite)
-    if png is not None or html is not None:
-        if fmt != "json" and out.output is None:
-            return
+    if (png is not None or html is not None) and fmt == "table" and out.output is None:
+        return  # the picture or the page replaces the tables
     summary = result.select(layers, heads)
     if layers is None and heads is None and len(result.layers) * len(result.heads) > 8:
         layers = [0]
@@ -101,8 +98,8 @@ def show_seq2seq(
             f"Tables show layer 0 of {len(result.layers)}; choose others with --layer/--head (e.g. --layer all)."
         )
     result = result.select(layers, heads)
-    if fmt == "json":
-        out.emit(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+    if fmt != "table":  # every layer and head chosen (all by default), as show's JSON and NPZ
+        _write_data(summary, fmt, out, digits, precision)
         return
     from rich.text import Text
 
@@ -193,3 +190,21 @@ def _write_html(path: Path, results: dict, attention: str, focus: str | None, la
         f"wrote {path} (interactive HTML, {size} KB: encoder, decoder and cross-attention, opens on {attention})",
         err=True,
     )
+
+
+def _write_data(result, fmt: str, out, digits: int | None, precision: str) -> None:
+    """--format json (standard output or --output) or npz (--output), with the source's key_*
+    fields for cross-attention (stream_out.py, as show writes them)."""
+    from ..files import write_stdout_bytes
+    from ..stream_out import write_json, write_npz
+
+    if fmt == "json":
+        write_json(
+            result,
+            out.output,
+            out.overwrite,
+            digits,
+            echo=lambda piece: write_stdout_bytes(piece.encode("utf-8", "surrogateescape")),
+        )
+        return
+    write_npz(result, out.output, out.overwrite, precision)

@@ -238,16 +238,15 @@ def test_focus_side_rules_and_one_line_errors(models):
     assert "'chat' (token 3) attends most" in done.stdout
 
 
-def test_what_target_cannot_show_is_refused_before_the_model_loads(tmp_path):
+def test_what_target_cannot_show_is_refused_before_the_model_loads():
     """One line, before anything loads (the random model is no encoder-decoder: it never gets that far)."""
     for flags, said in (
         (["--words"], "--words goes with one text's self-attention"),
         (["--candidates", "cat,mat"], "--candidates"),
         (["--view", "rollout"], "--view rollout"),
-        (["--format", "npz", "-o", str(tmp_path / "a.npz")], "npz holds square maps only"),
+        (["--words", "--resolve"], "--words, --resolve go with"),
     ):
         assert_one_error_line(invoke("show", SOURCE, "--target", TARGET, *flags), said)
-    assert not (tmp_path / "a.npz").exists()
 
 
 @pytest.mark.slow
@@ -265,3 +264,21 @@ def test_exclude_sinks_leaves_the_sources_special_tokens_out_of_the_cross_rankin
     best = int(np.argmax(row))
     assert f"attends most to {ref['columns'][best]!r} (source token {best})" in done.stdout
     assert "Sinks left out of rankings and colour scales: [CLS] (source token 0)" in " ".join(done.stdout.split())
+
+
+@pytest.mark.slow
+def test_npz_and_json_of_cross_attention_carry_the_source(models, tmp_path):
+    ref = reference(models["bart"])
+    npz = tmp_path / "cross.npz"
+    done = invoke("show", SOURCE, "--target", TARGET, "-m", models["bart"], "--format", "npz", "-o", npz)
+    assert done.exit_code == 0, done.output
+    with np.load(npz) as arrays:
+        assert str(arrays["attention"]) == "cross" and str(arrays["key_text"]) == SOURCE
+        assert arrays["key_tokens"].tolist() == ref["columns"] and arrays["tokens"].tolist() == ref["rows"]
+        assert arrays["key_offsets"].shape == (len(ref["columns"]), 2)
+        assert np.abs(arrays["weights"] - ref["cross"]).max() <= 1e-6
+    done = invoke("show", SOURCE, "--target", TARGET, "-m", models["bart"], "--format", "json", "--digits", "3")
+    assert done.exit_code == 0, done.output
+    data = json.loads(done.stdout)
+    assert data["digits"] == 3 and data["key_tokens"] == ref["columns"]
+    assert np.abs(np.array(data["weights"]) - ref["cross"]).max() <= 5e-4
