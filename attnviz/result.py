@@ -176,7 +176,10 @@ class AttentionResult:
 
     def sink_indices(self) -> list[int]:
         """Tokens that soak up attention without meaning: special tokens ([CLS], [SEP], <s>), and
-        in a causal model the first token, which every query can see (the attention sink)."""
+        in a causal model the first token, which every query can see (the attention sink). Key
+        indices: for cross-attention the source's special tokens."""
+        if self.key_tokens is not None:  # cross-attention: the keys are the source's tokens
+            return [j for j, special in enumerate(self.key_special) if special]
         sinks = {i for i, special in enumerate(self.special) if special}
         if self.causal and self.tokens:
             sinks.add(0)
@@ -243,7 +246,8 @@ class AttentionResult:
         }
 
     def npz_arrays(self) -> dict[str, np.ndarray]:
-        """The same content as to_dict, as arrays for np.savez (word_ids: -1 for None)."""
+        """The same content as to_dict, as arrays for np.savez (word_ids: -1 for None; for
+        cross-attention also the source's key_* arrays)."""
         return {
             "weights": self.weights.astype(np.float32),
             "tokens": np.array(self.tokens, dtype=str),
@@ -259,7 +263,23 @@ class AttentionResult:
             "causal": np.array(self.causal),
             "excluded": np.array(self.excluded, dtype=np.int64),
             "model": np.array(json.dumps(self.model.to_dict(), ensure_ascii=False)),
+            **self._key_arrays(),
         }
+
+    def _key_arrays(self) -> dict[str, np.ndarray]:
+        """An encoder-decoder's kind, and for cross-attention the columns' (source's) tokens."""
+        if self.attention == "self":
+            return {}
+        arrays = {"attention": np.array(self.attention)}
+        if self.key_tokens is not None:
+            arrays.update(
+                key_text=np.array(self.key_text),
+                key_tokens=np.array(self.key_tokens, dtype=str),
+                key_labels=np.array(self.key_labels, dtype=str),
+                key_offsets=np.array(self.key_offsets, dtype=np.int64).reshape(-1, 2),
+                key_special=np.array(self.key_special, dtype=bool),
+            )
+        return arrays
 
 
 def printable(text: str) -> str:

@@ -71,8 +71,8 @@ def _head(result: AttentionResult) -> dict:
     """to_dict() without its weights (built from a result without maps: no copy of them)."""
     from dataclasses import replace
 
-    T = len(result.tokens)
-    empty = replace(result, weights=np.zeros((0, 0, T, T), np.float32), layers=[], heads=[], focus_rows=None)
+    T, Tk = len(result.tokens), result.weights.shape[-1]  # Tk: the keys (the source's, for cross-attention)
+    empty = replace(result, weights=np.zeros((0, 0, T, Tk), np.float32), layers=[], heads=[], focus_rows=None)
     data = empty.to_dict()
     data["layers"], data["heads"] = list(result.layers), list(result.heads)
     del data["weights"]
@@ -102,8 +102,8 @@ def npz_arrays(result: AttentionResult) -> dict[str, np.ndarray]:
     """result.npz_arrays() without copying the weights (the same bytes are written)."""
     from dataclasses import replace
 
-    T = len(result.tokens)
-    empty = replace(result, weights=np.zeros((0, 0, T, T), np.float32), layers=[], heads=[], focus_rows=None)
+    T, Tk = len(result.tokens), result.weights.shape[-1]  # Tk: the keys (the source's, for cross-attention)
+    empty = replace(result, weights=np.zeros((0, 0, T, Tk), np.float32), layers=[], heads=[], focus_rows=None)
     arrays = empty.npz_arrays()
     arrays["weights"] = result.weights
     arrays["layers"] = np.array(result.layers, dtype=np.int64)

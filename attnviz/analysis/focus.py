@@ -134,10 +134,11 @@ def find_pronoun(result: AttentionResult) -> Focus | None:
 
 
 def ranked_keys(result: AttentionResult, index: int) -> np.ndarray:
-    """[T] bool: the keys a ranking of query `index` may name. Not the masked ones (a causal
+    """[Tk] bool (Tk = T, or the source's tokens for cross-attention): the keys a ranking of
+    query `index` may name. Not the masked ones (a causal
     model's later tokens, which the query cannot see) nor the excluded ones (sinks, when the
     result was made `without_sinks`)."""
-    keys = np.ones(len(result.tokens), dtype=bool)  # row `index` of ~result.masked(), without a [T, T] mask
+    keys = np.ones(result.weights.shape[-1], dtype=bool)  # row `index` of ~result.masked(), without a [T, Tk] mask
     if result.causal:
         keys[index + 1 :] = False
     keys[list(result.excluded)] = False

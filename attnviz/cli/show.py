@@ -28,7 +28,7 @@ from .common import (
     output_flags,
     with_image_flags,
 )
-from .show_seq2seq import Attention, show_seq2seq
+from .show_seq2seq import Attention, check_seq2seq_flags, show_seq2seq
 
 # Above this many heads in total, the tables show one layer unless --layer/--head say otherwise
 # (the focus summary, one line per head, still covers the whole model).
@@ -64,7 +64,9 @@ def show(
     ],
     layer: LayerOpt = None,
     head: HeadOpt = None,
-    focus: focus_option("A word of the sentence (or a token index): list where it attends in every head.") = None,
+    focus: focus_option(
+        "A word of the sentence (or a token index): list where it attends in every head. With --target: a word of the rows' text (the target for cross and decoder attention, the source for encoder)."
+    ) = None,
     top: top_option("How many targets the focus summary lists per head.", 10) = 3,
     words: words_option(
         "Merge subword pieces into words: attention to a word is the sum over its pieces, from a word the mean (Clark et al. 2019)."
@@ -152,7 +154,7 @@ def show(
         Optional[str],
         typer.Option(
             "--target",
-            help="Encoder-decoder models (T5, BART; through transformers): the decoder's text, teacher-forced; TEXT is the source.",
+            help="Encoder-decoder models (T5, BART; through transformers): the decoder's text, teacher-forced; TEXT is the source. --html holds encoder, decoder and cross-attention with a switch.",
         ),
     ] = None,
     attention: Annotated[
@@ -189,6 +191,9 @@ def show(
     if per_head and view.value != "value-zeroing":
         raise AttnvizError("--per-head goes with --view value-zeroing")
     image_opts = image.options() if png is not None else None
+    seq2seq = target is not None or (attention is not None and attention is not Attention.encoder)
+    if seq2seq:  # cli/show_seq2seq.py: what the decoder's attention cannot show, refused before the load
+        check_seq2seq_flags(words, candidates, view.value, resolve)
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
     # Long texts: what is kept is known before the model loads; a run that cannot fit is refused now.
@@ -199,8 +204,27 @@ def show(
     # the focus summary (no --layer) and --resolve look at every layer.
     loaded = models.build(last_layer=None if resolve else last_index(layer))
     kind = attention.value if attention is not None else ("cross" if target is not None else "encoder")
-    if target is not None or kind != "encoder":  # cli/show_seq2seq.py: the decoder's attention
-        return show_seq2seq(loaded, text, target, kind, layer, head, fmt.value, out, png, html, max_new_tokens)
+    if seq2seq:  # cli/show_seq2seq.py: the decoder's attention
+        return show_seq2seq(
+            loaded,
+            text,
+            target,
+            kind,
+            layer,
+            head,
+            fmt.value,
+            out,
+            png,
+            html,
+            max_new_tokens,
+            focus=focus,
+            top=top,
+            chosen=attention is not None,
+            image_opts=image_opts,
+            exclude_sinks=exclude_sinks,
+            digits=digits,
+            precision=precision.value,
+        )
     shown = _attention(loaded, text, layer, head, view, words, exclude_sinks, out.truncate, plan, focus, per_head)
     if focus is not None:
         shown.focus_at = resolve_focus(shown.result, focus)

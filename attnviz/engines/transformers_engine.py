@@ -5,7 +5,8 @@ Falcon, OLMo...). The model's own tokenizer (AutoTokenizer) gives the tokens, ch
 and special-token marks; the model's `output_attentions` gives the maps, which come back as the
 same AttentionResult the native engine returns. Nothing is ever downloaded (local_files_only).
 
-Encoder-decoder models (T5, BART) run their encoder here: encoder self-attention.
+Encoder-decoder models (T5, BART) run their encoder here: encoder self-attention; run_seq2seq(_kinds)
+runs the whole model on a source and a target: encoder, decoder and cross-attention.
 
 transformers and torch are imported inside the functions (the optional extra, and a fast --help).
 """
@@ -435,27 +436,50 @@ def run_seq2seq(
     source), decoder self-attention (causal, target x target) or cross-attention (rows: the
     decoder's tokens, the start token then the target's; columns: the source's tokens). Without
     `target`, the model's own greedy output (at most `max_new_tokens`) is the target."""
-    import torch
+    if attention not in ATTENTIONS:
+        raise AttnvizError(f"--attention: choose one of {', '.join(ATTENTIONS)}")
+    _check_seq2seq(model)
+    if attention == "encoder":
+        return replace(run(model, source, layers, heads, truncate), attention="encoder")
+    return run_seq2seq_kinds(model, source, target, (attention,), layers, heads, truncate, max_new_tokens)[attention]
 
+
+def _check_seq2seq(model: TransformersModel) -> None:
     if not model.encoder_decoder:
         raise AttnvizError(
             f"{model.info.source}: --target and --attention go with encoder-decoder models (T5, BART...)"
         )
-    if attention not in ATTENTIONS:
+
+
+def run_seq2seq_kinds(
+    model: TransformersModel,
+    source: str,
+    target: str | None,
+    kinds: tuple[str, ...] = ATTENTIONS,
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+    truncate: bool = False,
+    max_new_tokens: int = 20,
+) -> dict[str, AttentionResult]:
+    """Several kinds of attention of one teacher-forced pass (see run_seq2seq), kind -> result:
+    "encoder" (source x source), "decoder" (target x target, causal), "cross" (target x source).
+    One forward gives all three (the HTML page switches between them)."""
+    import torch
+
+    _check_seq2seq(model)
+    if not kinds or any(kind not in ATTENTIONS for kind in kinds):
         raise AttnvizError(f"--attention: choose one of {', '.join(ATTENTIONS)}")
-    if attention == "encoder":
-        return replace(run(model, source, layers, heads, truncate), attention="encoder")
     src = tokenize(model, source, truncate)
     hf_config = model.full_model.config
     start = getattr(hf_config, "decoder_start_token_id", None)
     if start is None:
         start = getattr(hf_config, "bos_token_id", None) or 0
     device = next(model.full_model.parameters()).device
-    notes = [f"{attention} attention of an encoder-decoder model, teacher-forced on the target"]
+    how = "teacher-forced on the target"
     if target is None:
         tgt = _greedy(model, src, max_new_tokens, device)
         target = model.hf_tokenizer.decode(tgt.ids, skip_special_tokens=True)
-        notes = [f"{attention} attention of an encoder-decoder model on its own greedy output ({len(tgt.ids)} tokens)"]
+        how = f"on its own greedy output ({len(tgt.ids)} tokens)"
     else:
         tgt = tokenize(model, check_text(target, "the target"), truncate)
     # Teacher forcing: the decoder reads the start token, then the target; row i predicts token i.
@@ -468,35 +492,44 @@ def run_seq2seq(
             output_attentions=True,
             return_dict=True,
         )
-    maps = out.cross_attentions if attention == "cross" else out.decoder_attentions
-    if not maps or any(a is None for a in maps):
-        raise AttnvizError(f"{model.info.source}: this model {NO_EAGER}")
-    weights = torch.stack(list(maps), dim=1)[0].float().cpu().numpy()  # [L, H, Td, Tk]
-    L, H = weights.shape[:2]
-    layers = list(range(L)) if layers is None else sorted(set(layers))
-    heads = list(range(H)) if heads is None else list(heads)
-    config = replace(
-        model.config, num_layers=L, num_heads=H, causal=attention == "decoder", sliding_window=None, layer_types=None
-    )
     start_token = str(model.hf_tokenizer.convert_ids_to_tokens([start])[0])
-    keys = {}
-    if attention == "cross":
-        keys = dict(key_tokens=src.tokens, key_offsets=src.offsets, key_special=src.special, key_text=source)
-    return AttentionResult(
+    decoder_rows = dict(
         text=target,
         tokens=[start_token] + tgt.tokens,
         offsets=[(0, 0)] + tgt.offsets,
         word_ids=[None] + tgt.word_ids,
         special=[True] + tgt.special,
-        weights=np.ascontiguousarray(weights[layers][:, heads]),
-        layers=layers,
-        heads=heads,
-        model=replace(model.info, config=config),
-        truncated=src.truncated or tgt.truncated,
-        attention=attention,
-        notes=notes,
-        **keys,
     )
+    source_rows = dict(text=source, tokens=src.tokens, offsets=src.offsets, word_ids=src.word_ids, special=src.special)
+    results = {}
+    for kind in kinds:
+        maps = {"encoder": out.encoder_attentions, "decoder": out.decoder_attentions, "cross": out.cross_attentions}[
+            kind
+        ]
+        if not maps or any(a is None for a in maps):
+            raise AttnvizError(f"{model.info.source}: this model {NO_EAGER}")
+        weights = torch.stack(list(maps), dim=1)[0].float().cpu().numpy()  # [L, H, Tq, Tk]
+        L, H = weights.shape[:2]
+        chosen_layers = list(range(L)) if layers is None else sorted(set(layers))
+        chosen_heads = list(range(H)) if heads is None else list(heads)
+        config = replace(
+            model.config, num_layers=L, num_heads=H, causal=kind == "decoder", sliding_window=None, layer_types=None
+        )
+        keys = {}
+        if kind == "cross":
+            keys = dict(key_tokens=src.tokens, key_offsets=src.offsets, key_special=src.special, key_text=source)
+        results[kind] = AttentionResult(
+            **(source_rows if kind == "encoder" else decoder_rows),
+            weights=np.ascontiguousarray(weights[chosen_layers][:, chosen_heads]),
+            layers=chosen_layers,
+            heads=chosen_heads,
+            model=replace(model.info, config=config),
+            truncated=src.truncated or tgt.truncated,
+            attention=kind,
+            notes=[f"{kind} attention of an encoder-decoder model, {how}"],
+            **keys,
+        )
+    return results
 
 
 def _greedy(model: TransformersModel, src: TokenizedText, max_new_tokens: int, device) -> TokenizedText:

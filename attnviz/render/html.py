@@ -60,12 +60,15 @@ UNIT_VIEWS = ("attention", "rollout")
 # Characters the shipped Hangul font covers (see data/fonts/build_hangul_font.py).
 def quantise(weights: np.ndarray, bits: int) -> tuple[float, str]:
     """(scale, base64 of the zero-run-encoded levels): weight ~= level / (2^bits - 1) * scale.
+    bits 32: the float32 weights themselves, little-endian (scale 1, exact; small pages only).
 
     Levels are little-endian uint8 or uint16 units. Most attention weights are near zero, so a
     run of n zero levels is stored as the two units (0, n) (n at most the unit's maximum; longer
     runs take several pairs): for MiniLM at 128 tokens this halves the page, and unlike deflate
     it needs no asynchronous decoder in the page and gives the same bytes with every zlib.
     """
+    if bits == 32:
+        return 1.0, base64.b64encode(np.ascontiguousarray(weights, dtype="<f4").tobytes()).decode("ascii")
     top = float(weights.max()) if weights.size else 0.0
     scale = top if top > 0 else 1.0
     top_level = 2**bits - 1
@@ -76,6 +79,11 @@ def quantise(weights: np.ndarray, bits: int) -> tuple[float, str]:
 
 def dequantise(scale: float, b64: str, bits: int, count: int) -> np.ndarray:
     """The inverse of `quantise` (`count` values), computed as the page's script does: level * (scale / max)."""
+    if bits == 32:
+        values = np.frombuffer(base64.b64decode(b64), dtype="<f4").astype(np.float64)
+        if values.size != count:
+            raise ValueError(f"decoded {values.size} values, expected {count}")
+        return values
     units = np.frombuffer(base64.b64decode(b64), dtype="<u2" if bits == 16 else "u1").astype(np.int64)
     levels = np.zeros(count, dtype=np.int64)
     i = o = 0
@@ -107,6 +115,8 @@ def _levels(result: AttentionResult) -> dict[str, _Level]:
 
     if result.units == "words":  # already merged: the token level is gone
         return {"words": _Level(result, [[i] for i in range(len(result.tokens))])}
+    if result.attention != "self":  # an encoder-decoder's kinds: token level (the switch keeps one level)
+        return {"tokens": _Level(result, [[i] for i in range(len(result.tokens))])}
     return {
         "tokens": _Level(result, [[i] for i in range(len(result.tokens))]),
         "words": _Level(to_words(result), word_groups(result)),
@@ -155,16 +165,18 @@ def page_data(
             "tokens": r.tokens,
             "labels": r.labels,
             "special": r.special,
-            "sinks": r.sink_indices(),
+            "sinks": r.sink_indices(),  # key indices (cross-attention: the source's)
             "groups": lv.groups,
             "focus": None if index is None else {"index": index, "label": r.labels[index], "auto": focus is None},
         }
+        if r.key_tokens is not None:  # cross-attention: the columns are the source's tokens
+            levels[name].update(key_labels=r.key_labels, key_special=r.key_special)
 
     total = sum(lv.result.weights.size for levs in per_view.values() for lv in levs.values())
     if bits is None:
         bits = 16 if total <= MAX_16BIT_VALUES else 8
-    if bits not in (8, 16):
-        raise ValueError("bits must be 8 or 16")
+    if bits not in (8, 16, 32):
+        raise ValueError("bits must be 8, 16 or 32")
 
     views: dict[str, dict] = {}
     for view, levs in per_view.items():
@@ -283,15 +295,20 @@ def render_html(
         pronoun_heads=pronoun_heads,
         open_on_focus=open_on_focus,
     )
+    font_text = data["text"] + "".join(lab for lv in data["levels"].values() for lab in lv["labels"])
+    return _page(data, data["text"], font_text)
+
+
+def _page(data: dict, text: str, font_text: str) -> str:
+    """The page around `data`: `text` as its heading and title, the Hangul glyphs of `font_text`."""
     script, digest = page_script("view.js")
     # No connect-src, no remote anything: default-src 'none' covers fetch, fonts, frames, media.
-    font = hangul_font_css(data["text"] + "".join(lab for lv in data["levels"].values() for lab in lv["labels"]))
+    font = hangul_font_css(font_text)
     csp = (
         f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "
         + ("font-src data:; " if font else "")
         + "base-uri 'none'; form-action 'none'"
     )
-    text = data["text"]
     short = text if len(text) <= 80 else text[:79] + "…"
     e = html.escape
     return "".join(
@@ -321,3 +338,69 @@ def iframe(page: str, height: int = 720) -> str:
         f'style="width: 100%; height: {height}px; border: 1px solid #ccc; border-radius: 6px" '
         'title="attnviz attention view" loading="lazy"></iframe>'
     )
+
+
+# An encoder-decoder model's three kinds of attention, as the page names them.
+KINDS = {
+    "encoder": "encoder self-attention (source → source)",
+    "decoder": "decoder self-attention (target → target, causal)",
+    "cross": "cross-attention: target → source",
+}
+# Up to this many weights over the three kinds, the page stores them exactly (float32).
+MAX_EXACT_VALUES = 200_000
+# What each kind's page data holds of its own; the rest (format, bits, head view) is shared.
+_KIND_FIELDS = ("text", "model", "causal", "truncated", "levels", "views", "initial", "notes")
+
+
+def seq2seq_page_data(
+    results: dict[str, AttentionResult], *, initial: str, focus: str | None = None, bits: int | None = None
+) -> dict:
+    """The page's JSON for an encoder-decoder model: `results` maps "encoder", "decoder" and
+    "cross" to their results (token level); each kind's data (page_data's fields: its own tokens,
+    weights, focus) sits in data["kinds"], and the page opens on `initial`. The focus word is
+    looked up in each kind's rows (the source for encoder, the target for decoder and cross); a
+    kind whose rows lack it opens with no focus."""
+    from ..analysis.focus import resolve_focus
+    from ..errors import AttnvizError
+
+    if initial not in results:
+        raise ValueError(f"initial kind {initial!r} is not among {list(results)}")
+    total = sum(r.weights.size for r in results.values())
+    if bits is None:
+        bits = 32 if total <= MAX_EXACT_VALUES else (16 if total <= MAX_16BIT_VALUES else 8)
+    kinds = {}
+    for kind, result in results.items():
+        query = focus
+        if focus is not None:
+            try:
+                resolve_focus(result, focus)
+            except AttnvizError:
+                query = None  # not on this kind's rows: no focus here (the CLI said which side it is on)
+        data = page_data({"attention": result}, focus=query, level="tokens", bits=bits)
+        if focus is not None and query is None:
+            for level in data["levels"].values():
+                level["focus"] = None
+        kinds[kind] = {name: data[name] for name in _KIND_FIELDS}
+        kinds[kind]["name"] = KINDS.get(kind, kind)
+    shared = {name: value for name, value in data.items() if name not in _KIND_FIELDS}
+    sources = {r.key_text for r in results.values() if r.key_text is not None}
+    source = next(iter(sources)) if sources else results.get("encoder", results[initial]).text
+    target = next((r.text for kind, r in results.items() if kind != "encoder"), None)
+    return {
+        **shared,
+        "source": source,
+        "target": target,
+        "kind": initial,
+        "kinds": kinds,  # the script copies kinds[kind]'s fields onto the data when it shows that kind
+    }
+
+
+def render_seq2seq_html(
+    results: dict[str, AttentionResult], *, initial: str = "cross", focus: str | None = None, bits: int | None = None
+) -> str:
+    """One offline page of an encoder-decoder model's encoder, decoder and cross-attention, with a
+    switch between them (buttons, and the keys e, d and c); see seq2seq_page_data."""
+    data = seq2seq_page_data(results, initial=initial, focus=focus, bits=bits)
+    heading = f"{data['source']} → {data['target']}" if data["target"] is not None else data["source"]
+    labels = "".join(lab for kind in data["kinds"].values() for lv in kind["levels"].values() for lab in lv["labels"])
+    return _page(data, heading, heading + labels)

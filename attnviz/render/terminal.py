@@ -144,7 +144,8 @@ def render_header(console: Console, result: AttentionResult, max_token_lines: in
             )
         )
     if result.excluded:
-        sinks = ", ".join(f"{result.labels[i]} ({result.unit_name} {i})" for i in result.excluded)
+        unit = "source token" if result.key_tokens is not None else result.unit_name  # excluded: key indices
+        sinks = ", ".join(f"{result.key_labels[i]} ({unit} {i})" for i in result.excluded)
         console.print(
             Text(
                 f"Sinks left out of rankings and colour scales: {sinks}; cells still show their real weights.",
@@ -309,8 +310,10 @@ def render_focus(
 ) -> None:
     """One row per layer/head: the tokens the focus token attends to most, strongest first.
 
-    `marks` ({(layer, head): "★ 94%"}) flags the heads known to resolve pronouns, in a last column."""
-    labels = result.labels
+    `marks` ({(layer, head): "★ 94%"}) flags the heads known to resolve pronouns, in a last column.
+    For cross-attention the focus is a target token and its targets are the source's tokens."""
+    labels = result.key_labels
+    key_unit = "source token" if result.key_tokens is not None else result.unit_name
     console.print()
     if focus.note:
         console.print(Text(focus.note, style="yellow"))
@@ -319,7 +322,11 @@ def render_focus(
     left_out = ", sinks left out" if result.excluded else ""
     # The title is a line of its own: as a table title it would wrap to the (narrow) table width.
     console.print(
-        Text(f"where {focus.label!r} ({result.unit_name} {focus.index}) attends, per head{left_out}", style="bold")
+        Text(
+            f"where {focus.label!r} ({'target token' if result.key_tokens is not None else result.unit_name} "
+            f"{focus.index}) attends{' in the source' if result.key_tokens is not None else ''}, per head{left_out}",
+            style="bold",
+        )
     )
     if k == 0:
         console.print(
@@ -355,7 +362,7 @@ def render_focus(
         )
     winners = Counter(row.targets[0][0] for row in per_head if row.targets)
     if winners:
-        summary = ", ".join(f"{labels[j]!r} ({result.unit_name} {j}) in {n}" for j, n in winners.most_common(3))
+        summary = ", ".join(f"{labels[j]!r} ({key_unit} {j}) in {n}" for j, n in winners.most_common(3))
         console.print(Text(f"top target over {_heads(len(per_head))}: {summary}", style="dim"))
 
 
@@ -365,12 +372,15 @@ def render_focus_answer(console: Console, result: AttentionResult, focus: Focus,
     winners = Counter(row.targets[0][0] for row in per_head if row.targets)
     if not winners:
         return
-    unit, labels = result.unit_name, result.labels
+    unit, labels = result.unit_name, result.key_labels
+    key_unit = "source token" if result.key_tokens is not None else unit
     (first, n), *rest = winners.most_common(3)
-    others = "".join(f", {labels[j]!r} ({unit} {j}) in {m}" for j, m in rest)
+    others = "".join(f", {labels[j]!r} ({key_unit} {j}) in {m}" for j, m in rest)
+    if result.key_tokens is not None:
+        unit = "target token"
     console.print(
         Text(
-            f"{focus.label!r} ({unit} {focus.index}) attends most to {labels[first]!r} ({unit} {first}) "
+            f"{focus.label!r} ({unit} {focus.index}) attends most to {labels[first]!r} ({key_unit} {first}) "
             f"in {n} of {_heads(len(per_head))}{others}; per head after the tables",
             style="bold",
         )

@@ -14,6 +14,10 @@
   try {
     DATA = JSON.parse(document.getElementById("attnviz-data").textContent);
   } catch (err) { fail(err); return; }
+  // An encoder-decoder page (html.py seq2seq_page_data) holds three kinds of attention (encoder,
+  // decoder, cross), each with its own tokens and weights: the one shown is copied onto DATA.
+  const KINDS = DATA.kinds ? Object.keys(DATA.kinds) : [];
+  if (KINDS.length) Object.assign(DATA, DATA.kinds[DATA.kind]);
 
   // VIRIDIS: viridis.js, in front of this script.
   const LUT = new Uint8ClampedArray(768);
@@ -24,20 +28,31 @@
 
   // --- data ------------------------------------------------------------------------------------
   const decoded = {};
-  // Weights of one view and level as float64, [layers][heads][T][T] flattened. Same arithmetic
+  // The columns' labels: the rows' own, or for cross-attention the source's tokens.
+  function keyLabels(lv) { return lv.key_labels || lv.labels; }
+  // Weights of one view and level as float64, [layers][heads][T][Tk] flattened. Same arithmetic
   // as attnviz.render.html.dequantise, so tests can predict what the page computes.
   function weights(view, level) {
-    const key = view + "/" + level;
+    const key = (DATA.kind || "") + "/" + view + "/" + level;
     if (decoded[key]) return decoded[key];
     const entry = DATA.views[view].data[level];
     const bin = atob(entry.b64);
+    if (DATA.bits === 32) {   // float32 little-endian, exact (html.py quantise)
+      const bytes = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      const view32 = new DataView(bytes.buffer), n = bin.length / 4;
+      const exact = new Float64Array(n);
+      for (let i = 0; i < n; i++) exact[i] = view32.getFloat32(4 * i, true);
+      decoded[key] = exact;
+      return exact;
+    }
     const k = entry.scale / MAXQ;
     const wide = DATA.bits === 16;
     const units = wide ? bin.length / 2 : bin.length;
     const unit = wide ? (u) => bin.charCodeAt(2 * u) | (bin.charCodeAt(2 * u + 1) << 8) : (u) => bin.charCodeAt(u);
     const V = DATA.views[view];
-    const T = DATA.levels[level].labels.length;
-    const out = new Float64Array(V.layers.length * V.heads.length * T * T);   // zeros
+    const T = DATA.levels[level].labels.length, Tk = keyLabels(DATA.levels[level]).length;
+    const out = new Float64Array(V.layers.length * V.heads.length * T * Tk);   // zeros
     let o = 0;
     // Zero-run encoding (html.py quantise): a 0 unit is followed by how many zeros it stands for.
     for (let u = 0; u < units; u++) {
@@ -65,19 +80,21 @@
     const V = DATA.views[state.view];
     const lv = DATA.levels[state.level];
     const T = lv.labels.length;
+    const klabels = keyLabels(lv), Tk = klabels.length, cross = !!lv.key_labels;
+    const kspecial = lv.key_special || lv.special;
     const L = V.layers.length, H = V.heads.length;
     const w = weights(state.view, state.level);
-    const sinks = new Set(state.sinks ? lv.sinks : []);
-    return { V, lv, T, L, H, w, sinks };
+    const sinks = new Set(state.sinks ? lv.sinks : []);   // key indices
+    return { V, lv, T, Tk, klabels, kspecial, cross, L, H, w, sinks };
   }
-  function at(c, li, hi, i, j) { return c.w[((li * c.H + hi) * c.T + i) * c.T + j]; }
+  function at(c, li, hi, i, j) { return c.w[((li * c.H + hi) * c.T + i) * c.Tk + j]; }
   function masked(i, j) { return DATA.causal && j > i; }
   // Top of the colour scale for one head: 1 for views whose rows sum to one (as in the images),
   // else, or with sinks left out, the largest weight among the cells that are coloured.
   function vmax(c, li, hi) {
     if (c.V.unit_scale && !c.sinks.size) return 1;
     let top = 0;
-    for (let i = 0; i < c.T; i++) for (let j = 0; j < c.T; j++) {
+    for (let i = 0; i < c.T; i++) for (let j = 0; j < c.Tk; j++) {
       if (masked(i, j) || c.sinks.has(j)) continue;
       const v = at(c, li, hi, i, j);
       if (v > top) top = v;
@@ -128,13 +145,28 @@
   }
 
   // --- page skeleton -----------------------------------------------------------------------------
-  const m = DATA.model;
   const info = el("p", { class: "meta" });
-  info.textContent = "model: " + m.name + " · " + m.num_layers + " layers × " + m.num_heads + " heads"
-    + (DATA.causal ? " · decoder (causal: a token sees only the tokens before it)" : "")
-    + " · weights stored at " + DATA.bits + " bits (exact values: attnviz show --format json)";
+  function infoText() {
+    const m = DATA.model;
+    return "model: " + m.name + " · " + m.num_layers + " layers × " + m.num_heads + " heads"
+      + (DATA.causal ? " · " + (KINDS.length ? "" : "decoder ") + "(causal: a token sees only the tokens before it)" : "")
+      + (DATA.bits === 32 ? " · weights stored exactly (float32)"
+        : " · weights stored at " + DATA.bits + " bits (exact values: attnviz show --format json)");
+  }
+  info.textContent = infoText();
   root.appendChild(info);
-  if (!m.learned) root.appendChild(el("p", { class: "meta warn", text: "Random weights: these patterns are not learned." }));
+  // Which kind of attention an encoder-decoder page shows, and what its rows and columns are.
+  const kindLine = el("p", { class: "kind", id: "kind", "aria-live": "polite" });
+  function kindText() {
+    const rows = { encoder: "source tokens", decoder: "target tokens", cross: "target tokens" }[DATA.kind];
+    const cols = DATA.kind === "decoder" ? "target tokens" : "source tokens";
+    return "showing " + DATA.kinds[DATA.kind].name + " · rows: " + rows + " (queries) · columns: " + cols + " (keys)";
+  }
+  if (KINDS.length) {
+    kindLine.textContent = kindText();
+    root.appendChild(kindLine);
+  }
+  if (!DATA.model.learned) root.appendChild(el("p", { class: "meta warn", text: "Random weights: these patterns are not learned." }));
   if (DATA.truncated) root.appendChild(el("p", { class: "meta warn", text: "The text was cut to the model's maximum length." }));
 
   const controls = el("div", { class: "controls", role: "group", "aria-label": "what to show" });
@@ -150,12 +182,18 @@
     root.appendChild(panels[id]);
   }
   // Notes are a list only when there are some; the keys help is a line of its own.
-  if (DATA.notes.length) {
-    const notes = el("ul", { class: "notes" });
-    root.appendChild(notes);
+  const notes = el("ul", { class: "notes", id: "notes" });
+  const keysLine = el("p", { class: "meta keys", text: "Keys: ← → change head, ↑ ↓ change layer; in the matrix, focus it and use the arrows to move between cells."
+    + (KINDS.length ? " e, d, c: encoder, decoder, cross-attention." : "") });
+  root.appendChild(keysLine);
+  // The list is on the page only while it has notes (another kind of attention has its own).
+  function buildNotes() {
+    notes.textContent = "";
     for (const note of DATA.notes) notes.appendChild(el("li", { text: note }));
+    if (DATA.notes.length && !notes.parentNode) root.insertBefore(notes, keysLine);
+    else if (!DATA.notes.length && notes.parentNode) notes.remove();
   }
-  root.appendChild(el("p", { class: "meta keys", text: "Keys: ← → change head, ↑ ↓ change layer; in the matrix, focus it and use the arrows to move between cells." }));
+  buildNotes();
 
   // Controls: view, unit level, sinks, layer, head.
   function toggle(label, pressed, onclick, attrs) {
@@ -164,6 +202,12 @@
   function buildControls() {
     controls.textContent = "";
     const c = cur();
+    if (KINDS.length) {
+      const g = el("span", { class: "group", role: "group", "aria-label": "kind of attention" }, [el("span", { text: "attention:" })]);
+      for (const k of KINDS) g.appendChild(toggle(k, k === DATA.kind, () => { setKind(k); },
+        { "data-kind": k, "data-key": "kind-" + k, title: DATA.kinds[k].name }));
+      controls.appendChild(g);
+    }
     if (viewNames.length > 1) {
       const g = el("span", { class: "group", role: "group", "aria-label": "view" }, [el("span", { text: "view:" })]);
       for (const v of viewNames) g.appendChild(toggle(v, v === state.view, () => { setView(v); }, { "data-view": v, "data-key": "view-" + v }));
@@ -193,6 +237,20 @@
     document.getElementById("layer").value = state.layer;
     document.getElementById("head").value = state.head;
     document.getElementById("status").textContent = statusText(cur());
+  }
+  // Another kind of attention (an encoder-decoder page): its tokens, weights and focus; the same
+  // layer and head where it has them.
+  function setKind(k) {
+    if (!DATA.kinds || !DATA.kinds[k] || k === DATA.kind) return;
+    DATA.kind = k;
+    Object.assign(DATA, DATA.kinds[k]);
+    state.view = DATA.initial.view; state.level = DATA.initial.level; state.sinks = DATA.initial.sinks_excluded;
+    state.shown = null; state.cell = null; state.hover = null;
+    for (const name of Object.keys(DATA.levels)) state.focus[name] = DATA.levels[name].focus ? DATA.levels[name].focus.index : null;
+    info.textContent = infoText();
+    kindLine.textContent = kindText();
+    buildNotes();
+    render();
   }
   function setView(v) {
     const before = DATA.views[state.view];
@@ -227,7 +285,7 @@
       const top = vmax(c, state.layer, hi);
       for (let i = 0; i < c.T; i++) {
         let keys = [];
-        for (let j = 0; j < c.T; j++) {
+        for (let j = 0; j < c.Tk; j++) {
           if (masked(i, j) || c.sinks.has(j)) continue;
           keys.push([j, at(c, state.layer, hi, i, j)]);
         }
@@ -257,9 +315,9 @@
     panel.appendChild(chips);
     const row = c.T > 60 ? 16 : 22;
     const grid = el("div", { class: "headview", style: "--row: " + row + "px; --tokfont: " + (row < 20 ? 11 : 14) + "px" });
-    const qcol = el("div", { class: "col q", role: "group", "aria-label": "queries (attending)" });
-    const kcol = el("div", { class: "col k", role: "group", "aria-label": "keys (attended to)" });
-    const height = row * c.T;
+    const qcol = el("div", { class: "col q", role: "group", "aria-label": c.cross ? "target tokens (queries)" : "queries (attending)" });
+    const kcol = el("div", { class: "col k", role: "group", "aria-label": c.cross ? "source tokens (keys)" : "keys (attended to)" });
+    const height = row * Math.max(c.T, c.Tk);
     const svg = svgEl("svg", { class: "lines", height: height, viewBox: "0 0 200 " + height, preserveAspectRatio: "none",
       role: "img", "aria-label": "attention lines from queries (left) to keys (right)" });
     const lines = headLines(c);
@@ -281,9 +339,10 @@
       svg.dataset.lines = parts.length;
       for (const side of ["q", "k"]) buttons[side].forEach((b, i) => b.classList.toggle("active", !!hover && hover.side === side && hover.i === i));
     }
-    c.lv.labels.forEach((label, i) => {
-      for (const [side, col] of [["q", qcol], ["k", kcol]]) {
-        const cls = "tok" + (c.lv.special[i] ? " special" : "") + (c.sinks.has(i) ? " sink" : "");
+    for (const [side, col, labels, special] of [["q", qcol, c.lv.labels, c.lv.special], ["k", kcol, c.klabels, c.kspecial]]) {
+      labels.forEach((label, i) => {
+        const sink = c.sinks.has(i) && (side === "k" || !c.cross);   // sinks are keys
+        const cls = "tok" + (special[i] ? " special" : "") + (sink ? " sink" : "");
         const b = el("button", { type: "button", class: cls, dir: "auto", "data-i": i, "data-side": side, text: label,
           "data-key": "tok-" + side + i,
           "aria-label": (side === "q" ? "lines from " : "lines to ") + (state.level === "words" ? "word " : "token ") + i + ": " + label,
@@ -296,12 +355,13 @@
         b.addEventListener("blur", off);
         buttons[side].push(b);
         col.appendChild(b);
-      }
-    });
+      });
+    }
     drawLines();
     grid.append(qcol, svg, kcol);
     panel.appendChild(grid);
-    let say = "Lines from each query (left) to the keys it attends to (right); opacity and width = weight, one colour per head. "
+    let say = (c.cross ? "Lines from each target token (left) to the source tokens it attends to (right)"
+      : "Lines from each query (left) to the keys it attends to (right)") + "; opacity and width = weight, one colour per head. "
       + "Hover or focus a token to see only its lines. Lines weaker than " + Math.round(DATA.head_view.min_line * 100) + "% are not drawn.";
     if (DATA.head_view.top_k) say += " Long text (over " + DATA.head_view.top_k_from + " units): each query draws only its "
       + DATA.head_view.top_k + " strongest lines per head, to stay responsive; the matrix shows every weight.";
@@ -313,23 +373,23 @@
   // cells grey. Reused (one canvas per page), so draw it before asking for the next.
   let tileCanvas = null, tileImage = null;
   function headTile(c, li, hi, top) {
-    const T = c.T;
-    if (!tileCanvas || tileCanvas.width !== T) {
+    const T = c.T, Tk = c.Tk;
+    if (!tileCanvas || tileCanvas.width !== Tk || tileCanvas.height !== T) {
       tileCanvas = document.createElement("canvas");
-      tileCanvas.width = tileCanvas.height = T;
-      tileImage = tileCanvas.getContext("2d").createImageData(T, T);   // 1 MB at 512 tokens: made once
+      tileCanvas.width = Tk; tileCanvas.height = T;
+      tileImage = tileCanvas.getContext("2d").createImageData(Tk, T);   // 1 MB at 512 tokens: made once
     }
     const tg = tileCanvas.getContext("2d");
     const img = tileImage;
-    const d = img.data, w = c.w, base = (li * c.H + hi) * T * T;
-    const sink = new Uint8Array(T);
+    const d = img.data, w = c.w, base = (li * c.H + hi) * T * Tk;
+    const sink = new Uint8Array(Tk);
     for (const j of c.sinks) sink[j] = 1;
-    // the arithmetic of rgb(), inlined: this loop runs T*T times per head (262,144 at 512 tokens)
-    for (let i = 0, o = 0; i < T; i++) for (let j = 0; j < T; j++, o += 4) {
+    // the arithmetic of rgb(), inlined: this loop runs T*Tk times per head (262,144 at 512 tokens)
+    for (let i = 0, o = 0; i < T; i++) for (let j = 0; j < Tk; j++, o += 4) {
       if (masked(i, j)) { d[o] = d[o + 1] = d[o + 2] = 154; }
       else if (sink[j]) { d[o] = d[o + 1] = d[o + 2] = 200; }
       else {
-        const k = 3 * Math.max(0, Math.min(255, Math.floor((w[base + i * T + j] / top) * 255.999)));
+        const k = 3 * Math.max(0, Math.min(255, Math.floor((w[base + i * Tk + j] / top) * 255.999)));
         d[o] = LUT[k]; d[o + 1] = LUT[k + 1]; d[o + 2] = LUT[k + 2];
       }
       d[o + 3] = 255;
@@ -340,19 +400,20 @@
   function renderMatrix(panel) {
     const c = cur();
     panel.textContent = "";
-    const T = c.T;
-    const cell = Math.max(4, Math.min(28, Math.floor(560 / T)));
+    const T = c.T, Tk = c.Tk;
+    const cell = Math.max(4, Math.min(28, Math.floor(560 / Math.max(T, Tk))));
     const showLabels = cell >= 9;
+    const axes = c.cross ? "rows: target tokens (queries) · columns: source tokens (keys)" : "rows: queries · columns: keys";
     const canvas = el("canvas", { tabindex: 0, id: "matrix", role: "img", "data-key": "matrix",
-      "aria-label": "heatmap of layer " + c.V.layers[state.layer] + ", " + headName(c.V, state.head) + ": rows are queries, columns keys; focus it and use the arrow keys to read cells" });
+      "aria-label": "heatmap of layer " + c.V.layers[state.layer] + ", " + headName(c.V, state.head) + ": " + axes + "; focus it and use the arrow keys to read cells" });
     const ctx = canvas.getContext("2d");
     const font = Math.min(12, cell - 1) + "px " + getComputedStyle(document.body).fontFamily;
     ctx.font = font;
     let lab = 0;
-    if (showLabels) for (const l of c.lv.labels) lab = Math.max(lab, ctx.measureText(l).width);
+    if (showLabels) for (const l of c.lv.labels.concat(c.klabels)) lab = Math.max(lab, ctx.measureText(l).width);
     const margin = showLabels ? Math.ceil(lab) + 24 : 4;
     const ratio = window.devicePixelRatio || 1;
-    const W = margin + T * cell + 2, Ht = margin + T * cell + 2;
+    const W = margin + Tk * cell + 2, Ht = margin + T * cell + 2;
     canvas.width = W * ratio; canvas.height = Ht * ratio;
     canvas.style.width = W + "px"; canvas.style.height = Ht + "px";
     ctx.scale(ratio, ratio);
@@ -362,7 +423,7 @@
     // 0.4 s at 512 tokens. The masked cells (a causal model's upper triangle) are hatched after,
     // as one path of a rectangle per row.
     ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(headTile(c, state.layer, state.head, top), margin, margin, T * cell, T * cell);
+    ctx.drawImage(headTile(c, state.layer, state.head, top), margin, margin, Tk * cell, T * cell);
     if (DATA.causal) {
       ctx.fillStyle = hatch(ctx);
       ctx.beginPath();
@@ -375,8 +436,10 @@
       c.lv.labels.forEach((l, i) => {
         ctx.textAlign = "right";
         ctx.fillText(l, margin - 4, margin + (i + 0.5) * cell);
+      });
+      c.klabels.forEach((l, j) => {
         ctx.save();
-        ctx.translate(margin + (i + 0.5) * cell, margin - 4);
+        ctx.translate(margin + (j + 0.5) * cell, margin - 4);
         ctx.rotate(-Math.PI / 2);
         ctx.textAlign = "left";
         ctx.fillText(l, 0, 0);
@@ -392,10 +455,11 @@
     canvas.dataset.vmax = top;
     const tip = el("div", { class: "tooltip", id: "tooltip", role: "status", hidden: true });
     function show(i, j, x, y) {
-      const q = c.lv.labels[i], k = c.lv.labels[j];
+      const q = c.lv.labels[i], k = c.klabels[j];
       const v = at(c, state.layer, state.head, i, j);
       tip.textContent = "";
-      tip.append(el("span", { dir: "ltr", text: "query " + i + " " }), el("bdi", { text: q }), el("span", { dir: "ltr", text: " → key " + j + " " }),
+      tip.append(el("span", { dir: "ltr", text: (c.cross ? "target " : "query ") + i + " " }), el("bdi", { text: q }),
+        el("span", { dir: "ltr", text: (c.cross ? " → source " : " → key ") + j + " " }),
         el("bdi", { text: k }), el("span", { dir: "ltr", text: masked(i, j) ? ": masked (after the query)" : ": " + fmt(v) + (c.sinks.has(j) ? " (sink, out of the colour scale)" : "") }));
       tip.dataset.q = i; tip.dataset.k = j; tip.dataset.w = masked(i, j) ? "masked" : String(v);
       tip.hidden = false;
@@ -405,7 +469,7 @@
       const r = canvas.getBoundingClientRect();
       const x = e.clientX - r.left, y = e.clientY - r.top;
       const i = Math.floor((y - margin) / cell), j = Math.floor((x - margin) / cell);
-      if (i < 0 || j < 0 || i >= T || j >= T) { tip.hidden = true; return; }
+      if (i < 0 || j < 0 || i >= T || j >= Tk) { tip.hidden = true; return; }
       show(i, j, x, y);
     });
     canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
@@ -418,12 +482,12 @@
       if (!d) return;
       e.preventDefault(); e.stopPropagation();
       const [i, j] = state.cell || [0, 0];
-      state.cell = [Math.max(0, Math.min(T - 1, i + d[0])), Math.max(0, Math.min(T - 1, j + d[1]))];
+      state.cell = [Math.max(0, Math.min(T - 1, i + d[0])), Math.max(0, Math.min(Tk - 1, j + d[1]))];
       render();
     });
     const wrap = el("div", { class: "matrixwrap" }, [canvas, tip]);
-    panel.appendChild(el("p", { class: "meta", text: "layer " + c.V.layers[state.layer] + " · " + headName(c.V, state.head)
-      + " · rows: queries · columns: keys · " + state.view }));
+    panel.appendChild(el("p", { class: "meta", id: "matrix-caption", text: "layer " + c.V.layers[state.layer] + " · " + headName(c.V, state.head)
+      + " · " + (KINDS.length ? DATA.kinds[DATA.kind].name + " · " : "") + axes + " · " + state.view }));
     panel.appendChild(wrap);
     panel.appendChild(legend(top, c));
   }
@@ -451,10 +515,11 @@
   function renderModel(panel) {
     const c = cur();
     panel.textContent = "";
-    const T = c.T;
+    const T = Math.max(c.T, c.Tk);
     // Thumbnails share the page's width (12 heads of MiniLM fit a laptop screen), 32-96 px each.
     const room = Math.floor(((root.clientWidth || 900) - 40) / c.H) - 10;
     const size = Math.max(32, Math.min(96, T * 3, room));
+    const tw = Math.round(size * c.Tk / T), th = Math.round(size * c.T / T);   // cross-attention: not square
     const grid = el("div", { class: "modelgrid", role: "group", "aria-label": "every layer and head; choose one to open it in the matrix",
       style: "grid-template-columns: auto repeat(" + c.H + ", " + (size + 6) + "px)" });
     grid.appendChild(el("span", { class: "axis" }));
@@ -462,10 +527,10 @@
     c.V.layers.forEach((l, li) => {
       grid.appendChild(el("span", { class: "axis", text: "L" + l }));
       c.V.heads.forEach((h, hi) => {
-        const cv = el("canvas", { width: size, height: size });
+        const cv = el("canvas", { width: tw, height: th });
         const g = cv.getContext("2d");
         g.imageSmoothingEnabled = false;
-        g.drawImage(headTile(c, li, hi, vmax(c, li, hi)), 0, 0, size, size);
+        g.drawImage(headTile(c, li, hi, vmax(c, li, hi)), 0, 0, tw, th);
         const b = el("button", { type: "button", class: "thumb", "data-layer": li, "data-head": hi, "data-key": "thumb-" + li + "-" + hi,
           "aria-label": "layer " + l + ", " + headName(c.V, hi) + ": open in the matrix view",
           "aria-current": li === state.layer && hi === state.head ? "true" : null,
@@ -505,7 +570,7 @@
     const body = el("tbody");
     c.V.layers.forEach((l, li) => c.V.heads.forEach((h, hi) => {
       const ranked = [];
-      for (let j = 0; j < c.T; j++) if (!masked(f, j) && !c.sinks.has(j)) ranked.push([j, at(c, li, hi, f, j)]);
+      for (let j = 0; j < c.Tk; j++) if (!masked(f, j) && !c.sinks.has(j)) ranked.push([j, at(c, li, hi, f, j)]);
       ranked.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
       const tr = el("tr", { "data-layer": li, "data-head": hi }, [
         el("td", { class: "num", text: l }),
@@ -514,7 +579,7 @@
       ]);
       for (let r = 0; r < 3; r++) {
         const t = ranked[r];
-        tr.appendChild(t ? el("td", {}, [el("bdi", { class: "lab", text: c.lv.labels[t[0]] }), el("span", { dir: "ltr", text: " " + fmt(t[1]) })]) : el("td"));
+        tr.appendChild(t ? el("td", {}, [el("bdi", { class: "lab", text: c.klabels[t[0]] }), el("span", { dir: "ltr", text: " " + fmt(t[1]) })]) : el("td"));
       }
       if (useCands) {
         const won = cands.winners[li][hi];
@@ -531,7 +596,7 @@
     }));
     table.appendChild(body);
     panel.appendChild(el("p", { class: "meta", text: "Where “" + iso(c.lv.labels[f]) + "” (" + (state.level === "words" ? "word " : "token ") + f + ")"
-      + (auto ? ", the first pronoun," : "") + " attends in every head, strongest first"
+      + (auto ? ", the first pronoun," : "") + " attends" + (c.cross ? " in the source" : "") + " in every head, strongest first"
       + (c.sinks.size ? ", sinks left out" : "") + "." }));
     if (useCands) {
       const wins = cands.labels.map((l, k) => iso(l) + " " + cands.wins[k]).join(" · ");
@@ -552,7 +617,7 @@
       const c = cur();
       state.layer = Math.min(state.layer, c.L - 1);
       state.head = Math.min(state.head, c.H - 1);
-      if (state.cell && (state.cell[0] >= c.T || state.cell[1] >= c.T)) state.cell = null;
+      if (state.cell && (state.cell[0] >= c.T || state.cell[1] >= c.Tk)) state.cell = null;
       if (controlsOnly) syncControls(); else buildControls();
       for (const [id] of TABS) {
         document.getElementById("tab-" + id).setAttribute("aria-selected", id === state.tab ? "true" : "false");
@@ -570,12 +635,15 @@
       root.dataset.head = state.head;
       root.dataset.level = state.level;
       root.dataset.view = state.view;
+      if (KINDS.length) root.dataset.kind = DATA.kind;
     } catch (err) { fail(err && err.stack || err); }
   }
   document.addEventListener("keydown", (e) => {
     if (e.altKey || e.ctrlKey || e.metaKey) return;
     const t = e.target;
     if (t && (t.tagName === "SELECT" || t.tagName === "INPUT" || t.tagName === "TEXTAREA")) return;
+    const kind = { e: "encoder", d: "decoder", c: "cross" }[e.key];
+    if (KINDS.length && kind && DATA.kinds[kind]) { e.preventDefault(); setKind(kind); return; }
     const d = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] }[e.key];
     if (!d) return;
     e.preventDefault();

@@ -5,6 +5,11 @@
   model  layers x heads small multiples; token labels only when they are readable
   focus  one row per (layer, head), one column per token: where the focus token attends
 
+Cross-attention of an encoder-decoder model (result.key_tokens set) is drawn the same way with
+rows for the target's tokens and columns for the source's: panels are [T, Tk] rectangles of
+square cells, the title names the kind ("cross-attention: target → source"), and so it does for
+encoder and decoder self-attention.
+
 Each builder returns a `Page` (engine.py draws it), with the notes of what it had to leave out.
 Rows and columns that cannot hold a readable label get none. Every image has one colour scale
 (`colour_scale`: fixed 0-1, auto or a given maximum) with a captioned colour bar; for a causal
@@ -54,12 +59,39 @@ def _cell_value(value: float) -> str:
 
 
 def _token_labels(result: AttentionResult, style: Style) -> tuple[list[str], list[str]]:
-    """Labels and their colours (special tokens in grey)."""
+    """Labels of the rows (queries) and their colours (special tokens in grey)."""
     from ..fonts import drawable
 
     labels = [_shorten(drawable(label), style.label_chars) for label in result.labels]
     colors = ["#777777" if special else "black" for special in result.special]
     return labels, colors
+
+
+def _key_labels(result: AttentionResult, style: Style) -> tuple[list[str], list[str]]:
+    """Labels of the columns (keys) and their colours: the rows' own, or for cross-attention the
+    source's tokens."""
+    if result.key_tokens is None:
+        return _token_labels(result, style)
+    from ..fonts import drawable
+
+    labels = [_shorten(drawable(label), style.label_chars) for label in result.key_labels]
+    colors = ["#777777" if special else "black" for special in result.key_special]
+    return labels, colors
+
+
+# Encoder-decoder models: which attention an image shows, in its title.
+KIND_TITLES = {
+    "encoder": "encoder self-attention",
+    "decoder": "decoder self-attention (causal)",
+    "cross": "cross-attention: target → source",
+}
+
+
+def _axis_names(result: AttentionResult) -> tuple[str, str]:
+    """(the rows' name, the columns' name) of a head's heatmap."""
+    if result.key_tokens is not None:
+        return "target token (query)", "source token (key)"
+    return "query (attending)", "key (attended to)"
 
 
 def _header(page: Page, result: AttentionResult, style: Style, title: str) -> float:
@@ -77,6 +109,10 @@ def _header(page: Page, result: AttentionResult, style: Style, title: str) -> fl
     used = style.pad + size * 1.3 / 72
     if style.subtitle:
         sentence = drawable(" ".join(result.text.split()))
+        if result.key_text is not None:  # cross-attention: both texts, the rows' first
+            sentence = drawable(
+                f"target: {' '.join(result.text.split())} · source: {' '.join(result.key_text.split())}"
+            )
         if result.truncated:
             sentence += " [truncated]"
         page.labels.append(
@@ -181,7 +217,7 @@ def colour_scale(result: AttentionResult, options, data: np.ndarray, mask: np.nd
         vmax = float(shown[..., keep].max()) if keep.any() else 0.0
         caption = f"{what} · auto scale"
         if result.excluded:  # the sinks would set the top and wash out everything else
-            caption = f"{what} · auto, without " + " ".join(result.labels[i] for i in result.excluded)
+            caption = f"{what} · auto, without " + " ".join(result.key_labels[i] for i in result.excluded)
     else:
         vmax, caption = float(scale), f"{what} · scale 0–{scale:g}"
     vmax = max(vmax, 1e-6)
@@ -224,6 +260,8 @@ def _colour_bar(
 def _model_title(result: AttentionResult) -> str:
     name = result.model.name
     title = name if result.model.learned else f"{name}, not trained"
+    if result.attention in KIND_TITLES:  # an encoder-decoder model: say which attention
+        return f"{KIND_TITLES[result.attention]} · {title}"
     if result.causal:
         title += ", causal"
     return title if result.view_label == "attention" else f"{result.view_label} · {title}"
@@ -237,7 +275,8 @@ def _head_name(head: int, view: str = "rollout") -> str:
 
 @dataclass
 class _Grid:
-    """A block of rows x cols square panels of side s, with token labels around it."""
+    """A block of rows x cols panels s tall and s * aspect wide (square cells: aspect = Tk / T,
+    1 for self-attention), with token labels around it."""
 
     s: float
     font: float  # token label size (0: none)
@@ -245,20 +284,41 @@ class _Grid:
     left: float  # inches left of the panels (labels, names)
     bottom: float  # below
     head_row: float  # above every panel row (panel titles) or once above (column headers)
+    aspect: float = 1.0
+
+    @property
+    def w(self) -> float:
+        return self.s * self.aspect
 
     def size(self, rows: int, cols: int, gap: float, every_row: bool) -> tuple[float, float]:
         heads = self.head_row * (rows if every_row else 1)
-        return (self.left + cols * self.s + (cols - 1) * gap, self.bottom + heads + rows * self.s + (rows - 1) * gap)
+        return (self.left + cols * self.w + (cols - 1) * gap, self.bottom + heads + rows * self.s + (rows - 1) * gap)
 
 
 def _solve_grid(
-    labels, T, rows, cols, room_w, room_h, style, *, axis_names, panel_titles, headers, model_grid, s_target=None
+    labels,
+    T,
+    rows,
+    cols,
+    room_w,
+    room_h,
+    style,
+    *,
+    axis_names,
+    panel_titles,
+    headers,
+    model_grid,
+    s_target=None,
+    key_labels=None,
 ) -> _Grid:
-    """Largest square panels that fit the room, with the largest readable token labels.
+    """Largest panels that fit the room, with the largest readable token labels: T rows of
+    square cells, as many columns as `key_labels` (None: T, the same labels).
 
     Token labels at size f need f * 1.15 points per cell, so f = min(style.font, cell / 1.15);
     below style.min_font every step-th label is drawn instead (model grids: none at all).
     """
+    key_labels = labels if key_labels is None else key_labels
+    aspect = len(key_labels) / T
     m = measure()
     gap = style.gap
     name_band = style.small * 1.5 / 72 if axis_names else 0.0
@@ -268,11 +328,12 @@ def _solve_grid(
     s = s_target
     for _ in range(6):
         label_w = m.widest(labels[::step], font) + 0.05 if font else 0.0
+        key_w = m.widest(key_labels[::step], font) + 0.05 if font else 0.0
         left = header_left + name_band + label_w
-        bottom = name_band + label_w
+        bottom = name_band + key_w
         if s_target is None:
             s = min(
-                (room_w - left - (cols - 1) * gap) / cols,
+                (room_w - left - (cols - 1) * gap) / (cols * aspect),
                 (room_h - bottom - title_band * (rows if panel_titles else 1) - (rows - 1) * gap) / rows,
             )
             s = max(s, 0.05)
@@ -285,26 +346,31 @@ def _solve_grid(
             else:
                 step = math.ceil(style.min_font * 1.15 / cell_pt)
                 font = style.min_font
-    return _Grid(s, font, step, left, bottom, title_band)
+    return _Grid(s, font, step, left, bottom, title_band, aspect)
 
 
-def _token_label_artists(page, labels, colors, font, step, *, x0, y0, s, T, left_side=True, bottom_side=True):
-    """Key labels under a panel (rotated) and query labels left of it, every step-th token."""
+def _token_label_artists(
+    page, labels, colors, font, step, *, x0, y0, s, T, left_side=True, bottom_side=True, keys=None
+):
+    """Key labels under a panel (rotated) and query labels left of it, every step-th token.
+    keys: (labels, colours) of the columns when they are not the rows' (cross-attention)."""
     cell = s / T
-    for j in range(0, T, step):
+    key_labels, key_colors = (labels, colors) if keys is None else keys
+    for j in range(0, len(key_labels), step):
         if bottom_side:
             page.labels.append(
                 Label(
-                    labels[j],
+                    key_labels[j],
                     x0 + (j + 0.5) * cell,
                     y0 - 0.04,
                     font,
                     ha="right",
                     va="center",
                     rotation=90,
-                    color=colors[j],
+                    color=key_colors[j],
                 )
             )
+    for j in range(0, T, step):
         if left_side:
             page.labels.append(
                 Label(labels[j], x0 - 0.04, y0 + s - (j + 0.5) * cell, font, ha="right", va="center", color=colors[j])
@@ -361,18 +427,19 @@ def _frame(result, style: Style, grid_layout: bool, scale: Scale):
 def _page_head(result, style, options, *, layer, head, focus) -> Page:
     layer = result.layers[0] if layer is None else layer
     head = result.heads[0] if head is None else head
-    data = result.head(layer, head)  # [T, T]
-    T = data.shape[0]
+    data = result.head(layer, head)  # [T, Tk]: Tk = T, or the source's tokens (cross-attention)
+    T, Tk = data.shape
     labels, colors = _token_labels(result, style)
+    keys = _key_labels(result, style)
     width, height = _auto_size(style, False)
     mask = causal_mask(result, T)
     scale = colour_scale(result, options, data, mask)
     cbar = _cbar_width(style, result, scale)
-    kw = dict(axis_names=True, panel_titles=False, headers=False, model_grid=False)
+    kw = dict(axis_names=True, panel_titles=False, headers=False, model_grid=False, key_labels=keys[0])
     if width is None:  # default preset: cells sized for the label font
-        s_target = min(max(T * style.font * 1.25 / 72, 3.0), 12.0)
+        s_target = min(max(max(T, Tk) * style.font * 1.25 / 72, 3.0), 12.0) * T / max(T, Tk)
         grid = _solve_grid(labels, T, 1, 1, 0, 0, style, s_target=s_target, **kw)
-        width = 2 * style.pad + grid.left + grid.s + cbar
+        width = 2 * style.pad + grid.left + grid.w + cbar
     page = Page(width, height or 100.0)
     top = _header(page, result, style, f"layer {layer} · {_head_name(head, result.view)} · {_model_title(result)}")
     room_w = width - 2 * style.pad - cbar + style.pad
@@ -386,13 +453,14 @@ def _page_head(result, style, options, *, layer, head, focus) -> Page:
     block_w, block_h = grid.size(1, 1, style.gap, False)
     x0 = style.pad + (room_w - block_w) / 2 + grid.left
     y0 = style.pad + (room_h - block_h) / 2 + grid.bottom
-    page.panels.append(Panel(x0, y0, grid.s, grid.s, data, mask))
-    _colour_bar(page, result, style, scale, x0 + grid.s, y0, grid.s)
-    _token_label_artists(page, labels, colors, grid.font, grid.step, x0=x0, y0=y0, s=grid.s, T=T)
+    page.panels.append(Panel(x0, y0, grid.w, grid.s, data, mask))
+    _colour_bar(page, result, style, scale, x0 + grid.w, y0, grid.s)
+    _token_label_artists(page, labels, colors, grid.font, grid.step, x0=x0, y0=y0, s=grid.s, T=T, keys=keys)
     name = style.small
+    row_name, col_name = _axis_names(result)
     page.labels.append(
         Label(
-            "query (attending)",
+            row_name,
             x0 - grid.left + 0.02,
             y0 + grid.s / 2,
             name,
@@ -402,16 +470,15 @@ def _page_head(result, style, options, *, layer, head, focus) -> Page:
             color="#444444",
         )
     )
-    page.labels.append(
-        Label("key (attended to)", x0 + grid.s / 2, y0 - grid.bottom + 0.02, name, va="bottom", color="#444444")
-    )
+    page.labels.append(Label(col_name, x0 + grid.w / 2, y0 - grid.bottom + 0.02, name, va="bottom", color="#444444"))
     if options.annotate:
-        _annotate(page, data, x0, y0, grid.s, grid.s, style, _colors_of(data, page.vmax, options.cmap), mask)
+        _annotate(page, data, x0, y0, grid.w, grid.s, style, _colors_of(data, page.vmax, options.cmap), mask)
     return page
 
 
-def _grid_shape(n: int, room_w: float | None, room_h: float | None, fit) -> tuple[int, int]:
-    """Columns x rows for n panels: the biggest panels for a fixed room, else a ~16:10 block."""
+def _grid_shape(n: int, room_w: float | None, room_h: float | None, fit, aspect: float = 1.0) -> tuple[int, int]:
+    """Columns x rows for n panels (each `aspect` times as wide as tall): the biggest panels for a
+    fixed room, else a ~16:10 block."""
     best, best_score = (n, 1), None
     for cols in range(1, n + 1):
         rows = math.ceil(n / cols)
@@ -420,7 +487,7 @@ def _grid_shape(n: int, room_w: float | None, room_h: float | None, fit) -> tupl
         if room_w is not None and room_h is not None:
             score = fit(rows, cols)
         else:
-            score = -abs(math.log(cols / rows / 1.6)) - 0.1 * (rows * cols - n)
+            score = -abs(math.log(cols * aspect / rows / 1.6)) - 0.1 * (rows * cols - n)
         if best_score is None or score > best_score + 1e-9:
             best, best_score = (rows, cols), score
     return best
@@ -429,20 +496,21 @@ def _grid_shape(n: int, room_w: float | None, room_h: float | None, fit) -> tupl
 def _page_layer(result, style, options, *, layer, head, focus) -> Page:
     layer = result.layers[0] if layer is None else layer
     li = result.layers.index(layer)
-    data = result.weights[li]  # [H, T, T]
+    data = result.weights[li]  # [H, T, Tk]
     H, T = data.shape[0], data.shape[1]
     mask = causal_mask(result, T)
     scale = colour_scale(result, options, data, mask)
     labels, colors, width, height, cbar, top = _frame(result, style, True, scale)
-    kw = dict(axis_names=False, panel_titles=True, headers=False, model_grid=False)
+    keys = _key_labels(result, style)
+    kw = dict(axis_names=False, panel_titles=True, headers=False, model_grid=False, key_labels=keys[0])
     if width is None:
-        rows, cols = _grid_shape(H, None, None, None)
+        rows, cols = _grid_shape(H, None, None, None, data.shape[2] / T)
         s_target = min(max(T * style.font * 1.2 / 72, 1.6), 4.5)
         grid = _solve_grid(labels, T, rows, cols, 0, 0, style, s_target=s_target, **kw)
         width = 2 * style.pad + grid.size(rows, cols, style.gap, True)[0] + cbar - style.pad
     room_w = width - style.pad - cbar
     if height is None:
-        rows, cols = _grid_shape(H, None, None, None)
+        rows, cols = _grid_shape(H, None, None, None, data.shape[2] / T)
         grid = _solve_grid(labels, T, rows, cols, room_w, 100.0, style, **kw)
         height = min(top + grid.size(rows, cols, style.gap, True)[1] + style.pad, style.max_height)
     room_h = height - top - style.pad
@@ -458,12 +526,12 @@ def _page_layer(result, style, options, *, layer, head, focus) -> Page:
     colors_all = _colors_of(data, page.vmax, options.cmap) if options.annotate else None
     for k in range(H):
         r, c = divmod(k, cols)
-        x0 = bx + grid.left + c * (grid.s + style.gap)
+        x0 = bx + grid.left + c * (grid.w + style.gap)
         y0 = by + grid.bottom + (rows - 1 - r) * (grid.s + grid.head_row + style.gap)
-        page.panels.append(Panel(x0, y0, grid.s, grid.s, data[k], mask))
+        page.panels.append(Panel(x0, y0, grid.w, grid.s, data[k], mask))
         page.labels.append(
             Label(
-                _head_name(result.heads[k], result.view), x0 + grid.s / 2, y0 + grid.s + 0.03, style.small, va="bottom"
+                _head_name(result.heads[k], result.view), x0 + grid.w / 2, y0 + grid.s + 0.03, style.small, va="bottom"
             )
         )
         last_in_column = k + cols >= H
@@ -479,24 +547,27 @@ def _page_layer(result, style, options, *, layer, head, focus) -> Page:
             T=T,
             left_side=c == 0,
             bottom_side=last_in_column,
+            keys=keys,
         )
         if colors_all is not None:
-            _annotate(page, data[k], x0, y0, grid.s, grid.s, style, colors_all[k], mask)
+            _annotate(page, data[k], x0, y0, grid.w, grid.s, style, colors_all[k], mask)
     top_y = by + block_h
     _colour_bar(page, result, style, scale, bx + block_w, by + grid.bottom, top_y - by - grid.bottom - grid.head_row)
     return page
 
 
 def _page_model(result, style, options, *, layer, head, focus) -> Page:
-    data = result.weights  # [L, H, T, T]
+    data = result.weights  # [L, H, T, Tk]
     L, H, T = data.shape[0], data.shape[1], data.shape[2]
     mask = causal_mask(result, T)
     scale = colour_scale(result, options, data, mask)
     labels, colors, width, height, cbar, top = _frame(result, style, True, scale)
-    kw = dict(axis_names=False, panel_titles=False, headers=True, model_grid=True)
+    keys = _key_labels(result, style)
+    aspect = data.shape[3] / T
+    kw = dict(axis_names=False, panel_titles=False, headers=True, model_grid=True, key_labels=keys[0])
     if width is None:
         # Big enough for token labels when the model is small; whole figure within ~13 x 9 in.
-        s_target = min(max(min(T * style.font / 72, 13.0 / H, 9.0 / L), 0.6), 3.0)
+        s_target = min(max(min(T * style.font / 72, 13.0 / H / aspect, 9.0 / L), 0.6), 3.0)
         grid = _solve_grid(labels, T, L, H, 0, 0, style, s_target=s_target, **kw)
         width = min(style.pad + grid.size(L, H, style.gap, False)[0] + cbar, 30.0)
     room_w = width - style.pad - cbar
@@ -515,13 +586,13 @@ def _page_model(result, style, options, *, layer, head, focus) -> Page:
         y0 = by + grid.bottom + (L - 1 - i) * (grid.s + style.gap)
         page.labels.append(Label(f"L{result.layers[i]}", bx, y0 + grid.s / 2, header_size, ha="left"))
         for j in range(H):
-            x0 = bx + grid.left + j * (grid.s + style.gap)
-            page.panels.append(Panel(x0, y0, grid.s, grid.s, data[i, j], mask))
+            x0 = bx + grid.left + j * (grid.w + style.gap)
+            page.panels.append(Panel(x0, y0, grid.w, grid.s, data[i, j], mask))
             if i == 0:
                 page.labels.append(
                     Label(
                         "all" if result.heads[j] < 0 else f"H{result.heads[j]}",
-                        x0 + grid.s / 2,
+                        x0 + grid.w / 2,
                         y0 + grid.s + 0.03,
                         header_size,
                         va="bottom",
@@ -540,6 +611,7 @@ def _page_model(result, style, options, *, layer, head, focus) -> Page:
                     T=T,
                     left_side=j == 0,
                     bottom_side=i == L - 1,
+                    keys=keys,
                 )
     if options.annotate:  # values in hundreds of small panels would be unreadable
         page.notes.append("the model grid has no --annotate values; head, layer and focus images do")
@@ -555,16 +627,18 @@ def _page_model(result, style, options, *, layer, head, focus) -> Page:
 def _page_focus(result, style, options, *, layer, head, focus) -> Page:
     if focus is None:
         raise ValueError("the focus layout needs a focus token index")
-    rows_data = result.weights[:, :, focus, :]  # [L, H, T]
+    rows_data = result.weights[:, :, focus, :]  # [L, H, T] (T: the keys; the source's for cross-attention)
     L, H, T = rows_data.shape
     data = rows_data.reshape(L * H, T)  # row = (layer, head)
     n = L * H
     # A causal model's focus token sees only itself and the tokens before it.
     mask = np.broadcast_to(np.arange(T) > focus, data.shape) if result.causal else None  # [n, T]
     scale = colour_scale(result, options, data, mask)
-    labels, colors, width, height, cbar, top = _frame(result, style, False, scale)
+    row_labels, _, width, height, cbar, top = _frame(result, style, False, scale)
+    labels, colors = _key_labels(result, style)
     colors = list(colors)
-    colors[focus] = "#d0021b"
+    if result.key_tokens is None:  # the focus token is one of the columns too
+        colors[focus] = "#d0021b"
     m = measure()
     row_names = [
         f"L{result.layers[i]}" + ("" if result.heads[j] < 0 else f" H{result.heads[j]}")
@@ -604,11 +678,14 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
             row_font = 0.0  # rows too thin for "L0 H3" on each: layers, and the heads where they fit
             head_step = math.ceil(style.min_font * 1.15 / max(ch * 72, 1e-6))
     page = Page(width, height)
+    unit, where = result.unit_name, ""
+    if result.key_tokens is not None:
+        unit, where = f"target {result.unit_name}", " in the source"
     _header(
         page,
         result,
         style,
-        f"where “{_shorten(labels[focus], 20)}” ({result.unit_name} {focus}) attends · {_model_title(result)}",
+        f"where “{_shorten(row_labels[focus], 20)}” ({unit} {focus}) attends{where} · {_model_title(result)}",
     )
     block_w = row_w + T * cw
     block_h = bottom + n * ch

@@ -21,6 +21,7 @@ from dataclasses import replace
 import numpy as np
 
 from ...analysis.pooling import DEFAULT_POOLING, block_edges, layer_mask, nice_ticks, pool_map, pool_row
+from ...errors import AttnvizError
 from ...result import AttentionResult
 
 MAX_CELLS = 1000  # cells per side drawn at most (a panel of 12 inches at 100 dpi: ~1 pixel each)
@@ -43,6 +44,13 @@ def pool_for_image(
     has at most `max_cells` tokens, else the pooled result of blocks, the focus's block and the note.
     name_every: label only about this many blocks, at round token positions (None: every block)."""
     T = len(result.tokens)
+    if result.key_tokens is not None:  # cross-attention: rows and columns are different texts
+        if max(T, len(result.key_tokens)) <= max_cells:
+            return result, focus, None
+        raise AttnvizError(
+            f"cross-attention images draw at most {max_cells} tokens a side in this layout; "
+            "choose one head with --layer and --head, or shorter texts"
+        )
     if T <= max_cells:
         return result, focus, None
     edges = block_edges(T, max_cells)
