@@ -188,7 +188,7 @@ def test_model_and_focus_pngs_mask_each_layer_by_its_own_rule(windowed):
     for panel, layer in enumerate([0, 0, 1, 1]):  # layers x heads, row by row
         grey = np.all(png_cells(drawn.data, panel, T, T) == masked_rgb(), axis=-1)
         np.testing.assert_array_equal(grey, windowed.masked(layer))
-    assert any("local layers 0 (the other layers see every earlier token)" in note for note in drawn.notes)
+    assert any("local layer 0 (the other layers see every earlier token)" in note for note in drawn.notes)
     focus = 12
     drawn = img.render_image(windowed, "focus", focus=focus)
     grey = np.all(png_cells(drawn.data, 0, 4, T) == masked_rgb(), axis=-1)  # rows: L0 H0, L0 H1, L1 H0, L1 H1

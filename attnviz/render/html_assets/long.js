@@ -68,7 +68,7 @@
     const local = DATA.layers.filter((l) => DATA.masks[String(l)].window != null);
     if (local.length) {
       parts.push("outside the " + DATA.masks[String(local[0])].window + "-token window" +
-        (local.length < DATA.layers.length ? " (local layers " + local.join(", ") + ")" : ""));
+        (local.length < DATA.layers.length ? " (local layer" + (local.length > 1 ? "s " : " ") + local.join(", ") + ")" : ""));
     }
     return parts.length ? " (" + parts.join(", ") + ")" : "";
   }

@@ -173,12 +173,12 @@ def _mask_note(result: AttentionResult, layers: list[int]) -> str | None:
     local = [layer for layer in layers if result.window(layer) is not None]
     if not local:
         return None
-    window = result.window(local[0])
-    where = "every layer shown" if len(local) == len(layers) else "local layers " + ", ".join(map(str, local))
     what = "keys after the query (look-ahead) and keys" if result.causal else "keys"
-    return f"grey cells are masked: {what} outside the sliding window of {window} tokens in {where}" + (
-        "" if len(local) == len(layers) else f" (the other layers see every {'earlier ' if result.causal else ''}token)"
-    )
+    note = f"grey cells are masked: {what} outside the sliding window of {result.window(local[0])} tokens in "
+    if len(local) == len(layers):
+        return note + "every layer shown"
+    names = ("local layers " if len(local) > 1 else "local layer ") + ", ".join(map(str, local))
+    return note + names + f" (the other layers see every {'earlier ' if result.causal else ''}token)"
 
 
 def colour_scale(result: AttentionResult, options, data: np.ndarray, mask: np.ndarray | None) -> Scale:
