@@ -200,7 +200,7 @@ def test_the_pages_draw_out_of_window_cells_grey_in_chromium(long_windowed, tmp_
         rule0, rule1 = MaskRule(True, WINDOW), MaskRule(True)
         np.testing.assert_array_equal(np.array(pixels[0]), rule0.blocks(edges, edges))
         np.testing.assert_array_equal(np.array(pixels[2]), rule1.blocks(edges, edges))
-        assert f"outside the {WINDOW}-token window (local layer 0)" in driver.find_element("id", "attnviz").text
+        assert f"outside the {WINDOW}-token window in local layer 0)" in driver.find_element("id", "attnviz").text
         # The short page's matrix: out-of-window cells are masked (tooltip) and grey-hatched.
         driver.get(short_page.as_uri())
         wait_ready(driver)

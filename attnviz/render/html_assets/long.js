@@ -62,13 +62,13 @@
   function blockMasked(layer, r, c) {   // every cell of overview block (r, c) masked
     return MASKS.block(DATA.masks[String(layer)], E[r], E[r + 1], E[c], E[c + 1]);
   }
-  // What grey means on this page: "look-ahead, outside the 4-token window (local layers 0, 2)".
+  // What grey means on this page: " (look-ahead, outside the 4-token window in local layers 0, 2)".
   function maskedWhat() {
     const parts = DATA.causal ? ["look-ahead"] : [];
     const local = DATA.layers.filter((l) => DATA.masks[String(l)].window != null);
     if (local.length) {
       parts.push("outside the " + DATA.masks[String(local[0])].window + "-token window" +
-        (local.length < DATA.layers.length ? " (local layer" + (local.length > 1 ? "s " : " ") + local.join(", ") + ")" : ""));
+        (local.length < DATA.layers.length ? " in local layer" + (local.length > 1 ? "s " : " ") + local.join(", ") : ""));
     }
     return parts.length ? " (" + parts.join(", ") + ")" : "";
   }
