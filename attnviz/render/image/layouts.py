@@ -685,8 +685,9 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
         cy = top_y - (r + 0.5) * ch
         if row_font:
             page.labels.append(Label(row_names[r], x0 - 0.04, cy, row_font, ha="right"))
-        if ranked.any():  # the ring: the strongest target outside the sinks a result excludes
-            best = int(np.argmax(np.where(ranked, data[r], -np.inf)))
+        keys = ranked if mask is None else ranked & ~mask[r]  # [T] never a masked key
+        if keys.any():  # the ring: the strongest target outside the sinks a result excludes
+            best = int(np.argmax(np.where(keys, data[r], -np.inf)))
             page.markers.append((x0 + (best + 0.5) * cw, cy))
     if not row_font:
         group_font = min(style.small, H * ch * 72 / 1.2)
