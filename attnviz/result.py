@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .config import EncoderConfig
+from .masks import BlockAxes, MaskRule
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ class AttentionResult:
     key_offsets: list[tuple[int, int]] | None = None
     key_special: list[bool] | None = None
     key_text: str | None = None
+    # A result pooled into blocks of tokens (units "blocks", render/image/pooled.py): the blocks'
+    # token edges, so that `masked` marks the blocks entirely masked. None: rows are units.
+    blocks: BlockAxes | None = None
 
     @classmethod
     def of_encoding(cls, enc, text: str, **fields) -> "AttentionResult":
@@ -143,36 +147,48 @@ class AttentionResult:
         return self.model.config.causal
 
     def masked(self, layer: int | None = None) -> np.ndarray:
-        """[T, T] bool, True where query i cannot see key j: in a causal model every j > i (the
-        look-ahead mask, also between words of a word-level result), and in a model layer
-        `layer` that attends within a sliding window also every j <= i - window (token level).
-        Those cells hold 0 in `weights` but are not weights of 0: views draw them as masked and
-        rankings skip them. layer None: the look-ahead mask only."""
+        """[T, T] bool, True where query i cannot see key j in model layer `layer` (mask_rule): in
+        a causal model every j > i (the look-ahead mask, also between words of a word-level
+        result), and in a layer that attends within a sliding window the keys outside it. Those
+        cells hold 0 in `weights` but are not weights of 0: views draw them as masked and
+        rankings skip them. A pooled result (`blocks`): the blocks whose every cell is masked.
+        layer None: the look-ahead mask only."""
         T = len(self.tokens)
-        if self.key_tokens is not None:  # cross-attention: every target token sees the whole source
-            return np.zeros((T, len(self.key_tokens)), dtype=bool)
-        if not self.causal:
-            hidden = np.zeros((T, T), dtype=bool)
-            window = self.window(layer)
-            if window is not None:  # a bidirectional local layer (ModernBERT): keys within |i - j| < window
-                hidden |= np.tril(np.ones((T, T), dtype=bool), k=-window) | np.triu(
-                    np.ones((T, T), dtype=bool), k=window
-                )
-            return hidden
-        hidden = np.triu(np.ones((T, T), dtype=bool), k=1)
-        window = self.window(layer)
-        if window is not None:
-            hidden |= np.tril(np.ones((T, T), dtype=bool), k=-window)
-        return hidden
+        rule = self.mask_rule(layer)
+        if self.blocks is not None:
+            return self.blocks.masked(rule)
+        return rule.cells(T, T if self.key_tokens is None else len(self.key_tokens))
+
+    def masked_row(self, layer: int | None, index: int) -> np.ndarray:
+        """[S] bool: row `index` of masked(layer), without building the [T, T] mask."""
+        if self.blocks is not None:
+            return self.masked(layer)[index]
+        keys = len(self.tokens) if self.key_tokens is None else len(self.key_tokens)
+        return self.mask_rule(layer).blocks([index, index + 1], np.arange(keys + 1))[0]
+
+    def mask_rule(self, layer: int | None = None) -> MaskRule:
+        """What queries of model layer `layer` may see (masks.py): look-ahead in a causal model,
+        and the layer's sliding window (`window`). Cross-attention: every target token sees the
+        whole source. layer None: the look-ahead mask only."""
+        if self.key_tokens is not None:
+            return MaskRule()
+        return MaskRule(causal=self.causal, window=self.window(layer))
 
     def window(self, layer: int | None) -> int | None:
         """The sliding window of model layer `layer` when it has one and the text is longer (else
-        None); word-level results keep the look-ahead mask only (a window cuts words)."""
+        None). Word-level results keep the look-ahead mask only (a window cuts words), and so does
+        rollout (its product of layers reaches past any one layer's window)."""
         config = self.model.config
         window = config.sliding_window
-        if layer is None or window is None or self.units != "tokens" or window >= len(self.tokens):
+        if layer is None or window is None or self.view == "rollout":
             return None
-        return window if config.is_local(layer) else None
+        if self.units == "blocks" and self.blocks is not None:
+            tokens = self.blocks.tokens
+        elif self.units == "tokens":
+            tokens = len(self.tokens)
+        else:
+            return None
+        return window if window < tokens and config.is_local(layer) else None
 
     def sink_indices(self) -> list[int]:
         """Tokens that soak up attention without meaning: special tokens ([CLS], [SEP], <s>), and

@@ -133,14 +133,12 @@ def find_pronoun(result: AttentionResult) -> Focus | None:
     return Focus(found[0][0], result.labels[found[0][0]])
 
 
-def ranked_keys(result: AttentionResult, index: int) -> np.ndarray:
-    """[Tk] bool (Tk = T, or the source's tokens for cross-attention): the keys a ranking of
-    query `index` may name. Not the masked ones (a causal
-    model's later tokens, which the query cannot see) nor the excluded ones (sinks, when the
-    result was made `without_sinks`)."""
-    keys = np.ones(result.weights.shape[-1], dtype=bool)  # row `index` of ~result.masked(), without a [T, Tk] mask
-    if result.causal:
-        keys[index + 1 :] = False
+def ranked_keys(result: AttentionResult, index: int, layer: int | None = None) -> np.ndarray:
+    """[Tk] bool (Tk = T, or the source's tokens for cross-attention): the keys a ranking of query
+    `index` in model layer `layer` may name. Not the masked ones (a causal model's later tokens, a
+    local layer's keys outside its window, which the query cannot see) nor the excluded ones
+    (sinks, when the result was made `without_sinks`). layer None: the look-ahead mask only."""
+    keys = ~result.masked_row(layer, index)  # row `index` of ~result.masked(layer), without a [T, Tk] mask
     keys[list(result.excluded)] = False
     return keys
 
@@ -154,10 +152,10 @@ def top_targets(result: AttentionResult, index: int, k: int = 3) -> list[HeadTar
         rows, layers, heads = result.focus_rows, result.focus_layers, result.focus_heads  # [L, H, T]
     else:
         rows = result.weights[:, :, index, :]  # [L, H, T]
-    keys = np.flatnonzero(ranked_keys(result, index))  # [K]
-    order = keys[np.argsort(-rows[..., keys], axis=-1, kind="stable")[..., :k]]  # [L, H, min(k, K)]
     out = []
     for li, layer in enumerate(layers):
+        keys = np.flatnonzero(ranked_keys(result, index, layer))  # [K]: a local layer sees its window only
+        order = keys[np.argsort(-rows[li][:, keys], axis=-1, kind="stable")[:, :k]]  # [H, min(k, K)]
         for hi, head in enumerate(heads):
-            out.append(HeadTargets(layer, head, [(int(j), float(rows[li, hi, j])) for j in order[li, hi]]))
+            out.append(HeadTargets(layer, head, [(int(j), float(rows[li, hi, j])) for j in order[hi]]))
     return out

@@ -3,7 +3,8 @@ colours its tables (render.terminal's viridis and cell style).
 
 The colour scale follows the HTML view: 0-1 for views whose rows sum to one (attention,
 rollout); otherwise, or with sinks left out, 0 to the largest coloured weight of the head.
-Masked cells (a decoder's keys after the query) are drawn as masked, never as zero.
+Masked cells (AttentionResult.masked: a decoder's keys after the query, a local layer's keys
+outside its sliding window) are drawn as masked, never as zero.
 """
 
 from __future__ import annotations
@@ -72,10 +73,9 @@ def scale_top(result: AttentionResult, values: np.ndarray, coloured: np.ndarray)
     return top if top > 0 else 1.0
 
 
-def coloured_cells(result: AttentionResult) -> np.ndarray:
-    """[T, T] bool: the cells that get a colour (a decoder's future keys and sinks do not)."""
-    T = len(result.tokens)
-    mask = np.tril(np.ones((T, T), dtype=bool)) if result.causal else np.ones((T, T), dtype=bool)
+def coloured_cells(result: AttentionResult, layer: int) -> np.ndarray:
+    """[T, T] bool: the cells of model layer `layer` that get a colour (masked cells and sinks do not)."""
+    mask = ~result.masked(layer)
     if result.excluded:
         mask[:, list(result.excluded)] = False
     return mask
@@ -119,7 +119,8 @@ def heatmap(result: AttentionResult, layer: int, head: int, focus: int, width: i
     labels = result.labels
     T = len(labels)
     mode = layout_mode(T, width)
-    coloured = coloured_cells(result)
+    masked = result.masked(layer)  # [T, T]
+    coloured = coloured_cells(result, layer)
     top = scale_top(result, weights, coloured)
     excluded = set(result.excluded)
     ranked = np.where(coloured, weights, -np.inf)
@@ -141,7 +142,7 @@ def heatmap(result: AttentionResult, layer: int, head: int, focus: int, width: i
         line.append(row_label, FOCUS_STYLE if i == focus else "")
         line.append(" ")
         for j in range(T):
-            if result.causal and j > i:
+            if masked[i, j]:
                 line.append(f"{'·':>{cell - (mode == 'normal')}}" + (" " if mode == "normal" else ""), MASKED_STYLE)
                 continue
             v = float(weights[i, j])
@@ -166,11 +167,12 @@ def strip_line(
 ) -> Line:
     """One head of the strip: where the focus unit goes, one block per key, then its top target."""
     row = result.head(layer, head)[focus]  # [T]
-    top = scale_top(result, row, coloured_cells(result)[focus])
+    masked = result.masked(layer)[focus]  # [T]
+    top = scale_top(result, row, coloured_cells(result, layer)[focus])
     name = f"h{head:<2}" if head >= 0 else "mix"
     line = Line(("▶" if current else " ") + name + " ", "bold" if current else "")
     for j, v in enumerate(row):
-        if result.causal and j > focus:
+        if masked[j]:
             line.append("·", MASKED_STYLE)
         elif j in result.excluded:
             line.append("░", "grey50")

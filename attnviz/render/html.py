@@ -186,11 +186,15 @@ def page_data(
             "heads": some.heads,
             "unit_scale": view in UNIT_VIEWS,
             "data": {},
+            "masks": {},
             "candidates": {},
         }
         for name, lv in levs.items():
             scale, b64 = quantise(lv.result.weights, bits)
             entry["data"][name] = {"scale": scale, "b64": b64}
+            # Per layer held, what its queries see (masks.py; masks.js applies it): look-ahead, and
+            # a local layer's sliding window at token level.
+            entry["masks"][name] = [lv.result.mask_rule(layer).to_json() for layer in lv.result.layers]
             if candidates and levels[name]["focus"] is not None:
                 entry["candidates"][name] = _candidates(lv.result, levels[name]["focus"]["index"], candidates)
         views[view] = entry

@@ -80,23 +80,11 @@ def decode(entry: dict, count: int) -> np.ndarray:
     return (levels / 255.0) ** 2 * entry["scale"]
 
 
-def _windows(result: AttentionResult) -> dict[str, int | None]:
-    """Per layer held, the sliding window (keys i - w < j <= i) or None: the page masks the rest."""
-    config = result.model.config
-    window = getattr(config, "sliding_window", None)
-    out = {}
-    for layer in result.layers:
-        local = window is not None and (config.is_local(layer) if hasattr(config, "is_local") else True)
-        out[str(layer)] = int(window) if local else None
-    return out
-
-
 def long_page_data(
     result: AttentionResult, *, focus: str | None = None, notes: list[str] | None = None, how: str = DEFAULT_POOLING
 ) -> dict:
     """The JSON the long page's script reads (one result, token level)."""
     from ..analysis.focus import find_pronoun, resolve_focus
-    from ..analysis.pooling import layer_mask
 
     T = len(result.tokens)
     notes = list(notes or []) + list(result.notes)
@@ -119,7 +107,7 @@ def long_page_data(
     for li, layer in enumerate(result.layers):
         if (layer, result.heads[0]) not in held_set:
             break
-        mask = layer_mask(result, layer)  # [T, T]
+        mask = result.masked(layer)  # [T, T]
         skip = mask.copy()
         skip[:, result.sink_indices()] = True  # [T, T] for the colour top without the sinks
         for hi, head in enumerate(result.heads):
@@ -166,7 +154,8 @@ def long_page_data(
         # first token takes most of every row, which would leave the rest of a long map dark).
         "sinks_out": bool(result.excluded) or result.causal,
         "causal": result.causal,
-        "windows": _windows(result),
+        # Per layer held, what its queries see (masks.py; masks.js applies it to cells and blocks).
+        "masks": {str(layer): result.mask_rule(layer).to_json() for layer in sorted({layer for layer, _ in held})},
         "layers": sorted({layer for layer, _ in held}),
         "pool": {"how": how, "edges": pooled.row_edges.tolist(), "block": int(np.diff(pooled.row_edges).max())},
         "zoom": min(ZOOM, T),

@@ -78,9 +78,9 @@ def hangul_font_css(text: str) -> str:
 
 
 def page_script(name: str) -> tuple[str, str]:
-    """(the inline script of a page: the shared colour table, then html_assets/`name`, and its
-    sha256 for the page's Content-Security-Policy)."""
-    script = asset("viridis.js") + asset(name)
+    """(the inline script of a page: the shared colour table and mask rule, then html_assets/`name`,
+    and its sha256 for the page's Content-Security-Policy)."""
+    script = asset("viridis.js") + asset("masks.js") + asset(name)
     if "</script" in script.lower():
         raise AssertionError(f"{name} must not contain '</script'")
     return script, base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")

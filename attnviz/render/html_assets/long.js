@@ -57,15 +57,20 @@
     if (full.size > 3) full.delete(full.keys().next().value);
     return m;
   }
-  function masked(layer, i, j) {
-    if (DATA.causal && j > i) return true;
-    const w = DATA.windows[String(layer)];
-    return w != null && i - j >= w;
-  }
+  // The layer's mask rule (masks.js, in front of this script): look-ahead, a local layer's window.
+  function masked(layer, i, j) { return MASKS.cell(DATA.masks[String(layer)], i, j); }
   function blockMasked(layer, r, c) {   // every cell of overview block (r, c) masked
-    if (DATA.causal && E[c] > E[r + 1] - 1) return true;
-    const w = DATA.windows[String(layer)];
-    return w != null && E[c + 1] - 1 <= E[r] - w;
+    return MASKS.block(DATA.masks[String(layer)], E[r], E[r + 1], E[c], E[c + 1]);
+  }
+  // What grey means on this page: " (look-ahead, outside the 4-token window in local layers 0, 2)".
+  function maskedWhat() {
+    const parts = DATA.causal ? ["look-ahead"] : [];
+    const local = DATA.layers.filter((l) => DATA.masks[String(l)].window != null);
+    if (local.length) {
+      parts.push("outside the " + DATA.masks[String(local[0])].window + "-token window" +
+        (local.length < DATA.layers.length ? " in local layer" + (local.length > 1 ? "s " : " ") + local.join(", ") : ""));
+    }
+    return parts.length ? " (" + parts.join(", ") + ")" : "";
   }
 
   // --- state -----------------------------------------------------------------------------------
@@ -99,7 +104,7 @@
     " tokens, the " + DATA.pool.how + " of each block. Zoom: one cell per token pair. Colour: viridis of the weight " +
     "over the head's largest weight outside masked cells" + (DATA.causal ? " below the overview's first block row" : "") +
     " (and the sinks " + DATA.sinks.map((i) => labels[i]).join(" ") +
-    ", when left out below: their cells then show brightest), linear or square root; grey: masked. Drag on an overview or use the arrow keys to move the zoom " +
+    ", when left out below: their cells then show brightest), linear or square root; grey: masked" + maskedWhat() + ". Drag on an overview or use the arrow keys to move the zoom " +
     "(Shift: a whole window), + and - to resize it, [ and ] for the previous or next head."));
   for (const note of DATA.notes) root.appendChild(el("p", { class: "meta warn" }, note));
   const controls = el("div", { class: "controls" });

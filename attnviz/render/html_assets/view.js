@@ -85,19 +85,26 @@
     const L = V.layers.length, H = V.heads.length;
     const w = weights(state.view, state.level);
     const sinks = new Set(state.sinks ? lv.sinks : []);   // key indices
-    return { V, lv, T, Tk, klabels, kspecial, cross, L, H, w, sinks };
+    const masks = V.masks[state.level];   // per layer: {causal, window} (masks.js)
+    return { V, lv, T, Tk, klabels, kspecial, cross, L, H, w, sinks, masks };
   }
   function at(c, li, hi, i, j) { return c.w[((li * c.H + hi) * c.T + i) * c.Tk + j]; }
-  function masked(i, j) { return DATA.causal && j > i; }
+  // Whether query i cannot see key j in layer li: look-ahead, or outside a local layer's window.
+  function masked(c, li, i, j) { return MASKS.cell(c.masks[li], i, j); }
+  // Why a cell is masked, for its tooltip.
+  function maskedWhy(c, li, i, j) { return j > i && c.masks[li].causal ? "after the query" : "outside the " + c.masks[li].window + "-token window"; }
   // Top of the colour scale for one head: 1 for views whose rows sum to one (as in the images),
   // else, or with sinks left out, the largest weight among the cells that are coloured.
   function vmax(c, li, hi) {
     if (c.V.unit_scale && !c.sinks.size) return 1;
     let top = 0;
-    for (let i = 0; i < c.T; i++) for (let j = 0; j < c.Tk; j++) {
-      if (masked(i, j) || c.sinks.has(j)) continue;
-      const v = at(c, li, hi, i, j);
-      if (v > top) top = v;
+    for (let i = 0; i < c.T; i++) {
+      const [lo, up] = MASKS.keyRange(c.masks[li], i, i + 1);   // the keys row i sees
+      for (let j = Math.max(0, lo); j <= Math.min(c.Tk - 1, up); j++) {
+        if (c.sinks.has(j)) continue;
+        const v = at(c, li, hi, i, j);
+        if (v > top) top = v;
+      }
     }
     return top > 0 ? top : 1;
   }
@@ -285,8 +292,9 @@
       const top = vmax(c, state.layer, hi);
       for (let i = 0; i < c.T; i++) {
         let keys = [];
-        for (let j = 0; j < c.Tk; j++) {
-          if (masked(i, j) || c.sinks.has(j)) continue;
+        const [lo, up] = MASKS.keyRange(c.masks[state.layer], i, i + 1);   // the keys row i sees
+        for (let j = Math.max(0, lo); j <= Math.min(c.Tk - 1, up); j++) {
+          if (c.sinks.has(j)) continue;
           keys.push([j, at(c, state.layer, hi, i, j)]);
         }
         if (topK) keys = keys.sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, topK);
@@ -384,15 +392,19 @@
     const d = img.data, w = c.w, base = (li * c.H + hi) * T * Tk;
     const sink = new Uint8Array(Tk);
     for (const j of c.sinks) sink[j] = 1;
-    // the arithmetic of rgb(), inlined: this loop runs T*Tk times per head (262,144 at 512 tokens)
-    for (let i = 0, o = 0; i < T; i++) for (let j = 0; j < Tk; j++, o += 4) {
-      if (masked(i, j)) { d[o] = d[o + 1] = d[o + 2] = 154; }
-      else if (sink[j]) { d[o] = d[o + 1] = d[o + 2] = 200; }
-      else {
-        const k = 3 * Math.max(0, Math.min(255, Math.floor((w[base + i * Tk + j] / top) * 255.999)));
-        d[o] = LUT[k]; d[o + 1] = LUT[k + 1]; d[o + 2] = LUT[k + 2];
+    // the arithmetic of rgb(), inlined: this loop runs T*Tk times per head (262,144 at 512 tokens);
+    // row i sees keys lo..hi (MASKS.keyRange), the rest are masked
+    for (let i = 0, o = 0; i < T; i++) {
+      const [lo, up] = MASKS.keyRange(c.masks[li], i, i + 1);
+      for (let j = 0; j < Tk; j++, o += 4) {
+        if (j < lo || j > up) { d[o] = d[o + 1] = d[o + 2] = 154; }
+        else if (sink[j]) { d[o] = d[o + 1] = d[o + 2] = 200; }
+        else {
+          const k = 3 * Math.max(0, Math.min(255, Math.floor((w[base + i * Tk + j] / top) * 255.999)));
+          d[o] = LUT[k]; d[o + 1] = LUT[k + 1]; d[o + 2] = LUT[k + 2];
+        }
+        d[o + 3] = 255;
       }
-      d[o + 3] = 255;
     }
     tg.putImageData(img, 0, 0);
     return tileCanvas;
@@ -420,14 +432,19 @@
     ctx.font = font;
     const top = vmax(c, state.layer, state.head);
     // One pixel per cell, scaled up unsmoothed: T x T fillRects with a colour string each took
-    // 0.4 s at 512 tokens. The masked cells (a causal model's upper triangle) are hatched after,
-    // as one path of a rectangle per row.
+    // 0.4 s at 512 tokens. The masked cells (a causal model's upper triangle, a local layer's keys
+    // outside its window) are hatched after, as one path of up to two rectangles per row.
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(headTile(c, state.layer, state.head, top), margin, margin, Tk * cell, T * cell);
-    if (DATA.causal) {
+    const rule = c.masks[state.layer];
+    if (MASKS.any(rule)) {
       ctx.fillStyle = hatch(ctx);
       ctx.beginPath();
-      for (let i = 0; i < T - 1; i++) ctx.rect(margin + (i + 1) * cell, margin + i * cell, (T - 1 - i) * cell, cell);
+      for (let i = 0; i < T; i++) {
+        const [lo, hi] = MASKS.keyRange(rule, i, i + 1);
+        if (lo > 0) ctx.rect(margin, margin + i * cell, Math.min(lo, Tk) * cell, cell);
+        if (hi < Tk - 1) ctx.rect(margin + Math.max(hi + 1, 0) * cell, margin + i * cell, (Tk - Math.max(hi + 1, 0)) * cell, cell);
+      }
       ctx.fill();
     }
     if (showLabels) {
@@ -458,10 +475,11 @@
       const q = c.lv.labels[i], k = c.klabels[j];
       const v = at(c, state.layer, state.head, i, j);
       tip.textContent = "";
+      const why = masked(c, state.layer, i, j) ? ": masked (" + maskedWhy(c, state.layer, i, j) + ")" : null;
       tip.append(el("span", { dir: "ltr", text: (c.cross ? "target " : "query ") + i + " " }), el("bdi", { text: q }),
         el("span", { dir: "ltr", text: (c.cross ? " → source " : " → key ") + j + " " }),
-        el("bdi", { text: k }), el("span", { dir: "ltr", text: masked(i, j) ? ": masked (after the query)" : ": " + fmt(v) + (c.sinks.has(j) ? " (sink, out of the colour scale)" : "") }));
-      tip.dataset.q = i; tip.dataset.k = j; tip.dataset.w = masked(i, j) ? "masked" : String(v);
+        el("bdi", { text: k }), el("span", { dir: "ltr", text: why || ": " + fmt(v) + (c.sinks.has(j) ? " (sink, out of the colour scale)" : "") }));
+      tip.dataset.q = i; tip.dataset.k = j; tip.dataset.w = why ? "masked" : String(v);
       tip.hidden = false;
       tip.style.left = (x + 14) + "px"; tip.style.top = (y + 14) + "px";
     }
@@ -497,10 +515,14 @@
     const g = bar.getContext("2d");
     for (let x = 0; x < 160; x++) { const k = Math.floor(x / 160 * 256); g.fillStyle = "rgb(" + LUT[3 * k] + "," + LUT[3 * k + 1] + "," + LUT[3 * k + 2] + ")"; g.fillRect(x, 0, 1, 12); }
     box.append(el("span", { text: "0" }), bar, el("span", { text: fmt(top) + " (viridis" + (c.V.unit_scale && !c.sinks.size ? ", 0–1" : ", 0 to the largest coloured weight") + ")" }));
-    if (DATA.causal) {
+    const rule = c.masks[state.layer];
+    if (MASKS.any(rule)) {
       const sw = el("canvas", { width: 14, height: 14, "aria-hidden": "true" });
       const sg = sw.getContext("2d"); sg.fillStyle = hatch(sg); sg.fillRect(0, 0, 14, 14);
-      box.append(el("span", {}, [sw, document.createTextNode(" masked: a key after its query (causal model)")]));
+      const why = [];
+      if (rule.causal) why.push("a key after its query (causal model)");
+      if (rule.window != null) why.push("a key outside the " + rule.window + "-token sliding window of this layer");
+      box.append(el("span", { class: "masked-key" }, [sw, document.createTextNode(" masked: " + why.join(", or "))]));
     }
     if (c.sinks.size) {
       const sw = el("canvas", { width: 14, height: 14, "aria-hidden": "true" });
@@ -570,7 +592,7 @@
     const body = el("tbody");
     c.V.layers.forEach((l, li) => c.V.heads.forEach((h, hi) => {
       const ranked = [];
-      for (let j = 0; j < c.Tk; j++) if (!masked(f, j) && !c.sinks.has(j)) ranked.push([j, at(c, li, hi, f, j)]);
+      for (let j = 0; j < c.Tk; j++) if (!masked(c, li, f, j) && !c.sinks.has(j)) ranked.push([j, at(c, li, hi, f, j)]);
       ranked.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
       const tr = el("tr", { "data-layer": li, "data-head": hi }, [
         el("td", { class: "num", text: l }),

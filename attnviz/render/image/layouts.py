@@ -12,9 +12,9 @@ encoder and decoder self-attention.
 
 Each builder returns a `Page` (engine.py draws it), with the notes of what it had to leave out.
 Rows and columns that cannot hold a readable label get none. Every image has one colour scale
-(`colour_scale`: fixed 0-1, auto or a given maximum) with a captioned colour bar; for a causal
-model the cells a query cannot see carry a mask, drawn in engine.MASKED_COLOR and keyed under
-the colour bar.
+(`colour_scale`: fixed 0-1, auto or a given maximum) with a captioned colour bar; the cells a
+query cannot see (AttentionResult.masked: look-ahead in a causal model, outside the sliding window
+in a local layer) carry a mask, drawn in engine.MASKED_COLOR and keyed under the colour bar.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .engine import Label, Page, Panel, fmt_tick, measure, nice_ticks
 from .options import Style
 
 _ELLIPSIS = "…"
-MASKED_LABEL = "masked"  # next to the grey swatch under the colour bar of a causal model
+MASKED_LABEL = "masked"  # next to the grey swatch under the colour bar when cells are masked
 # What the colour bar measures, per view (rollout and norm state their own scale).
 CAPTIONS = {
     "attention": "attention weight",
@@ -168,10 +168,10 @@ class Scale:
         return measure().widest([("≥" if self.over else "") + t for t in texts], style.small)
 
 
-def _cbar_width(style: Style, result: AttentionResult, scale: Scale) -> float:
+def _cbar_width(style: Style, key: list[str], scale: Scale) -> float:
     """Inches the colour bar takes on the right: gap, its caption, the bar, tick labels (or the
-    masked key), padding."""
-    texts = max(scale.tick_width(style), measure().width(MASKED_LABEL, style.small) if result.causal else 0.0)
+    masked key's lines), padding."""
+    texts = max(scale.tick_width(style), measure().widest(key, style.small))
     return style.gap / 2 + _caption_band(style) + style.cbar + _tick_room(style) + texts + style.pad
 
 
@@ -184,9 +184,37 @@ def _caption_band(style: Style) -> float:
     return 0.025 + style.small * 1.15 / 72
 
 
-def causal_mask(result: AttentionResult, T: int) -> np.ndarray | None:
-    """[T, T] True where key j comes after query i: what a causal model cannot see (None: encoder)."""
-    return np.triu(np.ones((T, T), bool), 1) if result.causal else None
+def layer_masks(result: AttentionResult, layers: list[int]) -> np.ndarray | None:
+    """[len(layers), T, T] True where query i cannot see key j in each layer (AttentionResult.masked:
+    look-ahead, outside a local layer's window), or None when no cell of these layers is masked."""
+    masks = np.stack([result.masked(layer) for layer in layers])
+    return masks if masks.any() else None
+
+
+def mask_key(result: AttentionResult, layers: list[int]) -> list[str]:
+    """The lines next to the grey swatch under the colour bar: [] when no cell of these layers is
+    masked; "masked" for the look-ahead mask alone; with a sliding window, which cells are masked
+    ("masked: look-ahead," / "outside the 4-token window")."""
+    rules = [result.mask_rule(layer) for layer in layers]
+    windows = sorted({rule.window for rule in rules if rule.window is not None})
+    if not windows:
+        return [MASKED_LABEL] if any(rule.causal for rule in rules) else []
+    if result.causal:
+        return [f"{MASKED_LABEL}: look-ahead,", f"outside the {windows[0]}-token window"]
+    return [f"{MASKED_LABEL}: outside the", f"{windows[0]}-token window"]
+
+
+def _mask_note(result: AttentionResult, layers: list[int]) -> str | None:
+    """What the grey cells are, said in a note when some shown layer attends within a window."""
+    local = [layer for layer in layers if result.window(layer) is not None]
+    if not local:
+        return None
+    what = "keys after the query (look-ahead) and keys" if result.causal else "keys"
+    note = f"grey cells are masked: {what} outside the sliding window of {result.window(local[0])} tokens in "
+    if len(local) == len(layers):
+        return note + "every layer shown"
+    names = ("local layers " if len(local) > 1 else "local layer ") + ", ".join(map(str, local))
+    return note + names + f" (the other layers see every {'earlier ' if result.causal else ''}token)"
 
 
 def colour_scale(result: AttentionResult, options, data: np.ndarray, mask: np.ndarray | None) -> Scale:
@@ -225,22 +253,33 @@ def colour_scale(result: AttentionResult, options, data: np.ndarray, mask: np.nd
 
 
 def _colour_bar(
-    page: Page, result: AttentionResult, style: Style, scale: Scale, right: float, y: float, h: float
+    page: Page, result: AttentionResult, style: Style, scale: Scale, right: float, y: float, h: float, layers: list[int]
 ) -> None:
     """The colour bar right of the panels that end at `right`, from y, h tall, its caption before
-    it; for a causal model the grey swatch that says which cells are masked takes its bottom."""
+    it; when cells of `layers` are masked, the grey swatch that says which takes its bottom, its
+    key's lines (mask_key) right of it."""
     page.vmax, page.over = scale.vmax, scale.over
     x = right + style.gap / 2 + _caption_band(style)
     w = style.cbar
-    if result.causal:
-        key = w + style.small * 1.6 / 72
-        if h > 3 * key:
-            page.swatch = (x, y, w, w)
-            page.labels.append(
-                Label(MASKED_LABEL, x + w + _tick_room(style), y + w / 2, style.small, ha="left", color="#444444")
-            )
-            y, h = y + key, h - key
-        else:
+    key = mask_key(result, layers)
+    note = _mask_note(result, layers)
+    if note is not None:
+        page.notes.append(note)
+    if key:
+        line = style.small * 1.25 / 72
+        room = w + style.small * 1.6 / 72 + (len(key) - 1) * line
+        if h > 3 * room:
+            # The swatch at the top of its room, the first line beside it, the others below.
+            sy = y + (len(key) - 1) * line
+            page.swatch = (x, sy, w, w)
+            for k, text in enumerate(key):
+                page.labels.append(
+                    Label(
+                        text, x + w + _tick_room(style), sy + w / 2 - k * line, style.small, ha="left", color="#444444"
+                    )
+                )
+            y, h = y + room, h - room
+        elif note is None and result.causal:
             page.notes.append("grey cells are masked: a causal model's tokens cannot attend to later ones")
     page.cbar = (x, y, w, h)
     page.labels.append(
@@ -414,14 +453,14 @@ def _auto_size(style: Style, grid_layout: bool) -> tuple[float | None, float | N
     return width, style.height
 
 
-def _frame(result, style: Style, grid_layout: bool, scale: Scale):
+def _frame(result, style: Style, grid_layout: bool, scale: Scale, layers: list[int]):
     """What the layer, model and focus layouts start from: token labels and their colours, the
-    requested width and height (None: fit to content), the colour bar's width, and the height the
-    header takes (measured on a scratch page)."""
+    requested width and height (None: fit to content), the colour bar's width (with the masked
+    key of `layers`), and the height the header takes (measured on a scratch page)."""
     labels, colors = _token_labels(result, style)
     width, height = _auto_size(style, grid_layout)
     top = _header(Page(width or 10.0, height or 100.0), result, style, "x")
-    return labels, colors, width, height, _cbar_width(style, result, scale), top
+    return labels, colors, width, height, _cbar_width(style, mask_key(result, layers), scale), top
 
 
 def _page_head(result, style, options, *, layer, head, focus) -> Page:
@@ -432,9 +471,10 @@ def _page_head(result, style, options, *, layer, head, focus) -> Page:
     labels, colors = _token_labels(result, style)
     keys = _key_labels(result, style)
     width, height = _auto_size(style, False)
-    mask = causal_mask(result, T)
+    masks = layer_masks(result, [layer])
+    mask = None if masks is None else masks[0]  # [T, T]
     scale = colour_scale(result, options, data, mask)
-    cbar = _cbar_width(style, result, scale)
+    cbar = _cbar_width(style, mask_key(result, [layer]), scale)
     kw = dict(axis_names=True, panel_titles=False, headers=False, model_grid=False, key_labels=keys[0])
     if width is None:  # default preset: cells sized for the label font
         s_target = min(max(max(T, Tk) * style.font * 1.25 / 72, 3.0), 12.0) * T / max(T, Tk)
@@ -454,7 +494,7 @@ def _page_head(result, style, options, *, layer, head, focus) -> Page:
     x0 = style.pad + (room_w - block_w) / 2 + grid.left
     y0 = style.pad + (room_h - block_h) / 2 + grid.bottom
     page.panels.append(Panel(x0, y0, grid.w, grid.s, data, mask))
-    _colour_bar(page, result, style, scale, x0 + grid.w, y0, grid.s)
+    _colour_bar(page, result, style, scale, x0 + grid.w, y0, grid.s, [layer])
     _token_label_artists(page, labels, colors, grid.font, grid.step, x0=x0, y0=y0, s=grid.s, T=T, keys=keys)
     name = style.small
     row_name, col_name = _axis_names(result)
@@ -498,9 +538,10 @@ def _page_layer(result, style, options, *, layer, head, focus) -> Page:
     li = result.layers.index(layer)
     data = result.weights[li]  # [H, T, Tk]
     H, T = data.shape[0], data.shape[1]
-    mask = causal_mask(result, T)
+    masks = layer_masks(result, [layer])
+    mask = None if masks is None else masks[0]  # [T, T]
     scale = colour_scale(result, options, data, mask)
-    labels, colors, width, height, cbar, top = _frame(result, style, True, scale)
+    labels, colors, width, height, cbar, top = _frame(result, style, True, scale, [layer])
     keys = _key_labels(result, style)
     kw = dict(axis_names=False, panel_titles=True, headers=False, model_grid=False, key_labels=keys[0])
     if width is None:
@@ -552,16 +593,18 @@ def _page_layer(result, style, options, *, layer, head, focus) -> Page:
         if colors_all is not None:
             _annotate(page, data[k], x0, y0, grid.w, grid.s, style, colors_all[k], mask)
     top_y = by + block_h
-    _colour_bar(page, result, style, scale, bx + block_w, by + grid.bottom, top_y - by - grid.bottom - grid.head_row)
+    _colour_bar(
+        page, result, style, scale, bx + block_w, by + grid.bottom, top_y - by - grid.bottom - grid.head_row, [layer]
+    )
     return page
 
 
 def _page_model(result, style, options, *, layer, head, focus) -> Page:
     data = result.weights  # [L, H, T, Tk]
     L, H, T = data.shape[0], data.shape[1], data.shape[2]
-    mask = causal_mask(result, T)
-    scale = colour_scale(result, options, data, mask)
-    labels, colors, width, height, cbar, top = _frame(result, style, True, scale)
+    masks = layer_masks(result, result.layers)  # [L, T, Tk] or None
+    scale = colour_scale(result, options, data, None if masks is None else masks[:, None])
+    labels, colors, width, height, cbar, top = _frame(result, style, True, scale, result.layers)
     keys = _key_labels(result, style)
     aspect = data.shape[3] / T
     kw = dict(axis_names=False, panel_titles=False, headers=True, model_grid=True, key_labels=keys[0])
@@ -587,7 +630,7 @@ def _page_model(result, style, options, *, layer, head, focus) -> Page:
         page.labels.append(Label(f"L{result.layers[i]}", bx, y0 + grid.s / 2, header_size, ha="left"))
         for j in range(H):
             x0 = bx + grid.left + j * (grid.w + style.gap)
-            page.panels.append(Panel(x0, y0, grid.w, grid.s, data[i, j], mask))
+            page.panels.append(Panel(x0, y0, grid.w, grid.s, data[i, j], None if masks is None else masks[i]))
             if i == 0:
                 page.labels.append(
                     Label(
@@ -620,7 +663,9 @@ def _page_model(result, style, options, *, layer, head, focus) -> Page:
             "token labels left out: the panels are too small to read them "
             "(use --layer to show fewer layers, or a larger --size)"
         )
-    _colour_bar(page, result, style, scale, bx + block_w, by + grid.bottom, block_h - grid.bottom - grid.head_row)
+    _colour_bar(
+        page, result, style, scale, bx + block_w, by + grid.bottom, block_h - grid.bottom - grid.head_row, result.layers
+    )
     return page
 
 
@@ -631,10 +676,12 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
     L, H, T = rows_data.shape
     data = rows_data.reshape(L * H, T)  # row = (layer, head)
     n = L * H
-    # A causal model's focus token sees only itself and the tokens before it.
-    mask = np.broadcast_to(np.arange(T) > focus, data.shape) if result.causal else None  # [n, T]
+    # The focus token's row of each layer's mask (a causal model's focus sees only itself and the
+    # tokens before it; a local layer's only those within its window), once per head: [n, T].
+    masks = layer_masks(result, result.layers)  # [L, T, T] or None
+    mask = None if masks is None else np.repeat(masks[:, focus, :], H, axis=0)
     scale = colour_scale(result, options, data, mask)
-    row_labels, _, width, height, cbar, top = _frame(result, style, False, scale)
+    row_labels, _, width, height, cbar, top = _frame(result, style, False, scale, result.layers)
     labels, colors = _key_labels(result, style)
     colors = list(colors)
     if result.key_tokens is None:  # the focus token is one of the columns too
@@ -692,7 +739,7 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
     x0 = style.pad + (room_w - block_w) / 2 + row_w
     y0 = style.pad + (room_h - block_h) / 2 + bottom
     page.panels.append(Panel(x0, y0, T * cw, n * ch, data, mask))
-    _colour_bar(page, result, style, scale, x0 + T * cw, y0, n * ch)
+    _colour_bar(page, result, style, scale, x0 + T * cw, y0, n * ch, result.layers)
     for j in range(T):
         cx = x0 + (j + 0.5) * cw
         page.labels.append(
@@ -715,8 +762,9 @@ def _page_focus(result, style, options, *, layer, head, focus) -> Page:
         cy = top_y - (r + 0.5) * ch
         if row_font:
             page.labels.append(Label(row_names[r], x0 - 0.04, cy, row_font, ha="right"))
-        if ranked.any():  # the ring: the strongest target outside the sinks a result excludes
-            best = int(np.argmax(np.where(ranked, data[r], -np.inf)))
+        keys = ranked if mask is None else ranked & ~mask[r]  # [T] never a masked key
+        if keys.any():  # the ring: the strongest target outside the sinks a result excludes
+            best = int(np.argmax(np.where(keys, data[r], -np.inf)))
             page.markers.append((x0 + (best + 0.5) * cw, cy))
     if not row_font:
         group_font = min(style.small, H * ch * 72 / 1.2)

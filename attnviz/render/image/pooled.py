@@ -8,10 +8,11 @@ result into one of blocks of consecutive tokens: every map pooled to at most MAX
 ("1200:lighthouse", thinned by the layouts to what fits); the title says "attention · blocks", the
 subtitle (where the text was) and a note say how the cells are pooled and over how many tokens.
 
-Rows and columns share the same block edges, so in a causal model a block above the diagonal is
-exactly a block of masked cells: the pooled result keeps `causal` and its mask stays exact. The
-row of the block that holds the focus token is that token's own row pooled over the columns (not
-the block's maximum), so the focus layout shows the focus token's attention.
+Masked cells (look-ahead, and outside the sliding window of a local layer) are left out of each
+block's value; a block with only masked cells is drawn masked: the pooled result keeps its block
+edges (`AttentionResult.blocks`), and its `masked(layer)` marks exactly those blocks
+(masks.BlockAxes). The row of the block that holds the focus token is that token's own row pooled
+over the columns (not the block's maximum), so the focus layout shows the focus token's attention.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ...analysis.pooling import DEFAULT_POOLING, block_edges, layer_mask, nice_ticks, pool_map, pool_row
+from ...analysis.pooling import DEFAULT_POOLING, block_edges, nice_ticks, pool_map, pool_row
 from ...errors import AttnvizError
+from ...masks import BlockAxes
 from ...result import AttentionResult
 
 MAX_CELLS = 1000  # cells per side drawn at most (a panel of 12 inches at 100 dpi: ~1 pixel each)
@@ -59,9 +61,9 @@ def pool_for_image(
     weights = np.zeros((L, H, R, R), dtype=np.float32)
     block_of = np.searchsorted(edges, np.arange(T), side="right") - 1  # [T] token -> block
     for li in range(L):
-        # [T, T]: per layer (a sliding window's cells outside it are skipped too; the pooled result
-        # itself marks only the causal blocks as masked, its blocks outside a window hold 0)
-        mask = layer_mask(result, result.layers[li])
+        # [T, T]: per layer (look-ahead, and outside a local layer's window); the pooled result's
+        # own mask (BlockAxes) marks the blocks left empty, the same as pool_map's `empty`
+        mask = result.masked(result.layers[li])
         for hi in range(H):
             pooled = pool_map(result.weights[li, hi], mask, R, R, how)
             weights[li, hi] = pooled.values
@@ -99,6 +101,7 @@ def pool_for_image(
         excluded=tuple(sorted({int(block_of[i]) for i in result.excluded})),
         # The title says "attention · blocks" and the subtitle, where the text was, the pooling.
         units="blocks",
+        blocks=BlockAxes(tuple(int(e) for e in edges), None if focus is None else (focus, int(block_of[focus]))),
         text=f"{T:,} tokens pooled to {R} x {R} blocks of up to {size} x {size}, the {how} of each · "
         + _opening(result.text),
         notes=list(result.notes),
