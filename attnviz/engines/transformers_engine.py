@@ -12,6 +12,8 @@ transformers and torch are imported inside the functions (the optional extra, an
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -24,6 +26,7 @@ from ..result import AttentionResult, ModelInfo
 from ..text import check_text
 from ..tokenize import cover_marks, trim_spaces
 from . import INSTALL, NATIVE_ONLY
+from .placement import AUTO, OffloadFolder, device_name, placement_summary
 
 NO_EAGER = "cannot return its attention weights through transformers (it has no eager attention implementation)"
 
@@ -52,7 +55,22 @@ class TransformersModel:
     encoder_decoder: bool = False
     sources: tuple[str, ...] = ()
     full_model: object = None  # the whole encoder-decoder (cross-attention); hf_model is its encoder
+    # --device auto: accelerate's device map ({module: "cpu" | "disk" | GPU index}; None when
+    # everything sits on one device) and the offload folder removed by `close`.
+    device_map: dict | None = None
+    offload: object = None  # placement.OffloadFolder
     engine: str = field(default="transformers", init=False)
+
+    def close(self) -> None:
+        """Remove the offload folder of a --device auto load (idempotent; nothing otherwise)."""
+        if self.offload is not None:
+            self.offload.close()
+
+    @property
+    def notes(self) -> list[str]:
+        """What every result of this model says in its header: where --device auto put it."""
+        placed = self.config.extra.get("placement")
+        return [f"Placed by accelerate (--device auto): {placed}."] if placed else []
 
     @property
     def config(self) -> EncoderConfig:
@@ -87,12 +105,41 @@ def _import_transformers():
     return transformers
 
 
-def load(folder: Path, source: str, *, dtype: str | None = None, device: str | None = None) -> TransformersModel:
+def load(
+    folder: Path,
+    source: str,
+    *,
+    dtype: str | None = None,
+    device: str | None = None,
+    max_memory: dict | None = None,
+    offload_dir: Path | None = None,
+) -> TransformersModel:
     """The model in `folder` (a transformers folder: config.json and weights, a tokenizer), with
-    eager attention so that its forward returns the attention probabilities it used."""
+    eager attention so that its forward returns the attention probabilities it used.
+
+    device: "cpu" (None), "cuda", "cuda:N", "mps", or "auto": accelerate places the layers across
+    the GPUs, the CPU and disk within `max_memory` (placement.parse_max_memory; None: what it
+    finds free), offloading into a new folder inside `offload_dir` (None: the temporary folder)
+    that `TransformersModel.close` removes."""
     transformers = _import_transformers()
     import torch
 
+    if device == AUTO:
+        offload = OffloadFolder(offload_dir)
+        try:
+            return _load(transformers, torch, folder, source, dtype, device, max_memory, offload)
+        except BaseException:
+            offload.close()  # a failed or interrupted load leaves nothing behind
+            raise
+    if device not in (None, "cpu"):
+        from ..checkpoints.loaded import torch_device
+
+        device = str(torch_device(device))  # one line for a GPU torch does not see
+    return _load(transformers, torch, folder, source, dtype, device, None, None)
+
+
+def _load(transformers, torch, folder, source, dtype, device, max_memory, offload) -> TransformersModel:
+    """`load` once the device is known good; `offload` (a placement.OffloadFolder) means --device auto."""
     # Quiet: attnviz's stderr is one line on error; no progress bars or config warnings.
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -102,13 +149,16 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
     kwargs = {"local_files_only": True, "attn_implementation": "eager"}
     if dtype is not None:
         kwargs["dtype"] = getattr(torch, dtype)
+    if offload is not None:  # --device auto
+        kwargs.update(device_map="auto", offload_folder=str(offload.path), max_memory=_budget(torch, max_memory))
     try:
-        model, loading = _from_pretrained(transformers, folder, kwargs)
+        with _quiet_accelerate():
+            model, loading = _from_pretrained(transformers, folder, kwargs)
     except ValueError as exc:
         if "attn" in str(exc).lower() or "eager" in str(exc).lower():
             raise AttnvizError(f"{source}: this model {NO_EAGER}") from None
         raise AttnvizError(f"{source}: transformers cannot load it ({_short(exc)})") from None
-    except (OSError, KeyError, RuntimeError, TypeError) as exc:
+    except (OSError, KeyError, RuntimeError, TypeError, _safetensors_error()) as exc:
         raise AttnvizError(f"{source}: transformers cannot load it ({_short(exc)})") from None
     # Weights the checkpoint lacks would be random: attention of a model that is not the one on
     # disk (a config naming another architecture than its weights). Refused, never drawn.
@@ -125,7 +175,7 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
             raise AttnvizError(f"{source}: this model {NO_EAGER}") from None
     hf_config = model.config  # read once, by from_pretrained
     model.eval()
-    if device not in (None, "cpu"):
+    if device not in (None, "cpu", AUTO):
         model.to(device)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -134,6 +184,13 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
     encoder_decoder = bool(getattr(hf_config, "is_encoder_decoder", False))
     runner = model.get_encoder() if encoder_decoder else model
     config = describe(hf_config, tokenizer, model)
+    device_map = _device_map(model) if offload is not None else None
+    if offload is not None:  # said in headers and JSON (model.config.extra): where the layers went
+        config.extra.update(
+            device="auto",
+            placement=placement_summary(device_map),
+            device_map={k: device_name(v) for k, v in device_map.items()},
+        )
     info = ModelInfo(
         source=source,
         config=config,
@@ -141,7 +198,76 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
         tokenizer=f"{folder} (the model's own; run by the transformers engine)",  # said in headers
         kind=f"transformers:{hf_config.model_type}",
     )
-    return TransformersModel(runner, tokenizer, info, encoder_decoder, sources=(str(folder),), full_model=model)
+    return TransformersModel(
+        runner,
+        tokenizer,
+        info,
+        encoder_decoder,
+        sources=(str(folder),),
+        full_model=model,
+        device_map=device_map,
+        offload=offload,
+    )
+
+
+def _safetensors_error() -> type[Exception]:
+    """safetensors' error for a corrupt weights file (a bad header): bad input, not an internal error."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # transformers needs safetensors; an exception nothing raises otherwise
+        return OSError
+    return SafetensorError
+
+
+def _budget(torch, max_memory: dict | None) -> dict | None:
+    """--max-memory for accelerate, refused in one line when it names a GPU torch does not see."""
+    if not max_memory:
+        return None
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for device in max_memory:
+        if isinstance(device, int) and device >= gpus:
+            seen = f"sees {gpus} CUDA GPU(s)" if gpus else "sees no CUDA GPU on this machine"
+            raise AttnvizError(f"--max-memory names GPU {device} but torch {seen}")
+        if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise AttnvizError("--max-memory names mps but torch sees no Apple GPU (MPS) on this machine")
+    return dict(max_memory)
+
+
+@contextlib.contextmanager
+def _quiet_accelerate():
+    """accelerate warns through Python logging that offloaded parameters sit on the meta device:
+    expected with --device auto, and attnviz's stderr stays for errors (the header says where the
+    layers went)."""
+    logger = logging.getLogger("accelerate")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _device_map(model) -> dict:
+    """accelerate's placement of a --device auto load ({module: device}); {"": device} when the
+    whole model landed on one device (transformers then sets no hf_device_map)."""
+    found = getattr(model, "hf_device_map", None)
+    if found:
+        return dict(found)
+    device = next(model.parameters()).device
+    return {"": device.index if device.type == "cuda" and device.index is not None else device.type}
+
+
+def input_device(model: TransformersModel, module=None):
+    """Where token ids go: the device of the weights, or, for a model accelerate placed (some of
+    its parameters are then on the meta device, read from disk on demand), the CPU unless the map
+    starts on a GPU; accelerate's hooks move inputs to each layer's device."""
+    import torch
+
+    module = model.hf_model if module is None else module
+    if model.device_map:
+        first = next(iter(model.device_map.values()))
+        return torch.device(device_name(first)) if device_name(first) not in ("cpu", "disk") else torch.device("cpu")
+    return next(module.parameters()).device
 
 
 def _from_pretrained(transformers, folder: Path, kwargs: dict):
@@ -297,7 +423,7 @@ def forward(model: TransformersModel, batch: list[list[int]], lengths: list[int]
     """Attention of a batch of token ids padded on the right: float32 [B, L, H, T, T]."""
     import torch
 
-    device = next(model.hf_model.parameters()).device
+    device = input_device(model)
     ids = torch.tensor(batch, device=device)
     mask = torch.tensor([[1] * n + [0] * (ids.shape[1] - n) for n in lengths], device=device)
     with torch.inference_mode():
@@ -305,7 +431,8 @@ def forward(model: TransformersModel, batch: list[list[int]], lengths: list[int]
     attentions = getattr(out, "attentions", None)
     if not attentions or any(a is None for a in attentions):
         raise AttnvizError(f"{model.info.source}: this model {NO_EAGER}")
-    return torch.stack(list(attentions), dim=1).float().cpu().numpy()  # [B, L, H, T, T]
+    # Each layer to the CPU first: with --device auto the layers' maps may sit on different GPUs.
+    return torch.stack([a.float().cpu() for a in attentions], dim=1).numpy()  # [B, L, H, T, T]
 
 
 def _result(model: TransformersModel, text: str, enc: TokenizedText, weights, layers, heads, **more):
@@ -317,6 +444,7 @@ def _result(model: TransformersModel, text: str, enc: TokenizedText, weights, la
         if causal != config.causal:
             config = replace(config, causal=causal, sliding_window=None if not causal else config.sliding_window)
             model.info = replace(model.info, config=config)
+    more["notes"] = model.notes + list(more.get("notes", []))
     return AttentionResult.of_encoding(
         enc,
         text,
@@ -369,7 +497,7 @@ def run(
             layers=sorted(set(layers)),
             heads=[views.ROLLOUT_HEAD],
             view="rollout",
-            notes=[note],
+            notes=model.notes + [note],
         )
     result = full.select(layers=sorted(set(layers)), heads=heads)
     result = replace(result, weights=np.ascontiguousarray(result.weights))
@@ -450,12 +578,14 @@ def run_seq2seq(
     start = getattr(hf_config, "decoder_start_token_id", None)
     if start is None:
         start = getattr(hf_config, "bos_token_id", None) or 0
-    device = next(model.full_model.parameters()).device
-    notes = [f"{attention} attention of an encoder-decoder model, teacher-forced on the target"]
+    device = input_device(model, model.full_model)
+    notes = model.notes + [f"{attention} attention of an encoder-decoder model, teacher-forced on the target"]
     if target is None:
         tgt = _greedy(model, src, max_new_tokens, device)
         target = model.hf_tokenizer.decode(tgt.ids, skip_special_tokens=True)
-        notes = [f"{attention} attention of an encoder-decoder model on its own greedy output ({len(tgt.ids)} tokens)"]
+        notes = model.notes + [
+            f"{attention} attention of an encoder-decoder model on its own greedy output ({len(tgt.ids)} tokens)"
+        ]
     else:
         tgt = tokenize(model, check_text(target, "the target"), truncate)
     # Teacher forcing: the decoder reads the start token, then the target; row i predicts token i.
@@ -471,7 +601,7 @@ def run_seq2seq(
     maps = out.cross_attentions if attention == "cross" else out.decoder_attentions
     if not maps or any(a is None for a in maps):
         raise AttnvizError(f"{model.info.source}: this model {NO_EAGER}")
-    weights = torch.stack(list(maps), dim=1)[0].float().cpu().numpy()  # [L, H, Td, Tk]
+    weights = torch.stack([a.float().cpu() for a in maps], dim=1)[0].numpy()  # [L, H, Td, Tk]
     L, H = weights.shape[:2]
     layers = list(range(L)) if layers is None else sorted(set(layers))
     heads = list(range(H)) if heads is None else list(heads)
