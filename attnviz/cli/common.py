@@ -32,16 +32,20 @@ _COMMAND_END: list[contextlib.ExitStack] = []
 
 def at_command_end(callback, *args) -> None:
     """Call `callback(*args)` when the running command ends: success, error, Ctrl-C or SIGTERM
-    (which, from here on, unwinds like Ctrl-C). Outside a command (library use), nothing: the
-    caller cleans up itself."""
+    (`unwind_on_sigterm`). Outside a command (library use), nothing: the caller cleans up itself."""
     if _COMMAND_END:
-        stack = _COMMAND_END[-1]
-        if not getattr(stack, "sigterm_unwinds", False):
-            from ..workers import exit_on_sigterm
+        unwind_on_sigterm()
+        _COMMAND_END[-1].callback(callback, *args)
 
-            stack.enter_context(exit_on_sigterm())  # a `kill` runs the callbacks too
-            stack.sigterm_unwinds = True
-        stack.callback(callback, *args)
+
+def unwind_on_sigterm() -> None:
+    """From now until the running command ends, SIGTERM unwinds like Ctrl-C (workers.exit_on_sigterm),
+    so `at_command_end` callbacks and `finally` blocks run on a `kill` too."""
+    if _COMMAND_END and not getattr(_COMMAND_END[-1], "sigterm_unwinds", False):
+        from ..workers import exit_on_sigterm
+
+        _COMMAND_END[-1].enter_context(exit_on_sigterm())
+        _COMMAND_END[-1].sigterm_unwinds = True
 
 
 def fail(message: str, code: int = 2) -> int:
@@ -710,6 +714,7 @@ def build_model(
             )
         from ..engines import transformers_engine
 
+        unwind_on_sigterm()  # a `kill` during the load still removes the offload folder (the load's own cleanup)
         loaded = transformers_engine.load(
             folder,
             model,

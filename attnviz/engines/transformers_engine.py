@@ -428,11 +428,24 @@ def forward(model: TransformersModel, batch: list[list[int]], lengths: list[int]
     mask = torch.tensor([[1] * n + [0] * (ids.shape[1] - n) for n in lengths], device=device)
     with torch.inference_mode():
         out = model.hf_model(input_ids=ids, attention_mask=mask, output_attentions=True, return_dict=True)
-    attentions = getattr(out, "attentions", None)
+    attentions = list(getattr(out, "attentions", None) or [])
+    del out  # the last reference to the maps is `attentions`, freed layer by layer below
     if not attentions or any(a is None for a in attentions):
         raise AttnvizError(f"{model.info.source}: this model {NO_EAGER}")
-    # Each layer to the CPU first: with --device auto the layers' maps may sit on different GPUs.
-    return torch.stack([a.float().cpu() for a in attentions], dim=1).numpy()  # [B, L, H, T, T]
+    return _to_float32(attentions)
+
+
+def _to_float32(attentions: list) -> np.ndarray:
+    """transformers' per-layer maps (each [B, H, T, T], in the model's dtype, on the device of its
+    layer: with --device auto they may sit on different GPUs) as one CPU float32 [B, L, H, T, T].
+    Each layer is copied in and let go at once, so the peak is the float32 result and one layer
+    (a stack then a cast held the maps three times: measured in docs/transformers-engine.md)."""
+    first = attentions[0]
+    out = np.empty((first.shape[0], len(attentions), *first.shape[1:]), dtype=np.float32)
+    for i in range(len(attentions)):
+        out[:, i] = attentions[i].float().cpu().numpy()
+        attentions[i] = None
+    return out
 
 
 def _result(model: TransformersModel, text: str, enc: TokenizedText, weights, layers, heads, **more):
@@ -440,7 +453,7 @@ def _result(model: TransformersModel, text: str, enc: TokenizedText, weights, la
     T = len(enc.ids)
     if T > 1 and weights.size and len(layers) == config.num_layers:
         # The maps say whether the model looks ahead: a decoder's upper triangle is exactly 0.
-        causal = not np.triu(weights, k=1).any()
+        causal = not any(np.triu(m, k=1).any() for m in weights.reshape(-1, T, T))  # one map at a time
         if causal != config.causal:
             config = replace(config, causal=causal, sliding_window=None if not causal else config.sliding_window)
             model.info = replace(model.info, config=config)
@@ -448,7 +461,7 @@ def _result(model: TransformersModel, text: str, enc: TokenizedText, weights, la
     return AttentionResult.of_encoding(
         enc,
         text,
-        weights=weights.astype(np.float32),
+        weights=weights.astype(np.float32, copy=False),  # no copy of maps already float32
         layers=list(layers),
         heads=list(heads),
         model=model.info,
