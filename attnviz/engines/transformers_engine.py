@@ -421,6 +421,13 @@ def tokenize(model: TransformersModel, text: str, truncate: bool = False) -> Tok
 
 def forward(model: TransformersModel, batch: list[list[int]], lengths: list[int]) -> np.ndarray:
     """Attention of a batch of token ids padded on the right: float32 [B, L, H, T, T]."""
+    return _to_float32(forward_layers(model, batch, lengths))
+
+
+def forward_layers(model: TransformersModel, batch: list[list[int]], lengths: list[int]) -> list:
+    """transformers' own maps of a batch padded on the right: one torch tensor [B, H, T, T] per
+    layer, in the model's dtype, on its layer's device; the only reference to them (so a caller
+    that lets a layer go frees it)."""
     import torch
 
     device = input_device(model)
@@ -432,7 +439,7 @@ def forward(model: TransformersModel, batch: list[list[int]], lengths: list[int]
     del out  # the last reference to the maps is `attentions`, freed layer by layer below
     if not attentions or any(a is None for a in attentions):
         raise AttnvizError(f"{model.info.source}: this model {NO_EAGER}")
-    return _to_float32(attentions)
+    return attentions
 
 
 def _to_float32(attentions: list) -> np.ndarray:
@@ -448,12 +455,26 @@ def _to_float32(attentions: list) -> np.ndarray:
     return out
 
 
-def _result(model: TransformersModel, text: str, enc: TokenizedText, weights, layers, heads, **more):
+def _float32(maps) -> np.ndarray:
+    """A torch tensor (any dtype, any device) as a CPU float32 array."""
+    return maps.float().cpu().numpy()
+
+
+def _no_look_ahead(maps) -> bool:
+    """Whether every map (an iterable of [..., T, T], torch or NumPy, one at a time: no copy of
+    them all) has an upper triangle of exact zeros: a decoder's causal mask."""
+    return not any(bool((m.triu(1) if hasattr(m, "triu") else np.triu(m, 1)).any()) for m in maps)
+
+
+def _result(model: TransformersModel, text: str, enc: TokenizedText, weights, layers, heads, causal=None, **more):
+    """The AttentionResult; `causal` (what the maps of every layer said, None: read `weights` when
+    they hold every layer) corrects the config's guess."""
     config = model.config
     T = len(enc.ids)
-    if T > 1 and weights.size and len(layers) == config.num_layers:
+    if causal is None and T > 1 and weights.size and len(layers) == config.num_layers:
+        causal = _no_look_ahead(weights.reshape(-1, T, T))
+    if T > 1 and causal is not None:
         # The maps say whether the model looks ahead: a decoder's upper triangle is exactly 0.
-        causal = not any(np.triu(m, k=1).any() for m in weights.reshape(-1, T, T))  # one map at a time
         if causal != config.causal:
             config = replace(config, causal=causal, sliding_window=None if not causal else config.sliding_window)
             model.info = replace(model.info, config=config)
@@ -490,37 +511,45 @@ def run(
     layers = all_layers if layers is None else list(layers)
     heads = list(range(config.num_heads)) if heads is None else list(heads)
     enc = tokenize(model, text, truncate)
-    maps = forward(model, [enc.ids], [len(enc.ids)])[0]  # [L, H, T, T] every layer and head
-    if maps.shape[:2] != (config.num_layers, config.num_heads):
-        config = replace(config, num_layers=maps.shape[0], num_heads=maps.shape[1])
+    T = len(enc.ids)
+    # transformers returns every layer's maps; only the selected ones are copied out as float32
+    # (a float32 copy of them all would double the peak of a long text: docs/transformers-engine.md).
+    maps = [a[0] for a in forward_layers(model, [enc.ids], [T])]  # L x [H, T, T], the model's dtype
+    if (len(maps), maps[0].shape[0]) != (config.num_layers, config.num_heads):
+        config = replace(config, num_layers=len(maps), num_heads=maps[0].shape[0])
         model.info = replace(model.info, config=config)
-    full = _result(model, text, enc, maps, all_layers, list(range(maps.shape[1])))  # checks causality
+    causal = _no_look_ahead(maps) if T > 1 else None
+    skeleton = _result(model, text, enc, np.zeros((0, 0, T, T), np.float32), [], [], causal=causal)
+    kept = sorted(set(layers))
     if view == "rollout":
         from ..analysis import views
 
-        rolled = views.rollout(maps[: max(layers) + 1][:, heads])[sorted(set(layers))]  # [L', T, T]
+        chosen = np.stack([_float32(maps[i][heads]) for i in range(max(layers) + 1)])  # [L', H', T, T]
+        rolled = views.rollout(chosen)[kept]  # [K, T, T]
         which = "all heads" if len(heads) == config.num_heads else "heads " + ",".join(map(str, heads))
         note = (
             f"Rollout view: one map per layer, the mean of {which} mixed with the residual "
             "(0.5 A + 0.5 I) and multiplied through the layers below (Abnar & Zuidema 2020)."
         )
         return replace(
-            full.select(layers=[], heads=[]),
+            skeleton,
             weights=rolled[:, None].astype(np.float32),
-            layers=sorted(set(layers)),
+            layers=kept,
             heads=[views.ROLLOUT_HEAD],
             view="rollout",
             notes=model.notes + [note],
         )
-    result = full.select(layers=sorted(set(layers)), heads=heads)
-    result = replace(result, weights=np.ascontiguousarray(result.weights))
-    index = focus(full.select(layers=[], heads=[])) if callable(focus) else focus
+    weights = np.zeros((0, len(heads), T, T), np.float32)
+    if kept:
+        weights = np.stack([_float32(maps[i][heads]) for i in kept])  # [K, H', T, T]
+    result = replace(skeleton, weights=weights, layers=kept, heads=heads)
+    index = focus(skeleton) if callable(focus) else focus
     if index is None:
         return result
     focus_layers = all_layers if focus_layers is None else list(focus_layers)
     return replace(
         result,
-        focus_rows=np.ascontiguousarray(maps[focus_layers][:, :, index, :]),  # [Lf, H, T]
+        focus_rows=np.stack([_float32(maps[i][:, index, :]) for i in focus_layers]),  # [Lf, H, T]
         focus_index=index,
         focus_layers=focus_layers,
         focus_heads=list(range(config.num_heads)),

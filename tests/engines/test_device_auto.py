@@ -130,11 +130,12 @@ def test_a_long_text_is_not_refused_because_the_whole_model_would_not_fit_in_ram
     """show checks a long text's plan before loading: with --device auto only the CPU budget of
     the weights counts (the rest is on disk), so a limit below maps + whole model still runs."""
     from attnviz.checkpoints import peek_model
-    from attnviz.sizes import EVERY_MAP_COPIES, Outputs, check_plan, model_bytes, run_bytes
+    from attnviz.sizes import Outputs, check_plan, model_bytes, run_bytes
 
     config, tokenizer = peek_model(str(llama))
     T = len(tokenizer.encode(LONG, max_len=config.max_len).ids)
-    maps = EVERY_MAP_COPIES * run_bytes(config, T)  # the transformers engine holds every layer's maps
+    # Every layer's maps (transformers') and the float32 copy of those kept (here all of them).
+    maps = run_bytes(config, T) + 4 * config.num_layers * config.num_heads * T * T
     budget = 2_000_000
     limit = maps + budget + model_bytes(config) // 4  # < maps + the whole model
     assert limit < maps + model_bytes(config)
@@ -194,7 +195,7 @@ def test_offload_folder_is_removed_after_a_failed_load_and_after_ctrl_c(llama, t
         raise KeyboardInterrupt
 
     monkeypatch.setattr(OffloadFolder, "__init__", record)
-    monkeypatch.setattr(transformers_engine, "forward", interrupted)
+    monkeypatch.setattr(transformers_engine, "forward_layers", interrupted)
     stopped = invoke("show", TEXT, "-m", llama, "--device", "auto", "--max-memory", BUDGET, "--offload-dir", offload)
     assert stopped.exit_code == 130 and stopped.stderr == "attnviz: error: interrupted\n"
     assert len(made) == 1 and not made[0].exists() and list(offload.iterdir()) == []
@@ -218,7 +219,7 @@ def test_offload_folder_is_removed_on_sigterm(llama, tmp_path, monkeypatch):
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("SIGTERM did not unwind")
 
-    monkeypatch.setattr(transformers_engine, "forward", killed)
+    monkeypatch.setattr(transformers_engine, "forward_layers", killed)
     handler = signal.getsignal(signal.SIGTERM)
     result = invoke("show", TEXT, "-m", llama, "--device", "auto", "--max-memory", BUDGET, "--offload-dir", tmp_path)
     assert result.exit_code == 143, result.output
