@@ -119,6 +119,18 @@ def test_library_load_keeps_the_folder_while_loaded_and_close_removes_it(llama, 
 
 
 @pytest.mark.slow
+def test_cross_attention_of_an_offloaded_encoder_decoder_equals_the_plain_run(tmp_path):
+    t5 = tiny_hf.make("t5", tmp_path / "t5")
+    args = ["the cat sat on the mat .", "--target", "le chat sur le tapis .", "-m", t5]
+    placed = _json(*args, "--device", "auto", "--max-memory", "cpu=20000")
+    plain = _json(*args)
+    assert placed["attention"] == plain["attention"] == "cross"
+    assert "disk" in placed["model"]["config"]["extra"]["device_map"].values()
+    assert placed["key_tokens"] == plain["key_tokens"] and placed["tokens"] == plain["tokens"]
+    np.testing.assert_allclose(_weights(placed), _weights(plain), rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
 def test_whole_model_fits_and_the_map_says_so(llama):
     data = _json(TEXT, "-m", llama, "--device", "auto", "--max-memory", "cpu=1GiB")
     extra = data["model"]["config"]["extra"]
