@@ -55,8 +55,8 @@ class TransformersModel:
     encoder_decoder: bool = False
     sources: tuple[str, ...] = ()
     full_model: object = None  # the whole encoder-decoder (cross-attention); hf_model is its encoder
-    # --device auto: accelerate's device map ({module: "cpu" | "disk" | GPU index}; None when
-    # everything sits on one device) and the offload folder removed by `close`.
+    # --device auto: accelerate's device map ({module: "cpu" | "disk" | GPU index}; {"": device}
+    # when the whole model sits on one) and the offload folder removed by `close`; None otherwise.
     device_map: dict | None = None
     offload: object = None  # placement.OffloadFolder
     engine: str = field(default="transformers", init=False)
@@ -444,9 +444,9 @@ def forward_layers(model: TransformersModel, batch: list[list[int]], lengths: li
 
 def _to_float32(attentions: list) -> np.ndarray:
     """transformers' per-layer maps (each [B, H, T, T], in the model's dtype, on the device of its
-    layer: with --device auto they may sit on different GPUs) as one CPU float32 [B, L, H, T, T].
-    Each layer is copied in and let go at once, so the peak is the float32 result and one layer
-    (a stack then a cast held the maps three times: measured in docs/transformers-engine.md)."""
+    layer: with --device auto they may sit on different GPUs) as one CPU float32 [B, L, H, T, T]
+    (batches: every map of every text is needed). Each layer is let go once copied in, where a
+    stack then a cast made two more copies of them all."""
     first = attentions[0]
     out = np.empty((first.shape[0], len(attentions), *first.shape[1:]), dtype=np.float32)
     for i in range(len(attentions)):
