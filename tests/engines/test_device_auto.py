@@ -163,6 +163,17 @@ def test_a_long_text_is_not_refused_because_the_whole_model_would_not_fit_in_ram
     assert_one_error_line(refused, "attention maps of", "would need")
 
 
+@pytest.mark.slow
+def test_a_model_bigger_than_the_limit_runs_offloaded_where_the_native_engine_refuses_it(llama):
+    from attnviz.checkpoints import peek_model
+    from attnviz.sizes import model_bytes
+
+    env = {"ATTNVIZ_MAX_MEMORY": str(model_bytes(peek_model(str(llama))[0]) // 2)}
+    assert_one_error_line(invoke("show", TEXT, "-m", llama, env=env), "more than attnviz may use here")
+    placed = invoke("show", TEXT, "-m", llama, "--device", "auto", "--max-memory", BUDGET, env=env)
+    assert placed.exit_code == 0, placed.output
+
+
 def test_check_plan_counts_only_the_weights_that_stay_in_ram(monkeypatch):
     from attnviz.config import EncoderConfig
     from attnviz.sizes import LIMIT_VARIABLE, Outputs, check_plan, model_bytes, placed_weights, run_bytes
