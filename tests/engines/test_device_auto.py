@@ -131,6 +131,39 @@ def test_cross_attention_of_an_offloaded_encoder_decoder_equals_the_plain_run(tm
 
 
 @pytest.mark.slow
+def test_weights_offloaded_from_a_pytorch_bin_are_written_to_the_folder_and_removed(llama, tmp_path):
+    """From safetensors accelerate reads offloaded weights in place; from a pytorch_model.bin it
+    writes them into the offload folder: there while the model is loaded, gone after."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from attnviz.engines import transformers_engine
+    from attnviz.pipeline import run_attention
+
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    torch.save(load_file(llama / "model.safetensors"), folder / "pytorch_model.bin")
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(llama / name, folder)
+    offload = tmp_path / "offload"
+    offload.mkdir()
+    model = transformers_engine.load(
+        folder, "bin", device="auto", max_memory=parse_max_memory(BUDGET), offload_dir=offload
+    )
+    written = list(model.offload.path.iterdir())
+    assert any(p.name.startswith("layers.3.") for p in written), written
+    expected, _ = tiny_hf.reference(llama, TEXT)
+    np.testing.assert_allclose(run_attention(model, TEXT).weights, expected, rtol=0, atol=1e-6)
+    model.close()
+    assert list(offload.iterdir()) == []
+    ran = invoke("show", TEXT, "-m", folder, "--device", "auto", "--max-memory", BUDGET, "--offload-dir", offload)
+    assert ran.exit_code == 0, ran.output
+    assert "disk: layers." in " ".join(ran.stdout.split()) and list(offload.iterdir()) == []
+
+
+@pytest.mark.slow
 def test_whole_model_fits_and_the_map_says_so(llama):
     data = _json(TEXT, "-m", llama, "--device", "auto", "--max-memory", "cpu=1GiB")
     extra = data["model"]["config"]["extra"]
