@@ -433,13 +433,26 @@ def forward_layers(model: TransformersModel, batch: list[list[int]], lengths: li
     device = input_device(model)
     ids = torch.tensor(batch, device=device)
     mask = torch.tensor([[1] * n + [0] * (ids.shape[1] - n) for n in lengths], device=device)
+    # No KV cache: a decoder would otherwise keep every layer's keys and values for a generation
+    # that never comes (2 x layers x KV heads x head size x T numbers).
+    no_cache = {"use_cache": False} if _takes(model.hf_model, "use_cache") else {}
     with torch.inference_mode():
-        out = model.hf_model(input_ids=ids, attention_mask=mask, output_attentions=True, return_dict=True)
+        out = model.hf_model(input_ids=ids, attention_mask=mask, output_attentions=True, return_dict=True, **no_cache)
     attentions = list(getattr(out, "attentions", None) or [])
     del out  # the last reference to the maps is `attentions`, freed layer by layer below
     if not attentions or any(a is None for a in attentions):
         raise AttnvizError(f"{model.info.source}: this model {NO_EAGER}")
     return attentions
+
+
+def _takes(module, name: str) -> bool:
+    """Whether `module`'s forward names the argument `name` (not every architecture has use_cache)."""
+    import inspect
+
+    try:
+        return name in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _to_float32(attentions: list) -> np.ndarray:
