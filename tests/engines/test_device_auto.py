@@ -283,6 +283,48 @@ def test_offload_folder_is_removed_on_sigterm(llama, tmp_path, monkeypatch):
     assert signal.getsignal(signal.SIGTERM) is handler  # the command's handler is gone with it
 
 
+# The real command in a process of its own whose forward pass waits (so a signal finds the
+# offload folder there): the folder it made is gone once the signal has stopped it.
+SLOW_FORWARD = """
+import sys, time
+from attnviz.engines import transformers_engine
+def waiting(*args, **kwargs):
+    print("running", flush=True)
+    time.sleep(60)
+transformers_engine.forward_layers = waiting
+from attnviz.cli import app
+sys.argv = ["attnviz", *sys.argv[1:]]
+app()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+@pytest.mark.parametrize("signal_name, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_to_the_real_command_removes_the_offload_folder(llama, tmp_path, signal_name, code):
+    import os
+    import signal
+    import subprocess
+
+    from cli_runs import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = ["show", TEXT, "-m", str(llama), "--device", "auto", "--max-memory", BUDGET, "--offload-dir", str(tmp_path)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_FORWARD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
+    try:
+        assert proc.stdout.readline() == "running\n"  # the model is loaded, its folder made
+        made = list(tmp_path.iterdir())
+        assert len(made) == 1 and made[0].name.startswith("attnviz-offload-")
+        proc.send_signal(getattr(signal, signal_name))
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+
+
 def test_offload_folder_is_made_inside_the_given_one_and_removed(tmp_path):
     keep = tmp_path / "mine.txt"
     keep.write_text("the user's file")
