@@ -177,8 +177,9 @@ def check_plan(
     limit, why = memory_limit()
     what = f"{tokens} tokens in {layers} layer{'s' * (layers != 1)} x {heads} head{'s' * (heads != 1)}"
     if need > limit:
+        every = f" (transformers returns all {config.num_layers} x {config.num_heads})" if every_map else ""
         raise AttnvizError(
-            f"attention maps of {what}{outputs.describe()} would need {human_bytes(need)}, more than attnviz may "
+            f"attention maps of {what}{every}{outputs.describe()} would need {human_bytes(need)}, more than attnviz may "
             f"use here ({human_bytes(limit)}: {why}); {_what_fits(config, tokens, layers, heads, outputs, limit, weights, every_map)}"
         )
     if folder is not None and disk:

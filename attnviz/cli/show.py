@@ -472,8 +472,10 @@ def _check_plan(models: ModelFlags, text: str, layer, head, out: OutputFlags, pl
     written = Outputs(image=plan.outputs.image) if plan.tables_only else plan.outputs
     output = out.output
     folder = None if output is None else (output.parent if str(output.parent) else Path("."))
-    # --device auto runs the transformers engine, whose output_attentions holds every layer's maps.
-    check_plan(config, tokens, count, per, written, folder, weights_in_ram=weights, every_map=placed)
+    # --device auto and --engine transformers run the transformers engine, whose output_attentions
+    # holds every layer's maps whatever is shown.
+    every_map = placed or getattr(models.engine, "value", models.engine) == "transformers"
+    check_plan(config, tokens, count, per, written, folder, weights_in_ram=weights, every_map=every_map)
 
 
 def _write_image(path: Path, result, focus: int | None, options, overwrite: bool) -> str:

@@ -193,7 +193,13 @@ def test_a_long_text_is_not_refused_because_the_whole_model_would_not_fit_in_ram
     # ... while maps that do not fit are still refused before the model loads, in one line.
     small = {"ATTNVIZ_MAX_MEMORY": str(maps // 2)}
     refused = invoke("show", LONG, "-m", llama, "--device", "auto", "--max-memory", f"cpu={budget}", env=small)
-    assert_one_error_line(refused, "attention maps of", "would need")
+    assert_one_error_line(refused, "attention maps of", "(transformers returns all 4 x 4)", "would need")
+    # The transformers engine on one device holds every map too, whatever is shown: counted.
+    one = {"ATTNVIZ_MAX_MEMORY": str(model_bytes(config) + run_bytes(config, T, 1, 1, 1) + 10**6)}
+    shown = invoke("show", LONG, "-m", llama, "-l", "0", "--head", "0", "--engine", "native", env=one)
+    assert shown.exit_code == 0, shown.output  # the native engine keeps one map
+    refused = invoke("show", LONG, "-m", llama, "-l", "0", "--head", "0", "--engine", "transformers", env=one)
+    assert_one_error_line(refused, "in 1 layer x 1 head (transformers returns all 4 x 4)", "would need")
 
 
 @pytest.mark.slow
