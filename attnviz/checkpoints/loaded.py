@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # torch is imported only where a model is built
     from .weights import WeightFile
 
 
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda", "mps")
 
 
 @dataclass
@@ -106,19 +106,30 @@ def torch_dtype(name):
 
 
 def torch_device(name: str | None):
-    """ "cpu" (default), "cuda" or "cuda:N", refused with one line when torch sees no such GPU."""
+    """ "cpu" (default), "cuda", "cuda:N" or "mps", refused with one line when torch sees no such
+    device. ("auto", accelerate's placement, is the transformers engine's: engines/placement.py.)"""
     import torch
 
     name = "cpu" if name is None else str(name)
+    if name == "auto":
+        raise AttnvizError(
+            "device 'auto' is accelerate's placement of a transformers model (--engine transformers); "
+            "the native engine runs on one device: choose cpu, cuda or mps"
+        )
     kind, colon, index = name.partition(":")
     # An empty --device is a mistake, not cpu; an index is ASCII digits (isdigit alone takes "٣").
     if kind not in DEVICES or (colon and (kind != "cuda" or not (index.isascii() and index.isdigit()))):
-        raise AttnvizError(f"unknown device {name!r}: choose cpu or cuda (cuda:N for the N-th GPU)")
+        raise AttnvizError(
+            f"unknown device {name!r}: choose cpu or cuda (cuda:N for the N-th GPU), mps (Apple GPUs), "
+            "or auto (accelerate places a transformers model across GPUs, CPU and disk)"
+        )
     if kind == "cuda":
         if not torch.cuda.is_available():
             raise AttnvizError(f"device {name!r}: torch sees no CUDA GPU on this machine; use --device cpu")
         if index and int(index) >= torch.cuda.device_count():
             raise AttnvizError(f"device {name!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise AttnvizError(f"device {name!r}: torch sees no Apple GPU (MPS) on this machine; use --device cpu")
     return torch.device(name)
 
 

@@ -25,6 +25,27 @@ class _State:
 
 
 STATE = _State()
+# What the running command must undo when it ends, however it ends (an offload folder of
+# --device auto): `at_command_end` registers, `handles_errors` closes.
+_COMMAND_END: list[contextlib.ExitStack] = []
+
+
+def at_command_end(callback, *args) -> None:
+    """Call `callback(*args)` when the running command ends: success, error, Ctrl-C or SIGTERM
+    (`unwind_on_sigterm`). Outside a command (library use), nothing: the caller cleans up itself."""
+    if _COMMAND_END:
+        unwind_on_sigterm()
+        _COMMAND_END[-1].callback(callback, *args)
+
+
+def unwind_on_sigterm() -> None:
+    """From now until the running command ends, SIGTERM unwinds like Ctrl-C (workers.exit_on_sigterm),
+    so `at_command_end` callbacks and `finally` blocks run on a `kill` too."""
+    if _COMMAND_END and not getattr(_COMMAND_END[-1], "sigterm_unwinds", False):
+        from ..workers import exit_on_sigterm
+
+        _COMMAND_END[-1].enter_context(exit_on_sigterm())
+        _COMMAND_END[-1].sigterm_unwinds = True
 
 
 def fail(message: str, code: int = 2) -> int:
@@ -41,7 +62,12 @@ def handles_errors(command):
     def wrapper(*args, **kwargs):
         try:
             try:
-                done = command(*args, **kwargs)
+                with contextlib.ExitStack() as stack:
+                    _COMMAND_END.append(stack)
+                    try:
+                        done = command(*args, **kwargs)
+                    finally:
+                        _COMMAND_END.remove(stack)
             except Exception:
                 stop_if_sigterm()  # the signal, renamed by a C extension (see workers.py)
                 raise
@@ -248,7 +274,23 @@ DeviceOpt = Annotated[
     Optional[str],
     typer.Option(
         "--device",
-        help="Where the model runs: cpu, or cuda (cuda:N) when torch sees a GPU [default: cpu].",
+        help="Where the model runs: cpu, cuda (cuda:N) or mps when torch sees that GPU, or auto: accelerate places a transformers model across the GPUs, the CPU and disk (models bigger than one device; the transformers engine) [default: cpu].",
+        show_default=False,
+    ),
+]
+MaxMemoryOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--max-memory",
+        help="With --device auto: the most each device may hold of the weights, e.g. cpu=2GiB or 0=20GiB,cpu=30GiB; the rest is read from disk layer by layer [default: what accelerate finds free].",
+        show_default=False,
+    ),
+]
+OffloadDirOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--offload-dir",
+        help="With --device auto: make the folder for offloaded weights inside this folder (removed when the command ends) [default: the temporary folder].",
         show_default=False,
     ),
 ]
@@ -264,6 +306,8 @@ EngineOpt = Annotated[
 
 # RandomShape field -> EncoderConfig field, where the names differ.
 _CONFIG_NAMES = {"kv_heads": "num_kv_heads"}
+# RandomShape fields that apply to every model, not the random model's shape.
+EVERY_MODEL = ("dtype", "device", "max_memory", "offload_dir")
 
 
 @dataclass(frozen=True)
@@ -285,14 +329,31 @@ class RandomShape:
     ffn: Ffn | None = None
     dtype: Dtype | None = None
     device: str | None = None
+    max_memory: str | None = None  # --device auto only (engines/placement.py)
+    offload_dir: Path | None = None
 
     def given(self) -> dict:
-        """The random-model shape flags given, by their option names (not dtype and device)."""
+        """The random-model shape flags given, by their option names (not those of every model)."""
         return {
             f.name: (v.value if isinstance(v, enum.Enum) else v)
             for f in fields(self)
-            if f.name not in ("dtype", "device") and (v := getattr(self, f.name)) is not None and v is not False
+            if f.name not in EVERY_MODEL and (v := getattr(self, f.name)) is not None and v is not False
         }
+
+    def budget(self) -> dict | None:
+        """--max-memory parsed (None when not given); one line when it goes without --device auto
+        or does not read. Torch-free: checked before anything loads."""
+        from ..engines.placement import AUTO, parse_max_memory
+
+        if self.device != AUTO:
+            given = [flag for flag, v in (("--max-memory", self.max_memory), ("--offload-dir", self.offload_dir)) if v]
+            if given:
+                raise AttnvizError(
+                    f"{' and '.join(given)} go{'es' * (len(given) == 1)} with --device auto "
+                    "(accelerate's placement across GPUs, CPU and disk)"
+                )
+            return None
+        return None if self.max_memory is None else parse_max_memory(self.max_memory)
 
     def config(self):
         """The random model's EncoderConfig (AttnvizError on a bad combination)."""
@@ -339,7 +400,13 @@ _SHAPE_OPTIONS = {
     "ffn": (FfnOpt, None),
 }
 # The random-model flags and --dtype/--device (every command that runs a model).
-SHAPE_OPTIONS = {**_SHAPE_OPTIONS, "dtype": (DtypeOpt, None), "device": (DeviceOpt, None)}
+SHAPE_OPTIONS = {
+    **_SHAPE_OPTIONS,
+    "dtype": (DtypeOpt, None),
+    "device": (DeviceOpt, None),
+    "max_memory": (MaxMemoryOpt, None),
+    "offload_dir": (OffloadDirOpt, None),
+}
 # ... received as `shape: RandomShape`.
 with_random_shape = option_group("shape", RandomShape, SHAPE_OPTIONS)
 # The random-model flags alone (`init`, which writes a model without running it).
@@ -630,21 +697,35 @@ def build_model(
     last_layer: the last layer the command will look at (None: all); later ones are not loaded.
     engine: --engine (see `choose_engine`)."""
     from ..checkpoints import load_model
+    from ..engines.placement import AUTO
 
     engine = engine.value if isinstance(engine, enum.Enum) else str(engine)
-    if engine != "native" and model != "random":
+    budget = shape.budget()  # --max-memory: before anything loads
+    if shape.device == AUTO:
+        folder = _placed_folder(model, engine)
+    elif engine != "native" and model != "random":
         folder = choose_engine(model, engine)
-        if folder is not None:
-            if tokenizer is not None:
-                raise AttnvizError(
-                    "--tokenizer replaces a native model's tokenizer; the transformers engine uses the model's own"
-                )
-            from ..engines import transformers_engine
-
-            return transformers_engine.load(
-                folder, model, dtype=shape.dtype.value if shape.dtype else None, device=shape.device
+    else:
+        folder = None
+    if folder is not None:
+        if tokenizer is not None:
+            raise AttnvizError(
+                "--tokenizer replaces a native model's tokenizer; the transformers engine uses the model's own"
             )
-    elif engine == "transformers":
+        from ..engines import transformers_engine
+
+        unwind_on_sigterm()  # a `kill` during the load still removes the offload folder (the load's own cleanup)
+        loaded = transformers_engine.load(
+            folder,
+            model,
+            dtype=shape.dtype.value if shape.dtype else None,
+            device=shape.device,
+            max_memory=budget,
+            offload_dir=shape.offload_dir,
+        )
+        at_command_end(loaded.close)  # the offload folder goes when the command ends
+        return loaded
+    if engine == "transformers" and model == "random":
         raise AttnvizError("the random model runs on the native engine only; drop --engine transformers")
     given = shape.given()
     if model != "random" and given:
@@ -666,6 +747,36 @@ def build_model(
         dtype=shape.dtype.value if shape.dtype else None,
         device=shape.device,
     )
+
+
+def _placed_folder(spec: str, engine: str) -> Path:
+    """The model folder `--device auto` hands to accelerate, through the transformers engine
+    (whatever --engine auto would choose: accelerate places transformers modules); the native
+    engine has no placement across devices, which is one line."""
+    from ..engines import INSTALL, transformers_available
+
+    use = "use --device cpu (or cuda, mps)"
+    if engine == "native":
+        raise AttnvizError(
+            "--device auto is accelerate's placement, which the transformers engine runs: "
+            f"{use} with --engine native, or --engine auto"
+        )
+    if spec == "random":
+        raise AttnvizError(
+            f"--device auto places a transformers model folder; the random model runs on the native engine: {use}"
+        )
+    from ..checkpoints import read_config
+    from ..checkpoints.native import is_native
+
+    folder = _transformers_folder(spec, False)
+    if folder is None or is_native(read_config(folder)):
+        raise AttnvizError(
+            f"--device auto places a transformers model folder (config.json and weights); {spec!r} is not one "
+            f"(a GGUF file, a weights file or an attnviz checkpoint run on the native engine): {use}"
+        )
+    if not transformers_available():
+        raise AttnvizError(f"--device auto needs the transformers engine, which is not installed: {INSTALL}")
+    return folder
 
 
 def choose_engine(spec: str, engine: str) -> Path | None:

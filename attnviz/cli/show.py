@@ -470,9 +470,16 @@ def _check_plan(models: ModelFlags, text: str, layer, head, out: OutputFlags, pl
     if peeked is None:
         return  # the load says what is wrong; the pipeline checks the maps again before the pass
     config, tokenizer = peeked
-    from ..sizes import memory_limit, model_bytes
+    from ..engines.placement import AUTO
+    from ..sizes import memory_limit, model_bytes, placed_weights
 
-    if model_bytes(config) > memory_limit()[0]:
+    placed = models.shape.device == AUTO
+    weights = None
+    if placed:
+        # accelerate keeps in RAM what --max-memory allows and offloads the rest: a model bigger
+        # than the RAM is what --device auto is for, so only that share of it counts here.
+        weights = placed_weights(config, (models.shape.budget() or {}).get("cpu"))
+    elif model_bytes(config) > memory_limit()[0]:
         return  # the model alone does not fit: the loader refuses it, naming the flag or key
     from ..text import check_text
 
@@ -489,7 +496,10 @@ def _check_plan(models: ModelFlags, text: str, layer, head, out: OutputFlags, pl
     written = Outputs(image=plan.outputs.image) if plan.tables_only else plan.outputs
     output = out.output
     folder = None if output is None else (output.parent if str(output.parent) else Path("."))
-    check_plan(config, tokens, count, per, written, folder)
+    # --device auto and --engine transformers run the transformers engine, whose output_attentions
+    # holds every layer's maps whatever is shown.
+    every_map = placed or getattr(models.engine, "value", models.engine) == "transformers"
+    check_plan(config, tokens, count, per, written, folder, weights_in_ram=weights, every_map=every_map)
 
 
 def _write_image(path: Path, result, focus: int | None, options, overwrite: bool) -> str:

@@ -13,6 +13,8 @@ transformers and torch are imported inside the functions (the optional extra, an
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -25,6 +27,7 @@ from ..result import AttentionResult, ModelInfo
 from ..text import check_text
 from ..tokenize import cover_marks, trim_spaces
 from . import INSTALL, NATIVE_ONLY
+from .placement import AUTO, OffloadFolder, device_name, placement_summary
 
 NO_EAGER = "cannot return its attention weights through transformers (it has no eager attention implementation)"
 
@@ -53,7 +56,22 @@ class TransformersModel:
     encoder_decoder: bool = False
     sources: tuple[str, ...] = ()
     full_model: object = None  # the whole encoder-decoder (cross-attention); hf_model is its encoder
+    # --device auto: accelerate's device map ({module: "cpu" | "disk" | GPU index}; {"": device}
+    # when the whole model sits on one) and the offload folder removed by `close`; None otherwise.
+    device_map: dict | None = None
+    offload: object = None  # placement.OffloadFolder
     engine: str = field(default="transformers", init=False)
+
+    def close(self) -> None:
+        """Remove the offload folder of a --device auto load (idempotent; nothing otherwise)."""
+        if self.offload is not None:
+            self.offload.close()
+
+    @property
+    def notes(self) -> list[str]:
+        """What every result of this model says in its header: where --device auto put it."""
+        placed = self.config.extra.get("placement")
+        return [f"Placed by accelerate (--device auto): {placed}."] if placed else []
 
     @property
     def config(self) -> EncoderConfig:
@@ -88,12 +106,41 @@ def _import_transformers():
     return transformers
 
 
-def load(folder: Path, source: str, *, dtype: str | None = None, device: str | None = None) -> TransformersModel:
+def load(
+    folder: Path,
+    source: str,
+    *,
+    dtype: str | None = None,
+    device: str | None = None,
+    max_memory: dict | None = None,
+    offload_dir: Path | None = None,
+) -> TransformersModel:
     """The model in `folder` (a transformers folder: config.json and weights, a tokenizer), with
-    eager attention so that its forward returns the attention probabilities it used."""
+    eager attention so that its forward returns the attention probabilities it used.
+
+    device: "cpu" (None), "cuda", "cuda:N", "mps", or "auto": accelerate places the layers across
+    the GPUs, the CPU and disk within `max_memory` (placement.parse_max_memory; None: what it
+    finds free), offloading into a new folder inside `offload_dir` (None: the temporary folder)
+    that `TransformersModel.close` removes."""
     transformers = _import_transformers()
     import torch
 
+    if device == AUTO:
+        offload = OffloadFolder(offload_dir)
+        try:
+            return _load(transformers, torch, folder, source, dtype, device, max_memory, offload)
+        except BaseException:
+            offload.close()  # a failed or interrupted load leaves nothing behind
+            raise
+    if device not in (None, "cpu"):
+        from ..checkpoints.loaded import torch_device
+
+        device = str(torch_device(device))  # one line for a GPU torch does not see
+    return _load(transformers, torch, folder, source, dtype, device, None, None)
+
+
+def _load(transformers, torch, folder, source, dtype, device, max_memory, offload) -> TransformersModel:
+    """`load` once the device is known good; `offload` (a placement.OffloadFolder) means --device auto."""
     # Quiet: attnviz's stderr is one line on error; no progress bars or config warnings.
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -103,13 +150,16 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
     kwargs = {"local_files_only": True, "attn_implementation": "eager"}
     if dtype is not None:
         kwargs["dtype"] = getattr(torch, dtype)
+    if offload is not None:  # --device auto
+        kwargs.update(device_map="auto", offload_folder=str(offload.path), max_memory=_budget(torch, max_memory))
     try:
-        model, loading = _from_pretrained(transformers, folder, kwargs)
+        with _quiet_accelerate():
+            model, loading = _from_pretrained(transformers, folder, kwargs)
     except ValueError as exc:
         if "attn" in str(exc).lower() or "eager" in str(exc).lower():
             raise AttnvizError(f"{source}: this model {NO_EAGER}") from None
         raise AttnvizError(f"{source}: transformers cannot load it ({_short(exc)})") from None
-    except (OSError, KeyError, RuntimeError, TypeError) as exc:
+    except (OSError, KeyError, RuntimeError, TypeError, _safetensors_error()) as exc:
         raise AttnvizError(f"{source}: transformers cannot load it ({_short(exc)})") from None
     # Weights the checkpoint lacks would be random: attention of a model that is not the one on
     # disk (a config naming another architecture than its weights). Refused, never drawn.
@@ -126,7 +176,7 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
             raise AttnvizError(f"{source}: this model {NO_EAGER}") from None
     hf_config = model.config  # read once, by from_pretrained
     model.eval()
-    if device not in (None, "cpu"):
+    if device not in (None, "cpu", AUTO):
         model.to(device)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -135,6 +185,13 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
     encoder_decoder = bool(getattr(hf_config, "is_encoder_decoder", False))
     runner = model.get_encoder() if encoder_decoder else model
     config = describe(hf_config, tokenizer, model)
+    device_map = _device_map(model) if offload is not None else None
+    if offload is not None:  # said in headers and JSON (model.config.extra): where the layers went
+        config.extra.update(
+            device="auto",
+            placement=placement_summary(device_map),
+            device_map={k: device_name(v) for k, v in device_map.items()},
+        )
     info = ModelInfo(
         source=source,
         config=config,
@@ -142,7 +199,76 @@ def load(folder: Path, source: str, *, dtype: str | None = None, device: str | N
         tokenizer=f"{folder} (the model's own; run by the transformers engine)",  # said in headers
         kind=f"transformers:{hf_config.model_type}",
     )
-    return TransformersModel(runner, tokenizer, info, encoder_decoder, sources=(str(folder),), full_model=model)
+    return TransformersModel(
+        runner,
+        tokenizer,
+        info,
+        encoder_decoder,
+        sources=(str(folder),),
+        full_model=model,
+        device_map=device_map,
+        offload=offload,
+    )
+
+
+def _safetensors_error() -> type[Exception]:
+    """safetensors' error for a corrupt weights file (a bad header): bad input, not an internal error."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # transformers needs safetensors; an exception nothing raises otherwise
+        return OSError
+    return SafetensorError
+
+
+def _budget(torch, max_memory: dict | None) -> dict | None:
+    """--max-memory for accelerate, refused in one line when it names a GPU torch does not see."""
+    if not max_memory:
+        return None
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for device in max_memory:
+        if isinstance(device, int) and device >= gpus:
+            seen = f"sees {gpus} CUDA GPU(s)" if gpus else "sees no CUDA GPU on this machine"
+            raise AttnvizError(f"--max-memory names GPU {device} but torch {seen}")
+        if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise AttnvizError("--max-memory names mps but torch sees no Apple GPU (MPS) on this machine")
+    return dict(max_memory)
+
+
+@contextlib.contextmanager
+def _quiet_accelerate():
+    """accelerate warns through Python logging that offloaded parameters sit on the meta device:
+    expected with --device auto, and attnviz's stderr stays for errors (the header says where the
+    layers went)."""
+    logger = logging.getLogger("accelerate")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _device_map(model) -> dict:
+    """accelerate's placement of a --device auto load ({module: device}); {"": device} when the
+    whole model landed on one device (transformers then sets no hf_device_map)."""
+    found = getattr(model, "hf_device_map", None)
+    if found:
+        return dict(found)
+    device = next(model.parameters()).device
+    return {"": device.index if device.type == "cuda" and device.index is not None else device.type}
+
+
+def input_device(model: TransformersModel, module=None):
+    """Where token ids go: the device of the weights, or, for a model accelerate placed (some of
+    its parameters are then on the meta device, read from disk on demand), the CPU unless the map
+    starts on a GPU; accelerate's hooks move inputs to each layer's device."""
+    import torch
+
+    module = model.hf_model if module is None else module
+    if model.device_map:
+        first = next(iter(model.device_map.values()))
+        return torch.device(device_name(first)) if device_name(first) not in ("cpu", "disk") else torch.device("cpu")
+    return next(module.parameters()).device
 
 
 def _from_pretrained(transformers, folder: Path, kwargs: dict):
@@ -296,32 +422,81 @@ def tokenize(model: TransformersModel, text: str, truncate: bool = False) -> Tok
 
 def forward(model: TransformersModel, batch: list[list[int]], lengths: list[int]) -> np.ndarray:
     """Attention of a batch of token ids padded on the right: float32 [B, L, H, T, T]."""
+    return _to_float32(forward_layers(model, batch, lengths))
+
+
+def forward_layers(model: TransformersModel, batch: list[list[int]], lengths: list[int]) -> list:
+    """transformers' own maps of a batch padded on the right: one torch tensor [B, H, T, T] per
+    layer, in the model's dtype, on its layer's device; the only reference to them (so a caller
+    that lets a layer go frees it)."""
     import torch
 
-    device = next(model.hf_model.parameters()).device
+    device = input_device(model)
     ids = torch.tensor(batch, device=device)
     mask = torch.tensor([[1] * n + [0] * (ids.shape[1] - n) for n in lengths], device=device)
+    # No KV cache: a decoder would otherwise keep every layer's keys and values for a generation
+    # that never comes (2 x layers x KV heads x head size x T numbers).
+    no_cache = {"use_cache": False} if _takes(model.hf_model, "use_cache") else {}
     with torch.inference_mode():
-        out = model.hf_model(input_ids=ids, attention_mask=mask, output_attentions=True, return_dict=True)
-    attentions = getattr(out, "attentions", None)
+        out = model.hf_model(input_ids=ids, attention_mask=mask, output_attentions=True, return_dict=True, **no_cache)
+    attentions = list(getattr(out, "attentions", None) or [])
+    del out  # the last reference to the maps is `attentions`, freed layer by layer below
     if not attentions or any(a is None for a in attentions):
         raise AttnvizError(f"{model.info.source}: this model {NO_EAGER}")
-    return torch.stack(list(attentions), dim=1).float().cpu().numpy()  # [B, L, H, T, T]
+    return attentions
 
 
-def _result(model: TransformersModel, text: str, enc: TokenizedText, weights, layers, heads, **more):
+def _takes(module, name: str) -> bool:
+    """Whether `module`'s forward names the argument `name` (not every architecture has use_cache)."""
+    import inspect
+
+    try:
+        return name in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _to_float32(attentions: list) -> np.ndarray:
+    """transformers' per-layer maps (each [B, H, T, T], in the model's dtype, on the device of its
+    layer: with --device auto they may sit on different GPUs) as one CPU float32 [B, L, H, T, T]
+    (batches: every map of every text is needed). Each layer is let go once copied in, where a
+    stack then a cast made two more copies of them all."""
+    first = attentions[0]
+    out = np.empty((first.shape[0], len(attentions), *first.shape[1:]), dtype=np.float32)
+    for i in range(len(attentions)):
+        out[:, i] = attentions[i].float().cpu().numpy()
+        attentions[i] = None
+    return out
+
+
+def _float32(maps) -> np.ndarray:
+    """A torch tensor (any dtype, any device) as a CPU float32 array."""
+    return maps.float().cpu().numpy()
+
+
+def _no_look_ahead(maps) -> bool:
+    """Whether every map (an iterable of [..., T, T], torch or NumPy, one at a time: no copy of
+    them all) has an upper triangle of exact zeros: a decoder's causal mask."""
+    return not any(bool((m.triu(1) if hasattr(m, "triu") else np.triu(m, 1)).any()) for m in maps)
+
+
+def _result(model: TransformersModel, text: str, enc: TokenizedText, weights, layers, heads, causal=None, **more):
+    """The AttentionResult; `causal` (what the maps of every layer said, None: read `weights` when
+    they hold every layer) corrects the config's guess."""
     config = model.config
     T = len(enc.ids)
-    if T > 1 and weights.size and len(layers) == config.num_layers:
+    if causal is None and T > 1 and weights.size and len(layers) == config.num_layers:
+        causal = _no_look_ahead(weights.reshape(-1, T, T))
+    if T > 1 and causal is not None:
         # The maps say whether the model looks ahead: a decoder's upper triangle is exactly 0.
-        causal = not np.triu(weights, k=1).any()
         if causal != config.causal:
             config = replace(config, causal=causal, sliding_window=None if not causal else config.sliding_window)
             model.info = replace(model.info, config=config)
+    more["notes"] = model.notes + list(more.get("notes", []))
     return AttentionResult.of_encoding(
         enc,
         text,
-        weights=weights.astype(np.float32),
+        weights=weights.astype(np.float32, copy=False),  # no copy of maps already float32
         layers=list(layers),
         heads=list(heads),
         model=model.info,
@@ -350,37 +525,45 @@ def run(
     layers = all_layers if layers is None else list(layers)
     heads = list(range(config.num_heads)) if heads is None else list(heads)
     enc = tokenize(model, text, truncate)
-    maps = forward(model, [enc.ids], [len(enc.ids)])[0]  # [L, H, T, T] every layer and head
-    if maps.shape[:2] != (config.num_layers, config.num_heads):
-        config = replace(config, num_layers=maps.shape[0], num_heads=maps.shape[1])
+    T = len(enc.ids)
+    # transformers returns every layer's maps; only the selected ones are copied out as float32
+    # (a float32 copy of them all would double the peak of a long text: docs/transformers-engine.md).
+    maps = [a[0] for a in forward_layers(model, [enc.ids], [T])]  # L x [H, T, T], the model's dtype
+    if (len(maps), maps[0].shape[0]) != (config.num_layers, config.num_heads):
+        config = replace(config, num_layers=len(maps), num_heads=maps[0].shape[0])
         model.info = replace(model.info, config=config)
-    full = _result(model, text, enc, maps, all_layers, list(range(maps.shape[1])))  # checks causality
+    causal = _no_look_ahead(maps) if T > 1 else None
+    skeleton = _result(model, text, enc, np.zeros((0, 0, T, T), np.float32), [], [], causal=causal)
+    kept = sorted(set(layers))
     if view == "rollout":
         from ..analysis import views
 
-        rolled = views.rollout(maps[: max(layers) + 1][:, heads])[sorted(set(layers))]  # [L', T, T]
+        chosen = np.stack([_float32(maps[i][heads]) for i in range(max(layers) + 1)])  # [L', H', T, T]
+        rolled = views.rollout(chosen)[kept]  # [K, T, T]
         which = "all heads" if len(heads) == config.num_heads else "heads " + ",".join(map(str, heads))
         note = (
             f"Rollout view: one map per layer, the mean of {which} mixed with the residual "
             "(0.5 A + 0.5 I) and multiplied through the layers below (Abnar & Zuidema 2020)."
         )
         return replace(
-            full.select(layers=[], heads=[]),
+            skeleton,
             weights=rolled[:, None].astype(np.float32),
-            layers=sorted(set(layers)),
+            layers=kept,
             heads=[views.ROLLOUT_HEAD],
             view="rollout",
-            notes=[note],
+            notes=model.notes + [note],
         )
-    result = full.select(layers=sorted(set(layers)), heads=heads)
-    result = replace(result, weights=np.ascontiguousarray(result.weights))
-    index = focus(full.select(layers=[], heads=[])) if callable(focus) else focus
+    weights = np.zeros((0, len(heads), T, T), np.float32)
+    if kept:
+        weights = np.stack([_float32(maps[i][heads]) for i in kept])  # [K, H', T, T]
+    result = replace(skeleton, weights=weights, layers=kept, heads=heads)
+    index = focus(skeleton) if callable(focus) else focus
     if index is None:
         return result
     focus_layers = all_layers if focus_layers is None else list(focus_layers)
     return replace(
         result,
-        focus_rows=np.ascontiguousarray(maps[focus_layers][:, :, index, :]),  # [Lf, H, T]
+        focus_rows=np.stack([_float32(maps[i][:, index, :]) for i in focus_layers]),  # [Lf, H, T]
         focus_index=index,
         focus_layers=focus_layers,
         focus_heads=list(range(config.num_heads)),
@@ -474,7 +657,7 @@ def run_seq2seq_kinds(
     start = getattr(hf_config, "decoder_start_token_id", None)
     if start is None:
         start = getattr(hf_config, "bos_token_id", None) or 0
-    device = next(model.full_model.parameters()).device
+    device = input_device(model, model.full_model)
     how = "teacher-forced on the target"
     if target is None:
         tgt = _greedy(model, src, max_new_tokens, device)
@@ -508,7 +691,8 @@ def run_seq2seq_kinds(
         ]
         if not maps or any(a is None for a in maps):
             raise AttnvizError(f"{model.info.source}: this model {NO_EAGER}")
-        weights = torch.stack(list(maps), dim=1)[0].float().cpu().numpy()  # [L, H, Tq, Tk]
+        # each layer to the CPU first: with --device auto the layers may sit on different devices
+        weights = torch.stack([a.float().cpu() for a in maps], dim=1)[0].numpy()  # [L, H, Tq, Tk]
         L, H = weights.shape[:2]
         chosen_layers = list(range(L)) if layers is None else sorted(set(layers))
         chosen_heads = list(range(H)) if heads is None else list(heads)
@@ -526,7 +710,7 @@ def run_seq2seq_kinds(
             model=replace(model.info, config=config),
             truncated=src.truncated or tgt.truncated,
             attention=kind,
-            notes=[f"{kind} attention of an encoder-decoder model, {how}"],
+            notes=model.notes + [f"{kind} attention of an encoder-decoder model, {how}"],
             **keys,
         )
     return results
