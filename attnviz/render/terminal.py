@@ -294,6 +294,14 @@ def render_heads(console: Console, result: AttentionResult) -> None:
         legend += " · sinks: real weights, uncoloured, never marked"
     if result.causal:
         legend += f" · {MASKED}: masked, a {result.unit_name} cannot see later ones (causal model)"
+    local = [layer for layer in result.layers if result.window(layer) is not None]
+    if local:  # a sliding window shorter than the text: its cells are masked too (masks.py)
+        where = ("local layers " if len(local) > 1 else "local layer ") + ", ".join(map(str, local))
+        where = "every layer shown" if len(local) == len(result.layers) else where
+        legend += (
+            f"{' and' if result.causal else f' · {MASKED}: masked,'} keys outside the "
+            f"{result.window(local[0])}-token sliding window in {where}"
+        )
     console.print(Text(legend, style="dim"))
     for layer in result.layers:
         for head in result.heads:
