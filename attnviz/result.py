@@ -42,6 +42,25 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class PooledMaps:
+    """Maps pooled while they streamed past, kept instead of the full maps (a long text drawn as the
+    terminal overview: analysis/streamed_pooling.py). Equal to pooling the full maps with
+    analysis.pooling.pool_map(weights, skipped cells, ...), block for block.
+
+    values[i, j] pools model layer layers[i], head heads[j]; row block r covers query tokens
+    row_edges[r]:row_edges[r + 1], column block c key tokens col_edges[c]:col_edges[c + 1]."""
+
+    layers: list[int]
+    heads: list[int]
+    values: np.ndarray  # float32 [len(layers), len(heads), R, C]: the max or mean (`how`) of each block's kept cells
+    empty: np.ndarray  # bool [len(layers), R, C]: blocks with no kept cell (all masked or excluded), values 0 there
+    row_edges: np.ndarray  # int64 [R + 1]
+    col_edges: np.ndarray  # int64 [C + 1]
+    how: str  # "max" or "mean"
+    excluded: tuple[int, ...] = ()  # key tokens left out of the pooling (sinks), as AttentionResult.excluded
+
+
+@dataclass(frozen=True)
 class AttentionResult:
     """Attention of one text: weights[i, j] is layer layers[i], head heads[j], shape [T, T].
 
@@ -81,6 +100,9 @@ class AttentionResult:
     key_offsets: list[tuple[int, int]] | None = None
     key_special: list[bool] | None = None
     key_text: str | None = None
+    # A long text drawn as the terminal overview keeps no full maps of the heads it draws: their
+    # pooled grids (PooledMaps, a few KB per head) are made while the maps stream. None: pool `weights`.
+    pooled: PooledMaps | None = None
 
     @classmethod
     def of_encoding(cls, enc, text: str, **fields) -> "AttentionResult":
@@ -148,21 +170,25 @@ class AttentionResult:
         `layer` that attends within a sliding window also every j <= i - window (token level).
         Those cells hold 0 in `weights` but are not weights of 0: views draw them as masked and
         rankings skip them. layer None: the look-ahead mask only."""
+        return self.masked_rows(layer, 0, len(self.tokens))
+
+    def masked_rows(self, layer: int | None, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 of `masked(layer)`, [stop - start, Tk] bool, without the [T, T] mask
+        (views that stream a long text's maps block by block)."""
         T = len(self.tokens)
         if self.key_tokens is not None:  # cross-attention: every target token sees the whole source
-            return np.zeros((T, len(self.key_tokens)), dtype=bool)
-        if not self.causal:
-            hidden = np.zeros((T, T), dtype=bool)
-            window = self.window(layer)
-            if window is not None:  # a bidirectional local layer (ModernBERT): keys within |i - j| < window
-                hidden |= np.tril(np.ones((T, T), dtype=bool), k=-window) | np.triu(
-                    np.ones((T, T), dtype=bool), k=window
-                )
-            return hidden
-        hidden = np.triu(np.ones((T, T), dtype=bool), k=1)
+            return np.zeros((stop - start, len(self.key_tokens)), dtype=bool)
+        i = np.arange(start, stop)[:, None]  # [R, 1] queries
+        j = np.arange(T)[None, :]  # [1, T] keys
         window = self.window(layer)
+        if not self.causal:
+            hidden = np.zeros((stop - start, T), dtype=bool)
+            if window is not None:  # a bidirectional local layer (ModernBERT): keys within |i - j| < window
+                hidden |= (j <= i - window) | (j >= i + window)
+            return hidden
+        hidden = j > i
         if window is not None:
-            hidden |= np.tril(np.ones((T, T), dtype=bool), k=-window)
+            hidden |= j <= i - window
         return hidden
 
     def window(self, layer: int | None) -> int | None:
@@ -191,14 +217,18 @@ class AttentionResult:
         return self.weights[self.layers.index(layer), self.heads.index(head)]
 
     def select(self, layers: list[int] | None = None, heads: list[int] | None = None) -> "AttentionResult":
+        """The maps (and focus rows) of `layers` x `heads` (default: all). A result whose maps were
+        pooled while streaming (`pooled`) has no maps of those layers: the choice narrows its
+        focus rows, and its maps to the layers it kept."""
         layers = self.layers if layers is None else layers
         heads = self.heads if heads is None else heads
-        li = [self.layers.index(i) for i in layers]
+        mapped = layers if self.pooled is None else [i for i in layers if i in self.layers]
+        li = [self.layers.index(i) for i in mapped]
         hi = [self.heads.index(i) for i in heads]
         # All of it in order: the same array, not a copy (a long text's maps are large).
         whole = li == list(range(len(self.layers))) and hi == list(range(len(self.heads)))
         weights = self.weights if whole else self.weights[np.ix_(li, hi)]
-        out = replace(self, weights=weights, layers=list(layers), heads=list(heads))
+        out = replace(self, weights=weights, layers=list(mapped), heads=list(heads))
         if self.focus_rows is None or (layers is self.layers and heads is self.heads):
             return out
         # An explicit choice narrows the focus rows too (to the chosen layers and heads they hold).
