@@ -5,8 +5,8 @@ from full maps means keeping them: 9 heads x 8,192² float32 is 2.4 GB for grids
 blocks. `StreamedPooling` keeps only the grids. The grid is known before the pass (the terminal's
 size and T: render/overview.overview_grid), so as each block of query rows arrives it is copied
 into the rows of the pooled row block it belongs to ([H', rows of one pooled block, T], the only
-full-width buffer), and when that pooled row block is complete it is pooled with
-pooling.pool_map, the function that pools full maps, and let go. Same inputs, same code, same
+full-width buffer), and when that pooled row block is complete it is pooled with the reductions
+of pooling.pool_map, the function that pools full maps, and let go. Same reductions on the same
 numbers: the grids equal those of pooling the full maps (the max exactly; the mean too, since
 NumPy's row sums over one block do not depend on the rows around it; the tests hold it).
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..result import AttentionResult, PooledMaps
-from .pooling import POOLINGS, block_edges, pool_map
+from .pooling import POOLINGS, block_edges
 
 
 @dataclass(frozen=True)
@@ -83,16 +83,29 @@ class StreamedPooling:
                 self._finish(layer, b)
 
     def _finish(self, layer: int, b: int) -> None:
-        """Pool the complete row block `b` of `layer` with pool_map, as the full map's would be."""
+        """Pool the complete row block `b` of `layer` as pooling.pool_map pools a full map, every
+        head at once: the same reductions on the same numbers (NumPy's row sums of one block,
+        here along axis 1 of [H', rows, T], are those of pool_map's axis 0, bit for bit)."""
         start, stop = int(self.row_edges[b]), int(self.row_edges[b + 1])
         skip = self.skeleton.masked_rows(layer, start, stop)  # [rows, T]
         if self.plan.excluded:
             skip[:, list(self.plan.excluded)] = True
+        starts = self.col_edges[:-1]
+        kept = ~skip
+        counts = np.add.reduceat(np.add.reduceat(kept, [0], axis=0, dtype=np.int64), starts, axis=1)[0]  # [C]
+        empty = counts == 0
+        slab = self.slab  # [H', rows, T], filled in place (no second copy of it)
+        if self.plan.how == "max":
+            # Weights are >= 0, so skipped cells set to -1 never win a block that has a kept cell.
+            np.copyto(slab, np.float32(-1.0), where=skip[None])
+            values = np.maximum.reduceat(slab.max(axis=1), starts, axis=1)  # [H', C]
+        else:
+            np.copyto(slab, np.float32(0.0), where=skip[None])
+            rows = np.add.reduceat(slab, [0], axis=1)[:, 0]  # [H', T] float32, as pool_map's row sums
+            values = np.add.reduceat(rows.astype(np.float64), starts, axis=1) / np.maximum(counts, 1)  # [H', C]
         li = self.order.index(layer)
-        for hi in range(self.slab.shape[0]):
-            pooled = pool_map(self.slab[hi], skip, 1, self.plan.cols, self.plan.how)  # [1, C]
-            self.values[li, hi, b] = pooled.values[0]
-        self.empty[li, b] = pooled.empty[0]
+        self.values[li, :, b] = np.where(empty, 0.0, values).astype(np.float32)
+        self.empty[li, b] = empty
         self.done[li, b] = True
         self.slab, self.block = None, -1
 
