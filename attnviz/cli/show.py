@@ -230,9 +230,8 @@ class _Plan:
     tables: bool = False  # the terminal tables (or overview) are printed
     html: bool = False  # --html: the page holds the chosen layers (layer 0 of a long text by default)
     data: bool = False  # --format json/npz or --png: every chosen layer's maps
-    overview: tuple | None = (
-        None  # (width, colour, --pool, --exclude-sinks): the overview may be pooled while streaming
-    )
+    # (width, colour, --pool, --exclude-sinks) when a long text's overview is pooled while streaming
+    overview: tuple | None = None
 
     @classmethod
     def of(
