@@ -169,3 +169,37 @@ def test_smollm2_overview_streamed_equals_kept(smollm2, tmp_path):
         expected = pool_map(full.head(0, head), skip, 22, 44, "mean")
         np.testing.assert_allclose(streamed.pooled.values[0, head], expected.values, rtol=1e-6, atol=1e-7)
         np.testing.assert_array_equal(streamed.pooled.empty[0], expected.empty)
+
+
+@pytest.mark.parametrize("how", ["max", "mean"])
+def test_colour_overview_from_streamed_grids_equals_the_one_from_maps(how):
+    """In colour (two row blocks per line, the grid of overview_grid(..., colour=True)), with the
+    focus strip drawn from the streamed focus rows: the same escape codes and characters."""
+    from attnviz.analysis.focus import Focus
+    from attnviz.render.overview import overview_grid
+
+    model = attnviz.load_model("random", config=WINDOW)
+    text = text_of(model, 150)
+    full = run_attention(model, text, layers=[1], focus=60)
+    T = len(full.tokens)
+    rows, cols = overview_grid(T, 100, 3, True)
+    plan = PoolPlan((1,), (0, 1, 2), rows, cols, how, ())
+    streamed = run_attention(model, text, layers=[1], focus=60, pool=plan)
+    assert streamed.weights.shape[0] == 0 and streamed.focus_rows is not None
+    focus = Focus(60, full.labels[60])
+    drawn = [draw_colour(result, focus, how) for result in (full, streamed)]
+    assert "\x1b[38;2;" in drawn[0] and "▀" in drawn[0] and "row 60" in drawn[0]
+    assert drawn[0] == drawn[1]
+
+
+def draw_colour(result, focus, how):
+    import io
+
+    from rich.console import Console
+
+    from attnviz.render.overview import render_overview
+
+    sink = io.StringIO()
+    console = Console(file=sink, width=100, force_terminal=True, color_system="truecolor", highlight=False)
+    render_overview(console, result, focus, how)
+    return sink.getvalue()
