@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 
 from .keep import KeepRequest
+from .analysis.streamed_pooling import PoolPlan, StreamedPooling
 from .result import AttentionResult
 from .errors import AttnvizError
 from .checkpoints import LoadedModel
@@ -59,6 +60,7 @@ def run_attention(
     view: str = "attention",
     focus: Callable[[AttentionResult], int | None] | int | None = None,
     focus_layers: list[int] | None = None,
+    pool: Callable[[AttentionResult], PoolPlan | None] | PoolPlan | None = None,
 ) -> AttentionResult:
     """Attention of `text` for the given layers and heads (default: all).
 
@@ -70,6 +72,10 @@ def run_attention(
     AttentionResult with no maps yet) that picks one (None: no focus); its row of every head of
     `focus_layers` (default: every layer loaded) is kept as well, as `focus_rows`, for a
     summary over all heads while the maps of a few are kept.
+
+    pool: a streamed_pooling.PoolPlan, or a function of the tokenized text that gives one (None:
+    nothing pooled): the maps of its layers are pooled while they stream (the terminal overview
+    of a long text) and not kept; the grids are the result's `pooled`.
 
     view: "attention" (the probabilities), "rollout" (one map per layer, mixing the given heads
     of every layer up to it; its head index is -1) or "norm" (each weight times the norm of the
@@ -96,7 +102,15 @@ def run_attention(
     enc = encode(model, text, truncate)
     skeleton = _result(model, text, enc, np.zeros((0, 0, len(enc.ids), len(enc.ids)), np.float32), [], [])
     index = focus(skeleton) if callable(focus) else focus
+    plan = pool(skeleton) if callable(pool) else pool
+    pooling = None
+    if plan is not None:
+        pooling = StreamedPooling(skeleton, plan)
+        _built(model, list(plan.layers))
+        layers = [i for i in layers if i not in plan.layers]  # pooled instead of kept
     keep = KeepRequest.maps(layers, None if heads == list(range(config.num_heads)) else heads)
+    if pooling is not None:
+        keep = keep.with_consumers(pooling)
     if index is not None:
         focus_layers = list(range(model.built_layers)) if focus_layers is None else focus_layers
         keep = keep.with_focus(index, _built(model, focus_layers))
@@ -104,8 +118,14 @@ def run_attention(
     _built(model, list(keep.layers))
     with torch.inference_mode():
         out = model.encoder(ids, token_type_ids=type_ids, keep=keep)
-    weights = out.attentions[0].float().cpu().numpy()  # [K, H', T, T]: sorted layers, heads as given
+    T = len(enc.ids)
+    if keep.layers:
+        weights = out.attentions[0].float().cpu().numpy()  # [K, H', T, T]: sorted layers, heads as given
+    else:
+        weights = np.zeros((0, len(heads), T, T), np.float32)  # no map kept (no memory: 0 cells)
     result = _result(model, text, enc, weights, list(keep.layers), heads)
+    if pooling is not None:
+        result = replace(result, pooled=pooling.pooled())
     if out.focus_rows is None:
         return result
     return replace(

@@ -43,6 +43,25 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class PooledMaps:
+    """Maps pooled while they streamed past, kept instead of the full maps (a long text drawn as the
+    terminal overview: analysis/streamed_pooling.py). Equal to pooling the full maps with
+    analysis.pooling.pool_map(weights, skipped cells, ...), block for block.
+
+    values[i, j] pools model layer layers[i], head heads[j]; row block r covers query tokens
+    row_edges[r]:row_edges[r + 1], column block c key tokens col_edges[c]:col_edges[c + 1]."""
+
+    layers: list[int]
+    heads: list[int]
+    values: np.ndarray  # float32 [len(layers), len(heads), R, C]: the max or mean (`how`) of each block's kept cells
+    empty: np.ndarray  # bool [len(layers), R, C]: blocks with no kept cell (all masked or excluded), values 0 there
+    row_edges: np.ndarray  # int64 [R + 1]
+    col_edges: np.ndarray  # int64 [C + 1]
+    how: str  # "max" or "mean"
+    excluded: tuple[int, ...] = ()  # key tokens left out of the pooling (sinks), as AttentionResult.excluded
+
+
+@dataclass(frozen=True)
 class AttentionResult:
     """Attention of one text: weights[i, j] is layer layers[i], head heads[j], shape [T, T].
 
@@ -85,6 +104,9 @@ class AttentionResult:
     # A result pooled into blocks of tokens (units "blocks", render/image/pooled.py): the blocks'
     # token edges, so that `masked` marks the blocks entirely masked. None: rows are units.
     blocks: BlockAxes | None = None
+    # A long text drawn as the terminal overview keeps no full maps of the heads it draws: their
+    # pooled grids (PooledMaps, a few KB per head) are made while the maps stream. None: pool `weights`.
+    pooled: PooledMaps | None = None
 
     @classmethod
     def of_encoding(cls, enc, text: str, **fields) -> "AttentionResult":
@@ -147,24 +169,22 @@ class AttentionResult:
         return self.model.config.causal
 
     def masked(self, layer: int | None = None) -> np.ndarray:
-        """[T, T] bool, True where query i cannot see key j in model layer `layer` (mask_rule): in
+        """[T, Tk] bool, True where query i cannot see key j in model layer `layer` (mask_rule): in
         a causal model every j > i (the look-ahead mask, also between words of a word-level
         result), and in a layer that attends within a sliding window the keys outside it. Those
         cells hold 0 in `weights` but are not weights of 0: views draw them as masked and
         rankings skip them. A pooled result (`blocks`): the blocks whose every cell is masked.
         layer None: the look-ahead mask only."""
-        T = len(self.tokens)
+        return self.masked_rows(layer, 0, len(self.tokens))
+
+    def masked_rows(self, layer: int | None, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 of `masked(layer)`, [stop - start, Tk] bool, without the [T, Tk] mask
+        (a focus row; views that stream a long text's maps block by block)."""
         rule = self.mask_rule(layer)
         if self.blocks is not None:
-            return self.blocks.masked(rule)
-        return rule.cells(T, T if self.key_tokens is None else len(self.key_tokens))
-
-    def masked_row(self, layer: int | None, index: int) -> np.ndarray:
-        """[S] bool: row `index` of masked(layer), without building the [T, T] mask."""
-        if self.blocks is not None:
-            return self.masked(layer)[index]
+            return self.blocks.masked(rule)[start:stop]
         keys = len(self.tokens) if self.key_tokens is None else len(self.key_tokens)
-        return self.mask_rule(layer).blocks([index, index + 1], np.arange(keys + 1))[0]
+        return rule.blocks(np.arange(start, stop + 1), np.arange(keys + 1))
 
     def mask_rule(self, layer: int | None = None) -> MaskRule:
         """What queries of model layer `layer` may see (masks.py): look-ahead in a causal model,
@@ -210,14 +230,18 @@ class AttentionResult:
         return self.weights[self.layers.index(layer), self.heads.index(head)]
 
     def select(self, layers: list[int] | None = None, heads: list[int] | None = None) -> "AttentionResult":
+        """The maps (and focus rows) of `layers` x `heads` (default: all). A result whose maps were
+        pooled while streaming (`pooled`) has no maps of those layers: the choice narrows its
+        focus rows, and its maps to the layers it kept."""
         layers = self.layers if layers is None else layers
         heads = self.heads if heads is None else heads
-        li = [self.layers.index(i) for i in layers]
+        mapped = layers if self.pooled is None else [i for i in layers if i in self.layers]
+        li = [self.layers.index(i) for i in mapped]
         hi = [self.heads.index(i) for i in heads]
         # All of it in order: the same array, not a copy (a long text's maps are large).
         whole = li == list(range(len(self.layers))) and hi == list(range(len(self.heads)))
         weights = self.weights if whole else self.weights[np.ix_(li, hi)]
-        out = replace(self, weights=weights, layers=list(layers), heads=list(heads))
+        out = replace(self, weights=weights, layers=list(mapped), heads=list(heads))
         if self.focus_rows is None or (layers is self.layers and heads is self.heads):
             return out
         # An explicit choice narrows the focus rows too (to the chosen layers and heads they hold).

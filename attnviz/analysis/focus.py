@@ -138,7 +138,7 @@ def ranked_keys(result: AttentionResult, index: int, layer: int | None = None) -
     `index` in model layer `layer` may name. Not the masked ones (a causal model's later tokens, a
     local layer's keys outside its window, which the query cannot see) nor the excluded ones
     (sinks, when the result was made `without_sinks`). layer None: the look-ahead mask only."""
-    keys = ~result.masked_row(layer, index)  # row `index` of ~result.masked(layer), without a [T, Tk] mask
+    keys = ~result.masked_rows(layer, index, index + 1)[0]  # row `index` of ~result.masked(layer)
     keys[list(result.excluded)] = False
     return keys
 

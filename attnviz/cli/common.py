@@ -151,13 +151,23 @@ def report_console(output: Path | None, overwrite: bool, width: int = 100):
     """A rich Console for the terminal or, with --output, for a plain-text file written (atomically)
     when the block ends; the file is `width` columns wide and has no colour codes."""
     sink = io.StringIO() if output is not None else None
-    yield make_console(
-        file=sink, width=width if sink else None, highlight=False, soft_wrap=False, no_color=sink is not None
-    )
+    yield make_console(**_console_options(output, width, sink))
     if sink is not None:
         from ..files import atomic_write
 
         atomic_write(output, sink.getvalue(), overwrite)
+
+
+def _console_options(output: Path | None, width: int, sink) -> dict:
+    """report_console's Console options: the terminal's own size and colours, or with --output a
+    plain `width`-column file."""
+    return dict(
+        file=sink,
+        width=width if output is not None else None,
+        highlight=False,
+        soft_wrap=False,
+        no_color=output is not None,
+    )
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
@@ -488,6 +498,11 @@ class OutputFlags:
 
     def console(self, width: int = 100):
         return report_console(self.output, self.overwrite, width)
+
+    def probe_console(self, width: int = 100):
+        """A console like `console()`'s (same width and colours) that writes nothing: its size, known
+        before the model runs, sets the grid a long text's overview is pooled to while streaming."""
+        return make_console(**_console_options(self.output, width, io.StringIO() if self.output is not None else None))
 
 
 OUTPUT_HELP = "Write to this file instead of the terminal (written atomically); - is standard output."

@@ -197,7 +197,7 @@ def show(
     if not text.strip():
         raise AttnvizError("the text is empty; give a sentence to visualise")
     # Long texts: what is kept is known before the model loads; a run that cannot fit is refused now.
-    plan = _Plan.of(view, words, candidates, fmt, digits, precision, png, html)
+    plan = _Plan.of(view, words, candidates, fmt, digits, precision, png, html, out, full, pool.value, exclude_sinks)
     _check_plan(models, text, layer, head, out, plan)
 
     # Only the layers up to the last one asked for are loaded (-l 0 reads layer 0's weights only);
@@ -251,14 +251,42 @@ class _Plan:
     streamed: bool  # the attention view alone: keep only the maps shown and the focus rows
     tables_only: bool  # terminal tables, no --png or --format json/npz
     outputs: Outputs
+    tables: bool = False  # the terminal tables (or overview) are printed
+    html: bool = False  # --html: the page holds the chosen layers (layer 0 of a long text by default)
+    data: bool = False  # --format json/npz or --png: every chosen layer's maps
+    # (width, colour, --pool, --exclude-sinks) when a long text's overview is pooled while streaming
+    overview: tuple | None = None
 
     @classmethod
-    def of(cls, view, words: bool, candidates, fmt, digits, precision, png, html) -> "_Plan":
+    def of(
+        cls,
+        view,
+        words: bool,
+        candidates,
+        fmt,
+        digits,
+        precision,
+        png,
+        html,
+        out=None,
+        full=True,
+        how="max",
+        sinks=False,
+    ) -> "_Plan":
         """Only the maps shown are kept (the focus summary reads one row per head) unless a view,
-        the word level, --candidates or the HTML page needs every map."""
+        the word level or --candidates needs every map."""
+        streamed = view is View.attention and not words and candidates is None
+        tables_only = fmt is Format.table and png is None
+        overview = None
+        if streamed and tables_only and html is None and not full and out is not None:
+            # The overview of a long text is drawn from grids pooled while the maps stream: none kept.
+            from ..render.overview import colourful
+
+            console = out.probe_console()
+            overview = (console.width, colourful(console), how, sinks)
         return cls(
-            streamed=view is View.attention and not words and candidates is None and html is None,
-            tables_only=fmt is Format.table and png is None,
+            streamed=streamed,
+            tables_only=tables_only,
             outputs=Outputs(
                 json=fmt is Format.json,
                 digits=digits,
@@ -267,7 +295,62 @@ class _Plan:
                 html=html is not None,
                 image=png is not None,
             ),
+            tables=fmt is Format.table and (out is None or out.output is not None or (html is None and png is None)),
+            html=html is not None,
+            data=fmt is not Format.table or png is not None,
+            overview=overview,
         )
+
+    def pools(self, tokens: int) -> bool:
+        """Whether the overview of a text of `tokens` tokens is pooled while streaming (no maps kept)."""
+        from ..render.overview import needs_overview
+
+        return self.overview is not None and needs_overview(tokens, self.overview[0])
+
+    def kept_layers(self, layers: list[int], heads: list[int], layer_given: bool, chosen: bool, tokens: int, config):
+        """The layers whose full maps a streamed run keeps: those the tables draw, the HTML page
+        holds and the files or image write; none when the overview is pooled while streaming."""
+        if self.pools(tokens):
+            return []
+        kept: set[int] = set()
+        if self.tables:
+            kept |= set(_table_layers(chosen, layers, heads, config))
+        if self.html:
+            kept |= set(_page_layers(layers, layer_given, tokens)[0])
+        if self.data or not (self.tables or self.html):
+            kept |= set(layers)
+        return sorted(kept)
+
+    def pool_plan(self, layers: list[int], heads: list[int], chosen: bool, config):
+        """A function of the tokenized text giving the streamed_pooling.PoolPlan of the overview
+        (None: the text fits tables, or the overview is not pooled while streaming)."""
+        if self.overview is None:
+            return None
+        from ..analysis.streamed_pooling import PoolPlan
+        from ..render.overview import overview_grid
+
+        width, colour, how, sinks = self.overview
+        shown = _table_layers(chosen, layers, heads, config)
+
+        def plan(skeleton):
+            T = len(skeleton.tokens)
+            if not self.pools(T):
+                return None
+            rows, cols = overview_grid(T, width, len(shown) * len(heads), colour)
+            excluded = tuple(skeleton.sink_indices()) if sinks else ()
+            return PoolPlan(tuple(shown), tuple(heads), rows, cols, how, excluded)
+
+        return plan
+
+
+def _page_layers(layers: list[int], layer_given: bool, tokens: int) -> tuple[list[int], bool]:
+    """The layers the HTML page holds, and whether they were cut to the first: a long text's page
+    holds layer 0 unless --layer says otherwise (its maps are megabytes per layer)."""
+    from ..render.html import LONG_FROM
+
+    if not layer_given and tokens > LONG_FROM and len(layers) > 1:
+        return [layers[0]], True
+    return list(layers), False
 
 
 @dataclass
@@ -333,7 +416,7 @@ def _attention(
 ) -> _Shown:
     from ..analysis.focus import find_pronoun, resolve_focus
     from ..analysis.views import ROLLOUT_HEAD, VALUE_ZEROING_HEADS
-    from ..pipeline import run_attention
+    from ..pipeline import encode, run_attention
     from ..selection import parse_indices
 
     config = loaded.config
@@ -342,10 +425,12 @@ def _attention(
     rollout = view is View.rollout
     if plan.streamed:
         # The maps drawn or written, and (for the summary under the tables) the focus token's row
-        # of every head of the layers it covers.
-        maps = (
-            _table_layers(layer is not None or head is not None, layers, heads, config) if plan.tables_only else layers
-        )
+        # of every head of the layers it covers. A long text's overview is pooled while the maps
+        # stream (plan.pool_plan): its maps are not kept. The HTML page's layers depend on the
+        # text's length, counted first.
+        chosen = layer is not None or head is not None
+        tokens = len(encode(loaded, text, truncate).ids) if plan.html else 0
+        maps = plan.kept_layers(layers, heads, layer is not None, chosen, tokens, config)
 
         def focus_of(skeleton) -> int | None:
             found = resolve_focus(skeleton, focus) if focus is not None else find_pronoun(skeleton)
@@ -357,8 +442,9 @@ def _attention(
             layers=maps,
             heads=heads,
             truncate=truncate,
-            focus=focus_of if plan.tables_only else None,
+            focus=focus_of if plan.tables and (plan.tables_only or plan.html) else None,
             focus_layers=layers if layer is not None else None,
+            pool=plan.pool_plan(layers, heads, chosen, config),
         )
     else:
         # Rollout mixes the chosen heads of every layer into one map per layer (views.ROLLOUT_HEAD).
@@ -434,12 +520,14 @@ def _render_tables(
         # A text too long for tables gets the pooled overview (render/overview.py) unless --full.
         from ..render.overview import HEADER_TOKEN_LINES, needs_overview, render_overview
 
-        overview = not full and needs_overview(len(result.tokens), console.width)
+        # result.pooled: the overview's grids, pooled while the maps streamed (no maps kept).
+        pooled = result.pooled is not None
+        overview = pooled or (not full and needs_overview(len(result.tokens), console.width))
         render_header(console, result, HEADER_TOKEN_LINES if overview else None)
         if focus_at is not None:
             render_focus_answer(console, result, focus_at, per_head)
         if overview:
-            render_overview(console, result.select(layers, shown.heads), focus_at, pool)
+            render_overview(console, result if pooled else result.select(layers, shown.heads), focus_at, pool)
         else:
             render_heads(console, result.select(layers, shown.heads))
         if focus_at is not None:
@@ -487,13 +575,11 @@ def _check_plan(models: ModelFlags, text: str, layer, head, out: OutputFlags, pl
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
     if plan.streamed:
-        kept = (
-            _table_layers(layer is not None or head is not None, layers, heads, config) if plan.tables_only else layers
-        )
+        kept = plan.kept_layers(layers, heads, layer is not None, layer is not None or head is not None, tokens, config)
         count, per = len(kept), len(heads)
     else:
         count, per = config.num_layers, config.num_heads  # every map, for the views that need them
-    written = Outputs(image=plan.outputs.image) if plan.tables_only else plan.outputs
+    written = plan.outputs
     output = out.output
     folder = None if output is None else (output.parent if str(output.parent) else Path("."))
     # --device auto and --engine transformers run the transformers engine, whose output_attentions
@@ -530,14 +616,15 @@ def _write_html(
     from ..analysis.candidates import parse_candidates
     from ..files import atomic_write
     from ..pipeline import run_attention
-    from ..render.html import LONG_FROM, render_html
+    from ..render.html import render_html
 
     result = shown.token_result
     layers = shown.layers if shown.layer_given else None
     # A long text's page holds the chosen layers only: layer 0 unless --layer says otherwise (its
-    # maps are megabytes per layer).
-    if layers is None and len(result.tokens) > LONG_FROM and len(result.layers) > 1:
-        layers = [result.layers[0]]
+    # maps are megabytes per layer); a streamed run kept no others (_Plan.kept_layers).
+    page, cut = _page_layers(shown.layers, shown.layer_given, len(result.tokens))
+    if cut:
+        layers = page
         result.notes.append(
             f"This page holds layer {layers[0]} of {shown.loaded.config.num_layers}: the maps of a long text "
             "are large; choose layers with --layer (e.g. --layer 3,15)."

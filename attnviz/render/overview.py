@@ -30,7 +30,7 @@ from ..analysis.pooling import (
     skipped_cells,
 )
 from ..result import AttentionResult
-from .terminal import ROW_LABEL_WIDTH, fit_label, viridis
+from .terminal import ROW_LABEL_WIDTH, fit_label, masked_reason, viridis
 
 # The tables of a head are split into blocks of key columns when they do not fit; past this many
 # blocks the overview replaces them.
@@ -67,6 +67,14 @@ def map_size(n_tokens: int, width: int, n_maps: int) -> tuple[int, int]:
     return min(cols, n_tokens), cols
 
 
+def overview_grid(n_tokens: int, width: int, n_maps: int, colour: bool) -> tuple[int, int]:
+    """(row blocks, column blocks) each map is pooled to: map_size's, with one row block per line
+    without colour (two per line, half-blocks, in colour). Known before the forward pass, so the
+    maps can be pooled while they stream (analysis/streamed_pooling.py)."""
+    rows, cols = map_size(n_tokens, width, n_maps)
+    return (rows if colour else max(1, rows // 2)), cols
+
+
 def render_overview(
     console: Console,
     result: AttentionResult,
@@ -75,11 +83,15 @@ def render_overview(
     full_flag: str = "--full",
 ) -> None:
     """The pooled overview of every head of `result` (already narrowed to the shown heads), each
-    followed by the focus word's row when there is a focus."""
+    followed by the focus word's row when there is a focus. When `result.pooled` holds the grids
+    (pooled while the maps streamed, no full maps kept) they are drawn, with the focus row from
+    `result.focus_rows`; else the maps of `result.weights` are pooled here."""
     T = len(result.tokens)
     colour = colourful(console)
     units = f"{result.unit_name}s"
-    n_maps = len(result.layers) * len(result.heads)
+    grids = result.pooled
+    shown_layers, shown_heads = (result.layers, result.heads) if grids is None else (grids.layers, grids.heads)
+    n_maps = len(shown_layers) * len(shown_heads)
     rows, cols = map_size(T, console.width, n_maps)
     intro = (
         f"{T:,} {units} are too many for tables {console.width} columns wide: each head is pooled "
@@ -96,32 +108,60 @@ def render_overview(
             f"rows: query {units}, two blocks per line (▀: upper block in front, lower behind) · "
             f"columns: key {units} · colour: viridis from 0 (dark) to {scale} (bright, in its title)"
         )
-        legend += " · grey: masked" if result.causal else ""
+        legend += f" · grey: masked ({reason})" if reason else ""
     else:
         legend = (
             f"rows: query {units} · columns: key {units} · shade of each block: ░ from 5%, ▒ from 25%, "
             f"▓ from 50%, █ from 75% of {scale} (in its title), blank below 5%"
         )
-        legend += f" · {MASKED_CHAR}: masked" if result.causal else ""
-    if result.causal:
-        legend += f" (a {result.unit_name} cannot see later ones)"
+        legend += f" · {MASKED_CHAR}: masked ({reason})" if reason else ""
     if result.excluded:
         legend += " · sinks left out of the pooling"
     console.print(Text(legend, style="dim"))
     labels = result.labels
+    for layer, head, pooled, row, row_skip in _maps(
+        result, focus, overview_grid(T, console.width, n_maps, colour), how
+    ):
+        console.print()
+        for line in head_overview(pooled, layer, head, labels, colour, result.causal):
+            console.print(line)
+        if row is not None:
+            for line in focus_strip(row, row_skip, focus, labels, result.unit_name, how, colour, cols):
+                console.print(line)
+
+
+def _maps(result: AttentionResult, focus: Focus | None, grid: tuple[int, int], how: str):
+    """(layer, head, Pooled [R, C], the focus row [T] or None, its skipped keys [T]) per map drawn:
+    from the grids pooled while streaming, or pooling each full map of `weights` now."""
+    grids = result.pooled
+    if grids is not None:
+        for li, layer in enumerate(grids.layers):
+            row_skip = None
+            if focus is not None:
+                row_skip = result.masked_rows(layer, focus.index, focus.index + 1)[0]  # [T]
+                row_skip[list(grids.excluded)] = True
+            for hi, head in enumerate(grids.heads):
+                pooled = Pooled(grids.values[li, hi], grids.empty[li], grids.row_edges, grids.col_edges, grids.how)
+                yield layer, head, pooled, _focus_row(result, focus, layer, head), row_skip
+        return
     for li, layer in enumerate(result.layers):
         skip = skipped_cells(layer_mask(result, layer), result.excluded)  # [T, T]
         for hi, head in enumerate(result.heads):
             weights = result.weights[li, hi]  # [T, T]
-            # In colour a line holds two row blocks; without colour one.
-            pooled = pool_map(weights, skip, rows if colour else max(1, rows // 2), cols, how)
-            console.print()
-            for line in head_overview(pooled, layer, head, labels, colour, result.causal):
-                console.print(line)
-            if focus is not None:
-                row, row_skip = weights[focus.index], skip[focus.index]  # [T]
-                for line in focus_strip(row, row_skip, focus, labels, result.unit_name, how, colour, cols):
-                    console.print(line)
+            pooled = pool_map(weights, skip, grid[0], grid[1], how)
+            if focus is None:
+                yield layer, head, pooled, None, None
+            else:
+                yield layer, head, pooled, weights[focus.index], skip[focus.index]
+
+
+def _focus_row(result: AttentionResult, focus: Focus | None, layer: int, head: int) -> np.ndarray | None:
+    """The focus token's row [T] of one head, from the rows kept while streaming (None: not kept)."""
+    if focus is None or result.focus_rows is None or result.focus_index != focus.index:
+        return None
+    if layer not in result.focus_layers or head not in result.focus_heads:
+        return None
+    return result.focus_rows[result.focus_layers.index(layer), result.focus_heads.index(head)]
 
 
 def _top(pooled: Pooled, first_row: int = 0) -> float:

@@ -277,6 +277,19 @@ def _row(label: str, cells: list[tuple[str, str]], width: int, gap: str) -> Text
     return row
 
 
+def masked_reason(result: AttentionResult) -> str:
+    """Why the legend's masked cells are masked, for the shown layers (AttentionResult.masked):
+    "a token cannot see later ones", and keys outside a local layer's sliding
+    window, naming the local layers; "" when nothing is masked."""
+    reasons = [f"a {result.unit_name} cannot see later ones"] if result.causal else []
+    local = [layer for layer in result.layers if result.window(layer) is not None]
+    if local:  # a sliding window shorter than the text
+        where = ("local layers " if len(local) > 1 else "local layer ") + ", ".join(map(str, local))
+        where = "every layer shown" if len(local) == len(result.layers) else where
+        reasons.append(f"keys outside the {result.window(local[0])}-token sliding window in {where}")
+    return " and ".join(reasons)
+
+
 def render_heads(console: Console, result: AttentionResult) -> None:
     mode, _ = _layout(len(result.key_labels), console.width)
     scale = "weights x100, " if mode == "compact" else ""
@@ -292,16 +305,9 @@ def render_heads(console: Console, result: AttentionResult) -> None:
         )
     if result.excluded:
         legend += " · sinks: real weights, uncoloured, never marked"
-    if result.causal:
-        legend += f" · {MASKED}: masked, a {result.unit_name} cannot see later ones (causal model)"
-    local = [layer for layer in result.layers if result.window(layer) is not None]
-    if local:  # a sliding window shorter than the text: its cells are masked too (masks.py)
-        where = ("local layers " if len(local) > 1 else "local layer ") + ", ".join(map(str, local))
-        where = "every layer shown" if len(local) == len(result.layers) else where
-        legend += (
-            f"{' and' if result.causal else f' · {MASKED}: masked,'} keys outside the "
-            f"{result.window(local[0])}-token sliding window in {where}"
-        )
+    reason = masked_reason(result)
+    if reason:
+        legend += f" · {MASKED}: masked, {reason}"
     console.print(Text(legend, style="dim"))
     for layer in result.layers:
         for head in result.heads:

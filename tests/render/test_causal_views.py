@@ -99,7 +99,7 @@ def test_tables_draw_masked_cells_as_masked_not_as_zero(causal, width):
     if width == 40:
         assert "keys 0-" in text
     legend = " ".join(text[: text.index("\nlayer 0")].split())  # the legend, however it wrapped
-    assert f"{MASKED}: masked, a token cannot see later ones (causal model)" in legend
+    assert f"{MASKED}: masked, a token cannot see later ones" in legend
 
 
 def test_encoder_tables_have_no_masked_cells(small_model):

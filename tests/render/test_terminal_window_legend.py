@@ -37,7 +37,7 @@ def legend(layer_types, layers=None, window=3, text=TEXT) -> str:
 )
 def test_local_layers_are_named_in_the_legend(layer_types, layers, says):
     line = legend(layer_types, layers)
-    assert "cannot see later ones (causal model)" in line and says in line
+    assert "cannot see later ones" in line and says in line
 
 
 def test_a_global_layer_or_a_text_within_the_window_says_look_ahead_only():
