@@ -23,6 +23,15 @@ def encode(model: LoadedModel, text: str, truncate: bool = False) -> Encoding:
     return model.tokenizer.encode(check_text(text, "the text"), max_len=model.config.max_len, truncate=truncate)
 
 
+def token_count(model, text: str, truncate: bool = False) -> int:
+    """How many tokens `text` is for `model`, through whichever engine runs it (as `encode` refuses)."""
+    if getattr(model, "engine", "native") == "transformers":
+        from .engines import transformers_engine
+
+        return len(transformers_engine.tokenize(model, text, truncate).ids)
+    return len(encode(model, text, truncate).ids)
+
+
 def model_inputs(
     model: LoadedModel, encodings: list[Encoding], layers: int | None = None, keep: KeepRequest | None = None
 ):

@@ -301,16 +301,19 @@ class _Plan:
             overview=overview,
         )
 
-    def pools(self, tokens: int) -> bool:
-        """Whether the overview of a text of `tokens` tokens is pooled while streaming (no maps kept)."""
+    def pools(self, tokens: int, native: bool = True) -> bool:
+        """Whether the overview of a text of `tokens` tokens is pooled while streaming (no maps kept):
+        the native engine's blocks only (transformers returns whole maps, pooled after)."""
         from ..render.overview import needs_overview
 
-        return self.overview is not None and needs_overview(tokens, self.overview[0])
+        return native and self.overview is not None and needs_overview(tokens, self.overview[0])
 
-    def kept_layers(self, layers: list[int], heads: list[int], layer_given: bool, chosen: bool, tokens: int, config):
+    def kept_layers(
+        self, layers: list[int], heads: list[int], layer_given: bool, chosen: bool, tokens: int, config, native=True
+    ):
         """The layers whose full maps a streamed run keeps: those the tables draw, the HTML page
         holds and the files or image write; none when the overview is pooled while streaming."""
-        if self.pools(tokens):
+        if self.pools(tokens, native):
             return []
         kept: set[int] = set()
         if self.tables:
@@ -321,10 +324,10 @@ class _Plan:
             kept |= set(layers)
         return sorted(kept)
 
-    def pool_plan(self, layers: list[int], heads: list[int], chosen: bool, config):
+    def pool_plan(self, layers: list[int], heads: list[int], chosen: bool, config, native: bool = True):
         """A function of the tokenized text giving the streamed_pooling.PoolPlan of the overview
         (None: the text fits tables, or the overview is not pooled while streaming)."""
-        if self.overview is None:
+        if self.overview is None or not native:
             return None
         from ..analysis.streamed_pooling import PoolPlan
         from ..render.overview import overview_grid
@@ -416,7 +419,8 @@ def _attention(
 ) -> _Shown:
     from ..analysis.focus import find_pronoun, resolve_focus
     from ..analysis.views import ROLLOUT_HEAD, VALUE_ZEROING_HEADS
-    from ..pipeline import encode, run_attention
+    from ..engines import engine_of
+    from ..pipeline import run_attention, token_count
     from ..selection import parse_indices
 
     config = loaded.config
@@ -429,8 +433,9 @@ def _attention(
         # stream (plan.pool_plan): its maps are not kept. The HTML page's layers depend on the
         # text's length, counted first.
         chosen = layer is not None or head is not None
-        tokens = len(encode(loaded, text, truncate).ids) if plan.html else 0
-        maps = plan.kept_layers(layers, heads, layer is not None, chosen, tokens, config)
+        native = engine_of(loaded) == "native"
+        tokens = token_count(loaded, text, truncate) if plan.html else 0
+        maps = plan.kept_layers(layers, heads, layer is not None, chosen, tokens, config, native)
 
         def focus_of(skeleton) -> int | None:
             found = resolve_focus(skeleton, focus) if focus is not None else find_pronoun(skeleton)
@@ -444,7 +449,7 @@ def _attention(
             truncate=truncate,
             focus=focus_of if plan.tables and (plan.tables_only or plan.html) else None,
             focus_layers=layers if layer is not None else None,
-            pool=plan.pool_plan(layers, heads, chosen, config),
+            pool=plan.pool_plan(layers, heads, chosen, config, native),
         )
     else:
         # Rollout mixes the chosen heads of every layer into one map per layer (views.ROLLOUT_HEAD).
@@ -575,15 +580,17 @@ def _check_plan(models: ModelFlags, text: str, layer, head, out: OutputFlags, pl
     layers = parse_indices(layer, config.num_layers, "layer")
     heads = parse_indices(head, config.num_heads, "head")
     if plan.streamed:
-        kept = plan.kept_layers(layers, heads, layer is not None, layer is not None or head is not None, tokens, config)
+        chosen = layer is not None or head is not None
+        # --device auto and --engine transformers run the transformers engine (no pooling while streaming)
+        native = not (placed or getattr(models.engine, "value", models.engine) == "transformers")
+        kept = plan.kept_layers(layers, heads, layer is not None, chosen, tokens, config, native)
         count, per = len(kept), len(heads)
     else:
         count, per = config.num_layers, config.num_heads  # every map, for the views that need them
     written = plan.outputs
     output = out.output
     folder = None if output is None else (output.parent if str(output.parent) else Path("."))
-    # --device auto and --engine transformers run the transformers engine, whose output_attentions
-    # holds every layer's maps whatever is shown.
+    # The transformers engine's output_attentions holds every layer's maps whatever is shown.
     every_map = placed or getattr(models.engine, "value", models.engine) == "transformers"
     check_plan(config, tokens, count, per, written, folder, weights_in_ram=weights, every_map=every_map)
 

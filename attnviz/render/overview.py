@@ -103,7 +103,7 @@ def render_overview(
     scale = "the map's largest value outside the sinks" if result.excluded else "the map's largest value"
     if result.causal:  # see head_overview
         scale += " below its first block row"
-    reason = masked_reason(result)
+    reason = masked_reason(result, shown_layers)
     if colour:
         legend = (
             f"rows: query {units}, two blocks per line (▀: upper block in front, lower behind) · "

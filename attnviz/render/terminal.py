@@ -277,15 +277,16 @@ def _row(label: str, cells: list[tuple[str, str]], width: int, gap: str) -> Text
     return row
 
 
-def masked_reason(result: AttentionResult) -> str:
-    """Why the legend's masked cells are masked, for the shown layers (AttentionResult.masked):
+def masked_reason(result: AttentionResult, layers: list[int] | None = None) -> str:
+    """Why the legend's masked cells are masked in `layers` (default: the result's; AttentionResult.masked):
     "a token cannot see later ones", and keys outside a local layer's sliding
     window, naming the local layers; "" when nothing is masked."""
     reasons = [f"a {result.unit_name} cannot see later ones"] if result.causal else []
-    local = [layer for layer in result.layers if result.window(layer) is not None]
+    layers = result.layers if layers is None else layers
+    local = [layer for layer in layers if result.window(layer) is not None]
     if local:  # a sliding window shorter than the text
         where = ("local layers " if len(local) > 1 else "local layer ") + ", ".join(map(str, local))
-        where = "every layer shown" if len(local) == len(result.layers) else where
+        where = "every layer shown" if len(local) == len(layers) else where
         reasons.append(f"keys outside the {result.window(local[0])}-token sliding window in {where}")
     return " and ".join(reasons)
 

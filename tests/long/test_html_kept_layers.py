@@ -26,9 +26,9 @@ def run(tmp_path, monkeypatch, name, *extra):
         results.append(result.layers)
         return result
 
-    def spy_check(config, tokens, layers, heads, outputs, folder=None):
+    def spy_check(config, tokens, layers, heads, outputs, folder=None, **more):
         checked.append((tokens, layers, heads, outputs.html))
-        return original_check(config, tokens, layers, heads, outputs, folder)
+        return original_check(config, tokens, layers, heads, outputs, folder, **more)
 
     monkeypatch.setattr(pipeline, "run_attention", spy_run)
     monkeypatch.setattr(sizes, "check_plan", spy_check)
