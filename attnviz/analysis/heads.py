@@ -258,6 +258,13 @@ def _at(rows: np.ndarray, which: np.ndarray, keys: np.ndarray, k0: int) -> np.nd
     return out
 
 
+def _spread(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """values [..., n] of the rows `where` ([R] bool, n of them True) as [..., R], 0 elsewhere."""
+    out = np.zeros(values.shape[:-1] + where.shape)
+    out[..., where] = values
+    return out
+
+
 def measure_block(acc: RowSums, layout: SentenceLayout, block: np.ndarray, r0: int, k0: int) -> int:
     """Add the query rows of one block of a sentence's attention to the sums; returns how many.
 
@@ -273,29 +280,40 @@ def measure_block(acc: RowSums, layout: SentenceLayout, block: np.ndarray, r0: i
     Rq = len(q)
     if not Rq:
         return 0
-    rows = block[..., q - r0, :]  # [..., Rq, W]
+    # The query rows; a run of consecutive rows (every row but [CLS]/[SEP]) is a view, not a copy.
+    consecutive = q[-1] - q[0] + 1 == Rq
+    rows = block[..., q[0] - r0 : q[-1] - r0 + 1, :] if consecutive else block[..., q - r0, :]  # [..., Rq, W]
     keys = np.arange(k0, k0 + W)  # [W]
     uniform = np.full(Rq, 1.0 / T)
 
-    # Entropy from p log p (0 log 0 = 0): the same products np.where(p > 0, p log p, 0) gives.
-    logs = np.zeros_like(rows)
-    np.log(rows, out=logs, where=rows > 0)
-    acc.add("entropy", -(rows * logs).sum(axis=-1) / math.log(T), np.ones(Rq))
-    del logs
-    _share_and_excess(acc, "confidence", rows.max(axis=-1), uniform)
+    # Entropy from p log p with 0 log 0 = 0: log(max(p, tiny)) is log p for every p > 0 (a float32
+    # probability is never below float64's tiny) and finite for p = 0, whose product is then 0.
+    plogp = np.maximum(rows, np.finfo(np.float64).tiny)
+    np.log(plogp, out=plogp)
+    plogp *= rows
+    acc.add("entropy", -plogp.sum(axis=-1) / math.log(T), np.ones(Rq))
+    del plogp
+    confidence = rows.max(axis=-1)
+    _share_and_excess(acc, "confidence", confidence, uniform)
     # Keys outside the block weigh 0, so they never raise a maximum (initial 0: none inside).
-    content = rows[..., ~special[k0 : k0 + W]].max(axis=-1, initial=0.0)
+    content_keys = ~special[k0 : k0 + W]
+    content = confidence if content_keys.all() else rows[..., content_keys].max(axis=-1, initial=0.0)
     acc.add("content_excess", (content - uniform) / (1.0 - uniform))
-    dist = np.abs(q[:, None] - keys[None, :])  # [Rq, W]
+    dist = np.abs(q[:, None] - keys[None, :]).astype(np.float64)  # [Rq, W]
     all_dist = np.abs(q[:, None] - np.arange(T)[None, :])  # [Rq, T]: the baseline counts every key
-    acc.add("distance", (rows * dist).sum(axis=-1), all_dist.mean(axis=-1))
+    weighted = rows * dist
+    acc.add("distance", weighted.sum(axis=-1), all_dist.mean(axis=-1))
+    del weighted
     index = np.arange(Rq)
-    _share_and_excess(acc, "self", _at(rows, index, q, k0), uniform)
+    self_share = _at(rows, index, q, k0)
+    _share_and_excess(acc, "self", self_share, uniform)
 
     has_prev = q > 0
-    _share_and_excess(acc, "prev", _at(rows, index[has_prev], q[has_prev] - 1, k0), uniform[has_prev])
+    prev_share = _at(rows, index[has_prev], q[has_prev] - 1, k0)
+    _share_and_excess(acc, "prev", prev_share, uniform[has_prev])
     has_next = q < T - 1
-    _share_and_excess(acc, "next", _at(rows, index[has_next], q[has_next] + 1, k0), uniform[has_next])
+    next_share = _at(rows, index[has_next], q[has_next] + 1, k0)
+    _share_and_excess(acc, "next", next_share, uniform[has_next])
 
     n_special = int(special.sum())
     _share_and_excess(acc, "special", rows[..., special[k0 : k0 + W]].sum(axis=-1), np.full(Rq, n_special / T))
@@ -311,10 +329,13 @@ def measure_block(acc: RowSums, layout: SentenceLayout, block: np.ndarray, r0: i
     if 0 < n_punct < T:
         _share_and_excess(acc, "punct", rows[..., punct[k0 : k0 + W]].sum(axis=-1), np.full(Rq, n_punct / T))
 
-    window = dist <= 1  # [Rq, W]
+    # The window |i - j| <= 1: previous + self + next, the keys a row has.
+    local = prev_share if has_prev.all() else _spread(prev_share, has_prev)
+    local = local + self_share
+    local += next_share if has_next.all() else _spread(next_share, has_next)
     local_base = (all_dist <= 1).sum(axis=-1) / T
     keep = local_base < 1.0  # in a sentence of <= 3 tokens the window may be everything
-    _share_and_excess(acc, "local", (rows * window).sum(axis=-1)[..., keep], local_base[keep])
+    _share_and_excess(acc, "local", local[..., keep], local_base[keep])
     acc.queries += Rq
     return Rq
 
