@@ -137,7 +137,7 @@ def _head_stats(model: LoadedModel, text: str, enc: Encoding) -> AttentionResult
     heads = list(range(config.num_heads))
     if T < 2:  # a single token says nothing about attention (profile_heads skips it)
         return replace(skeleton, stats_layers=layers, stats_heads=heads)
-    stats = StreamedHeadStats(layers, SentenceLayout.of(skeleton))
+    stats = StreamedHeadStats(layers, SentenceLayout.of(skeleton), config.causal)
     keep = KeepRequest().with_consumers(stats)
     ids, _, type_ids = model_inputs(model, [enc], keep=keep)  # [1, T]
     with torch.inference_mode():

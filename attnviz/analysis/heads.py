@@ -184,7 +184,7 @@ class RowSums:
         """values: [*shape, R] for R rows; uniform: [R] what uniform attention gives those rows."""
         if values.shape[-1] == 0:
             return
-        self.sums[name] = self.sums.get(name, np.zeros(self.shape)) + values.sum(axis=-1)
+        self.sums[name] = self.sums.get(name, np.zeros(self.shape)) + values.sum(axis=-1, dtype=np.float64)
         self.counts[name] = self.counts.get(name, 0) + values.shape[-1]
         if uniform is not None:
             self.uniform_sums[name] = self.uniform_sums.get(name, 0.0) + float(uniform.sum())
@@ -252,7 +252,7 @@ def _at(rows: np.ndarray, which: np.ndarray, keys: np.ndarray, k0: int) -> np.nd
     (0 for a key outside the block, which has weight 0 there)."""
     inside = (keys >= k0) & (keys < k0 + rows.shape[-1])
     if inside.all():
-        return rows[..., which, keys - k0]
+        return rows[..., which, keys - k0].astype(np.float64)
     out = np.zeros(rows.shape[:-2] + (len(which),))
     out[..., inside] = rows[..., which[inside], keys[inside] - k0]
     return out
@@ -268,7 +268,8 @@ def _spread(values: np.ndarray, where: np.ndarray) -> np.ndarray:
 def measure_block(acc: RowSums, layout: SentenceLayout, block: np.ndarray, r0: int, k0: int) -> int:
     """Add the query rows of one block of a sentence's attention to the sums; returns how many.
 
-    block [..., R, W] float64 (leading dims: the shape of `acc`): query rows r0..r0+R-1 against
+    block [..., R, W] float64 or float32 (leading dims: the shape of `acc`; float32 blocks are
+    measured without a copy, products in float32 and every sum in float64): query rows r0..r0+R-1 against
     keys k0..k0+W-1, every key outside that range having weight 0 (blockwise.py hands out the
     keys a decoder's or a sliding window's rows may see). The whole [L, H, T, T] maps are one
     block (r0 = k0 = 0); each statistic is a sum over rows, so blocks of rows add up to it, and
@@ -288,20 +289,20 @@ def measure_block(acc: RowSums, layout: SentenceLayout, block: np.ndarray, r0: i
 
     # Entropy from p log p with 0 log 0 = 0: log(max(p, tiny)) is log p for every p > 0 (a float32
     # probability is never below float64's tiny) and finite for p = 0, whose product is then 0.
-    plogp = np.maximum(rows, np.finfo(np.float64).tiny)
+    plogp = np.maximum(rows, np.finfo(rows.dtype).tiny)
     np.log(plogp, out=plogp)
     plogp *= rows
-    acc.add("entropy", -plogp.sum(axis=-1) / math.log(T), np.ones(Rq))
+    acc.add("entropy", -plogp.sum(axis=-1, dtype=np.float64) / math.log(T), np.ones(Rq))
     del plogp
-    confidence = rows.max(axis=-1)
+    confidence = rows.max(axis=-1).astype(np.float64)
     _share_and_excess(acc, "confidence", confidence, uniform)
     # Keys outside the block weigh 0, so they never raise a maximum (initial 0: none inside).
     content_keys = ~special[k0 : k0 + W]
-    content = confidence if content_keys.all() else rows[..., content_keys].max(axis=-1, initial=0.0)
+    content = confidence if content_keys.all() else rows[..., content_keys].max(axis=-1, initial=0).astype(np.float64)
     acc.add("content_excess", (content - uniform) / (1.0 - uniform))
     dist = np.abs(q[:, None] - keys[None, :]).astype(np.float64)  # [Rq, W]
     all_dist = np.abs(q[:, None] - np.arange(T)[None, :])  # [Rq, T]: the baseline counts every key
-    weighted = rows * dist
+    weighted = rows * dist  # float64: distances reach T, float32 products would be 1e-4 off there
     acc.add("distance", weighted.sum(axis=-1), all_dist.mean(axis=-1))
     del weighted
     index = np.arange(Rq)
@@ -316,7 +317,8 @@ def measure_block(acc: RowSums, layout: SentenceLayout, block: np.ndarray, r0: i
     _share_and_excess(acc, "next", next_share, uniform[has_next])
 
     n_special = int(special.sum())
-    _share_and_excess(acc, "special", rows[..., special[k0 : k0 + W]].sum(axis=-1), np.full(Rq, n_special / T))
+    special_share = rows[..., special[k0 : k0 + W]].sum(axis=-1, dtype=np.float64)
+    _share_and_excess(acc, "special", special_share, np.full(Rq, n_special / T))
     not_first = q > 0
     first_share = _at(rows, index[not_first], np.zeros(int(not_first.sum()), int), k0)
     if special[0]:
@@ -327,7 +329,8 @@ def measure_block(acc: RowSums, layout: SentenceLayout, block: np.ndarray, r0: i
     punct = layout.punct
     n_punct = int(punct.sum())
     if 0 < n_punct < T:
-        _share_and_excess(acc, "punct", rows[..., punct[k0 : k0 + W]].sum(axis=-1), np.full(Rq, n_punct / T))
+        punct_share = rows[..., punct[k0 : k0 + W]].sum(axis=-1, dtype=np.float64)
+        _share_and_excess(acc, "punct", punct_share, np.full(Rq, n_punct / T))
 
     # The window |i - j| <= 1: previous + self + next, the keys a row has.
     local = prev_share if has_prev.all() else _spread(prev_share, has_prev)
@@ -349,22 +352,25 @@ class StreamedHeadStats:
 
     result(): the sums [len(layers), H] (a RowSums) once the pass is done."""
 
-    def __init__(self, layers: list[int], layout: SentenceLayout) -> None:
+    def __init__(self, layers: list[int], layout: SentenceLayout, causal: bool = False) -> None:
         self.order = sorted(layers)
         self.layers = frozenset(layers)
         self.layout = layout
+        self.causal = causal  # keys after a row are masked: a chunk of rows reads keys up to its last
         self.per_layer: dict[int, RowSums] = {}
 
     def rows(self, layer: int, r0: int, k0: int, probs) -> None:
         """probs [1, H, R, W]: query rows r0.., keys k0.. of every head (keys outside: weight 0)."""
-        block = probs[0].numpy()  # [H, R, W] float32 (a view: converted chunk by chunk below)
+        block = probs[0].numpy()  # [H, R, W] float32, measured in place
         H, R, W = block.shape
         acc = self.per_layer.setdefault(layer, RowSums((H,)))
-        # Rows measured at once: the float64 copy and its temporaries stay near sizes.STATS_CHUNK_BYTES
+        # Rows measured at once: the float64 temporaries stay near sizes.STATS_CHUNK_BYTES
         # whatever the block (blockwise.py hands out up to 64 MB of float32 scores).
         step = max(1, sizes.STATS_CHUNK_BYTES // (8 * H * max(W, 1)))
         for s in range(0, R, step):
-            measure_block(acc, self.layout, np.asarray(block[:, s : s + step], dtype=np.float64), r0 + s, k0)
+            e = min(R, s + step)
+            width = min(W, r0 + e - k0) if self.causal else W  # a decoder's later keys weigh 0
+            measure_block(acc, self.layout, block[:, s:e, :width], r0 + s, k0)
 
     def layer_done(self, layer: int) -> None:
         pass  # the sums are complete; nothing is held but them

@@ -99,7 +99,7 @@ def test_streamed_statistics_equal_those_of_the_full_maps(key, T, monkeypatch):
         monkeypatch.setattr(blockwise, "BLOCK_BYTES", 64 * 1024**2 if rows is None else 4 * H * rows * T)
         monkeypatch.setattr(sizes, "STATS_CHUNK_BYTES", 64 * 1024**2 if chunk_rows is None else 8 * H * chunk_rows * T)
         shapes = [layout(T, True), layout(T, False)]
-        streams = [StreamedHeadStats(list(range(L)), shape) for shape in shapes]
+        streams = [StreamedHeadStats(list(range(L)), shape, config.causal) for shape in shapes]
         # The same pass keeps every map, so both computations read the same probabilities.
         keep = KeepRequest.maps(range(L)).with_consumers(*streams)
         with torch.inference_mode():
