@@ -122,6 +122,9 @@ def run_head_stats(model: LoadedModel, text: str, truncate: bool = False) -> Att
     blocks of query rows while the maps of every layer and head stream past: the result keeps no
     map (weights [0, 0, T, T]) and holds them as `head_stats` [layers, heads], so a long text
     costs O(layers x heads) numbers, not layers x heads x T x T floats. Native engine only."""
+    from .engines import require_native
+
+    require_native(model, "head statistics measured while the maps stream past")
     return _head_stats(model, text, encode(model, text, truncate))
 
 
@@ -250,6 +253,8 @@ def run_for_head_stats(
     every map, as run_attention_batch runs them. One result per text, or its AttnvizError."""
     from .sizes import streams_head_stats
 
+    if getattr(model, "engine", "native") == "transformers":  # its maps come whole from transformers
+        return run_attention_batch(model, texts, truncate, batch_size=batch_size)
     out: list[AttentionResult | AttnvizError | None] = [None] * len(texts)
     encoded = []
     for i, text in enumerate(texts):

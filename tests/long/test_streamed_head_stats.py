@@ -26,7 +26,9 @@ from attnviz.config import EncoderConfig
 from attnviz.errors import AttnvizError
 from attnviz.encoder import Encoder, init_random
 from attnviz.keep import KeepRequest
-from attnviz.pipeline import run_attention, run_for_head_stats, run_head_stats
+from attnviz import pipeline
+from attnviz.pipeline import encode, run_attention, run_for_head_stats, run_head_stats
+from attnviz.tokenize import Encoding
 from cli_runs import invoke_json
 
 TOL = 1e-6
@@ -159,13 +161,14 @@ def test_long_texts_stream_and_short_ones_keep_their_maps(monkeypatch):
     assert out[3].head_stats is None
 
 
-def test_a_single_token_text_is_skipped_when_streamed(monkeypatch):
+def test_a_single_token_text_is_skipped_when_streamed():
     model = attnviz.load_model("random", config=CONFIGS["decoder-gqa"])
-    result = run_head_stats(model, "dog")
-    if len(result.tokens) < 2:
-        assert result.head_stats is None and result.stats_layers == [0, 1]
-        report = profile_heads([result, run_head_stats(model, random_text(20))])
-        assert report.skipped == 1 and report.sentences == 1
+    enc = encode(model, "dog")
+    one = Encoding(enc.ids[1:2], enc.tokens[1:2], enc.offsets[1:2], enc.word_ids[1:2], [False], enc.type_ids[1:2])
+    result = pipeline._head_stats(model, "dog", one)
+    assert result.head_stats is None and result.stats_layers == [0, 1] and result.stats_heads == list(range(6))
+    report = profile_heads([result, run_head_stats(model, random_text(20))])
+    assert report.skipped == 1 and report.sentences == 1
 
 
 @pytest.mark.slow
