@@ -146,6 +146,37 @@ def run_attention(
     )
 
 
+def run_head_stats(model: LoadedModel, text: str, truncate: bool = False) -> AttentionResult:
+    """The per-head statistics `attnviz inspect` reads (analysis.heads) of `text`, summed over
+    blocks of query rows while the maps of every layer and head stream past: the result keeps no
+    map (weights [0, 0, T, T]) and holds them as `head_stats` [layers, heads], so a long text
+    costs O(layers x heads) numbers, not layers x heads x T x T floats. Native engine only."""
+    from .engines import require_native
+
+    require_native(model, "head statistics measured while the maps stream past")
+    return _head_stats(model, text, encode(model, text, truncate))
+
+
+def _head_stats(model: LoadedModel, text: str, enc: Encoding) -> AttentionResult:
+    import torch
+
+    from .analysis.heads import SentenceLayout, StreamedHeadStats
+
+    config = model.config
+    T = len(enc.ids)
+    skeleton = _result(model, text, enc, np.zeros((0, 0, T, T), np.float32), [], [])
+    layers = list(range(model.built_layers))
+    heads = list(range(config.num_heads))
+    if T < 2:  # a single token says nothing about attention (profile_heads skips it)
+        return replace(skeleton, stats_layers=layers, stats_heads=heads)
+    stats = StreamedHeadStats(layers, SentenceLayout.of(skeleton), config.causal)
+    keep = KeepRequest().with_consumers(stats)
+    ids, _, type_ids = model_inputs(model, [enc], keep=keep)  # [1, T]
+    with torch.inference_mode():
+        model.encoder(ids, token_type_ids=type_ids, keep=keep)
+    return replace(skeleton, head_stats=stats.result(), stats_layers=layers, stats_heads=heads)
+
+
 def _result(model, text: str, enc: Encoding, weights, layers: list[int], heads: list[int]) -> AttentionResult:
     return AttentionResult.of_encoding(
         enc,
@@ -228,10 +259,7 @@ def run_attention_batch(
         from .engines import transformers_engine
 
         return transformers_engine.run_batch(model, texts, truncate, view, batch_size)
-    import torch
-
     out: list[AttentionResult | AttnvizError | None] = [None] * len(texts)
-    config = model.config
     encoded = []
     for i, text in enumerate(texts):
         try:
@@ -241,6 +269,41 @@ def run_attention_batch(
                 encoded.append((i, encode(model, text, truncate)))
         except AttnvizError as exc:
             out[i] = exc
+    _run_encoded(model, texts, encoded, out, batch_size)
+    return out
+
+
+def run_for_head_stats(
+    model: LoadedModel, texts: list[str], truncate: bool = False, batch_size: int = 32
+) -> list[AttentionResult | AttnvizError]:
+    """What `inspect` measures of each text (analysis.heads.profile_heads reads either): a text
+    whose maps of every layer and head would exceed sizes.STREAM_STATS_BYTES is measured while
+    they stream past (run_head_stats: statistics, no map); the others run in padded batches with
+    every map, as run_attention_batch runs them. One result per text, or its AttnvizError."""
+    from .sizes import streams_head_stats
+
+    if getattr(model, "engine", "native") == "transformers":  # its maps come whole from transformers
+        return run_attention_batch(model, texts, truncate, batch_size=batch_size)
+    out: list[AttentionResult | AttnvizError | None] = [None] * len(texts)
+    encoded = []
+    for i, text in enumerate(texts):
+        try:
+            enc = encode(model, text, truncate)
+            if streams_head_stats(model.config, len(enc.ids), model.built_layers):
+                out[i] = _head_stats(model, text, enc)
+            else:
+                encoded.append((i, enc))
+        except AttnvizError as exc:
+            out[i] = exc
+    _run_encoded(model, texts, encoded, out, batch_size)
+    return out
+
+
+def _run_encoded(model: LoadedModel, texts: list[str], encoded: list, out: list, batch_size: int) -> None:
+    """Results of the (index, Encoding) pairs `encoded`, every map kept, into out[index]."""
+    import torch
+
+    config = model.config
     # Similar lengths together: less padding. Sorting is stable, so the order is deterministic.
     encoded.sort(key=lambda pair: len(pair[1].ids))
     for start in range(0, len(encoded), batch_size):
@@ -260,7 +323,6 @@ def run_attention_batch(
                 heads=list(range(config.num_heads)),
                 model=model.info,
             )
-    return out
 
 
 def _on_device(model: LoadedModel, rows: list[list[int]]):

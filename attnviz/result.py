@@ -92,6 +92,14 @@ class AttentionResult:
     focus_index: int | None = None
     focus_layers: list[int] = field(default_factory=list)
     focus_heads: list[int] = field(default_factory=list)
+    # `inspect` on a long text keeps no map at all: each head's statistics are summed while the
+    # maps stream past, block of query rows by block (analysis.heads.StreamedHeadStats), and kept
+    # as head_stats, an analysis.heads.RowSums of shape [len(stats_layers), len(stats_heads)]: per
+    # statistic the sum over the query rows that have it (float64 [L, H]), the number of those
+    # rows and the sum of what uniform attention gives them. None: the statistics read `weights`.
+    head_stats: object | None = None
+    stats_layers: list[int] = field(default_factory=list)
+    stats_heads: list[int] = field(default_factory=list)
     # Encoder-decoder models (engines/transformers_engine.py): which attention this is ("self";
     # "encoder", "decoder" or "cross"). Cross-attention's rows are the target's tokens (`tokens`,
     # `offsets` into `text`, the target) and its columns the source's: key_tokens, key_offsets
@@ -132,6 +140,10 @@ class AttentionResult:
             rows = (len(self.focus_layers), len(self.focus_heads), T)
             if self.focus_rows.shape != rows or self.focus_index is None or not 0 <= self.focus_index < T:
                 raise ValueError(f"focus_rows shape {self.focus_rows.shape} != {rows} (focus {self.focus_index})")
+        if self.head_stats is not None and self.head_stats.shape != (len(self.stats_layers), len(self.stats_heads)):
+            raise ValueError(
+                f"head_stats shape {self.head_stats.shape} != {(len(self.stats_layers), len(self.stats_heads))}"
+            )
 
     @property
     def labels(self) -> list[str]:

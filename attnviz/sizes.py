@@ -30,6 +30,15 @@ BLOCK_BYTES = 64 * 1024**2  # scores of one block of query rows (blockwise.BLOCK
 JSON_WEIGHT_BYTES = 13
 HTML_WEIGHT_BYTES = 3  # 16-bit weights in base64 (2 x 4/3) and the page around them
 HTML_COPIES = 3  # the page string, its encoded bytes, the base64 pieces it is joined from
+# `inspect` measures a text whose maps of every layer and head exceed this while they stream past
+# (analysis.heads.StreamedHeadStats) instead of keeping them; shorter texts run in padded batches
+# of at most INSPECT_BATCH, so a batch keeps at most 32 x 8 MB of maps.
+STREAM_STATS_BYTES = 8 * 1024**2
+INSPECT_BATCH = 32
+# A streamed block of rows is measured in chunks of about this many float64 bytes; the chunk and
+# the temporaries of its statistics (logs, products, masks) take about STATS_COPIES of it.
+STATS_CHUNK_BYTES = 16 * 1024**2
+STATS_COPIES = 6
 LAYER_OVERHEAD = 100 * 1024  # Python objects of one layer's modules (measured: ~80-120 KB)
 MAX_LAYERS = 4096  # real models have at most a few hundred layers
 FALLBACK_LIMIT = 8 * 1024**3  # when sysconf cannot tell the RAM size
@@ -288,6 +297,42 @@ def memory_limit() -> tuple[int, str]:
     return int(ram * RAM_SHARE), (
         f"half of this machine's {human_bytes(ram)} of RAM; set {LIMIT_VARIABLE} to change it"
     )
+
+
+def streams_head_stats(config: EncoderConfig, tokens: int, layers: int | None = None) -> bool:
+    """Whether `inspect` measures a text of `tokens` tokens while its maps stream past (their
+    `layers` (default: all) x heads x T x T floats would exceed STREAM_STATS_BYTES)."""
+    K = config.num_layers if layers is None else layers
+    return FLOAT_BYTES * K * config.num_heads * tokens * tokens > STREAM_STATS_BYTES
+
+
+def inspect_bytes(config: EncoderConfig, lengths: list[int], models: int = 1) -> int:
+    """Memory of `inspect` over probe texts of `lengths` tokens with `models` models built (2 with
+    --baseline): the models, and the larger of a padded batch of short texts with every map kept
+    (at most INSPECT_BATCH texts as long as the longest of them) and one long text measured as it
+    streams (no map kept: a block of scores, the activations and the statistics' chunk)."""
+    short = [t for t in lengths if not streams_head_stats(config, t)]
+    long = [t for t in lengths if streams_head_stats(config, t)]
+    work = 0
+    if short:
+        work = run_bytes(config, max(short), min(INSPECT_BATCH, len(short)))
+    if long:
+        work = max(work, run_bytes(config, max(long), 1, 0, 0) + STATS_COPIES * STATS_CHUNK_BYTES)
+    return work + models * model_bytes(config)
+
+
+def check_inspect_plan(config: EncoderConfig, lengths: list[int], models: int = 1) -> None:
+    """Refuse, before the model loads, an `inspect` whose probe texts would not fit in memory,
+    counting what inspect keeps: statistics of every head, the maps of short texts only."""
+    need = inspect_bytes(config, lengths, models)
+    limit, why = memory_limit()
+    if need > limit:
+        longest = max(lengths)
+        raise AttnvizError(
+            f"inspecting {len(lengths)} probe text{'s' * (len(lengths) != 1)} (the longest {longest} tokens) "
+            f"would need {human_bytes(need)}, more than attnviz may use here ({human_bytes(limit)}: {why}); "
+            "shorten the texts" + (" or leave out --baseline" if models > 1 else "")
+        )
 
 
 def check_model_size(config: EncoderConfig | dict, label: str = "", keys: dict[str, str] | None = None) -> None:

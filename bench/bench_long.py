@@ -11,6 +11,9 @@ show     2,000 tokens, `show --focus it`: wall time against the transformers scr
 npz      2,000 tokens, `show -l 29 --head 0 --format npz`: peak memory.
 long     8,192 tokens, `show --focus it --exclude-sinks`: completes; peak memory and time.
 json     2,000 tokens, every head to JSON: written within 2 GB, or refused in under 10 s.
+inspect  2,000 tokens, `inspect smollm2 --text TEXT --no-pronouns --format json` under
+         ATTNVIZ_MAX_MEMORY=2G: head roles from statistics summed while the maps stream past;
+         wall time against the transformers script, peak memory (≤ 1.5 GB).
 forward  the forward pass alone at each of --lengths: attnviz (every layer's maps kept, as
          transformers returns them; at 8,192 tokens, where 30 x 9 maps would take 72 GB, the focus
          rows only) against transformers eager with output_attentions (skipped where its maps
@@ -129,7 +132,7 @@ def row(name: str, value: str, target: str, met: bool | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2", choices=["smollm2"])
-    parser.add_argument("--rows", default="show,npz,long,json,forward")
+    parser.add_argument("--rows", default="show,npz,long,json,inspect,forward")
     parser.add_argument("--lengths", default="512,2000,8192")
     parser.add_argument("--show-timeout", type=float, default=900, help="stop `show --focus it` after this long")
     parser.add_argument("--hf-limit-gb", type=float, default=8.0, help="skip transformers above this estimate")
@@ -155,7 +158,7 @@ def main() -> None:
         return str(target)
 
     hf = None
-    if "show" in wanted:
+    if wanted & {"show", "inspect"}:
         hf = run([py, "-c", TRANSFORMERS_SCRIPT, str(path.parent), path.name, ids_file(2000), "-"])
         row(
             "2,000 tokens: transformers script (load + eager forward with attentions)",
@@ -163,6 +166,7 @@ def main() -> None:
             "baseline",
             None,
         )
+    if "show" in wanted:
         shown = run(
             [exe, "show", texts[2000], "-m", "smollm2", "--focus", "it"],
             str(tmp / "show.txt"),
@@ -240,6 +244,24 @@ def main() -> None:
                 f"refused in {out[0]:.1f} s, exit {out[2]}, {len(line)} line: {line[-1][:160] if line else ''}",
                 "≤ 2 GB or refused < 10 s",
                 out[0] < 10 and out[2] == 2 and len(line) == 1,
+            )
+    if "inspect" in wanted:
+        args_inspect = [exe, "inspect", "smollm2", "--text", texts[2000], "--no-pronouns", "--format", "json"]
+        done = run([*args_inspect, "-o", str(tmp / "inspect.json")], env={"ATTNVIZ_MAX_MEMORY": "2G"})
+        if done[2] != 0:
+            row("2,000 tokens `inspect` (2 GB cap)", f"FAILED: {done[3].strip()[-200:]}", "runs, ≤ 1.5 GB", False)
+        else:
+            row(
+                "2,000 tokens `inspect --no-pronouns` (2 GB cap): time vs transformers script",
+                f"{done[0]:.0f} s vs {hf[0]:.0f} s = {done[0] / hf[0]:.2f}x",
+                "reported",
+                None,
+            )
+            row(
+                "2,000 tokens `inspect --no-pronouns` (2 GB cap): peak memory",
+                f"{done[1]:.0f} MB (transformers {hf[1]:.0f} MB)",
+                "≤ 1.5 GB",
+                done[1] <= 1536,
             )
     if "long" in wanted:
         done = run(

@@ -62,6 +62,7 @@ import numpy as np
 
 from ..result import AttentionResult
 from ..errors import AttnvizError
+from .. import sizes
 
 ROLE_EXCESS = 0.5
 BROAD_ENTROPY = 0.85
@@ -167,23 +168,44 @@ def is_punctuation(label: str) -> bool:
     return bool(label) and all(unicodedata.category(ch).startswith("P") for ch in label)
 
 
-class _Accumulator:
-    """Sums and row counts per statistic, each sum an array [L, H]."""
+class RowSums:
+    """Sums and row counts per statistic, each sum an array of `shape` ([L, H] for a sentence's
+    layers and heads, [H] while one layer streams past): what the means are made of, so sums of
+    blocks of rows, of layers and of sentences add up (`merge`, `stacked`)."""
 
-    def __init__(self, shape: tuple[int, int]):
+    def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
         self.sums: dict[str, np.ndarray] = {}
         self.counts: dict[str, int] = {}
         self.uniform_sums: dict[str, float] = {}
+        self.queries = 0  # query rows measured
 
     def add(self, name: str, values: np.ndarray, uniform: np.ndarray | None = None) -> None:
-        """values: [L, H, R] for R rows; uniform: [R] what uniform attention gives those rows."""
+        """values: [*shape, R] for R rows; uniform: [R] what uniform attention gives those rows."""
         if values.shape[-1] == 0:
             return
-        self.sums[name] = self.sums.get(name, np.zeros(self.shape)) + values.sum(axis=-1)
+        self.sums[name] = self.sums.get(name, np.zeros(self.shape)) + values.sum(axis=-1, dtype=np.float64)
         self.counts[name] = self.counts.get(name, 0) + values.shape[-1]
         if uniform is not None:
             self.uniform_sums[name] = self.uniform_sums.get(name, 0.0) + float(uniform.sum())
+
+    def merge(self, other: "RowSums") -> None:
+        """Add the sums of `other` (same shape): another sentence, measured elsewhere."""
+        for name, sums in other.sums.items():
+            self.sums[name] = self.sums.get(name, np.zeros(self.shape)) + sums
+            self.counts[name] = self.counts.get(name, 0) + other.counts[name]
+        for name, total in other.uniform_sums.items():
+            self.uniform_sums[name] = self.uniform_sums.get(name, 0.0) + total
+        self.queries += other.queries
+
+    @classmethod
+    def stacked(cls, per_layer: list["RowSums"]) -> "RowSums":
+        """One sentence's sums [L, H] from its layers' sums [H] (each layer counts the same rows)."""
+        first = per_layer[0]
+        out = cls((len(per_layer), *first.shape))
+        out.sums = {name: np.stack([acc.sums[name] for acc in per_layer]) for name in first.sums}
+        out.counts, out.uniform_sums, out.queries = dict(first.counts), dict(first.uniform_sums), first.queries
+        return out
 
     def mean(self, name: str) -> np.ndarray:
         if not self.counts.get(name):
@@ -194,55 +216,167 @@ class _Accumulator:
         return self.uniform_sums[name] / self.counts[name] if self.counts.get(name) else math.nan
 
 
-def _share_and_excess(acc: _Accumulator, name: str, share: np.ndarray, baseline: np.ndarray) -> None:
-    """share: [L, H, R] weights on a target; baseline: [R] uniform share b of those rows (< 1)."""
+def _share_and_excess(acc: RowSums, name: str, share: np.ndarray, baseline: np.ndarray) -> None:
+    """share: [..., R] weights on a target; baseline: [R] uniform share b of those rows (< 1)."""
     acc.add(name, share, baseline)
     acc.add(name + "_excess", (share - baseline) / (1.0 - baseline))
 
 
-def _measure(acc: _Accumulator, result: AttentionResult) -> int:
+@dataclass(frozen=True)
+class SentenceLayout:
+    """What the statistics need of a sentence besides its weights: T tokens, which are special
+    ([T] bool) and which punctuation ([T] bool), and its query rows q (the non-special tokens)."""
+
+    T: int
+    special: np.ndarray  # [T] bool
+    punct: np.ndarray  # [T] bool
+    queries: np.ndarray  # [R] int: the query rows measured, ascending
+
+    @classmethod
+    def of(cls, result: AttentionResult) -> "SentenceLayout":
+        special = np.array(result.special, dtype=bool)
+        T = len(special)
+        punct = np.array([not s and is_punctuation(label) for s, label in zip(result.special, result.labels)], bool)
+        q = np.flatnonzero(~special) if (~special).any() else np.arange(T)
+        return cls(T, special, punct.reshape(T), q)
+
+
+def _measure(acc: RowSums, result: AttentionResult) -> int:
     """Add one sentence's query rows to the sums; returns how many rows it had."""
     w = result.weights.astype(np.float64)  # [L, H, T, T]
-    T = w.shape[-1]
-    special = np.array(result.special, dtype=bool)  # [T]
-    q = np.flatnonzero(~special) if (~special).any() else np.arange(T)  # query rows [R]
-    rows = w[:, :, q, :]  # [L, H, R, T]
-    R = len(q)
-    uniform = np.full(R, 1.0 / T)
+    return measure_block(acc, SentenceLayout.of(result), w, 0, 0)
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        plogp = np.where(rows > 0, rows * np.log(rows), 0.0)
-    acc.add("entropy", -plogp.sum(axis=-1) / math.log(T), np.ones(R))
-    _share_and_excess(acc, "confidence", rows.max(axis=-1), uniform)
-    acc.add("content_excess", (rows[..., ~special].max(axis=-1) - uniform) / (1.0 - uniform))
-    dist = np.abs(q[:, None] - np.arange(T)[None, :])  # [R, T]
-    acc.add("distance", (rows * dist).sum(axis=-1), dist.mean(axis=-1))
-    _share_and_excess(acc, "self", rows[:, :, np.arange(R), q], uniform)
+
+def _at(rows: np.ndarray, which: np.ndarray, keys: np.ndarray, k0: int) -> np.ndarray:
+    """rows [..., n, W] over keys k0..k0+W-1: the weight of row which[i] on key keys[i], [..., len(which)]
+    (0 for a key outside the block, which has weight 0 there)."""
+    inside = (keys >= k0) & (keys < k0 + rows.shape[-1])
+    if inside.all():
+        return rows[..., which, keys - k0].astype(np.float64)
+    out = np.zeros(rows.shape[:-2] + (len(which),))
+    out[..., inside] = rows[..., which[inside], keys[inside] - k0]
+    return out
+
+
+def _spread(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """values [..., n] of the rows `where` ([R] bool, n of them True) as [..., R], 0 elsewhere."""
+    out = np.zeros(values.shape[:-1] + where.shape)
+    out[..., where] = values
+    return out
+
+
+def measure_block(acc: RowSums, layout: SentenceLayout, block: np.ndarray, r0: int, k0: int) -> int:
+    """Add the query rows of one block of a sentence's attention to the sums; returns how many.
+
+    block [..., R, W] float64 or float32 (leading dims: the shape of `acc`; float32 blocks are
+    measured without a copy, products in float32 and every sum in float64): query rows r0..r0+R-1 against
+    keys k0..k0+W-1, every key outside that range having weight 0 (blockwise.py hands out the
+    keys a decoder's or a sliding window's rows may see). The whole [L, H, T, T] maps are one
+    block (r0 = k0 = 0); each statistic is a sum over rows, so blocks of rows add up to it, and
+    each row's sums over keys leave out only zeros. Baselines (what uniform attention would give)
+    count all T keys."""
+    T, special, q = layout.T, layout.special, layout.queries
+    R, W = block.shape[-2], block.shape[-1]
+    q = q[(q >= r0) & (q < r0 + R)]  # this block's query rows [Rq]
+    Rq = len(q)
+    if not Rq:
+        return 0
+    # The query rows; a run of consecutive rows (every row but [CLS]/[SEP]) is a view, not a copy.
+    consecutive = q[-1] - q[0] + 1 == Rq
+    rows = block[..., q[0] - r0 : q[-1] - r0 + 1, :] if consecutive else block[..., q - r0, :]  # [..., Rq, W]
+    keys = np.arange(k0, k0 + W)  # [W]
+    uniform = np.full(Rq, 1.0 / T)
+
+    # Entropy from p log p with 0 log 0 = 0: log(max(p, tiny)) is log p for every p > 0 (a float32
+    # probability is never below float64's tiny) and finite for p = 0, whose product is then 0.
+    plogp = np.maximum(rows, np.finfo(rows.dtype).tiny)
+    np.log(plogp, out=plogp)
+    plogp *= rows
+    acc.add("entropy", -plogp.sum(axis=-1, dtype=np.float64) / math.log(T), np.ones(Rq))
+    del plogp
+    confidence = rows.max(axis=-1).astype(np.float64)
+    _share_and_excess(acc, "confidence", confidence, uniform)
+    # Keys outside the block weigh 0, so they never raise a maximum (initial 0: none inside).
+    content_keys = ~special[k0 : k0 + W]
+    content = confidence if content_keys.all() else rows[..., content_keys].max(axis=-1, initial=0).astype(np.float64)
+    acc.add("content_excess", (content - uniform) / (1.0 - uniform))
+    dist = np.abs(q[:, None] - keys[None, :]).astype(np.float64)  # [Rq, W]
+    all_dist = np.abs(q[:, None] - np.arange(T)[None, :])  # [Rq, T]: the baseline counts every key
+    weighted = rows * dist  # float64: distances reach T, float32 products would be 1e-4 off there
+    acc.add("distance", weighted.sum(axis=-1), all_dist.mean(axis=-1))
+    del weighted
+    index = np.arange(Rq)
+    self_share = _at(rows, index, q, k0)
+    _share_and_excess(acc, "self", self_share, uniform)
 
     has_prev = q > 0
-    _share_and_excess(acc, "prev", rows[:, :, np.flatnonzero(has_prev), q[has_prev] - 1], uniform[has_prev])
+    prev_share = _at(rows, index[has_prev], q[has_prev] - 1, k0)
+    _share_and_excess(acc, "prev", prev_share, uniform[has_prev])
     has_next = q < T - 1
-    _share_and_excess(acc, "next", rows[:, :, np.flatnonzero(has_next), q[has_next] + 1], uniform[has_next])
+    next_share = _at(rows, index[has_next], q[has_next] + 1, k0)
+    _share_and_excess(acc, "next", next_share, uniform[has_next])
 
     n_special = int(special.sum())
-    _share_and_excess(acc, "special", rows[..., special].sum(axis=-1), np.full(R, n_special / T))
+    special_share = rows[..., special[k0 : k0 + W]].sum(axis=-1, dtype=np.float64)
+    _share_and_excess(acc, "special", special_share, np.full(Rq, n_special / T))
     not_first = q > 0
-    first_share = rows[:, :, np.flatnonzero(not_first), 0]
+    first_share = _at(rows, index[not_first], np.zeros(int(not_first.sum()), int), k0)
     if special[0]:
         acc.add("first", first_share, uniform[not_first])  # a raw share only: "special" covers it
     else:
         _share_and_excess(acc, "first", first_share, uniform[not_first])
 
-    punct = np.array([not s and is_punctuation(label) for s, label in zip(result.special, result.labels)])
+    punct = layout.punct
     n_punct = int(punct.sum())
     if 0 < n_punct < T:
-        _share_and_excess(acc, "punct", rows[..., punct].sum(axis=-1), np.full(R, n_punct / T))
+        punct_share = rows[..., punct[k0 : k0 + W]].sum(axis=-1, dtype=np.float64)
+        _share_and_excess(acc, "punct", punct_share, np.full(Rq, n_punct / T))
 
-    window = dist <= 1  # [R, T]
-    local_base = window.sum(axis=-1) / T
+    # The window |i - j| <= 1: previous + self + next, the keys a row has.
+    local = prev_share if has_prev.all() else _spread(prev_share, has_prev)
+    local = local + self_share
+    local += next_share if has_next.all() else _spread(next_share, has_next)
+    local_base = (all_dist <= 1).sum(axis=-1) / T
     keep = local_base < 1.0  # in a sentence of <= 3 tokens the window may be everything
-    _share_and_excess(acc, "local", (rows * window).sum(axis=-1)[..., keep], local_base[keep])
-    return R
+    _share_and_excess(acc, "local", local[..., keep], local_base[keep])
+    acc.queries += Rq
+    return Rq
+
+
+class StreamedHeadStats:
+    """The statistics of `_measure` made while one sentence's maps stream past (a keep.KeepRequest
+    consumer): each block of query rows of a layer, probs [1, H, R, W] (keys k0..k0+W-1), is
+    added to that layer's sums and let go, so a long text keeps [L, H] numbers per statistic
+    instead of L x H x T x T weights. Sums of blocks are sums over all rows: the same numbers as
+    `_measure` on the full maps, up to the order of the additions (1e-12 apart).
+
+    result(): the sums [len(layers), H] (a RowSums) once the pass is done."""
+
+    def __init__(self, layers: list[int], layout: SentenceLayout, causal: bool = False) -> None:
+        self.order = sorted(layers)
+        self.layers = frozenset(layers)
+        self.layout = layout
+        self.causal = causal  # keys after a row are masked: a chunk of rows reads keys up to its last
+        self.per_layer: dict[int, RowSums] = {}
+
+    def rows(self, layer: int, r0: int, k0: int, probs) -> None:
+        """probs [1, H, R, W]: query rows r0.., keys k0.. of every head (keys outside: weight 0)."""
+        block = probs[0].numpy()  # [H, R, W] float32, measured in place
+        H, R, W = block.shape
+        acc = self.per_layer.setdefault(layer, RowSums((H,)))
+        # Rows measured at once: the float64 temporaries stay near sizes.STATS_CHUNK_BYTES
+        # whatever the block (blockwise.py hands out up to 64 MB of float32 scores).
+        step = max(1, sizes.STATS_CHUNK_BYTES // (8 * H * max(W, 1)))
+        for s in range(0, R, step):
+            e = min(R, s + step)
+            width = min(W, r0 + e - k0) if self.causal else W  # a decoder's later keys weigh 0
+            measure_block(acc, self.layout, block[:, s:e, :width], r0 + s, k0)
+
+    def layer_done(self, layer: int) -> None:
+        pass  # the sums are complete; nothing is held but them
+
+    def result(self) -> RowSums:
+        return RowSums.stacked([self.per_layer[layer] for layer in self.order])
 
 
 def assign_role(stats: dict[str, float], excess: dict[str, float]) -> tuple[str, float]:
@@ -269,20 +403,28 @@ def assign_role(stats: dict[str, float], excess: dict[str, float]) -> tuple[str,
 
 def profile_heads(results: Iterable[AttentionResult]) -> HeadReport:
     """Statistics and roles of every head in `results` (one result per probe sentence), read once
-    and in order: a generator works, so callers need not hold every result at once."""
+    and in order: a generator works, so callers need not hold every result at once. A result
+    measured while its maps streamed past (`head_stats`, see StreamedHeadStats) adds its sums
+    instead of its weights."""
     layers = heads = acc = None
     queries = skipped = total = 0
     for r in results:
+        sums = r.head_stats  # RowSums [L, H] when the maps were measured while they streamed past
+        r_layers, r_heads = (r.stats_layers, r.stats_heads) if r.stats_layers else (r.layers, r.heads)
         if layers is None:
-            layers, heads = list(r.layers), list(r.heads)
-            acc = _Accumulator((len(layers), len(heads)))
-        elif list(r.layers) != layers or list(r.heads) != heads:
+            layers, heads = list(r_layers), list(r_heads)
+            acc = RowSums((len(layers), len(heads)))
+        elif list(r_layers) != layers or list(r_heads) != heads:
             raise ValueError("all results must hold the same layers and heads")
         total += 1
         if len(r.tokens) < 2:
             skipped += 1
             continue
-        queries += _measure(acc, r)
+        if sums is not None:
+            acc.merge(sums)
+            queries += sums.queries
+        else:
+            queries += _measure(acc, r)
     if layers is None:
         raise AttnvizError("no sentences to measure the heads on; give some with --text or --file")
     if not queries:

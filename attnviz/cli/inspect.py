@@ -45,9 +45,10 @@ def profile_texts(loaded, texts: list[str], label: str):
     """Attention of every probe sentence (truncated to the model's maximum), then head profiles.
 
     Sentences run in padded batches (pipeline.run_attention_batch) and are measured as they come,
-    so 100,000 sentences hold one batch of attention maps at a time, not all of them."""
+    so 100,000 sentences hold one batch of attention maps at a time, not all of them; a long
+    text is measured while its maps stream past and keeps none (pipeline.run_for_head_stats)."""
     from ..analysis.heads import profile_heads
-    from ..pipeline import run_attention_batch
+    from ..pipeline import run_for_head_stats
     from .progress import progress
 
     truncated = 0
@@ -55,7 +56,7 @@ def profile_texts(loaded, texts: list[str], label: str):
     def results(advance):
         nonlocal truncated
         for start in range(0, len(texts), BATCH):
-            for result in run_attention_batch(loaded, texts[start : start + BATCH], truncate=True):
+            for result in run_for_head_stats(loaded, texts[start : start + BATCH], truncate=True):
                 if isinstance(result, AttnvizError):
                     raise result
                 truncated += result.truncated
@@ -67,7 +68,7 @@ def profile_texts(loaded, texts: list[str], label: str):
     return report, truncated
 
 
-BATCH = 64  # sentences per call of run_attention_batch (which pads them into batches of 32)
+BATCH = 64  # sentences per call of run_for_head_stats (which pads the short ones into batches of 32)
 
 
 @handles_errors
@@ -161,6 +162,7 @@ def inspect(
 
         resolve_probe_file(pronoun_set)  # a bad set name fails before the model loads
 
+    _check_plan(models, model, texts, baseline)
     loaded = models.build(model)
     from ..engines import require_native
 
@@ -177,6 +179,28 @@ def inspect(
         out.emit(json_text(_payload(found, texts, sort, reverse), indent=1))
     else:
         _render_tables(found, out, sort)
+
+
+SHORT_TEXT_BYTES = 1024  # probe sentences no longer than this are never refused for their maps
+
+
+def _check_plan(models: ModelFlags, model: str, texts: list[str], baseline: bool) -> None:
+    """Refuse, before the model loads, probe texts whose measuring would not fit in memory; only
+    short texts keep maps (sizes.check_inspect_plan). Sentences are not worth a second tokenizer."""
+    if all(len(t.encode("utf-8", "replace")) <= SHORT_TEXT_BYTES for t in texts):
+        return
+    from ..checkpoints import peek_model
+    from ..sizes import check_inspect_plan, memory_limit, model_bytes
+
+    config = models.shape.config() if model == "random" else None
+    peeked = peek_model(model, config=config, tokenizer=str(models.tokenizer) if models.tokenizer else None)
+    if peeked is None:
+        return  # the load says what is wrong; the pipeline checks each pass again
+    config, tokenizer = peeked
+    if model_bytes(config) > memory_limit()[0]:
+        return  # the model alone does not fit: the loader refuses it, naming the flag or key
+    lengths = [len(tokenizer.encode(t, max_len=config.max_len, truncate=True).ids) for t in texts]
+    check_inspect_plan(config, lengths, 2 if baseline else 1)
 
 
 @dataclass
