@@ -212,11 +212,12 @@ class EncoderConfig:
 
 
 def _size(name: str, value) -> None:
-    """A count or length: a positive integer no larger than any model's (2**31 - 1; past int64 even
-    torch fails with a Python message)."""
+    """A count or length: a positive integer that torch can index (below 2**63; past it torch fails
+    with a Python message). Sizes that fit int64 but not memory are check_model_size's to refuse,
+    naming the flag or key; config.json readers bound them by MAX_SIZE (foreign.positive_int)."""
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise AttnvizError(f"invalid config: {name} must be a positive integer, got {value!r}")
-    if value > MAX_SIZE:
+    if value >= 2**63:
         # bit_length, not the digits: str() of a huge int is slow and refused past 4,300 digits
         raise AttnvizError(f"invalid config: {name} is about 2**{value.bit_length() - 1}, larger than any model's")
 
