@@ -187,9 +187,16 @@ def check_plan(
     what = f"{tokens} tokens in {layers} layer{'s' * (layers != 1)} x {heads} head{'s' * (heads != 1)}"
     if need > limit:
         every = f" (transformers returns all {config.num_layers} x {config.num_heads})" if every_map else ""
+        # No map kept (a long text's overview, pooled while the maps stream): the pass itself is too big.
+        lead = f"attention maps of {what}{every}" if layers or every_map else f"the forward pass over {tokens} tokens"
+        fits = (
+            _what_fits(config, tokens, layers, heads, outputs, limit, weights, every_map)
+            if layers
+            else "shorten the text"
+        )
         raise AttnvizError(
-            f"attention maps of {what}{every}{outputs.describe()} would need {human_bytes(need)}, more than attnviz may "
-            f"use here ({human_bytes(limit)}: {why}); {_what_fits(config, tokens, layers, heads, outputs, limit, weights, every_map)}"
+            f"{lead}{outputs.describe()} would need {human_bytes(need)}, more than attnviz may "
+            f"use here ({human_bytes(limit)}: {why}); {fits}"
         )
     if folder is not None and disk:
         import shutil

@@ -149,6 +149,11 @@ def test_attention_maps_of_a_long_text_are_refused_before_the_forward_pass():
     line = assert_one_error_line(
         run_attnviz("show", text, "--max-len", "4096", "--num-heads", "16", env={LIMIT_VARIABLE: "100M"})
     )
+    # The terminal overview of layer 0 is pooled while the maps stream: no map is kept, the pass is too big.
+    assert "the forward pass over 2002 tokens would need" in line and line.endswith("; shorten the text")
+    line = assert_one_error_line(
+        run_attnviz("show", text, "--max-len", "4096", "--num-heads", "16", "--full", env={LIMIT_VARIABLE: "100M"})
+    )
     assert "attention maps of 2002 tokens in 1 layer x 16 heads would need" in line  # the tables show layer 0 only
     assert "shorten the text or choose fewer layers" in line
 
