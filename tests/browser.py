@@ -7,6 +7,8 @@ import json
 import shutil
 import tempfile
 
+import pytest
+
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
@@ -22,6 +24,10 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+# The mark of every test that drives the browser (the `driver` fixture of conftest.py).
+NEEDED = pytest.mark.skipif(not available(), reason="needs chromium, chromedriver (.ci/run installs them) and selenium")
 
 
 def start(width: int = 1300, height: int = 1000):

@@ -119,3 +119,13 @@ def cli():
 def cli_json():
     """`cli_json("show", "hi it", "--format", "json")`: exit 0 asserted, stdout parsed as JSON."""
     return invoke_json
+
+
+@pytest.fixture(scope="module")
+def driver():
+    """A headless Chromium (tests/browser.py), one per test module; tests using it carry browser.NEEDED."""
+    import browser
+
+    started = browser.start()
+    yield started
+    browser.stop(started)

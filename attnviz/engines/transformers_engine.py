@@ -727,6 +727,11 @@ def _greedy(model: TransformersModel, src: TokenizedText, max_new_tokens: int, d
         )
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise AttnvizError(f"--max-new-tokens must be a positive integer, got {max_new_tokens!r}")
+    if max_new_tokens > model.config.max_len:  # a model that never ends its output would run for hours
+        raise AttnvizError(
+            f"--max-new-tokens {max_new_tokens} is more than the {model.config.max_len} tokens "
+            f"{model.info.source} reads; give at most {model.config.max_len}, or --target"
+        )
     with torch.inference_mode():
         out = model.full_model.generate(
             input_ids=torch.tensor([src.ids], device=device),

@@ -5,18 +5,15 @@ equal to transformers' own output_attentions, in the terminal and in JSON."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("transformers")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import tiny_hf  # noqa: E402
-from cli_runs import assert_one_error_line, invoke  # noqa: E402
+import tiny_hf
+from cli_runs import assert_one_error_line, invoke
 
 SOURCE = "the cat sat on the mat ."
 TARGET = "le chat sur le tapis ."
@@ -100,6 +97,9 @@ def test_cross_attention_refusals_are_one_line(models, tmp_path):
     # (--png, --html and npz draw cross-attention: test_cross_views.py)
     assert_one_error_line(invoke("show", SOURCE, "--target", TARGET, "-m", models["albert"]), "encoder-decoder")
     assert_one_error_line(invoke("show", SOURCE, "--target", TARGET), "encoder-decoder")
+    # A greedy output longer than the model reads (a model that never ends it would run for hours).
+    too_long = invoke("show", SOURCE, "-m", models["t5"], "--attention", "cross", "--max-new-tokens", "100000000")
+    assert_one_error_line(too_long, "--max-new-tokens 100000000 is more than the 64 tokens", "or --target")
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +14,9 @@ import pytest
 
 pytest.importorskip("transformers")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import tiny_hf  # noqa: E402
-from cli_runs import assert_one_error_line, invoke  # noqa: E402
+import tiny_hf
+from cli_runs import assert_one_error_line, invoke
 
 SOURCE = "the cat sat on the mat because it was tired ."
 TARGET = "le chat sur le tapis ."  # fewer tokens than the source: maps are not square

@@ -17,13 +17,12 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tiny_hf, beside this file
 
-import tiny_hf  # noqa: E402
-from cli_runs import assert_one_error_line, invoke  # noqa: E402
+import tiny_hf
+from cli_runs import assert_one_error_line, invoke
 
-from attnviz.engines.placement import OffloadFolder, parse_max_memory, placement_summary  # noqa: E402
-from attnviz.errors import AttnvizError  # noqa: E402
+from attnviz.engines.placement import OffloadFolder, parse_max_memory, placement_summary
+from attnviz.errors import AttnvizError
 
 TEXT = "the cat sat on the mat because it was tired ."
 LONG = " ".join(["the cat sat on the mat ."] * 45)  # over show's SHORT_TEXT_BYTES: the plan is checked

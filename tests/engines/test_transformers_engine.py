@@ -6,18 +6,15 @@ own output_attentions bit for bit, labels match the text, masks are right, and t
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("transformers")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tiny_hf, beside this file
 
-import tiny_hf  # noqa: E402
-from cli_runs import assert_one_error_line, invoke  # noqa: E402
+import tiny_hf
+from cli_runs import assert_one_error_line, invoke
 
 TEXT = "the cat sat on the mat ."
 WORDS = TEXT.split()

@@ -117,63 +117,57 @@ def test_2000_tokens_one_layer_fits_20_mb(page2000):
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.skipif(not browser.available(), reason="needs chromium, chromedriver and selenium")
-def test_the_long_page_in_chromium(page2000):
-    driver = browser.start()
-    try:
-        driver.get(page2000[0].as_uri())
-        ready = None
-        for _ in range(300):
-            ready = driver.execute_script(
-                "const m = document.getElementById('attnviz'); return m.dataset.ready || m.dataset.error || null"
-            )
-            if ready:
-                break
-            time.sleep(0.05)
-        assert ready == "1", ready
-        for _ in range(300):  # the other heads' maps come after the first view
-            if driver.execute_script("return document.getElementById('attnviz').dataset.loaded"):
-                break
-            time.sleep(0.05)
-        first_view = int(driver.execute_script("return document.getElementById('attnviz').dataset.firstView"))
-        print(f"first view: {first_view} ms")
-        # Nine overviews, drawn: a masked (grey) corner top right, viridis below the diagonal.
-        pixels = driver.execute_script(
-            """return [...document.querySelectorAll('.ov-canvas')].map((c) => {
-                const x = c.getContext('2d'); const n = c.width;
-                return [Array.from(x.getImageData(n - 1, 0, 1, 1).data), Array.from(x.getImageData(0, n - 1, 1, 1).data)];
-            });"""
+@browser.NEEDED
+def test_the_long_page_in_chromium(page2000, driver):
+    driver.get(page2000[0].as_uri())
+    ready = None
+    for _ in range(300):
+        ready = driver.execute_script(
+            "const m = document.getElementById('attnviz'); return m.dataset.ready || m.dataset.error || null"
         )
-        assert len(pixels) == 9
-        for corner, below in pixels:
-            assert corner == [154, 154, 154, 255]  # masked
-            assert below[3] == 255 and below[:3] != [154, 154, 154]
-        before = driver.execute_script("return [attnvizLong.state.r0, attnvizLong.state.c0]")
-        title = driver.find_element("id", "zoom-title").text
-        ms = driver.execute_async_script(
-            """const done = arguments[0]; const t0 = performance.now();
-            document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}));
-            requestAnimationFrame(() => setTimeout(() => done(performance.now() - t0), 0));"""
-        )
-        print(f"zoom move: {ms:.1f} ms")
-        after = driver.execute_script("return [attnvizLong.state.r0, attnvizLong.state.c0]")
-        assert after == [before[0], before[1] + 8]
-        assert driver.find_element("id", "zoom-title").text != title
-        # Shift moves a whole window; ] selects the next head (its overview outlined).
-        driver.execute_script(
-            "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowDown', shiftKey: true}))"
-        )
-        assert driver.execute_script("return attnvizLong.state.r0") == min(before[0] + 64, 2000 - 64)
-        driver.execute_script("document.dispatchEvent(new KeyboardEvent('keydown', {key: ']'}))")
-        assert driver.execute_script("return document.querySelector('.ov.selected').dataset.k") == "1"
-        # The focus row: a pixel per screen pixel (at most one per token), and its targets listed.
-        width, shown = driver.execute_script(
-            "const s = document.getElementById('strip'); return [s.width, document.getElementById('focus').clientWidth]"
-        )
-        assert width == min(2000, shown)
-        assert len(driver.find_elements("css selector", ".targets li")) == 10
-        errors = [e for e in browser.console(driver) if e["level"] in ("SEVERE", "ERROR")]
-        assert errors == []
-        assert [u for u in browser.requests(driver) if u.startswith(("http:", "https:", "ws:", "wss:"))] == []
-    finally:
-        browser.stop(driver)
+        if ready:
+            break
+        time.sleep(0.05)
+    assert ready == "1", ready
+    for _ in range(300):  # the other heads' maps come after the first view
+        if driver.execute_script("return document.getElementById('attnviz').dataset.loaded"):
+            break
+        time.sleep(0.05)
+    first_view = int(driver.execute_script("return document.getElementById('attnviz').dataset.firstView"))
+    print(f"first view: {first_view} ms")
+    # Nine overviews, drawn: a masked (grey) corner top right, viridis below the diagonal.
+    pixels = driver.execute_script(
+        """return [...document.querySelectorAll('.ov-canvas')].map((c) => {
+            const x = c.getContext('2d'); const n = c.width;
+            return [Array.from(x.getImageData(n - 1, 0, 1, 1).data), Array.from(x.getImageData(0, n - 1, 1, 1).data)];
+        });"""
+    )
+    assert len(pixels) == 9
+    for corner, below in pixels:
+        assert corner == [154, 154, 154, 255]  # masked
+        assert below[3] == 255 and below[:3] != [154, 154, 154]
+    before = driver.execute_script("return [attnvizLong.state.r0, attnvizLong.state.c0]")
+    title = driver.find_element("id", "zoom-title").text
+    ms = driver.execute_async_script(
+        """const done = arguments[0]; const t0 = performance.now();
+        document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}));
+        requestAnimationFrame(() => setTimeout(() => done(performance.now() - t0), 0));"""
+    )
+    print(f"zoom move: {ms:.1f} ms")
+    after = driver.execute_script("return [attnvizLong.state.r0, attnvizLong.state.c0]")
+    assert after == [before[0], before[1] + 8]
+    assert driver.find_element("id", "zoom-title").text != title
+    # Shift moves a whole window; ] selects the next head (its overview outlined).
+    driver.execute_script("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowDown', shiftKey: true}))")
+    assert driver.execute_script("return attnvizLong.state.r0") == min(before[0] + 64, 2000 - 64)
+    driver.execute_script("document.dispatchEvent(new KeyboardEvent('keydown', {key: ']'}))")
+    assert driver.execute_script("return document.querySelector('.ov.selected').dataset.k") == "1"
+    # The focus row: a pixel per screen pixel (at most one per token), and its targets listed.
+    width, shown = driver.execute_script(
+        "const s = document.getElementById('strip'); return [s.width, document.getElementById('focus').clientWidth]"
+    )
+    assert width == min(2000, shown)
+    assert len(driver.find_elements("css selector", ".targets li")) == 10
+    errors = [e for e in browser.console(driver) if e["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+    assert [u for u in browser.requests(driver) if u.startswith(("http:", "https:", "ws:", "wss:"))] == []

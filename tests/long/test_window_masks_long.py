@@ -176,61 +176,58 @@ def wait_ready(driver) -> None:
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.skipif(not browser.available(), reason="needs chromium, chromedriver and selenium")
-def test_the_pages_draw_out_of_window_cells_grey_in_chromium(long_windowed, tmp_path):
+@browser.NEEDED
+def test_the_pages_draw_out_of_window_cells_grey_in_chromium(long_windowed, tmp_path, driver):
     result = long_windowed
     T = len(result.tokens)
     short_page, long_page = tmp_path / "short.html", tmp_path / "long.html"
     short_page.write_text(render_html(result), encoding="utf-8")
     long_page.write_text(render_long_html(result), encoding="utf-8")
     edges = long_page_data(result)["pool"]["edges"]
-    driver = browser.start()
-    try:
-        # The long page: each overview block wholly outside the window is grey, in layer 0 only.
-        driver.get(long_page.as_uri())
-        wait_ready(driver)
-        pixels = driver.execute_script(
-            """return [...document.querySelectorAll('.ov-canvas')].map((c) => {
-                const x = c.getContext('2d'), n = c.width, d = x.getImageData(0, 0, n, n).data, out = [];
-                for (let r = 0; r < n; r++) { const row = []; for (let k = 0; k < n; k++) row.push(d[4 * (r * n + k)] === 154 && d[4 * (r * n + k) + 1] === 154); out.push(row); }
-                return out;
-            });"""
-        )
-        assert len(pixels) == 4  # layers 0 and 1, two heads each
-        rule0, rule1 = MaskRule(True, WINDOW), MaskRule(True)
-        np.testing.assert_array_equal(np.array(pixels[0]), rule0.blocks(edges, edges))
-        np.testing.assert_array_equal(np.array(pixels[2]), rule1.blocks(edges, edges))
-        assert f"outside the {WINDOW}-token window in local layer 0)" in driver.find_element("id", "attnviz").text
-        # The short page's matrix: out-of-window cells are masked (tooltip) and grey-hatched.
-        driver.get(short_page.as_uri())
-        wait_ready(driver)
-        driver.find_element("id", "tab-matrix").click()
-        tip = """const c = document.getElementById('matrix'), m = +c.dataset.margin, s = +c.dataset.cell, r = c.getBoundingClientRect();
-            c.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + m + (arguments[1] + 0.5) * s, clientY: r.top + m + (arguments[0] + 0.5) * s}));
-            const t = document.getElementById('tooltip'); return [t.dataset.w, t.textContent];"""
-        w, text = driver.execute_script(tip, T - 1, 0)
-        assert w == "masked" and f"outside the {WINDOW}-token window" in text
-        w, _ = driver.execute_script(tip, T - 1, T - WINDOW)
-        assert w != "masked"
-        pixel = """const c = document.getElementById('matrix'), m = +c.dataset.margin, s = +c.dataset.cell, q = window.devicePixelRatio || 1;
-            return [...c.getContext('2d').getImageData((m + (arguments[1] + 0.5) * s) * q, (m + (arguments[0] + 0.5) * s) * q, 1, 1).data].slice(0, 3)"""
-        out, after = driver.execute_script(pixel, T - 1, 0), driver.execute_script(pixel, 0, T - 1)
-        assert out[0] == out[1] == out[2] and after[0] == after[1] == after[2]  # both grey (hatched)
-        seen = driver.execute_script(pixel, T - 1, T - 2)
-        assert len(set(seen)) > 1  # a viridis colour
-        legend = driver.find_element("css selector", ".legend").text
-        assert f"outside the {WINDOW}-token sliding window of this layer" in legend
-        # Layer 1 (global): the same cell is a weight.
-        driver.execute_script(
-            "const s = document.getElementById('layer'); s.value = '1'; s.dispatchEvent(new Event('change'))"
-        )
-        w, _ = driver.execute_script(tip, T - 1, 0)
-        assert w != "masked"
-        assert "window" not in driver.find_element("css selector", ".legend").text
-        logs = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        assert logs == []
-    finally:
-        browser.stop(driver)
+
+    # The long page: each overview block wholly outside the window is grey, in layer 0 only.
+    driver.get(long_page.as_uri())
+    wait_ready(driver)
+    pixels = driver.execute_script(
+        """return [...document.querySelectorAll('.ov-canvas')].map((c) => {
+            const x = c.getContext('2d'), n = c.width, d = x.getImageData(0, 0, n, n).data, out = [];
+            for (let r = 0; r < n; r++) { const row = []; for (let k = 0; k < n; k++) row.push(d[4 * (r * n + k)] === 154 && d[4 * (r * n + k) + 1] === 154); out.push(row); }
+            return out;
+        });"""
+    )
+    assert len(pixels) == 4  # layers 0 and 1, two heads each
+    rule0, rule1 = MaskRule(True, WINDOW), MaskRule(True)
+    np.testing.assert_array_equal(np.array(pixels[0]), rule0.blocks(edges, edges))
+    np.testing.assert_array_equal(np.array(pixels[2]), rule1.blocks(edges, edges))
+    assert f"outside the {WINDOW}-token window in local layer 0)" in driver.find_element("id", "attnviz").text
+    # The short page's matrix: out-of-window cells are masked (tooltip) and grey-hatched.
+    driver.get(short_page.as_uri())
+    wait_ready(driver)
+    driver.find_element("id", "tab-matrix").click()
+    tip = """const c = document.getElementById('matrix'), m = +c.dataset.margin, s = +c.dataset.cell, r = c.getBoundingClientRect();
+        c.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + m + (arguments[1] + 0.5) * s, clientY: r.top + m + (arguments[0] + 0.5) * s}));
+        const t = document.getElementById('tooltip'); return [t.dataset.w, t.textContent];"""
+    w, text = driver.execute_script(tip, T - 1, 0)
+    assert w == "masked" and f"outside the {WINDOW}-token window" in text
+    w, _ = driver.execute_script(tip, T - 1, T - WINDOW)
+    assert w != "masked"
+    pixel = """const c = document.getElementById('matrix'), m = +c.dataset.margin, s = +c.dataset.cell, q = window.devicePixelRatio || 1;
+        return [...c.getContext('2d').getImageData((m + (arguments[1] + 0.5) * s) * q, (m + (arguments[0] + 0.5) * s) * q, 1, 1).data].slice(0, 3)"""
+    out, after = driver.execute_script(pixel, T - 1, 0), driver.execute_script(pixel, 0, T - 1)
+    assert out[0] == out[1] == out[2] and after[0] == after[1] == after[2]  # both grey (hatched)
+    seen = driver.execute_script(pixel, T - 1, T - 2)
+    assert len(set(seen)) > 1  # a viridis colour
+    legend = driver.find_element("css selector", ".legend").text
+    assert f"outside the {WINDOW}-token sliding window of this layer" in legend
+    # Layer 1 (global): the same cell is a weight.
+    driver.execute_script(
+        "const s = document.getElementById('layer'); s.value = '1'; s.dispatchEvent(new Event('change'))"
+    )
+    w, _ = driver.execute_script(tip, T - 1, 0)
+    assert w != "masked"
+    assert "window" not in driver.find_element("css selector", ".legend").text
+    logs = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert logs == []
 
 
 def test_page_json_round_trip(long_windowed):

@@ -18,18 +18,9 @@ from attnviz.pipeline import run_attention
 from attnviz.render.html import render_html
 from test_html import page_json, weights_of
 
-pytestmark = pytest.mark.skipif(
-    not browser.available(), reason="needs chromium, chromedriver (.ci/run installs them) and selenium"
-)
+pytestmark = browser.NEEDED
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
-
-
-@pytest.fixture(scope="module")
-def driver():
-    d = browser.start()
-    yield d
-    browser.stop(d)
 
 
 @pytest.fixture(scope="module")

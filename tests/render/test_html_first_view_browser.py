@@ -18,17 +18,10 @@ from attnviz.render.html import render_html
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not browser.available(), reason="needs chromium, chromedriver and selenium"),
+    browser.NEEDED,
 ]
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
-
-
-@pytest.fixture(scope="module")
-def driver():
-    d = browser.start()
-    yield d
-    browser.stop(d)
 
 
 def open_page(driver, path):

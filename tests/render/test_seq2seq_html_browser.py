@@ -4,8 +4,6 @@ kind the page names, the matrix's row and column labels and its size, and the co
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,23 +11,13 @@ import pytest
 import browser
 
 pytest.importorskip("transformers")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "engines"))
 
-import tiny_hf  # noqa: E402
+import tiny_hf
 
-pytestmark = pytest.mark.skipif(
-    not browser.available(), reason="needs chromium, chromedriver (.ci/run installs them) and selenium"
-)
+pytestmark = browser.NEEDED
 
 SOURCE = "the cat sat on the mat because it was tired ."
 TARGET = "le chat sur le tapis ."
-
-
-@pytest.fixture(scope="module")
-def driver():
-    d = browser.start()
-    yield d
-    browser.stop(d)
 
 
 @pytest.fixture(scope="module")
