@@ -10,6 +10,7 @@ import numpy as np
 from .keep import KeepRequest
 from .analysis.streamed_pooling import PoolPlan, StreamedPooling
 from .result import AttentionResult
+from .engines import engine_of
 from .errors import AttnvizError
 from .checkpoints import LoadedModel
 from .text import check_text
@@ -25,7 +26,7 @@ def encode(model: LoadedModel, text: str, truncate: bool = False) -> Encoding:
 
 def token_count(model, text: str, truncate: bool = False) -> int:
     """How many tokens `text` is for `model`, through whichever engine runs it (as `encode` refuses)."""
-    if getattr(model, "engine", "native") == "transformers":
+    if engine_of(model) == "transformers":
         from .engines import transformers_engine
 
         return len(transformers_engine.tokenize(model, text, truncate).ids)
@@ -90,9 +91,7 @@ def run_attention(
     of every layer up to it; its head index is -1) or "norm" (each weight times the norm of the
     transformed value vector, Kobayashi et al. 2020). See analysis/views.py.
     """
-    if (
-        getattr(model, "engine", "native") == "transformers"
-    ):  # engines/transformers_engine.py: the same result, another engine
+    if engine_of(model) == "transformers":  # engines/transformers_engine.py: the same result, another engine
         from .engines import transformers_engine
 
         return transformers_engine.run(model, text, layers, heads, truncate, view, focus, focus_layers)
@@ -255,7 +254,7 @@ def run_attention_batch(
     AttnvizError that text raised (empty, too long). Texts of the attention view run in padded
     batches (an additive mask gives padded keys exactly zero weight, and padding sits after the
     real tokens, so positions are unchanged); other views run one by one."""
-    if getattr(model, "engine", "native") == "transformers":
+    if engine_of(model) == "transformers":
         from .engines import transformers_engine
 
         return transformers_engine.run_batch(model, texts, truncate, view, batch_size)
@@ -282,7 +281,7 @@ def run_for_head_stats(
     every map, as run_attention_batch runs them. One result per text, or its AttnvizError."""
     from .sizes import streams_head_stats
 
-    if getattr(model, "engine", "native") == "transformers":  # its maps come whole from transformers
+    if engine_of(model) == "transformers":  # its maps come whole from transformers
         return run_attention_batch(model, texts, truncate, batch_size=batch_size)
     out: list[AttentionResult | AttnvizError | None] = [None] * len(texts)
     encoded = []

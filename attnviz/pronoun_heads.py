@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .analysis.probe import ProbeResult, read_items, resolve_probe_file, run_probe
 from .checkpoints import LoadedModel
+from .engines import engine_of
 from .errors import AttnvizError
 from .files import atomic_write
 from .reading import JSON_LIMIT, TEXT_LIMIT, JSONLimitError, parse_json, read_bytes
@@ -90,7 +91,7 @@ def fingerprint(model: LoadedModel) -> str | None:
     one) and the dtype, and read back next time. A model loaded up to `last_layer` lacks tensors:
     it can only be matched through that memory (a whole load of the same files wrote it), else
     its fingerprint is unknown and nothing is cached for it."""
-    if getattr(model, "engine", "native") != "native":
+    if engine_of(model) != "native":
         return None  # a model run by transformers (engines/): its heads are not remembered
     weights = _weights_digest(model)
     if weights is None:
