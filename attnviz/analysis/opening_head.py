@@ -25,14 +25,13 @@ def opening_head(
         li, hi = result.layers.index(best["layer"]), result.heads.index(best["head"])
         return li, hi, f"its best pronoun head ({100 * best['accuracy']:.0f}% on the agreement set)"
     sinks = set(result.sink_indices())
-    keys = [j for j in range(len(result.tokens)) if j != focus and j not in sinks and not (result.causal and j > focus)]
+    cross = result.key_tokens is not None  # cross-attention: the keys are the source's tokens, none is the focus
+    seen = [j for j in range(result.weights.shape[-1]) if j not in sinks]
+    keys = seen if cross else [j for j in seen if j != focus and not (result.causal and j > focus)]
     if not keys:
         return None
     top = result.weights[:, :, focus, :][:, :, keys].max(axis=-1)  # [layers, heads]
     li, hi = np.unravel_index(int(np.argmax(top)), top.shape)  # the first maximum, in layer/head order
     label = result.labels[focus]
-    return (
-        int(li),
-        int(hi),
-        f"the head where {label!r} sends the most weight to one other {result.unit_name}, sinks aside",
-    )
+    other = "source token" if cross else f"other {result.unit_name}"
+    return (int(li), int(hi), f"the head where {label!r} sends the most weight to one {other}, sinks aside")

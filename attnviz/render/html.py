@@ -380,7 +380,9 @@ def seq2seq_page_data(
                 resolve_focus(result, focus)
             except AttnvizError:
                 query = None  # not on this kind's rows: no focus here (the CLI said which side it is on)
-        data = page_data({"attention": result}, focus=query, level="tokens", bits=bits)
+        # Opens on the head answering the focus (or the first pronoun with no --focus), as show --html.
+        opening = focus is None or query is not None
+        data = page_data({"attention": result}, focus=query, level="tokens", bits=bits, open_on_focus=opening)
         if focus is not None and query is None:
             for level in data["levels"].values():
                 level["focus"] = None

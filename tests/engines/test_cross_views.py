@@ -280,3 +280,24 @@ def test_npz_and_json_of_cross_attention_carry_the_source(models, tmp_path):
     data = json.loads(done.stdout)
     assert data["digits"] == 3 and data["key_tokens"] == ref["columns"]
     assert np.abs(np.array(data["weights"]) - ref["cross"]).max() <= 5e-4
+
+
+@pytest.mark.slow
+def test_each_kind_of_the_page_opens_on_the_head_that_answers_the_focus(models, tmp_path):
+    """As `show --html` does: the head where the focus token sends the most weight to one key,
+    sinks aside; for cross-attention a source token (transformers' rows, the source's specials
+    left out)."""
+    page_file = tmp_path / "page.html"
+    done = invoke("show", SOURCE, "--target", TARGET, "-m", models["t5"], "--focus", "tapis", "--html", page_file)
+    assert done.exit_code == 0, done.output
+    data = page_json(page_file.read_text(encoding="utf-8"))
+    ref = reference(models["t5"])
+    index = ref["rows"].index("tapis")
+    keys = [j for j, token in enumerate(ref["columns"]) if token not in ("[CLS]", "[SEP]")]
+    top = ref["cross"][:, :, index, keys].max(axis=-1)  # [L, H]
+    layer, head = np.unravel_index(int(np.argmax(top)), top.shape)
+    opened = data["kinds"]["cross"]["initial"]
+    assert (opened["layer"], opened["head"]) == (layer, head)
+    assert any(note.startswith(f"Opened on layer {layer} head {head}:") for note in data["kinds"]["cross"]["notes"])
+    assert "one source token" in " ".join(data["kinds"]["cross"]["notes"])
+    assert "layer" not in data["kinds"]["encoder"]["initial"]  # "tapis" is not in the source: no focus there
