@@ -27,6 +27,7 @@ from attnviz.pipeline import run_attention
 from attnviz.render.terminal import MARK
 from attnviz.render.terminal import cell_style as show_style
 from cli_runs import assert_one_error_line
+from explore_pilot import settle, enter
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,23 +45,6 @@ def private_dirs(tmp_path, monkeypatch):
 
 def make_app(model, tmp_path, text=None, **options):
     return ExploreApp(lambda: model, "random", text, Options(**options), save_dir=tmp_path)
-
-
-async def settle(app, pilot):
-    """Until the workers (load, run, save) are done and the screen has caught up."""
-    for _ in range(200):
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        if app.loaded is not None and not any(w.is_running for w in app.workers):
-            return
-    raise AssertionError("the explorer never settled")
-
-
-async def enter(app, pilot, text):
-    app.query_one("#sentence").value = text
-    app.query_one("#sentence").focus()
-    await pilot.press("enter")
-    await settle(app, pilot)
 
 
 def cell_values(app):

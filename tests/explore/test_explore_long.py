@@ -11,6 +11,7 @@ from attnviz.config import EncoderConfig
 from attnviz.explore.app import ExploreApp
 from attnviz.explore.session import Options
 from attnviz.pipeline import run_attention
+from explore_pilot import settle
 
 LONG = " ".join(f"word{i % 37} and it" for i in range(100))  # ~300 tokens
 
@@ -25,15 +26,6 @@ def private_dirs(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def decoder():
     return random_model(EncoderConfig(max_len=512, causal=True), seed=0)
-
-
-async def settle(app, pilot):
-    for _ in range(200):
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        if app.loaded is not None and not any(w.is_running for w in app.workers):
-            return
-    raise AssertionError("the explorer never settled")
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from attnviz.checkpoints import random_model
 from attnviz.config import EncoderConfig
 from attnviz.explore.app import ExploreApp
 from attnviz.explore.session import Options
+from explore_pilot import settle, enter
 
 pytestmark = pytest.mark.slow
 
@@ -27,22 +28,6 @@ def private_dirs(tmp_path, monkeypatch):
 def wide_model():
     """6 layers x 12 heads, MiniLM's shape, so the status line is as long as a real model's."""
     return random_model(EncoderConfig(num_layers=6, num_heads=12, d_model=96), seed=0)
-
-
-async def settle(app, pilot):
-    for _ in range(200):
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        if app.loaded is not None and not any(w.is_running for w in app.workers):
-            return
-    raise AssertionError("the explorer never settled")
-
-
-async def enter(app, pilot, text):
-    app.query_one("#sentence").value = text
-    app.query_one("#sentence").focus()
-    await pilot.press("enter")
-    await settle(app, pilot)
 
 
 def message(app) -> str:

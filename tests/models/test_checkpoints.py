@@ -136,49 +136,11 @@ def test_save_refuses_non_empty_folder_and_file(tmp_path):
 
 @pytest.mark.slow
 def test_init_writes_the_random_model_of_the_same_flags(tmp_path):
-    folder, result = init(
-        tmp_path,
-        "--num-layers",
-        "3",
-        "--num-heads",
-        "2",
-        "--d-model",
-        "32",
-        "--d-ff",
-        "40",
-        "--max-len",
-        "64",
-        "--positional",
-        "learned",
-        "--norm-placement",
-        "pre",
-        "--activation",
-        "gelu_tanh",
-        "--seed",
-        "9",
-    )
+    flags = "--num-layers 3 --num-heads 2 --d-model 32 --d-ff 40 --max-len 64 --positional learned"
+    flags = (flags + " --norm-placement pre --activation gelu_tanh --seed 9").split()
+    folder, result = init(tmp_path, *flags)
     assert result.exit_code == 0, result.output
     assert str(folder) in result.stdout
-    flags = [
-        "--num-layers",
-        "3",
-        "--num-heads",
-        "2",
-        "--d-model",
-        "32",
-        "--d-ff",
-        "40",
-        "--max-len",
-        "64",
-        "--positional",
-        "learned",
-        "--norm-placement",
-        "pre",
-        "--activation",
-        "gelu_tanh",
-        "--seed",
-        "9",
-    ]
     from_folder = invoke("show", TEXT, "--model", str(folder), "--format", "json", "--layer", "all")
     from_flags = invoke("show", TEXT, *flags, "--format", "json", "--layer", "all")
     assert from_folder.exit_code == 0 and from_flags.exit_code == 0, from_folder.output + from_flags.output
