@@ -96,16 +96,6 @@ def _reduce(array: np.ndarray, ufunc, edges: np.ndarray, axis: int) -> np.ndarra
     return ufunc.reduceat(array, edges[:-1], axis=axis)
 
 
-def layer_mask(result, layer: int) -> np.ndarray:
-    """[T, T] bool: the cells query i cannot see in model layer `layer` of an AttentionResult.
-    Results whose mask depends on the layer (sliding windows) take it as an argument; the causal
-    mask of older results is the same for every layer."""
-    try:
-        return result.masked(layer)
-    except TypeError:
-        return result.masked()
-
-
 def skipped_cells(masked: np.ndarray, excluded: tuple[int, ...] | list[int] = ()) -> np.ndarray:
     """[T, T] bool: the cells a pooled view leaves out, the masked ones and the excluded (sink) keys."""
     skip = np.array(masked, dtype=bool, copy=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from rich.text import Text
 
-from ..analysis.pooling import DEFAULT_POOLING, layer_mask, pool_map, pool_row, skipped_cells
+from ..analysis.pooling import DEFAULT_POOLING, pool_map, pool_row, skipped_cells
 from ..render.overview import head_overview, needs_overview
 from ..render.terminal import MARK, cell_style, viridis
 from ..result import AttentionResult
@@ -97,7 +97,7 @@ def _to_line(text: Text) -> Line:
 def _overview(result, layer, head, width, height, how) -> tuple[Heatmap, list[int]]:
     T = len(result.tokens)
     li, hi = result.layers.index(layer), result.heads.index(head)
-    skip = skipped_cells(layer_mask(result, layer), result.excluded)  # [T, T]
+    skip = skipped_cells(result.masked(layer), result.excluded)  # [T, T]
     cols = max(8, min(width - ROW_LABEL - 1, 2 * max(4, height - 3), T))
     pooled = pool_map(result.weights[li, hi], skip, cols, cols, how)  # two row blocks per line
     texts = head_overview(pooled, layer, head, result.labels, True, result.causal)
@@ -113,7 +113,7 @@ def _window(result, layer, head, focus, zoom: Zoom, rows: int, cols: int) -> tup
     weights = result.head(layer, head)  # [T, T]
     labels = result.labels
     T = len(labels)
-    masked = layer_mask(result, layer)  # [T, T]
+    masked = result.masked(layer)  # [T, T]
     coloured = ~masked
     if result.excluded:
         coloured[:, list(result.excluded)] = False
@@ -166,7 +166,7 @@ def strip_line(
 ) -> Line:
     """cells.strip_line for a long text: the focus row pooled (max) to `cols` blocks."""
     li, hi = result.layers.index(layer), result.heads.index(head)
-    skip = layer_mask(result, layer)[focus].copy()  # [T]
+    skip = result.masked(layer)[focus].copy()  # [T]
     if result.excluded:
         skip[list(result.excluded)] = True
     strip = pool_row(result.weights[li, hi, focus], skip, cols)

@@ -22,7 +22,6 @@ from ..analysis.focus import Focus
 from ..analysis.pooling import (
     DEFAULT_POOLING,
     Pooled,
-    layer_mask,
     nice_ticks,
     pool_map,
     pool_row,
@@ -146,7 +145,7 @@ def _maps(result: AttentionResult, focus: Focus | None, grid: tuple[int, int], h
                 yield layer, head, pooled, _focus_row(result, focus, layer, head), row_skip
         return
     for li, layer in enumerate(result.layers):
-        skip = skipped_cells(layer_mask(result, layer), result.excluded)  # [T, T]
+        skip = skipped_cells(result.masked(layer), result.excluded)  # [T, T]
         for hi, head in enumerate(result.heads):
             weights = result.weights[li, hi]  # [T, T]
             pooled = pool_map(weights, skip, grid[0], grid[1], how)

@@ -12,7 +12,7 @@ import pytest
 import attnviz
 import cli_runs
 from attnviz import blockwise, pipeline
-from attnviz.analysis.pooling import layer_mask, pool_map, skipped_cells
+from attnviz.analysis.pooling import pool_map, skipped_cells
 from attnviz.analysis.streamed_pooling import PoolPlan
 from attnviz.config import EncoderConfig
 from attnviz.pipeline import run_attention
@@ -71,7 +71,7 @@ def test_streamed_grids_equal_pooling_the_full_maps(config, how, tokens, block, 
     assert grids.layers == [0, 1] and grids.heads == [2, 0] and grids.how == how and grids.excluded == excluded
     reference = full.without_sinks() if sinks else full
     for li, layer in enumerate((0, 1)):
-        skip = skipped_cells(layer_mask(reference, layer), reference.excluded)
+        skip = skipped_cells(reference.masked(layer), reference.excluded)
         for hi, head in enumerate(heads):
             expected = pool_map(full.head(layer, head), skip, 9, 11, how)
             np.testing.assert_array_equal(grids.empty[li], expected.empty)
@@ -164,7 +164,7 @@ def test_smollm2_overview_streamed_equals_kept(smollm2, tmp_path):
     full = run_attention(smollm2, text, layers=[0])
     plan = PoolPlan((0,), tuple(range(9)), 22, 44, "mean", tuple(full.sink_indices()))
     streamed = run_attention(smollm2, text, layers=[0], pool=plan)
-    skip = skipped_cells(layer_mask(full, 0), plan.excluded)
+    skip = skipped_cells(full.masked(0), plan.excluded)
     for head in range(9):
         expected = pool_map(full.head(0, head), skip, 22, 44, "mean")
         np.testing.assert_allclose(streamed.pooled.values[0, head], expected.values, rtol=1e-6, atol=1e-7)

@@ -43,19 +43,7 @@ def test_a_huge_max_len_costs_nothing_with_sinusoidal_positions(tmp_path):
     show of the saved model succeed (a whole max_len table with its float64 temporaries would be
     57 GB at d_model 16)."""
     done = run_attnviz(
-        "init",
-        "m",
-        "--num-layers",
-        "1",
-        "--num-heads",
-        "1",
-        "--d-model",
-        "16",
-        "--d-ff",
-        "32",
-        "--max-len",
-        "100000000",
-        cwd=tmp_path,
+        "init", "m", *"--num-layers 1 --num-heads 1 --d-model 16 --d-ff 32 --max-len 100000000".split(), cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     shown = run_attnviz("show", "hi it", "-m", "m", "--format", "json", cwd=tmp_path)
@@ -68,24 +56,8 @@ def test_a_huge_max_len_costs_nothing_with_sinusoidal_positions(tmp_path):
 def test_the_memory_estimate_counts_the_copy_made_while_filling_the_largest_tensor(tmp_path):
     """A learned position table of 20M x 16 floats is 1.2 GiB, and drawing its random values takes
     as much again: under a 2 GiB limit it is refused, not built until the kernel kills it."""
-    done = run_attnviz(
-        "init",
-        "m",
-        "--num-layers",
-        "1",
-        "--num-heads",
-        "1",
-        "--d-model",
-        "16",
-        "--d-ff",
-        "32",
-        "--positional",
-        "learned",
-        "--max-len",
-        "20000000",
-        cwd=tmp_path,
-        env={"ATTNVIZ_MAX_MEMORY": "2G"},
-    )
+    shape = "--num-layers 1 --num-heads 1 --d-model 16 --d-ff 32 --positional learned --max-len 20000000"
+    done = run_attnviz("init", "m", *shape.split(), cwd=tmp_path, env={"ATTNVIZ_MAX_MEMORY": "2G"})
     line = assert_one_error_line(done)
     assert "--max-len 20000000 makes a model of 2.4 GB" in line, line
     assert not any(tmp_path.iterdir())
