@@ -14,6 +14,14 @@ import numpy as np
 from .config import EncoderConfig
 from .masks import BlockAxes, MaskRule
 
+# An encoder-decoder model's three kinds of attention (AttentionResult.attention), as the tables
+# and the page name them (images use shorter titles: render/image/layouts.KIND_TITLES).
+KIND_NAMES = {
+    "encoder": "encoder self-attention (source → source)",
+    "decoder": "decoder self-attention (target → target, causal)",
+    "cross": "cross-attention: target → source",
+}
+
 
 @dataclass(frozen=True)
 class ModelInfo:

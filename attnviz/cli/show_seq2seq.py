@@ -14,12 +14,6 @@ from pathlib import Path
 
 from ..errors import AttnvizError
 
-# What each kind is, named in tables, images and the page.
-KIND_NAMES = {
-    "encoder": "encoder self-attention (source → source)",
-    "decoder": "decoder self-attention (target → target, causal)",
-    "cross": "cross-attention: target → source",
-}
 ROW_SIDE = {"encoder": "source", "decoder": "target", "cross": "target"}
 
 
@@ -105,6 +99,7 @@ def show_seq2seq(
 
     from ..analysis.focus import top_targets
     from ..render.terminal import render_focus, render_focus_answer, render_header, render_heads
+    from ..result import KIND_NAMES
 
     per_head = top_targets(summary, focus_at.index, top) if focus_at is not None else []
     with out.console() as console:
@@ -148,6 +143,8 @@ def _focus(results: dict, focus: str | None, attention: str, chosen: bool):
             "(the source's rows); pass --attention to choose"
         )
         return found, other
+    from ..result import KIND_NAMES
+
     hint = "--attention encoder" if other == "encoder" else "--attention cross or decoder"
     short = KIND_NAMES[attention].split(" (")[0].split(":")[0]  # "cross-attention", "encoder self-attention"
     raise AttnvizError(

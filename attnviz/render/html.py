@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..result import AttentionResult
+from ..result import KIND_NAMES, AttentionResult
 from .html_page import asset, page_script, hangul_font_css, script_json, zero_runs
 
 LONG_FROM = 512  # tokens: longer texts get the page of html_long.py
@@ -344,12 +344,6 @@ def iframe(page: str, height: int = 720) -> str:
     )
 
 
-# An encoder-decoder model's three kinds of attention, as the page names them.
-KINDS = {
-    "encoder": "encoder self-attention (source → source)",
-    "decoder": "decoder self-attention (target → target, causal)",
-    "cross": "cross-attention: target → source",
-}
 # Up to this many weights over the three kinds, the page stores them exactly (float32).
 MAX_EXACT_VALUES = 200_000
 # What each kind's page data holds of its own; the rest (format, bits, head view) is shared.
@@ -387,7 +381,7 @@ def seq2seq_page_data(
             for level in data["levels"].values():
                 level["focus"] = None
         kinds[kind] = {name: data[name] for name in _KIND_FIELDS}
-        kinds[kind]["name"] = KINDS.get(kind, kind)
+        kinds[kind]["name"] = KIND_NAMES.get(kind, kind)
     shared = {name: value for name, value in data.items() if name not in _KIND_FIELDS}
     sources = {r.key_text for r in results.values() if r.key_text is not None}
     source = next(iter(sources)) if sources else results.get("encoder", results[initial]).text
