@@ -5,8 +5,10 @@ transformers engine reads is one line naming the extra's install command."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 
 import pytest
@@ -29,13 +31,17 @@ WITHOUT_EXTRA = (
 
 
 def without_extra(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", WITHOUT_EXTRA, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "100", "HOME": str(ROOT)},
-        timeout=300,
-    )
+    home = tempfile.mkdtemp(prefix="attnviz-home-")  # its caches, never the repository's
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", WITHOUT_EXTRA, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "100", "HOME": home},
+            timeout=300,
+        )
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
